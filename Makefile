@@ -1,0 +1,37 @@
+# The two commands of the README.  Both set up .venv (Python >= 3.11) with everything needed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TOOLS  := tar unzip md5sum
+
+.PHONY: demo test lint tools bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[ms,test]'
+	touch $(STAMP)
+
+# Command-line tools the tests use as real clients; installed from Debian when missing.
+tools:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && apt-get install -y -qq tar unzip coreutils; \
+	fi
+
+demo: $(STAMP) tools
+	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
+
+test: $(STAMP) tools lint
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/package_bench.py
+
+clean:
+	rm -rf $(VENV) demo-output

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make demo: build an example reduction (seed 000's project 229), package it, check it.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+out="$here/demo-output"
+rm -rf "$out" && mkdir -p "$out"
+cd "$out"
+
+echo "== 1. an example reduction (project 229, SB IRC10216_setup3_b6_run_x2, 2 EBs)"
+python -m almaqa2.example "$here/tests/acceptance/project229/input.txt" IRC10216_setup3_b6_run_x2
+qa2 readme-template > README.header.txt
+find IRC10216_setup3_b6_run_x2 -maxdepth 1 | sort | sed 's/^/   /'
+
+echo
+echo "== 2. rehearse in fake mode, then package for real with hard links"
+qa2 -q package IRC10216_setup3_b6_run_x2 2011.0.00229.S --readme README.header.txt \
+    --style cycle0-nopipe --mode fake
+qa2 package IRC10216_setup3_b6_run_x2 2011.0.00229.S --readme README.header.txt \
+    --style cycle0-nopipe --mode hard
+
+echo
+echo "== 3. the package"
+sed -n '/^Directory tree/,$p' 2011.0.00229.S/sg_ouss_id/group_ouss_id/member_ouss_id/README
+
+echo "== 4. checks with the standard tools"
+md5sum -c --quiet 2011.0.00229.S/manifest.md5 && echo "   md5sum -c manifest.md5: all files OK"
+unzip -tq 2011.0.00229.S.ticket.zip | sed 's/^/   unzip -t ticket: /'
+echo "   ticket tar holds $(tar tf 2011.0.00229.S.ticket.tar | wc -l) files"
+echo
+echo "Everything is in $out"

@@ -1,0 +1,5 @@
+"""Compatibility module: ``from QA2_Packaging_module import *`` keeps old scripts working."""
+
+from almaqa2.legacy import QA_Packager
+
+__all__ = ["QA_Packager"]

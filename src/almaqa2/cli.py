@@ -1,0 +1,189 @@
+"""The ``qa2`` command: parse, call the library, show the result, map errors to exit codes.
+
+No packaging logic lives here.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import Almaqa2Error
+from .package import Request, Result, package, prepare
+from .plan import MODES, Plan
+from .readme import TEMPLATE, human_size
+from .rules import STYLES
+
+out = Console()
+err = Console(stderr=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qa2")
+@click.option("-v", "--verbose", count=True, help="Say more (-vv: everything).")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+    """Package ALMA QA2 data reductions for review and delivery."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
+        force=True,
+    )
+    ctx.obj = {"debug": debug}
+
+
+@cli.command("package")
+@click.argument("origpath", type=click.Path(path_type=Path))
+@click.argument("packpath", type=click.Path(path_type=Path))
+@click.option("--readme", type=click.Path(path_type=Path), required=True,
+              help="README header file (see 'qa2 readme-template').")
+@click.option("--mode", default="fake", show_default=True, help="|".join(MODES))
+@click.option("--append", default="", help="'' (replace), group or member.")
+@click.option("--style", default="", help="Packaging style: " + ", ".join(STYLES) + ".")
+@click.option("--pi-script", type=click.Path(path_type=Path),
+              help="scriptForPI.py to deliver (or its directory).")
+@click.option("--noms/--no-noms", default=False,
+              help="Legacy, without --style: leave MeasurementSets out.")
+@click.option("--sg", help="Science goal OUS UID.")
+@click.option("--gous", help="Group OUS UID.")
+@click.option("--mous", help="Member OUS UID.")
+@click.option("--sb-name", help="SB name (names the ticket files).")
+@click.option("--strict", is_flag=True, help="Fail on unclassified files.")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
+    """Package the reduction ORIGPATH into PACKPATH (named after the project code)."""
+    request = Request(**options)
+    if dry_run:
+        plan = prepare(request)
+        if as_json:
+            out.print_json(json.dumps(plan.as_dict()))
+        else:
+            _show_plan(plan)
+        return
+    with _progress() as progress:
+        result = package(request, progress)
+    if as_json:
+        out.print_json(json.dumps(_result_dict(result)))
+    else:
+        _show_result(result)
+
+
+@cli.command("readme-template")
+def readme_template() -> None:
+    """Print a README header template to fill in and give with --readme."""
+    click.echo(TEMPLATE, nl=False)
+
+
+@contextlib.contextmanager
+def _progress() -> Iterator[Any]:
+    """A progress bar on a terminal only; it appears for work of more than two seconds."""
+    if not err.is_terminal:
+        yield None
+        return
+    bar = Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TimeRemainingColumn(), console=err, transient=True,
+    )
+    task = bar.add_task("packaging", total=None, visible=False)
+    started = [False]
+
+    def update(done: int, total: int) -> None:
+        if not started[0] and bar.get_time() - bar.tasks[0].start_time > 2:  # type: ignore[operator]
+            started[0] = True
+            bar.update(task, visible=True)
+        bar.update(task, completed=done, total=total)
+
+    with bar:
+        bar.start_task(task)
+        yield update
+
+
+def _summary(plan: Plan, sizes: dict[str, int] | None = None) -> Table:
+    counts: Counter[str] = Counter()
+    volume: Counter[str] = Counter()
+    for p in plan.placements:
+        counts[p.dest.parts[0]] += 1
+        volume[p.dest.parts[0]] += p.size
+    table = Table(title=f"{plan.project}/{plan.member_path}", show_edge=False)
+    for column in ("directory", "entries", "size"):
+        table.add_column(column, justify="left" if column == "directory" else "right")
+    for name in sorted(counts):
+        table.add_row(name, str(counts[name]), human_size(volume[name]))
+    return table
+
+
+def _show_plan(plan: Plan) -> None:
+    table = Table(title=f"plan: {plan.project}/{plan.member_path} ({plan.mode})", show_edge=False)
+    table.add_column("from")
+    table.add_column("to")
+    for p in plan.placements:
+        table.add_row(str(p.source.rel), p.dest.as_posix() + ("/" if p.source.members else ""))
+    out.print(table)
+    for skip in plan.skipped:
+        out.print(f"[dim]not packaged: {skip.source.rel} ({skip.why})[/dim]")
+    for entry in plan.unclassified:
+        out.print(f"[yellow]unclassified: {entry.rel}[/yellow]")
+    out.print("dry run: nothing was written")
+
+
+def _show_result(result: Result) -> None:
+    out.print(_summary(result.plan))
+    out.print(f"package: {result.packpath}")
+    for path in result.tickets:
+        out.print(f"ticket:  {path}")
+    if result.manifest:
+        out.print(f"manifest: {result.manifest}")
+    if result.plan.unclassified:
+        out.print(f"[yellow]{len(result.plan.unclassified)} unclassified file(s) left out[/yellow]")
+
+
+def _result_dict(result: Result) -> dict[str, Any]:
+    return {
+        **result.plan.as_dict(),
+        "packpath": str(result.packpath),
+        "member_dir": str(result.member_dir),
+        "tickets": [str(p) for p in result.tickets],
+        "manifest": str(result.manifest) if result.manifest else None,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess)."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="qa2",
+                        standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.Abort:
+        err.print("aborted")
+        return 1
+    except Almaqa2Error as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    return code if isinstance(code, int) else 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Errors the library raises; the CLI turns them into one sentence and an exit code.
+
+Each error names what went wrong, the path concerned and what to do about it, so that the
+message alone lets a reducer fix the problem without reading a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Almaqa2Error(Exception):
+    """Base class: ``what`` happened at ``path``; ``fix`` says what to do."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, path: str | Path | None = None, fix: str | None = None):
+        self.what = what
+        self.path = None if path is None else str(path)
+        self.fix = fix
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        text = self.what
+        if self.path is not None:
+            text += f": {self.path}"
+        if self.fix:
+            text += f"; {self.fix}"
+        return text + ("" if text.endswith(".") else ".")
+
+
+class InputError(Almaqa2Error):
+    """The reduction, an option or a file given is not usable as it is."""
+
+
+class UnclassifiedError(InputError):
+    """``--strict``: files were found that no rule places."""
+
+
+class DestinationError(Almaqa2Error):
+    """``packpath`` cannot be written as asked (not ours, overlaps origpath, other disk)."""
+
+
+class LockedError(Almaqa2Error):
+    """Someone else holds the lock on this destination."""

@@ -1,0 +1,95 @@
+"""Build example reduction directories from a listing (tests, ``make demo``, trying things).
+
+A listing has one path a line, relative to the directory to build:
+
+- ``name/`` is a CASA table directory (``table.dat``, ``table.f0``); ``*.plots/`` is a
+  directory of PNG plots; a bare EB UID with ``/`` is an ASDM (``ASDM.xml``);
+- ``link -> target`` is a symbolic link;
+- any other line is a file with a few bytes; ``*.fits`` is a small valid FITS image and
+  ``*.log`` names a CASA version, as real logs do.
+
+Usage: ``python -m almaqa2.example LISTING DEST``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from astropy.io import fits
+
+from .uid import is_uid
+
+CASA_VERSION = "4.2.2"
+_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
+
+
+def write_fits(path: Path, name: str) -> None:
+    """A small radio image: 1 Stokes x 1 channel x 8 x 8 pixels with a beam."""
+    data = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) / 64
+    header = fits.Header()
+    header.update(
+        OBJECT="IRC+10216", BUNIT="Jy/beam", BMAJ=1.2e-4, BMIN=1.0e-4, BPA=35.0,
+        RESTFRQ=2.30538e11, CTYPE1="RA---SIN", CTYPE2="DEC--SIN", CTYPE3="FREQ",
+        CTYPE4="STOKES", ORIGIN=name,
+    )
+    fits.PrimaryHDU(data, header).writeto(path)
+
+
+def _file(path: Path, rel: str) -> None:
+    if rel.endswith(".fits"):
+        write_fits(path, rel)
+    elif rel.endswith(".png"):
+        path.write_bytes(_PNG + rel.encode())
+    elif rel.endswith(".log"):
+        path.write_text(f"INFO casa CASA Version {CASA_VERSION} (r30986)\nlog of {rel}\n")
+    else:
+        path.write_text(f"contents of {rel}\n")
+
+
+def build(listing: Iterable[str], root: Path) -> Path:
+    """Create the tree described by ``listing`` under ``root`` (which must not exist)."""
+    root.mkdir(parents=True)
+    links = []
+    for raw in listing:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if " -> " in line:
+            links.append(line.split(" -> ", 1))
+            continue
+        path = root / line
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not line.endswith("/"):
+            _file(path, line)
+            continue
+        path.mkdir(parents=True, exist_ok=True)
+        name = path.name
+        if name.endswith(".plots"):
+            for i in (1, 2):
+                (path / f"plot{i}.png").write_bytes(_PNG + f"{line}{i}".encode())
+        elif is_uid(name):
+            (path / "ASDM.xml").write_text(f"<ASDM>{name}</ASDM>\n")
+        else:
+            (path / "table.dat").write_bytes(b"table of " + line.encode())
+            (path / "table.f0").write_bytes(os.urandom(256))
+    for link, target in links:
+        (root / link).parent.mkdir(parents=True, exist_ok=True)
+        (root / link).symlink_to(target)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print(__doc__, file=sys.stderr)
+        return 2
+    build(Path(args[0]).read_text().splitlines(), Path(args[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

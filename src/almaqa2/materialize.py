@@ -1,0 +1,235 @@
+"""Plan -> disk: the one module that writes the package's payload, always atomically.
+
+Everything is built in a hidden staging directory beside packpath and renamed into place
+(an atomic exchange with the previous package where the kernel offers it), so that an
+interrupted run leaves the previous package, or nothing, under packpath.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import ctypes
+import errno
+import gzip
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import DestinationError
+from .plan import Placement, Plan
+from .scan import Kind
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[Path, int], None]
+"""Called with each payload file written and the bytes it took from its source."""
+
+_CHUNK = 1 << 24  # 16 MiB per copy_file_range call
+_RENAME_EXCHANGE = 2
+
+
+def staging_prefix(packpath: Path) -> str:
+    return f".{packpath.name}.almaqa2-staging-"
+
+
+def old_prefix(packpath: Path) -> str:
+    return f".{packpath.name}.almaqa2-old-"
+
+
+def check_same_device(plan: Plan, packpath: Path) -> None:
+    """Hard links cannot cross file systems: refuse before anything is written."""
+    dest_dev = os.stat(packpath.parent).st_dev
+    for placement in plan.placements:
+        if not placement.gzip and placement.source.dev != dest_dev:
+            raise DestinationError(
+                "hard links cannot cross file systems and "
+                f"{placement.source.path} is not on the file system of",
+                packpath.parent,
+                fix="package with --mode copy, or choose a packpath on the same file system",
+            )
+
+
+@contextlib.contextmanager
+def staging(packpath: Path) -> Iterator[Path]:
+    """A fresh staging directory beside ``packpath``, removed on the way out whatever happens."""
+    path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o777 & ~umask)  # mkdtemp makes it private; the package is not
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def recover(packpath: Path) -> None:
+    """Tidy what a killed run left beside ``packpath`` (call with the packpath lock held).
+
+    Staging directories are half-built packages: removed.  An ``-old-`` directory is the
+    previous package moved aside; if packpath is missing the run died between the two
+    renames of the non-atomic fallback, so it is put back, else it is removed.
+    """
+    parent = packpath.parent
+    for name in sorted(os.listdir(parent)):
+        path = parent / name
+        if name.startswith(staging_prefix(packpath)):
+            log.info("removing an interrupted build: %s", path)
+            shutil.rmtree(path, ignore_errors=True)
+        elif name.startswith(old_prefix(packpath)):
+            if packpath.exists():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                log.warning("restoring the previous package from %s", path)
+                os.rename(path, packpath)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where unsupported."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    result = renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), _RENAME_EXCHANGE)
+    if result == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
+def install(built: Path, target: Path) -> None:
+    """Put the directory ``built`` at ``target``, replacing what is there atomically.
+
+    The previous content ends up at ``built``'s path, for the caller's staging cleanup.
+    """
+    if not target.exists():
+        os.rename(built, target)
+        return
+    if _exchange(built, target):
+        return
+    aside = Path(tempfile.mkdtemp(prefix=old_prefix(target.parent / target.name), dir=target.parent))
+    os.rename(target, aside / "previous")
+    os.rename(built, target)
+    os.rename(aside / "previous", built)
+    os.rmdir(aside)
+
+
+def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dict[str, int]:
+    """Write every placement of ``plan`` under ``member_dir`` in the plan's mode.
+
+    Returns the size each placement has in the package as it will be delivered (for
+    fake and ticket modes: the size the real package would have, as planned).
+    """
+    writer = _WRITERS[plan.mode]
+    sizes: dict[str, int] = {}
+    for placement in plan.placements:
+        dest = member_dir / placement.dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
+    return sizes
+
+
+def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
+    source = placement.source
+    if placement.gzip:
+        return writer.gzip(source.path, dest, done)
+    if source.kind is Kind.FILE:
+        writer.file(source.path, dest)
+        if done:
+            done(dest, source.size)
+        return source.size
+    dest.mkdir()
+    for member in source.members:
+        target = dest / member.rel
+        if member.size is None:
+            target.mkdir()
+            continue
+        writer.file(source.path / member.rel, target)
+        if done:
+            done(target, member.size)
+    return source.size
+
+
+class Writer(abc.ABC):
+    """How a file reaches the package: fake (empty), copy or hard link."""
+
+    @abc.abstractmethod
+    def file(self, src: Path, dst: Path) -> None:
+        """Make ``dst`` (which does not exist yet) from ``src``."""
+
+    def gzip(self, src: Path, dst: Path, done: Done | None) -> int:
+        """Compress ``src`` to ``dst`` (a real package writes new data in every mode)."""
+        with open(src, "rb") as fin, open(dst, "wb") as raw:
+            mtime = os.fstat(fin.fileno()).st_mtime
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=mtime) as out:
+                shutil.copyfileobj(fin, out, _CHUNK)
+        _copy_times(src, dst)
+        size = dst.stat().st_size
+        if done:
+            done(dst, os.stat(src).st_size)
+        return size
+
+
+class FakeWriter(Writer):
+    def file(self, src: Path, dst: Path) -> None:
+        dst.touch(exist_ok=False)
+
+    def gzip(self, src: Path, dst: Path, done: Done | None) -> int:
+        self.file(src, dst)
+        return os.stat(src).st_size
+
+
+class CopyWriter(Writer):
+    def file(self, src: Path, dst: Path) -> None:
+        with open(src, "rb") as fin, open(dst, "xb") as fout:
+            _copy_contents(fin, fout)
+        shutil.copymode(src, dst)
+        _copy_times(src, dst)
+
+
+class HardWriter(Writer):
+    def file(self, src: Path, dst: Path) -> None:
+        try:
+            os.link(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            raise DestinationError(
+                "hard links cannot cross file systems, and this file is on another one",
+                src,
+                fix="package with --mode copy",
+            ) from exc
+
+
+def _copy_contents(fin: BinaryIO, fout: BinaryIO) -> None:
+    """The kernel's fast path (copy_file_range: in-kernel, reflink where offered)."""
+    try:
+        while os.copy_file_range(fin.fileno(), fout.fileno(), _CHUNK):
+            pass
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+            raise
+        fin.seek(0)
+        fout.seek(0)
+        fout.truncate()
+        shutil.copyfileobj(fin, fout, _CHUNK)
+
+
+def _copy_times(src: Path, dst: Path) -> None:
+    st = os.stat(src)
+    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+_WRITERS: dict[str, Writer] = {
+    "fake": FakeWriter(),
+    "ticket": FakeWriter(),
+    "copy": CopyWriter(),
+    "hard": HardWriter(),
+}

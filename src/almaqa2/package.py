@@ -1,0 +1,294 @@
+"""``qa2 package``: check the request, plan, build in staging, install, write tickets.
+
+This is the orchestration the CLI and the legacy ``QA_Packager`` share; it reads through
+``scan``/``plan`` and writes only through ``materialize`` and the small writers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from . import __version__, lock, manifest, materialize, readme, ticket
+from .errors import DestinationError, InputError
+from .layouts import recognise
+from .naming import APPENDS, Existing
+from .plan import MODES, Plan, Uids, make_plan
+from .rules import style_for
+from .scan import Kind, SourceEntry
+from .uid import check_project_code, to_fs
+
+log = logging.getLogger(__name__)
+
+MARKER = ".almaqa2.json"
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all) as the payload is written."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``qa2 package`` / ``QA_Packager`` is asked to do."""
+
+    origpath: Path
+    packpath: Path
+    readme: Path
+    mode: str = "fake"
+    append: str = ""
+    style: str = ""
+    noms: bool = False
+    pi_script: Path | None = None
+    sg: str | None = None
+    gous: str | None = None
+    mous: str | None = None
+    sb_name: str | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    plan: Plan
+    packpath: Path
+    member_dir: Path
+    tickets: tuple[Path, Path]
+    manifest: Path | None
+
+
+def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
+    if value not in valid:
+        shown = ", ".join(repr(v) if v == "" else v for v in valid)
+        raise InputError(f"unknown {what} '{value}'", fix=f"use one of: {shown}")
+    return value
+
+
+def _existing_dir(path: Path, what: str, fix: str) -> Path:
+    if not path.is_dir():
+        raise InputError(f"{what} is not a directory" if path.exists() else f"{what} not found",
+                         path, fix=fix)
+    return Path(os.path.realpath(path))
+
+
+def _readable_file(path: Path, what: str, fix: str) -> Path:
+    if not path.is_file():
+        raise InputError(f"{what} not found", path, fix=fix)
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read the {what}", path, fix="make it readable")
+    return Path(os.path.realpath(path))
+
+
+def _pi_script(path: Path | None) -> SourceEntry | None:
+    if path is None or str(path) == "":
+        return None
+    if path.is_dir():
+        path = path / "scriptForPI.py"
+    path = _readable_file(path, "scriptForPI", "give the scriptForPI.py file or its directory")
+    st = os.stat(path)
+    return SourceEntry(Path("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
+
+
+def _check_overlap(origpath: Path, packpath: Path) -> None:
+    inside = packpath.is_relative_to(origpath)
+    contains = origpath.is_relative_to(packpath)
+    if inside or contains:
+        relation = "is" if packpath == origpath else ("is inside" if inside else "contains")
+        raise DestinationError(
+            f"packpath {relation} the reduction directory {origpath}",
+            packpath,
+            fix="choose a packpath outside the reduction directory",
+        )
+
+
+def is_ours(packpath: Path) -> bool:
+    """True if ``packpath`` holds a package this tool made (it carries our marker)."""
+    try:
+        return json.loads((packpath / MARKER).read_text()).get("tool") == "almaqa2"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _check_destination(packpath: Path) -> None:
+    if packpath.exists() and not is_ours(packpath):
+        raise DestinationError(
+            "packpath exists and was not made by almaqa2, so it is not replaced",
+            packpath,
+            fix="move it away or choose another packpath",
+        )
+
+
+def _existing(packpath: Path) -> Existing:
+    if not packpath.is_dir():
+        return {}
+
+    def subdirs(path: Path) -> list[str]:
+        return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+    return {
+        sg: {g: subdirs(packpath / sg / g) for g in subdirs(packpath / sg)}
+        for sg in subdirs(packpath)
+    }
+
+
+def resolve(request: Request) -> Request:
+    """Check every path and choice of ``request`` (read-only) and return it normalised."""
+    _choice(request.mode, MODES, "mode")
+    _choice(request.append, APPENDS, "append")
+    origpath = _existing_dir(
+        request.origpath, "origpath", "give the SB's reduction directory (the one holding the EBs)"
+    )
+    readme_path = _readable_file(
+        request.readme, "README header", "give a README header file (qa2 readme-template prints one)"
+    )
+    packpath = Path(os.path.abspath(request.packpath))
+    if not packpath.parent.is_dir():
+        raise InputError(
+            "the directory to hold the package does not exist", packpath.parent,
+            fix="create it first",
+        )
+    packpath = Path(os.path.realpath(packpath.parent)) / packpath.name
+    check_project_code(packpath.name)
+    _check_overlap(origpath, packpath)
+    return replace(
+        request,
+        origpath=origpath,
+        readme=readme_path,
+        packpath=packpath,
+        sg=request.sg and to_fs(request.sg),
+        gous=request.gous and to_fs(request.gous),
+        mous=request.mous and to_fs(request.mous),
+    )
+
+
+def prepare(request: Request) -> Plan:
+    """Resolve the request and plan the package; reads, never writes (``--dry-run``)."""
+    request = resolve(request)
+    _check_destination(request.packpath)
+    style = style_for(request.style, request.noms)
+    return make_plan(
+        recognise(request.origpath),
+        style,
+        project=request.packpath.name,
+        mode=request.mode,
+        append=request.append,
+        uids=Uids(request.sg, request.gous, request.mous),
+        existing=_existing(request.packpath),
+        packpath=str(request.packpath),
+        readme=request.readme,
+        pi_script=_pi_script(request.pi_script),
+        sb_name=request.sb_name,
+        strict=request.strict,
+    )
+
+
+def package(request: Request, progress: Progress | None = None) -> Result:
+    """Build the package ``request`` asks for; see SPEC §4-§6 and §13."""
+    request = resolve(request)
+    packpath = request.packpath
+    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
+    with lock.hold(lock_path, f"packaging into {packpath}"):
+        materialize.recover(packpath)
+        plan = prepare(request)
+        if plan.mode == "hard":
+            materialize.check_same_device(plan, packpath)
+        header = request.readme.read_text(errors="replace")
+        built = _build(plan, packpath, header, progress)
+        member_dir = packpath / plan.member_path
+        others = sum(
+            p.stat().st_size
+            for p in manifest.files_under(packpath, include_manifest=True)
+            if not p.is_relative_to(member_dir)
+        )
+        readme_size = len(built.readme_text.encode())
+        expected = ticket.expected_size(plan, built.sizes, readme_size, others)
+        tickets = ticket.write(
+            plan, packpath.parent, built.readme_text, expected, dummy=plan.mode == "fake"
+        )
+    return Result(plan, packpath, member_dir, tickets, built.manifest)
+
+
+@dataclass(frozen=True)
+class _Built:
+    sizes: dict[str, int]  # {dest below the member dir: size as it will be delivered}
+    readme_text: str
+    manifest: Path | None
+
+
+def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -> _Built:
+    """Write the member into staging, then install it into packpath."""
+    fresh = plan.units.new_depth == 0
+    hashing = plan.mode in ("copy", "hard")
+    total = sum(p.size for p in plan.placements)
+    done_bytes = 0
+    with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
+
+        def done(path: Path, size: int) -> None:
+            nonlocal done_bytes
+            if hashing:
+                hasher.add(path)
+            if progress:
+                done_bytes += size
+                progress(done_bytes, total)
+
+        member_dir = stage / plan.member_path
+        member_dir.mkdir(parents=True)
+        for name in readme.ALWAYS:
+            (member_dir / name).mkdir()
+        sizes = materialize.write_payload(plan, member_dir, done)
+        notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
+        readme_text = readme.render(plan, header, notes, sizes)
+        (member_dir / "README").write_text(readme_text)
+        new_files = {
+            path.relative_to(stage).as_posix(): digest
+            for path, digest in (hasher.results().items() if hashing else ())
+        }
+        if hashing:
+            new_files["/".join((*plan.member_path.parts, "README"))] = manifest.md5_file(
+                member_dir / "README"
+            )
+        if fresh:
+            _write_marker(stage, plan, [plan.member_path.as_posix()])
+            if hashing:
+                new_files[MARKER] = manifest.md5_file(stage / MARKER)
+                manifest.write(stage, plan.project, new_files)
+            materialize.install(stage, packpath)
+        else:
+            os.rename(stage / plan.units.new_unit, packpath / plan.units.new_unit)
+            members = json.loads((packpath / MARKER).read_text()).get("members", [])
+            _write_marker(packpath, plan, [*members, plan.member_path.as_posix()])
+            if hashing:
+                _update_manifest(packpath, plan, new_files)
+    return _Built(sizes, readme_text, packpath / manifest.NAME if hashing else None)
+
+
+def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
+    info = {
+        "tool": "almaqa2",
+        "version": __version__,
+        "style": plan.style.name,
+        "mode": plan.mode,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "members": members,
+    }
+    tmp = where / f"{MARKER}.tmp"
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, where / MARKER)
+
+
+def _update_manifest(packpath: Path, plan: Plan, new_files: dict[str, str]) -> None:
+    """After an append: keep the old digests of untouched files, hash what has none."""
+    old_path = packpath / manifest.NAME
+    prefix = f"{plan.project}/"
+    old = (
+        {k.removeprefix(prefix): v for k, v in manifest.read(old_path).items()}
+        if old_path.exists()
+        else {}
+    )
+    digests = dict(new_files)
+    for path in manifest.files_under(packpath):
+        rel = path.relative_to(packpath).as_posix()
+        if rel not in digests:
+            digests[rel] = old[rel] if rel in old and rel != MARKER else manifest.md5_file(path)
+    manifest.write(packpath, plan.project, digests)

@@ -1,0 +1,209 @@
+"""Reduction + options -> Plan: where every file of the package comes from (pure).
+
+The Plan is the single description of a package: fake mode, ``--dry-run``, ``--json``,
+the README tree and the ticket's expected size are all read from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from .errors import InputError, UnclassifiedError
+from .layouts import Reduction
+from .naming import Existing, Units, units
+from .rules import NEVER, NOTES, PI_SCRIPT, Classifier, Style
+from .scan import Kind, SourceEntry
+
+log = logging.getLogger(__name__)
+
+MODES = ("fake", "ticket", "copy", "hard")
+
+
+@dataclass(frozen=True)
+class Uids:
+    """UIDs of the science goal, group and member OUS: given, or found in the reduction."""
+
+    sg: str | None = None
+    gous: str | None = None
+    mous: str | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One entry of the package: ``source`` goes to ``dest`` (relative to the member dir)."""
+
+    source: SourceEntry
+    dest: PurePosixPath
+    why: str
+    gzip: bool = False
+
+    @property
+    def size(self) -> int:
+        """The size in the package (for gzip: the source size, an upper bound)."""
+        return self.source.size
+
+
+@dataclass(frozen=True)
+class Skip:
+    source: SourceEntry
+    why: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    style: Style
+    mode: str
+    append: str
+    units: Units
+    uids: Uids
+    sb_name: str | None
+    reduction: Reduction
+    placements: tuple[Placement, ...]
+    skipped: tuple[Skip, ...]
+    unclassified: tuple[SourceEntry, ...]
+    notes: tuple[SourceEntry, ...]
+
+    @property
+    def member_path(self) -> PurePosixPath:
+        return self.units.member_path
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (``--json``, ``--dry-run``)."""
+        return {
+            "project": self.project,
+            "style": self.style.name,
+            "mode": self.mode,
+            "append": self.append,
+            "layout": self.reduction.layout,
+            "origpath": str(self.reduction.root),
+            "member": self.member_path.as_posix(),
+            "uids": {"sg": self.uids.sg, "gous": self.uids.gous, "mous": self.uids.mous},
+            "sb_name": self.sb_name,
+            "ebs": [{"uid": eb.uid, "dir": eb.dir.as_posix()} for eb in self.reduction.ebs],
+            "placements": [
+                {
+                    "source": str(p.source.rel),
+                    "dest": p.dest.as_posix(),
+                    "kind": p.source.kind.value,
+                    "size": p.size,
+                    "gzip": p.gzip,
+                }
+                for p in self.placements
+            ],
+            "skipped": [{"source": str(s.source.rel), "why": s.why} for s in self.skipped],
+            "unclassified": [str(e.rel) for e in self.unclassified],
+            "notes": [str(e.rel) for e in self.notes],
+        }
+
+
+def pi_script_name(member_dir: str) -> str:
+    """``member.<uid>.scriptForPI.py`` when the member dir carries the MOUS UID."""
+    return f"{member_dir}.scriptForPI.py" if member_dir.startswith("member.") else "scriptForPI.py"
+
+
+def make_plan(
+    reduction: Reduction,
+    style: Style,
+    *,
+    project: str,
+    mode: str,
+    append: str,
+    uids: Uids,
+    existing: Existing,
+    packpath: str,
+    readme: Path,
+    pi_script: SourceEntry | None = None,
+    sb_name: str | None = None,
+    strict: bool = False,
+) -> Plan:
+    """Classify every entry of ``reduction`` and decide the package's member directory."""
+    found_uids = Uids(uids.sg, uids.gous, uids.mous or reduction.mous)
+    shown = uids if not style.uid_names else found_uids
+    member_units = units((shown.sg, shown.gous, shown.mous), append, existing, packpath)
+    classifier = Classifier(style, tuple(eb.uid for eb in reduction.ebs))
+
+    placements: list[Placement] = []
+    skipped: list[Skip] = []
+    unclassified: list[SourceEntry] = []
+    notes: list[SourceEntry] = []
+    pi_found: list[SourceEntry] = []
+    for entry in (*reduction.entries, *reduction.extras):
+        if entry.kind is Kind.LINK:
+            skipped.append(Skip(entry, f"link to {entry.link_target}, packaged from there"))
+            continue
+        if entry.path == readme:
+            skipped.append(Skip(entry, "the README header (given with --readme)"))
+            continue
+        where, eb = reduction.place_of(entry)
+        match = classifier.classify(where, entry.kind, entry.name)
+        if match is None:
+            unclassified.append(entry)
+        elif match.dest is NEVER:
+            skipped.append(Skip(entry, match.why))
+        elif match.dest == NOTES:
+            notes.append(entry)
+        elif match.dest == PI_SCRIPT:
+            pi_found.append(entry)
+        else:
+            dest = match.dest.format(
+                name=entry.name, uid=eb.uid if eb else "", short=eb.short if eb else ""
+            )
+            placements.append(Placement(entry, PurePosixPath(dest), match.why, match.gzip))
+
+    chosen = pi_script or (pi_found[0] if pi_found else None)
+    for extra in pi_found:
+        if extra is not chosen:
+            skipped.append(Skip(extra, f"another scriptForPI.py is delivered ({chosen.path})"))
+    if chosen is not None:
+        name = pi_script_name(member_units.member)
+        placements.append(Placement(chosen, PurePosixPath("script", name), "script for the PI"))
+    elif style.noms:
+        log.warning(
+            "no scriptForPI.py was given or found: the PI will not be able to regenerate the"
+            " calibrated data; give --pi-script"
+        )
+
+    _refuse_collisions(placements)
+    if unclassified:
+        listing = ", ".join(str(e.rel) for e in unclassified[:5])
+        more = f" and {len(unclassified) - 5} more" if len(unclassified) > 5 else ""
+        if strict:
+            raise UnclassifiedError(
+                f"{len(unclassified)} unclassified file(s) in the reduction ({listing}{more})",
+                reduction.root,
+                fix="move or delete them, or package without --strict",
+            )
+        for entry in unclassified:
+            log.warning("unclassified, not packaged: %s", entry.path)
+
+    return Plan(
+        project=project,
+        style=style,
+        mode=mode,
+        append=append,
+        units=member_units,
+        uids=found_uids,
+        sb_name=sb_name or reduction.sb_name,
+        reduction=reduction,
+        placements=tuple(sorted(placements, key=lambda p: p.dest.as_posix())),
+        skipped=tuple(skipped),
+        unclassified=tuple(unclassified),
+        notes=tuple(notes),
+    )
+
+
+def _refuse_collisions(placements: list[Placement]) -> None:
+    taken: dict[PurePosixPath, Placement] = {}
+    for placement in placements:
+        other = taken.setdefault(placement.dest, placement)
+        if other is not placement:
+            raise InputError(
+                f"two files would both become {placement.dest} in the package"
+                f" ({other.source.path} and {placement.source.path})",
+                placement.source.path,
+                fix="rename or remove one of them",
+            )

@@ -1,0 +1,165 @@
+"""What goes where: the packaging styles and the classification rules, as data.
+
+A rule says: in this place of the reduction (``eb``: directly in an EB directory, ``qa2``:
+in an EB's ``qa2/`` directory, ``sb``: anywhere else), an entry of this kind whose name
+matches this pattern goes to this destination (relative to the member directory).  The
+first rule that matches wins; an entry no rule matches is "unclassified".
+
+Destination templates use ``{name}`` (the entry's name), ``{uid}`` and ``{short}`` (the
+EB's UID and short name).  ``NEVER`` means "not packaged, for the reason given"; ``NOTES``
+means "text for the README"; ``PI_SCRIPT`` means "the scriptForPI to deliver".
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import InputError
+from .scan import Kind
+
+NEVER = None
+NOTES = "@notes"
+PI_SCRIPT = "@pi-script"
+
+
+@dataclass(frozen=True)
+class Style:
+    """A packaging style: which generation of delivery rules to follow."""
+
+    name: str
+    cycle: int | None
+    noms: bool  # True: no MeasurementSets in the package
+    compress_pb: bool  # gzip primary-beam and mask FITS images
+    uid_names: bool  # name directories by the UIDs the reduction reveals
+
+
+STYLES: dict[str, Style] = {
+    s.name: s
+    for s in (
+        Style("cycle0-nopipe", 0, noms=False, compress_pb=False, uid_names=False),
+        Style("cycle1-nopipe", 1, noms=True, compress_pb=False, uid_names=False),
+        Style("cycle2-nopipe", 2, noms=True, compress_pb=False, uid_names=False),
+        Style("cycle3-nopipe", 3, noms=True, compress_pb=True, uid_names=False),
+        Style("cycle4-nopipe", 4, noms=True, compress_pb=True, uid_names=True),
+    )
+}
+
+
+def style_for(name: str, noms: bool) -> Style:
+    """The style called ``name``; the legacy empty style takes ``noms`` from the caller."""
+    if name == "":
+        return Style("", None, noms=noms, compress_pb=False, uid_names=False)
+    try:
+        return STYLES[name]
+    except KeyError:
+        raise InputError(
+            f"unknown style '{name}'",
+            fix="use one of: " + ", ".join(STYLES) + " (or '' to decide by noms)",
+        ) from None
+
+
+@dataclass(frozen=True)
+class Rule:
+    where: str  # "eb", "qa2" or "sb"
+    kinds: frozenset[Kind]
+    pattern: str  # regular expression matched against the whole name; {eb} = an EB UID
+    dest: str | None  # template, NEVER, NOTES or PI_SCRIPT
+    why: str  # what the entry is (shown in --dry-run and in warnings)
+    when: str = ""  # "" always, "ms": noms False only, "compress": PB/mask compression on
+    gzip: bool = False
+
+
+F = frozenset({Kind.FILE})
+T = frozenset({Kind.TABLE})
+P = frozenset({Kind.PLOTS})
+A = frozenset({Kind.ASDM})
+ANY = frozenset(Kind) - {Kind.LINK}
+
+_BACKUP = r".*\.last|.*~|.*\.bak|.*\.swp|#.*#|\..*"
+_IMAGE = r".*\.(image|pb|mask|psf|residual|model|sumwt|weight|pbcor|flux|alpha|beta)(\..*)?"
+_PB_OR_MASK = r".*(\.pb\.|\.mask\.).*fits|.*\.flux\.fits"
+_NOTES = r".*\.imaging\.txt|.*notes.*\.txt"
+_CHECKLIST = r"(?i).*checklist.*"
+_EB_TEXT = r".*\.txt|.*\.listobs|.*fluxscale|{eb}\..*"
+
+_COMMON_TAIL = (
+    (F, _PB_OR_MASK, "product/{name}.gz", "primary beam or mask image", "compress"),
+    (F, r".*\.fits(\.gz)?", "product/{name}", "FITS image", ""),
+    (F, _NOTES, NOTES, "reducer's notes for the PI (go into the README)", ""),
+    (F, r"allFluxes\.txt", "calibration/{name}", "flux table of the EBs", ""),
+)
+
+
+def _rules() -> tuple[Rule, ...]:
+    eb = [
+        (ANY, _BACKUP, NEVER, "CASA parameter file, editor backup or hidden file", ""),
+        (A, r".*", NEVER, "ASDM raw data (the archive delivers it)", ""),
+        (F, _CHECKLIST, "qa/{short}.checklist.txt", "EB checklist", ""),
+        (T, r".*\.flagversions", NEVER, "flag versions of an MS", ""),
+        (T, r".*\.ms", NEVER, "MS imported from the ASDM", ""),
+        (T, r".*\.ms\.split", "raw/{name}", "a priori calibrated MS", "ms"),
+        (T, r".*\.ms\.split", NEVER, "MS (not delivered in this style)", ""),
+        (T, r".*\.ms\.split\.cal", "calibrated/{name}", "calibrated MS", "ms"),
+        (T, r".*\.ms\.split\.cal", NEVER, "MS (not delivered in this style)", ""),
+        (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
+        (T, r".*", "calibration/{uid}.calibration/{name}", "calibration table", ""),
+        (P, r".*", "calibration/{uid}.calibration.plots/{name}", "plots", ""),
+        (F, r".*\.py", "script/{name}", "script", ""),
+        (F, r".*\.log", "log/{uid}__{name}", "EB log", ""),
+        *_COMMON_TAIL,
+        (F, r".*\.png", "calibration/{uid}.calibration.plots/{name}", "EB plot", ""),
+        (F, _EB_TEXT, "calibration/{uid}.calibration/{name}", "EB text output", ""),
+    ]
+    qa2 = [
+        (ANY, _BACKUP, NEVER, "editor backup or hidden file", ""),
+        (F, r".*", "qa/{uid}__{name}", "QA2 report file", ""),
+    ]
+    sb = [
+        (ANY, _BACKUP, NEVER, "CASA parameter file, editor backup or hidden file", ""),
+        (A, r".*", NEVER, "ASDM raw data (the archive delivers it)", ""),
+        (T, r".*\.flagversions", NEVER, "flag versions of an MS", ""),
+        (T, r".*\.ms(\..*)?", NEVER, "MS at SB level (calibrated.ms, copies of EB MSes)", ""),
+        (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
+        (ANY, r"{eb}\..*", NEVER, "copy of an EB's file (packaged from the EB)", ""),
+        (F, _CHECKLIST, "qa/{name}", "checklist", ""),
+        (F, r"scriptForPI\.py", PI_SCRIPT, "script for the PI", ""),
+        (F, r".*\.py", "script/{name}", "script", ""),
+        (F, r".*\.log", "log/{name}", "log", ""),
+        *_COMMON_TAIL,
+    ]
+    return tuple(
+        Rule(where, kinds, pattern, dest, why, when, gzip=dest is not None and dest.endswith(".gz"))
+        for where, table in (("eb", eb), ("qa2", qa2), ("sb", sb))
+        for (kinds, pattern, dest, why, when) in table
+    )
+
+
+RULES: tuple[Rule, ...] = _rules()
+
+
+@dataclass(frozen=True)
+class Match:
+    dest: str | None
+    why: str
+    gzip: bool
+
+
+class Classifier:
+    """Applies RULES for one reduction (its EB UIDs fill ``{eb}``) and one style."""
+
+    def __init__(self, style: Style, eb_uids: tuple[str, ...]):
+        eb = "(?:" + "|".join(re.escape(u) for u in eb_uids) + ")" if eb_uids else "(?!)"
+        self._rules = [
+            (rule, re.compile(rule.pattern.replace("{eb}", eb)))
+            for rule in RULES
+            if rule.when == ""
+            or (rule.when == "ms" and not style.noms)
+            or (rule.when == "compress" and style.compress_pb)
+        ]
+
+    def classify(self, where: str, kind: Kind, name: str) -> Match | None:
+        for rule, pattern in self._rules:
+            if rule.where == where and kind in rule.kinds and pattern.fullmatch(name):
+                return Match(rule.dest, rule.why, rule.gzip)
+        return None
