@@ -1,0 +1,115 @@
+"""Shared test helpers: build reductions from acceptance listings, run the CLI, hash trees."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from almaqa2 import example
+from almaqa2.cli import main as cli_main
+from almaqa2.legacy import QA_Packager
+from almaqa2.readme import TEMPLATE
+
+ACCEPTANCE = Path(__file__).parent / "acceptance"
+CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists())
+MODES = ("fake", "ticket", "copy", "hard")
+
+# Fail loudly, never skip, when a real client the tests rely on is missing.
+for _tool in ("tar", "unzip", "md5sum"):
+    if shutil.which(_tool) is None:
+        raise RuntimeError(f"the tests need '{_tool}' on PATH: run 'make test', which installs it")
+
+
+@dataclass
+class Case:
+    name: str
+    dir: Path
+    origpath: Path
+    readme: Path
+    packpath: Path
+
+    @property
+    def expected(self) -> list[str]:
+        return (self.dir / "expected.txt").read_text().split()
+
+    @property
+    def expected_beside(self) -> list[str]:
+        return (self.dir / "expected_beside.txt").read_text().split()
+
+    def commands(self, mode: str) -> tuple[list[str], str]:
+        """The case's CLI argv and legacy call, in ``mode``."""
+        cli_line, legacy_line = (self.dir / "command.txt").read_text().strip().splitlines()
+        fill = {"origpath": self.origpath, "readme": self.readme, "packpath": self.packpath}
+        argv = shlex.split(cli_line.format(**fill))[1:]
+        argv[argv.index("--mode") + 1] = mode
+        legacy = legacy_line.format(**fill).replace("mode='hard'", f"mode='{mode}'")
+        return argv, legacy
+
+    def run_cli(self, mode: str, *extra: str) -> int:
+        argv, _ = self.commands(mode)
+        return cli_main([*argv, *extra])
+
+    def run_legacy(self, mode: str) -> None:
+        _, call = self.commands(mode)
+        eval(call, {"QA_Packager": QA_Packager})
+
+
+def make_case(name: str, tmp_path: Path) -> Case:
+    case_dir = ACCEPTANCE / name
+    origin = case_dir / "origpath.txt"
+    rel = origin.read_text().strip() if origin.exists() else "IRC10216_setup3_b6_run_x2"
+    origpath = example.build((case_dir / "input.txt").read_text().splitlines(),
+                             tmp_path / "reduction" / rel)
+    readme = tmp_path / "README.header.txt"
+    readme.write_text(TEMPLATE)
+    project = (case_dir / "expected.txt").read_text().split()[0].rstrip("/")
+    out = tmp_path / "out"
+    out.mkdir()
+    return Case(name, case_dir, origpath, readme, out / project)
+
+
+@pytest.fixture
+def case229(tmp_path: Path) -> Case:
+    return make_case("project229", tmp_path)
+
+
+def listing(packpath: Path) -> list[str]:
+    """The package as acceptance cases write it: paths from packpath's parent, sorted,
+    directories with '/', not descending into table and plots directories."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(packpath):
+        here = Path(dirpath)
+        rel = here.relative_to(packpath.parent).as_posix()
+        found.append(rel + "/")
+        unit_of_plots = here.name.endswith(".plots") and not here.name.endswith(
+            ".calibration.plots"
+        )
+        if (here / "table.dat").exists() or unit_of_plots:
+            dirnames.clear()
+            continue
+        found += [f"{rel}/{f}" for f in filenames]
+    return sorted(found)
+
+
+def tree_state(root: Path) -> dict[str, tuple]:
+    """Everything observable about a tree: content hash, size, mode, mtime, link target."""
+    state: dict[str, tuple] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            rel = path.relative_to(root).as_posix()
+            if path.is_symlink():
+                state[rel] = ("link", os.readlink(path))
+            elif path.is_dir():
+                state[rel] = ("dir", st.st_mode, st.st_mtime_ns)
+            else:
+                digest = hashlib.md5(path.read_bytes()).hexdigest()
+                state[rel] = ("file", digest, st.st_size, st.st_mode, st.st_mtime_ns)
+    return state
