@@ -27,7 +27,7 @@ from .plan import MODES, Plan
 from .readme import TEMPLATE, human_size
 from .rules import STYLES
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True)
 
 

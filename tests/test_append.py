@@ -1,0 +1,119 @@
+"""append='' replaces only our own packages; 'group' and 'member' add beside what is there."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import Case, listing, make_case, tree_state
+
+from almaqa2 import example
+from almaqa2.cli import main
+
+SECOND_SB = """\
+X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms/
+X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms.scriptForCalibration.py
+X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms.split.cal/
+X3c9295_X1e0/checklist.txt
+X3c9295_X1e0/qa2/qa2_part1.png
+Combined/scriptForImaging.py
+"""
+
+
+def _second(case: Case) -> Path:
+    return example.build(SECOND_SB.splitlines(), case.origpath.parent / "IRC10216_setup4")
+
+
+def _append(case: Case, origpath: Path, append: str, mode: str = "copy") -> int:
+    argv, _ = case.commands(mode)
+    argv[1] = str(origpath)
+    return main([*argv, "--append", append])
+
+
+def _members(case: Case) -> list[str]:
+    return sorted(
+        p.relative_to(case.packpath).as_posix() for p in case.packpath.glob("*/*/*") if p.is_dir()
+    )
+
+
+def test_replace_our_own_package(case229: Case) -> None:
+    assert case229.run_cli("fake") == 0
+    (case229.packpath / "sg_ouss_id" / "stale-file").write_text("from an older run")
+    assert case229.run_cli("copy") == 0
+    assert not (case229.packpath / "sg_ouss_id" / "stale-file").exists()
+    assert '"mode": "copy"' in (case229.packpath / ".almaqa2.json").read_text()
+
+
+def test_refuse_to_replace_a_directory_we_did_not_make(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    case229.packpath.mkdir()
+    (case229.packpath / "precious.txt").write_text("the PI's thesis")
+    before = tree_state(case229.packpath)
+    for append in ("", "group", "member"):
+        argv, _ = case229.commands("copy")
+        assert main([*argv, "--append", append]) == 2
+        assert "not made by almaqa2" in capsys.readouterr().err
+    assert tree_state(case229.packpath) == before
+
+
+def test_append_group_adds_group_ouss_id2(case229: Case) -> None:
+    assert case229.run_cli("copy") == 0
+    first = tree_state(case229.packpath / "sg_ouss_id" / "group_ouss_id")
+    assert _append(case229, _second(case229), "group") == 0
+    assert _members(case229) == [
+        "sg_ouss_id/group_ouss_id/member_ouss_id",
+        "sg_ouss_id/group_ouss_id2/member_ouss_id",
+    ]
+    assert tree_state(case229.packpath / "sg_ouss_id" / "group_ouss_id") == first
+
+
+def test_append_member_adds_to_the_highest_group(case229: Case, tmp_path: Path) -> None:
+    assert case229.run_cli("copy") == 0
+    second = _second(case229)
+    assert _append(case229, second, "group") == 0
+    assert _append(case229, second, "member") == 0
+    assert _append(case229, second, "member") == 0
+    assert _members(case229) == [
+        "sg_ouss_id/group_ouss_id/member_ouss_id",
+        "sg_ouss_id/group_ouss_id2/member_ouss_id",
+        "sg_ouss_id/group_ouss_id2/member_ouss_id2",
+        "sg_ouss_id/group_ouss_id2/member_ouss_id3",
+    ]
+    new = case229.packpath / "sg_ouss_id/group_ouss_id2/member_ouss_id3"
+    assert (new / "qa" / "X1e0.checklist.txt").is_file()
+    assert (new / "README").is_file()
+
+
+def test_append_keeps_the_manifest_whole(case229: Case) -> None:
+    import subprocess
+
+    assert case229.run_cli("copy") == 0
+    assert _append(case229, _second(case229), "member") == 0
+    manifest = (case229.packpath / "manifest.md5").read_text()
+    assert "member_ouss_id2/README" in manifest and "member_ouss_id/README" in manifest
+    done = subprocess.run(
+        ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
+        cwd=case229.packpath.parent, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stdout
+    listed = len(manifest.splitlines())
+    on_disk = len([p for p in case229.packpath.rglob("*") if p.is_file()]) - 1
+    assert listed == on_disk
+
+
+def test_append_to_nothing_makes_a_fresh_package(case229: Case) -> None:
+    argv, _ = case229.commands("fake")
+    assert main([*argv, "--append", "member"]) == 0
+    assert _members(case229) == ["sg_ouss_id/group_ouss_id/member_ouss_id"]
+    assert listing(case229.packpath) == sorted([*case229.expected, "2011.0.00229.S/.almaqa2.json"])
+
+
+def test_append_member_with_a_known_uid(tmp_path: Path) -> None:
+    case = make_case("project229", tmp_path)
+    assert case.run_cli("fake") == 0
+    argv, _ = case.commands("fake")
+    argv[1] = str(_second(case))
+    assert main([*argv, "--append", "member", "--mous", "uid://A001/X13e/X1fe"]) == 0
+    assert (case.packpath / "sg_ouss_id/group_ouss_id/member.uid___A001_X13e_X1fe").is_dir()
+    assert main([*argv, "--append", "member", "--mous", "uid://A001/X13e/X1fe"]) == 2

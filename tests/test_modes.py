@@ -1,0 +1,148 @@
+"""What each mode puts on disk: fake (empty), copy (same bytes), hard (same inode)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import Case, make_case, tree_state
+
+from almaqa2 import manifest
+from almaqa2.cli import main
+from almaqa2.package import MARKER
+
+
+def _payload(case: Case) -> list[Path]:
+    member = next(case.packpath.glob("*/*/*"))
+    return [p for p in manifest.files_under(member) if p.name != "README"]
+
+
+def _source_of(case: Case, packaged: Path) -> Path:
+    """Find the source a packaged file came from, by its path inside tables/plots or name."""
+    rel = packaged.relative_to(next(case.packpath.glob("*/*/*")))
+    matches = [
+        p for p in case.origpath.rglob(packaged.name)
+        if p.is_file() and not p.is_symlink() and p.read_bytes() == packaged.read_bytes()
+    ]
+    assert matches, f"no source for {rel}"
+    return matches[0]
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket"])
+def test_fake_files_are_empty_and_tables_are_created(case229: Case, mode: str) -> None:
+    assert case229.run_cli(mode) == 0
+    files = _payload(case229)
+    assert files and all(p.stat().st_size == 0 for p in files)
+    tables = list(case229.packpath.rglob("table.dat"))
+    assert len(tables) == 8  # 2 raw, 2 calibrated, 4 calibration tables
+    assert all((t.parent / "table.f0").exists() for t in tables)
+
+
+def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:
+    assert case229.run_cli("copy") == 0
+    files = _payload(case229)
+    assert len(files) > 40
+    by_md5 = {}
+    for path in case229.origpath.rglob("*"):
+        if path.is_file():
+            by_md5.setdefault(manifest.md5_file(path), []).append(path)
+    for packaged in files:
+        digest = manifest.md5_file(packaged)
+        assert digest in by_md5, packaged
+        assert packaged.stat().st_nlink == 1, "copy mode must not link"
+        assert any(
+            src.stat().st_mtime_ns == packaged.stat().st_mtime_ns for src in by_md5[digest]
+        )
+
+
+def test_hard_links_share_the_source_inode(case229: Case) -> None:
+    assert case229.run_cli("hard") == 0
+    source_inodes = {
+        p.stat().st_ino for p in case229.origpath.rglob("*") if p.is_file()
+    }
+    files = _payload(case229)
+    assert all(p.stat().st_ino in source_inodes for p in files)
+    fluxscale = next(case229.packpath.rglob("uid___A002_X3c9295_X8c.ms.split.fluxscale"))
+    assert fluxscale.samefile(
+        case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.fluxscale"
+    )
+
+
+def test_manifest_passes_md5sum_check(case229: Case) -> None:
+    import subprocess
+
+    assert case229.run_cli("copy") == 0
+    listed = manifest.read(case229.packpath / "manifest.md5")
+    on_disk = [
+        f"{case229.packpath.name}/{p.relative_to(case229.packpath).as_posix()}"
+        for p in manifest.files_under(case229.packpath)
+    ]
+    assert sorted(listed) == sorted(on_disk)
+    done = subprocess.run(
+        ["md5sum", "-c", "--strict", "manifest.md5"], cwd=case229.packpath.parent,
+        capture_output=True, text=True,
+    )
+    assert done.returncode == 1  # run from the wrong place: paths start with the project
+    done = subprocess.run(
+        ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
+        cwd=case229.packpath.parent, capture_output=True, text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _on_shm() -> Path:
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(Path.cwd()).st_dev:
+        raise RuntimeError("these tests need /dev/shm as a second file system")
+    return shm
+
+
+def test_hard_across_file_systems_fails_before_writing(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = Path(os.environ.get("ALMAQA2_OTHER_FS", "/dev/shm"))
+    _on_shm()
+    out = Path(str(other)) / f"almaqa2-test-{os.getpid()}"
+    out.mkdir()
+    try:
+        argv, _ = case229.commands("hard")
+        argv[argv.index(str(case229.packpath))] = str(out / case229.packpath.name)
+        before = tree_state(case229.origpath)
+        assert main(argv) == 2
+        assert os.listdir(out) == [], "nothing may be written"
+        assert tree_state(case229.origpath) == before
+        err = capsys.readouterr().err
+        assert "--mode copy" in err and "Traceback" not in err
+        argv[argv.index("--mode") + 1] = "copy"
+        assert main(argv) == 0
+        assert (out / case229.packpath.name / "manifest.md5").exists()
+    finally:
+        shutil.rmtree(out)
+
+
+def test_forced_exdev_during_linking_leaves_nothing(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link that fails with EXDEV after the check (e.g. a bind mount) is still clean."""
+    assert case229.run_cli("fake") == 0
+    previous = tree_state(case229.packpath)
+    real_link = os.link
+    calls = []
+
+    def link(src: str, dst: str, **kw: object) -> None:
+        calls.append(src)
+        if len(calls) > 5:
+            raise OSError(errno.EXDEV, "Invalid cross-device link", src)
+        real_link(src, dst, **kw)
+
+    monkeypatch.setattr(os, "link", link)
+    assert case229.run_cli("hard") == 2
+    assert "--mode copy" in capsys.readouterr().err
+    assert tree_state(case229.packpath) == previous, "the previous package stays"
+    assert sorted(os.listdir(case229.packpath.parent)) == sorted(
+        [case229.packpath.name, "2011.0.00229.S.ticket.tar", "2011.0.00229.S.ticket.zip"]
+    )
+    assert '"mode": "fake"' in (case229.packpath / MARKER).read_text()

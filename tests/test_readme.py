@@ -1,0 +1,90 @@
+"""README: known blank header fields are filled, given ones kept, the tree is the package."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from conftest import Case, make_case
+
+from almaqa2 import example
+from almaqa2.readme import fill_header, human_size
+
+
+def _member(case: Case) -> Path:
+    return next(case.packpath.glob("*/*/*"))
+
+
+def test_blank_known_fields_are_filled(case229: Case) -> None:
+    case229.readme.write_text(
+        "Cycle:\nProject code:\nSB name:\nPI name: A. Astronomer\n"
+        "CASA version used for reduction:\nExecution blocks:\nComments from Reducer:\n"
+    )
+    argv, _ = case229.commands("fake")
+    from almaqa2.cli import main
+
+    assert main([*argv, "--sb-name", "IRC10216_setup3_b6"]) == 0
+    text = (_member(case229) / "README").read_text()
+    assert "Cycle: 0\n" in text
+    assert "Project code: 2011.0.00229.S\n" in text
+    assert "SB name: IRC10216_setup3_b6\n" in text
+    assert "PI name: A. Astronomer\n" in text
+    assert f"CASA version used for reduction: {example.CASA_VERSION}\n" in text
+    assert "Execution blocks: uid___A002_X3dc0e7_X528, uid___A002_X3c9295_X8c\n" in text
+    assert "Comments from Reducer:\n" in text
+    assert "contents of IRC10216_setup3_b6_runx2.imaging.txt" in text  # the PI notes
+
+
+def test_filled_fields_are_kept() -> None:
+    assert fill_header("Project code: 2099.1.99999.S\n", {"project": "x"}) == (
+        "Project code: 2099.1.99999.S\n"
+    )
+
+
+def test_mous_filled_from_the_nrao_directory_name(tmp_path: Path) -> None:
+    case = make_case("nrao", tmp_path)
+    assert case.run_cli("fake") == 0
+    text = (_member(case) / "README").read_text()
+    assert "MOUS UID: uid___A001_X13e_X1fe\n" in text
+
+
+def _tree_entries(text: str) -> list[tuple[str, str | None]]:
+    """(path, size text) from the README's tree section."""
+    tree = text.split("Directory tree\n==============\n", 1)[1]
+    lines = [line for line in tree.splitlines() if "|-- " in line]
+    stack: list[str] = []
+    found = []
+    for line in lines:
+        depth = line.index("|-- ") // 4
+        entry = line[line.index("|-- ") + 4 :]
+        size = re.search(r"  \((.+)\)$", entry)
+        name = entry[: size.start()] if size else entry
+        stack[depth:] = [name.rstrip("/")]
+        found.append(("/".join(stack) + ("/" if name.endswith("/") else ""),
+                      size[1] if size else None))
+    return found
+
+
+def test_tree_matches_the_package(tmp_path: Path) -> None:
+    case = make_case("project229", tmp_path)
+    assert case.run_cli("copy") == 0
+    member = _member(case)
+    entries = _tree_entries((member / "README").read_text())
+    shown = sorted(path for path, _ in entries)
+    actual = []
+    for path in sorted(member.rglob("*")):
+        rel = path.relative_to(member).as_posix()
+        if any(parent.name.endswith(".plots") and not parent.name.endswith(".calibration.plots")
+               or (parent / "table.dat").exists() for parent in path.parents if parent != member
+               and parent.is_relative_to(member)):
+            continue
+        actual.append(rel + "/" if path.is_dir() else rel)
+    assert shown == sorted(actual)
+    for path, size in entries:
+        target = member / path.rstrip("/")
+        if size is not None:
+            on_disk = (
+                target.stat().st_size if target.is_file()
+                else sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
+            )
+            assert size == human_size(on_disk), path
