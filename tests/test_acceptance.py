@@ -11,9 +11,10 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import CASES, MODES, Case, listing, make_case, tree_state
 
 from almaqa2.scan import Kind, scan
+
+from conftest import CASES, MODES, Case, listing, make_case, tree_state
 
 
 def _run(case: Case, mode: str, how: str) -> None:
@@ -62,9 +63,7 @@ def test_table_and_plot_directories_mirror_their_sources(
         for d in dirnames:
             if d in sources and not d.endswith(".calibration.plots"):
                 packaged = Path(dirpath, d)
-                inside = sorted(
-                    p.relative_to(packaged).as_posix() for p in packaged.rglob("*")
-                )
+                inside = sorted(p.relative_to(packaged).as_posix() for p in packaged.rglob("*"))
                 assert inside == sorted(m.rel.as_posix() for m in sources[d].members)
                 checked += 1
     assert checked > 0

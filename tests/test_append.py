@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import Case, listing, make_case, tree_state
 
 from almaqa2 import example
 from almaqa2.cli import main
+
+from conftest import Case, listing, make_case, tree_state
 
 SECOND_SB = """\
 X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms/
@@ -94,7 +95,9 @@ def test_append_keeps_the_manifest_whole(case229: Case) -> None:
     assert "member_ouss_id2/README" in manifest and "member_ouss_id/README" in manifest
     done = subprocess.run(
         ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
-        cwd=case229.packpath.parent, capture_output=True, text=True,
+        cwd=case229.packpath.parent,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout
     listed = len(manifest.splitlines())

@@ -8,11 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Case, make_case, tree_state
 
 from almaqa2 import manifest
 from almaqa2.cli import main
 from almaqa2.package import MARKER
+
+from conftest import Case, tree_state
 
 
 def _payload(case: Case) -> list[Path]:
@@ -24,7 +25,8 @@ def _source_of(case: Case, packaged: Path) -> Path:
     """Find the source a packaged file came from, by its path inside tables/plots or name."""
     rel = packaged.relative_to(next(case.packpath.glob("*/*/*")))
     matches = [
-        p for p in case.origpath.rglob(packaged.name)
+        p
+        for p in case.origpath.rglob(packaged.name)
         if p.is_file() and not p.is_symlink() and p.read_bytes() == packaged.read_bytes()
     ]
     assert matches, f"no source for {rel}"
@@ -53,16 +55,12 @@ def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:
         digest = manifest.md5_file(packaged)
         assert digest in by_md5, packaged
         assert packaged.stat().st_nlink == 1, "copy mode must not link"
-        assert any(
-            src.stat().st_mtime_ns == packaged.stat().st_mtime_ns for src in by_md5[digest]
-        )
+        assert any(src.stat().st_mtime_ns == packaged.stat().st_mtime_ns for src in by_md5[digest])
 
 
 def test_hard_links_share_the_source_inode(case229: Case) -> None:
     assert case229.run_cli("hard") == 0
-    source_inodes = {
-        p.stat().st_ino for p in case229.origpath.rglob("*") if p.is_file()
-    }
+    source_inodes = {p.stat().st_ino for p in case229.origpath.rglob("*") if p.is_file()}
     files = _payload(case229)
     assert all(p.stat().st_ino in source_inodes for p in files)
     fluxscale = next(case229.packpath.rglob("uid___A002_X3c9295_X8c.ms.split.fluxscale"))
@@ -82,13 +80,17 @@ def test_manifest_passes_md5sum_check(case229: Case) -> None:
     ]
     assert sorted(listed) == sorted(on_disk)
     done = subprocess.run(
-        ["md5sum", "-c", "--strict", "manifest.md5"], cwd=case229.packpath.parent,
-        capture_output=True, text=True,
+        ["md5sum", "-c", "--strict", "manifest.md5"],
+        cwd=case229.packpath.parent,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 1  # run from the wrong place: paths start with the project
     done = subprocess.run(
         ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
-        cwd=case229.packpath.parent, capture_output=True, text=True,
+        cwd=case229.packpath.parent,
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
 

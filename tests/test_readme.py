@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from conftest import Case, make_case
-
 from almaqa2 import example
 from almaqa2.readme import fill_header, human_size
+
+from conftest import Case, make_case
 
 
 def _member(case: Case) -> Path:
@@ -60,8 +60,9 @@ def _tree_entries(text: str) -> list[tuple[str, str | None]]:
         size = re.search(r"  \((.+)\)$", entry)
         name = entry[: size.start()] if size else entry
         stack[depth:] = [name.rstrip("/")]
-        found.append(("/".join(stack) + ("/" if name.endswith("/") else ""),
-                      size[1] if size else None))
+        found.append(
+            ("/".join(stack) + ("/" if name.endswith("/") else ""), size[1] if size else None)
+        )
     return found
 
 
@@ -74,9 +75,12 @@ def test_tree_matches_the_package(tmp_path: Path) -> None:
     actual = []
     for path in sorted(member.rglob("*")):
         rel = path.relative_to(member).as_posix()
-        if any(parent.name.endswith(".plots") and not parent.name.endswith(".calibration.plots")
-               or (parent / "table.dat").exists() for parent in path.parents if parent != member
-               and parent.is_relative_to(member)):
+        if any(
+            (parent.name.endswith(".plots") and not parent.name.endswith(".calibration.plots"))
+            or (parent / "table.dat").exists()
+            for parent in path.parents
+            if parent != member and parent.is_relative_to(member)
+        ):
             continue
         actual.append(rel + "/" if path.is_dir() else rel)
     assert shown == sorted(actual)
@@ -84,7 +88,8 @@ def test_tree_matches_the_package(tmp_path: Path) -> None:
         target = member / path.rstrip("/")
         if size is not None:
             on_disk = (
-                target.stat().st_size if target.is_file()
+                target.stat().st_size
+                if target.is_file()
                 else sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
             )
             assert size == human_size(on_disk), path

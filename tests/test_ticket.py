@@ -10,10 +10,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import Case, make_case
 
 from almaqa2 import manifest
 from almaqa2.ticket import DUMMY_NAME
+
+from conftest import Case, make_case
 
 
 def _tickets(case: Case) -> tuple[Path, Path]:

@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from .errors import Almaqa2Error  # noqa: E402
-from .package import Request, Result, package, prepare  # noqa: E402
+from .errors import Almaqa2Error
+from .package import Request, Result, package, prepare
 
 __all__ = ["Almaqa2Error", "Request", "Result", "__version__", "package", "prepare"]

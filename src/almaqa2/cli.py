@@ -39,7 +39,9 @@ err = Console(stderr=True)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     """Package ALMA QA2 data reductions for review and delivery."""
-    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    level = (
+        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
     logging.basicConfig(
         level=level,
         format="%(message)s",
@@ -52,15 +54,23 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 @cli.command("package")
 @click.argument("origpath", type=click.Path(path_type=Path))
 @click.argument("packpath", type=click.Path(path_type=Path))
-@click.option("--readme", type=click.Path(path_type=Path), required=True,
-              help="README header file (see 'qa2 readme-template').")
+@click.option(
+    "--readme",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="README header file (see 'qa2 readme-template').",
+)
 @click.option("--mode", default="fake", show_default=True, help="|".join(MODES))
 @click.option("--append", default="", help="'' (replace), group or member.")
 @click.option("--style", default="", help="Packaging style: " + ", ".join(STYLES) + ".")
-@click.option("--pi-script", type=click.Path(path_type=Path),
-              help="scriptForPI.py to deliver (or its directory).")
-@click.option("--noms/--no-noms", default=False,
-              help="Legacy, without --style: leave MeasurementSets out.")
+@click.option(
+    "--pi-script",
+    type=click.Path(path_type=Path),
+    help="scriptForPI.py to deliver (or its directory).",
+)
+@click.option(
+    "--noms/--no-noms", default=False, help="Legacy, without --style: leave MeasurementSets out."
+)
 @click.option("--sg", help="Science goal OUS UID.")
 @click.option("--gous", help="Group OUS UID.")
 @click.option("--mous", help="Member OUS UID.")
@@ -99,8 +109,12 @@ def _progress() -> Iterator[Any]:
         yield None
         return
     bar = Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TimeRemainingColumn(), console=err, transient=True,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
     )
     task = bar.add_task("packaging", total=None, visible=False)
     started = [False]
@@ -169,8 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess)."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        code = cli.main(args=list(argv) if argv is not None else None, prog_name="qa2",
-                        standalone_mode=False)
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="qa2", standalone_mode=False
+        )
     except click.ClickException as exc:
         exc.show()
         return 2
@@ -182,6 +197,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
+    except OSError as exc:  # the system refused something the checks could not foresee
+        if debug:
+            raise
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(
+            f"[red]error:[/red] {exc.strerror}{where}; fix this and run again"
+            " (nothing half-written was left in the package).",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
     return code if isinstance(code, int) else 0
 
 

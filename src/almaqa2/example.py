@@ -32,9 +32,17 @@ def write_fits(path: Path, name: str) -> None:
     data = np.arange(64, dtype=np.float32).reshape(1, 1, 8, 8) / 64
     header = fits.Header()
     header.update(
-        OBJECT="IRC+10216", BUNIT="Jy/beam", BMAJ=1.2e-4, BMIN=1.0e-4, BPA=35.0,
-        RESTFRQ=2.30538e11, CTYPE1="RA---SIN", CTYPE2="DEC--SIN", CTYPE3="FREQ",
-        CTYPE4="STOKES", ORIGIN=name,
+        OBJECT="IRC+10216",
+        BUNIT="Jy/beam",
+        BMAJ=1.2e-4,
+        BMIN=1.0e-4,
+        BPA=35.0,
+        RESTFRQ=2.30538e11,
+        CTYPE1="RA---SIN",
+        CTYPE2="DEC--SIN",
+        CTYPE3="FREQ",
+        CTYPE4="STOKES",
+        ORIGIN=name,
     )
     fits.PrimaryHDU(data, header).writeto(path)
 

@@ -16,14 +16,14 @@ def _path(value: str) -> Path:
     return Path(value.rstrip("/") or "/")
 
 
-def QA_Packager(  # noqa: N802 - the historical name
+def QA_Packager(
     origpath: str,
     readme: str,
     packpath: str,
     append: str = "",
     mode: str = "fake",
     style: str = "",
-    PIscript: str = "",  # noqa: N803
+    PIscript: str = "",
     noms: bool = False,
     sg: str | None = None,
     gous: str | None = None,

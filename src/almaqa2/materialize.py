@@ -114,7 +114,9 @@ def install(built: Path, target: Path) -> None:
         return
     if _exchange(built, target):
         return
-    aside = Path(tempfile.mkdtemp(prefix=old_prefix(target.parent / target.name), dir=target.parent))
+    aside = Path(
+        tempfile.mkdtemp(prefix=old_prefix(target.parent / target.name), dir=target.parent)
+    )
     os.rename(target, aside / "previous")
     os.rename(built, target)
     os.rename(aside / "previous", built)

@@ -67,8 +67,9 @@ def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
 
 def _existing_dir(path: Path, what: str, fix: str) -> Path:
     if not path.is_dir():
-        raise InputError(f"{what} is not a directory" if path.exists() else f"{what} not found",
-                         path, fix=fix)
+        raise InputError(
+            f"{what} is not a directory" if path.exists() else f"{what} not found", path, fix=fix
+        )
     return Path(os.path.realpath(path))
 
 
@@ -140,12 +141,15 @@ def resolve(request: Request) -> Request:
         request.origpath, "origpath", "give the SB's reduction directory (the one holding the EBs)"
     )
     readme_path = _readable_file(
-        request.readme, "README header", "give a README header file (qa2 readme-template prints one)"
+        request.readme,
+        "README header",
+        "give a README header file (qa2 readme-template prints one)",
     )
     packpath = Path(os.path.abspath(request.packpath))
     if not packpath.parent.is_dir():
         raise InputError(
-            "the directory to hold the package does not exist", packpath.parent,
+            "the directory to hold the package does not exist",
+            packpath.parent,
             fix="create it first",
         )
     packpath = Path(os.path.realpath(packpath.parent)) / packpath.name

@@ -163,7 +163,9 @@ def render(plan: Plan, header: str, notes: list[tuple[str, str]], sizes: dict[st
     present = {p.dest.parts[0] for p in plan.placements} | set(ALWAYS)
     member = plan.units.member
     described = "".join(f"- {name}: {text}.\n" for name, text in SUBDIRS if name in present)
-    parts.append(f"Contents\n========\n\nThe directory {member} holds this README and:\n{described}")
+    parts.append(
+        f"Contents\n========\n\nThe directory {member} holds this README and:\n{described}"
+    )
     items = [TreeItem(PurePosixPath("README"), False, None)]
     items += [
         TreeItem(p.dest, p.source.kind is not Kind.FILE, sizes[p.dest.as_posix()])

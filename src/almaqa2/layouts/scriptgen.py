@@ -14,6 +14,7 @@ from ..errors import InputError
 from ..scan import Kind, SourceEntry
 from ..uid import short_name, uid_prefix
 
+
 @dataclass(frozen=True)
 class EB:
     uid: str

@@ -1,0 +1,178 @@
+"""Bad input: exit code 2 and one sentence that names the path and the fix; no traceback,
+nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from almaqa2 import example
+from almaqa2.cli import main
+
+from conftest import Case
+
+
+def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    return err
+
+
+def _argv(case: Case, **replace: str) -> list[str]:
+    argv, _ = case.commands("copy")
+    for option, value in replace.items():
+        if option == "origpath":
+            argv[1] = value
+        else:
+            argv[argv.index(f"--{option}") + 1] = value
+    return argv
+
+
+def test_missing_origpath(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(case229.origpath) + "-nope"
+    _fails(
+        _argv(case229, origpath=missing),
+        capsys,
+        "origpath not found",
+        missing,
+        "reduction directory",
+    )
+    assert not case229.packpath.parent.joinpath(case229.packpath.name).exists()
+
+
+def test_missing_readme(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    _fails(
+        _argv(case229, readme="/no/such/README.txt"),
+        capsys,
+        "/no/such/README.txt",
+        "readme-template",
+    )
+
+
+def test_unknown_style_lists_the_valid_ones(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fails(_argv(case229, style="cycle99"), capsys, "cycle99", "cycle0-nopipe", "cycle4-nopipe")
+
+
+@pytest.mark.parametrize(("option", "value"), [("mode", "soft"), ("append", "project")])
+def test_unknown_mode_or_append(
+    case229: Case, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    argv = _argv(case229, mode=value) if option == "mode" else [*_argv(case229), "--append", value]
+    _fails(argv, capsys, f"unknown {option} '{value}'", "use one of")
+
+
+def test_no_eb_found(case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    empty = example.build(["Imaging/scriptForImaging.py"], tmp_path / "empty")
+    _fails(_argv(case229, origpath=str(empty)), capsys, "no execution block", str(empty))
+
+
+def test_not_a_project_code(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = _argv(case229)
+    argv[2] = str(case229.packpath.parent / "my-package")
+    _fails(argv, capsys, "not an ALMA project code", "2011.0.00229.S")
+
+
+def test_special_file_is_refused(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    fifo = case229.origpath / "X8c" / "pipe.log"
+    os.mkfifo(fifo)
+    _fails(_argv(case229), capsys, str(fifo), "remove it")
+    assert not case229.packpath.exists()
+
+
+def _as_nobody(argv: list[str]) -> tuple[int, str]:
+    """Run the CLI in a forked child that dropped root's rights (root reads everything)."""
+    main(["--help"])  # import what the CLI needs while we may still read the stdlib
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: become nobody, run, report through the pipe
+        os.close(read_end)
+        code = 99
+        try:
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            sys.stderr = os.fdopen(write_end, "w")
+            code = main(argv)
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        err = pipe.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+def test_unreadable_file_is_refused(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+    if os.geteuid() != 0:
+        raise RuntimeError("this test drops root's rights to make a file really unreadable")
+    secret = case229.origpath / "X8c" / "qa2" / "qa2_part1.png"
+    top = case229.origpath.parent.parent
+    for path in [*top.rglob("*"), *[p for p in top.parents if p.is_relative_to("/tmp")], top]:
+        path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    case229.packpath.parent.chmod(0o777)
+    case229.readme.chmod(0o644)
+    secret.chmod(0)
+    argv, _ = case229.commands("fake")
+    capsys.readouterr()
+    code, err = _as_nobody(argv)
+    assert code == 2, err
+    assert "cannot read" in err and "qa2_part1.png" in err
+    assert "Traceback" not in err
+    assert not case229.packpath.exists()
+
+
+def test_unclassified_files_are_warned_about_and_strict_fails(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stray = case229.origpath / "Combined" / "my_own_plot.eps"
+    stray.write_text("%!PS")
+    assert main(_argv(case229)) == 0
+    err = capsys.readouterr().err
+    assert "unclassified" in err and "my_own_plot.eps" in err
+    assert not list(case229.packpath.rglob("my_own_plot.eps"))
+
+    err = _fails(
+        [*_argv(case229), "--strict"], capsys, "unclassified", "my_own_plot.eps", "without --strict"
+    )
+
+
+def test_link_outside_origpath_is_followed_with_a_warning(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "elsewhere.fits"
+    example.write_fits(outside, "elsewhere")
+    (case229.origpath / "Combined" / "linked.fits").symlink_to(outside)
+    assert main(_argv(case229)) == 0
+    assert "following link" in capsys.readouterr().err
+    packaged = next(case229.packpath.rglob("linked.fits"))
+    assert not packaged.is_symlink() and packaged.read_bytes() == outside.read_bytes()
+
+
+def test_dry_run_writes_nothing_and_shows_the_plan(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*_argv(case229), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert not case229.packpath.exists()
+    assert os.listdir(case229.packpath.parent) == []
+    dests = {p["dest"] for p in plan["placements"]}
+    assert "qa/X8c.checklist.txt" in dests and "raw/uid___A002_X3c9295_X8c.ms.split" in dests
+    skipped = {s["source"]: s["why"] for s in plan["skipped"]}
+    assert "X8c/bandpass.last" in skipped and "Combined/calibrated.ms" in skipped
+    assert main([*_argv(case229), "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "X8c/checklist.txt" in text and "nothing was written" in text

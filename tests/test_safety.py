@@ -1,0 +1,165 @@
+"""SPEC §13: the reduction is never changed, packpath never overlaps it, a killed run
+leaves the previous package, and two runs on one packpath do not mix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from almaqa2 import example
+from almaqa2.cli import main
+
+from conftest import Case, listing, tree_state
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "containing"])
+def test_packpath_overlapping_origpath_is_refused(
+    case229: Case, where: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    orig = case229.origpath
+    target = {
+        "same": orig.parent / "2011.0.00229.S",
+        "inside": orig / "2011.0.00229.S",
+        "containing": orig.parent,
+    }[where]
+    if where == "same":
+        orig = orig.rename(target)
+    elif where == "containing":
+        # origpath inside a directory named as a project: packpath would contain it
+        new_parent = orig.parent.parent / "2011.0.00229.S"
+        orig.parent.rename(new_parent)
+        orig, target = new_parent / orig.name, new_parent
+    before = tree_state(orig.parent)
+    argv, _ = case229.commands("copy")
+    argv[1], argv[2] = str(orig), str(target)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "reduction directory" in err and "Traceback" not in err
+    assert tree_state(orig.parent) == before
+
+
+def _slow_reduction(tmp_path: Path) -> Path:
+    """A reduction with enough data that copying it takes a moment (~300 MB)."""
+    root = example.build(
+        ["X8c/uid___A002_X3c9295_X8c.ms.scriptForCalibration.py", "X8c/qa2/a.png"],
+        tmp_path / "slow",
+    )
+    block = os.urandom(1 << 20)
+    for i in range(12):
+        table = root / "X8c" / f"uid___A002_X3c9295_X8c.ms.split.t{i:02d}"
+        table.mkdir()
+        (table / "table.dat").write_bytes(b"table")
+        with open(table / "table.f0", "wb") as f:
+            for _ in range(25):
+                f.write(block)
+    return root
+
+
+def _package_cmd(origpath: Path, packpath: Path, readme: Path, mode: str) -> list[str]:
+    return [
+        sys.executable,
+        "-c",
+        "from almaqa2.cli import entrypoint; entrypoint()",
+        "package",
+        str(origpath),
+        str(packpath),
+        "--readme",
+        str(readme),
+        "--style",
+        "cycle2-nopipe",
+        "--mode",
+        mode,
+    ]
+
+
+def test_sigkill_mid_copy_keeps_the_previous_package(case229: Case, tmp_path: Path) -> None:
+    origpath = _slow_reduction(tmp_path)
+    packpath = case229.packpath
+    cmd = _package_cmd(origpath, packpath, case229.readme, "fake")
+    assert subprocess.run(cmd, capture_output=True).returncode == 0
+    previous = listing(packpath)
+    previous_state = tree_state(packpath)
+
+    proc = subprocess.Popen(
+        _package_cmd(origpath, packpath, case229.readme, "copy"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    staged_bytes = 0
+    while time.monotonic() < deadline and staged_bytes < (20 << 20):
+        staging = [p for p in packpath.parent.iterdir() if ".almaqa2-staging-" in p.name]
+        staged_bytes = (
+            sum(f.stat().st_size for s in staging for f in s.rglob("*") if f.is_file())
+            if staging
+            else 0
+        )
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert listing(packpath) == previous
+    assert tree_state(packpath) == previous_state
+
+    done = subprocess.run(
+        _package_cmd(origpath, packpath, case229.readme, "copy"), capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in packpath.parent.iterdir()) == sorted(
+        [packpath.name, f"{packpath.name}.ticket.tar", f"{packpath.name}.ticket.zip"]
+    ), "the next run tidies what the killed one left"
+    assert (packpath / "manifest.md5").exists()
+
+
+def test_sigkill_on_first_run_leaves_nothing_under_packpath(case229: Case, tmp_path: Path) -> None:
+    origpath = _slow_reduction(tmp_path)
+    proc = subprocess.Popen(
+        _package_cmd(origpath, case229.packpath, case229.readme, "copy"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any(
+        ".almaqa2-staging-" in p.name for p in case229.packpath.parent.iterdir()
+    ):
+        time.sleep(0.002)
+    time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not case229.packpath.exists()
+
+
+def test_concurrent_run_is_refused_naming_the_holder(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lock_path = case229.packpath.parent / f".{case229.packpath.name}.almaqa2.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, pathlib\n"
+            "from almaqa2 import lock\n"
+            f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert case229.run_cli("fake") == 2
+        err = capsys.readouterr().err
+        assert f"pid {holder.pid}" in err and "wait for it to finish" in err
+        assert not case229.packpath.exists()
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert case229.run_cli("fake") == 0, "a dead holder's lock does not block"
