@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 NAME = "manifest.md5"
 _BLOCK = 1 << 20
 
 
-def md5_file(path: Path) -> str:
+def md5_file(path: str | Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb", buffering=0) as f:
         while block := f.read(_BLOCK):
@@ -28,37 +29,61 @@ def md5_file(path: Path) -> str:
 
 
 class Hasher:
-    """Hash files in the background as they are handed over; ``results()`` waits for all."""
+    """Hash files on worker threads as they are handed over; ``results()`` waits for all.
+
+    A plain queue and long-lived workers: a future per file costs more than hashing a
+    small file.  Results are keyed by the path string given.
+    """
 
     def __init__(self, workers: int | None = None):
-        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2)
-        self._futures: dict[Path, Future[str]] = {}
+        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._digests: dict[str, str] = {}
+        self._errors: list[BaseException] = []
+        self._threads = [
+            threading.Thread(target=self._work, daemon=True)
+            for _ in range(workers or os.cpu_count() or 2)
+        ]
+        for thread in self._threads:
+            thread.start()
 
-    def add(self, path: Path, _size: int = 0) -> None:
-        """Queue ``path`` (signature fits materialize's ``done`` callback)."""
-        if path not in self._futures:
-            self._futures[path] = self._pool.submit(md5_file, path)
+    def _work(self) -> None:
+        while (path := self._queue.get()) is not None:
+            try:
+                self._digests[path] = md5_file(path)
+            except BaseException as exc:  # reported by results()
+                self._errors.append(exc)
 
-    def results(self) -> dict[Path, str]:
-        try:
-            return {path: future.result() for path, future in self._futures.items()}
-        finally:
-            self._pool.shutdown()
+    def add(self, path: str, _size: int = 0) -> None:
+        """Queue ``path`` (the signature fits materialize's ``done`` callback)."""
+        self._queue.put(path)
+
+    def results(self) -> dict[str, str]:
+        self._stop()
+        if self._errors:
+            raise self._errors[0]
+        return self._digests
+
+    def _stop(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
+        self._threads = []
 
     def __enter__(self) -> Hasher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        self._stop()
 
 
-def files_under(top: Path, include_manifest: bool = False) -> Iterator[Path]:
-    """Every regular file below ``top``, sorted; the top-level manifest only if asked."""
+def files_under(top: Path) -> Iterator[Path]:
+    """Every regular file below ``top``, sorted, except the top-level manifest."""
     for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
         for name in sorted(filenames):
             path = Path(dirpath, name)
-            if include_manifest or not (name == NAME and dirpath == str(top)):
+            if not (name == NAME and dirpath == str(top)):
                 yield path
 
 

@@ -26,7 +26,7 @@ from .scan import Kind
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[Path, int], None]
+Done = Callable[[str, int], None]
 """Called with each payload file written and the bytes it took from its source."""
 
 _CHUNK = 1 << 24  # 16 MiB per copy_file_range call
@@ -129,31 +129,36 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
     Returns the size each placement has in the package as it will be delivered (for
     fake and ticket modes: the size the real package would have, as planned).
     """
-    writer = _WRITERS[plan.mode]
+    writer = _WRITERS[plan.mode]()
     sizes: dict[str, int] = {}
-    for placement in plan.placements:
-        dest = member_dir / placement.dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
+    writer.start(member_dir)
+    try:
+        for placement in plan.placements:
+            dest = member_dir / placement.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
+    finally:
+        writer.finish()
     return sizes
 
 
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
     source = placement.source
     if placement.gzip:
-        return writer.gzip(source.path, dest, done)
+        return writer.gzip(str(source.path), str(dest), done)
     if source.kind is Kind.FILE:
-        writer.file(source.path, dest)
+        writer.file(str(source.path), str(dest))
         if done:
-            done(dest, source.size)
+            done(str(dest), source.size)
         return source.size
     dest.mkdir()
-    for member in source.members:
-        target = dest / member.rel
+    src_dir, dest_dir = f"{source.path}/", f"{dest}/"
+    for member in source.members:  # plain strings: this loop runs once per file of a table
+        target = dest_dir + member.rel
         if member.size is None:
-            target.mkdir()
+            os.mkdir(target)
             continue
-        writer.file(source.path / member.rel, target)
+        writer.file(src_dir + member.rel, target)
         if done:
             done(target, member.size)
     return source.size
@@ -162,34 +167,65 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
 class Writer(abc.ABC):
     """How a file reaches the package: fake (empty), copy or hard link."""
 
+    def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Called once before the first file is written under ``member_dir``."""
+
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """Called once after the last file."""
+
     @abc.abstractmethod
-    def file(self, src: Path, dst: Path) -> None:
+    def file(self, src: str, dst: str) -> None:
         """Make ``dst`` (which does not exist yet) from ``src``."""
 
-    def gzip(self, src: Path, dst: Path, done: Done | None) -> int:
+    def gzip(self, src: str, dst: str, done: Done | None) -> int:
         """Compress ``src`` to ``dst`` (a real package writes new data in every mode)."""
         with open(src, "rb") as fin, open(dst, "wb") as raw:
             mtime = os.fstat(fin.fileno()).st_mtime
             with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=mtime) as out:
                 shutil.copyfileobj(fin, out, _CHUNK)
         _copy_times(src, dst)
-        size = dst.stat().st_size
         if done:
             done(dst, os.stat(src).st_size)
-        return size
+        return os.stat(dst).st_size
 
 
 class FakeWriter(Writer):
-    def file(self, src: Path, dst: Path) -> None:
-        dst.touch(exist_ok=False)
+    """Empty files, made as hard links to one empty file.
 
-    def gzip(self, src: Path, dst: Path, done: Done | None) -> int:
+    Creating an inode costs ~20 times more than a link on the file systems measured, and
+    a fake package can hold tens of thousands of files; an empty file has nothing that its
+    links could share.  A fresh empty file is started before the link count limit.
+    """
+
+    _MAX_LINKS = 30_000  # ext4 allows 65,000 links to one inode
+
+    def start(self, member_dir: Path) -> None:
+        self._dir = member_dir
+        self._links = self._MAX_LINKS
+        self._empty = ""
+
+    def file(self, src: str, dst: str) -> None:
+        if self._links >= self._MAX_LINKS:
+            self.finish()
+            fd, self._empty = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
+            os.close(fd)
+            os.chmod(self._empty, 0o644)
+            self._links = 0
+        os.link(self._empty, dst)
+        self._links += 1
+
+    def finish(self) -> None:
+        if self._empty:
+            os.unlink(self._empty)
+            self._empty = ""
+
+    def gzip(self, src: str, dst: str, done: Done | None) -> int:
         self.file(src, dst)
         return os.stat(src).st_size
 
 
 class CopyWriter(Writer):
-    def file(self, src: Path, dst: Path) -> None:
+    def file(self, src: str, dst: str) -> None:
         with open(src, "rb") as fin, open(dst, "xb") as fout:
             _copy_contents(fin, fout)
         shutil.copymode(src, dst)
@@ -197,7 +233,7 @@ class CopyWriter(Writer):
 
 
 class HardWriter(Writer):
-    def file(self, src: Path, dst: Path) -> None:
+    def file(self, src: str, dst: str) -> None:
         try:
             os.link(src, dst)
         except OSError as exc:
@@ -224,14 +260,14 @@ def _copy_contents(fin: BinaryIO, fout: BinaryIO) -> None:
         shutil.copyfileobj(fin, fout, _CHUNK)
 
 
-def _copy_times(src: Path, dst: Path) -> None:
+def _copy_times(src: str, dst: str) -> None:
     st = os.stat(src)
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-_WRITERS: dict[str, Writer] = {
-    "fake": FakeWriter(),
-    "ticket": FakeWriter(),
-    "copy": CopyWriter(),
-    "hard": HardWriter(),
+_WRITERS: dict[str, type[Writer]] = {
+    "fake": FakeWriter,
+    "ticket": FakeWriter,
+    "copy": CopyWriter,
+    "hard": HardWriter,
 }

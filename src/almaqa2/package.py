@@ -200,17 +200,23 @@ def package(request: Request, progress: Progress | None = None) -> Result:
         header = request.readme.read_text(errors="replace")
         built = _build(plan, packpath, header, progress)
         member_dir = packpath / plan.member_path
-        others = sum(
-            p.stat().st_size
-            for p in manifest.files_under(packpath, include_manifest=True)
-            if not p.is_relative_to(member_dir)
-        )
+        others = _size_outside(packpath, member_dir)
         readme_size = len(built.readme_text.encode())
         expected = ticket.expected_size(plan, built.sizes, readme_size, others)
         tickets = ticket.write(
             plan, packpath.parent, built.readme_text, expected, dummy=plan.mode == "fake"
         )
     return Result(plan, packpath, member_dir, tickets, built.manifest)
+
+
+def _size_outside(packpath: Path, member_dir: Path) -> int:
+    """Bytes of the package outside ``member_dir`` (bookkeeping files, other members)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(packpath):
+        if Path(dirpath) == member_dir.parent:
+            dirnames.remove(member_dir.name)
+        total += sum(os.stat(os.path.join(dirpath, f)).st_size for f in filenames)
+    return total
 
 
 @dataclass(frozen=True)
@@ -228,7 +234,7 @@ def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -
     done_bytes = 0
     with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
 
-        def done(path: Path, size: int) -> None:
+        def done(path: str, size: int) -> None:
             nonlocal done_bytes
             if hashing:
                 hasher.add(path)
@@ -244,9 +250,9 @@ def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -
         notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
         readme_text = readme.render(plan, header, notes, sizes)
         (member_dir / "README").write_text(readme_text)
+        skip = len(str(stage)) + 1
         new_files = {
-            path.relative_to(stage).as_posix(): digest
-            for path, digest in (hasher.results().items() if hashing else ())
+            path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
         }
         if hashing:
             new_files["/".join((*plan.member_path.parts, "README"))] = manifest.md5_file(

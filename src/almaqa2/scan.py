@@ -31,7 +31,7 @@ class Kind(Enum):
 class Member:
     """A file (``size`` set) or directory (``size`` None) inside a table or plots dir."""
 
-    rel: PurePosixPath
+    rel: str  # relative to the table or plots directory, with '/'
     size: int | None
 
 
@@ -76,21 +76,21 @@ def _members(top: str) -> tuple[tuple[Member, ...], int]:
     """All files and sub-directories of a table or plots directory, sorted, with sizes."""
     found: list[Member] = []
     total = 0
+    skip = len(top) + 1
     for dirpath, dirnames, filenames in os.walk(top, onerror=_raise_walk_error, followlinks=True):
         dirnames.sort()
-        base = PurePosixPath(os.path.relpath(dirpath, top))
-        for d in dirnames:
-            found.append(Member(base / d, None))
-        for f in sorted(filenames):
+        base = dirpath[skip:] + "/" if len(dirpath) > len(top) else ""
+        found.extend(Member(base + d, None) for d in dirnames)
+        for f in filenames:
             full = os.path.join(dirpath, f)
             try:
                 st = os.stat(full)
             except OSError as exc:
                 raise _unreadable(full, "this file") from exc
             size = _regular_size(full, st)
-            found.append(Member(base / f, size))
+            found.append(Member(base + f, size))
             total += size
-    found.sort(key=lambda m: m.rel.as_posix())
+    found.sort(key=lambda m: m.rel)
     return tuple(found), total
 
 

@@ -1,0 +1,159 @@
+"""Packaging speed against the standard tools, measured in one run on a synthetic SB.
+
+The SB has 3 EBs, ~50,000 files and ~2 GB: per EB an a priori and a calibrated MS of
+~200 MB each, 40 calibration tables of small files and 100 plot directories of PNGs.
+Ratios printed (lower is better; targets from the issue):
+
+    fake / find     (scan+plan+create the tree vs listing it)        target <= 3
+    copy / cp -a    (full copy with md5 manifest vs plain copy)      target <= 1.1
+    hard / cp -al   (hard links with md5 manifest vs plain links)    target <= 1.5
+
+Each command runs `--repeat` times (default 2) alternating with its baseline, best time
+kept; the page cache is warm for all (the data is read once first).
+Usage: python benchmarks/package_bench.py [--workdir DIR] [--keep] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+EBS = ("uid___A002_Xb00001_X1a1", "uid___A002_Xb00002_X2b2", "uid___A002_Xb00003_X3c3")
+BIG_MB = 200
+CALTABLES, CALTABLE_FILES, CALTABLE_FILE_KB = 40, 20, 32
+PLOT_DIRS, PLOTS_PER_DIR, PLOT_KB = 100, 150, 12
+
+
+def _write(path: Path, size: int, seed: bytes) -> None:
+    path.write_bytes(seed + os.urandom(16) + b"\0" * (size - len(seed) - 16))
+
+
+def make_sb(root: Path) -> tuple[int, int]:
+    """Create the synthetic SB; returns (files, bytes)."""
+    block = os.urandom(1 << 20)
+    files = size = 0
+    for n, uid in enumerate(EBS):
+        eb = root / f"X{n}"
+        (eb / "qa2").mkdir(parents=True)
+        for ms in (".ms.split", ".ms.split.cal"):
+            table = eb / f"{uid}{ms}"
+            table.mkdir()
+            (table / "table.dat").write_bytes(b"table")
+            with open(table / "table.f0", "wb") as f:
+                for _ in range(BIG_MB):
+                    f.write(block)
+            files, size = files + 2, size + 5 + (BIG_MB << 20)
+        for t in range(CALTABLES):
+            table = eb / f"{uid}.ms.split.cal{t:02d}"
+            table.mkdir()
+            (table / "table.dat").write_bytes(b"table")
+            for i in range(CALTABLE_FILES):
+                _write(table / f"table.f{i}", CALTABLE_FILE_KB << 10, f"{uid}{t}{i}".encode())
+            files += 1 + CALTABLE_FILES
+            size += 5 + CALTABLE_FILES * (CALTABLE_FILE_KB << 10)
+        for p in range(PLOT_DIRS):
+            plots = eb / f"{uid}.ms.split.step{p:03d}.plots"
+            plots.mkdir()
+            for i in range(PLOTS_PER_DIR):
+                _write(plots / f"plot{i:03d}.png", PLOT_KB << 10, f"{uid}{p}{i}".encode())
+            files, size = files + PLOTS_PER_DIR, size + PLOTS_PER_DIR * (PLOT_KB << 10)
+        (eb / f"{uid}.ms.scriptForCalibration.py").write_text("# calibration\n")
+        (eb / "checklist.txt").write_text("checklist\n")
+        (eb / "qa2" / "textfile.txt").write_text("qa2\n")
+        files += 3
+    (root / "Imaging").mkdir()
+    (root / "Imaging" / "scriptForImaging.py").write_text("# imaging\n")
+    return files + 1, size
+
+
+def _timed(cmd: list[str], cleanup: Path | None) -> float:
+    if cleanup is not None and cleanup.exists():
+        shutil.rmtree(cleanup)
+    subprocess.run(["sync"], check=True)  # no write-back of an earlier run in this one
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--repeat", type=int, default=2)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="almaqa2-bench-", dir=args.workdir))
+    qa2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+    try:
+        sb = work / "SB"
+        sb.mkdir()
+        start = time.perf_counter()
+        files, size = make_sb(sb)
+        print(
+            f"synthetic SB: {files} files, {size / 1e9:.2f} GB "
+            f"(made in {time.perf_counter() - start:.1f} s) in {sb}"
+        )
+        readme = work / "README.header.txt"
+        readme.write_text("Project code:\n")
+        out = work / "out"
+        out.mkdir()
+        pack = out / "2011.0.00229.S"
+        subprocess.run(["cat", *map(str, sb.rglob("*.f0"))], stdout=subprocess.DEVNULL)
+
+        def ours(mode: str) -> list[str]:
+            return [
+                *qa2,
+                "package",
+                str(sb),
+                str(pack),
+                "--readme",
+                str(readme),
+                "--style",
+                "cycle0-nopipe",
+                "--mode",
+                mode,
+            ]
+
+        pairs = [
+            ("fake", ours("fake"), ["find", str(sb)], None),
+            ("copy", ours("copy"), ["cp", "-a", str(sb), str(out / "cp")], out / "cp"),
+            ("hard", ours("hard"), ["cp", "-al", str(sb), str(out / "cpl")], out / "cpl"),
+        ]
+        print(f"{'mode':<6} {'almaqa2 s':>10} {'baseline':>12} {'base s':>8} {'ratio':>7}")
+        for mode, cmd, base, base_out in pairs:
+            mine, theirs = [], []
+            for _ in range(args.repeat):
+                theirs.append(_timed(base, base_out))
+                mine.append(_timed(cmd, None))
+            best_mine, best_theirs = min(mine), min(theirs)
+            name = "find" if base[0] == "find" else " ".join(base[:2])
+            print(
+                f"{mode:<6} {best_mine:>10.2f} {name:>12} {best_theirs:>8.2f}"
+                f" {best_mine / best_theirs:>7.2f}"
+            )
+            for path in (pack, base_out):
+                if path is not None and path.exists():
+                    shutil.rmtree(path)
+        floor = min(
+            _timed(["sh", "-c", f"find {sb} -type f -print0 | xargs -0 -P2 -n 500 md5sum"], None)
+            for _ in range(args.repeat)
+        )
+        print(
+            f"floor of copy/hard: md5sum of every file on 2 cores takes {floor:.2f} s "
+            "(the manifest needs it)"
+        )
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
