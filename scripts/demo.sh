@@ -2,7 +2,7 @@
 # make demo: build an example reduction (seed 000's project 229), package it, check it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-out="$here/demo-output"
+out="${DEMO_OUT:-$here/demo-output}"
 rm -rf "$out" && mkdir -p "$out"
 cd "$out"
 

@@ -148,3 +148,19 @@ def test_forced_exdev_during_linking_leaves_nothing(
         [case229.packpath.name, "2011.0.00229.S.ticket.tar", "2011.0.00229.S.ticket.zip"]
     )
     assert '"mode": "fake"' in (case229.packpath / MARKER).read_text()
+
+
+def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
+    import subprocess
+
+    (case229.origpath / "X8c" / "qa2" / "odd\\name.txt").write_text("backslash\n")
+    assert case229.run_cli("copy") == 0
+    lines = (case229.packpath / "manifest.md5").read_text().split("\n")
+    assert any(line.startswith("\\") for line in lines)
+    done = subprocess.run(
+        ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
+        cwd=case229.packpath.parent,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

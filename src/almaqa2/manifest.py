@@ -102,7 +102,9 @@ def format_line(digest: str, path: str) -> str:
 def read(path: Path) -> dict[str, str]:
     """A manifest's entries: {path starting with the project code: md5}."""
     entries: dict[str, str] = {}
-    for line in path.read_text().splitlines():
+    for line in path.read_text().split("\n"):
+        if not line:
+            continue
         escaped = line.startswith("\\")
         digest, _, name = line.lstrip("\\").partition("  ")
         if escaped:
