@@ -6,6 +6,7 @@ import hashlib
 import os
 import shlex
 import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,16 @@ def listing(packpath: Path) -> list[str]:
             continue
         found += [f"{rel}/{f}" for f in filenames]
     return sorted(found)
+
+
+def md5sum_check(packpath: Path) -> subprocess.CompletedProcess:
+    """GNU md5sum -c on the package's manifest, run from packpath's parent as a PI would."""
+    return subprocess.run(
+        ["md5sum", "-c", "--strict", f"{packpath.name}/manifest.md5"],
+        cwd=packpath.parent,
+        capture_output=True,
+        text=True,
+    )
 
 
 def tree_state(root: Path) -> dict[str, tuple]:

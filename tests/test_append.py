@@ -9,7 +9,7 @@ import pytest
 from almaqa2 import example
 from almaqa2.cli import main
 
-from conftest import Case, listing, make_case, tree_state
+from conftest import Case, listing, make_case, md5sum_check, tree_state
 
 SECOND_SB = """\
 X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms/
@@ -87,18 +87,11 @@ def test_append_member_adds_to_the_highest_group(case229: Case, tmp_path: Path) 
 
 
 def test_append_keeps_the_manifest_whole(case229: Case) -> None:
-    import subprocess
-
     assert case229.run_cli("copy") == 0
     assert _append(case229, _second(case229), "member") == 0
     manifest = (case229.packpath / "manifest.md5").read_text()
     assert "member_ouss_id2/README" in manifest and "member_ouss_id/README" in manifest
-    done = subprocess.run(
-        ["md5sum", "-c", "--strict", f"{case229.packpath.name}/manifest.md5"],
-        cwd=case229.packpath.parent,
-        capture_output=True,
-        text=True,
-    )
+    done = md5sum_check(case229.packpath)
     assert done.returncode == 0, done.stdout
     listed = len(manifest.splitlines())
     on_disk = len([p for p in case229.packpath.rglob("*") if p.is_file()]) - 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import re
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -87,10 +88,14 @@ def files_under(top: Path) -> Iterator[Path]:
                 yield path
 
 
+_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
+
+
 def _escape(path: str) -> tuple[str, str]:
-    """md5sum's escaping: a leading backslash marks a name with ``\\`` or a newline."""
-    if "\\" in path or "\n" in path:
-        return "\\", path.replace("\\", "\\\\").replace("\n", "\\n")
+    """md5sum's escaping: a leading backslash marks a name with ``\\``, CR or LF in it."""
+    if any(c in path for c in _ESCAPES):
+        return "\\", "".join(_ESCAPES.get(c, c) for c in path)
     return "", path
 
 
@@ -102,13 +107,15 @@ def format_line(digest: str, path: str) -> str:
 def read(path: Path) -> dict[str, str]:
     """A manifest's entries: {path starting with the project code: md5}."""
     entries: dict[str, str] = {}
-    for line in path.read_text().split("\n"):
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        text = f.read()
+    for line in text.split("\n"):
         if not line:
             continue
         escaped = line.startswith("\\")
-        digest, _, name = line.lstrip("\\").partition("  ")
+        digest, _, name = line[escaped:].partition("  ")
         if escaped:
-            name = name.replace("\\n", "\n").replace("\\\\", "\\")
+            name = re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m[1], m[1]), name)
         entries[name] = digest
     return entries
 
@@ -118,7 +125,7 @@ def write(package: Path, project: str, digests: dict[str, str]) -> Path:
     target = package / NAME
     lines = [format_line(d, f"{project}/{rel}") for rel, d in sorted(digests.items())]
     fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=package)
-    with os.fdopen(fd, "w") as out:
+    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
         out.writelines(lines)
     os.chmod(tmp, 0o644)
     os.replace(tmp, target)
