@@ -6,10 +6,11 @@ import errno
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 
-from almaqa2 import manifest
+from almaqa2 import manifest, materialize
 from almaqa2.cli import main
 from almaqa2.package import MARKER
 
@@ -132,3 +133,24 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
     assert any(line.startswith("\\") for line in lines)
     done = md5sum_check(case229.packpath)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_copy_that_differs_from_its_source_is_an_error(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say)."""
+    assert case229.run_cli("fake") == 0
+    previous = tree_state(case229.packpath)
+    real_copy = materialize._copy_contents
+
+    def faulty_copy(fin: BinaryIO, fout: BinaryIO) -> None:
+        real_copy(fin, fout)
+        if fout.name.endswith("X528.ms.split.cal/table.f0"):
+            fout.seek(10)
+            fout.write(b"\xff")
+
+    monkeypatch.setattr(materialize, "_copy_contents", faulty_copy)
+    assert case229.run_cli("copy") == 2
+    err = capsys.readouterr().err
+    assert "differs from its source" in err and "X528.ms.split.cal/table.f0" in err
+    assert tree_state(case229.packpath) == previous

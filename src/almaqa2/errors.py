@@ -43,3 +43,7 @@ class DestinationError(Almaqa2Error):
 
 class LockedError(Almaqa2Error):
     """Someone else holds the lock on this destination."""
+
+
+class ChecksumError(Almaqa2Error):
+    """Bytes written differ from the bytes read: the copy, extraction or download is bad."""

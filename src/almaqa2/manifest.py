@@ -17,6 +17,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .errors import ChecksumError
+
 NAME = "manifest.md5"
 _BLOCK = 1 << 20
 
@@ -37,7 +39,7 @@ class Hasher:
     """
 
     def __init__(self, workers: int | None = None):
-        self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
         self._digests: dict[str, str] = {}
         self._errors: list[BaseException] = []
         self._threads = [
@@ -48,15 +50,25 @@ class Hasher:
             thread.start()
 
     def _work(self) -> None:
-        while (path := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            path, source = item
             try:
-                self._digests[path] = md5_file(path)
+                digest = self._digests[path] = md5_file(path)
+                if source is not None and md5_file(source) != digest:
+                    raise ChecksumError(
+                        f"the copy {path} differs from its source",
+                        source,
+                        fix="check the disks for errors, then package again",
+                    )
             except BaseException as exc:  # reported by results()
                 self._errors.append(exc)
 
-    def add(self, path: str, _size: int = 0) -> None:
-        """Queue ``path`` (the signature fits materialize's ``done`` callback)."""
-        self._queue.put(path)
+    def add(self, path: str, _size: int = 0, source: str | None = None) -> None:
+        """Queue ``path``; with ``source``, also check that both hold the same bytes.
+
+        The signature fits materialize's ``done`` callback.
+        """
+        self._queue.put((path, source))
 
     def results(self) -> dict[str, str]:
         self._stop()

@@ -26,8 +26,9 @@ from .scan import Kind
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[str, int], None]
-"""Called with each payload file written and the bytes it took from its source."""
+Done = Callable[[str, int, str | None], None]
+"""Called with each payload file written, the bytes it took from its source, and the
+source it must equal byte for byte (copies; None for links, fakes and compressed files)."""
 
 _CHUNK = 1 << 24  # 16 MiB per copy_file_range call
 _RENAME_EXCHANGE = 2
@@ -149,7 +150,7 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
     if source.kind is Kind.FILE:
         writer.file(str(source.path), str(dest))
         if done:
-            done(str(dest), source.size)
+            done(str(dest), source.size, str(source.path) if writer.copies else None)
         return source.size
     dest.mkdir()
     src_dir, dest_dir = f"{source.path}/", f"{dest}/"
@@ -160,12 +161,14 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
             continue
         writer.file(src_dir + member.rel, target)
         if done:
-            done(target, member.size)
+            done(target, member.size, src_dir + member.rel if writer.copies else None)
     return source.size
 
 
 class Writer(abc.ABC):
     """How a file reaches the package: fake (empty), copy or hard link."""
+
+    copies = False  # True: the file written must equal its source (checked after)
 
     def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
         """Called once before the first file is written under ``member_dir``."""
@@ -185,7 +188,7 @@ class Writer(abc.ABC):
                 shutil.copyfileobj(fin, out, _CHUNK)
         _copy_times(src, dst)
         if done:
-            done(dst, os.stat(src).st_size)
+            done(dst, os.stat(src).st_size, None)
         return os.stat(dst).st_size
 
 
@@ -225,6 +228,8 @@ class FakeWriter(Writer):
 
 
 class CopyWriter(Writer):
+    copies = True
+
     def file(self, src: str, dst: str) -> None:
         with open(src, "rb") as fin, open(dst, "xb") as fout:
             _copy_contents(fin, fout)

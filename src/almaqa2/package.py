@@ -234,10 +234,10 @@ def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -
     done_bytes = 0
     with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
 
-        def done(path: str, size: int) -> None:
+        def done(path: str, size: int, source: str | None) -> None:
             nonlocal done_bytes
             if hashing:
-                hasher.add(path)
+                hasher.add(path, size, source)
             if progress:
                 done_bytes += size
                 progress(done_bytes, total)
