@@ -130,7 +130,7 @@ def _progress() -> Iterator[Any]:
         yield update
 
 
-def _summary(plan: Plan, sizes: dict[str, int] | None = None) -> Table:
+def _summary(plan: Plan) -> Table:
     counts: Counter[str] = Counter()
     volume: Counter[str] = Counter()
     for p in plan.placements:

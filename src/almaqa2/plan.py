@@ -91,6 +91,7 @@ class Plan:
                     "kind": p.source.kind.value,
                     "size": p.size,
                     "gzip": p.gzip,
+                    "why": p.why,
                 }
                 for p in self.placements
             ],
