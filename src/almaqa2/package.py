@@ -250,14 +250,12 @@ def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -
         notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
         readme_text = readme.render(plan, header, notes, sizes)
         (member_dir / "README").write_text(readme_text)
+        if hashing:
+            hasher.add(str(member_dir / "README"))
         skip = len(str(stage)) + 1
         new_files = {
             path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
         }
-        if hashing:
-            new_files["/".join((*plan.member_path.parts, "README"))] = manifest.md5_file(
-                member_dir / "README"
-            )
         if fresh:
             _write_marker(stage, plan, [plan.member_path.as_posix()])
             if hashing:
