@@ -163,3 +163,30 @@ def test_concurrent_run_is_refused_naming_the_holder(
         holder.kill()
         holder.communicate()
     assert case229.run_cli("fake") == 0, "a dead holder's lock does not block"
+
+
+def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.MonkeyPatch) -> None:
+    """File systems without renameat2's exchange get two renames; the result is the same."""
+    from almaqa2 import materialize
+
+    assert case229.run_cli("fake") == 0
+    monkeypatch.setattr(materialize, "_exchange", lambda a, b: False)
+    assert case229.run_cli("copy") == 0
+    assert '"mode": "copy"' in (case229.packpath / ".almaqa2.json").read_text()
+    assert sorted(p.name for p in case229.packpath.parent.iterdir()) == sorted(
+        [case229.packpath.name, *case229.expected_beside]
+    )
+
+
+def test_a_run_killed_between_the_two_renames_is_recovered(case229: Case) -> None:
+    """The state the fallback leaves if killed midway: the previous package set aside."""
+    assert case229.run_cli("fake") == 0
+    previous = tree_state(case229.packpath)
+    aside = case229.packpath.parent / f".{case229.packpath.name}.almaqa2-old-x1"
+    aside.mkdir()
+    case229.packpath.rename(aside / "previous")
+    from almaqa2 import materialize
+
+    materialize.recover(case229.packpath)
+    assert tree_state(case229.packpath) == previous
+    assert not aside.exists()

@@ -32,6 +32,7 @@ source it must equal byte for byte (copies; None for links, fakes and compressed
 
 _CHUNK = 1 << 24  # 16 MiB per copy_file_range call
 _RENAME_EXCHANGE = 2
+_PREVIOUS = "previous"  # the previous package, inside an -old- directory, during a swap
 
 
 def staging_prefix(packpath: Path) -> str:
@@ -80,13 +81,14 @@ def recover(packpath: Path) -> None:
         path = parent / name
         if name.startswith(staging_prefix(packpath)):
             log.info("removing an interrupted build: %s", path)
-            shutil.rmtree(path, ignore_errors=True)
         elif name.startswith(old_prefix(packpath)):
-            if packpath.exists():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                log.warning("restoring the previous package from %s", path)
-                os.rename(path, packpath)
+            previous = path / _PREVIOUS
+            if not packpath.exists() and previous.is_dir():
+                log.warning("restoring the previous package from %s", previous)
+                os.rename(previous, packpath)
+        else:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -115,9 +117,7 @@ def install(built: Path, target: Path) -> None:
         return
     if _exchange(built, target):
         return
-    aside = Path(
-        tempfile.mkdtemp(prefix=old_prefix(target.parent / target.name), dir=target.parent)
-    )
+    aside = Path(tempfile.mkdtemp(prefix=old_prefix(target), dir=target.parent))
     os.rename(target, aside / "previous")
     os.rename(built, target)
     os.rename(aside / "previous", built)
