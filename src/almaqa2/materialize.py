@@ -118,9 +118,9 @@ def install(built: Path, target: Path) -> None:
     if _exchange(built, target):
         return
     aside = Path(tempfile.mkdtemp(prefix=old_prefix(target), dir=target.parent))
-    os.rename(target, aside / "previous")
+    os.rename(target, aside / _PREVIOUS)
     os.rename(built, target)
-    os.rename(aside / "previous", built)
+    os.rename(aside / _PREVIOUS, built)
     os.rmdir(aside)
 
 
