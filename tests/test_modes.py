@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import errno
+import gzip
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +16,7 @@ from almaqa2 import manifest, materialize
 from almaqa2.cli import main
 from almaqa2.package import MARKER
 
-from conftest import Case, md5sum_check, tree_state
+from conftest import Case, make_case, md5sum_check, tree_state
 
 
 def _payload(case: Case) -> list[Path]:
@@ -98,12 +100,27 @@ def test_hard_across_file_systems_fails_before_writing(
         shutil.rmtree(out)
 
 
+def _fault_keeps_the_previous_package(
+    case: Case, capsys: pytest.CaptureFixture[str], mode: str, fault: Callable[[], None]
+) -> str:
+    """Package in fake mode, inject ``fault``, package in ``mode``: the run must fail with
+    exit 2, leave the fake package as it was and nothing beside it; returns stderr."""
+    assert case.run_cli("fake") == 0
+    previous = tree_state(case.packpath)
+    fault()
+    assert case.run_cli(mode) == 2
+    assert tree_state(case.packpath) == previous, "the previous package stays"
+    assert sorted(os.listdir(case.packpath.parent)) == sorted(
+        [case.packpath.name, *case.expected_beside]
+    )
+    assert '"mode": "fake"' in (case.packpath / MARKER).read_text()
+    return capsys.readouterr().err
+
+
 def test_forced_exdev_during_linking_leaves_nothing(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A link that fails with EXDEV after the check (e.g. a bind mount) is still clean."""
-    assert case229.run_cli("fake") == 0
-    previous = tree_state(case229.packpath)
     real_link = os.link
     calls = []
 
@@ -113,14 +130,10 @@ def test_forced_exdev_during_linking_leaves_nothing(
             raise OSError(errno.EXDEV, "Invalid cross-device link", src)
         real_link(src, dst, **kw)
 
-    monkeypatch.setattr(os, "link", link)
-    assert case229.run_cli("hard") == 2
-    assert "--mode copy" in capsys.readouterr().err
-    assert tree_state(case229.packpath) == previous, "the previous package stays"
-    assert sorted(os.listdir(case229.packpath.parent)) == sorted(
-        [case229.packpath.name, "2011.0.00229.S.ticket.tar", "2011.0.00229.S.ticket.zip"]
+    err = _fault_keeps_the_previous_package(
+        case229, capsys, "hard", lambda: monkeypatch.setattr(os, "link", link)
     )
-    assert '"mode": "fake"' in (case229.packpath / MARKER).read_text()
+    assert "--mode copy" in err
 
 
 def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
@@ -137,8 +150,6 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say)."""
-    assert case229.run_cli("fake") == 0
-    previous = tree_state(case229.packpath)
     real_copy = materialize._copy_contents
 
     def faulty_copy(fin: BinaryIO, fout: BinaryIO) -> None:
@@ -147,8 +158,19 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
             fout.seek(10)
             fout.write(b"\xff")
 
-    monkeypatch.setattr(materialize, "_copy_contents", faulty_copy)
-    assert case229.run_cli("copy") == 2
-    err = capsys.readouterr().err
+    err = _fault_keeps_the_previous_package(
+        case229,
+        capsys,
+        "copy",
+        lambda: monkeypatch.setattr(materialize, "_copy_contents", faulty_copy),
+    )
     assert "differs from its source" in err and "X528.ms.split.cal/table.f0" in err
-    assert tree_state(case229.packpath) == previous
+
+
+def test_compressed_images_hold_their_source(tmp_path: Path) -> None:
+    case = make_case("flat", tmp_path)
+    assert case.run_cli("copy") == 0
+    packed = next(case.packpath.rglob("IRC10216.clean.pb.fits.gz"))
+    source = case.origpath / "IRC10216.clean.pb.fits"
+    assert gzip.decompress(packed.read_bytes()) == source.read_bytes()
+    assert packed.stat().st_mtime_ns == source.stat().st_mtime_ns

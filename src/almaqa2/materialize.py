@@ -15,6 +15,7 @@ import gzip
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,7 +147,10 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
     source = placement.source
     if placement.gzip:
-        return writer.gzip(str(source.path), str(dest), done)
+        size = writer.gzip(str(source.path), str(dest))
+        if done:
+            done(str(dest), source.size, None)
+        return size
     if source.kind is Kind.FILE:
         writer.file(str(source.path), str(dest))
         if done:
@@ -180,16 +184,16 @@ class Writer(abc.ABC):
     def file(self, src: str, dst: str) -> None:
         """Make ``dst`` (which does not exist yet) from ``src``."""
 
-    def gzip(self, src: str, dst: str, done: Done | None) -> int:
-        """Compress ``src`` to ``dst`` (a real package writes new data in every mode)."""
-        with open(src, "rb") as fin, open(dst, "wb") as raw:
-            mtime = os.fstat(fin.fileno()).st_mtime
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=mtime) as out:
+    def gzip(self, src: str, dst: str) -> int:
+        """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
+        returns the compressed size."""
+        with open(src, "rb") as fin, open(dst, "xb") as raw:
+            st = os.fstat(fin.fileno())
+            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=st.st_mtime) as out:
                 shutil.copyfileobj(fin, out, _CHUNK)
-        _copy_times(src, dst)
-        if done:
-            done(dst, os.stat(src).st_size, None)
-        return os.stat(dst).st_size
+            raw.flush()
+            _copy_metadata(st, raw)
+            return os.fstat(raw.fileno()).st_size
 
 
 class FakeWriter(Writer):
@@ -222,7 +226,7 @@ class FakeWriter(Writer):
             os.unlink(self._empty)
             self._empty = ""
 
-    def gzip(self, src: str, dst: str, done: Done | None) -> int:
+    def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
         return os.stat(src).st_size
 
@@ -233,8 +237,8 @@ class CopyWriter(Writer):
     def file(self, src: str, dst: str) -> None:
         with open(src, "rb") as fin, open(dst, "xb") as fout:
             _copy_contents(fin, fout)
-        shutil.copymode(src, dst)
-        _copy_times(src, dst)
+            fout.flush()
+            _copy_metadata(os.fstat(fin.fileno()), fout)
 
 
 class HardWriter(Writer):
@@ -265,9 +269,11 @@ def _copy_contents(fin: BinaryIO, fout: BinaryIO) -> None:
         shutil.copyfileobj(fin, fout, _CHUNK)
 
 
-def _copy_times(src: str, dst: str) -> None:
-    st = os.stat(src)
-    os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
+def _copy_metadata(st: os.stat_result, fout: BinaryIO) -> None:
+    """Permissions and times of the source, as ``cp -a`` keeps them (by descriptor: no
+    second look-up of either path on this per-file path)."""
+    os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
+    os.utime(fout.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 _WRITERS: dict[str, type[Writer]] = {

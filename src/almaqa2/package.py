@@ -168,7 +168,11 @@ def resolve(request: Request) -> Request:
 
 def prepare(request: Request) -> Plan:
     """Resolve the request and plan the package; reads, never writes (``--dry-run``)."""
-    request = resolve(request)
+    return _plan(resolve(request))
+
+
+def _plan(request: Request) -> Plan:
+    """Plan a resolved request."""
     _check_destination(request.packpath)
     style = style_for(request.style, request.noms)
     return make_plan(
@@ -194,7 +198,7 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
     with lock.hold(lock_path, f"packaging into {packpath}"):
         materialize.recover(packpath)
-        plan = prepare(request)
+        plan = _plan(request)
         if plan.mode == "hard":
             materialize.check_same_device(plan, packpath)
         header = request.readme.read_text(errors="replace")

@@ -30,7 +30,7 @@ class Reduction:
 
     def place_of(self, entry: SourceEntry) -> tuple[str, EB | None]:
         """Where ``entry`` sits: ``eb``, ``qa2``, ``eb-nested`` or ``sb``, and its EB."""
-        if entry in self.extras:
+        if entry.rel.parts[0] == "..":  # beside origpath (Allegro checklists, scriptForPI)
             return "sb", None
         for eb in self.ebs:
             if eb.dir == PurePosixPath():
