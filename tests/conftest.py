@@ -65,12 +65,12 @@ def make_case(name: str, tmp_path: Path) -> Case:
     case_dir = ACCEPTANCE / name
     origin = case_dir / "origpath.txt"
     rel = origin.read_text().strip() if origin.exists() else "IRC10216_setup3_b6_run_x2"
+    project = (case_dir / "expected.txt").read_text().split()[0].rstrip("/")
     origpath = example.build(
-        (case_dir / "input.txt").read_text().splitlines(), tmp_path / "reduction" / rel
+        (case_dir / "input.txt").read_text().splitlines(), tmp_path / "reduction" / rel, project
     )
     readme = tmp_path / "README.header.txt"
     readme.write_text(TEMPLATE)
-    project = (case_dir / "expected.txt").read_text().split()[0].rstrip("/")
     out = tmp_path / "out"
     out.mkdir()
     return Case(name, case_dir, origpath, readme, out / project)

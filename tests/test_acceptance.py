@@ -58,8 +58,11 @@ def test_table_and_plot_directories_mirror_their_sources(
     case = make_case(name, tmp_path)
     assert case.run_cli(mode) == 0
     sources = {e.name: e for e in scan(case.origpath) if e.kind in (Kind.TABLE, Kind.PLOTS)}
+    reduced = ("raw", "calibrated") if mode in ("copy", "hard") else ()  # see test_ms.py
     checked = 0
     for dirpath, dirnames, _ in os.walk(case.packpath):
+        if Path(dirpath).name in reduced:
+            continue
         for d in dirnames:
             if d in sources and not d.endswith(".calibration.plots"):
                 packaged = Path(dirpath, d)

@@ -19,9 +19,20 @@ from almaqa2.package import MARKER
 from conftest import Case, make_case, md5sum_check, tree_state
 
 
-def _payload(case: Case) -> list[Path]:
+def _payload(case: Case, *, reduced: bool = True) -> list[Path]:
+    """The member's files but README; ``reduced=False`` leaves out what casacore wrote
+    for the reduced MSes of copy and hard modes (their main tables and lock files)."""
     member = next(case.packpath.glob("*/*/*"))
-    return [p for p in manifest.files_under(member) if p.name != "README"]
+    return [
+        p
+        for p in manifest.files_under(member)
+        if p.name != "README" and (reduced or not _written_by_casacore(p.relative_to(member)))
+    ]
+
+
+def _written_by_casacore(rel: Path) -> bool:
+    in_ms = rel.parts[0] in ("raw", "calibrated")
+    return in_ms and (len(rel.parts) == 3 or rel.name == "table.lock")
 
 
 @pytest.mark.parametrize("mode", ["fake", "ticket"])
@@ -29,14 +40,18 @@ def test_fake_files_are_empty_and_tables_are_created(case229: Case, mode: str) -
     assert case229.run_cli(mode) == 0
     files = _payload(case229)
     assert files and all(p.stat().st_size == 0 for p in files)
-    tables = list(case229.packpath.rglob("table.dat"))
+    tables = [  # subtables left out
+        p
+        for p in case229.packpath.rglob("table.dat")
+        if not (p.parent.parent / "table.dat").exists()
+    ]
     assert len(tables) == 8  # 2 raw, 2 calibrated, 4 calibration tables
     assert all((t.parent / "table.f0").exists() for t in tables)
 
 
 def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:
     assert case229.run_cli("copy") == 0
-    files = _payload(case229)
+    files = _payload(case229, reduced=False)
     assert len(files) > 40
     by_md5 = {}
     for path in case229.origpath.rglob("*"):
@@ -52,7 +67,7 @@ def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:
 def test_hard_links_share_the_source_inode(case229: Case) -> None:
     assert case229.run_cli("hard") == 0
     source_inodes = {p.stat().st_ino for p in case229.origpath.rglob("*") if p.is_file()}
-    files = _payload(case229)
+    files = _payload(case229, reduced=False)
     assert all(p.stat().st_ino in source_inodes for p in files)
     fluxscale = next(case229.packpath.rglob("uid___A002_X3c9295_X8c.ms.split.fluxscale"))
     assert fluxscale.samefile(
@@ -154,7 +169,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
 
     def faulty_copy(fin: BinaryIO, fout: BinaryIO) -> None:
         real_copy(fin, fout)
-        if fout.name.endswith("X528.ms.split.cal/table.f0"):
+        if fout.name.endswith("X528.ms.split.phase_int/table.f0"):
             fout.seek(10)
             fout.write(b"\xff")
 
@@ -164,7 +179,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
         "copy",
         lambda: monkeypatch.setattr(materialize, "_copy_contents", faulty_copy),
     )
-    assert "differs from its source" in err and "X528.ms.split.cal/table.f0" in err
+    assert "differs from its source" in err and "X528.ms.split.phase_int/table.f0" in err
 
 
 def test_compressed_images_hold_their_source(tmp_path: Path) -> None:

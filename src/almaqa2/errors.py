@@ -47,3 +47,9 @@ class LockedError(Almaqa2Error):
 
 class ChecksumError(Almaqa2Error):
     """Bytes written differ from the bytes read: the copy, extraction or download is bad."""
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of a library's exception, to quote inside one of our sentences."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

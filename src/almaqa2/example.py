@@ -2,13 +2,15 @@
 
 A listing has one path a line, relative to the directory to build:
 
-- ``name/`` is a CASA table directory (``table.dat``, ``table.f0``); ``*.plots/`` is a
-  directory of PNG plots; a bare EB UID with ``/`` is an ASDM (``ASDM.xml``);
+- ``name/`` is a CASA table directory (``table.dat``, ``table.f0``), and a real small
+  MeasurementSet (python-casacore) when its name is an EB's MS (``*.ms``, ``*.ms.split``,
+  ``*.ms.split.cal``); ``*.plots/`` is a directory of PNG plots; a bare EB UID with ``/``
+  is an ASDM (``ASDM.xml``);
 - ``link -> target`` is a symbolic link;
 - any other line is a file with a few bytes; ``*.fits`` is a small valid FITS image and
   ``*.log`` names a CASA version, as real logs do.
 
-Usage: ``python -m almaqa2.example LISTING DEST``.
+Usage: ``python -m almaqa2.example LISTING DEST [PROJECT]``.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
-from .uid import is_uid
+from . import example_ms
+from .scan import MS_NAME
+from .uid import is_uid, uid_prefix
 
 CASA_VERSION = "4.2.2"
+PROJECT = "2011.0.00229.S"
 _PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
 
@@ -58,8 +63,9 @@ def _file(path: Path, rel: str) -> None:
         path.write_text(f"contents of {rel}\n")
 
 
-def build(listing: Iterable[str], root: Path) -> Path:
-    """Create the tree described by ``listing`` under ``root`` (which must not exist)."""
+def build(listing: Iterable[str], root: Path, project: str = PROJECT) -> Path:
+    """Create the tree described by ``listing`` under ``root`` (which must not exist);
+    its MeasurementSets say they belong to ``project``."""
     root.mkdir(parents=True)
     links = []
     for raw in listing:
@@ -74,8 +80,11 @@ def build(listing: Iterable[str], root: Path) -> Path:
         if not line.endswith("/"):
             _file(path, line)
             continue
-        path.mkdir(parents=True, exist_ok=True)
         name = path.name
+        if MS_NAME.fullmatch(name):
+            example_ms.write_ms(path, uid_prefix(name), project)
+            continue
+        path.mkdir(parents=True, exist_ok=True)
         if name.endswith(".plots"):
             for i in (1, 2):
                 (path / f"plot{i}.png").write_bytes(_PNG + f"{line}{i}".encode())
@@ -92,10 +101,10 @@ def build(listing: Iterable[str], root: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2:
+    if len(args) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
-    build(Path(args[0]).read_text().splitlines(), Path(args[1]))
+    build(Path(args[0]).read_text().splitlines(), Path(args[1]), *args[2:])
     return 0
 
 

@@ -11,7 +11,6 @@ import abc
 import contextlib
 import ctypes
 import errno
-import gzip
 import logging
 import os
 import shutil
@@ -21,9 +20,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from . import fitsio, ms
 from .errors import DestinationError
 from .plan import Placement, Plan
-from .scan import Kind
+from .rules import MS_TRANSFORMS, Transform
+from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def check_same_device(plan: Plan, packpath: Path) -> None:
     """Hard links cannot cross file systems: refuse before anything is written."""
     dest_dev = os.stat(packpath.parent).st_dev
     for placement in plan.placements:
-        if not placement.gzip and placement.source.dev != dest_dev:
+        if placement.transform is Transform.NONE and placement.source.dev != dest_dev:
             raise DestinationError(
                 "hard links cannot cross file systems and "
                 f"{placement.source.path} is not on the file system of",
@@ -146,16 +147,23 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
 
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
     source = placement.source
-    if placement.gzip:
+    if placement.transform is Transform.GZIP:
         size = writer.gzip(str(source.path), str(dest))
         if done:
             done(str(dest), source.size, None)
         return size
+    if placement.transform in MS_TRANSFORMS:
+        return writer.ms(source, dest, placement.transform, done)
     if source.kind is Kind.FILE:
         writer.file(str(source.path), str(dest))
         if done:
             done(str(dest), source.size, str(source.path) if writer.copies else None)
         return source.size
+    return mirror(source, dest, writer, done)
+
+
+def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -> int:
+    """Make the directory ``dest`` hold each member of the table or plots dir ``source``."""
     dest.mkdir()
     src_dir, dest_dir = f"{source.path}/", f"{dest}/"
     for member in source.members:  # plain strings: this loop runs once per file of a table
@@ -187,13 +195,24 @@ class Writer(abc.ABC):
     def gzip(self, src: str, dst: str) -> int:
         """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
         returns the compressed size."""
-        with open(src, "rb") as fin, open(dst, "xb") as raw:
+        with open(src, "rb") as fin, open(dst, "xb") as fout:
             st = os.fstat(fin.fileno())
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=st.st_mtime) as out:
-                shutil.copyfileobj(fin, out, _CHUNK)
-            raw.flush()
-            _copy_metadata(st, raw)
-            return os.fstat(raw.fileno()).st_size
+            fitsio.compress(fin, fout, st.st_mtime)
+            fout.flush()
+            _copy_metadata(st, fout)
+            return os.fstat(fout.fileno()).st_size
+
+    def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
+        """Write the reduced MS (SPEC §4.2); returns its size in the package.
+
+        Progress counts the whole source MS when the last of its files is reported.
+        """
+        placed = dict(ms.reduce(source.path, dest, transform, self.file))
+        files = sorted(os.path.join(d, name) for d, _dirs, names in os.walk(dest) for name in names)
+        for i, path in enumerate(files):
+            if done:
+                done(path, source.size if i == len(files) - 1 else 0, placed.get(path))
+        return sum(os.stat(path).st_size for path in files)
 
 
 class FakeWriter(Writer):
@@ -229,6 +248,9 @@ class FakeWriter(Writer):
     def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
         return os.stat(src).st_size
+
+    def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
+        return mirror(source, dest, self, done)
 
 
 class CopyWriter(Writer):

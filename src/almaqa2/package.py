@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, lock, manifest, materialize, readme, ticket
+from . import __version__, facts, lock, manifest, materialize, readme, ticket
 from .errors import DestinationError, InputError
 from .layouts import recognise
 from .naming import APPENDS, Existing
@@ -201,8 +201,11 @@ def package(request: Request, progress: Progress | None = None) -> Result:
         plan = _plan(request)
         if plan.mode == "hard":
             materialize.check_same_device(plan, packpath)
+        if plan.mode in ("copy", "hard"):
+            facts.check_ms(plan)
+        found = facts.collect(plan)
         header = request.readme.read_text(errors="replace")
-        built = _build(plan, packpath, header, progress)
+        built = _build(plan, packpath, header, found, progress)
         member_dir = packpath / plan.member_path
         others = _size_outside(packpath, member_dir)
         readme_size = len(built.readme_text.encode())
@@ -230,7 +233,9 @@ class _Built:
     manifest: Path | None
 
 
-def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -> _Built:
+def _build(
+    plan: Plan, packpath: Path, header: str, found: facts.Facts, progress: Progress | None
+) -> _Built:
     """Write the member into staging, then install it into packpath."""
     fresh = plan.units.new_depth == 0
     hashing = plan.mode in ("copy", "hard")
@@ -252,7 +257,7 @@ def _build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -
             (member_dir / name).mkdir()
         sizes = materialize.write_payload(plan, member_dir, done)
         notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
-        readme_text = readme.render(plan, header, notes, sizes)
+        readme_text = readme.render(plan, header, notes, sizes, found)
         (member_dir / "README").write_text(readme_text)
         if hashing:
             hasher.add(str(member_dir / "README"))

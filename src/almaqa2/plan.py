@@ -14,7 +14,7 @@ from typing import Any
 from .errors import InputError, UnclassifiedError
 from .layouts import Reduction
 from .naming import Existing, Units, units
-from .rules import NEVER, NOTES, PI_SCRIPT, Classifier, Style
+from .rules import NEVER, NOTES, PI_SCRIPT, Classifier, Style, Transform
 from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
@@ -38,11 +38,11 @@ class Placement:
     source: SourceEntry
     dest: PurePosixPath
     why: str
-    gzip: bool = False
+    transform: Transform = Transform.NONE
 
     @property
     def size(self) -> int:
-        """The size in the package (for gzip: the source size, an upper bound)."""
+        """The size in the package (transformed entries: the source size, an upper bound)."""
         return self.source.size
 
 
@@ -90,7 +90,7 @@ class Plan:
                     "dest": p.dest.as_posix(),
                     "kind": p.source.kind.value,
                     "size": p.size,
-                    "gzip": p.gzip,
+                    "transform": p.transform.value,
                     "why": p.why,
                 }
                 for p in self.placements
@@ -153,7 +153,7 @@ def make_plan(
             dest = match.dest.format(
                 name=entry.name, uid=eb.uid if eb else "", short=eb.short if eb else ""
             )
-            placements.append(Placement(entry, PurePosixPath(dest), match.why, match.gzip))
+            placements.append(Placement(entry, PurePosixPath(dest), match.why, match.transform))
 
     chosen = pi_script or (pi_found[0] if pi_found else None)
     for extra in pi_found:

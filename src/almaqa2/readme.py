@@ -9,6 +9,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from .facts import Facts
+from .fitsio import FitsInfo
+from .ms import MsInfo
 from .plan import Plan
 from .scan import Kind
 
@@ -154,12 +157,58 @@ def tree(root: str, items: Iterable[TreeItem], dirs: Iterable[str] = ()) -> list
     return lines
 
 
-def render(plan: Plan, header: str, notes: list[tuple[str, str]], sizes: dict[str, int]) -> str:
+def eb_section(uid: str, info: MsInfo | None, why_not: str) -> list[str]:
+    """One EB's facts as the README shows them."""
+    if info is None:
+        return [f"{uid}: not described ({why_not})"]
+    time = "%Y-%m-%d %H:%M:%S"
+    lines = [
+        f"{uid} (read from {info.ms})",
+        f"  Project:           {info.project}",
+        f"  Observed:          {info.start:{time}} to {info.end:{time}} UTC",
+        f"  Antennas ({len(info.antennas)}):      {' '.join(info.antennas)}",
+        f"  Spectral windows ({len(info.spws)}):",
+    ]
+    lines += [
+        f"    {spw.id:>3}  {spw.name}  {spw.channels} channels"
+        f"  {spw.low_hz / 1e9:.4f} - {spw.high_hz / 1e9:.4f} GHz"
+        for spw in info.spws
+    ]
+    lines.append("  Fields and scan intents:")
+    lines += [f"    {name}: {', '.join(intents) or '-'}" for name, intents in info.fields]
+    return lines
+
+
+def product_line(dest: str, info: FitsInfo) -> list[str]:
+    """One FITS product's header facts as the README shows them."""
+    facts = [f"object {info.object or '-'}"]
+    if info.beam is not None:
+        major, minor, angle = info.beam
+        median = f" (median of {info.beams} channel beams)" if info.beams else ""
+        facts.append(f'beam {major:.3f}" x {minor:.3f}" PA {angle:.1f} deg{median}')
+    if info.rest_hz is not None:
+        facts.append(f"rest frequency {info.rest_hz / 1e9:.6f} GHz")
+    facts.append(f"unit {info.bunit or '-'}")
+    axes = " x ".join(str(n) for _t, n in info.shape)
+    names = ", ".join(t for t, _n in info.shape)
+    facts.append(f"shape {axes} ({names})" if info.shape else "no data")
+    return [dest, "  " + "; ".join(facts)]
+
+
+def render(
+    plan: Plan, header: str, notes: list[tuple[str, str]], sizes: dict[str, int], facts: Facts
+) -> str:
     """The README text; ``notes`` are (file name, text), ``sizes`` {dest: bytes}."""
     parts = [fill_header(header, known_facts(plan))]
     if notes:
         parts.append("Notes from the reducer\n======================\n")
         parts.extend(f"--- {name} ---\n{text.rstrip()}\n" for name, text in notes)
+    if facts.ebs:
+        lines = [line for eb in facts.ebs for line in eb_section(eb.uid, eb.info, eb.why_not)]
+        parts.append("Execution blocks\n================\n\n" + "\n".join(lines) + "\n")
+    if facts.products:
+        lines = [line for dest, info in facts.products for line in product_line(dest, info)]
+        parts.append("Products\n========\n\n" + "\n".join(lines) + "\n")
     present = {p.dest.parts[0] for p in plan.placements} | set(ALWAYS)
     member = plan.units.member
     described = "".join(f"- {name}: {text}.\n" for name, text in SUBDIRS if name in present)

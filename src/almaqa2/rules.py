@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import Enum
 
 from .errors import InputError
 from .scan import Kind
@@ -59,6 +60,25 @@ def style_for(name: str, noms: bool) -> Style:
         ) from None
 
 
+class Transform(Enum):
+    """What happens to an entry's content on its way into the package."""
+
+    NONE = "as is"
+    GZIP = "gzip"  # primary-beam and mask FITS images (SPEC §4, cycle3 on)
+    RAW_MS = "DATA column only"  # SPEC §4.2
+    CALIBRATED_MS = "calibrated data as DATA"  # SPEC §4.2
+
+
+TRANSFORMS: dict[str, Transform] = {
+    "product/{name}.gz": Transform.GZIP,
+    "raw/{name}": Transform.RAW_MS,
+    "calibrated/{name}": Transform.CALIBRATED_MS,
+}
+"""Destinations that change what they receive; every other destination takes it as is."""
+
+MS_TRANSFORMS = frozenset({Transform.RAW_MS, Transform.CALIBRATED_MS})
+
+
 @dataclass(frozen=True)
 class Rule:
     where: str  # "eb", "qa2" or "sb"
@@ -67,7 +87,7 @@ class Rule:
     dest: str | None  # template, NEVER, NOTES or PI_SCRIPT
     why: str  # what the entry is (shown in --dry-run and in warnings)
     when: str = ""  # "" always, "ms": noms False only, "compress": PB/mask compression on
-    gzip: bool = False
+    transform: Transform = Transform.NONE
 
 
 F = frozenset({Kind.FILE})
@@ -129,7 +149,7 @@ def _rules() -> tuple[Rule, ...]:
         *_COMMON_TAIL,
     ]
     return tuple(
-        Rule(where, kinds, pattern, dest, why, when, gzip=dest is not None and dest.endswith(".gz"))
+        Rule(where, kinds, pattern, dest, why, when, TRANSFORMS.get(dest or "", Transform.NONE))
         for where, table in (("eb", eb), ("qa2", qa2), ("sb", sb))
         for (kinds, pattern, dest, why, when) in table
     )
@@ -142,7 +162,7 @@ RULES: tuple[Rule, ...] = _rules()
 class Match:
     dest: str | None
     why: str
-    gzip: bool
+    transform: Transform
 
 
 class Classifier:
@@ -161,5 +181,5 @@ class Classifier:
     def classify(self, where: str, kind: Kind, name: str) -> Match | None:
         for rule, pattern in self._rules:
             if rule.where == where and kind in rule.kinds and pattern.fullmatch(name):
-                return Match(rule.dest, rule.why, rule.gzip)
+                return Match(rule.dest, rule.why, rule.transform)
         return None

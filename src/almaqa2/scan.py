@@ -1,14 +1,17 @@
 """One sorted, read-only walk of a reduction directory.
 
 Directories holding ``table.dat`` are CASA tables (MeasurementSets, calibration tables,
-images) and ``*.plots`` directories hold plots: both are kept whole, as one entry with its
-members, because they are packaged (or ignored) as a unit.  Every other directory is walked.
+images), and so are directories named like an EB's MeasurementSet even without it (a broken
+MS must be reported as one, not walked); ``*.plots`` directories hold plots: both are
+kept whole, as one entry with its members, because they are packaged (or ignored) as a
+unit.  Every other directory is walked.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
 from dataclasses import dataclass
 from enum import Enum
@@ -17,6 +20,9 @@ from pathlib import Path, PurePosixPath
 from .errors import InputError
 
 log = logging.getLogger(__name__)
+
+MS_NAME = re.compile(r".*\.ms(\.split(\.cal)?)?")
+"""Names of the MeasurementSets of an EB (imported, a priori calibrated, calibrated)."""
 
 
 class Kind(Enum):
@@ -99,7 +105,8 @@ def _raise_walk_error(exc: OSError) -> None:
 
 
 def _classify_dir(path: str) -> Kind | None:
-    if os.path.isfile(os.path.join(path, "table.dat")):
+    named_ms = MS_NAME.fullmatch(os.path.basename(path))
+    if named_ms or os.path.isfile(os.path.join(path, "table.dat")):
         return Kind.TABLE
     if os.path.isfile(os.path.join(path, "ASDM.xml")):
         return Kind.ASDM

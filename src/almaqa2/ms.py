@@ -1,0 +1,293 @@
+"""MeasurementSets through python-casacore: column reduction (SPEC §4.2) and metadata.
+
+python-casacore is an optional extra (``almaqa2[ms]``): only cycle-0 copy and hard
+packaging, which must write reduced MSes, cannot do without it.
+
+casacore writes to ``table.lock`` in every table it opens (creating it when missing),
+which would change the reducer's directory; yet the lock file also holds the table's
+current row count.  So every MS is opened through a *shadow*: a temporary directory tree
+of symbolic links to the MS's files, with copies of its lock files.
+casacore copies subtables with ``cp -r``, which copies those links as links; the reduction
+then replaces each of them by the file itself, through the package's own writer (copied
+and verified, or hard-linked).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from .errors import DestinationError, InputError, reason
+from .rules import Transform
+from .uid import UID_FS, to_fs
+
+EXTRA = "pip install 'almaqa2[ms]'"
+
+KEEP: dict[Transform, tuple[str, ...]] = {
+    Transform.RAW_MS: ("DATA",),
+    Transform.CALIBRATED_MS: ("CORRECTED_DATA", "DATA"),
+}
+"""The column delivered as DATA: the first of these the MS has."""
+
+DROPPED = frozenset({"DATA", "CORRECTED_DATA", "MODEL_DATA", "IMAGING_WEIGHT"})
+"""Visibility and imaging scratch columns: none goes to the package but the one kept."""
+
+METADATA_FROM = (".ms.split.cal", ".ms.split", ".ms")
+"""Which of an EB's MSes describes it in the README, the first found."""
+
+Place = Callable[[str, str], None]
+"""Makes a package file (second argument) from a source file (first): copy or link."""
+
+
+def available() -> bool:
+    """True if python-casacore can be imported."""
+    try:
+        tables()
+    except InputError:
+        return False
+    return True
+
+
+def tables() -> Any:
+    """The casacore.tables module, or an error naming the extra that provides it."""
+    try:
+        from casacore import tables as casacore_tables
+    except ImportError:
+        raise InputError(
+            "python-casacore is not installed, and it is needed to reduce the MeasurementSets"
+            " of a cycle-0 package in copy or hard mode",
+            fix=f"install it with {EXTRA} (fake and ticket modes work without it)",
+        ) from None
+    return casacore_tables
+
+
+@contextlib.contextmanager
+def _shadow(ms: Path) -> Iterator[str]:
+    """A tree of links to ``ms``'s files (lock files copied), removed afterwards."""
+    if not (ms / "table.dat").is_file():
+        raise InputError(
+            "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
+        )
+    top = tempfile.mkdtemp(prefix="almaqa2-ms-")
+    try:
+        root = os.path.join(top, ms.name)
+        for dirpath, _dirs, files in os.walk(os.path.abspath(ms)):
+            here = os.path.join(root, os.path.relpath(dirpath, os.path.abspath(ms)))
+            os.makedirs(here, exist_ok=True)
+            for name in files:
+                source, link = os.path.join(dirpath, name), os.path.join(here, name)
+                if name == "table.lock":
+                    shutil.copyfile(source, link)
+                else:
+                    os.symlink(source, link)
+        yield root
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _opened(ms: Path) -> Iterator[Any]:
+    """``ms`` opened read-only through a shadow; casacore failures name the MS."""
+    t = tables()
+    with _shadow(ms) as shadow:
+        try:
+            table = t.table(shadow, ack=False)
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
+        try:
+            yield table
+        finally:
+            table.close()
+
+
+def _unreadable(ms: Path, exc: Exception) -> InputError:
+    return InputError(
+        f"casacore cannot read this MeasurementSet ({reason(exc)})",
+        ms,
+        fix="replace it by a complete copy, or remove it from the reduction",
+    )
+
+
+def _kept(columns: list[str], transform: Transform, ms: Path) -> str:
+    for name in KEEP[transform]:
+        if name in columns:
+            return name
+    raise InputError(
+        f"the MeasurementSet has no {' or '.join(KEEP[transform])} column to deliver",
+        ms,
+        fix="check that it is the right MS (raw: DATA; calibrated: CORRECTED_DATA or DATA)",
+    )
+
+
+def check(ms: Path, transform: Transform) -> str:
+    """Open ``ms`` and return the column it will deliver; raise if it cannot be reduced."""
+    with _opened(ms) as table:
+        return _kept(table.colnames(), transform, ms)
+
+
+def reduce(ms: Path, dest: Path, transform: Transform, place: Place) -> list[tuple[str, str]]:
+    """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
+
+    casacore streams the rows (its memory does not grow with the MS).  Returns the files
+    that ``place`` made from source files, as (package file, source file), for checking.
+    """
+    if "'" in str(dest):
+        raise DestinationError(
+            "casacore cannot write a table whose path holds a single quote",
+            dest,
+            fix="choose a packpath without ' in it",
+        )
+    with _opened(ms) as table:
+        columns = table.colnames()
+        kept = _kept(columns, transform, ms)
+        selected = [c for c in columns if c not in DROPPED] + [f"{kept} AS DATA"]
+        try:
+            selection = table.query(columns=", ".join(selected))
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
+        try:
+            selection.copy(str(dest), deep=True).close()
+        except RuntimeError as exc:
+            raise DestinationError(
+                f"casacore could not write the reduced MeasurementSet ({reason(exc)})",
+                dest,
+                fix="check the free space and permissions of the packpath's file system",
+            ) from exc
+        finally:
+            selection.close()
+    return _resolve_links(dest, place)
+
+
+def _resolve_links(dest: Path, place: Place) -> list[tuple[str, str]]:
+    """Replace the links casacore copied from the shadow by the files they point to."""
+    placed = []
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                source = os.readlink(path)
+                os.unlink(path)
+                place(source, path)
+                placed.append((path, source))
+    return placed
+
+
+@dataclass(frozen=True)
+class Spw:
+    id: int
+    name: str
+    channels: int
+    low_hz: float  # lower edge of the lowest channel
+    high_hz: float  # upper edge of the highest channel
+
+
+@dataclass(frozen=True)
+class MsInfo:
+    """What the README says of an execution block."""
+
+    ms: str  # the MS it was read from (name)
+    eb: str
+    project: str
+    start: datetime
+    end: datetime
+    antennas: tuple[str, ...]
+    spws: tuple[Spw, ...]
+    fields: tuple[tuple[str, tuple[str, ...]], ...]  # (field name, its scan intents)
+
+
+_MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
+
+
+def _mjd_seconds(value: float) -> datetime:
+    return _MJD_EPOCH + timedelta(seconds=float(value))
+
+
+def _intents(obs_mode: str) -> tuple[str, ...]:
+    """``CALIBRATE_PHASE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE`` -> the intent names."""
+    return tuple(dict.fromkeys(m.split("#")[0] for m in obs_mode.split(",") if m))
+
+
+def describe(ms: Path) -> MsInfo:
+    """Read the README's facts of one EB from its MS (casacore only, read-only)."""
+    with _opened(ms) as table:
+        try:
+            return _describe(table, ms)
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
+
+
+def _subtable(table: Any, name: str) -> Any:
+    return tables().table(table.getkeyword(name), ack=False)
+
+
+def _describe(table: Any, ms: Path) -> MsInfo:
+    obs = _subtable(table, "OBSERVATION")
+    ranges = obs.getcol("TIME_RANGE")
+    project = str(obs.getcell("PROJECT", 0)) if obs.nrows() else ""
+    schedule = obs.getcell("SCHEDULE", 0) if obs.nrows() and "SCHEDULE" in obs.colnames() else []
+    eb = _eb_uid(schedule, ms.name)
+    obs.close()
+
+    antennas = _subtable(table, "ANTENNA")
+    names = tuple(str(n) for n in antennas.getcol("NAME"))
+    antennas.close()
+
+    spw_table = _subtable(table, "SPECTRAL_WINDOW")
+    spws = []
+    for row in range(spw_table.nrows()):
+        freqs = spw_table.getcell("CHAN_FREQ", row)
+        widths = abs(spw_table.getcell("CHAN_WIDTH", row))
+        spws.append(
+            Spw(
+                row,
+                str(spw_table.getcell("NAME", row)),
+                int(spw_table.getcell("NUM_CHAN", row)),
+                float(min(freqs - widths / 2)),
+                float(max(freqs + widths / 2)),
+            )
+        )
+    spw_table.close()
+
+    fields = _subtable(table, "FIELD")
+    field_names = [str(n) for n in fields.getcol("NAME")]
+    fields.close()
+    states = _subtable(table, "STATE")
+    modes = [str(m) for m in states.getcol("OBS_MODE")] if states.nrows() else []
+    states.close()
+    pairs = tables().taql("SELECT DISTINCT FIELD_ID, STATE_ID FROM $1", tables=[table])
+    intents: dict[int, dict[str, None]] = {}
+    for field_id, state_id in zip(pairs.getcol("FIELD_ID"), pairs.getcol("STATE_ID"), strict=True):
+        found = intents.setdefault(int(field_id), {})
+        if 0 <= state_id < len(modes):
+            found.update(dict.fromkeys(_intents(modes[state_id])))
+    pairs.close()
+
+    return MsInfo(
+        ms=ms.name,
+        eb=eb,
+        project=project,
+        start=_mjd_seconds(ranges[:, 0].min()) if len(ranges) else _MJD_EPOCH,
+        end=_mjd_seconds(ranges[:, 1].max()) if len(ranges) else _MJD_EPOCH,
+        antennas=names,
+        spws=tuple(spws),
+        fields=tuple(
+            (field_names[i], tuple(intents[i])) for i in sorted(intents) if i < len(field_names)
+        ),
+    )
+
+
+def _eb_uid(schedule: Any, name: str) -> str:
+    """The EB UID of an ALMA MS's OBSERVATION/SCHEDULE (``ExecBlock uid://...``), else its
+    file name's UID."""
+    for item in schedule:
+        if str(item).startswith("ExecBlock "):
+            return to_fs(str(item).split(" ", 1)[1])
+    found = UID_FS.match(name)
+    return found.group(0) if found else name
