@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-TOOLS  := tar unzip md5sum
+TOOLS  := tar unzip md5sum gzip
 
 .PHONY: demo test lint tools bench clean
 
@@ -18,7 +18,7 @@ tools:
 	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq tar unzip coreutils; \
+		apt-get update -qq && apt-get install -y -qq tar unzip coreutils gzip; \
 	fi
 
 demo: $(STAMP) tools

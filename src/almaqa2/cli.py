@@ -17,6 +17,7 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
@@ -130,12 +131,13 @@ def _progress() -> Iterator[Any]:
         yield update
 
 
-def _summary(plan: Plan) -> Table:
+def _summary(result: Result) -> Table:
+    plan = result.plan
     counts: Counter[str] = Counter()
     volume: Counter[str] = Counter()
     for p in plan.placements:
         counts[p.dest.parts[0]] += 1
-        volume[p.dest.parts[0]] += p.size
+        volume[p.dest.parts[0]] += result.sizes[p.dest.as_posix()]
     table = Table(title=f"{plan.project}/{plan.member_path}", show_edge=False)
     for column in ("directory", "entries", "size"):
         table.add_column(column, justify="left" if column == "directory" else "right")
@@ -152,19 +154,19 @@ def _show_plan(plan: Plan) -> None:
         table.add_row(str(p.source.rel), p.dest.as_posix() + ("/" if p.source.members else ""))
     out.print(table)
     for skip in plan.skipped:
-        out.print(f"[dim]not packaged: {skip.source.rel} ({skip.why})[/dim]")
+        out.print(f"[dim]not packaged: {escape(f'{skip.source.rel} ({skip.why})')}[/dim]")
     for entry in plan.unclassified:
-        out.print(f"[yellow]unclassified: {entry.rel}[/yellow]")
+        out.print(f"[yellow]unclassified: {escape(str(entry.rel))}[/yellow]")
     out.print("dry run: nothing was written")
 
 
 def _show_result(result: Result) -> None:
-    out.print(_summary(result.plan))
-    out.print(f"package: {result.packpath}")
+    out.print(_summary(result))
+    out.print(f"package: {result.packpath}", markup=False)
     for path in result.tickets:
-        out.print(f"ticket:  {path}")
+        out.print(f"ticket:  {path}", markup=False)
     if result.manifest:
-        out.print(f"manifest: {result.manifest}")
+        out.print(f"manifest: {result.manifest}", markup=False)
     if result.plan.unclassified:
         out.print(f"[yellow]{len(result.plan.unclassified)} unclassified file(s) left out[/yellow]")
 
@@ -195,14 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Almaqa2Error as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except OSError as exc:  # the system refused something the checks could not foresee
         if debug:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         err.print(
-            f"[red]error:[/red] {exc.strerror}{where}; fix this and run again"
+            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again"
             " (nothing half-written was left in the package).",
             highlight=False,
             soft_wrap=True,

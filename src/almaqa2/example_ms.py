@@ -47,8 +47,8 @@ def write_ms(
     """Write an MS of ``times`` integrations per scan x all baselines x all spws
     (``eb``: the EB it comes from, None for a concatenation).
 
-    DATA is noise around 1, CORRECTED_DATA = DATA x 2 (a gain), MODEL_DATA = 1.  Rows are
-    written a scan at a time, so that large MSes (benchmarks) need little memory.
+    DATA is noise around 0.1, CORRECTED_DATA = DATA x 2 (a gain), MODEL_DATA = 1.  Rows
+    are written a block at a time, so that large MSes (benchmarks) need little memory.
     """
     from casacore import tables
 
@@ -69,46 +69,58 @@ def write_ms(
 
 
 def _main_rows(ms: object, nchan: int, times: int, rng: np.random.Generator) -> float:
-    """Fill the main table; returns the end time (MJD seconds)."""
+    """Fill the main table, a block of integrations at a time; returns the end time."""
     pairs = [(a, b) for a in range(len(ANTENNAS)) for b in range(a + 1, len(ANTENNAS))]
-    shape = (nchan, len(CORRELATIONS))
     t = end = START_MJD_S
     for scan, (field, state) in enumerate(FIELD_STATES, 1):
-        rows = [
-            (t + i * INTEGRATION_S, a, b, spw)
-            for i in range(times)
-            for a, b in pairs
-            for spw, _name, _freq in SPWS
-        ]
-        n = len(rows)
-        start = ms.nrows()
-        ms.addrows(n)
-        columns = np.array(rows)
-        data = (1 + rng.standard_normal((n, *shape)) + 1j * rng.standard_normal((n, *shape))) / 10
-        values = {
-            "TIME": columns[:, 0],
-            "TIME_CENTROID": columns[:, 0],
-            "ANTENNA1": columns[:, 1].astype(np.int32),
-            "ANTENNA2": columns[:, 2].astype(np.int32),
-            "DATA_DESC_ID": columns[:, 3].astype(np.int32),
-            "FIELD_ID": np.full(n, field, np.int32),
-            "STATE_ID": np.full(n, state, np.int32),
-            "SCAN_NUMBER": np.full(n, scan, np.int32),
-            "INTERVAL": np.full(n, INTEGRATION_S),
-            "EXPOSURE": np.full(n, INTEGRATION_S),
-            "UVW": rng.uniform(-300, 300, (n, 3)),
-            "WEIGHT": np.ones((n, len(CORRELATIONS)), np.float32),
-            "SIGMA": np.ones((n, len(CORRELATIONS)), np.float32),
-            "FLAG": np.zeros((n, *shape), bool),
-            "DATA": data.astype(np.complex64),
-            "CORRECTED_DATA": (2 * data).astype(np.complex64),
-            "MODEL_DATA": np.ones((n, *shape), np.complex64),
-        }
-        for name, value in values.items():
-            ms.putcol(name, value, startrow=start, nrow=n)
+        for first in range(0, times, _BLOCK):
+            rows = [
+                (t + i * INTEGRATION_S, a, b, spw)
+                for i in range(first, min(first + _BLOCK, times))
+                for a, b in pairs
+                for spw, _name, _freq in SPWS
+            ]
+            _put_rows(ms, np.array(rows), nchan, (scan, field, state), rng)
         end = t + times * INTEGRATION_S
         t = end + 30.0  # slewing to the next scan
     return end
+
+
+_BLOCK = 64  # integrations written at a time
+
+
+def _put_rows(
+    ms: object, rows: np.ndarray, nchan: int, ids: tuple[int, int, int], rng: np.random.Generator
+) -> None:
+    """Append ``rows`` (time, antenna1, antenna2, spw) of one scan (scan, field, state)."""
+    scan, field, state = ids
+    n = len(rows)
+    shape = (n, nchan, len(CORRELATIONS))
+    start = ms.nrows()
+    ms.addrows(n)
+    noise = rng.standard_normal((2, *shape), dtype=np.float32)
+    data = ((1 + noise[0] + 1j * noise[1]) / 10).astype(np.complex64)
+    values = {
+        "TIME": rows[:, 0],
+        "TIME_CENTROID": rows[:, 0],
+        "ANTENNA1": rows[:, 1].astype(np.int32),
+        "ANTENNA2": rows[:, 2].astype(np.int32),
+        "DATA_DESC_ID": rows[:, 3].astype(np.int32),
+        "FIELD_ID": np.full(n, field, np.int32),
+        "STATE_ID": np.full(n, state, np.int32),
+        "SCAN_NUMBER": np.full(n, scan, np.int32),
+        "INTERVAL": np.full(n, INTEGRATION_S),
+        "EXPOSURE": np.full(n, INTEGRATION_S),
+        "UVW": rng.uniform(-300, 300, (n, 3)),
+        "WEIGHT": np.ones((n, len(CORRELATIONS)), np.float32),
+        "SIGMA": np.ones((n, len(CORRELATIONS)), np.float32),
+        "FLAG": np.zeros(shape, bool),
+        "DATA": data,
+        "CORRECTED_DATA": 2 * data,
+        "MODEL_DATA": np.ones(shape, np.complex64),
+    }
+    for name, value in values.items():
+        ms.putcol(name, value, startrow=start, nrow=n)
 
 
 def _subtables(path: Path, eb: str | None, project: str, nchan: int, end: float) -> None:

@@ -10,9 +10,8 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
-from astropy.io import fits
 from isal import igzip
 
 from .errors import InputError, reason
@@ -43,6 +42,8 @@ def _not_fits(path: Path, why: str) -> InputError:
 
 def summary(path: Path) -> FitsInfo:
     """Read the header facts of the FITS image ``path`` (``.fits`` or ``.fits.gz``)."""
+    from astropy.io import fits  # imported when needed: it takes longer than a fake package
+
     try:
         with fits.open(path, memmap=False, lazy_load_hdus=True) as hdus:
             header = hdus[0].header
@@ -53,7 +54,7 @@ def summary(path: Path) -> FitsInfo:
     return info
 
 
-def _info(header: fits.Header, beams: object) -> FitsInfo:
+def _info(header: Any, beams: Any) -> FitsInfo:
     naxis = int(header.get("NAXIS", 0))
     shape = tuple(
         (str(header.get(f"CTYPE{i}", f"AXIS{i}")).strip(), int(header[f"NAXIS{i}"]))

@@ -203,16 +203,16 @@ class Writer(abc.ABC):
             return os.fstat(fout.fileno()).st_size
 
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
-        """Write the reduced MS (SPEC §4.2); returns its size in the package.
+        """Write the reduced MS (SPEC §4.2), from copies in every mode: casacore writes
+        into it, which must never reach a source through a hard link.  Returns its size.
 
         Progress counts the whole source MS when the last of its files is reported.
         """
-        placed = dict(ms.reduce(source.path, dest, transform, self.file))
-        files = sorted(os.path.join(d, name) for d, _dirs, names in os.walk(dest) for name in names)
-        for i, path in enumerate(files):
+        files = ms.reduce(source.path, dest, transform, copy_file)
+        for i, (path, source_file) in enumerate(files):
             if done:
-                done(path, source.size if i == len(files) - 1 else 0, placed.get(path))
-        return sum(os.stat(path).st_size for path in files)
+                done(path, source.size if i == len(files) - 1 else 0, source_file)
+        return sum(os.stat(path).st_size for path, _ in files)
 
 
 class FakeWriter(Writer):
@@ -257,10 +257,7 @@ class CopyWriter(Writer):
     copies = True
 
     def file(self, src: str, dst: str) -> None:
-        with open(src, "rb") as fin, open(dst, "xb") as fout:
-            _copy_contents(fin, fout)
-            fout.flush()
-            _copy_metadata(os.fstat(fin.fileno()), fout)
+        copy_file(src, dst)
 
 
 class HardWriter(Writer):
@@ -275,6 +272,14 @@ class HardWriter(Writer):
                 src,
                 fix="package with --mode copy",
             ) from exc
+
+
+def copy_file(src: str, dst: str) -> None:
+    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        _copy_contents(fin, fout)
+        fout.flush()
+        _copy_metadata(os.fstat(fin.fileno()), fout)
 
 
 def _copy_contents(fin: BinaryIO, fout: BinaryIO) -> None:

@@ -5,11 +5,9 @@ packaging, which must write reduced MSes, cannot do without it.
 
 casacore writes to ``table.lock`` in every table it opens (creating it when missing),
 which would change the reducer's directory; yet the lock file also holds the table's
-current row count.  So every MS is opened through a *shadow*: a temporary directory tree
-of symbolic links to the MS's files, with copies of its lock files.
-casacore copies subtables with ``cp -r``, which copies those links as links; the reduction
-then replaces each of them by the file itself, through the package's own writer (copied
-and verified, or hard-linked).
+current row count.  So casacore never opens a source MS in place: the reduction works on a
+copy in the staging directory, and checks and metadata read it through a *shadow*, a
+temporary tree of symbolic links to its files with copies of its lock files.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ METADATA_FROM = (".ms.split.cal", ".ms.split", ".ms")
 """Which of an EB's MSes describes it in the README, the first found."""
 
 Place = Callable[[str, str], None]
-"""Makes a package file (second argument) from a source file (first): copy or link."""
+"""Makes a package file (second argument) as a copy of a source file (first)."""
 
 
 def available() -> bool:
@@ -132,12 +130,59 @@ def check(ms: Path, transform: Transform) -> str:
         return _kept(table.colnames(), transform, ms)
 
 
-def reduce(ms: Path, dest: Path, transform: Transform, place: Place) -> list[tuple[str, str]]:
+def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[tuple[str, str | None]]:
     """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
 
-    casacore streams the rows (its memory does not grow with the MS).  Returns the files
-    that ``place`` made from source files, as (package file, source file), for checking.
+    As CASA writes MSes, each visibility column has a storage manager of its own; then the
+    MS's files are copied with ``copy`` (the kernel's copy, as fast as ``cp -a``) and
+    casacore removes the other columns from the copy and renames the kept one: the values
+    are the source's bytes.  Where casacore cannot remove a column alone (it shares a
+    tiled storage manager), it value-copies the selected columns instead (slower, streamed
+    by rows).  Returns every file of the result with the source file it must equal, or
+    None where casacore wrote it.
     """
+    _copy_files(ms, dest, copy)
+    try:
+        _drop_columns(ms, dest, transform)
+    except _CannotRemove:
+        shutil.rmtree(dest)
+        _value_copy(ms, dest, transform, copy)
+    return _sources(ms, dest)
+
+
+class _CannotRemove(Exception):
+    pass
+
+
+def _copy_files(ms: Path, dest: Path, copy: Place) -> None:
+    for dirpath, _dirs, files in os.walk(ms):
+        here = dest / os.path.relpath(dirpath, ms)
+        here.mkdir(exist_ok=True)
+        for name in files:
+            copy(os.path.join(dirpath, name), str(here / name))
+
+
+def _drop_columns(ms: Path, dest: Path, transform: Transform) -> None:
+    try:
+        table = tables().table(str(dest), readonly=False, ack=False)
+    except RuntimeError as exc:
+        raise _unreadable(ms, exc) from exc
+    try:
+        columns = table.colnames()
+        kept = _kept(columns, transform, ms)
+        try:
+            table.removecols([c for c in columns if c in DROPPED and c != kept])
+        except RuntimeError as exc:
+            raise _CannotRemove from exc
+        if kept != "DATA":
+            table.renamecol(kept, "DATA")
+    finally:
+        table.close()
+
+
+def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> None:
+    """casacore copies the selected columns row by row; subtables come as links to the
+    shadow's files (casacore copies them with ``cp -r``), replaced by copies."""
     if "'" in str(dest):
         raise DestinationError(
             "casacore cannot write a table whose path holds a single quote",
@@ -162,21 +207,37 @@ def reduce(ms: Path, dest: Path, transform: Transform, place: Place) -> list[tup
             ) from exc
         finally:
             selection.close()
-    return _resolve_links(dest, place)
-
-
-def _resolve_links(dest: Path, place: Place) -> list[tuple[str, str]]:
-    """Replace the links casacore copied from the shadow by the files they point to."""
-    placed = []
     for dirpath, _dirs, files in os.walk(dest):
         for name in files:
             path = os.path.join(dirpath, name)
             if os.path.islink(path):
                 source = os.readlink(path)
                 os.unlink(path)
-                place(source, path)
-                placed.append((path, source))
-    return placed
+                copy(source, path)
+
+
+def _sources(ms: Path, dest: Path) -> list[tuple[str, str | None]]:
+    """Each file under ``dest`` with its source under ``ms`` if it is still a copy of it
+    (a copy keeps the source's size and mtime; casacore's writes do not)."""
+    found: list[tuple[str, str | None]] = []
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            source = os.path.join(ms, os.path.relpath(path, dest))
+            mine, theirs = os.stat(path), _stat(source)
+            same = theirs is not None and (mine.st_size, mine.st_mtime_ns) == (
+                theirs.st_size,
+                theirs.st_mtime_ns,
+            )
+            found.append((path, source if same else None))
+    return found
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
 
 
 @dataclass(frozen=True)

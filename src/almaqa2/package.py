@@ -56,6 +56,7 @@ class Result:
     member_dir: Path
     tickets: tuple[Path, Path]
     manifest: Path | None
+    sizes: dict[str, int]  # {dest below the member dir: size in the package}
 
 
 def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
@@ -213,7 +214,7 @@ def package(request: Request, progress: Progress | None = None) -> Result:
         tickets = ticket.write(
             plan, packpath.parent, built.readme_text, expected, dummy=plan.mode == "fake"
         )
-    return Result(plan, packpath, member_dir, tickets, built.manifest)
+    return Result(plan, packpath, member_dir, tickets, built.manifest, built.sizes)
 
 
 def _size_outside(packpath: Path, member_dir: Path) -> int:

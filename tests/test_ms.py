@@ -1,0 +1,232 @@
+"""MeasurementSets (SPEC §4.2): cycle-0 copy and hard modes deliver reduced MSes, read and
+checked here with casacore itself; bad MSes and a missing casacore are clear errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from casacore import tables
+
+from almaqa2 import example_ms, ms
+from almaqa2.rules import Transform
+
+from conftest import Case, md5sum_check, tree_state
+
+SCRATCH = ("CORRECTED_DATA", "MODEL_DATA")
+EBS = ("uid___A002_X3c9295_X8c", "uid___A002_X3dc0e7_X528")
+SOURCE_DIRS = {"uid___A002_X3c9295_X8c": "X8c", "uid___A002_X3dc0e7_X528": "X528"}
+
+
+def _open(path: Path) -> tables.table:
+    return tables.table(str(path), ack=False)
+
+
+def _column_bytes(path: Path, column: str) -> bytes:
+    table = _open(path)
+    try:
+        return table.getcol(column).tobytes()
+    finally:
+        table.close()
+
+
+def _subtables(path: Path) -> dict[str, int]:
+    """{subtable keyword: rows}, each subtable opened through the MS's own keyword."""
+    table = _open(path)
+    found = {}
+    for name, value in table.getkeywords().items():
+        if isinstance(value, str) and value.startswith("Table: "):
+            sub = tables.table(value, ack=False)
+            found[name] = sub.nrows()
+            sub.close()
+    table.close()
+    return found
+
+
+@pytest.mark.parametrize("mode", ["copy", "hard"])
+def test_project229_delivers_reduced_measurement_sets(case229: Case, mode: str) -> None:
+    before = tree_state(case229.origpath)
+    assert case229.run_cli(mode) == 0
+    member = next(case229.packpath.glob("*/*/*"))
+    for eb in EBS:
+        source = case229.origpath / SOURCE_DIRS[eb] / f"{eb}.ms.split"
+        raw = member / "raw" / f"{eb}.ms.split"
+        calibrated = member / "calibrated" / f"{eb}.ms.split.cal"
+        for packaged in (raw, calibrated):
+            columns = _open(packaged).colnames()
+            assert "DATA" in columns and not set(SCRATCH) & set(columns), packaged
+            assert _subtables(packaged) == _subtables(source)
+            assert _open(packaged).nrows() == _open(source).nrows()
+        assert _column_bytes(raw, "DATA") == _column_bytes(source, "DATA")
+        source_cal = source.with_name(f"{eb}.ms.split.cal")
+        assert _column_bytes(calibrated, "DATA") == _column_bytes(source_cal, "CORRECTED_DATA")
+        assert _column_bytes(calibrated, "UVW") == _column_bytes(source_cal, "UVW")
+    assert tree_state(case229.origpath) == before, "the source MSes must not change"
+    done = md5sum_check(case229.packpath)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_hard_mode_never_links_a_reduced_ms_to_its_source(case229: Case) -> None:
+    """casacore writes into the reduced MS: a hard link would carry that into the source."""
+    assert case229.run_cli("hard") == 0
+    sources = {p.stat().st_ino for p in case229.origpath.rglob("*") if p.is_file()}
+    member = next(case229.packpath.glob("*/*/*"))
+    reduced = [p for d in ("raw", "calibrated") for p in (member / d).rglob("*") if p.is_file()]
+    assert len(reduced) > 50
+    assert not [p for p in reduced if p.stat().st_ino in sources]
+
+
+def test_reduced_ms_is_smaller_than_its_source(case229: Case) -> None:
+    assert case229.run_cli("copy") == 0
+    packaged = next(case229.packpath.rglob("uid___A002_X3c9295_X8c.ms.split.cal"))
+    source = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
+
+    def main_table_size(path: Path) -> int:
+        return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+    # two of the three visibility columns are gone; the rest is small
+    assert main_table_size(packaged) < 0.5 * main_table_size(source)
+
+
+def test_calibrated_ms_without_corrected_data_keeps_data(case229: Case) -> None:
+    cal = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
+    table = tables.table(str(cal), readonly=False, ack=False)
+    table.removecols(["CORRECTED_DATA"])
+    table.close()
+    assert case229.run_cli("copy") == 0
+    packaged = next(case229.packpath.rglob("uid___A002_X3c9295_X8c.ms.split.cal"))
+    assert _column_bytes(packaged, "DATA") == _column_bytes(cal, "DATA")
+
+
+def test_raw_ms_without_data_is_an_error(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = case229.origpath / "X528" / "uid___A002_X3dc0e7_X528.ms.split"
+    table = tables.table(str(raw), readonly=False, ack=False)
+    table.removecols(["DATA"])
+    table.close()
+    assert case229.run_cli("copy") == 2
+    err = capsys.readouterr().err
+    assert "no DATA column" in err and "uid___A002_X3dc0e7_X528.ms.split" in err
+    assert not case229.packpath.exists()
+
+
+def _corrupt_without_table_dat(ms_dir: Path) -> None:
+    (ms_dir / "table.dat").unlink()
+
+
+def _corrupt_table_dat(ms_dir: Path) -> None:
+    (ms_dir / "table.dat").write_bytes(b"this is not a casacore table description")
+
+
+@pytest.mark.parametrize("corrupt", [_corrupt_without_table_dat, _corrupt_table_dat])
+@pytest.mark.parametrize("mode", ["copy", "hard"])
+def test_corrupt_ms_is_named_and_nothing_is_written(
+    case229: Case, capsys: pytest.CaptureFixture[str], corrupt, mode: str
+) -> None:
+    bad = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
+    corrupt(bad)
+    before = tree_state(case229.origpath)
+    assert case229.run_cli(mode) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert os.listdir(case229.packpath.parent) == [], "nothing half-written"
+    assert tree_state(case229.origpath) == before
+
+
+def test_source_without_lock_files_is_left_without(case229: Case) -> None:
+    """casacore creates table.lock where it opens a table: never in the reduction."""
+    removed = list(case229.origpath.rglob("table.lock"))
+    for path in removed:
+        path.unlink()
+    assert removed
+    assert case229.run_cli("hard") == 0
+    assert not list(case229.origpath.rglob("table.lock"))
+
+
+def _without_casacore(argv: list[str]) -> subprocess.CompletedProcess:
+    """Run qa2 in a Python where ``import casacore`` fails, as without the extra."""
+    code = (
+        "import sys; sys.modules['casacore'] = None\n"
+        "from almaqa2.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=False
+    )
+
+
+def test_without_casacore_cycle0_copy_names_the_extra(case229: Case) -> None:
+    for mode in ("copy", "hard"):
+        argv, _ = case229.commands(mode)
+        done = _without_casacore(argv)
+        assert done.returncode == 2, done.stderr
+        assert "pip install 'almaqa2[ms]'" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert os.listdir(case229.packpath.parent) == []
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket"])
+def test_without_casacore_fake_and_ticket_work(case229: Case, mode: str) -> None:
+    argv, _ = case229.commands(mode)
+    done = _without_casacore(argv)
+    assert done.returncode == 0, done.stderr
+    readme = next(case229.packpath.glob("*/*/*/README")).read_text()
+    assert "python-casacore is not installed" in readme
+
+
+def test_metadata_read_with_casacore_matches_the_fixture(tmp_path: Path) -> None:
+    path = tmp_path / "uid___A002_X3c9295_X8c.ms.split.cal"
+    example_ms.write_ms(path, "uid___A002_X3c9295_X8c", "2011.0.00229.S", nchan=16, times=4)
+    info = ms.describe(path)
+    assert info.eb == "uid___A002_X3c9295_X8c"
+    assert info.project == "2011.0.00229.S"
+    assert info.start == datetime(2012, 12, 1, tzinfo=UTC)
+    scans = len(example_ms.FIELD_STATES)
+    observed = scans * 4 * example_ms.INTEGRATION_S + (scans - 1) * 30.0
+    assert abs((info.end - info.start).total_seconds() - observed) < 1e-3
+    assert info.antennas == ("DA41", "DA42", "DV03", "PM01")
+    assert [(s.id, s.channels) for s in info.spws] == [(0, 16), (1, 16)]
+    half = example_ms.CHANNEL_HZ / 2
+    assert info.spws[0].low_hz == 230.0e9 - half
+    assert info.spws[1].high_hz == 232.0e9 + 15 * example_ms.CHANNEL_HZ + half
+    assert info.fields == (
+        ("J1229+0203", ("CALIBRATE_BANDPASS", "CALIBRATE_WVR", "CALIBRATE_PHASE")),
+        ("IRC+10216", ("OBSERVE_TARGET",)),
+    )
+
+
+def test_readme_describes_each_eb(case229: Case) -> None:
+    assert case229.run_cli("fake") == 0
+    text = next(case229.packpath.glob("*/*/*/README")).read_text()
+    section = text.split("Execution blocks\n================\n", 1)[1].split("Products\n", 1)[0]
+    for eb in EBS:
+        assert f"{eb} (read from {eb}.ms.split.cal)" in section
+    assert "  Project:           2011.0.00229.S" in section
+    assert "  Observed:          2012-12-01 00:00:00 to 2012-12-01 00:02:12 UTC" in section
+    assert "  Antennas (4):      DA41 DA42 DV03 PM01" in section
+    assert "      0  ALMA_RB_06#BB_1#SW-01  16 channels  229.9922 - 230.2422 GHz" in section
+    assert "      1  ALMA_RB_06#BB_2#SW-01  16 channels  231.9922 - 232.2422 GHz" in section
+    assert "    J1229+0203: CALIBRATE_BANDPASS, CALIBRATE_WVR, CALIBRATE_PHASE" in section
+    assert "    IRC+10216: OBSERVE_TARGET" in section
+
+
+def test_reduction_streams_rows_of_a_larger_ms(tmp_path: Path) -> None:
+    """Many row blocks (casacore copies them in buckets): values stay bit-identical."""
+    source = tmp_path / "uid___A002_X1_X2.ms.split.cal"
+    example_ms.write_ms(source, "uid___A002_X1_X2", "2011.0.00229.S", nchan=64, times=200)
+    dest = tmp_path / "out.ms.split.cal"
+    placed = ms.reduce(source, dest, Transform.CALIBRATED_MS, _copy)
+    assert placed and all(not os.path.islink(p) for p, _ in placed)
+    assert np.array_equal(_open(dest).getcol("DATA"), _open(source).getcol("CORRECTED_DATA"))
+
+
+def _copy(src: str, dst: str) -> None:
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        fout.write(fin.read())
