@@ -32,6 +32,7 @@ test: $(STAMP) tools lint
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/package_bench.py
+	$(BIN)/python benchmarks/ms_bench.py
 
 clean:
 	rm -rf $(VENV) demo-output

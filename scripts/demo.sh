@@ -6,7 +6,7 @@ out="${DEMO_OUT:-$here/demo-output}"
 rm -rf "$out" && mkdir -p "$out"
 cd "$out"
 
-echo "== 1. an example reduction (project 229, SB IRC10216_setup3_b6_run_x2, 2 EBs)"
+echo "== 1. an example reduction (project 229, SB IRC10216_setup3_b6_run_x2, 2 EBs, real MSes)"
 python -m almaqa2.example "$here/tests/acceptance/project229/input.txt" IRC10216_setup3_b6_run_x2
 qa2 readme-template > README.header.txt
 find IRC10216_setup3_b6_run_x2 -maxdepth 1 | sort | sed 's/^/   /'
@@ -18,11 +18,25 @@ qa2 -q package IRC10216_setup3_b6_run_x2 2011.0.00229.S --readme README.header.t
 qa2 package IRC10216_setup3_b6_run_x2 2011.0.00229.S --readme README.header.txt \
     --style cycle0-nopipe --mode hard
 
+member=2011.0.00229.S/sg_ouss_id/group_ouss_id/member_ouss_id
 echo
-echo "== 3. the package"
-sed -n '/^Directory tree/,$p' 2011.0.00229.S/sg_ouss_id/group_ouss_id/member_ouss_id/README
+echo "== 3. the package's README: execution blocks (read with casacore), products, tree"
+sed -n '/^Execution blocks/,/^Contents/p' "$member/README" | sed '$d'
+sed -n '/^Directory tree/,$p' "$member/README"
 
-echo "== 4. checks with the standard tools"
+echo "== 4. the MeasurementSets were reduced to one visibility column"
+python - "$member" <<'PY'
+import sys
+from pathlib import Path
+from casacore import tables
+for ms in sorted(Path(sys.argv[1]).glob("*/*.ms.split*")):
+    t = tables.table(str(ms), ack=False)
+    data = [c for c in t.colnames() if c.endswith("DATA")]
+    print(f"   {ms.parent.name}/{ms.name}: {t.nrows()} rows, visibility columns {data}")
+    t.close()
+PY
+
+echo "== 5. checks with the standard tools"
 md5sum -c --quiet 2011.0.00229.S/manifest.md5 && echo "   md5sum -c manifest.md5: all files OK"
 unzip -tq 2011.0.00229.S.ticket.zip | sed 's/^/   unzip -t ticket: /'
 echo "   ticket tar holds $(tar tf 2011.0.00229.S.ticket.tar | wc -l) files"

@@ -116,21 +116,30 @@ def _as_nobody(argv: list[str]) -> tuple[int, str]:
     return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
 
 
-def test_unreadable_file_is_refused(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("rel", "mode"),
+    [
+        ("X8c/qa2/qa2_part1.png", "fake"),
+        ("X8c/uid___A002_X3c9295_X8c.ms.split.cal/table.dat", "copy"),  # an unreadable MS
+    ],
+)
+def test_unreadable_file_is_refused(
+    case229: Case, capsys: pytest.CaptureFixture[str], rel: str, mode: str
+) -> None:
     if os.geteuid() != 0:
         raise RuntimeError("this test drops root's rights to make a file really unreadable")
-    secret = case229.origpath / "X8c" / "qa2" / "qa2_part1.png"
+    secret = case229.origpath / rel
     top = case229.origpath.parent.parent
     for path in [*top.rglob("*"), *[p for p in top.parents if p.is_relative_to("/tmp")], top]:
         path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
     case229.packpath.parent.chmod(0o777)
     case229.readme.chmod(0o644)
     secret.chmod(0)
-    argv, _ = case229.commands("fake")
+    argv, _ = case229.commands(mode)
     capsys.readouterr()
     code, err = _as_nobody(argv)
     assert code == 2, err
-    assert "cannot read" in err and "qa2_part1.png" in err
+    assert "cannot read" in err and str(secret) in err
     assert "Traceback" not in err
     assert not case229.packpath.exists()
 
