@@ -42,27 +42,42 @@ def _arcol(name: str, nchan: int) -> dict:
 
 
 def write_ms(
-    path: Path, eb: str | None, project: str, *, nchan: int = 16, times: int = 4, seed: int = 0
+    path: Path,
+    eb: str | None,
+    project: str,
+    *,
+    nchan: int = 16,
+    times: int = 4,
+    seed: int = 0,
+    shared_tiles: bool = False,
 ) -> None:
     """Write an MS of ``times`` integrations per scan x all baselines x all spws
     (``eb``: the EB it comes from, None for a concatenation).
 
     DATA is noise around 0.1, CORRECTED_DATA = DATA x 2 (a gain), MODEL_DATA = 1.  Rows
     are written a block at a time, so that large MSes (benchmarks) need little memory.
+    Each visibility column has a tiled storage manager of its own, as CASA writes them;
+    ``shared_tiles`` puts the three in one hypercube instead, which casacore cannot remove
+    a column from.
     """
     from casacore import tables
 
-    columns = [_arcol(name, nchan) for name in DATA_COLUMNS]
+    desc = tables.maketabdesc([_arcol(name, nchan) for name in DATA_COLUMNS])
+    groups = [DATA_COLUMNS] if shared_tiles else [(name,) for name in DATA_COLUMNS]
+    if shared_tiles:
+        desc["_define_hypercolumn_"] = {
+            "TiledVis": {"HCdatanames": np.array(DATA_COLUMNS), "HCndim": 3}
+        }
     dminfo = {
         f"*{i}": {
             "TYPE": "TiledShapeStMan",
-            "NAME": f"Tiled{name}",
+            "NAME": "TiledVis" if shared_tiles else f"Tiled{names[0]}",
             "SPEC": {"DEFAULTTILESHAPE": np.array([len(CORRELATIONS), nchan, 128], np.int32)},
-            "COLUMNS": np.array([name]),
+            "COLUMNS": np.array(names),
         }
-        for i, name in enumerate(DATA_COLUMNS, 1)
+        for i, names in enumerate(groups, 1)
     }
-    ms = tables.default_ms(str(path), tables.maketabdesc(columns), dminfo)
+    ms = tables.default_ms(str(path), desc, dminfo)
     end = _main_rows(ms, nchan, times, np.random.default_rng(seed))
     ms.close()
     _subtables(path, eb, project, nchan, end)

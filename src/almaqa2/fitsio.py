@@ -32,14 +32,6 @@ class FitsInfo:
     beams: int  # 0 for one beam in the header, else the number of per-channel beams
 
 
-def _not_fits(path: Path, why: str) -> InputError:
-    return InputError(
-        f"this product is not a readable FITS image ({why})",
-        path,
-        fix="export it again with exportfits, or remove it from the reduction",
-    )
-
-
 def summary(path: Path) -> FitsInfo:
     """Read the header facts of the FITS image ``path`` (``.fits`` or ``.fits.gz``)."""
     from astropy.io import fits  # imported when needed: it takes longer than a fake package
@@ -50,7 +42,11 @@ def summary(path: Path) -> FitsInfo:
             beams = hdus["BEAMS"].data if "BEAMS" in hdus else None
             info = _info(header, beams)
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
-        raise _not_fits(path, reason(exc)) from exc
+        raise InputError(
+            f"this product is not a readable FITS image ({reason(exc)})",
+            path,
+            fix="export it again with exportfits, or remove it from the reduction",
+        ) from exc
     return info
 
 

@@ -143,10 +143,13 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[tupl
     """
     _copy_files(ms, dest, copy)
     try:
-        _drop_columns(ms, dest, transform)
+        kept = _drop_columns(ms, dest, transform)
     except _CannotRemove:
         shutil.rmtree(dest)
-        _value_copy(ms, dest, transform, copy)
+        kept = _value_copy(ms, dest, transform, copy)
+    if kept != "DATA":
+        with _writable(ms, dest) as table:
+            table.renamecol(kept, "DATA")
     return _sources(ms, dest)
 
 
@@ -162,27 +165,35 @@ def _copy_files(ms: Path, dest: Path, copy: Place) -> None:
             copy(os.path.join(dirpath, name), str(here / name))
 
 
-def _drop_columns(ms: Path, dest: Path, transform: Transform) -> None:
+@contextlib.contextmanager
+def _writable(ms: Path, dest: Path) -> Iterator[Any]:
+    """The copy ``dest`` of ``ms`` opened for writing (never a source: see the module doc)."""
     try:
         table = tables().table(str(dest), readonly=False, ack=False)
     except RuntimeError as exc:
         raise _unreadable(ms, exc) from exc
     try:
+        yield table
+    finally:
+        table.close()
+
+
+def _drop_columns(ms: Path, dest: Path, transform: Transform) -> str:
+    """Remove the visibility columns but the kept one from the copy; returns the kept one."""
+    with _writable(ms, dest) as table:
         columns = table.colnames()
         kept = _kept(columns, transform, ms)
         try:
             table.removecols([c for c in columns if c in DROPPED and c != kept])
         except RuntimeError as exc:
             raise _CannotRemove from exc
-        if kept != "DATA":
-            table.renamecol(kept, "DATA")
-    finally:
-        table.close()
+    return kept
 
 
-def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> None:
+def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
     """casacore copies the selected columns row by row; subtables come as links to the
-    shadow's files (casacore copies them with ``cp -r``), replaced by copies."""
+    shadow's files (casacore copies them with ``cp -r``), replaced by copies.  Returns the
+    kept column (renamed afterwards: a hypercube may still reserve the name DATA here)."""
     if "'" in str(dest):
         raise DestinationError(
             "casacore cannot write a table whose path holds a single quote",
@@ -192,7 +203,7 @@ def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> None
     with _opened(ms) as table:
         columns = table.colnames()
         kept = _kept(columns, transform, ms)
-        selected = [c for c in columns if c not in DROPPED] + [f"{kept} AS DATA"]
+        selected = [c for c in columns if c not in DROPPED] + [kept]
         try:
             selection = table.query(columns=", ".join(selected))
         except RuntimeError as exc:
@@ -214,6 +225,7 @@ def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> None
                 source = os.readlink(path)
                 os.unlink(path)
                 copy(source, path)
+    return kept
 
 
 def _sources(ms: Path, dest: Path) -> list[tuple[str, str | None]]:
