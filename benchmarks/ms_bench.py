@@ -12,7 +12,8 @@ in one run (lower ratios are better; targets from issue 3):
 
 Each reduction runs in a child process (its peak RSS measured by the kernel), interleaved
 with ``cp -a`` of the same MS, ``--repeat`` times (best kept); every run starts from the
-same slate (the outputs of earlier runs deleted, ``sync``), with a warm page cache.  Usage: python benchmarks/ms_bench.py [--workdir DIR] [--repeat N]
+same slate (the outputs of earlier runs deleted, ``sync``), with a warm page cache.
+Usage: python benchmarks/ms_bench.py [--workdir DIR] [--repeat N]
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ filled.  The values below are what the README must report for such an MS.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,7 @@ def write_ms(
     _subtables(path, eb, project, nchan, end)
 
 
-def _main_rows(ms: object, nchan: int, times: int, rng: np.random.Generator) -> float:
+def _main_rows(ms: Any, nchan: int, times: int, rng: np.random.Generator) -> float:
     """Fill the main table, a block of integrations at a time; returns the end time."""
     pairs = [(a, b) for a in range(len(ANTENNAS)) for b in range(a + 1, len(ANTENNAS))]
     t = end = START_MJD_S
@@ -105,7 +106,7 @@ _BLOCK = 64  # integrations written at a time
 
 
 def _put_rows(
-    ms: object, rows: np.ndarray, nchan: int, ids: tuple[int, int, int], rng: np.random.Generator
+    ms: Any, rows: np.ndarray, nchan: int, ids: tuple[int, int, int], rng: np.random.Generator
 ) -> None:
     """Append ``rows`` (time, antenna1, antenna2, spw) of one scan (scan, field, state)."""
     scan, field, state = ids
