@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
+from . import __version__, tarsplit
 from .errors import Almaqa2Error
 from .package import Request, Result, package, prepare
 from .plan import MODES, Plan
@@ -95,6 +95,37 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
         out.print_json(json.dumps(_result_dict(result)))
     else:
         _show_result(result)
+
+
+@cli.command("tarsplit")
+@click.argument("packpath", type=click.Path(path_type=Path))
+@click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
+@click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks."
+)
+@click.option("--auxiliary", is_flag=True, help="All but product/ in one auxiliary tar.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def tarsplit_cmd(
+    packpath: Path, date: str | None, max_size: str, out_dir: Path | None, auxiliary: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
+    with _progress() as progress:
+        split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
+    chunks = [
+        {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
+        for c in split.chunks
+    ]
+    if as_json:
+        out.print_json(json.dumps({"chunks": chunks, "md5sums": str(split.md5sums)}))
+        return
+    for chunk in chunks:
+        out.print(
+            f"{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries",
+            markup=False,
+        )
+    out.print(f"checksums: {split.md5sums}", markup=False)
 
 
 @cli.command("readme-template")

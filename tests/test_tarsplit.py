@@ -1,0 +1,188 @@
+"""``qa2 tarsplit``: chunk names, sizes, independence, reassembly and checksums, checked
+with GNU tar and md5sum; an interrupted or failing run leaves no unchecked chunk."""
+
+from __future__ import annotations
+
+import errno
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from almaqa2 import tarsplit
+from almaqa2.cli import main
+
+from conftest import Case, make_case
+
+MOUS = "uid___A001_X13e_X1fe"
+P = "2013.1.00123.S"  # the nrao case's project
+
+
+def _package(case: Case) -> Path:
+    assert case.run_cli("copy") == 0
+    return case.packpath
+
+
+def _chunks(out: Path) -> list[Path]:
+    return sorted(p for p in out.glob("*.tar") if not p.name.endswith(".ticket.tar"))
+
+
+def _run(*argv: str) -> int:
+    return main(["tarsplit", *argv])
+
+
+def _gnu(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(["tar", *args], cwd=cwd, capture_output=True, text=True)
+
+
+def test_chunks_named_by_mous_are_small_whole_and_reassemble(tmp_path: Path) -> None:
+    pack = _package(make_case("nrao", tmp_path))
+    out = tmp_path / "chunks"
+    out.mkdir()
+    assert _run(str(pack), "--max-size", "20K", "--out", str(out)) == 0
+    chunks = _chunks(out)
+    total = len(chunks)
+    assert total > 2
+    assert [c.name for c in chunks] == [
+        f"{P}_{MOUS}_{n:03d}_of_{total:03d}.tar" for n in range(1, total + 1)
+    ]
+    everything = tmp_path / "all"
+    everything.mkdir()
+    for chunk in chunks:
+        assert chunk.stat().st_size <= 20 * 1024
+        alone = tmp_path / f"alone-{chunk.stem}"
+        alone.mkdir()
+        listed = _gnu("tf", str(chunk), cwd=alone)
+        assert listed.returncode == 0 and listed.stdout, listed.stderr
+        assert all(line.startswith(f"{P}/") for line in listed.stdout.splitlines())
+        assert _gnu("xf", str(chunk), cwd=alone).returncode == 0
+        assert _gnu("xf", str(chunk), cwd=everything).returncode == 0
+    first = _gnu("tf", str(chunks[0]), cwd=tmp_path).stdout.splitlines()
+    assert first[0] == f"{P}/manifest.md5"
+    check = subprocess.run(
+        ["md5sum", "-c", "--strict", f"{P}/manifest.md5"],
+        cwd=everything,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    files = sorted(p.relative_to(everything).as_posix() for p in everything.rglob("*"))
+    originals = sorted(p.relative_to(pack.parent).as_posix() for p in [pack, *pack.rglob("*")])
+    assert files == originals, "every file and directory, nothing else"
+    for name in ("--", *[f"{c.name}.md5sum" for c in chunks]):
+        if name == "--":
+            name = f"{P}_{MOUS}.md5sums"
+        done = subprocess.run(["md5sum", "-c", name], cwd=out, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_date_tag_and_sizes_as_planned(case229: Case, tmp_path: Path) -> None:
+    pack = _package(case229)
+    assert _run(str(pack), "-n", "2012-06-20", "--max-size", "300K") == 0
+    chunks = _chunks(pack.parent)
+    chunks = [c for c in chunks if "_of_" in c.name]
+    assert chunks and all(
+        re.fullmatch(rf"2011\.0\.00229\.S_2012_06_20_\d{{3}}_of_{len(chunks):03d}\.tar", c.name)
+        for c in chunks
+    )
+    planned, _ = tarsplit.plan(pack, 300 * 1024, "2012_06_20", auxiliary=False)
+    assert [(c.name, c.size) for c in planned] == [(c.name, c.stat().st_size) for c in chunks]
+
+
+def test_a_file_larger_than_the_limit_is_alone_with_a_warning(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (case229.origpath / "casapy-long.log").write_bytes(b"CASA log line\n" * 4000)  # 56 KB
+    pack = _package(case229)
+    big = next(pack.rglob("casapy-long.log"))
+    capsys.readouterr()
+    assert _run(str(pack), "-n", "2012-06-20", "--max-size", "20K") == 0
+    warned = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
+    assert big.name in warned and "alone in its chunk" in warned
+    holders = [
+        c for c in _chunks(pack.parent) if big.name in _gnu("tf", str(c), cwd=pack.parent).stdout
+    ]
+    assert len(holders) == 1
+    assert _gnu("tf", str(holders[0]), cwd=pack.parent).stdout.count("\n") == 1
+
+
+def test_auxiliary_keeps_only_products_in_numbered_chunks(tmp_path: Path) -> None:
+    pack = _package(make_case("nrao", tmp_path))
+    assert _run(str(pack), "--auxiliary", "--max-size", "20K") == 0
+    aux = pack.parent / f"{P}_{MOUS}_auxiliary.tar"
+    assert aux.is_file() and (aux.parent / f"{aux.name}.md5sum").is_file()
+    numbered = [c for c in _chunks(pack.parent) if "_of_" in c.name]
+    assert numbered
+    for chunk in numbered:
+        names = _gnu("tf", str(chunk), cwd=tmp_path).stdout.split()
+        assert names and all("/product/" in n for n in names)
+    assert "/product/" not in _gnu("tf", str(aux), cwd=tmp_path).stdout
+
+
+_KILL_AFTER = """
+import os, signal, sys
+from almaqa2 import tarsplit
+from almaqa2.cli import main
+real, count = tarsplit._add, [0]
+def add(tar, entry):
+    count[0] += 1
+    if count[0] == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(tar, entry)
+tarsplit._add = add
+sys.exit(main(["tarsplit", *sys.argv[2:]]))
+"""
+
+
+def _finished_chunks_are_checked(out: Path) -> None:
+    for chunk in _chunks(out):
+        summed = out / f"{chunk.name}.md5sum"
+        assert summed.is_file(), f"{chunk.name} has no .md5sum"
+        done = subprocess.run(["md5sum", "-c", summed.name], cwd=out, capture_output=True)
+        assert done.returncode == 0
+
+
+def test_sigkill_leaves_no_finished_looking_chunk_and_a_rerun_succeeds(case229: Case) -> None:
+    pack = _package(case229)
+    argv = [str(pack), "-n", "2012-06-20", "--max-size", "64K"]
+    killed = subprocess.run([sys.executable, "-c", _KILL_AFTER, "30", *argv])
+    assert killed.returncode == -9
+    out = pack.parent
+    assert list(out.glob("*.part")), "the chunk being written stays a .part"
+    _finished_chunks_are_checked(out)
+    assert _run(*argv) == 0
+    assert not list(out.glob("*.part"))
+    _finished_chunks_are_checked(out)
+    assert (out / "2011.0.00229.S_2012_06_20.md5sums").is_file()
+
+
+def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pack = _package(case229)
+    real_write = tarsplit._HashingWriter.write
+    written = [0]
+
+    def write(self: tarsplit._HashingWriter, data: bytes) -> int:
+        written[0] += len(data)
+        if written[0] > 150 * 1024:  # the disk fills during the third chunk
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, data)
+
+    monkeypatch.setattr(tarsplit._HashingWriter, "write", write)
+    assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
+    err = capsys.readouterr().err
+    assert "2011.0.00229.S_2012_06_20_003_of_" in err and "No space left" in err
+    assert "Traceback" not in err
+    assert not list(pack.parent.glob("*.part"))
+    _finished_chunks_are_checked(pack.parent)
+
+
+@pytest.mark.parametrize("bad", ["ten", "0", "-5G"])
+def test_bad_size_is_refused(case229: Case, bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+    pack = _package(case229)
+    assert _run(str(pack), "--max-size", bad) == 2
+    assert "is not a size" in capsys.readouterr().err
