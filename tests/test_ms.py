@@ -228,8 +228,8 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
     before = tree_state(source)
     dest = tmp_path / "out.ms.split.cal"
     files = ms.reduce(source, dest, Transform.CALIBRATED_MS, materialize.copy_file)
-    assert files and not [p for p, _ in files if os.path.islink(p)]
-    assert sorted(p for p, _ in files) == sorted(str(p) for p in dest.rglob("*") if p.is_file())
+    assert files and not [f.path for f in files if os.path.islink(f.path)]
+    assert sorted(f.path for f in files) == sorted(str(p) for p in dest.rglob("*") if p.is_file())
     got, want = _open(dest), _open(source)
     assert [c for c in got.colnames() if c.endswith("DATA")] == ["DATA"]
     assert got.getcol("DATA").tobytes() == want.getcol("CORRECTED_DATA").tobytes()
@@ -237,6 +237,6 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
         assert got.getcol(column).tobytes() == want.getcol(column).tobytes()
     assert _subtables(dest) == _subtables(source)
     assert tree_state(source) == before
-    verified = [(Path(p), Path(src)) for p, src in files if src is not None]
+    verified = [(Path(f.path), Path(f.source)) for f in files if f.source is not None]
     assert verified and all(p.read_bytes() == src.read_bytes() for p, src in verified)
 

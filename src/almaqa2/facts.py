@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from . import fitsio, ms
 from .errors import InputError
 from .plan import Plan
-from .rules import MS_TRANSFORMS
 from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
@@ -32,7 +31,7 @@ class Facts:
 def check_ms(plan: Plan) -> None:
     """Before writing: every MS to reduce opens and has the column to deliver."""
     for placement in plan.placements:
-        if placement.transform in MS_TRANSFORMS:
+        if placement.transform in ms.MS_TRANSFORMS:
             ms.check(placement.source.path, placement.transform)
 
 
@@ -48,25 +47,25 @@ def collect(plan: Plan) -> Facts:
 
 
 def _ebs(plan: Plan) -> tuple[EbFacts, ...]:
-    found: dict[str, SourceEntry] = {}
-    for entry in plan.reduction.entries:
-        where, eb = plan.reduction.place_of(entry)
-        if entry.kind is Kind.TABLE and where == "eb" and eb is not None:
-            rank = _rank(entry.name)
-            if rank is not None and (eb.uid not in found or rank < _rank(found[eb.uid].name)):
-                found[eb.uid] = entry
     if not ms.available():
         why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
         log.info("no EB facts in the README: %s", why)
         return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
+    best: dict[str, tuple[int, SourceEntry]] = {}  # {EB UID: (rank, its MS to read)}
+    for entry in plan.reduction.entries:
+        rank = _rank(entry.name) if entry.kind is Kind.TABLE else None
+        if rank is None:
+            continue
+        where, eb = plan.reduction.place_of(entry)
+        if where == "eb" and eb is not None and rank < best.get(eb.uid, (rank + 1,))[0]:
+            best[eb.uid] = (rank, entry)
     facts = []
     for eb in plan.reduction.ebs:
-        entry = found.get(eb.uid)
-        if entry is None:
+        if eb.uid not in best:
             facts.append(EbFacts(eb.uid, None, "no MeasurementSet of this EB in the reduction"))
             continue
         try:
-            facts.append(EbFacts(eb.uid, ms.describe(entry.path)))
+            facts.append(EbFacts(eb.uid, ms.describe(best[eb.uid][1].path)))
         except InputError as exc:
             log.warning("%s", exc)
             facts.append(EbFacts(eb.uid, None, exc.what))

@@ -23,7 +23,7 @@ from typing import BinaryIO
 from . import fitsio, ms
 from .errors import DestinationError
 from .plan import Placement, Plan
-from .rules import MS_TRANSFORMS, Transform
+from .rules import Transform
 from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
         if done:
             done(str(dest), source.size, None)
         return size
-    if placement.transform in MS_TRANSFORMS:
+    if placement.transform in ms.MS_TRANSFORMS:
         return writer.ms(source, dest, placement.transform, done)
     if source.kind is Kind.FILE:
         writer.file(str(source.path), str(dest))
@@ -209,10 +209,10 @@ class Writer(abc.ABC):
         Progress counts the whole source MS when the last of its files is reported.
         """
         files = ms.reduce(source.path, dest, transform, copy_file)
-        for i, (path, source_file) in enumerate(files):
-            if done:
-                done(path, source.size if i == len(files) - 1 else 0, source_file)
-        return sum(os.stat(path).st_size for path, _ in files)
+        if done:
+            for i, written in enumerate(files, 1):
+                done(written.path, source.size if i == len(files) else 0, written.source)
+        return sum(written.size for written in files)
 
 
 class FakeWriter(Writer):

@@ -24,7 +24,7 @@ from typing import Any
 
 from .errors import DestinationError, InputError, reason
 from .rules import Transform
-from .uid import UID_FS, to_fs
+from .uid import to_fs, uid_prefix
 
 EXTRA = "pip install 'almaqa2[ms]'"
 
@@ -40,8 +40,20 @@ DROPPED = frozenset({"DATA", "CORRECTED_DATA", "MODEL_DATA", "IMAGING_WEIGHT"})
 METADATA_FROM = (".ms.split.cal", ".ms.split", ".ms")
 """Which of an EB's MSes describes it in the README, the first found."""
 
+MS_TRANSFORMS = frozenset(KEEP)
+
 Place = Callable[[str, str], None]
 """Makes a package file (second argument) as a copy of a source file (first)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file of a reduced MS: its size, and the source file it must equal (None where
+    casacore wrote it)."""
+
+    path: str
+    size: int
+    source: str | None
 
 
 def available() -> bool:
@@ -91,18 +103,24 @@ def _shadow(ms: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def _table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
+    """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened and
+    closed again; casacore failures name ``ms``."""
+    try:
+        table = tables().table(path, readonly=readonly, ack=False)
+    except RuntimeError as exc:
+        raise _unreadable(ms, exc) from exc
+    try:
+        yield table
+    finally:
+        table.close()
+
+
+@contextlib.contextmanager
 def _opened(ms: Path) -> Iterator[Any]:
-    """``ms`` opened read-only through a shadow; casacore failures name the MS."""
-    t = tables()
-    with _shadow(ms) as shadow:
-        try:
-            table = t.table(shadow, ack=False)
-        except RuntimeError as exc:
-            raise _unreadable(ms, exc) from exc
-        try:
-            yield table
-        finally:
-            table.close()
+    """``ms`` opened read-only through a shadow."""
+    with _shadow(ms) as shadow, _table(shadow, ms) as table:
+        yield table
 
 
 def _unreadable(ms: Path, exc: Exception) -> InputError:
@@ -130,7 +148,7 @@ def check(ms: Path, transform: Transform) -> str:
         return _kept(table.colnames(), transform, ms)
 
 
-def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[tuple[str, str | None]]:
+def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[Written]:
     """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
 
     As CASA writes MSes, each visibility column has a storage manager of its own; then the
@@ -138,8 +156,7 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[tupl
     casacore removes the other columns from the copy and renames the kept one: the values
     are the source's bytes.  Where casacore cannot remove a column alone (it shares a
     tiled storage manager), it value-copies the selected columns instead (slower, streamed
-    by rows).  Returns every file of the result with the source file it must equal, or
-    None where casacore wrote it.
+    by rows).  Returns every file of the result.
     """
     _copy_files(ms, dest, copy)
     try:
@@ -148,7 +165,7 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[tupl
         shutil.rmtree(dest)
         kept = _value_copy(ms, dest, transform, copy)
     if kept != "DATA":
-        with _writable(ms, dest) as table:
+        with _table(str(dest), ms, readonly=False) as table:
             table.renamecol(kept, "DATA")
     return _sources(ms, dest)
 
@@ -165,22 +182,9 @@ def _copy_files(ms: Path, dest: Path, copy: Place) -> None:
             copy(os.path.join(dirpath, name), str(here / name))
 
 
-@contextlib.contextmanager
-def _writable(ms: Path, dest: Path) -> Iterator[Any]:
-    """The copy ``dest`` of ``ms`` opened for writing (never a source: see the module doc)."""
-    try:
-        table = tables().table(str(dest), readonly=False, ack=False)
-    except RuntimeError as exc:
-        raise _unreadable(ms, exc) from exc
-    try:
-        yield table
-    finally:
-        table.close()
-
-
 def _drop_columns(ms: Path, dest: Path, transform: Transform) -> str:
     """Remove the visibility columns but the kept one from the copy; returns the kept one."""
-    with _writable(ms, dest) as table:
+    with _table(str(dest), ms, readonly=False) as table:  # the copy, never the source
         columns = table.colnames()
         kept = _kept(columns, transform, ms)
         try:
@@ -228,10 +232,10 @@ def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
     return kept
 
 
-def _sources(ms: Path, dest: Path) -> list[tuple[str, str | None]]:
-    """Each file under ``dest`` with its source under ``ms`` if it is still a copy of it
+def _sources(ms: Path, dest: Path) -> list[Written]:
+    """Each file under ``dest``, with its source under ``ms`` if it is still a copy of it
     (a copy keeps the source's size and mtime; casacore's writes do not)."""
-    found: list[tuple[str, str | None]] = []
+    found: list[Written] = []
     for dirpath, _dirs, files in os.walk(dest):
         for name in sorted(files):
             path = os.path.join(dirpath, name)
@@ -241,7 +245,7 @@ def _sources(ms: Path, dest: Path) -> list[tuple[str, str | None]]:
                 theirs.st_size,
                 theirs.st_mtime_ns,
             )
-            found.append((path, source if same else None))
+            found.append(Written(path, mine.st_size, source if same else None))
     return found
 
 
@@ -296,44 +300,23 @@ def describe(ms: Path) -> MsInfo:
             raise _unreadable(ms, exc) from exc
 
 
-def _subtable(table: Any, name: str) -> Any:
-    return tables().table(table.getkeyword(name), ack=False)
-
-
 def _describe(table: Any, ms: Path) -> MsInfo:
-    obs = _subtable(table, "OBSERVATION")
-    ranges = obs.getcol("TIME_RANGE")
-    project = str(obs.getcell("PROJECT", 0)) if obs.nrows() else ""
-    schedule = obs.getcell("SCHEDULE", 0) if obs.nrows() and "SCHEDULE" in obs.colnames() else []
-    eb = _eb_uid(schedule, ms.name)
-    obs.close()
+    def sub(name: str) -> contextlib.AbstractContextManager[Any]:
+        return _table(table.getkeyword(name), ms)
 
-    antennas = _subtable(table, "ANTENNA")
-    names = tuple(str(n) for n in antennas.getcol("NAME"))
-    antennas.close()
-
-    spw_table = _subtable(table, "SPECTRAL_WINDOW")
-    spws = []
-    for row in range(spw_table.nrows()):
-        freqs = spw_table.getcell("CHAN_FREQ", row)
-        widths = abs(spw_table.getcell("CHAN_WIDTH", row))
-        spws.append(
-            Spw(
-                row,
-                str(spw_table.getcell("NAME", row)),
-                int(spw_table.getcell("NUM_CHAN", row)),
-                float(min(freqs - widths / 2)),
-                float(max(freqs + widths / 2)),
-            )
-        )
-    spw_table.close()
-
-    fields = _subtable(table, "FIELD")
-    field_names = [str(n) for n in fields.getcol("NAME")]
-    fields.close()
-    states = _subtable(table, "STATE")
-    modes = [str(m) for m in states.getcol("OBS_MODE")] if states.nrows() else []
-    states.close()
+    with sub("OBSERVATION") as obs:
+        ranges = obs.getcol("TIME_RANGE")
+        project = str(obs.getcell("PROJECT", 0)) if obs.nrows() else ""
+        has_schedule = obs.nrows() and "SCHEDULE" in obs.colnames()
+        eb = _eb_uid(obs.getcell("SCHEDULE", 0) if has_schedule else [], ms.name)
+    with sub("ANTENNA") as antennas:
+        names = tuple(str(n) for n in antennas.getcol("NAME"))
+    with sub("SPECTRAL_WINDOW") as spw_table:
+        spws = tuple(_spw(spw_table, row) for row in range(spw_table.nrows()))
+    with sub("FIELD") as fields:
+        field_names = [str(n) for n in fields.getcol("NAME")]
+    with sub("STATE") as states:
+        modes = [str(m) for m in states.getcol("OBS_MODE")] if states.nrows() else []
     pairs = tables().taql("SELECT DISTINCT FIELD_ID, STATE_ID FROM $1", tables=[table])
     intents: dict[int, dict[str, None]] = {}
     for field_id, state_id in zip(pairs.getcol("FIELD_ID"), pairs.getcol("STATE_ID"), strict=True):
@@ -349,10 +332,22 @@ def _describe(table: Any, ms: Path) -> MsInfo:
         start=_mjd_seconds(ranges[:, 0].min()) if len(ranges) else _MJD_EPOCH,
         end=_mjd_seconds(ranges[:, 1].max()) if len(ranges) else _MJD_EPOCH,
         antennas=names,
-        spws=tuple(spws),
+        spws=spws,
         fields=tuple(
             (field_names[i], tuple(intents[i])) for i in sorted(intents) if i < len(field_names)
         ),
+    )
+
+
+def _spw(spw_table: Any, row: int) -> Spw:
+    freqs = spw_table.getcell("CHAN_FREQ", row)
+    widths = abs(spw_table.getcell("CHAN_WIDTH", row))
+    return Spw(
+        row,
+        str(spw_table.getcell("NAME", row)),
+        int(spw_table.getcell("NUM_CHAN", row)),
+        float(min(freqs - widths / 2)),
+        float(max(freqs + widths / 2)),
     )
 
 
@@ -362,5 +357,4 @@ def _eb_uid(schedule: Any, name: str) -> str:
     for item in schedule:
         if str(item).startswith("ExecBlock "):
             return to_fs(str(item).split(" ", 1)[1])
-    found = UID_FS.match(name)
-    return found.group(0) if found else name
+    return uid_prefix(name) or name

@@ -9,9 +9,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from .facts import Facts
+from .facts import EbFacts, Facts
 from .fitsio import FitsInfo
-from .ms import MsInfo
 from .plan import Plan
 from .scan import Kind
 
@@ -157,13 +156,14 @@ def tree(root: str, items: Iterable[TreeItem], dirs: Iterable[str] = ()) -> list
     return lines
 
 
-def eb_section(uid: str, info: MsInfo | None, why_not: str) -> list[str]:
+def eb_section(eb: EbFacts) -> list[str]:
     """One EB's facts as the README shows them."""
+    info = eb.info
     if info is None:
-        return [f"{uid}: not described ({why_not})"]
+        return [f"{eb.uid}: not described ({eb.why_not})"]
     time = "%Y-%m-%d %H:%M:%S"
     lines = [
-        f"{uid} (read from {info.ms})",
+        f"{eb.uid} (read from {info.ms})",
         f"  Project:           {info.project}",
         f"  Observed:          {info.start:{time}} to {info.end:{time}} UTC",
         f"  Antennas ({len(info.antennas)}):      {' '.join(info.antennas)}",
@@ -204,7 +204,7 @@ def render(
         parts.append("Notes from the reducer\n======================\n")
         parts.extend(f"--- {name} ---\n{text.rstrip()}\n" for name, text in notes)
     if facts.ebs:
-        lines = [line for eb in facts.ebs for line in eb_section(eb.uid, eb.info, eb.why_not)]
+        lines = [line for eb in facts.ebs for line in eb_section(eb)]
         parts.append("Execution blocks\n================\n\n" + "\n".join(lines) + "\n")
     if facts.products:
         lines = [line for dest, info in facts.products for line in product_line(dest, info)]

@@ -76,9 +76,6 @@ TRANSFORMS: dict[str, Transform] = {
 }
 """Destinations that change what they receive; every other destination takes it as is."""
 
-MS_TRANSFORMS = frozenset({Transform.RAW_MS, Transform.CALIBRATED_MS})
-
-
 @dataclass(frozen=True)
 class Rule:
     where: str  # "eb", "qa2" or "sb"
