@@ -59,10 +59,7 @@ class Entry:
 class Chunk:
     name: str  # file name of the tar
     entries: tuple[Entry, ...]
-
-    @property
-    def size(self) -> int:
-        return tar_size(self.entries)
+    size: int  # bytes of the tar, exactly
 
 
 def parse_size(text: str) -> int:
@@ -80,10 +77,10 @@ def member_size(entry: Entry) -> int:
     return len(header) + -(-max(entry.size, 0) // BLOCK) * BLOCK
 
 
-def tar_size(entries: tuple[Entry, ...] | list[Entry]) -> int:
-    """The size of a tar of ``entries``: members, two zero blocks, padded to a record."""
-    raw = sum(member_size(e) for e in entries) + 2 * BLOCK
-    return -(-raw // RECORD) * RECORD
+def tar_size(members: int) -> int:
+    """The size of a tar whose members take ``members`` bytes: they, two zero blocks, and
+    padding to a whole record."""
+    return -(-(members + 2 * BLOCK) // RECORD) * RECORD
 
 
 def tag_of(packpath: Path, date: str | None) -> str:
@@ -138,26 +135,34 @@ def plan(
     entries = entries_of(packpath)
     chunks: list[Chunk] = []
     if auxiliary:
-        products = [e for e in entries if "product" in e.rel.parts[1:]]
-        rest = [e for e in entries if e not in products]
-        chunks.append(Chunk(f"{project}_{tag}_auxiliary.tar", tuple(rest)))
+        products: list[Entry] = []
+        rest: list[Entry] = []
+        for entry in entries:
+            (products if "product" in entry.rel.parts[1:] else rest).append(entry)
+        size = tar_size(sum(member_size(e) for e in rest))
+        chunks.append(Chunk(f"{project}_{tag}_auxiliary.tar", tuple(rest), size))
         entries = products
-    groups: list[list[Entry]] = []
+    groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
     too_big = []
+    group: list[Entry] = []
+    members = 0
     for entry in entries:
-        if tar_size([entry]) > max_size:
+        size = member_size(entry)
+        if group and tar_size(members + size) > max_size:
+            groups.append((group, members))
+            group, members = [], 0
+        group.append(entry)
+        members += size
+        if tar_size(size) > max_size:  # alone in its chunk: nothing may join it
             too_big.append(entry)
-            groups.append([entry])
-            groups.append([])
-        elif groups and tar_size([*groups[-1], entry]) <= max_size:
-            groups[-1].append(entry)
-        else:
-            groups.append([entry])
-    groups = [g for g in groups if g]
+            groups.append((group, members))
+            group, members = [], 0
+    if group:
+        groups.append((group, members))
     total = len(groups)
     chunks += [
-        Chunk(f"{project}_{tag}_{n:03d}_of_{total:03d}.tar", tuple(group))
-        for n, group in enumerate(groups, 1)
+        Chunk(f"{project}_{tag}_{n:03d}_of_{total:03d}.tar", tuple(files), tar_size(nbytes))
+        for n, (files, nbytes) in enumerate(groups, 1)
     ]
     return chunks, too_big
 
