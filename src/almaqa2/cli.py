@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__, tarsplit
+from . import __version__, tarsplit, verify
 from .errors import Almaqa2Error
 from .package import Request, Result, package, prepare
 from .plan import MODES, Plan
@@ -101,9 +101,7 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks."
-)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks.")
 @click.option("--auxiliary", is_flag=True, help="All but product/ in one auxiliary tar.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def tarsplit_cmd(
@@ -111,7 +109,7 @@ def tarsplit_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
-    with _progress() as progress:
+    with _progress("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
     chunks = [
         {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
@@ -128,6 +126,34 @@ def tarsplit_cmd(
     out.print(f"checksums: {split.md5sums}", markup=False)
 
 
+@cli.command("verify")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Check a package against its manifest, or chunks against their md5s and manifest.
+
+    PATHS: one package directory, or chunk files, or the directory holding the chunks.
+    Exit code 0 when everything matches, 1 when anything is missing, extra or corrupt.
+    """
+    with _progress("verifying") as progress:
+        report = verify.verify(paths, progress)
+    if as_json:
+        out.print_json(json.dumps(report.as_dict()))
+    else:
+        _show_report(report)
+    ctx.exit(0 if report.ok else 1)
+
+
+def _show_report(report: verify.Report) -> None:
+    if report.ok:
+        out.print(f"[green]OK[/green]: {report.checked} files and chunks match their md5s")
+        return
+    for problem in report.problems:  # one line each, whole paths: for reading and for grep
+        out.print(str(problem), markup=False, highlight=False)
+    out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.checked} checked")
+
+
 @cli.command("readme-template")
 def readme_template() -> None:
     """Print a README header template to fill in and give with --readme."""
@@ -135,7 +161,7 @@ def readme_template() -> None:
 
 
 @contextlib.contextmanager
-def _progress() -> Iterator[Any]:
+def _progress(what: str = "packaging") -> Iterator[Any]:
     """A progress bar on a terminal only; it appears for work of more than two seconds."""
     if not err.is_terminal:
         yield None
@@ -148,7 +174,7 @@ def _progress() -> Iterator[Any]:
         console=err,
         transient=True,
     )
-    task = bar.add_task("packaging", total=None, visible=False)
+    task = bar.add_task(what, total=None, visible=False)
     started = [False]
 
     def update(done: int, total: int) -> None:

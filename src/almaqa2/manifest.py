@@ -14,7 +14,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from .errors import ChecksumError
@@ -35,13 +35,16 @@ class Hasher:
     """Hash files on worker threads as they are handed over; ``results()`` waits for all.
 
     A plain queue and long-lived workers: a future per file costs more than hashing a
-    small file.  Results are keyed by the path string given.
+    small file.  Results are keyed by the path string given.  Hand the largest files over
+    first when they are known: both cores then stay busy to the end.
     """
 
-    def __init__(self, workers: int | None = None):
-        self._queue: queue.SimpleQueue[tuple[str, str | None] | None] = queue.SimpleQueue()
+    def __init__(self, workers: int | None = None, hashed: Callable[[int], None] | None = None):
+        """``hashed(size)`` is called (on a worker) after each file, for a progress bar."""
+        self._queue: queue.SimpleQueue[tuple[str, int, str | None] | None] = queue.SimpleQueue()
+        self._hashed = hashed
         self._digests: dict[str, str] = {}
-        self._errors: list[BaseException] = []
+        self._errors: dict[str, BaseException] = {}
         self._threads = [
             threading.Thread(target=self._work, daemon=True)
             for _ in range(workers or os.cpu_count() or 2)
@@ -51,7 +54,7 @@ class Hasher:
 
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
-            path, source = item
+            path, size, source = item
             try:
                 digest = self._digests[path] = md5_file(path)
                 if source is not None and md5_file(source) != digest:
@@ -60,21 +63,29 @@ class Hasher:
                         source,
                         fix="check the disks for errors, then package again",
                     )
-            except BaseException as exc:  # reported by results()
-                self._errors.append(exc)
+            except BaseException as exc:  # reported by results() or outcome()
+                self._errors[path] = exc
+            if self._hashed:
+                self._hashed(size)
 
-    def add(self, path: str, _size: int = 0, source: str | None = None) -> None:
+    def add(self, path: str, size: int = 0, source: str | None = None) -> None:
         """Queue ``path``; with ``source``, also check that both hold the same bytes.
 
         The signature fits materialize's ``done`` callback.
         """
-        self._queue.put((path, source))
+        self._queue.put((path, size, source))
 
     def results(self) -> dict[str, str]:
+        """{path: md5}, once every file is hashed; raises the first error met."""
+        digests, errors = self.outcome()
+        if errors:
+            raise next(iter(errors.values()))
+        return digests
+
+    def outcome(self) -> tuple[dict[str, str], dict[str, BaseException]]:
+        """({path: md5}, {path: error}) once every file is hashed: for reports of them all."""
         self._stop()
-        if self._errors:
-            raise self._errors[0]
-        return self._digests
+        return self._digests, self._errors
 
     def _stop(self) -> None:
         for _ in self._threads:
@@ -118,9 +129,14 @@ def format_line(digest: str, path: str) -> str:
 
 def read(path: Path) -> dict[str, str]:
     """A manifest's entries: {path starting with the project code: md5}."""
+    with open(path, "rb") as f:
+        return parse(f.read())
+
+
+def parse(data: bytes) -> dict[str, str]:
+    """The entries of a manifest's bytes (as ``read``; also for one read from a tar)."""
     entries: dict[str, str] = {}
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        text = f.read()
+    text = data.decode("utf-8", "surrogateescape")
     for line in text.split("\n"):
         if not line:
             continue

@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 from . import manifest
 from .errors import DestinationError, InputError
-from .uid import UID_FS, check_project_code
+from .uid import PROJECT_CODE, UID_FS, check_project_code
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,11 @@ RECORD = tarfile.RECORDSIZE
 _COPY = 4 << 20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)B?$", re.I)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+CHUNK_NAME = re.compile(
+    rf"^(?P<project>{PROJECT_CODE.pattern.strip('^$')})_(?P<tag>.+)"
+    r"_(?:(?P<n>\d{3})_of_(?P<total>\d{3})|auxiliary)\.tar$"
+)
+"""What ``chunk_name`` writes, read back: project, tag, number and total (or auxiliary)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,7 @@ def plan(
         for entry in entries:
             (products if "product" in entry.rel.parts[1:] else rest).append(entry)
         size = tar_size(sum(member_size(e) for e in rest))
-        chunks.append(Chunk(f"{project}_{tag}_auxiliary.tar", tuple(rest), size))
+        chunks.append(Chunk(chunk_name(project, tag), tuple(rest), size))
         entries = products
     groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
     too_big = []
@@ -161,10 +166,15 @@ def plan(
         groups.append((group, members))
     total = len(groups)
     chunks += [
-        Chunk(f"{project}_{tag}_{n:03d}_of_{total:03d}.tar", tuple(files), tar_size(nbytes))
+        Chunk(chunk_name(project, tag, n, total), tuple(files), tar_size(nbytes))
         for n, (files, nbytes) in enumerate(groups, 1)
     ]
     return chunks, too_big
+
+
+def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
+    """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0."""
+    return f"{project}_{tag}_" + (f"{n:03d}_of_{total:03d}.tar" if n else "auxiliary.tar")
 
 
 def list_name(project: str, tag: str) -> str:

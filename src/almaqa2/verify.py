@@ -1,0 +1,330 @@
+"""``qa2 verify``: a package against its manifest, or tar chunks against their md5 files and
+the manifest they carry (SPEC §8).
+
+Every problem is collected and reported, none stops the check: a file or chunk listed but
+absent is *missing*, one present but not listed is *extra*, one whose bytes differ is
+*corrupt* (with the md5 expected and the md5 found).  Paths of files are given as in the
+manifest, starting with the project code.  Each byte is read once: a package's files are
+hashed on both cores, largest first; a chunk is hashed whole on one thread while its
+members are hashed on the other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import tarfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from . import manifest
+from .errors import Almaqa2Error, InputError
+from .tarsplit import CHUNK_NAME, chunk_name, list_name
+
+Progress = Callable[[int, int], None]
+_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str  # missing | extra | corrupt
+    path: str
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind}: {self.path}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
+        return text
+
+
+@dataclass(frozen=True)
+class Report:
+    what: str  # package | chunks
+    paths: tuple[str, ...]  # what was checked
+    checked: int  # files and chunks whose bytes were compared
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "paths": list(self.paths),
+            "checked": self.checked,
+            "ok": self.ok,
+            "problems": [vars(p) for p in self.problems],
+        }
+
+
+class VerificationError(Almaqa2Error):
+    """Bytes do not match their checksums: exit code 1, with the whole report."""
+
+    exit_code = 1
+
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(
+            f"verification found {len(report.problems)} problem(s), the first: "
+            f"{report.problems[0]}",
+            fix="see 'qa2 verify' for all of them, and fetch the bad files again",
+        )
+
+
+def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
+    """Check a package directory (one path holding ``manifest.md5``) or a set of chunks
+    (chunk files, or directories holding them, with their ``.md5sum`` files)."""
+    for path in paths:
+        if not path.exists():
+            raise InputError("nothing to verify here", path, fix="give a package or chunks")
+    if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
+        return _package(Path(os.path.realpath(paths[0])), progress)
+    return _chunks(find_chunks(paths), progress)
+
+
+def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
+    """Problems between {path: md5} expected and {path: md5} found, sorted by path."""
+    return [
+        Problem("missing", p, listed[p]) if p not in found
+        else Problem("extra", p, None, found[p]) if p not in listed
+        else Problem("corrupt", p, listed[p], found[p])
+        for p in sorted(listed.keys() | found.keys())
+        if listed.get(p) != found.get(p)
+    ]  # fmt: skip
+
+
+# -- a package directory -------------------------------------------------------------------
+
+
+def _package(package: Path, progress: Progress | None) -> Report:
+    listed = manifest.read(package / manifest.NAME)
+    project = next(iter(listed), package.name).split("/")[0]
+    on_disk = {
+        f"{project}/{p.relative_to(package).as_posix()}": p for p in manifest.files_under(package)
+    }
+    common = sorted(
+        ((p, on_disk[p].stat().st_size) for p in listed.keys() & on_disk.keys()),
+        key=lambda item: -item[1],
+    )
+    total = sum(size for _, size in common)
+    counter = _Counter(total, progress)
+    with manifest.Hasher(hashed=counter.add) as hasher:
+        for rel, size in common:
+            hasher.add(str(on_disk[rel]), size)
+        digests, errors = hasher.outcome()
+    found = dict.fromkeys(on_disk.keys() - listed.keys(), "a file")
+    for rel, _ in common:
+        path = str(on_disk[rel])
+        found[rel] = digests[path] if path in digests else _unreadable(errors[path])
+    problems = _compare(listed, found)
+    return Report("package", (str(package),), len(common), tuple(problems))
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"unreadable ({exc.strerror if isinstance(exc, OSError) else exc})"
+
+
+class _Counter:
+    """Bytes done, handed to a progress callback from any thread."""
+
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.done, self._progress = total, 0, progress
+        self._lock = threading.Lock()
+
+    def add(self, size: int) -> None:
+        if self._progress:
+            with self._lock:
+                self.done += size
+                self._progress(self.done, self.total)
+
+
+# -- chunks --------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkSet:
+    """The chunks of one package (same project and tag) and what their md5 files say."""
+
+    project: str
+    tag: str
+    folder: Path
+    present: dict[str, Path] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)  # chunk name -> md5 (when listed)
+    total: int = 0  # MMM of the numbered chunks
+
+    def names(self) -> list[str]:
+        numbered = [
+            chunk_name(self.project, self.tag, n, self.total) for n in range(1, self.total + 1)
+        ]
+        return sorted({*numbered, *self.present, *self.expected})
+
+
+def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
+    """Chunk sets from chunk files and directories; other tars in a directory (the ticket
+    tar beside a package) are left alone, a named file that is no chunk is an error."""
+    sets: dict[tuple[str, str], ChunkSet] = {}
+    for path in paths:
+        if path.is_dir():
+            found = [p for p in sorted(path.glob("*.tar")) if CHUNK_NAME.match(p.name)]
+        elif CHUNK_NAME.match(path.name):
+            found = [path]
+        else:
+            raise InputError(
+                "this is not a chunk named as 'qa2 tarsplit' names them",
+                path,
+                fix="give <project>_<tag>_NNN_of_MMM.tar files or their directory",
+            )
+        for chunk in found:
+            name = CHUNK_NAME.match(chunk.name)
+            assert name is not None
+            key = (name["project"], name["tag"])
+            if key not in sets:
+                sets[key] = ChunkSet(*key, chunk.parent)
+                listing = chunk.parent / list_name(*key)
+                if listing.is_file():
+                    sets[key].expected |= manifest.read(listing)
+            chunk_set = sets[key]
+            chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
+            chunk_set.total = max(chunk_set.total, int(name["total"] or 0))
+            own = chunk.with_name(f"{chunk.name}.md5sum")
+            if own.is_file():
+                chunk_set.expected |= manifest.read(own)
+    if not sets:
+        raise InputError(
+            "neither a package with manifest.md5 nor tar chunks were found",
+            ", ".join(map(str, paths)),
+            fix="give a package directory, chunk files or the directory holding them",
+        )
+    return [sets[key] for key in sorted(sets)]
+
+
+def _chunks(sets: list[ChunkSet], progress: Progress | None) -> Report:
+    problems: list[Problem] = []
+    checked = 0
+    total = sum(p.stat().st_size for s in sets for p in s.present.values())
+    counter = _Counter(total, progress)
+    for chunk_set in sets:
+        members: dict[str, str] = {}
+        listed: dict[str, str] | None = None
+        for name in chunk_set.names():
+            path = chunk_set.present.get(name)
+            if path is None:
+                problems.append(
+                    Problem("missing", str(chunk_set.folder / name), chunk_set.expected.get(name))
+                )
+                continue
+            contents = read_chunk(path, counter.add)
+            checked += 1 + len(contents.members)
+            expected = chunk_set.expected.get(name)
+            if expected is None:
+                problems.append(Problem("missing", f"{path}.md5sum", found=contents.md5))
+            elif expected != contents.md5:
+                problems.append(Problem("corrupt", str(path), expected, contents.md5))
+            elif contents.error:
+                problems.append(Problem("corrupt", str(path), "a tar", contents.error))
+            for member, digest in contents.members.items():
+                if member in members:
+                    problems.append(Problem("extra", member, found=f"a second copy in {path}"))
+                members[member] = digest
+            if contents.manifest is not None:
+                listed = manifest.parse(contents.manifest)
+        manifest_path = f"{chunk_set.project}/{manifest.NAME}"
+        if listed is None:
+            problems.append(Problem("missing", manifest_path))
+            continue
+        members.pop(manifest_path, None)
+        problems += _compare(listed, members)
+    return Report(
+        "chunks",
+        tuple(str(p) for s in sets for p in s.present.values()),
+        checked,
+        tuple(problems),
+    )
+
+
+@dataclass(frozen=True)
+class ChunkContents:
+    md5: str  # of the whole chunk
+    members: dict[str, str]  # member name -> md5 (or what it is, if not a regular file)
+    manifest: bytes | None  # the manifest it carries
+    error: str | None  # why the tar could not be read to its end
+
+
+class _HashingReader:
+    """A file whose bytes, as they are read, are hashed on another thread."""
+
+    def __init__(self, raw: BinaryIO, read: Callable[[int], None]):
+        self._raw, self._read = raw, read
+        self._md5 = hashlib.md5()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._hash, daemon=True)
+        self._thread.start()
+
+    def _hash(self) -> None:
+        while (block := self._queue.get()) is not None:
+            self._md5.update(block)
+            self._read(len(block))
+
+    def read(self, size: int = -1) -> bytes:
+        block = self._raw.read(size)
+        self._queue.put(block)
+        return block
+
+    def hexdigest(self) -> str:
+        """The md5 of the whole file: what was read and the rest."""
+        while self.read(_BLOCK):
+            pass
+        self._queue.put(None)
+        self._thread.join()
+        return self._md5.hexdigest()
+
+
+def read_chunk(path: Path, read: Callable[[int], None] = lambda _: None) -> ChunkContents:
+    """Hash a chunk and each of its members, reading it once from start to end."""
+    members: dict[str, str] = {}
+    carried = None
+    error = None
+    with open(path, "rb", buffering=0) as raw:
+        reader = _HashingReader(raw, read)
+        try:
+            with tarfile.open(fileobj=reader, mode="r|", bufsize=_BLOCK) as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    if member.isdir():
+                        continue
+                    if not member.isreg():
+                        members[member.name] = f"a {_KINDS.get(member.type, 'special file')}"
+                        continue
+                    data = tar.extractfile(member)
+                    assert data is not None
+                    digest = hashlib.md5()
+                    is_manifest = member.name.count("/") == 1 and member.name.endswith(
+                        "/" + manifest.NAME
+                    )
+                    kept = []
+                    while block := data.read(_BLOCK):
+                        digest.update(block)
+                        if is_manifest:
+                            kept.append(block)
+                    members[member.name] = digest.hexdigest()
+                    if is_manifest:
+                        carried = b"".join(kept)
+        except (tarfile.TarError, EOFError, OSError) as exc:
+            error = f"an unreadable tar ({exc})"
+        md5 = reader.hexdigest()
+    return ChunkContents(md5, members, carried, error)
+
+
+_KINDS = {
+    tarfile.SYMTYPE: "symbolic link",
+    tarfile.LNKTYPE: "hard link",
+    tarfile.CHRTYPE: "character device",
+    tarfile.BLKTYPE: "block device",
+    tarfile.FIFOTYPE: "FIFO",
+}

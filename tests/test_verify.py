@@ -1,0 +1,219 @@
+"""``qa2 verify``: every damage to a package or its chunks is found, all in one run, by path;
+a clean package or set of chunks passes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from almaqa2.cli import main
+
+from conftest import make_case
+
+P = "2013.1.00123.S"  # the nrao case's project
+SET = f"{P}_uid___A001_X13e_X1fe"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy-mode package in ``out/`` and its chunks (of 20 KB at most) in ``chunks/``."""
+    root = tmp_path_factory.mktemp("verify")
+    case = make_case("nrao", root)
+    assert case.run_cli("copy") == 0
+    chunks = root / "chunks"
+    chunks.mkdir()
+    assert main(["tarsplit", str(case.packpath), "--max-size", "20K", "--out", str(chunks)]) == 0
+    return root
+
+
+@pytest.fixture
+def pack(built: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / P
+    shutil.copytree(built / "out" / P, copy)
+    return copy
+
+
+@pytest.fixture
+def chunks(built: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(built / "chunks", tmp_path / "chunks"))
+
+
+def _verify(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, dict]:
+    capsys.readouterr()
+    code = main(["verify", "--json", *map(str, paths)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _members(chunk: Path) -> list[str]:
+    listed = subprocess.run(["tar", "tf", str(chunk)], capture_output=True, text=True, check=True)
+    return [n for n in listed.stdout.splitlines() if not n.endswith("/")]
+
+
+def test_a_clean_package_passes(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, report = _verify(capsys, pack)
+    assert code == 0 and report["ok"] and report["problems"] == []
+    files = [p for p in pack.rglob("*") if p.is_file() and p.name != "manifest.md5"]
+    assert report["what"] == "package" and report["checked"] == len(files) > 20
+    assert main(["verify", str(pack)]) == 0
+    assert "OK" in capsys.readouterr().out
+
+
+def test_every_damage_to_a_package_is_reported_by_path(
+    pack: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    listed = dict(
+        reversed(line.split("  ", 1)) for line in (pack / "manifest.md5").read_text().splitlines()
+    )
+    member = pack / "sg_ouss_id/group_ouss_id/member.uid___A001_X13e_X1fe"
+    flipped, truncated, removed = sorted(p for p in member.rglob("*") if p.is_file())[:3]
+    data = bytearray(flipped.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    with open(truncated, "r+b") as f:
+        f.truncate(truncated.stat().st_size // 2)
+    removed.unlink()
+    (member / "qa" / "stray.txt").write_text("not in the manifest\n")
+
+    def rel(path: Path) -> str:
+        return path.relative_to(pack.parent).as_posix()
+
+    code, report = _verify(capsys, pack)
+    assert code == 1 and not report["ok"]
+    assert sorted(report["problems"], key=lambda p: p["path"]) == sorted(
+        [
+            {"kind": "corrupt", "path": rel(flipped), "expected": listed[rel(flipped)],
+             "found": _md5(flipped)},
+            {"kind": "corrupt", "path": rel(truncated), "expected": listed[rel(truncated)],
+             "found": _md5(truncated)},
+            {"kind": "missing", "path": rel(removed), "expected": listed[rel(removed)],
+             "found": None},
+            {"kind": "extra", "path": rel(member / "qa" / "stray.txt"), "expected": None,
+             "found": "a file"},
+        ],
+        key=lambda p: str(p["path"]),
+    )  # fmt: skip
+    assert main(["verify", str(pack)]) == 1
+    text = " ".join(capsys.readouterr().out.split())
+    for path in (flipped, truncated, removed):
+        assert rel(path).split("/")[-1] in text
+    assert "4 problem(s)" in text
+
+
+def test_clean_chunks_pass_as_a_directory_or_as_files(
+    chunks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, report = _verify(capsys, chunks)
+    assert code == 0 and report["what"] == "chunks" and report["ok"]
+    tars = sorted(chunks.glob("*.tar"))
+    assert len(report["paths"]) == len(tars) > 2
+    assert report["checked"] == len(tars) + sum(len(_members(t)) for t in tars)
+    assert _verify(capsys, *tars)[0] == 0
+
+
+def test_every_damage_to_chunks_is_reported_in_one_run(
+    chunks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tars = sorted(chunks.glob("*.tar"))
+    lost, damaged, cut = tars[1], tars[2], tars[3]
+    lost_files = _members(lost)
+    expected_lost = (chunks / f"{lost.name}.md5sum").read_text().split()[0]
+    lost.unlink()
+    listed = {
+        name: digest
+        for digest, name in (line.split("  ", 1) for line in _members_manifest(tars[0]))
+    }
+    expected_chunk = (chunks / f"{damaged.name}.md5sum").read_text().split()[0]
+    with tarfile.open(damaged) as tar:
+        inside = next(m.name for m in tar if m.size > 0)
+    _flip_in_member(damaged, inside)
+    expected_cut = (chunks / f"{cut.name}.md5sum").read_text().split()[0]
+    cut_files = _members(cut)
+    with open(cut, "r+b") as f:
+        f.truncate(512)  # the first header survives, no file whole
+
+    code, report = _verify(capsys, chunks)
+    assert code == 1
+    problems = {(p["kind"], p["path"]): p for p in report["problems"]}
+    assert problems[("missing", str(lost))]["expected"] == expected_lost
+    assert problems[("corrupt", str(damaged))]["expected"] == expected_chunk
+    assert problems[("corrupt", str(damaged))]["found"] == _md5(damaged)
+    assert problems[("corrupt", inside)]["expected"] == listed[inside]
+    assert problems[("corrupt", str(cut))]["expected"] == expected_cut
+    for name in lost_files + cut_files:
+        assert ("missing", name) in problems, name
+    assert len(problems) == 4 + len(lost_files) + len(cut_files)
+
+
+def _members_manifest(first: Path) -> list[str]:
+    shown = subprocess.run(
+        ["tar", "xOf", str(first), f"{P}/manifest.md5"], capture_output=True, text=True, check=True
+    )
+    return shown.stdout.splitlines()
+
+
+def _flip_in_member(chunk: Path, member: str) -> None:
+    """Flip one byte of ``member``'s data inside the tar (the header stays valid)."""
+    with tarfile.open(chunk) as tar:
+        offset = tar.getmember(member).offset_data
+    with open(chunk, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0x01]))
+
+
+def test_an_extra_member_and_a_missing_checksum_are_reported(
+    chunks: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    last = sorted(chunks.glob("*.tar"))[-1]
+    (tmp_path / P).mkdir()
+    (tmp_path / P / "stray.txt").write_text("extra\n")
+    subprocess.run(["tar", "rf", str(last), f"{P}/stray.txt"], cwd=tmp_path, check=True)
+    (chunks / f"{last.name}.md5sum").unlink()
+    (chunks / f"{SET}.md5sums").unlink()
+    code, report = _verify(capsys, chunks)
+    assert code == 1
+    assert [(p["kind"], p["path"]) for p in report["problems"]] == [
+        ("missing", f"{last}.md5sum"),
+        ("extra", f"{P}/stray.txt"),
+    ]
+    assert report["problems"][0]["found"] == _md5(last)
+
+
+def test_a_chunk_missing_from_the_numbering_is_found_without_the_list(
+    chunks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (chunks / f"{SET}.md5sums").unlink()
+    last = sorted(chunks.glob("*.tar"))[-1]
+    last.unlink()
+    code, report = _verify(capsys, chunks)
+    assert code == 1 and ("missing", str(last)) in [
+        (p["kind"], p["path"]) for p in report["problems"]
+    ]
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda d: d / "nowhere", "nothing to verify here"),
+        (lambda d: d, "neither a package with manifest.md5 nor tar chunks"),
+        (lambda d: (d / "x.tar").touch() or d / "x.tar", "not a chunk named as"),
+    ],
+)
+def test_bad_input_exits_2(
+    tmp_path: Path, make: object, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = make(tmp_path)  # type: ignore[operator]
+    assert main(["verify", str(path)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err and "Traceback" not in err
