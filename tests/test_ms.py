@@ -102,9 +102,7 @@ def test_calibrated_ms_without_corrected_data_keeps_data(case229: Case) -> None:
     assert _column_bytes(packaged, "DATA") == _column_bytes(cal, "DATA")
 
 
-def test_raw_ms_without_data_is_an_error(
-    case229: Case, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_raw_ms_without_data_is_an_error(case229: Case, capsys: pytest.CaptureFixture[str]) -> None:
     raw = case229.origpath / "X528" / "uid___A002_X3dc0e7_X528.ms.split"
     table = tables.table(str(raw), readonly=False, ack=False)
     table.removecols(["DATA"])
@@ -239,4 +237,3 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
     assert tree_state(source) == before
     verified = [(Path(f.path), Path(f.source)) for f in files if f.source is not None]
     assert verified and all(p.read_bytes() == src.read_bytes() for p, src in verified)
-

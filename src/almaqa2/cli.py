@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__, tarsplit, verify
+from . import __version__, tarsplit, untar, verify
 from .errors import Almaqa2Error
 from .package import Request, Result, package, prepare
 from .plan import MODES, Plan
@@ -143,6 +143,31 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     else:
         _show_report(report)
     ctx.exit(0 if report.ok else 1)
+
+
+@cli.command("untar")
+@click.argument("chunks", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Where to extract."
+)
+@click.pass_context
+def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> None:
+    """Verify a package's CHUNKS (files or their directory) and extract them safely.
+
+    The package appears in OUT only if every chunk and every file matches its md5.
+    """
+    try:
+        with _progress("extracting") as progress:
+            done = untar.untar(chunks, out_dir, progress)
+    except verify.VerificationError as exc:
+        _show_report(exc.report)
+        err.print("nothing was extracted", highlight=False)
+        ctx.exit(1)
+    out.print(
+        f"extracted, {done.report.checked} files and chunks checked: {done.package}",
+        markup=False,
+        highlight=False,
+    )
 
 
 def _show_report(report: verify.Report) -> None:

@@ -78,4 +78,3 @@ def _rank(name: str) -> int | None:
         if name.endswith(suffix):
             return rank
     return None
-

@@ -76,6 +76,7 @@ TRANSFORMS: dict[str, Transform] = {
 }
 """Destinations that change what they receive; every other destination takes it as is."""
 
+
 @dataclass(frozen=True)
 class Rule:
     where: str  # "eb", "qa2" or "sb"

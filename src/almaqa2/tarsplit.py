@@ -125,9 +125,7 @@ def entries_of(packpath: Path) -> list[Entry]:
                     path,
                     fix="remove it, or package again with qa2 package",
                 )
-            found.append(
-                Entry(rel / name, path, st.st_size, st.st_mode & 0o7777, int(st.st_mtime))
-            )
+            found.append(Entry(rel / name, path, st.st_size, st.st_mode & 0o7777, int(st.st_mtime)))
     first = PurePosixPath(project, manifest.NAME)
     return sorted(found, key=lambda e: (e.rel != first, e.rel.as_posix()))
 

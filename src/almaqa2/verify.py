@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import manifest
-from .errors import Almaqa2Error, InputError
+from .errors import Almaqa2Error, DestinationError, InputError
 from .tarsplit import CHUNK_NAME, chunk_name, list_name
 
 Progress = Callable[[int, int], None]
@@ -86,7 +86,7 @@ def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
             raise InputError("nothing to verify here", path, fix="give a package or chunks")
     if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
         return _package(Path(os.path.realpath(paths[0])), progress)
-    return _chunks(find_chunks(paths), progress)
+    return check_chunks(find_chunks(paths), progress)
 
 
 def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
@@ -205,7 +205,14 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
     return [sets[key] for key in sorted(sets)]
 
 
-def _chunks(sets: list[ChunkSet], progress: Progress | None) -> Report:
+def check_chunks(
+    sets: list[ChunkSet], progress: Progress | None = None, into: Extraction | None = None
+) -> Report:
+    """Every chunk against its md5, every file against the manifest carried inside.
+
+    With ``into``, each chunk is also extracted (as it is read) into a directory, and the
+    files are checked there, as written, against the manifest.
+    """
     problems: list[Problem] = []
     checked = 0
     total = sum(p.stat().st_size for s in sets for p in s.present.values())
@@ -215,14 +222,12 @@ def _chunks(sets: list[ChunkSet], progress: Progress | None) -> Report:
         listed: dict[str, str] | None = None
         for name in chunk_set.names():
             path = chunk_set.present.get(name)
-            if path is None:
-                problems.append(
-                    Problem("missing", str(chunk_set.folder / name), chunk_set.expected.get(name))
-                )
-                continue
-            contents = read_chunk(path, counter.add)
-            checked += 1 + len(contents.members)
             expected = chunk_set.expected.get(name)
+            if path is None:
+                problems.append(Problem("missing", str(chunk_set.folder / name), expected))
+                continue
+            contents = read_chunk(path, counter.add, into)
+            checked += 1 + len(contents.members)
             if expected is None:
                 problems.append(Problem("missing", f"{path}.md5sum", found=contents.md5))
             elif expected != contents.md5:
@@ -236,11 +241,16 @@ def _chunks(sets: list[ChunkSet], progress: Progress | None) -> Report:
             if contents.manifest is not None:
                 listed = manifest.parse(contents.manifest)
         manifest_path = f"{chunk_set.project}/{manifest.NAME}"
-        if listed is None:
+        extracted = into.folder / chunk_set.project if into else None
+        if extracted is not None and (extracted / manifest.NAME).is_file():
+            report = _package(extracted, None)  # the files as written
+            checked += report.checked
+            problems += report.problems
+        elif extracted is None and listed is not None:
+            members.pop(manifest_path, None)
+            problems += _compare(listed, members)
+        else:
             problems.append(Problem("missing", manifest_path))
-            continue
-        members.pop(manifest_path, None)
-        problems += _compare(listed, members)
     return Report(
         "chunks",
         tuple(str(p) for s in sets for p in s.present.values()),
@@ -286,8 +296,23 @@ class _HashingReader:
         return self._md5.hexdigest()
 
 
-def read_chunk(path: Path, read: Callable[[int], None] = lambda _: None) -> ChunkContents:
-    """Hash a chunk and each of its members, reading it once from start to end."""
+Filter = Callable[[tarfile.TarInfo, str], tarfile.TarInfo]
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Where chunks are extracted, and the filter each member passes first (it raises
+    ``tarfile.FilterError`` for a member it refuses)."""
+
+    folder: Path
+    safe: Filter
+
+
+def read_chunk(
+    path: Path, read: Callable[[int], None] = lambda _: None, into: Extraction | None = None
+) -> ChunkContents:
+    """Hash a chunk, reading it once from start to end, and hash each of its members, or
+    with ``into`` extract them (an unsafe member stops everything: InputError)."""
     members: dict[str, str] = {}
     carried = None
     error = None
@@ -296,29 +321,47 @@ def read_chunk(path: Path, read: Callable[[int], None] = lambda _: None) -> Chun
         try:
             with tarfile.open(fileobj=reader, mode="r|", bufsize=_BLOCK) as tar:  # type: ignore[call-overload]
                 for member in tar:
-                    if member.isdir():
-                        continue
-                    if not member.isreg():
-                        members[member.name] = f"a {_KINDS.get(member.type, 'special file')}"
-                        continue
-                    data = tar.extractfile(member)
-                    assert data is not None
-                    digest = hashlib.md5()
-                    is_manifest = member.name.count("/") == 1 and member.name.endswith(
-                        "/" + manifest.NAME
-                    )
-                    kept = []
-                    while block := data.read(_BLOCK):
-                        digest.update(block)
-                        if is_manifest:
-                            kept.append(block)
-                    members[member.name] = digest.hexdigest()
-                    if is_manifest:
-                        carried = b"".join(kept)
-        except (tarfile.TarError, EOFError, OSError) as exc:
+                    if into is not None:
+                        tar.extract(member, into.folder, filter=into.safe)
+                    elif (found := _hash_member(tar, member)) is not None:
+                        members[member.name], kept = found
+                        carried = kept if kept is not None else carried
+        except tarfile.FilterError as exc:
+            raise InputError(
+                f"the chunk holds a member that is not safe to extract ({exc})",
+                path,
+                fix="do not extract it by hand either; ask the sender for the package again",
+            ) from None
+        except OSError as exc:
+            if into is not None:
+                raise DestinationError(
+                    f"could not extract the chunk ({exc.strerror})",
+                    into.folder.parent,
+                    fix="free some space or choose another --out, then run again",
+                ) from exc
+            error = f"an unreadable file ({exc.strerror})"
+        except (tarfile.TarError, EOFError) as exc:
             error = f"an unreadable tar ({exc})"
         md5 = reader.hexdigest()
     return ChunkContents(md5, members, carried, error)
+
+
+def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, bytes | None] | None:
+    """(md5 or what the member is, its bytes if it is the manifest); None for a directory."""
+    if member.isdir():
+        return None
+    if not member.isreg():
+        return f"a {_KINDS.get(member.type, 'special file')}", None
+    data = tar.extractfile(member)
+    assert data is not None
+    digest = hashlib.md5()
+    is_manifest = member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME)
+    kept = []
+    while block := data.read(_BLOCK):
+        digest.update(block)
+        if is_manifest:
+            kept.append(block)
+    return digest.hexdigest(), b"".join(kept) if is_manifest else None
 
 
 _KINDS = {
