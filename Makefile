@@ -3,7 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-TOOLS  := tar unzip md5sum gzip
+# command:Debian package of the tools the tests use as real clients
+TOOLS  := tar:tar unzip:unzip md5sum:coreutils gzip:gzip chromium:chromium \
+          chromedriver:chromium-driver
 
 .PHONY: demo test lint tools bench clean
 
@@ -15,10 +17,11 @@ $(STAMP): pyproject.toml
 
 # Command-line tools the tests use as real clients; installed from Debian when missing.
 tools:
-	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	@missing=""; for t in $(TOOLS); do \
+		command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
-		apt-get update -qq && apt-get install -y -qq tar unzip coreutils gzip; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
 demo: $(STAMP) tools

@@ -27,6 +27,7 @@ from .package import Request, Result, package, prepare
 from .plan import MODES, Plan
 from .readme import TEMPLATE, human_size
 from .rules import STYLES
+from .workflow import deliver
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -177,6 +178,32 @@ def _show_report(report: verify.Report) -> None:
     for problem in report.problems:  # one line each, whole paths: for reading and for grep
         out.print(str(problem), markup=False, highlight=False)
     out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.checked} checked")
+
+
+@cli.command("deliver")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--web-root",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="The directory the web server serves.",
+)
+@click.option("--max-size", default="10G", show_default=True, help="Largest chunk, for a package.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json: bool) -> None:
+    """Publish chunks (files or their directory), or a package split on the way, into a new
+    hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
+    with _progress("publishing") as progress:
+        done = deliver.deliver(paths, web_root, max_size, progress)
+    if as_json:
+        files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
+        out.print_json(
+            json.dumps({"folder": str(done.folder), "files": files, "md5": list(done.lists)})
+        )
+        return
+    for name, size, md5 in done.files:
+        out.print(f"{name}  {human_size(size)}  {md5}", markup=False, highlight=False)
+    out.print(f"published: {done.folder / deliver.INDEX}", markup=False, highlight=False)
 
 
 @cli.command("readme-template")

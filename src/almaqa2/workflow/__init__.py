@@ -1,0 +1,1 @@
+"""Helpers for the reducer and the DRM around packaging (SPEC §9)."""
