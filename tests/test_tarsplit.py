@@ -127,11 +127,11 @@ import os, signal, sys
 from almaqa2 import tarsplit
 from almaqa2.cli import main
 real, count = tarsplit._add, [0]
-def add(tar, entry):
+def add(fd, entry):
     count[0] += 1
     if count[0] == int(sys.argv[1]):
         os.kill(os.getpid(), signal.SIGKILL)
-    real(tar, entry)
+    return real(fd, entry)
 tarsplit._add = add
 sys.exit(main(["tarsplit", *sys.argv[2:]]))
 """
@@ -163,19 +163,22 @@ def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pack = _package(case229)
-    real_write = tarsplit._HashingWriter.write
-    written = [0]
+    real_copy = tarsplit._copy_range
+    copied = [0]
 
-    def write(self: tarsplit._HashingWriter, data: bytes) -> int:
-        written[0] += len(data)
-        if written[0] > 150 * 1024:  # the disk fills during the third chunk
+    def copy(src: int, dst: int, count: int, path: Path) -> None:
+        copied[0] += count
+        if copied[0] > 150 * 1024:  # the disk fills after 150 KB of data
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(self, data)
+        real_copy(src, dst, count, path)
 
-    monkeypatch.setattr(tarsplit._HashingWriter, "write", write)
+    monkeypatch.setattr(tarsplit, "_copy_range", copy)
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
     err = capsys.readouterr().err
-    assert "2011.0.00229.S_2012_06_20_003_of_" in err and "No space left" in err
+    named = re.search(r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar", err)
+    assert named and "No space left" in err
+    assert not (pack.parent / named[0]).exists(), "the chunk that failed is not there"
+    assert _chunks(pack.parent), "the chunks before it are finished"
     assert "Traceback" not in err
     assert not list(pack.parent.glob("*.part"))
     _finished_chunks_are_checked(pack.parent)

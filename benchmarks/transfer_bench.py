@@ -1,0 +1,143 @@
+"""Transfer speed against the standard tools, measured in one run on a synthetic package.
+
+The package has ~20,000 small files (calibration tables, plots, logs: 4-32 KB) and a few
+large products (4 cubes of ~420 MB): ~2 GB, with its md5 manifest.  Printed:
+
+    read floor        cat of every file to /dev/null (what any tool must at least pay)
+    tarsplit          qa2 tarsplit (chunks + per-chunk md5 files + list)
+      vs              tar cf - | split -b, then md5sum of the chunks        target <= 0.75
+    verify            qa2 verify of the package against its manifest
+      vs              md5sum -c of the manifest                            target <= 0.6
+    verify chunks     qa2 verify of the chunks (chunk md5s and every member) vs md5sum -c
+                      of the chunk list (information: ours hashes every byte twice)
+
+Each pair runs ``--repeat`` times (default 3), the baseline and ours alternating, each from
+the same slate (outputs removed, ``sync``), best time kept; the page cache is warm for all.
+Usage: python benchmarks/transfer_bench.py [--workdir DIR] [--keep] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from almaqa2 import manifest
+
+PROJECT = "2011.0.00229.S"
+MEMBER = "science_goal.uid___A001_X1_X1/group.uid___A001_X1_X2/member.uid___A001_X1_X3"
+SMALL = {"calibration": 8000, "qa": 6000, "log": 2000, "script": 40, "product": 3960}
+LARGE, LARGE_MB = 4, 420
+MAX_SIZE = "500M"
+
+
+def make_package(root: Path) -> tuple[int, int]:
+    """The synthetic package with its manifest; returns (files, bytes)."""
+    member = root / PROJECT / MEMBER
+    files = size = 0
+    for sub, count in SMALL.items():
+        for i in range(count):
+            folder = member / sub / f"set{i // 500:02d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            kb = (4, 8, 16, 32)[i % 4]
+            data = os.urandom(kb << 10)
+            (folder / f"file{i:05d}.dat").write_bytes(data)
+            files, size = files + 1, size + len(data)
+    block = os.urandom(1 << 20)
+    for n in range(LARGE):
+        with open(member / "product" / f"cube{n}.image.pbcor.fits", "wb") as f:
+            for i in range(LARGE_MB):
+                f.write(block[i % 997 :] + block[: i % 997])  # every MB different
+        files, size = files + 1, size + (LARGE_MB << 20)
+    package = root / PROJECT
+    with manifest.Hasher() as hasher:
+        paths = list(manifest.files_under(package))
+        for path in paths:
+            hasher.add(str(path))
+        digests = hasher.results()
+    manifest.write(package, PROJECT, {str(p.relative_to(package)): digests[str(p)] for p in paths})
+    return files, size
+
+
+def _timed(cmd: list[str], cwd: Path, fresh: Path | None) -> float:
+    if fresh is not None:
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+    subprocess.run(["sync"], check=True)  # no write-back of an earlier run in this one
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+Run = tuple[list[str], Path, Path | None]  # command, where, output directory made afresh
+
+
+def _best(pairs: int, ours: Run, theirs: Run) -> tuple[float, float]:
+    """Best times of ours and the baseline, run alternately."""
+    mine, base = [], []
+    for _ in range(pairs):
+        base.append(_timed(*theirs))
+        mine.append(_timed(*ours))
+    return min(mine), min(base)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="almaqa2-transfer-", dir=args.workdir))
+    qa2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+    try:
+        start = time.perf_counter()
+        files, size = make_package(work)
+        print(
+            f"synthetic package: {files} files, {size / 1e9:.2f} GB "
+            f"(made in {time.perf_counter() - start:.1f} s) in {work / PROJECT}"
+        )
+        every_file = ["sh", "-c", f"find {PROJECT} -type f -exec cat {{}} + > /dev/null"]
+        _timed(every_file, work, None)  # warm the page cache for every command alike
+        floor = min(_timed(every_file, work, None) for _ in range(args.repeat))
+        print(f"read floor (cat of every file): {floor:.2f} s, {size / 1e9 / floor:.2f} GB/s")
+        print(f"{'':<16} {'almaqa2 s':>10} {'baseline s':>11} {'ratio':>7} {'target':>7}")
+
+        def show(what: str, times: tuple[float, float], target: str) -> None:
+            mine, theirs = times
+            print(f"{what:<16} {mine:>10.2f} {theirs:>11.2f} {mine / theirs:>7.2f} {target:>7}")
+
+        ours_out, base_out = work / "chunks", work / "split"
+        tarsplit = [*qa2, "tarsplit", PROJECT, "--out", str(ours_out), "-n", "2012-06-20"]
+        baseline = [
+            "sh",
+            "-c",
+            f"tar cf - {PROJECT} | split -b {MAX_SIZE} - {base_out}/{PROJECT}_ "
+            f"&& cd {base_out} && md5sum {PROJECT}_* > {PROJECT}.md5sums",
+        ]
+        runs = _best(
+            args.repeat,
+            ([*tarsplit, "--max-size", MAX_SIZE], work, ours_out),
+            (baseline, work, base_out),
+        )
+        show("tarsplit", runs, "0.75")
+        verify = [*qa2, "verify", PROJECT]
+        md5sum_c = ["md5sum", "-c", "--quiet", f"{PROJECT}/manifest.md5"]
+        show("verify", _best(args.repeat, (verify, work, None), (md5sum_c, work, None)), "0.6")
+        chunks = ([*qa2, "verify", "."], ours_out, None)
+        listed = ["md5sum", "-c", "--quiet", f"{PROJECT}_2012_06_20.md5sums"]
+        show("verify chunks", _best(args.repeat, chunks, (listed, ours_out, None)), "-")
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
