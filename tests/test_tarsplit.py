@@ -8,9 +8,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
+import tarfile
+from pathlib import Path, PurePosixPath
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given, settings
 
 from almaqa2 import tarsplit
 from almaqa2.cli import main
@@ -189,3 +192,34 @@ def test_bad_size_is_refused(case229: Case, bad: str, capsys: pytest.CaptureFixt
     pack = _package(case229)
     assert _run(str(pack), "--max-size", bad) == 2
     assert "is not a size" in capsys.readouterr().err
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    name=st.text(
+        st.characters(blacklist_characters="\0/", blacklist_categories=("Cs",)),
+        min_size=1,
+        max_size=40,
+    ),
+    depth=st.integers(0, 12),
+    size=st.one_of(st.integers(-1, 10**6), st.integers(8**11 - 2, 8**11 + 2)),
+    mtime=st.one_of(st.integers(0, 2**33), st.integers(-5, -1), st.integers(8**11 - 1, 8**11 + 1)),
+)
+def test_member_size_is_what_tarfile_writes(name: str, depth: int, size: int, mtime: int) -> None:
+    """The planned size of every member, long, non-ASCII or huge, is tarfile's exactly."""
+    rel = PurePosixPath(P, *[f"member.{name}"] * depth, name)
+    entry = tarsplit.Entry(rel, Path("/nonexistent"), size, 0o644, mtime)
+    header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512
+
+
+@pytest.mark.parametrize("size", [-1, 0, 1, 512, 8**11 - 1, 8**11])
+def test_member_size_at_every_name_length(size: int) -> None:
+    """Every ASCII name length up to 1,100 (the ustar limit, the PAX record's block edges)."""
+    for length in range(len(P) + 2, 1100):
+        n = length - len(P) - 1
+        rel = PurePosixPath(P, "".join("/" if i % 60 == 59 < n - i else "x" for i in range(n)))
+        assert len(rel.as_posix()) == length
+        entry = tarsplit.Entry(rel, Path("/nonexistent"), size, 0o644, 1_600_000_000)
+        header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512, length

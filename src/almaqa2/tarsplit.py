@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
+_USTAR_NAME = tarfile.LENGTH_NAME
+_USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
 _COPY = 4 << 20
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)B?$", re.I)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -76,10 +78,27 @@ def parse_size(text: str) -> int:
 
 
 def member_size(entry: Entry) -> int:
-    """Bytes ``entry`` takes in a tar: its header exactly as tarfile writes it (with the
-    PAX header a long or non-ASCII name needs) and its data padded to whole blocks."""
-    header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    return len(header) + -(-max(entry.size, 0) // BLOCK) * BLOCK
+    """Bytes ``entry`` takes in a tar: its header as tarfile writes it (with the PAX header a
+    long or non-ASCII name needs) and its data padded to whole blocks."""
+    return _header_size(entry) + -(-max(entry.size, 0) // BLOCK) * BLOCK
+
+
+def _header_size(entry: Entry) -> int:
+    """The common case (ASCII name, size and time in range) by tarfile's own rule: a PAX
+    ``path`` record when the name is longer than the ustar field; anything else is built."""
+    name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
+    if not (
+        name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
+    ):
+        header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return len(header)
+    if len(name) <= _USTAR_NAME:
+        return BLOCK
+    record = len("path") + len(name) + 3  # "<length> path=<name>\n"
+    length = 0
+    while (with_digits := record + len(str(length))) != length:
+        length = with_digits
+    return 2 * BLOCK + -(-length // BLOCK) * BLOCK
 
 
 def tar_size(members: int) -> int:
