@@ -56,11 +56,12 @@ def make_package(root: Path) -> tuple[int, int]:
         files, size = files + 1, size + (LARGE_MB << 20)
     package = root / PROJECT
     with manifest.Hasher() as hasher:
-        paths = list(manifest.files_under(package))
-        for path in paths:
-            hasher.add(str(path))
+        for rel in manifest.files_under(package):
+            hasher.add(str(package / rel))
         digests = hasher.results()
-    manifest.write(package, PROJECT, {str(p.relative_to(package)): digests[str(p)] for p in paths})
+    manifest.write(
+        package, PROJECT, {str(Path(p).relative_to(package)): d for p, d in digests.items()}
+    )
     return files, size
 
 

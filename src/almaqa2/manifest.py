@@ -14,7 +14,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ChecksumError
@@ -23,11 +23,13 @@ NAME = "manifest.md5"
 _BLOCK = 1 << 20
 
 
-def md5_file(path: str | Path) -> str:
+def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
+    """The md5 of a file, read into ``buffer`` (give one to reuse: no allocation per file)."""
     digest = hashlib.md5()
+    view = memoryview(buffer if buffer is not None else bytearray(_BLOCK))
     with open(path, "rb", buffering=0) as f:
-        while block := f.read(_BLOCK):
-            digest.update(block)
+        while n := f.readinto(view):
+            digest.update(view[:n])
     return digest.hexdigest()
 
 
@@ -53,11 +55,12 @@ class Hasher:
             thread.start()
 
     def _work(self) -> None:
+        buffer = bytearray(_BLOCK)
         while (item := self._queue.get()) is not None:
             path, size, source = item
             try:
-                digest = self._digests[path] = md5_file(path)
-                if source is not None and md5_file(source) != digest:
+                digest = self._digests[path] = md5_file(path, buffer)
+                if source is not None and md5_file(source, buffer) != digest:
                     raise ChecksumError(
                         f"the copy {path} differs from its source",
                         source,
@@ -101,14 +104,23 @@ class Hasher:
         self._stop()
 
 
-def files_under(top: Path) -> Iterator[Path]:
-    """Every regular file below ``top``, sorted, except the top-level manifest."""
-    for dirpath, dirnames, filenames in os.walk(top):
-        dirnames.sort()
-        for name in sorted(filenames):
-            path = Path(dirpath, name)
-            if not (name == NAME and dirpath == str(top)):
-                yield path
+def files_under(top: Path) -> dict[str, int]:
+    """Every file below ``top`` but the top-level manifest: {path relative to top: size},
+    in sorted order.  Strings and scandir, not pathlib: a package may hold 100,000 files."""
+    found: dict[str, int] = {}
+
+    def walk(folder: str, prefix: str) -> None:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                walk(entry.path, f"{prefix}{entry.name}/")
+            else:
+                found[prefix + entry.name] = entry.stat().st_size
+
+    walk(str(top), "")
+    found.pop(NAME, None)
+    return found
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}

@@ -305,8 +305,8 @@ def _update_manifest(packpath: Path, plan: Plan, new_files: dict[str, str]) -> N
         else {}
     )
     digests = dict(new_files)
-    for path in manifest.files_under(packpath):
-        rel = path.relative_to(packpath).as_posix()
+    for rel in manifest.files_under(packpath):
         if rel not in digests:
-            digests[rel] = old[rel] if rel in old and rel != MARKER else manifest.md5_file(path)
+            fresh = rel not in old or rel == MARKER
+            digests[rel] = manifest.md5_file(packpath / rel) if fresh else old[rel]
     manifest.write(packpath, plan.project, digests)

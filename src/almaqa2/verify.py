@@ -106,22 +106,18 @@ def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
 def _package(package: Path, progress: Progress | None) -> Report:
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
-    on_disk = {
-        f"{project}/{p.relative_to(package).as_posix()}": p for p in manifest.files_under(package)
-    }
-    common = sorted(
-        ((p, on_disk[p].stat().st_size) for p in listed.keys() & on_disk.keys()),
-        key=lambda item: -item[1],
-    )
-    total = sum(size for _, size in common)
-    counter = _Counter(total, progress)
+    top = str(package)
+    on_disk = {f"{project}/{rel}": size for rel, size in manifest.files_under(package).items()}
+    common = sorted(listed.keys() & on_disk.keys(), key=lambda rel: -on_disk[rel])  # big first
+    counter = _Counter(sum(on_disk[rel] for rel in common), progress)
+    paths = {rel: os.path.join(top, rel.partition("/")[2]) for rel in common}
     with manifest.Hasher(hashed=counter.add) as hasher:
-        for rel, size in common:
-            hasher.add(str(on_disk[rel]), size)
+        for rel in common:
+            hasher.add(paths[rel], on_disk[rel])
         digests, errors = hasher.outcome()
     found = dict.fromkeys(on_disk.keys() - listed.keys(), "a file")
-    for rel, _ in common:
-        path = str(on_disk[rel])
+    for rel in common:
+        path = paths[rel]
         found[rel] = digests[path] if path in digests else _unreadable(errors[path])
     problems = _compare(listed, found)
     return Report("package", (str(package),), len(common), tuple(problems))
