@@ -14,7 +14,7 @@ import pytest
 
 from almaqa2 import manifest, materialize
 from almaqa2.cli import main
-from almaqa2.package import MARKER
+from almaqa2.packager import MARKER
 
 from conftest import Case, make_case, md5sum_check, tree_state
 

@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 
 from almaqa2 import example
-from almaqa2.readme import fill_header, human_size
+from almaqa2.readme import fill_header
+from almaqa2.sizes import human_size
 
 from conftest import Case, make_case
 

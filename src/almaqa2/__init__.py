@@ -1,8 +1,20 @@
 """almaqa2: package ALMA QA2 data reductions for review and delivery."""
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
 
 from .errors import Almaqa2Error
-from .package import Request, Result, package, prepare
 
 __all__ = ["Almaqa2Error", "Request", "Result", "__version__", "package", "prepare"]
+
+
+def __getattr__(name: str) -> Any:
+    """The packager is imported when first used (PEP 562): ``qa2 verify`` starts faster."""
+    if name in ("Request", "Result", "package", "prepare"):
+        from . import packager
+
+        return getattr(packager, name)
+    raise AttributeError(f"module 'almaqa2' has no attribute {name!r}")

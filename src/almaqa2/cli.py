@@ -1,6 +1,8 @@
 """The ``qa2`` command: parse, call the library, show the result, map errors to exit codes.
 
 No packaging logic lives here.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.
+Each command imports the part of the library it runs, so that ``qa2 verify`` does not
+start by loading the packager (MeasurementSets, FITS, layouts).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -21,13 +23,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__, tarsplit, untar, verify
+from . import __version__
 from .errors import Almaqa2Error
-from .package import Request, Result, package, prepare
-from .plan import MODES, Plan
-from .readme import TEMPLATE, human_size
-from .rules import STYLES
-from .workflow import deliver
+from .rules import MODES, STYLES
+from .sizes import human_size
+
+if TYPE_CHECKING:
+    from .packager import Result
+    from .plan import Plan
+    from .verify import Report
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)
@@ -82,6 +86,8 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
     """Package the reduction ORIGPATH into PACKPATH (named after the project code)."""
+    from .packager import Request, package, prepare
+
     request = Request(**options)
     if dry_run:
         plan = prepare(request)
@@ -110,6 +116,8 @@ def tarsplit_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
+    from . import tarsplit
+
     with _progress("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
     chunks = [
@@ -137,8 +145,10 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     PATHS: one package directory, or chunk files, or the directory holding the chunks.
     Exit code 0 when everything matches, 1 when anything is missing, extra or corrupt.
     """
+    from .verify import verify
+
     with _progress("verifying") as progress:
-        report = verify.verify(paths, progress)
+        report = verify(paths, progress)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
     else:
@@ -157,10 +167,13 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 
     The package appears in OUT only if every chunk and every file matches its md5.
     """
+    from .untar import untar
+    from .verify import VerificationError
+
     try:
         with _progress("extracting") as progress:
-            done = untar.untar(chunks, out_dir, progress)
-    except verify.VerificationError as exc:
+            done = untar(chunks, out_dir, progress)
+    except VerificationError as exc:
         _show_report(exc.report)
         err.print("nothing was extracted", highlight=False)
         ctx.exit(1)
@@ -171,7 +184,7 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
     )
 
 
-def _show_report(report: verify.Report) -> None:
+def _show_report(report: Report) -> None:
     if report.ok:
         out.print(f"[green]OK[/green]: {report.checked} files and chunks match their md5s")
         return
@@ -193,8 +206,10 @@ def _show_report(report: verify.Report) -> None:
 def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json: bool) -> None:
     """Publish chunks (files or their directory), or a package split on the way, into a new
     hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
+    from .workflow.deliver import INDEX, deliver
+
     with _progress("publishing") as progress:
-        done = deliver.deliver(paths, web_root, max_size, progress)
+        done = deliver(paths, web_root, max_size, progress)
     if as_json:
         files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
         out.print_json(
@@ -203,12 +218,14 @@ def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json:
         return
     for name, size, md5 in done.files:
         out.print(f"{name}  {human_size(size)}  {md5}", markup=False, highlight=False)
-    out.print(f"published: {done.folder / deliver.INDEX}", markup=False, highlight=False)
+    out.print(f"published: {done.folder / INDEX}", markup=False, highlight=False)
 
 
 @cli.command("readme-template")
 def readme_template() -> None:
     """Print a README header template to fill in and give with --readme."""
+    from .readme import TEMPLATE
+
     click.echo(TEMPLATE, nl=False)
 
 

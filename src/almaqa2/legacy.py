@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .package import Request, Result, package
+from .packager import Request, Result, package
 
 
 def _path(value: str) -> Path:

@@ -19,8 +19,6 @@ from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
 
-MODES = ("fake", "ticket", "copy", "hard")
-
 
 @dataclass(frozen=True)
 class Uids:

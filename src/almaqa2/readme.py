@@ -13,6 +13,7 @@ from .facts import EbFacts, Facts
 from .fitsio import FitsInfo
 from .plan import Plan
 from .scan import Kind
+from .sizes import human_size
 
 TEMPLATE = """\
 Atacama Large Millimeter/submillimeter Array (ALMA)
@@ -77,15 +78,6 @@ class TreeItem:
     dest: PurePosixPath  # relative to the member directory
     is_dir: bool  # a table or plots directory: shown as one leaf with its total size
     size: int | None
-
-
-def human_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1000 or unit == "TB":
-            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")
 
 
 def casa_versions(plan: Plan) -> list[str]:

@@ -35,6 +35,9 @@ class Style:
     uid_names: bool  # name directories by the UIDs the reduction reveals
 
 
+MODES = ("fake", "ticket", "copy", "hard")
+"""How files reach the package: empty placeholders, ticket files only, copies, hard links."""
+
 STYLES: dict[str, Style] = {
     s.name: s
     for s in (

@@ -24,6 +24,7 @@ from pathlib import Path, PurePosixPath
 
 from . import manifest
 from .errors import DestinationError, InputError
+from .sizes import parse_size
 from .uid import PROJECT_CODE, UID_FS, check_project_code
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ RECORD = tarfile.RECORDSIZE
 _USTAR_NAME = tarfile.LENGTH_NAME
 _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
 _COPY = 4 << 20
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([KMGT]?)B?$", re.I)
-_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 CHUNK_NAME = re.compile(
     rf"^(?P<project>{PROJECT_CODE.pattern.strip('^$')})_(?P<tag>.+)"
     r"_(?:(?P<n>\d{3})_of_(?P<total>\d{3})|auxiliary)\.tar$"
@@ -67,14 +66,6 @@ class Chunk:
     name: str  # file name of the tar
     entries: tuple[Entry, ...]
     size: int  # bytes of the tar, exactly
-
-
-def parse_size(text: str) -> int:
-    """``10G``, ``500M``, ``2048`` (bytes) -> bytes."""
-    found = _SIZE.match(text.strip())
-    if not found or float(found[1]) <= 0:
-        raise InputError(f"'{text}' is not a size", fix="write it like 10G, 500M or 2048")
-    return int(float(found[1]) * _UNITS[found[2].upper()])
 
 
 def member_size(entry: Entry) -> int:

@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from .plan import Plan
-from .readme import human_size
+from .sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
 DUMMY_TEXT = (

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import manifest, materialize, tarsplit
 from ..errors import ChecksumError, InputError
-from ..readme import human_size
+from ..sizes import human_size
 from ..verify import ChunkSet, Progress, find_chunks
 
 INDEX = "index.html"

@@ -18,8 +18,8 @@ from . import __version__, facts, lock, manifest, materialize, readme, ticket
 from .errors import DestinationError, InputError
 from .layouts import recognise
 from .naming import APPENDS, Existing
-from .plan import MODES, Plan, Uids, make_plan
-from .rules import style_for
+from .plan import Plan, Uids, make_plan
+from .rules import MODES, style_for
 from .scan import Kind, SourceEntry
 from .uid import check_project_code, to_fs
 
