@@ -36,6 +36,7 @@ test: $(STAMP) tools lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/package_bench.py
 	$(BIN)/python benchmarks/ms_bench.py
+	$(BIN)/python benchmarks/transfer_bench.py
 
 clean:
 	rm -rf $(VENV) demo-output

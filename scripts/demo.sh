@@ -40,5 +40,29 @@ echo "== 5. checks with the standard tools"
 md5sum -c --quiet 2011.0.00229.S/manifest.md5 && echo "   md5sum -c manifest.md5: all files OK"
 unzip -tq 2011.0.00229.S.ticket.zip | sed 's/^/   unzip -t ticket: /'
 echo "   ticket tar holds $(tar tf 2011.0.00229.S.ticket.tar | wc -l) files"
+
+echo
+echo "== 6. transfer: split into checksummed chunks, verify, unpack safely, publish"
+mkdir chunks unpacked web
+qa2 tarsplit 2011.0.00229.S -n 2012-06-20 --max-size 500K --out chunks | sed 's/^/   /'
+(cd chunks && md5sum -c --quiet 2011.0.00229.S_2012_06_20.md5sums) \
+    && echo "   md5sum -c of the chunk list: all chunks OK"
+qa2 verify chunks | sed 's/^/   qa2 verify chunks: /'
+qa2 untar chunks --out unpacked | sed 's/^/   /'
+qa2 deliver chunks --web-root web | tail -1 | sed 's/^/   /'
+echo "   a chunk damaged in transit is caught, by path:"
+cp -r chunks damaged
+python - damaged/2011.0.00229.S_2012_06_20_002_of_*.tar <<'PY'
+import sys, tarfile
+with tarfile.open(sys.argv[1]) as tar:  # one byte inside the first file with data
+    offset = next(m.offset_data for m in tar if m.size)
+with open(sys.argv[1], "r+b") as f:
+    f.seek(offset)
+    byte = f.read(1)
+    f.seek(offset)
+    f.write(bytes([byte[0] ^ 0xFF]))
+PY
+if qa2 verify damaged > damaged.txt; then echo "   (not caught!)"; exit 1; fi
+sed 's/^/     /' damaged.txt
 echo
 echo "Everything is in $out"

@@ -24,6 +24,11 @@ def test_demo_script(tmp_path: Path) -> None:
     assert "No errors detected" in done.stdout
     assert "|-- uid___A002_X3c9295_X8c.ms.split/" in done.stdout
     assert (tmp_path / "demo" / "2011.0.00229.S" / "manifest.md5").is_file()
+    assert "md5sum -c of the chunk list: all chunks OK" in done.stdout
+    assert "qa2 verify chunks: OK" in done.stdout
+    assert "corrupt: " in done.stdout and "FAILED" in done.stdout
+    assert (tmp_path / "demo" / "unpacked" / "2011.0.00229.S" / "manifest.md5").is_file()
+    assert len(list((tmp_path / "demo" / "web").glob("2011.0.00229.S-*/index.html"))) == 1
 
 
 def test_ci_runs_make_test() -> None:
