@@ -223,3 +223,14 @@ def test_member_size_at_every_name_length(size: int) -> None:
         entry = tarsplit.Entry(rel, Path("/nonexistent"), size, 0o644, 1_600_000_000)
         header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512, length
+
+
+def test_progress_reaches_the_total_in_order(case229: Case, tmp_path: Path) -> None:
+    """The bar's callback: bytes of tar written so far, rising, ending at the total."""
+    pack = _package(case229)
+    chunks, _ = tarsplit.plan(pack, 64 * 1024, "2012_06_20", auxiliary=False)
+    seen: list[tuple[int, int]] = []
+    tarsplit.write(chunks, tmp_path, lambda done, total: seen.append((done, total)))
+    total = sum(c.size for c in chunks)
+    assert len(seen) >= len(chunks) and {t for _, t in seen} == {total}
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == total
