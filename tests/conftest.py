@@ -22,7 +22,7 @@ CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists(
 MODES = ("fake", "ticket", "copy", "hard")
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
-for _tool in ("tar", "unzip", "md5sum", "gzip"):
+for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver"):
     if shutil.which(_tool) is None:
         raise RuntimeError(f"the tests need '{_tool}' on PATH: run 'make test', which installs it")
 
@@ -79,6 +79,19 @@ def make_case(name: str, tmp_path: Path) -> Case:
 @pytest.fixture
 def case229(tmp_path: Path) -> Case:
     return make_case("project229", tmp_path)
+
+
+@pytest.fixture(scope="session")
+def nrao_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The nrao case packaged in copy mode (``out/2013.1.00123.S``) and split into chunks of
+    at most 20 KB (``chunks/``), made once: tests copy what they damage."""
+    root = tmp_path_factory.mktemp("split")
+    case = make_case("nrao", root)
+    assert case.run_cli("copy") == 0
+    (root / "chunks").mkdir()
+    argv = ["tarsplit", str(case.packpath), "--max-size", "20K", "--out", str(root / "chunks")]
+    assert cli_main(argv) == 0
+    return root
 
 
 def listing(packpath: Path) -> list[str]:

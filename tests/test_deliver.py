@@ -22,22 +22,8 @@ import pytest
 
 from almaqa2.cli import main
 
-from conftest import make_case
-
 P = "2013.1.00123.S"
 TOKEN = re.compile(rf"^{re.escape(P)}-[A-Za-z0-9_-]{{32}}$")
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The nrao case's copy-mode package in ``out/`` and its chunks in ``chunks/``."""
-    root = tmp_path_factory.mktemp("deliver")
-    case = make_case("nrao", root)
-    assert case.run_cli("copy") == 0
-    (root / "chunks").mkdir()
-    argv = ["tarsplit", str(case.packpath), "--max-size", "20K", "--out", str(root / "chunks")]
-    assert main(argv) == 0
-    return root
 
 
 def _deliver(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, dict[str, Any]]:
@@ -61,15 +47,15 @@ def _md5(path: Path) -> str:
 
 
 def test_chunks_are_linked_into_a_new_unguessable_folder_with_an_index(
-    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web = tmp_path / "web"
     web.mkdir()
-    code, done = _deliver(capsys, built / "chunks", "--web-root", web)
+    code, done = _deliver(capsys, nrao_split / "chunks", "--web-root", web)
     assert code == 0
     folder = Path(done["folder"])
     assert folder.parent == web and TOKEN.match(folder.name)
-    sources = sorted((built / "chunks").iterdir())
+    sources = sorted((nrao_split / "chunks").iterdir())
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         [p.name for p in sources] + ["index.html"]
     )
@@ -85,44 +71,44 @@ def test_chunks_are_linked_into_a_new_unguessable_folder_with_an_index(
         assert entry["size"] == chunk.stat().st_size and str(entry["size"]) in index
     check = subprocess.run(["md5sum", "-c", f"{P}_uid___A001_X13e_X1fe.md5sums"], cwd=folder)
     assert check.returncode == 0
-    second = _deliver(capsys, built / "chunks", "--web-root", web)[1]
+    second = _deliver(capsys, nrao_split / "chunks", "--web-root", web)[1]
     assert second["folder"] != done["folder"], "each delivery gets its own address"
 
 
 def test_across_file_systems_the_chunks_are_copied_and_checked(
-    built: Path, capsys: pytest.CaptureFixture[str]
+    nrao_split: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shm = Path("/dev/shm")
-    assert shm.stat().st_dev != built.stat().st_dev, "needs /dev/shm as a second file system"
+    assert shm.stat().st_dev != nrao_split.stat().st_dev, "needs /dev/shm as a second file system"
     web = shm / f"almaqa2-web-{os.getpid()}"
     web.mkdir()
     try:
-        code, done = _deliver(capsys, built / "chunks", "--web-root", web)
+        code, done = _deliver(capsys, nrao_split / "chunks", "--web-root", web)
         assert code == 0
         for entry in done["files"]:
             copy = Path(done["folder"]) / entry["name"]
-            assert copy.stat().st_ino != (built / "chunks" / entry["name"]).stat().st_ino
+            assert copy.stat().st_ino != (nrao_split / "chunks" / entry["name"]).stat().st_ino
             assert _md5(copy) == entry["md5"]
     finally:
         shutil.rmtree(web)
 
 
 def test_a_package_is_split_into_the_new_folder(
-    built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web = tmp_path / "web"
     web.mkdir()
-    code, done = _deliver(capsys, built / "out" / P, "--web-root", web, "--max-size", "30K")
+    code, done = _deliver(capsys, nrao_split / "out" / P, "--web-root", web, "--max-size", "30K")
     assert code == 0 and len(done["files"]) > 1
     assert main(["verify", done["folder"]]) == 0
 
 
 @pytest.mark.parametrize("damage", ["no web root", "a missing chunk", "two projects"])
 def test_bad_input_publishes_nothing(
-    built: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+    nrao_split: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web = tmp_path / "web"
-    chunks = Path(shutil.copytree(built / "chunks", tmp_path / "chunks"))
+    chunks = Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
     if damage != "no web root":
         web.mkdir()
     if damage == "a missing chunk":
@@ -238,20 +224,22 @@ class _Browser:
             self.driver.wait()
 
 
-def _downloaded(path: Path) -> Path:
-    """Wait for Chromium to finish writing ``path`` (it writes ``.crdownload`` first)."""
+def _downloaded(path: Path, size: int) -> Path:
+    """Wait for Chromium to finish writing ``path``: it may reserve the name with an empty
+    file, writes a ``.crdownload`` and renames it."""
     for _ in range(600):
-        if path.is_file() and not list(path.parent.glob("*.crdownload")):
+        done = path.is_file() and path.stat().st_size == size
+        if done and not list(path.parent.glob("*.crdownload")):
             return path
         time.sleep(0.05)
     raise AssertionError(f"the browser did not download {path.name}")
 
 
 def test_a_browser_downloads_the_chunks_from_the_index(
-    built: Path, served: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nrao_split: Path, served: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web, address = served
-    code, done = _deliver(capsys, built / "chunks", "--web-root", web)
+    code, done = _deliver(capsys, nrao_split / "chunks", "--web-root", web)
     assert code == 0
     folder = Path(done["folder"])
     downloads = tmp_path / "downloads"
@@ -261,11 +249,11 @@ def test_a_browser_downloads_the_chunks_from_the_index(
         browser.open(f"{address}/{folder.name}/index.html")
         for entry in done["files"]:
             browser.click_link(entry["name"])
-            got = _downloaded(downloads / entry["name"])
-            assert _md5(got) == entry["md5"] == _md5(built / "chunks" / entry["name"])
+            got = _downloaded(downloads / entry["name"], entry["size"])
+            assert _md5(got) == entry["md5"] == _md5(nrao_split / "chunks" / entry["name"])
         listing = f"{P}_uid___A001_X13e_X1fe.md5sums"
         browser.click_link(listing)
-        _downloaded(downloads / listing)
+        _downloaded(downloads / listing, (folder / listing).stat().st_size)
     finally:
         browser.close()
     check = subprocess.run(["md5sum", "-c", listing], cwd=downloads, capture_output=True)

@@ -16,29 +16,15 @@ import pytest
 
 from almaqa2.cli import main
 
-from conftest import make_case, tree_state
+from conftest import tree_state
 
 P = "2013.1.00123.S"
 CHUNK = f"{P}_2012_06_20_001_of_001.tar"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The nrao case's copy-mode package split into chunks of 20 KB in ``chunks/``."""
-    root = tmp_path_factory.mktemp("untar")
-    case = make_case("nrao", root)
-    assert case.run_cli("copy") == 0
-    (root / "chunks").mkdir()
-    assert (
-        main(["tarsplit", str(case.packpath), "--max-size", "20K", "--out", str(root / "chunks")])
-        == 0
-    )
-    return root
-
-
 @pytest.fixture
-def chunks(built: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(built / "chunks", tmp_path / "chunks"))
+def chunks(nrao_split: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
 
 
 @pytest.fixture
@@ -52,7 +38,7 @@ def _untar(*argv: object) -> int:
 
 
 def test_good_chunks_are_extracted_and_match_the_manifest(
-    built: Path, chunks: Path, out: Path
+    nrao_split: Path, chunks: Path, out: Path
 ) -> None:
     assert _untar(chunks, "--out", out) == 0
     assert os.listdir(out) == [P], "the package and nothing else (no staging left)"
@@ -60,7 +46,7 @@ def test_good_chunks_are_extracted_and_match_the_manifest(
         ["md5sum", "-c", "--strict", f"{P}/manifest.md5"], cwd=out, capture_output=True, text=True
     )
     assert check.returncode == 0, check.stdout
-    original = built / "out" / P
+    original = nrao_split / "out" / P
     for path in original.rglob("*"):
         copy = out / P / path.relative_to(original)
         assert copy.is_dir() if path.is_dir() else copy.read_bytes() == path.read_bytes()

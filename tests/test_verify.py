@@ -14,34 +14,20 @@ import pytest
 
 from almaqa2.cli import main
 
-from conftest import make_case
-
 P = "2013.1.00123.S"  # the nrao case's project
 SET = f"{P}_uid___A001_X13e_X1fe"
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy-mode package in ``out/`` and its chunks (of 20 KB at most) in ``chunks/``."""
-    root = tmp_path_factory.mktemp("verify")
-    case = make_case("nrao", root)
-    assert case.run_cli("copy") == 0
-    chunks = root / "chunks"
-    chunks.mkdir()
-    assert main(["tarsplit", str(case.packpath), "--max-size", "20K", "--out", str(chunks)]) == 0
-    return root
-
-
 @pytest.fixture
-def pack(built: Path, tmp_path: Path) -> Path:
+def pack(nrao_split: Path, tmp_path: Path) -> Path:
     copy = tmp_path / P
-    shutil.copytree(built / "out" / P, copy)
+    shutil.copytree(nrao_split / "out" / P, copy)
     return copy
 
 
 @pytest.fixture
-def chunks(built: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(built / "chunks", tmp_path / "chunks"))
+def chunks(nrao_split: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
 
 
 def _verify(capsys: pytest.CaptureFixture[str], *paths: Path) -> tuple[int, dict]:
