@@ -36,13 +36,14 @@ from almaqa2 import example_ms, fitsio
 NCHAN, TIMES = 512, 1300  # 3 scans x 1300 integrations x 12 rows x 3 columns x 8 KB: 1.2 GB
 REDUCE = """
 import sys, time
-from almaqa2 import materialize, ms
+from almaqa2 import ms
+from almaqa2.copying import copy_file
 from almaqa2.rules import Transform
 from pathlib import Path
 source, dest, transform = Path(sys.argv[1]), Path(sys.argv[2]), Transform[sys.argv[3]]
 ms.tables()
 start = time.perf_counter()
-ms.reduce(source, dest, transform, materialize.copy_file)
+ms.reduce(source, dest, transform, copy_file)
 print(time.perf_counter() - start)
 """
 

@@ -8,7 +8,6 @@ import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 import pytest
 
@@ -163,19 +162,20 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say)."""
-    real_copy = materialize._copy_contents
+    real_copy = materialize.copy_file
 
-    def faulty_copy(fin: BinaryIO, fout: BinaryIO) -> None:
-        real_copy(fin, fout)
-        if fout.name.endswith("X528.ms.split.phase_int/table.f0"):
-            fout.seek(10)
-            fout.write(b"\xff")
+    def faulty_copy(src: str, dst: str) -> None:
+        real_copy(src, dst)
+        if dst.endswith("X528.ms.split.phase_int/table.f0"):
+            with open(dst, "r+b") as fout:
+                fout.seek(10)
+                fout.write(b"\xff")
 
     err = _fault_keeps_the_previous_package(
         case229,
         capsys,
         "copy",
-        lambda: monkeypatch.setattr(materialize, "_copy_contents", faulty_copy),
+        lambda: monkeypatch.setattr(materialize, "copy_file", faulty_copy),
     )
     assert "differs from its source" in err and "X528.ms.split.phase_int/table.f0" in err
 

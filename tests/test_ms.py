@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from casacore import tables
 
-from almaqa2 import example_ms, materialize, ms
+from almaqa2 import example_ms, ms
+from almaqa2.copying import copy_file
 from almaqa2.rules import Transform
 
 from conftest import Case, md5sum_check, tree_state
@@ -225,7 +226,7 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
     )  # fmt: skip
     before = tree_state(source)
     dest = tmp_path / "out.ms.split.cal"
-    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, materialize.copy_file)
+    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy_file)
     assert files and not [f.path for f in files if os.path.islink(f.path)]
     assert sorted(f.path for f in files) == sorted(str(p) for p in dest.rglob("*") if p.is_file())
     got, want = _open(dest), _open(source)

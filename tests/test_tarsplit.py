@@ -166,16 +166,16 @@ def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pack = _package(case229)
-    real_copy = tarsplit._copy_range
+    real_copy = tarsplit.copy_bytes
     copied = [0]
 
-    def copy(src: int, dst: int, count: int, path: Path) -> None:
+    def copy(src: int, dst: int, count: int) -> int:
         copied[0] += count
         if copied[0] > 150 * 1024:  # the disk fills after 150 KB of data
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        real_copy(src, dst, count, path)
+        return real_copy(src, dst, count)
 
-    monkeypatch.setattr(tarsplit, "_copy_range", copy)
+    monkeypatch.setattr(tarsplit, "copy_bytes", copy)
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
     err = capsys.readouterr().err
     named = re.search(r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar", err)

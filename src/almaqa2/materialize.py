@@ -14,13 +14,12 @@ import errno
 import logging
 import os
 import shutil
-import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 from . import fitsio, ms
+from .copying import copy_file, copy_metadata
 from .errors import DestinationError
 from .plan import Placement, Plan
 from .rules import Transform
@@ -32,7 +31,6 @@ Done = Callable[[str, int, str | None], None]
 """Called with each payload file written, the bytes it took from its source, and the
 source it must equal byte for byte (copies; None for links, fakes and compressed files)."""
 
-_CHUNK = 1 << 24  # 16 MiB per copy_file_range call
 _RENAME_EXCHANGE = 2
 _PREVIOUS = "previous"  # the previous package, inside an -old- directory, during a swap
 
@@ -199,7 +197,7 @@ class Writer(abc.ABC):
             st = os.fstat(fin.fileno())
             fitsio.compress(fin, fout, st.st_mtime)
             fout.flush()
-            _copy_metadata(st, fout)
+            copy_metadata(st, fout.fileno())
             return os.fstat(fout.fileno()).st_size
 
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
@@ -272,35 +270,6 @@ class HardWriter(Writer):
                 src,
                 fix="package with --mode copy",
             ) from exc
-
-
-def copy_file(src: str, dst: str) -> None:
-    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``."""
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        _copy_contents(fin, fout)
-        fout.flush()
-        _copy_metadata(os.fstat(fin.fileno()), fout)
-
-
-def _copy_contents(fin: BinaryIO, fout: BinaryIO) -> None:
-    """The kernel's fast path (copy_file_range: in-kernel, reflink where offered)."""
-    try:
-        while os.copy_file_range(fin.fileno(), fout.fileno(), _CHUNK):
-            pass
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-        fin.seek(0)
-        fout.seek(0)
-        fout.truncate()
-        shutil.copyfileobj(fin, fout, _CHUNK)
-
-
-def _copy_metadata(st: os.stat_result, fout: BinaryIO) -> None:
-    """Permissions and times of the source, as ``cp -a`` keeps them (by descriptor: no
-    second look-up of either path on this per-file path)."""
-    os.fchmod(fout.fileno(), stat.S_IMODE(st.st_mode))
-    os.utime(fout.fileno(), ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 _WRITERS: dict[str, type[Writer]] = {

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import manifest
+from .copying import copy_bytes, write_all
 from .errors import DestinationError, InputError
 from .sizes import parse_size
 from .uid import PROJECT_CODE, UID_FS, check_project_code
@@ -313,7 +314,7 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> _
                     follower.written(written)
                     advanced(written - told)
                     told = written
-            _write_all(fd, bytes(chunk.size - written))  # two zero blocks, record padding
+            write_all(fd, bytes(chunk.size - written))  # two zero blocks, record padding
         except BaseException:
             follower.close()
             raise
@@ -325,7 +326,7 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> _
 def _add(fd: int, entry: Entry) -> int:
     """Append ``entry`` (header, data, padding) at ``fd``; returns the bytes written."""
     header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    _write_all(fd, header)
+    write_all(fd, header)
     if entry.size <= 0:
         return len(header)
     with open(entry.path, "rb", buffering=0) as f:
@@ -333,34 +334,13 @@ def _add(fd: int, entry: Entry) -> int:
             raise InputError(
                 "the file changed size while it was being split", entry.path, fix="run again"
             )
-        _copy_range(f.fileno(), fd, entry.size, entry.path)
+        if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
+            raise InputError(
+                "the file shrank while it was being split", entry.path, fix="run again"
+            )
     padding = -entry.size % BLOCK
-    _write_all(fd, bytes(padding))
+    write_all(fd, bytes(padding))
     return len(header) + entry.size + padding
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _copy_range(src: int, dst: int, count: int, path: Path) -> None:
-    """Copy ``count`` bytes in the kernel (copy_file_range), else through a buffer."""
-    try:
-        while count:
-            n = os.copy_file_range(src, dst, min(count, _COPY))
-            if n == 0:
-                break
-            count -= n
-    except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-            raise
-        while count and (block := os.read(src, min(count, _COPY))):
-            _write_all(dst, block)
-            count -= len(block)
-    if count:
-        raise InputError("the file shrank while it was being split", path, fix="run again")
 
 
 @dataclass(frozen=True)

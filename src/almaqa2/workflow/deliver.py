@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import manifest, materialize, tarsplit
+from ..copying import copy_file
 from ..errors import ChecksumError, InputError
 from ..sizes import human_size
 from ..verify import ChunkSet, Progress, find_chunks
@@ -105,7 +106,7 @@ def _place(source: Path, dest: Path, md5: str | None = None) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
-    materialize.copy_file(str(source), str(dest))
+    copy_file(str(source), str(dest))
     if md5 is not None and manifest.md5_file(dest) != md5:
         raise ChecksumError(
             "the copy differs from its md5", source, fix="check the disks, then deliver again"

@@ -1,0 +1,54 @@
+"""Byte copies done by the kernel where it can: the packager's copies, tarsplit's file data
+and deliver's chunks all go through ``copy_bytes``.
+
+``copy_file_range`` copies in the kernel (a reflink where the file system offers one);
+across some file systems or kernels it is refused, and a plain buffer takes over from
+where it stopped (both advance the same file positions).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+
+_CHUNK = 1 << 24  # 16 MiB per call
+_REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
+
+
+def copy_bytes(src: int, dst: int, count: int) -> int:
+    """Copy up to ``count`` bytes from ``src``'s position to ``dst``'s; returns how many
+    were copied (fewer only if ``src`` ended first)."""
+    left = count
+    try:
+        while left and (n := os.copy_file_range(src, dst, min(left, _CHUNK))):
+            left -= n
+    except OSError as exc:
+        if exc.errno not in _REFUSED:
+            raise
+        while left and (block := os.read(src, min(left, _CHUNK))):
+            write_all(dst, block)
+            left -= len(block)
+    return count - left
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until all of ``data`` is written (it may write less at once)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def copy_file(src: str, dst: str) -> None:
+    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
+        st = os.fstat(fin.fileno())
+        copy_bytes(fin.fileno(), fout.fileno(), st.st_size)
+        copy_metadata(st, fout.fileno())
+
+
+def copy_metadata(st: os.stat_result, fd: int) -> None:
+    """Permissions and times of the source, as ``cp -a`` keeps them (by descriptor: no
+    second look-up of either path on this per-file path)."""
+    os.fchmod(fd, stat.S_IMODE(st.st_mode))
+    os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
