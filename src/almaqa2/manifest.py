@@ -8,6 +8,7 @@ copying that produces the files and uses both cores.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import queue
@@ -21,6 +22,7 @@ from .errors import ChecksumError
 
 NAME = "manifest.md5"
 _BLOCK = 1 << 20
+_FOLLOW_BLOCK = 4 << 20
 
 
 def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
@@ -102,6 +104,64 @@ class Hasher:
 
     def __exit__(self, *exc: object) -> None:
         self._stop()
+
+
+class Follower:
+    """Hashes a file on another thread, reading it by itself as far as it is told.
+
+    tarsplit tells it how far a chunk is written, so the chunk's own bytes are hashed (from
+    the page cache) while the writer moves file data in the kernel; verify tells it the
+    whole size at once, so a chunk is hashed while its members are read.
+    """
+
+    def __init__(self, path: Path, hashed: Callable[[int], None] | None = None):
+        """``hashed(size)`` is called after each block, for a progress bar."""
+        self._fd = os.open(path, os.O_RDONLY)
+        self._hashed = hashed
+        self._md5 = hashlib.md5()
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._error: OSError | None = None
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        view = memoryview(bytearray(_FOLLOW_BLOCK))
+        done = 0
+        while (upto := self._queue.get()) is not None:
+            try:
+                while done < upto and self._error is None and not self._stopped:
+                    n = os.preadv(self._fd, [view[: min(len(view), upto - done)]], done)
+                    if n == 0:
+                        raise OSError(errno.EIO, "the file is shorter than expected")
+                    self._md5.update(view[:n])
+                    done += n
+                    if self._hashed:
+                        self._hashed(n)
+            except OSError as exc:
+                self._error = exc
+
+    def written(self, upto: int) -> None:
+        """The first ``upto`` bytes may be hashed."""
+        self._queue.put(upto)
+
+    def hexdigest(self) -> str:
+        """The md5 of the bytes it was told of, once it has caught up."""
+        self._finish()
+        if self._error:
+            raise self._error
+        return self._md5.hexdigest()
+
+    def close(self) -> None:
+        """Stop hashing now (after an error elsewhere); nothing more is read."""
+        self._stopped = True
+        self._finish()
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+            os.close(self._fd)
 
 
 def files_under(top: Path) -> dict[str, int]:

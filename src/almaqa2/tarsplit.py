@@ -9,15 +9,11 @@ name, so a finished-looking ``.tar`` always has its checksum beside it.
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import hashlib
 import logging
 import os
-import queue
 import re
 import stat
 import tarfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,7 +30,6 @@ BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 _USTAR_NAME = tarfile.LENGTH_NAME
 _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
-_COPY = 4 << 20
 CHUNK_NAME = re.compile(
     rf"^(?P<project>{PROJECT_CODE.pattern.strip('^$')})_(?P<tag>.+)"
     r"_(?:(?P<n>\d{3})_of_(?P<total>\d{3})|auxiliary)\.tar$"
@@ -210,7 +205,7 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
             progress(done[0], total)
 
     digests: dict[str, str] = {}
-    hashing: list[tuple[Chunk, Path, _Follower]] = []  # written, md5 still being computed
+    hashing: list[tuple[Chunk, Path, manifest.Follower]] = []  # written, md5 still being computed
     at = chunks[0]  # the chunk being worked on, named if something fails
     try:
         for n, chunk in enumerate(chunks):
@@ -249,63 +244,15 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-class _Follower:
-    """Hashes a file as it is written, reading it back a little behind the writer.
-
-    The bytes hashed are the chunk's own bytes (from the page cache), on the other core,
-    while the writer moves file data in the kernel without copying it through Python.
-    """
-
-    def __init__(self, path: Path):
-        self._fd = os.open(path, os.O_RDONLY)
-        self._md5 = hashlib.md5()
-        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
-        self._error: OSError | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        buffer = bytearray(_COPY)
-        view = memoryview(buffer)
-        done = 0
-        while (upto := self._queue.get()) is not None:
-            try:
-                while done < upto and self._error is None:
-                    n = os.preadv(self._fd, [view[: min(_COPY, upto - done)]], done)
-                    if n == 0:
-                        raise OSError(errno.EIO, "the chunk is shorter than what was written")
-                    self._md5.update(view[:n])
-                    done += n
-            except OSError as exc:
-                self._error = exc
-
-    def written(self, upto: int) -> None:
-        """The writer has written the first ``upto`` bytes."""
-        self._queue.put(upto)
-
-    def hexdigest(self) -> str:
-        """The md5 of everything written, once the follower has caught up."""
-        self.close()
-        if self._error:
-            raise self._error
-        return self._md5.hexdigest()
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-            os.close(self._fd)
-
-
 _FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB
 
 
-def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> _Follower:
+def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> manifest.Follower:
     """Write the tar exactly as tarfile would (same headers, padding, end blocks); returns
     the follower that is hashing it."""
     with open(part, "wb", buffering=0) as out:
         fd = out.fileno()
-        follower = _Follower(part)
+        follower = manifest.Follower(part)
         try:
             written = told = 0
             for entry in chunk.entries:

@@ -4,22 +4,21 @@ the manifest they carry (SPEC §8).
 Every problem is collected and reported, none stops the check: a file or chunk listed but
 absent is *missing*, one present but not listed is *extra*, one whose bytes differ is
 *corrupt* (with the md5 expected and the md5 found).  Paths of files are given as in the
-manifest, starting with the project code.  Each byte is read once: a package's files are
-hashed on both cores, largest first; a chunk is hashed whole on one thread while its
-members are hashed on the other.
+manifest, starting with the project code.  A package's files are hashed on both cores,
+largest first; a chunk is hashed whole by a ``Follower`` thread while its members are read
+and hashed on the other core (the two reads go together, the second from the page cache).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import queue
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from . import manifest
 from .errors import Almaqa2Error, DestinationError, InputError
@@ -263,35 +262,6 @@ class ChunkContents:
     error: str | None  # why the tar could not be read to its end
 
 
-class _HashingReader:
-    """A file whose bytes, as they are read, are hashed on another thread."""
-
-    def __init__(self, raw: BinaryIO, read: Callable[[int], None]):
-        self._raw, self._read = raw, read
-        self._md5 = hashlib.md5()
-        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._hash, daemon=True)
-        self._thread.start()
-
-    def _hash(self) -> None:
-        while (block := self._queue.get()) is not None:
-            self._md5.update(block)
-            self._read(len(block))
-
-    def read(self, size: int = -1) -> bytes:
-        block = self._raw.read(size)
-        self._queue.put(block)
-        return block
-
-    def hexdigest(self) -> str:
-        """The md5 of the whole file: what was read and the rest."""
-        while self.read(_BLOCK):
-            pass
-        self._queue.put(None)
-        self._thread.join()
-        return self._md5.hexdigest()
-
-
 Filter = Callable[[tarfile.TarInfo, str], tarfile.TarInfo]
 
 
@@ -307,39 +277,53 @@ class Extraction:
 def read_chunk(
     path: Path, read: Callable[[int], None] = lambda _: None, into: Extraction | None = None
 ) -> ChunkContents:
-    """Hash a chunk, reading it once from start to end, and hash each of its members, or
-    with ``into`` extract them (an unsafe member stops everything: InputError)."""
+    """Hash a chunk and each of its members, or with ``into`` extract them (an unsafe
+    member stops everything: InputError).  ``read(size)`` follows the whole-chunk hash."""
+    follower = manifest.Follower(path, read)
+    follower.written(path.stat().st_size)
+    try:
+        members, carried, error = _read_members(path, into)
+    except BaseException:
+        follower.close()
+        raise
+    try:
+        md5 = follower.hexdigest()
+    except OSError as exc:
+        md5 = f"unreadable ({exc.strerror})"
+    return ChunkContents(md5, members, carried, error)
+
+
+def _read_members(
+    path: Path, into: Extraction | None
+) -> tuple[dict[str, str], bytes | None, str | None]:
+    """({member: md5}, the manifest's bytes, why the tar could not be read to its end)."""
     members: dict[str, str] = {}
     carried = None
-    error = None
-    with open(path, "rb", buffering=0) as raw:
-        reader = _HashingReader(raw, read)
-        try:
-            with tarfile.open(fileobj=reader, mode="r|", bufsize=_BLOCK) as tar:  # type: ignore[call-overload]
-                for member in tar:
-                    if into is not None:
-                        tar.extract(member, into.folder, filter=into.safe)
-                    elif (found := _hash_member(tar, member)) is not None:
-                        members[member.name], kept = found
-                        carried = kept if kept is not None else carried
-        except tarfile.FilterError as exc:
-            raise InputError(
-                f"the chunk holds a member that is not safe to extract ({exc})",
-                path,
-                fix="do not extract it by hand either; ask the sender for the package again",
-            ) from None
-        except OSError as exc:
-            if into is not None:
-                raise DestinationError(
-                    f"could not extract the chunk ({exc.strerror})",
-                    into.folder.parent,
-                    fix="free some space or choose another --out, then run again",
-                ) from exc
-            error = f"an unreadable file ({exc.strerror})"
-        except (tarfile.TarError, EOFError) as exc:
-            error = f"an unreadable tar ({exc})"
-        md5 = reader.hexdigest()
-    return ChunkContents(md5, members, carried, error)
+    try:
+        with tarfile.open(path, mode="r|", bufsize=_BLOCK) as tar:  # type: ignore[call-overload]
+            for member in tar:
+                if into is not None:
+                    tar.extract(member, into.folder, filter=into.safe)
+                elif (found := _hash_member(tar, member)) is not None:
+                    members[member.name], kept = found
+                    carried = kept if kept is not None else carried
+    except tarfile.FilterError as exc:
+        raise InputError(
+            f"the chunk holds a member that is not safe to extract ({exc})",
+            path,
+            fix="do not extract it by hand either; ask the sender for the package again",
+        ) from None
+    except OSError as exc:
+        if into is not None:
+            raise DestinationError(
+                f"could not extract the chunk ({exc.strerror})",
+                into.folder.parent,
+                fix="free some space or choose another --out, then run again",
+            ) from exc
+        return members, carried, f"an unreadable file ({exc.strerror})"
+    except (tarfile.TarError, EOFError) as exc:
+        return members, carried, f"an unreadable tar ({exc})"
+    return members, carried, None
 
 
 def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, bytes | None] | None:
