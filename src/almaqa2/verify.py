@@ -296,17 +296,25 @@ def read_chunk(
 def _read_members(
     path: Path, into: Extraction | None
 ) -> tuple[dict[str, str], bytes | None, str | None]:
-    """({member: md5}, the manifest's bytes, why the tar could not be read to its end)."""
+    """({member: md5}, the manifest's bytes, why the tar could not be read to its end).
+
+    Headers are read by tarfile; a member's data straight from the file at its offset
+    (tarfile's stream reader took twice as long).
+    """
     members: dict[str, str] = {}
     carried = None
+    view = memoryview(bytearray(_BLOCK))
     try:
-        with tarfile.open(path, mode="r|", bufsize=_BLOCK) as tar:  # type: ignore[call-overload]
+        with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
             for member in tar:
                 if into is not None:
                     tar.extract(member, into.folder, filter=into.safe)
-                elif (found := _hash_member(tar, member)) is not None:
-                    members[member.name], kept = found
-                    carried = kept if kept is not None else carried
+                elif member.isreg():
+                    members[member.name] = _md5_at(f.fileno(), member, view)
+                    if member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME):
+                        carried = os.pread(f.fileno(), member.size, member.offset_data)
+                elif not member.isdir():
+                    members[member.name] = f"a {_KINDS.get(member.type, 'special file')}"
     except tarfile.FilterError as exc:
         raise InputError(
             f"the chunk holds a member that is not safe to extract ({exc})",
@@ -326,22 +334,17 @@ def _read_members(
     return members, carried, None
 
 
-def _hash_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[str, bytes | None] | None:
-    """(md5 or what the member is, its bytes if it is the manifest); None for a directory."""
-    if member.isdir():
-        return None
-    if not member.isreg():
-        return f"a {_KINDS.get(member.type, 'special file')}", None
-    data = tar.extractfile(member)
-    assert data is not None
+def _md5_at(fd: int, member: tarfile.TarInfo, view: memoryview) -> str:
+    """The md5 of a member's data, read from the tar at its offset."""
     digest = hashlib.md5()
-    is_manifest = member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME)
-    kept = []
-    while block := data.read(_BLOCK):
-        digest.update(block)
-        if is_manifest:
-            kept.append(block)
-    return digest.hexdigest(), b"".join(kept) if is_manifest else None
+    offset, left = member.offset_data, member.size
+    while left:
+        n = os.preadv(fd, [view[: min(left, len(view))]], offset)
+        if n == 0:
+            raise EOFError(f"the tar ends inside {member.name}")
+        digest.update(view[:n])
+        offset, left = offset + n, left - n
+    return digest.hexdigest()
 
 
 _KINDS = {
