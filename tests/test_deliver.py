@@ -258,3 +258,17 @@ def test_a_browser_downloads_the_chunks_from_the_index(
         browser.close()
     check = subprocess.run(["md5sum", "-c", listing], cwd=downloads, capture_output=True)
     assert check.returncode == 0, check.stdout
+
+
+def test_chunks_with_only_the_list_of_md5s_are_published(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chunks = Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
+    for own in chunks.glob("*.tar.md5sum"):
+        own.unlink()
+    web = tmp_path / "web"
+    web.mkdir()
+    code, done = _deliver(capsys, chunks, "--web-root", web)
+    assert code == 0 and done["md5"] == [f"{P}_uid___A001_X13e_X1fe.md5sums"]
+    for entry in done["files"]:
+        assert entry["md5"] == _md5(chunks / entry["name"])

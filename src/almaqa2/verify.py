@@ -83,9 +83,17 @@ def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
     for path in paths:
         if not path.exists():
             raise InputError("nothing to verify here", path, fix="give a package or chunks")
-    if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
-        return _package(Path(os.path.realpath(paths[0])), progress)
+    package = package_in(paths)
+    if package is not None:
+        return _package(Path(os.path.realpath(package)), progress)
     return check_chunks(find_chunks(paths), progress)
+
+
+def package_in(paths: Sequence[Path]) -> Path | None:
+    """The package directory given, if it is one: a single path holding a manifest."""
+    if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
+        return paths[0]
+    return None
 
 
 def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:

@@ -23,7 +23,7 @@ from .. import manifest, materialize, tarsplit
 from ..copying import copy_file
 from ..errors import ChecksumError, InputError
 from ..sizes import human_size
-from ..verify import ChunkSet, Progress, find_chunks
+from ..verify import ChunkSet, Progress, find_chunks, package_in
 
 INDEX = "index.html"
 
@@ -42,7 +42,7 @@ def deliver(
     if not web_root.is_dir():
         raise InputError("the web root does not exist", web_root, fix="give the served directory")
     web_root = Path(os.path.realpath(web_root))
-    package = _package(paths)
+    package = package_in(paths)
     sets = [] if package else find_chunks(paths)
     projects = {package.name} if package else {s.project for s in sets}
     if len(projects) > 1:
@@ -55,25 +55,21 @@ def deliver(
     target = web_root / f"{project}-{secrets.token_urlsafe(24)}"
     with materialize.staging(target) as stage:
         if package:
-            tarsplit.tarsplit(package, stage, max_size, progress=progress)
+            split = tarsplit.tarsplit(package, stage, max_size, progress=progress)
+            files = [(c.name, c.size, split.digests[c.name]) for c in split.chunks]
         else:
-            for chunk_set in sets:
-                _publish(chunk_set, stage)
-        published = Published(target, *_listing(stage))
+            files = [file for chunk_set in sets for file in _publish(chunk_set, stage)]
+        lists = sorted(p.name for p in stage.iterdir() if p.suffix != ".tar")
+        published = Published(target, tuple(files), tuple(lists))
         _write_index(stage, project, published)
         os.rename(stage, target)
     return published
 
 
-def _package(paths: Sequence[Path]) -> Path | None:
-    """The package directory given, if it is one (it has a manifest; chunks do not)."""
-    if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
-        return paths[0]
-    return None
-
-
-def _publish(chunk_set: ChunkSet, stage: Path) -> None:
-    """Link (or copy and check) each chunk and its md5 files into ``stage``."""
+def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
+    """Link (or copy and check) each chunk and its md5 files into ``stage``; returns each
+    chunk's name, size and md5."""
+    published = []
     for name in chunk_set.names():
         chunk = chunk_set.present.get(name)
         if chunk is None:
@@ -89,12 +85,14 @@ def _publish(chunk_set: ChunkSet, stage: Path) -> None:
                 fix="split the package again with 'qa2 tarsplit'",
             )
         _place(chunk, stage / name, chunk_set.expected[name])
+        published.append((name, (stage / name).stat().st_size, chunk_set.expected[name]))
         md5_file = chunk.with_name(f"{name}.md5sum")
         if md5_file.is_file():
             _place(md5_file, stage / md5_file.name)
     listing = chunk_set.folder / tarsplit.list_name(chunk_set.project, chunk_set.tag)
     if listing.is_file():
         _place(listing, stage / listing.name)
+    return published
 
 
 def _place(source: Path, dest: Path, md5: str | None = None) -> None:
@@ -111,19 +109,6 @@ def _place(source: Path, dest: Path, md5: str | None = None) -> None:
         raise ChecksumError(
             "the copy differs from its md5", source, fix="check the disks, then deliver again"
         )
-
-
-def _listing(stage: Path) -> tuple[tuple[tuple[str, int, str], ...], tuple[str, ...]]:
-    """(chunks with size and md5, md5 files), sorted, read from what was published."""
-    chunks = []
-    lists = []
-    for path in sorted(stage.iterdir()):
-        if path.suffix == ".tar":
-            md5 = manifest.read(path.with_name(f"{path.name}.md5sum"))[path.name]
-            chunks.append((path.name, path.stat().st_size, md5))
-        else:
-            lists.append(path.name)
-    return tuple(chunks), tuple(lists)
 
 
 def _write_index(stage: Path, project: str, published: Published) -> None:
