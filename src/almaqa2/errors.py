@@ -6,6 +6,7 @@ message alone lets a reducer fix the problem without reading a traceback.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -47,6 +48,15 @@ class LockedError(Almaqa2Error):
 
 class ChecksumError(Almaqa2Error):
     """Bytes written differ from the bytes read: the copy, extraction or download is bad."""
+
+
+def existing_dir(path: Path, what: str, fix: str) -> Path:
+    """``path`` resolved, if it is a directory; else InputError naming ``what`` is wrong."""
+    if not path.is_dir():
+        raise InputError(
+            f"{what} is not a directory" if path.exists() else f"{what} not found", path, fix=fix
+        )
+    return Path(os.path.realpath(path))
 
 
 def reason(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, facts, lock, manifest, materialize, readme, ticket
-from .errors import DestinationError, InputError
+from .errors import DestinationError, InputError, existing_dir
 from .layouts import recognise
 from .naming import APPENDS, Existing
 from .plan import Plan, Uids, make_plan
@@ -64,14 +64,6 @@ def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
         shown = ", ".join(repr(v) if v == "" else v for v in valid)
         raise InputError(f"unknown {what} '{value}'", fix=f"use one of: {shown}")
     return value
-
-
-def _existing_dir(path: Path, what: str, fix: str) -> Path:
-    if not path.is_dir():
-        raise InputError(
-            f"{what} is not a directory" if path.exists() else f"{what} not found", path, fix=fix
-        )
-    return Path(os.path.realpath(path))
 
 
 def _readable_file(path: Path, what: str, fix: str) -> Path:
@@ -138,7 +130,7 @@ def resolve(request: Request) -> Request:
     """Check every path and choice of ``request`` (read-only) and return it normalised."""
     _choice(request.mode, MODES, "mode")
     _choice(request.append, APPENDS, "append")
-    origpath = _existing_dir(
+    origpath = existing_dir(
         request.origpath, "origpath", "give the SB's reduction directory (the one holding the EBs)"
     )
     readme_path = _readable_file(
@@ -147,13 +139,8 @@ def resolve(request: Request) -> Request:
         "give a README header file (qa2 readme-template prints one)",
     )
     packpath = Path(os.path.abspath(request.packpath))
-    if not packpath.parent.is_dir():
-        raise InputError(
-            "the directory to hold the package does not exist",
-            packpath.parent,
-            fix="create it first",
-        )
-    packpath = Path(os.path.realpath(packpath.parent)) / packpath.name
+    holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
+    packpath = holder / packpath.name
     check_project_code(packpath.name)
     _check_overlap(origpath, packpath)
     return replace(

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 
 from . import manifest
 from .copying import copy_bytes, write_all
-from .errors import DestinationError, InputError
+from .errors import DestinationError, InputError, existing_dir
 from .sizes import parse_size
 from .uid import PROJECT_CODE, UID_FS, check_project_code
 
@@ -306,13 +306,9 @@ def tarsplit(
     progress: Progress | None = None,
 ) -> Split:
     """Split the package at ``packpath`` into chunks in ``out`` (default: beside it)."""
-    if not packpath.is_dir():
-        raise InputError("the package directory was not found", packpath, fix="give a packpath")
-    packpath = Path(os.path.realpath(packpath))
+    packpath = existing_dir(packpath, "the package directory", "give a packpath")
     check_project_code(packpath.name)
-    out = Path(os.path.realpath(out or packpath.parent))
-    if not out.is_dir():
-        raise InputError("the output directory does not exist", out, fix="create it first")
+    out = existing_dir(out or packpath.parent, "the output directory", "create it first")
     if out.is_relative_to(packpath):
         raise DestinationError(
             "the chunks cannot be written inside the package they hold",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import materialize
-from .errors import DestinationError, InputError
+from .errors import DestinationError, InputError, existing_dir
 from .verify import (
     Extraction,
     Filter,
@@ -63,9 +63,7 @@ def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -
             fix="untar one package at a time, each into its own --out",
         )
     project = sets[0].project
-    if not out.is_dir():
-        raise InputError("the output directory does not exist", out, fix="create it first")
-    target = Path(os.path.realpath(out)) / project
+    target = existing_dir(out, "the output directory", "create it first") / project
     if target.exists() or target.is_symlink():
         raise DestinationError(
             "the package is already there", target, fix="remove it or choose another --out"

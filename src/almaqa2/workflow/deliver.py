@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .. import manifest, materialize, tarsplit
 from ..copying import copy_file
-from ..errors import ChecksumError, InputError
+from ..errors import ChecksumError, InputError, existing_dir
 from ..sizes import human_size
 from ..verify import ChunkSet, Progress, find_chunks, package_in
 
@@ -39,9 +39,7 @@ def deliver(
     paths: Sequence[Path], web_root: Path, max_size: str = "10G", progress: Progress | None = None
 ) -> Published:
     """Publish the chunks at ``paths`` (or the package at ``paths[0]``) under ``web_root``."""
-    if not web_root.is_dir():
-        raise InputError("the web root does not exist", web_root, fix="give the served directory")
-    web_root = Path(os.path.realpath(web_root))
+    web_root = existing_dir(web_root, "the web root", "give the directory the server serves")
     package = package_in(paths)
     sets = [] if package else find_chunks(paths)
     projects = {package.name} if package else {s.project for s in sets}
