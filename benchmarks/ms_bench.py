@@ -13,23 +13,22 @@ in one run (lower ratios are better; targets from issue 3):
 Each reduction runs in a child process (its peak RSS measured by the kernel), interleaved
 with ``cp -a`` of the same MS, ``--repeat`` times (best kept); every run starts from the
 same slate (the outputs of earlier runs deleted, ``sync``), with a warm page cache.
-Usage: python benchmarks/ms_bench.py [--workdir DIR] [--repeat N]
+Usage: python benchmarks/ms_bench.py [--workdir DIR] [--keep] [--repeat N]
 """
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
+from common import options, workdir
 
 from almaqa2 import example_ms, fitsio
 
@@ -133,16 +132,10 @@ def _stdlib_gzip(fin, fout, mtime: float) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="almaqa2-msbench-", dir=args.workdir))
-    try:
+    args = options(__doc__, repeat=2)
+    with workdir(args, "msbench") as work:
         bench_reduction(work, args.repeat)
         bench_compression(work)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

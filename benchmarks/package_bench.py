@@ -16,14 +16,14 @@ Usage: python benchmarks/package_bench.py [--workdir DIR] [--keep] [--repeat N]
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import QA2, options, timed, workdir
 
 from almaqa2 import example_ms
 
@@ -71,24 +71,9 @@ def make_sb(root: Path) -> tuple[int, int]:
     return files + 1, size
 
 
-def _timed(cmd: list[str], cleanup: Path | None) -> float:
-    if cleanup is not None and cleanup.exists():
-        shutil.rmtree(cleanup)
-    subprocess.run(["sync"], check=True)  # no write-back of an earlier run in this one
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--repeat", type=int, default=2)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="almaqa2-bench-", dir=args.workdir))
-    qa2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
-    try:
+    args = options(__doc__, repeat=2)
+    with workdir(args, "bench") as work:
         sb = work / "SB"
         sb.mkdir()
         start = time.perf_counter()
@@ -108,7 +93,7 @@ def main() -> int:
 
         def ours(mode: str) -> list[str]:
             return [
-                *qa2,
+                *QA2,
                 "package",
                 str(sb),
                 str(pack),
@@ -129,8 +114,8 @@ def main() -> int:
         for mode, cmd, base, base_out in pairs:
             mine, theirs = [], []
             for _ in range(args.repeat):
-                theirs.append(_timed(base, base_out))
-                mine.append(_timed(cmd, None))
+                theirs.append(timed(base, clear=base_out))
+                mine.append(timed(cmd, clear=pack))
             best_mine, best_theirs = min(mine), min(theirs)
             name = "find" if base[0] == "find" else " ".join(base[:2])
             print(
@@ -141,18 +126,13 @@ def main() -> int:
                 if path is not None and path.exists():
                     shutil.rmtree(path)
         floor = min(
-            _timed(["sh", "-c", f"find {sb} -type f -print0 | xargs -0 -P2 -n 500 md5sum"], None)
+            timed(["sh", "-c", f"find {sb} -type f -print0 | xargs -0 -P2 -n 500 md5sum"])
             for _ in range(args.repeat)
         )
         print(
             f"floor of copy/hard: md5sum of every file on 2 cores takes {floor:.2f} s "
             "(the manifest needs it)"
         )
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -19,15 +19,13 @@ Usage: python benchmarks/transfer_bench.py [--workdir DIR] [--keep] [--repeat N]
 
 from __future__ import annotations
 
-import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from common import QA2, options, timed, workdir
 
 from almaqa2 import manifest
 
@@ -67,16 +65,6 @@ def make_package(root: Path) -> tuple[int, int]:
     return files, size
 
 
-def _timed(cmd: list[str], cwd: Path, fresh: Path | None) -> float:
-    if fresh is not None:
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir()
-    subprocess.run(["sync"], check=True)  # no write-back of an earlier run in this one
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 Run = tuple[list[str], Path, Path | None]  # command, where, output directory made afresh
 
 
@@ -85,20 +73,14 @@ def _best(pairs: int, ours: Run, theirs: Run) -> tuple[float, float, float]:
     pairs (the disk's write-back makes single runs of either vary by up to 2x)."""
     mine, base = [], []
     for _ in range(pairs):
-        base.append(_timed(*theirs))
-        mine.append(_timed(*ours))
+        for (cmd, cwd, fresh), times in ((theirs, base), (ours, mine)):
+            times.append(timed(cmd, cwd, clear=fresh, make=True))
     return min(mine), min(base), statistics.median(m / b for m, b in zip(mine, base, strict=True))
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--keep", action="store_true")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="almaqa2-transfer-", dir=args.workdir))
-    qa2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
-    try:
+    args = options(__doc__, repeat=3)
+    with workdir(args, "transfer") as work:
         start = time.perf_counter()
         files, size = make_package(work)
         print(
@@ -106,8 +88,8 @@ def main() -> int:
             f"(made in {time.perf_counter() - start:.1f} s) in {work / PROJECT}"
         )
         every_file = ["sh", "-c", f"find {PROJECT} -type f -exec cat {{}} + > /dev/null"]
-        _timed(every_file, work, None)  # warm the page cache for every command alike
-        floor = min(_timed(every_file, work, None) for _ in range(args.repeat))
+        timed(every_file, work)  # warm the page cache for every command alike
+        floor = min(timed(every_file, work) for _ in range(args.repeat))
         print(f"read floor (cat of every file): {floor:.2f} s, {size / 1e9 / floor:.2f} GB/s")
         print(
             f"{'':<16} {'almaqa2 s':>10} {'baseline s':>11} {'ratio':>7} {'median':>7}"
@@ -122,7 +104,7 @@ def main() -> int:
             )
 
         ours_out, base_out = work / "chunks", work / "split"
-        tarsplit = [*qa2, "tarsplit", PROJECT, "--out", str(ours_out), "-n", "2012-06-20"]
+        tarsplit = [*QA2, "tarsplit", PROJECT, "--out", str(ours_out), "-n", "2012-06-20"]
         baseline = [
             "sh",
             "-c",
@@ -135,17 +117,12 @@ def main() -> int:
             (baseline, work, base_out),
         )
         show("tarsplit", runs, "0.75")
-        verify = [*qa2, "verify", PROJECT]
+        verify = [*QA2, "verify", PROJECT]
         md5sum_c = ["md5sum", "-c", "--quiet", f"{PROJECT}/manifest.md5"]
         show("verify", _best(args.repeat, (verify, work, None), (md5sum_c, work, None)), "0.6")
-        chunks = ([*qa2, "verify", "."], ours_out, None)
+        chunks = ([*QA2, "verify", "."], ours_out, None)
         listed = ["md5sum", "-c", "--quiet", f"{PROJECT}_2012_06_20.md5sums"]
         show("verify chunks", _best(args.repeat, chunks, (listed, ours_out, None)), "-")
-    finally:
-        if args.keep:
-            print(f"kept: {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

@@ -1,0 +1,53 @@
+"""What the benchmarks share: their options, a work directory, and timing one command
+from the same slate as its baseline (its output removed, the disk's write-back flushed)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+"""``qa2 -q`` run by this Python (the benchmarks run in the project's .venv)."""
+
+
+def options(doc: str, repeat: int) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None, help="where to make the data")
+    parser.add_argument("--keep", action="store_true", help="keep the data afterwards")
+    parser.add_argument("--repeat", type=int, default=repeat, help="runs of each command")
+    return parser.parse_args()
+
+
+@contextlib.contextmanager
+def workdir(args: argparse.Namespace, name: str) -> Iterator[Path]:
+    """A fresh directory for the data, removed afterwards unless ``--keep``."""
+    work = Path(tempfile.mkdtemp(prefix=f"almaqa2-{name}-", dir=args.workdir))
+    try:
+        yield work
+    finally:
+        if args.keep:
+            print(f"kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def timed(
+    cmd: list[str], cwd: Path | None = None, clear: Path | None = None, make: bool = False
+) -> float:
+    """Seconds ``cmd`` takes, after removing its output ``clear`` (made again, empty, with
+    ``make``) and a ``sync``, so that no write-back of an earlier run lands in this one."""
+    if clear is not None:
+        shutil.rmtree(clear, ignore_errors=True)
+        if make:
+            clear.mkdir()
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
