@@ -3,7 +3,8 @@
 ``<packpath>/manifest.md5`` lists every file of the package (not itself) by a path that
 starts with the project code, so ``md5sum -c`` run from packpath's parent checks it.
 Hashing runs on a thread pool (hashlib releases the GIL), so that it overlaps with the
-copying that produces the files and uses both cores.
+copying that produces the files and uses both cores; a ``Follower`` hashes one file (a tar
+chunk) on a thread as it is written or read.
 """
 
 from __future__ import annotations
