@@ -104,6 +104,36 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
         _show_result(result)
 
 
+@cli.command("stage")
+@click.argument("pipeline_root", type=click.Path(path_type=Path))
+@click.argument("staged_root", type=click.Path(path_type=Path))
+@click.option("--mode", default="copy", show_default=True, help="copy|hard|fake")
+@click.option(
+    "--pi-script",
+    type=click.Path(path_type=Path),
+    help="scriptForPI.py to stage (or its directory); default: the pipeline's.",
+)
+@click.option(
+    "--pipe-readme",
+    type=click.Path(path_type=Path),
+    help="README header for the staged package; default: the pipeline's README.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def stage_cmd(
+    pipeline_root: Path, staged_root: Path, mode: str, pi_script: Path | None,
+    pipe_readme: Path | None, as_json: bool,
+) -> None:  # fmt: skip
+    """Stage the pipeline run PIPELINE_ROOT as a delivery-style package STAGED_ROOT."""
+    from .stage import stage
+
+    with _progress("staging") as progress:
+        result = stage(pipeline_root, staged_root, mode, pi_script, pipe_readme, progress)
+    if as_json:
+        out.print_json(json.dumps(_result_dict(result)))
+    else:
+        _show_result(result)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")

@@ -7,8 +7,10 @@ A listing has one path a line, relative to the directory to build:
   ``*.ms.split.cal``); ``*.plots/`` is a directory of PNG plots; a bare EB UID with ``/``
   is an ASDM (``ASDM.xml``);
 - ``link -> target`` is a symbolic link;
-- any other line is a file with a few bytes; ``*.fits`` is a small valid FITS image and
-  ``*.log`` names a CASA version, as real logs do.
+- any other line is a file with a few bytes; ``*.fits`` is a small valid FITS image,
+  ``*.log`` names a CASA version, as real logs do, and the pipeline's XML (``PPR_*.xml``,
+  ``*.pprequest.xml``, ``*.pipeline_manifest.xml``) names the member OUS (from a
+  ``MOUS_uid___*`` directory or the file name) and every EB of the listing.
 
 Usage: ``python -m almaqa2.example LISTING DEST [PROJECT]``.
 """
@@ -18,14 +20,15 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from astropy.io import fits
 
 from . import example_ms
+from .layouts.pipeline import XML_NAMES
 from .scan import MS_NAME
-from .uid import is_uid, uid_prefix
+from .uid import eb_of_name, is_uid, uid_prefix
 
 CASA_VERSION = "4.2.2"
 PROJECT = "2011.0.00229.S"
@@ -52,8 +55,41 @@ def write_fits(path: Path, name: str) -> None:
     fits.PrimaryHDU(data, header).writeto(path)
 
 
-def _file(path: Path, rel: str) -> None:
-    if rel.endswith(".fits"):
+def _archive_form(uid: str) -> str:
+    return "uid://" + uid.removeprefix("uid___").replace("_", "/")
+
+
+def pipeline_xml(name: str, mous: str, ebs: Iterable[str], project: str) -> str:
+    """The parts of a pipeline request or products manifest that the stager reads."""
+    if name.endswith(".pipeline_manifest.xml"):
+        asdms = "".join(f'<asdm name="{eb}" datatype="asdm" format="sdm"/>' for eb in ebs)
+        session = f'<session name="session_1">{asdms}</session>'
+        return f'<piperesults name="{mous}"><ous name="{mous}">{session}</ous></piperesults>\n'
+    refs = "".join(
+        f"<AsdmIdentifier><ExecBlockId>{_archive_form(eb)}</ExecBlockId></AsdmIdentifier>"
+        for eb in ebs
+    )
+    return (
+        f"<SciPipeRequest><ProjectSummary><ProposalCode>{project}</ProposalCode>"
+        f'</ProjectSummary><ProjectStructure><OUSStatusRef entityId="{_archive_form(mous)}"/>'
+        f"</ProjectStructure><ProcessingRequests><ProcessingRequest><DataSet><SessionSet>"
+        f"<Session>{refs}</Session></SessionSet></DataSet></ProcessingRequest>"
+        "</ProcessingRequests></SciPipeRequest>\n"
+    )
+
+
+def _mous_of(rel: str) -> str:
+    for part in reversed(PurePosixPath(rel).parts):
+        uid = part.removeprefix("MOUS_").removeprefix("PPR_")
+        if uid_prefix(uid):
+            return uid_prefix(uid) or ""
+    return "uid___A001_X0_X0"
+
+
+def _file(path: Path, rel: str, ebs: list[str], project: str) -> None:
+    if XML_NAMES.fullmatch(path.name):
+        path.write_text(pipeline_xml(path.name, _mous_of(rel), ebs, project))
+    elif rel.endswith(".fits"):
         write_fits(path, rel)
     elif rel.endswith(".png"):
         path.write_bytes(_PNG + rel.encode())
@@ -68,17 +104,16 @@ def build(listing: Iterable[str], root: Path, project: str = PROJECT) -> Path:
     its MeasurementSets say they belong to ``project``."""
     root.mkdir(parents=True)
     links = []
-    for raw in listing:
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
+    lines = [line.strip() for line in listing if line.strip() and not line.startswith("#")]
+    ebs = sorted({uid for line in lines if (uid := eb_of_name(PurePosixPath(line).name))})
+    for line in lines:
         if " -> " in line:
             links.append(line.split(" -> ", 1))
             continue
         path = root / line
         path.parent.mkdir(parents=True, exist_ok=True)
         if not line.endswith("/"):
-            _file(path, line)
+            _file(path, line, ebs, project)
             continue
         name = path.name
         if MS_NAME.fullmatch(name):
@@ -88,7 +123,7 @@ def build(listing: Iterable[str], root: Path, project: str = PROJECT) -> Path:
         if name.endswith(".plots"):
             for i in (1, 2):
                 (path / f"plot{i}.png").write_bytes(_PNG + f"{line}{i}".encode())
-        elif is_uid(name):
+        elif is_uid(name) or name.endswith(".asdm.sdm"):
             (path / "ASDM.xml").write_text(f"<ASDM>{name}</ASDM>\n")
         else:
             (path / "table.dat").write_bytes(b"table of " + line.encode())

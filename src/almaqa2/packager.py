@@ -6,11 +6,12 @@ This is the orchestration the CLI and the legacy ``QA_Packager`` share; it reads
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -54,19 +55,19 @@ class Result:
     plan: Plan
     packpath: Path
     member_dir: Path
-    tickets: tuple[Path, Path]
+    tickets: tuple[Path, ...]  # the ticket zip and tar (none for a staged package)
     manifest: Path | None
     sizes: dict[str, int]  # {dest below the member dir: size in the package}
 
 
-def _choice(value: str, valid: tuple[str, ...], what: str) -> str:
+def choice(value: str, valid: tuple[str, ...], what: str) -> str:
     if value not in valid:
         shown = ", ".join(repr(v) if v == "" else v for v in valid)
         raise InputError(f"unknown {what} '{value}'", fix=f"use one of: {shown}")
     return value
 
 
-def _readable_file(path: Path, what: str, fix: str) -> Path:
+def readable_file(path: Path, what: str, fix: str) -> Path:
     if not path.is_file():
         raise InputError(f"{what} not found", path, fix=fix)
     if not os.access(path, os.R_OK):
@@ -74,17 +75,17 @@ def _readable_file(path: Path, what: str, fix: str) -> Path:
     return Path(os.path.realpath(path))
 
 
-def _pi_script(path: Path | None) -> SourceEntry | None:
+def pi_script_entry(path: Path | None) -> SourceEntry | None:
     if path is None or str(path) == "":
         return None
     if path.is_dir():
         path = path / "scriptForPI.py"
-    path = _readable_file(path, "scriptForPI", "give the scriptForPI.py file or its directory")
+    path = readable_file(path, "scriptForPI", "give the scriptForPI.py file or its directory")
     st = os.stat(path)
     return SourceEntry(Path("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
 
 
-def _check_overlap(origpath: Path, packpath: Path) -> None:
+def check_overlap(origpath: Path, packpath: Path) -> None:
     inside = packpath.is_relative_to(origpath)
     contains = origpath.is_relative_to(packpath)
     if inside or contains:
@@ -104,7 +105,7 @@ def is_ours(packpath: Path) -> bool:
         return False
 
 
-def _check_destination(packpath: Path) -> None:
+def check_destination(packpath: Path) -> None:
     if packpath.exists() and not is_ours(packpath):
         raise DestinationError(
             "packpath exists and was not made by almaqa2, so it is not replaced",
@@ -126,23 +127,30 @@ def _existing(packpath: Path) -> Existing:
     }
 
 
+def destination(packpath: Path, origpath: Path) -> Path:
+    """``packpath`` made absolute, once it is known to be a place for a package of
+    ``origpath``: in an existing directory, named by a project code, apart from origpath."""
+    packpath = Path(os.path.abspath(packpath))
+    holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
+    packpath = holder / packpath.name
+    check_project_code(packpath.name)
+    check_overlap(origpath, packpath)
+    return packpath
+
+
 def resolve(request: Request) -> Request:
     """Check every path and choice of ``request`` (read-only) and return it normalised."""
-    _choice(request.mode, MODES, "mode")
-    _choice(request.append, APPENDS, "append")
+    choice(request.mode, MODES, "mode")
+    choice(request.append, APPENDS, "append")
     origpath = existing_dir(
         request.origpath, "origpath", "give the SB's reduction directory (the one holding the EBs)"
     )
-    readme_path = _readable_file(
+    readme_path = readable_file(
         request.readme,
         "README header",
         "give a README header file (qa2 readme-template prints one)",
     )
-    packpath = Path(os.path.abspath(request.packpath))
-    holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
-    packpath = holder / packpath.name
-    check_project_code(packpath.name)
-    _check_overlap(origpath, packpath)
+    packpath = destination(request.packpath, origpath)
     return replace(
         request,
         origpath=origpath,
@@ -161,7 +169,7 @@ def prepare(request: Request) -> Plan:
 
 def _plan(request: Request) -> Plan:
     """Plan a resolved request."""
-    _check_destination(request.packpath)
+    check_destination(request.packpath)
     style = style_for(request.style, request.noms)
     return make_plan(
         recognise(request.origpath),
@@ -173,27 +181,38 @@ def _plan(request: Request) -> Plan:
         existing=_existing(request.packpath),
         packpath=str(request.packpath),
         readme=request.readme,
-        pi_script=_pi_script(request.pi_script),
+        pi_script=pi_script_entry(request.pi_script),
         sb_name=request.sb_name,
         strict=request.strict,
     )
+
+
+@contextlib.contextmanager
+def holding(packpath: Path) -> Iterator[None]:
+    """Hold the lock on ``packpath`` and tidy what a killed run left beside it."""
+    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
+    with lock.hold(lock_path, f"packaging into {packpath}"):
+        materialize.recover(packpath)
+        yield
+
+
+def build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -> Built:
+    """Check what the plan's mode needs, then write the member and install it (hold the
+    packpath lock)."""
+    if plan.mode == "hard":
+        materialize.check_same_device(plan, packpath)
+    if plan.mode in ("copy", "hard"):
+        facts.check_ms(plan)
+    return _build(plan, packpath, header, facts.collect(plan), progress)
 
 
 def package(request: Request, progress: Progress | None = None) -> Result:
     """Build the package ``request`` asks for; see SPEC §4-§6 and §13."""
     request = resolve(request)
     packpath = request.packpath
-    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
-    with lock.hold(lock_path, f"packaging into {packpath}"):
-        materialize.recover(packpath)
+    with holding(packpath):
         plan = _plan(request)
-        if plan.mode == "hard":
-            materialize.check_same_device(plan, packpath)
-        if plan.mode in ("copy", "hard"):
-            facts.check_ms(plan)
-        found = facts.collect(plan)
-        header = request.readme.read_text(errors="replace")
-        built = _build(plan, packpath, header, found, progress)
+        built = build(plan, packpath, request.readme.read_text(errors="replace"), progress)
         member_dir = packpath / plan.member_path
         others = _size_outside(packpath, member_dir)
         readme_size = len(built.readme_text.encode())
@@ -215,7 +234,7 @@ def _size_outside(packpath: Path, member_dir: Path) -> int:
 
 
 @dataclass(frozen=True)
-class _Built:
+class Built:
     sizes: dict[str, int]  # {dest below the member dir: size as it will be delivered}
     readme_text: str
     manifest: Path | None
@@ -223,7 +242,7 @@ class _Built:
 
 def _build(
     plan: Plan, packpath: Path, header: str, found: facts.Facts, progress: Progress | None
-) -> _Built:
+) -> Built:
     """Write the member into staging, then install it into packpath."""
     fresh = plan.units.new_depth == 0
     hashing = plan.mode in ("copy", "hard")
@@ -265,7 +284,7 @@ def _build(
             _write_marker(packpath, plan, [*members, plan.member_path.as_posix()])
             if hashing:
                 _update_manifest(packpath, plan, new_files)
-    return _Built(sizes, readme_text, packpath / manifest.NAME if hashing else None)
+    return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None)
 
 
 def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:

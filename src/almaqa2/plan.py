@@ -14,7 +14,7 @@ from typing import Any
 from .errors import InputError, UnclassifiedError
 from .layouts import Reduction
 from .naming import Existing, Units, units
-from .rules import NEVER, NOTES, PI_SCRIPT, Classifier, Style, Transform
+from .rules import NEVER, NOTES, PI_SCRIPT, STYLES, Classifier, Style, Transform
 from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ class Plan:
             "member": self.member_path.as_posix(),
             "uids": {"sg": self.uids.sg, "gous": self.uids.gous, "mous": self.uids.mous},
             "sb_name": self.sb_name,
-            "ebs": [{"uid": eb.uid, "dir": eb.dir.as_posix()} for eb in self.reduction.ebs],
+            "ebs": [
+                {"uid": eb.uid, "dir": eb.dir and eb.dir.as_posix()} for eb in self.reduction.ebs
+            ],
             "placements": [
                 {
                     "source": str(p.source.rel),
@@ -114,13 +116,22 @@ def make_plan(
     uids: Uids,
     existing: Existing,
     packpath: str,
-    readme: Path,
+    readme: Path | None,
     pi_script: SourceEntry | None = None,
     sb_name: str | None = None,
     strict: bool = False,
 ) -> Plan:
     """Classify every entry of ``reduction`` and decide the package's member directory."""
-    found_uids = Uids(uids.sg, uids.gous, uids.mous or reduction.mous)
+    if reduction.layout == "staged" and not style.pipe:
+        raise InputError(
+            f"this is a staged pipeline package and the style '{style.name}' has no pipeline rules",
+            reduction.root,
+            fix="package it with a -pipe style: "
+            + ", ".join(name for name, s in STYLES.items() if s.pipe),
+        )
+    found_uids = Uids(
+        uids.sg or reduction.sg, uids.gous or reduction.gous, uids.mous or reduction.mous
+    )
     shown = uids if not style.uid_names else found_uids
     member_units = units((shown.sg, shown.gous, shown.mous), append, existing, packpath)
     classifier = Classifier(style, tuple(eb.uid for eb in reduction.ebs))
@@ -149,7 +160,10 @@ def make_plan(
             pi_found.append(entry)
         else:
             dest = match.dest.format(
-                name=entry.name, uid=eb.uid if eb else "", short=eb.short if eb else ""
+                name=entry.name,
+                rel=entry.rel.as_posix(),
+                uid=eb.uid if eb else "",
+                short=eb.short if eb else "",
             )
             placements.append(Placement(entry, PurePosixPath(dest), match.why, match.transform))
 

@@ -1,18 +1,22 @@
 """What goes where: the packaging styles and the classification rules, as data.
 
-A rule says: in this place of the reduction (``eb``: directly in an EB directory, ``qa2``:
-in an EB's ``qa2/`` directory, ``sb``: anywhere else), an entry of this kind whose name
-matches this pattern goes to this destination (relative to the member directory).  The
-first rule that matches wins; an entry no rule matches is "unclassified".
+A rule says: in this place of the reduction, an entry of this kind whose name matches
+this pattern goes to this destination (relative to the member directory).  The first rule
+that matches wins; an entry no rule matches is "unclassified".  Places: ``eb`` directly
+in an EB directory, ``qa2`` in an EB's ``qa2/``, ``sb`` anywhere else; ``pipeline`` a
+pipeline run's ``products/``; ``kept`` a staged package's delivery directories
+(``calibration/``, ``script/``...), ``restore`` what its scriptForPI restored.
 
-Destination templates use ``{name}`` (the entry's name), ``{uid}`` and ``{short}`` (the
-EB's UID and short name).  ``NEVER`` means "not packaged, for the reason given"; ``NOTES``
-means "text for the README"; ``PI_SCRIPT`` means "the scriptForPI to deliver".
+Destination templates use ``{name}`` (the entry's name), ``{rel}`` (its path in the
+reduction), ``{uid}`` and ``{short}`` (the EB's UID and short name).  ``NEVER`` means
+"not packaged, for the reason given"; ``NOTES`` means "text for the README";
+``PI_SCRIPT`` means "the scriptForPI to deliver".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -31,29 +35,57 @@ class Style:
     name: str
     cycle: int | None
     noms: bool  # True: no MeasurementSets in the package
-    compress_pb: bool  # gzip primary-beam and mask FITS images
-    uid_names: bool  # name directories by the UIDs the reduction reveals
+    pipe: bool = False  # the reduction may be a staged pipeline package
+    compress_pb: bool = False  # gzip primary-beam and mask FITS images
+    uid_names: bool = False  # name directories by the UIDs the reduction reveals
+    modern: bool = False  # SPEC §4.1: ``member.<MOUS>.`` prefixes and tgz bundles
+
+
+def _style(name: str, cycle: int, noms: bool = True) -> Style:
+    """The style of ``cycle``: what each cycle added to the delivery (SPEC §4)."""
+    return Style(
+        name,
+        cycle,
+        noms,
+        pipe="-pipe" in name,
+        compress_pb=cycle >= 3,
+        uid_names=cycle >= 4,
+        modern=cycle >= 5,
+    )
 
 
 MODES = ("fake", "ticket", "copy", "hard")
 """How files reach the package: empty placeholders, ticket files only, copies, hard links."""
 
+LAST_CYCLE = 12
+
 STYLES: dict[str, Style] = {
     s.name: s
     for s in (
-        Style("cycle0-nopipe", 0, noms=False, compress_pb=False, uid_names=False),
-        Style("cycle1-nopipe", 1, noms=True, compress_pb=False, uid_names=False),
-        Style("cycle2-nopipe", 2, noms=True, compress_pb=False, uid_names=False),
-        Style("cycle3-nopipe", 3, noms=True, compress_pb=True, uid_names=False),
-        Style("cycle4-nopipe", 4, noms=True, compress_pb=True, uid_names=True),
+        _style("cycle0-nopipe", 0, noms=False),
+        _style("cycle1-nopipe", 1),
+        _style("cycle2-nopipe", 2),
+        _style("cycle2-pipe1", 2),
+        _style("cycle3-nopipe", 3),
+        _style("cycle3-pipe1", 3),
+        _style("cycle4-nopipe", 4),
+        _style("cycle4-pipe", 4),
+        *(
+            _style(f"cycle{cycle}-{kind}", cycle)
+            for cycle in range(5, LAST_CYCLE + 1)
+            for kind in ("nopipe", "pipe")
+        ),
     )
 }
+
+STAGE = Style("pipeline-stage", None, noms=True, pipe=True, compress_pb=True, uid_names=True)
+"""What ``qa2 stage`` follows: SPEC §7 (UID directory names and PB/mask gzip always)."""
 
 
 def style_for(name: str, noms: bool) -> Style:
     """The style called ``name``; the legacy empty style takes ``noms`` from the caller."""
     if name == "":
-        return Style("", None, noms=noms, compress_pb=False, uid_names=False)
+        return Style("", None, noms=noms)
     try:
         return STYLES[name]
     except KeyError:
@@ -74,6 +106,7 @@ class Transform(Enum):
 
 TRANSFORMS: dict[str, Transform] = {
     "product/{name}.gz": Transform.GZIP,
+    "{rel}.gz": Transform.GZIP,
     "raw/{name}": Transform.RAW_MS,
     "calibrated/{name}": Transform.CALIBRATED_MS,
 }
@@ -87,7 +120,7 @@ class Rule:
     pattern: str  # regular expression matched against the whole name; {eb} = an EB UID
     dest: str | None  # template, NEVER, NOTES or PI_SCRIPT
     why: str  # what the entry is (shown in --dry-run and in warnings)
-    when: str = ""  # "" always, "ms": noms False only, "compress": PB/mask compression on
+    when: str = ""  # a key of WHEN: the styles the rule applies to
     transform: Transform = Transform.NONE
 
 
@@ -109,6 +142,18 @@ _COMMON_TAIL = (
     (F, r".*\.fits(\.gz)?", "product/{name}", "FITS image", ""),
     (F, _NOTES, NOTES, "reducer's notes for the PI (go into the README)", ""),
     (F, r"allFluxes\.txt", "calibration/{name}", "flux table of the EBs", ""),
+)
+
+
+_PIPE_CALIBRATION = (
+    r"antennapos\.csv|flux\.csv|.*\.cont\.dat|.*\.(aux)?caltables\.tgz|.*\.ms\.calapply\.txt"
+    r"|.*\.auxcalapply\.txt|.*\.ms\.flagversions\.tgz|.*_flag(targets|tsys)?template\.txt"
+    r"|.*\.auxproducts\.tgz|.*\.pipeline_manifest\.xml"
+)
+_PIPE_QA = r".*weblog\.tgz|.*\.weblog\.tar|.*\.qa[02]_report\..*|.*_aquareport\.xml"
+_PIPE_SCRIPT = (
+    r".*\.pprequest\.xml|PPR_.*\.xml|.*casa_pipescript\.py|.*casa_piperestorescript\.py"
+    r"|scriptForImaging.*\.py"
 )
 
 
@@ -149,14 +194,57 @@ def _rules() -> tuple[Rule, ...]:
         (F, r".*\.log", "log/{name}", "log", ""),
         *_COMMON_TAIL,
     ]
+    # A pipeline run's products/ (SPEC §7).
+    pipeline = [
+        (ANY, _BACKUP, NEVER, "editor backup or hidden file", ""),
+        (F, _PIPE_CALIBRATION, "calibration/{name}", "pipeline calibration product", ""),
+        (F, r".*\.casa_commands\.log|casa-.*\.log", "log/{name}", "pipeline log", ""),
+        (F, _PIPE_QA, "qa/{name}", "pipeline weblog or QA report", ""),
+        (F, r".*scriptForPI\.py", PI_SCRIPT, "script for the PI", ""),
+        (F, _PIPE_SCRIPT, "script/{name}", "pipeline script or processing request", ""),
+        (F, r"(?i)readme.*", NEVER, "the pipeline's README (header of the staged README)", ""),
+        *_COMMON_TAIL,
+    ]
+    # A staged package's delivery directories (calibration/, script/ ...): kept as staged.
+    kept = [
+        (ANY, _BACKUP, NEVER, "editor backup or hidden file", ""),
+        (F, r"antennapos\.csv", "{rel}", "antenna positions", "cycle3"),
+        (F, r"antennapos\.csv", NEVER, "antenna positions (delivered from cycle 3 on)", ""),
+        (F, r"scriptForPI\.py|member\..*\.scriptForPI\.py", PI_SCRIPT, "script for PI", ""),
+        (F, r"README|member\..*\.README\.txt", NEVER, "staged README (replaced by ours)", ""),
+        (F, _PB_OR_MASK, "{rel}.gz", "primary beam or mask image", "compress"),
+        (ANY, r".*", "{rel}", "pipeline product, kept where staging put it", ""),
+    ]
+    # What the scriptForPI restored under calibrated/ (working/, rawdata/, products/).
+    restore = [
+        (F, r".*\.fits(\.gz)?", "product/{name}", "FITS image", ""),
+        (F, r"scriptForImaging.*\.py", "script/{name}", "imaging script", ""),
+        (ANY, r".*", NEVER, "restored by the scriptForPI (the PI restores it again)", ""),
+    ]
+    tables = {
+        "eb": eb,
+        "qa2": qa2,
+        "sb": sb,
+        "pipeline": pipeline,
+        "kept": kept,
+        "restore": restore,
+    }
     return tuple(
         Rule(where, kinds, pattern, dest, why, when, TRANSFORMS.get(dest or "", Transform.NONE))
-        for where, table in (("eb", eb), ("qa2", qa2), ("sb", sb))
+        for where, table in tables.items()
         for (kinds, pattern, dest, why, when) in table
     )
 
 
 RULES: tuple[Rule, ...] = _rules()
+
+WHEN: dict[str, Callable[[Style], bool]] = {
+    "": lambda style: True,
+    "ms": lambda style: not style.noms,
+    "compress": lambda style: style.compress_pb,
+    "cycle3": lambda style: style.cycle is not None and style.cycle >= 3,
+}
+"""The styles a rule applies to, by its ``when``."""
 
 
 @dataclass(frozen=True)
@@ -174,9 +262,7 @@ class Classifier:
         self._rules = [
             (rule, re.compile(rule.pattern.replace("{eb}", eb)))
             for rule in RULES
-            if rule.when == ""
-            or (rule.when == "ms" and not style.noms)
-            or (rule.when == "compress" and style.compress_pb)
+            if WHEN[rule.when](style)
         ]
 
     def classify(self, where: str, kind: Kind, name: str) -> Match | None:

@@ -44,6 +44,20 @@ def uid_prefix(name: str) -> str | None:
     return found.group(0) if found else None
 
 
+_EB_NAME = re.compile(
+    rf"(?:member\.uid___{_UID_BODY}\.)?(?P<eb>uid___{_UID_BODY})"
+    r"(?:\.ms\b|\.calibration|\.scriptForCalibration|\.log\.tgz|_flag|__|$)"
+)
+"""A name that belongs to one EB: its MSes, calibration, scripts, flag templates, QA and logs
+(``<EB>__name``), also behind a Cycle-5 ``member.<MOUS>.`` prefix."""
+
+
+def eb_of_name(name: str) -> str | None:
+    """The EB UID that the file or directory ``name`` belongs to, if it names one."""
+    found = _EB_NAME.match(name)
+    return found.group("eb") if found else None
+
+
 def short_name(uid: str) -> str:
     """An EB's short name: the last ``_``-separated part of its UID (``X8c``)."""
     return to_fs(uid).rsplit("_", 1)[1]

@@ -18,7 +18,8 @@ from ..uid import short_name, uid_prefix
 @dataclass(frozen=True)
 class EB:
     uid: str
-    dir: PurePosixPath  # relative to origpath; PurePosixPath() when flat in origpath
+    dir: PurePosixPath | None  # relative to origpath; PurePosixPath() when flat; None: no
+    # directory of its own (pipeline products, staged packages)
 
     @property
     def short(self) -> str:
