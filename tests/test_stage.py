@@ -215,3 +215,65 @@ def test_md5_of_every_staged_file_matches_its_product(tmp_path: Path) -> None:
             assert hashlib.md5(path.read_bytes()).hexdigest() == sources[path.name], path
             checked += 1
     assert checked == len(sources) - 3  # all but the scriptForPI and the two gzipped images
+
+
+# Case 2 (seed 001): the staged package after scriptForPI and imaging in calibrated/.
+
+STAGED_STYLES = ("cycle2-pipe1", "cycle3-pipe1", "cycle4-pipe")
+
+
+@pytest.fixture(scope="module")
+def case2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A staged package (copy) with case2.txt added to its member directory."""
+    tmp = tmp_path_factory.mktemp("case2")
+    staged = tmp / "analysis" / PROJECT
+    staged.parent.mkdir()
+    assert cli_main(["stage", str(build_run(tmp)), str(staged)]) == 0
+    added = example.build((CASE / "case2.txt").read_text().splitlines(), tmp / "added")
+    for part in added.iterdir():
+        part.rename(staged / MEMBER / part.name)
+    return staged
+
+
+@pytest.mark.parametrize("style", STAGED_STYLES)
+def test_case2_package_from_a_staged_package(style: str, case2: Path, tmp_path: Path) -> None:
+    before = tree_state(case2)
+    readme = tmp_path / "README.header.txt"
+    readme.write_text("Project code:\n")
+    packpath = tmp_path / PROJECT
+
+    assert cli_main(
+        ["package", str(case2), str(packpath), "--readme", str(readme), "--style", style,
+         "--mode", "copy"]
+    ) == 0  # fmt: skip
+
+    expected = (CASE / f"expected_{style}.txt").read_text().split()
+    assert listing(packpath) == expected
+    assert not [p for p in expected if p.endswith((".ms/", ".ms.split.cal/"))], "no MS delivered"
+    assert md5sum_check(packpath).returncode == 0
+    assert tree_state(case2) == before
+
+
+def test_case2_legacy_call_from_the_member_directory(case2: Path, tmp_path: Path) -> None:
+    from almaqa2.legacy import QA_Packager
+
+    readme = tmp_path / "README.header.txt"
+    readme.write_text("Project code:\n")
+    result = QA_Packager(
+        origpath=f"{case2 / MEMBER}/", readme=str(readme), packpath=str(tmp_path / PROJECT),
+        style="cycle4-pipe", mode="fake", PIscript="",
+    )  # fmt: skip
+    expected = (CASE / "expected_cycle4-pipe.txt").read_text().split()
+    expected.remove(f"{PROJECT}/manifest.md5")  # fake mode writes none
+    assert listing(tmp_path / PROJECT) == expected
+    assert result.plan.reduction.layout == "staged"
+
+
+def test_a_staged_package_needs_a_pipe_style(
+    case2: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    readme = tmp_path / "h.txt"
+    readme.write_text("x\n")
+    argv = ["package", str(case2), str(tmp_path / PROJECT), "--readme", str(readme)]
+    text = _error([*argv, "--style", "cycle3-nopipe"], capsys)
+    assert "staged pipeline package" in text and "cycle3-pipe1" in text
