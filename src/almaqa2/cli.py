@@ -134,6 +134,48 @@ def stage_cmd(
         _show_result(result)
 
 
+@cli.command("inspect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Show what a package directory or a set of tar chunks holds (no unpacking)."""
+    from .inspect import inspect
+
+    inventory = inspect(paths)
+    if as_json:
+        out.print_json(json.dumps(inventory.as_dict()))
+        return
+    for project in inventory.as_dict()["projects"]:
+        _show_project(project, inventory.source, inventory.doubled)
+
+
+def _show_project(project: dict[str, Any], source: str, doubled: bool) -> None:
+    note = " (a doubled project directory, read as one)" if doubled else ""
+    out.print(
+        f"project {project['project']}: {human_size(project['size'])} in {source}{note}",
+        markup=False,
+    )
+    for sg in project["science_goals"]:
+        out.print(f"  {sg['name']}", markup=False)
+        for group in sg["groups"]:
+            out.print(f"    {group['name']}", markup=False)
+            for m in group["members"]:
+                out.print(
+                    f"      {m['name']}: {m['calibration']} calibration, {len(m['ebs'])} EB(s),"
+                    f" {m['files']} files, {human_size(m['size'])}",
+                    markup=False,
+                )
+                for eb in m["ebs"]:
+                    out.print(f"        EB {eb}", markup=False)
+                if m["script_for_pi"]:
+                    creates = ", ".join(m["script_for_pi_creates"]) or "nothing listed"
+                    out.print(f"        {m['script_for_pi']} creates: {creates}", markup=False)
+                else:
+                    out.print("        no scriptForPI in script/", markup=False)
+                sizes = ", ".join(f"{k} {human_size(v)}" for k, v in m["sizes"].items())
+                out.print(f"        {sizes}", markup=False)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
