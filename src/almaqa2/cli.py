@@ -333,9 +333,9 @@ def _summary(result: Result) -> Table:
     plan = result.plan
     counts: Counter[str] = Counter()
     volume: Counter[str] = Counter()
-    for p in plan.placements:
-        counts[p.dest.parts[0]] += 1
-        volume[p.dest.parts[0]] += result.sizes[p.dest.as_posix()]
+    for path, size in result.sizes.items():
+        counts[path.split("/", 1)[0]] += 1
+        volume[path.split("/", 1)[0]] += size
     table = Table(title=f"{plan.project}/{plan.member_path}", show_edge=False)
     for column in ("directory", "entries", "size"):
         table.add_column(column, justify="left" if column == "directory" else "right")

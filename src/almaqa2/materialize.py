@@ -14,9 +14,12 @@ import errno
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from isal import igzip
 
 from . import fitsio, ms
 from .copying import copy_file, copy_metadata
@@ -127,17 +130,28 @@ def install(built: Path, target: Path) -> None:
 def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dict[str, int]:
     """Write every placement of ``plan`` under ``member_dir`` in the plan's mode.
 
-    Returns the size each placement has in the package as it will be delivered (for
-    fake and ticket modes: the size the real package would have, as planned).
+    Returns the size each file of the package has as it will be delivered, by its path
+    below the member dir (for fake and ticket modes: the size the real package would
+    have, as planned).
     """
     writer = _WRITERS[plan.mode]()
     sizes: dict[str, int] = {}
+    bundles: dict[PurePosixPath, list[Placement]] = {}
     writer.start(member_dir)
     try:
         for placement in plan.placements:
+            if placement.bundle is not None:
+                bundles.setdefault(placement.bundle.path, []).append(placement)
+                continue
             dest = member_dir / placement.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
             sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
+        for path, members in sorted(bundles.items()):
+            dest = member_dir / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            sizes[path.as_posix()] = writer.tgz(members, str(dest))
+            if done:
+                done(str(dest), sum(p.size for p in members), None)
     finally:
         writer.finish()
     return sizes
@@ -200,6 +214,20 @@ class Writer(abc.ABC):
             copy_metadata(st, fout.fileno())
             return os.fstat(fout.fileno()).st_size
 
+    def tgz(self, members: list[Placement], dst: str) -> int:
+        """Write the tgz ``dst`` of ``members`` (each at its ``bundle.inside``, tables and
+        plots with their files), reproducibly: sorted, no time in the gzip header."""
+        with open(dst, "xb") as raw:
+            with (
+                igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for placement in sorted(members, key=lambda p: p.bundle.inside if p.bundle else ""):
+                    assert placement.bundle is not None
+                    tar.add(placement.source.path, placement.bundle.inside, filter=_anonymous)
+            raw.flush()
+            return os.fstat(raw.fileno()).st_size
+
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
         """Write the reduced MS (SPEC §4.2), from copies in every mode: casacore writes
         into it, which must never reach a source through a hard link.  Returns its size.
@@ -211,6 +239,13 @@ class Writer(abc.ABC):
             for i, written in enumerate(files, 1):
                 done(written.path, source.size if i == len(files) else 0, written.source)
         return sum(written.size for written in files)
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Tar entries carry no user or group of the reducer's machine."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 class FakeWriter(Writer):
@@ -246,6 +281,10 @@ class FakeWriter(Writer):
     def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
         return os.stat(src).st_size
+
+    def tgz(self, members: list[Placement], dst: str) -> int:
+        self.file("", dst)
+        return sum(p.size for p in members)
 
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
         return mirror(source, dest, self, done)

@@ -265,9 +265,9 @@ def _build(
         sizes = materialize.write_payload(plan, member_dir, done)
         notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
         readme_text = readme.render(plan, header, notes, sizes, found)
-        (member_dir / "README").write_text(readme_text)
+        (member_dir / plan.readme_name).write_text(readme_text)
         if hashing:
-            hasher.add(str(member_dir / "README"))
+            hasher.add(str(member_dir / plan.readme_name))
         skip = len(str(stage)) + 1
         new_files = {
             path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())

@@ -7,12 +7,14 @@ the README tree and the ticket's expected size are all read from it.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from . import modern
 from .errors import InputError, UnclassifiedError
-from .layouts import Reduction
+from .layouts import MANUAL_PLACES, Reduction
+from .modern import Bundle
 from .naming import Existing, Units, units
 from .rules import NEVER, NOTES, PI_SCRIPT, STYLES, Classifier, Style, Transform
 from .scan import Kind, SourceEntry
@@ -34,9 +36,15 @@ class Placement:
     """One entry of the package: ``source`` goes to ``dest`` (relative to the member dir)."""
 
     source: SourceEntry
-    dest: PurePosixPath
+    dest: PurePosixPath  # as the older layouts name it (also for bundled entries)
     why: str
     transform: Transform = Transform.NONE
+    bundle: Bundle | None = None  # the tgz it travels in (SPEC §4.1)
+
+    @property
+    def packaged(self) -> PurePosixPath:
+        """What the package holds for it: its own path, or its tgz."""
+        return self.bundle.path if self.bundle else self.dest
 
     @property
     def size(self) -> int:
@@ -69,6 +77,10 @@ class Plan:
     def member_path(self) -> PurePosixPath:
         return self.units.member_path
 
+    @property
+    def readme_name(self) -> str:
+        return modern.readme_name(self.uids.mous or "") if self.style.modern else "README"
+
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (``--json``, ``--dry-run``)."""
         return {
@@ -92,6 +104,7 @@ class Plan:
                     "size": p.size,
                     "transform": p.transform.value,
                     "why": p.why,
+                    "bundle": p.bundle and p.bundle.path.as_posix(),
                 }
                 for p in self.placements
             ],
@@ -132,6 +145,12 @@ def make_plan(
     found_uids = Uids(
         uids.sg or reduction.sg, uids.gous or reduction.gous, uids.mous or reduction.mous
     )
+    if style.modern and not found_uids.mous:
+        raise InputError(
+            f"the style {style.name} names files by the member OUS UID and none was found",
+            reduction.root,
+            fix="give it with --mous (mous= in QA_Packager), or name origpath by it",
+        )
     shown = uids if not style.uid_names else found_uids
     member_units = units((shown.sg, shown.gous, shown.mous), append, existing, packpath)
     classifier = Classifier(style, tuple(eb.uid for eb in reduction.ebs))
@@ -165,7 +184,10 @@ def make_plan(
                 uid=eb.uid if eb else "",
                 short=eb.short if eb else "",
             )
-            placements.append(Placement(entry, PurePosixPath(dest), match.why, match.transform))
+            placement = Placement(entry, PurePosixPath(dest), match.why, match.transform)
+            if style.modern:
+                placement = _modern(placement, where, found_uids.mous or "")
+            placements.append(placement)
 
     chosen = pi_script or (pi_found[0] if pi_found else None)
     for extra in pi_found:
@@ -207,6 +229,16 @@ def make_plan(
         unclassified=tuple(unclassified),
         notes=tuple(notes),
     )
+
+
+def _modern(placement: Placement, where: str, mous: str) -> Placement:
+    """Rename or bundle a placement as SPEC §4.1 says; pipeline files are only renamed."""
+    rel = placement.source.rel
+    top = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != ".." else modern.TOP_LEVEL
+    bundle = modern.bundle_of(placement.dest, top, mous) if where in MANUAL_PLACES else None
+    if bundle is not None:
+        return replace(placement, bundle=bundle)
+    return replace(placement, dest=modern.prefixed(placement.dest, mous))
 
 
 def _refuse_collisions(placements: list[Placement]) -> None:

@@ -207,10 +207,10 @@ def render(
     parts.append(
         f"Contents\n========\n\nThe directory {member} holds this README and:\n{described}"
     )
-    items = [TreeItem(PurePosixPath("README"), False, None)]
+    items = [TreeItem(PurePosixPath(plan.readme_name), False, None)]
     items += [
-        TreeItem(p.dest, p.source.kind is not Kind.FILE, sizes[p.dest.as_posix()])
-        for p in plan.placements
+        TreeItem(p.packaged, p.source.kind is not Kind.FILE and not p.bundle, sizes[path])
+        for path, p in {p.packaged.as_posix(): p for p in plan.placements}.items()
     ]
     parts.append("\nDirectory tree\n==============\n")
     parts.append("\n".join(tree(member, items, ALWAYS)) + "\n")

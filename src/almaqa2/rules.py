@@ -168,6 +168,7 @@ def _rules() -> tuple[Rule, ...]:
         (T, r".*\.ms\.split", NEVER, "MS (not delivered in this style)", ""),
         (T, r".*\.ms\.split\.cal", "calibrated/{name}", "calibrated MS", "ms"),
         (T, r".*\.ms\.split\.cal", NEVER, "MS (not delivered in this style)", ""),
+        (T, r".*\.mask", "product/{name}", "CASA mask image (a tgz from cycle 5)", "modern"),
         (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
         (T, r".*", "calibration/{uid}.calibration/{name}", "calibration table", ""),
         (P, r".*", "calibration/{uid}.calibration.plots/{name}", "plots", ""),
@@ -186,6 +187,7 @@ def _rules() -> tuple[Rule, ...]:
         (A, r".*", NEVER, "ASDM raw data (the archive delivers it)", ""),
         (T, r".*\.flagversions", NEVER, "flag versions of an MS", ""),
         (T, r".*\.ms(\..*)?", NEVER, "MS at SB level (calibrated.ms, copies of EB MSes)", ""),
+        (T, r".*\.mask", "product/{name}", "CASA mask image (a tgz from cycle 5)", "modern"),
         (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
         (ANY, r"{eb}\..*", NEVER, "copy of an EB's file (packaged from the EB)", ""),
         (F, _CHECKLIST, "qa/{name}", "checklist", ""),
@@ -243,6 +245,7 @@ WHEN: dict[str, Callable[[Style], bool]] = {
     "ms": lambda style: not style.noms,
     "compress": lambda style: style.compress_pb,
     "cycle3": lambda style: style.cycle is not None and style.cycle >= 3,
+    "modern": lambda style: style.modern,
 }
 """The styles a rule applies to, by its ``when``."""
 

@@ -44,7 +44,7 @@ def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: i
         per_dir[dest.split("/", 1)[0]] += size
     member_total = sum(per_dir.values()) + readme_size
     rows = [(name, per_dir[name]) for name in sorted(per_dir)]
-    rows += [("README", readme_size), ("member total", member_total)]
+    rows += [(plan.readme_name, readme_size), ("member total", member_total)]
     rows += [("rest of package", others), ("package total", member_total + others)]
     lines = [
         f"Expected size of {plan.project}/{plan.member_path} (style {plan.style.name or '-'},"
@@ -59,13 +59,13 @@ def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: i
 def _contents(plan: Plan, readme_text: str, expected: str) -> list[tuple[str, Path | bytes]]:
     """(name in the archive, source file or bytes), sorted."""
     items: list[tuple[str, Path | bytes]] = [
-        ("README", readme_text.encode()),
+        (plan.readme_name, readme_text.encode()),
         (EXPECTED_NAME, expected.encode()),
     ]
     items += [
         (p.dest.as_posix(), p.source.path)
         for p in plan.placements
-        if p.dest.parts[0] in _TICKET_DIRS
+        if p.dest.parts[0] in _TICKET_DIRS and p.bundle is None
     ]
     return sorted(items, key=lambda item: item[0])
 

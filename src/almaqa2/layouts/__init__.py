@@ -19,6 +19,9 @@ from ..uid import eb_of_name
 from . import allegro, nrao, scriptgen, staged
 from .scriptgen import EB
 
+MANUAL_PLACES = ("eb", "qa2", "eb-nested", "sb")
+"""Places of a manual reduction (the others hold pipeline products: rules.py)."""
+
 
 @dataclass(frozen=True)
 class Reduction:
