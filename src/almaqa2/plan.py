@@ -13,7 +13,7 @@ from typing import Any
 
 from . import modern
 from .errors import InputError, UnclassifiedError
-from .layouts import MANUAL_PLACES, Reduction
+from .layouts import MANUAL_PLACES, Reduction, tp
 from .modern import Bundle
 from .naming import Existing, Units, units
 from .rules import NEVER, NOTES, PI_SCRIPT, STYLES, Classifier, Style, Transform
@@ -145,6 +145,10 @@ def make_plan(
     found_uids = Uids(
         uids.sg or reduction.sg, uids.gous or reduction.gous, uids.mous or reduction.mous
     )
+    if reduction.tp:  # SPEC §4: the TP layout overrides the style's MeasurementSets
+        style = replace(style, noms=True, tp=True)
+        for entry in tp.nonstandard(reduction.sd_scripts):
+            log.warning("non-standard single-dish script name, packaged as it is: %s", entry.path)
     if style.modern and not found_uids.mous:
         raise InputError(
             f"the style {style.name} names files by the member OUS UID and none was found",

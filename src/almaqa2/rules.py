@@ -39,6 +39,7 @@ class Style:
     compress_pb: bool = False  # gzip primary-beam and mask FITS images
     uid_names: bool = False  # name directories by the UIDs the reduction reveals
     modern: bool = False  # SPEC §4.1: ``member.<MOUS>.`` prefixes and tgz bundles
+    tp: bool = False  # a total-power reduction: its layout overrides the style's MSes
 
 
 def _style(name: str, cycle: int, noms: bool = True) -> Style:
@@ -135,7 +136,8 @@ _IMAGE = r".*\.(image|pb|mask|psf|residual|model|sumwt|weight|pbcor|flux|alpha|b
 _PB_OR_MASK = r".*(\.pb\.|\.mask\.).*fits|.*\.flux\.fits"
 _NOTES = r".*\.imaging\.txt|.*notes.*\.txt"
 _CHECKLIST = r"(?i).*checklist.*"
-_EB_TEXT = r".*\.txt|.*\.listobs|.*fluxscale|{eb}\..*"
+_EB_TEXT = r".*\.txt|.*\.csv|.*\.listobs|.*fluxscale|{eb}\..*"
+_TP_MS = r".*\.ms\.(cal|bl|sd)(\..*)?|.*\.asap(\..*)?"
 
 _COMMON_TAIL = (
     (F, _PB_OR_MASK, "product/{name}.gz", "primary beam or mask image", "compress"),
@@ -170,6 +172,7 @@ def _rules() -> tuple[Rule, ...]:
         (T, r".*\.ms\.split\.cal", NEVER, "MS (not delivered in this style)", ""),
         (T, r".*\.mask", "product/{name}", "CASA mask image (a tgz from cycle 5)", "modern"),
         (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
+        (T, _TP_MS, NEVER, "total-power MS (the scripts make it again)", "tp"),
         (T, r".*", "calibration/{uid}.calibration/{name}", "calibration table", ""),
         (P, r".*", "calibration/{uid}.calibration.plots/{name}", "plots", ""),
         (F, r".*\.py", "script/{name}", "script", ""),
@@ -246,6 +249,7 @@ WHEN: dict[str, Callable[[Style], bool]] = {
     "compress": lambda style: style.compress_pb,
     "cycle3": lambda style: style.cycle is not None and style.cycle >= 3,
     "modern": lambda style: style.modern,
+    "tp": lambda style: style.tp,
 }
 """The styles a rule applies to, by its ``when``."""
 

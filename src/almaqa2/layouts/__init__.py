@@ -3,20 +3,21 @@
 The manual layouts share the script-generator core (``scriptgen``: EB directories next to
 directories of combined products, or a single EB flat in origpath).  The Allegro and NRAO
 layouts add what they know: checklists and scriptForPI beside origpath, the SB name, the
-MOUS UID written in the directory name.  A staged pipeline package (``staged``) and a
+MOUS UID written in the directory name; single-dish scripts make it a total-power
+reduction (``tp``).  A staged pipeline package (``staged``) and a
 pipeline run's products (``pipeline``, for ``qa2 stage``) have no EB directories: their
 EBs are read from file names and XML.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from ..errors import InputError
 from ..scan import SourceEntry, scan
 from ..uid import eb_of_name
-from . import allegro, nrao, scriptgen, staged
+from . import allegro, nrao, scriptgen, staged, tp
 from .scriptgen import EB
 
 MANUAL_PLACES = ("eb", "qa2", "eb-nested", "sb")
@@ -36,6 +37,11 @@ class Reduction:
     sb_name: str | None = None
     sg: str | None = None
     gous: str | None = None
+    sd_scripts: tuple[SourceEntry, ...] = ()  # single-dish scripts: a total-power reduction
+
+    @property
+    def tp(self) -> bool:
+        return bool(self.sd_scripts)
 
     def place_of(self, entry: SourceEntry) -> tuple[str, EB | None]:
         """Where ``entry`` sits (a place of ``rules``: ``eb``, ``qa2``, ``sb``...), its EB."""
@@ -87,6 +93,11 @@ def ebs_named(
 
 def recognise(root: Path) -> Reduction:
     """Scan ``root`` and recognise its layout; raises InputError when no EB is found."""
+    reduction = _recognise(root)
+    return replace(reduction, sd_scripts=tp.sd_scripts(reduction.entries))
+
+
+def _recognise(root: Path) -> Reduction:
     found_staged = staged.detect(root)
     if found_staged is not None:
         entries = scan(found_staged.member)

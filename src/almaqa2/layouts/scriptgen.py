@@ -14,6 +14,9 @@ from ..errors import InputError
 from ..scan import Kind, SourceEntry
 from ..uid import short_name, uid_prefix
 
+CALIBRATION_SCRIPTS = (".scriptForCalibration.py", ".scriptForSDcalibration.py")
+"""An EB's calibration script: interferometric or single-dish (total power)."""
+
 
 @dataclass(frozen=True)
 class EB:
@@ -36,7 +39,7 @@ def _marks(entry: SourceEntry) -> str | None:
         return uid
     if entry.kind is Kind.ASDM and rest == "":
         return uid
-    if entry.kind is Kind.FILE and rest.endswith(".scriptForCalibration.py"):
+    if entry.kind is Kind.FILE and rest.endswith(CALIBRATION_SCRIPTS):
         return uid
     return None
 
