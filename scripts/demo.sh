@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# make demo: build an example reduction (seed 000's project 229), package it, check it.
+# make demo: build an example reduction (seed 000's project 229), package it, check it,
+# split it into chunks, verify, unpack and publish them; stage a pipeline run; Cycle-5 names.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out="${DEMO_OUT:-$here/demo-output}"
@@ -64,5 +65,20 @@ with open(sys.argv[1], "r+b") as f:
 PY
 if qa2 verify damaged > damaged.txt; then echo "   (not caught!)"; exit 1; fi
 sed 's/^/     /' damaged.txt
+
+echo
+echo "== 7. pipeline data: stage a pipeline run, then see what a PI would get"
+run=2013.1.00456.S_2014_08_08T12_34_56.789
+python -m almaqa2.example "$here/tests/acceptance/pipeline/run.txt" "$run" 2013.1.00456.S
+qa2 -q stage "$run" 2013.1.00456.S --mode copy
+qa2 verify 2013.1.00456.S | sed 's/^/   qa2 verify staged: /'
+qa2 inspect 2013.1.00456.S | sed 's/^/   /'
+
+echo
+echo "== 8. the same reduction named as Cycle 5+ deliveries are (SPEC 4.1)"
+mkdir cycle5
+qa2 -q package IRC10216_setup3_b6_run_x2 cycle5/2011.0.00229.S --readme README.header.txt \
+    --style cycle5-nopipe --mous uid___A001_X74_X29 --mode copy
+(cd cycle5 && find 2011.0.00229.S -type f | sort | sed 's/^/   /')
 echo
 echo "Everything is in $out"

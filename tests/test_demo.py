@@ -29,6 +29,10 @@ def test_demo_script(tmp_path: Path) -> None:
     assert "corrupt: " in done.stdout and "FAILED" in done.stdout
     assert (tmp_path / "demo" / "unpacked" / "2011.0.00229.S" / "manifest.md5").is_file()
     assert len(list((tmp_path / "demo" / "web").glob("2011.0.00229.S-*/index.html"))) == 1
+    assert "qa2 verify staged: OK" in done.stdout
+    assert "pipeline calibration, 2 EB(s)" in done.stdout
+    assert "calibration/uid___A002_X3c9295_X8c.calibration.tgz" in done.stdout
+    assert "member.uid___A001_X74_X29.README.txt" in done.stdout
 
 
 def test_ci_runs_make_test() -> None:

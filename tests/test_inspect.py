@@ -74,7 +74,9 @@ def test_doubled_project_directory(
     assert "doubled project directory" in capsys.readouterr().out
 
 
-def test_staged_pipeline_package(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_staged_pipeline_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     staged = tmp_path / PROJECT
     assert cli_main(["stage", str(build_run(tmp_path)), str(staged)]) == 0
     member = _only_member(_inspect(capsys, staged))
@@ -87,7 +89,8 @@ def test_staged_pipeline_package(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ]
     assert member["sizes"] == _sizes_on_disk(staged / MEMBER)
 
-    assert cli_main(["inspect", str(staged)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert cli_main(["inspect", PROJECT]) == 0  # a relative path, as typed in a shell
     text = capsys.readouterr().out
     assert f"project {PROJECT}" in text and "pipeline calibration, 2 EB(s)" in text
     assert "science_goal.uid___A001_X122_X1f" in text

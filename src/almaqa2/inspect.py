@@ -164,6 +164,7 @@ def describe(files: Iterable[tuple[str, int]], source: str, paths: list[str]) ->
 
 
 def _walk(top: Path) -> Iterable[tuple[str, int]]:
+    top = Path(os.path.abspath(top))
     base = top.parent if PROJECT_CODE.match(top.name) else top
     skip = len(str(base)) + 1
     for dirpath, _dirnames, filenames in os.walk(top):
