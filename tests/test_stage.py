@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -291,3 +292,19 @@ def test_case2_with_a_modern_pipe_style(case2: Path, tmp_path: Path) -> None:
     assert "log/member.uid___A001_X122_X21.calibrated.log.tgz" in files  # imaging logs
     assert "calibration/member.uid___A001_X122_X21.session_1.caltables.tgz" in files
     assert md5sum_check(packpath).returncode == 0
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = build_run(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert cli_main(["stage", str(run), str(out / PROJECT), "--dry-run", "--json"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert os.listdir(out) == []
+    dests = sorted(f"{plan['member']}/{p['dest']}" for p in plan["placements"])
+    expected = (CASE / "expected.txt").read_text().split()
+    assert [f"{PROJECT}/{d}" for d in dests] == [
+        p for p in expected if not p.endswith(("/", "/README"))
+    ]

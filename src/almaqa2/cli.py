@@ -118,13 +118,22 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
     type=click.Path(path_type=Path),
     help="README header for the staged package; default: the pipeline's README.",
 )
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def stage_cmd(
     pipeline_root: Path, staged_root: Path, mode: str, pi_script: Path | None,
-    pipe_readme: Path | None, as_json: bool,
+    pipe_readme: Path | None, dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Stage the pipeline run PIPELINE_ROOT as a delivery-style package STAGED_ROOT."""
-    from .stage import stage
+    from .stage import prepare, stage
+
+    if dry_run:
+        _, plan = prepare(pipeline_root, staged_root, mode, pi_script)
+        if as_json:
+            out.print_json(json.dumps(plan.as_dict()))
+        else:
+            _show_plan(plan)
+        return
 
     with _progress("staging") as progress:
         result = stage(pipeline_root, staged_root, mode, pi_script, pipe_readme, progress)
@@ -349,7 +358,10 @@ def _show_plan(plan: Plan) -> None:
     table.add_column("from")
     table.add_column("to")
     for p in plan.placements:
-        table.add_row(str(p.source.rel), p.dest.as_posix() + ("/" if p.source.members else ""))
+        dest = p.dest.as_posix() + ("/" if p.source.members else "")
+        table.add_row(
+            str(p.source.rel), f"{p.bundle.path} ({p.bundle.inside})" if p.bundle else dest
+        )
     out.print(table)
     for skip in plan.skipped:
         out.print(f"[dim]not packaged: {escape(f'{skip.source.rel} ({skip.why})')}[/dim]")

@@ -9,6 +9,7 @@ are the packager's, so a staged package is replaced, verified and split like any
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .packager import (
     pi_script_entry,
     readable_file,
 )
-from .plan import Uids, make_plan
+from .plan import Plan, Uids, make_plan
 from .rules import STAGE
 from .scan import scan
 
@@ -46,6 +47,35 @@ def _header(run: PipelineRun, pipe_readme: Path | None) -> str:
     return found[0].read_text(errors="replace") if found else readme.TEMPLATE
 
 
+def prepare(
+    pipeline_root: Path, staged_root: Path, mode: str = "copy", pi_script: Path | None = None
+) -> tuple[PipelineRun, Plan]:
+    """Check the arguments and plan the staged package; reads, never writes (--dry-run)."""
+    choice(mode, MODES, "mode")
+    root = existing_dir(
+        pipeline_root, "pipeline root", "give the top directory of the pipeline run"
+    )
+    run = find_run(root)
+    staged = destination(staged_root, root)
+    check_destination(staged)
+    entries = scan(run.products)
+    ebs = ebs_named(entries, run.products, also=run.ebs)
+    reduction = Reduction(run.products, "pipeline", entries, ebs, mous=run.mous)
+    plan = make_plan(
+        reduction,
+        STAGE,
+        project=staged.name,
+        mode=mode,
+        append="",
+        uids=Uids(run.sous, run.gous, run.mous),
+        existing={},
+        packpath=str(staged),
+        readme=None,
+        pi_script=pi_script_entry(pi_script),
+    )
+    return run, plan
+
+
 def stage(
     pipeline_root: Path,
     staged_root: Path,
@@ -55,29 +85,8 @@ def stage(
     progress: Progress | None = None,
 ) -> Result:
     """Stage the pipeline run at ``pipeline_root`` into ``staged_root`` (a project code)."""
-    choice(mode, MODES, "mode")
-    root = existing_dir(
-        pipeline_root, "pipeline root", "give the top directory of the pipeline run"
-    )
-    run = find_run(root)
-    staged = destination(staged_root, root)
-    header = _header(run, pipe_readme)
+    staged = destination(staged_root, Path(os.path.realpath(pipeline_root)))
     with holding(staged):
-        check_destination(staged)
-        entries = scan(run.products)
-        ebs = ebs_named(entries, run.products, also=run.ebs)
-        reduction = Reduction(run.products, "pipeline", entries, ebs, mous=run.mous)
-        plan = make_plan(
-            reduction,
-            STAGE,
-            project=staged.name,
-            mode=mode,
-            append="",
-            uids=Uids(run.sous, run.gous, run.mous),
-            existing={},
-            packpath=str(staged),
-            readme=None,
-            pi_script=pi_script_entry(pi_script),
-        )
-        built = build(plan, staged, header, progress)
+        run, plan = prepare(pipeline_root, staged_root, mode, pi_script)
+        built = build(plan, staged, _header(run, pipe_readme), progress)
     return Result(plan, staged, staged / plan.member_path, (), built.manifest, built.sizes)
