@@ -185,6 +185,33 @@ def _show_project(project: dict[str, Any], source: str, doubled: bool) -> None:
                 out.print(f"        {sizes}", markup=False)
 
 
+@cli.command("lock")
+@click.argument("action", type=click.Choice(["on", "off", "status"]), default="status")
+@click.option("--name", default="analysisUtils", show_default=True, help="Which lock.")
+@click.option("--force", is_flag=True, help="off: break a lock someone else holds.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
+    """Take (on), release (off) or show (status) a lock shared through $QA2_LOCK_DIR."""
+    from .workflow import lock
+
+    directory = lock.lock_dir()
+    if action == "on":
+        holder = lock.take(directory, name)
+        said = f"locked {name} ({holder})"
+    elif action == "off":
+        holder = lock.release(directory, name, force)
+        said = f"released {name}, held by {holder}" if holder else f"{name} was not locked"
+    else:
+        holder = lock.status(directory, name)
+        said = f"{name} is locked by {holder}" if holder else f"{name} is not locked"
+    if as_json:
+        out.print_json(
+            json.dumps({"action": action, "name": name, "holder": holder and holder.as_dict()})
+        )
+    else:
+        out.print(said, markup=False)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
