@@ -12,7 +12,7 @@ TOOLS  := tar:tar unzip:unzip md5sum:coreutils gzip:gzip chromium:chromium \
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[ms,test]'
+	$(BIN)/pip install --quiet -e '.[ms,plot,test]'
 	touch $(STAMP)
 
 # Command-line tools the tests use as real clients; installed from Debian when missing.

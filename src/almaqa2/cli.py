@@ -212,6 +212,48 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
         out.print(said, markup=False)
 
 
+@cli.command("fluxscale")
+@click.argument("path", type=click.Path(path_type=Path), default=".")
+@click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
+    """Tabulate the fluxscale results of an EB or of every EB of an SB (PATH, default .)."""
+    from .workflow import fluxscale
+
+    fluxes = fluxscale.read(path)
+    if png is not None:
+        fluxscale.plot(fluxes, png)
+    if as_json:
+        out.print_json(json.dumps(fluxes.as_dict()))
+        return
+    for source in sorted({m.source for m in fluxes.measurements}):
+        table = Table(title=source, show_edge=False)
+        for column in ("spw", "GHz", *fluxes.ebs, "spread"):
+            table.add_column(column, justify="right")
+        rows: dict[tuple[int, float], dict[str, Any]] = {}
+        for m in fluxes.measurements:
+            if m.source == source:
+                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 3)), {})[m.eb] = m
+        for (spw, ghz), by_eb in sorted(rows.items()):
+            values = [m.flux for m in by_eb.values()]
+            spread = (max(values) - min(values)) / (sum(values) / len(values)) * 100
+            cells = [
+                f"{by_eb[eb].flux:.4g} ± {by_eb[eb].error:.2g}" if eb in by_eb else "-"
+                for eb in fluxes.ebs
+            ]
+            table.add_row(str(spw), f"{ghz:.3f}", *cells, f"{spread:.1f} %")
+        out.print(table)
+    for fit in fluxes.fits:
+        spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""
+        out.print(
+            f"{fit.eb}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at {fit.freq_ghz:g} GHz"
+            + spidx,
+            markup=False,
+        )
+    if png is not None:
+        out.print(f"plot: {png}", markup=False)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
