@@ -254,6 +254,31 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
         out.print(f"plot: {png}", markup=False)
 
 
+@cli.command("fluxequal")
+@click.argument("calibrated", type=click.Path(path_type=Path), default=".")
+@click.option("--dry-run", is_flag=True, help="Print the links; make none.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
+    """Link each EB's *.ms.split.cal and fluxscale file into CALIBRATED (default .)."""
+    from .workflow import fluxequal
+
+    links = fluxequal.plan(calibrated)
+    made = [] if dry_run else fluxequal.apply(links)
+    rows = [
+        {"link": link.name.name, "target": link.relative, "state": _link_state(link, made)}
+        for link in links
+    ]
+    if as_json:
+        out.print_json(json.dumps({"dry_run": dry_run, "links": rows}))
+        return
+    for row in rows:
+        out.print(f"{row['link']} -> {row['target']}  ({row['state']})", markup=False)
+
+
+def _link_state(link: Any, made: list[Any]) -> str:
+    return "made" if link in made else ("already there" if link.done else "would be made")
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
