@@ -279,6 +279,46 @@ def _link_state(link: Any, made: list[Any]) -> str:
     return "made" if link in made else ("already there" if link.done else "would be made")
 
 
+@cli.command("clear")
+@click.argument("directory", type=click.Path(path_type=Path), default=".")
+@click.option("--yes", is_flag=True, help="Do not ask.")
+@click.option("--dry-run", is_flag=True, help="List what would go; delete nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Delete all but the ASDM and scripts of an EB directory, or all but the inputs of
+    calibrated/ (DIRECTORY, default .)."""
+    from .workflow import clear
+
+    clearing = clear.plan(directory)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "directory": str(clearing.directory),
+                    "kind": clearing.kind,
+                    "keep": [p.name for p in clearing.keep],
+                    "delete": [p.name for p in clearing.delete],
+                    "dry_run": dry_run,
+                }
+            )
+        )
+    else:
+        out.print("Keeping the following files:", markup=False)
+        for path in clearing.keep:
+            out.print(f" - {path.name}", markup=False)
+        if dry_run:
+            for path in clearing.delete:
+                out.print(f"would delete: {path.name}", markup=False)
+    if dry_run or not clearing.delete:
+        return
+    if not yes and not click.confirm(f"Delete the {len(clearing.delete)} other entries?"):
+        out.print("nothing deleted")
+        return
+    clear.apply(clearing)
+    if not as_json:
+        out.print(f"deleted {len(clearing.delete)} entries", markup=False)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
