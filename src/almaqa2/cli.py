@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -317,6 +318,49 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     clear.apply(clearing)
     if not as_json:
         out.print(f"deleted {len(clearing.delete)} entries", markup=False)
+
+
+@cli.command("allfluxes")
+@click.argument("calibrated", type=click.Path(path_type=Path), default=".")
+@click.option("--recompute", is_flag=True, help="Make allFluxes.txt again (the old one is kept).")
+@click.option("--threshold", default=0.1, show_default=True, help="Flag beyond this fraction.")
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def allfluxes_cmd(
+    calibrated: Path, recompute: bool, threshold: float, dry_run: bool, as_json: bool
+) -> None:
+    """Make allFluxes.txt in CALIBRATED from the EBs' fluxscale results, or check the one
+    there against their fitted spectra."""
+    from .workflow import allfluxes, fluxscale
+
+    path = calibrated / allfluxes.NAME
+    fluxes = fluxscale.read(calibrated)
+    written = False
+    if path.exists() and not recompute:
+        rows = allfluxes.read(path.read_text(), str(path))
+    else:
+        rows = allfluxes.compute(fluxes, Path(os.path.abspath(calibrated)))
+        if not dry_run:
+            allfluxes.save(allfluxes.write(rows), path)
+            written = True
+    flagged = allfluxes.flags(rows, fluxes.fits, threshold)
+    if as_json:
+        out.print_json(
+            json.dumps(
+                {
+                    "file": str(path),
+                    "written": written,
+                    "rows": [row.as_dict() for row in rows],
+                    "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
+                              for f in flagged],
+                }
+            )
+        )  # fmt: skip
+        return
+    out.print(allfluxes.write(rows), markup=False, end="")
+    for flag in flagged:
+        out.print(f"[yellow]flagged:[/yellow] {escape(str(flag))}")
+    out.print(f"{'written' if written else 'read'}: {path}", markup=False)
 
 
 @cli.command("tarsplit")
