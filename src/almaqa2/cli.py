@@ -363,6 +363,28 @@ def allfluxes_cmd(
     out.print(f"{'written' if written else 'read'}: {path}", markup=False)
 
 
+@cli.command("check")
+@click.argument("origpath", type=click.Path(path_type=Path), default=".")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def check_cmd(origpath: Path, as_json: bool) -> None:
+    """Seed 004's final checklist for the reduction ORIGPATH; exit 1 if an item fails."""
+    from .workflow.check import check
+
+    results = check(origpath)
+    failed = [r for r in results if not r.ok]
+    if as_json:
+        out.print_json(json.dumps({"ok": not failed, "items": [r.as_dict() for r in results]}))
+    else:
+        table = Table(title=f"final checklist: {origpath}", show_edge=False)
+        for column in ("item", "where", "", "detail"):
+            table.add_column(column)
+        for r in results:
+            table.add_row(r.item, r.where, "pass" if r.ok else "[red]FAIL[/red]", escape(r.detail))
+        out.print(table)
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
