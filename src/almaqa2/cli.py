@@ -385,6 +385,29 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
+@cli.command("download")
+@click.argument("url")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=".", help="Where to.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def download_cmd(url: str, out_dir: Path, as_json: bool) -> None:
+    """Download the ASDM tars and md5 list the page URL links to; resume, check, unpack."""
+    from .workflow.download import download
+
+    with _progress("downloading") as progress:
+        result = download(url, out_dir, progress)
+    if as_json:
+        rows = [vars(f) for f in result.fetched]
+        out.print_json(
+            json.dumps({"out": str(result.out), "files": rows, "extracted": result.extracted})
+        )
+        return
+    for f in result.fetched:
+        resumed = f" (resumed at {human_size(f.resumed_from)})" if f.resumed_from else ""
+        out.print(f"{f.name}: md5 OK{resumed}", markup=False)
+    for name in result.extracted:
+        out.print(f"unpacked: {result.out / name}", markup=False)
+
+
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")

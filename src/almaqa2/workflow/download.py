@@ -1,0 +1,182 @@
+"""``qa2 download``: fetch the raw data of an SB from the page the DRM sends (SPEC §9, seed
+002's ``qa2_download``): every ASDM tar the page links to and its md5 list, resuming what an
+earlier run left half-done (HTTP Range), checked, then unpacked safely.
+
+A partial file is ``<name>.part`` until it is complete and its md5 matches the list; one
+that does not match is kept as ``<name>.corrupt`` for a look and is not unpacked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tarfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from http.client import HTTPResponse
+from pathlib import Path
+from urllib.parse import urljoin
+
+from ..errors import Almaqa2Error, InputError, reason
+from ..manifest import md5_file
+
+Progress = Callable[[int, int], None]
+_BLOCK = 1 << 20
+_MD5_LIST = re.compile(r"(?i).*md5.*")
+_LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *]?(.+)$")
+
+
+class DownloadError(Almaqa2Error):
+    """A file arrived damaged (its md5 differs from the list)."""
+
+    exit_code = 1
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.hrefs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self.hrefs += [value for name, value in attrs if name == "href" and value]
+
+
+def links(page: str, base: str) -> tuple[list[str], str | None]:
+    """The tar URLs and the md5 list URL a listing page links to (pure)."""
+    parser = _Links()
+    parser.feed(page)
+    absolute = [urljoin(base, href) for href in parser.hrefs]
+    tars = sorted({u for u in absolute if u.split("?")[0].endswith(".tar")})
+    md5s = [u for u in absolute if _MD5_LIST.fullmatch(u.rsplit("/", 1)[-1]) and u not in tars]
+    return tars, (md5s[0] if md5s else None)
+
+
+def parse_md5s(text: str) -> dict[str, str]:
+    """{file name: md5} from an ``md5sum`` listing."""
+    found = {}
+    for line in text.splitlines():
+        match = _LINE.match(line.strip())
+        if match:
+            found[Path(match[2]).name] = match[1].lower()
+    return found
+
+
+def _get(url: str, start: int = 0) -> HTTPResponse:
+    request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
+    try:
+        return urllib.request.urlopen(request, timeout=60)
+    except (urllib.error.URLError, OSError) as exc:
+        raise InputError(
+            f"cannot download ({reason(exc)})", url, fix="check the address and the network"
+        ) from None
+
+
+def _text(url: str) -> str:
+    with _get(url) as response:
+        return response.read().decode("utf-8", "replace")
+
+
+@dataclass
+class Fetched:
+    name: str
+    resumed_from: int
+    md5: str
+    ok: bool
+
+
+@dataclass
+class Download:
+    out: Path
+    fetched: list[Fetched] = field(default_factory=list)
+    extracted: list[str] = field(default_factory=list)
+
+
+def fetch(url: str, dest: Path, progress: Progress | None = None) -> Fetched:
+    """Download ``url`` to ``dest``, resuming ``dest.part``; returns its md5."""
+    part = dest.with_name(dest.name + ".part")
+    start = part.stat().st_size if part.exists() else 0
+    digest = hashlib.md5()
+    if start:
+        with part.open("rb") as f:
+            while block := f.read(_BLOCK):
+                digest.update(block)
+    with _get(url, start) as response:
+        if start and response.status != 206:  # the server ignored the Range: start again
+            start, digest = 0, hashlib.md5()
+        total = start + int(response.headers.get("Content-Length") or 0)
+        done = start
+        with part.open("ab" if start else "wb") as f:
+            while block := response.read(_BLOCK):
+                f.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress:
+                    progress(done, total)
+    os.replace(part, dest)
+    return Fetched(dest.name, start, digest.hexdigest(), True)
+
+
+def extract(tar_path: Path, out: Path) -> list[str]:
+    """Unpack ``tar_path`` into ``out`` with tarfile's ``data`` filter (no absolute paths,
+    no ``..``, no links out, no devices); the names of its top-level entries."""
+    try:
+        with tarfile.open(tar_path) as tar:
+            members = tar.getmembers()
+            for member in members:  # every member checked before anything is written
+                tarfile.data_filter(member, str(out))
+            tops = sorted({m.name.split("/", 1)[0] for m in members})
+            tar.extractall(out, filter="data")
+    except tarfile.FilterError as exc:
+        raise InputError(
+            f"refused to unpack an unsafe member ({reason(exc)})",
+            tar_path,
+            fix="ask the DRM for a clean copy of this file",
+        ) from None
+    except tarfile.TarError as exc:
+        raise InputError(
+            f"not a readable tar ({reason(exc)})", tar_path, fix="download it again"
+        ) from None
+    return tops
+
+
+def download(url: str, out: Path, progress: Progress | None = None) -> Download:
+    """Fetch, check and unpack everything the listing page at ``url`` links to."""
+    out.mkdir(parents=True, exist_ok=True)
+    tars, md5_url = links(_text(url), url)
+    if not tars:
+        raise InputError("the page links to no .tar file", url, fix="give the page the DRM sent")
+    if md5_url is None:
+        raise InputError("the page links to no md5 list", url, fix="ask the DRM for the md5sums")
+    md5_text = _text(md5_url)
+    (out / md5_url.rsplit("/", 1)[-1]).write_text(md5_text)
+    expected = parse_md5s(md5_text)
+    result = Download(out)
+    bad = []
+    for tar_url in tars:
+        name = tar_url.rsplit("/", 1)[-1]
+        if name not in expected:
+            raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
+        dest = out / name
+        if dest.exists():
+            fetched = Fetched(name, 0, md5_file(dest), True)
+        else:
+            fetched = fetch(tar_url, dest, progress)
+        fetched.ok = fetched.md5 == expected[name]
+        result.fetched.append(fetched)
+        if not fetched.ok:
+            os.replace(dest, dest.with_name(name + ".corrupt"))
+            bad.append(name)
+            continue
+        result.extracted += extract(dest, out)
+    if bad:
+        raise DownloadError(
+            f"{len(bad)} file(s) arrived damaged, kept as <name>.corrupt ({', '.join(bad)})",
+            out,
+            fix="run qa2 download again to fetch them anew",
+        )
+    return result

@@ -1,0 +1,163 @@
+"""``qa2 download`` against a local server on 127.0.0.1 that honours Range requests: a
+listing page, ASDM tars and an md5 list; resume, md5 check, safe unpacking. No other network."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import json
+import re
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from almaqa2.cli import main as cli_main
+from almaqa2.workflow.download import download
+
+ASDMS = ("uid___A002_Xdd9c61_X66d", "uid___A002_X4sda4d_Xa12")
+
+
+class RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves a directory; answers ``Range: bytes=N-`` with 206 and the rest of the file."""
+
+    ranges: ClassVar[list[str]] = []
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        wanted = self.headers.get("Range")
+        path = Path(self.translate_path(self.path))
+        if not wanted or not path.is_file():
+            super().do_GET()
+            return
+        type(self).ranges.append(f"{path.name} {wanted}")
+        start = int(re.fullmatch(r"bytes=(\d+)-", wanted)[1])  # type: ignore[index]
+        data = path.read_bytes()[start:]
+        self.send_response(206)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header(
+            "Content-Range", f"bytes {start}-{start + len(data) - 1}/{path.stat().st_size}"
+        )
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _asdm_tar(path: Path, uid: str, evil: bool = False) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, size in (("ASDM.xml", 300), ("ASDMBinary/uid___A002_X1_X1", 200_000)):
+            data = (uid.encode() * (size // len(uid) + 1))[:size]
+            info = tarfile.TarInfo(f"{uid}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        if evil:
+            info = tarfile.TarInfo("../outside.txt")
+            info.size = 4
+            tar.addfile(info, io.BytesIO(b"evil"))
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The DRM's page: two ASDM tars, md5sums.txt, index.html; served on 127.0.0.1."""
+    root = tmp_path / "site"
+    root.mkdir()
+    for uid in ASDMS:
+        _asdm_tar(root / f"{uid}.tar", uid)
+    sums = "".join(
+        f"{hashlib.md5((root / f'{uid}.tar').read_bytes()).hexdigest()}  {uid}.tar\n"
+        for uid in ASDMS
+    )
+    (root / "md5sums.txt").write_text(sums)
+    items = "".join(
+        f'<li><a href="{n}">{n}</a></li>' for n in (*[f"{u}.tar" for u in ASDMS], "md5sums.txt")
+    )
+    (root / "index.html").write_text(f"<html><body><ul>{items}</ul></body></html>")
+    RangeHandler.ranges = []
+    handler = lambda *a, **k: RangeHandler(*a, directory=str(root), **k)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/index.html", root
+    server.shutdown()
+    server.server_close()
+
+
+def test_downloads_checks_and_unpacks_everything(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = site
+    out = tmp_path / "raw"
+    assert cli_main(["download", url, "--out", str(out), "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert [f["ok"] for f in found["files"]] == [True, True]
+    assert sorted(found["extracted"]) == sorted(ASDMS)
+    for uid in ASDMS:
+        assert (out / uid / "ASDM.xml").is_file()
+        assert (out / f"{uid}.tar").read_bytes() == (root / f"{uid}.tar").read_bytes()
+    assert (out / "md5sums.txt").is_file()
+    assert not list(out.glob("*.part"))
+
+
+def test_a_partial_file_is_resumed_with_a_range_request(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    url, root = site
+    out = tmp_path / "raw"
+    out.mkdir()
+    whole = (root / f"{ASDMS[0]}.tar").read_bytes()
+    (out / f"{ASDMS[0]}.tar.part").write_bytes(whole[:100_000])
+    seen: list[tuple[int, int]] = []
+    result = download(url, out, lambda done, total: seen.append((done, total)))
+    first = next(f for f in result.fetched if f.name == f"{ASDMS[0]}.tar")
+    assert first.resumed_from == 100_000 and first.ok
+    assert RangeHandler.ranges == [f"{ASDMS[0]}.tar bytes=100000-"]
+    assert (out / f"{ASDMS[0]}.tar").read_bytes() == whole
+    assert seen[-1][0] == seen[-1][1] and seen[0][0] > 100_000, "progress counts from the resume"
+
+
+def test_a_corrupted_file_fails_and_is_kept(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = site
+    damaged = bytearray((root / f"{ASDMS[1]}.tar").read_bytes())
+    damaged[1000] ^= 0xFF
+    (root / f"{ASDMS[1]}.tar").write_bytes(bytes(damaged))
+    out = tmp_path / "raw"
+    assert cli_main(["download", url, "--out", str(out)]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"1 file(s) arrived damaged, kept as <name>.corrupt ({ASDMS[1]}.tar)" in err
+    assert (out / f"{ASDMS[1]}.tar.corrupt").read_bytes() == bytes(damaged)
+    assert not (out / ASDMS[1]).exists(), "a damaged tar is not unpacked"
+    assert (out / ASDMS[0] / "ASDM.xml").is_file()
+
+
+def test_an_unsafe_member_is_refused(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = site
+    _asdm_tar(root / f"{ASDMS[0]}.tar", ASDMS[0], evil=True)
+    digest = hashlib.md5((root / f"{ASDMS[0]}.tar").read_bytes()).hexdigest()
+    sums = (root / "md5sums.txt").read_text().splitlines()
+    sums[0] = f"{digest}  {ASDMS[0]}.tar"
+    (root / "md5sums.txt").write_text("\n".join(sums) + "\n")
+    out = tmp_path / "area" / "raw"
+    assert cli_main(["download", url, "--out", str(out)]) == 2
+    assert "refused to unpack an unsafe member" in " ".join(capsys.readouterr().err.split())
+    assert not (tmp_path / "area" / "outside.txt").exists()
+    assert not (out / ASDMS[0]).exists(), "nothing of an unsafe tar is unpacked"
+
+
+def test_a_page_without_tars(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, root = site
+    (root / "empty.html").write_text("<html><body>nothing yet</body></html>")
+    assert (
+        cli_main(["download", url.replace("index.html", "empty.html"), "--out", str(tmp_path)]) == 2
+    )
+    assert "links to no .tar file" in capsys.readouterr().err
