@@ -161,3 +161,15 @@ def test_a_page_without_tars(
         cli_main(["download", url.replace("index.html", "empty.html"), "--out", str(tmp_path)]) == 2
     )
     assert "links to no .tar file" in capsys.readouterr().err
+
+
+def test_dry_run_lists_and_writes_nothing(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, _ = site
+    out = tmp_path / "raw"
+    assert cli_main(["download", url, "--out", str(out), "--dry-run", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["tars"] == sorted(f"{uid}.tar" for uid in ASDMS)
+    assert found["md5s"].endswith("/md5sums.txt")
+    assert not out.exists()

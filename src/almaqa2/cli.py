@@ -388,10 +388,23 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
 @cli.command("download")
 @click.argument("url")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=".", help="Where to.")
+@click.option("--dry-run", is_flag=True, help="List what would be fetched; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def download_cmd(url: str, out_dir: Path, as_json: bool) -> None:
+def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
     """Download the ASDM tars and md5 list the page URL links to; resume, check, unpack."""
-    from .workflow.download import download
+    from .workflow.download import download, listing
+
+    if dry_run:
+        tars, md5_url, _ = listing(url)
+        names = [u.rsplit("/", 1)[-1] for u in tars]
+        if as_json:
+            out.print_json(json.dumps({"dry_run": True, "tars": names, "md5s": md5_url}))
+            return
+        for name in names:
+            part = out_dir / f"{name}.part"
+            state = f"resume at {human_size(part.stat().st_size)}" if part.exists() else "fetch"
+            out.print(f"would {state}: {name}", markup=False)
+        return
 
     with _progress("downloading") as progress:
         result = download(url, out_dir, progress)
@@ -406,6 +419,42 @@ def download_cmd(url: str, out_dir: Path, as_json: bool) -> None:
         out.print(f"{f.name}: md5 OK{resumed}", markup=False)
     for name in result.extracted:
         out.print(f"unpacked: {result.out / name}", markup=False)
+
+
+@cli.command("start")
+@click.argument("sb", required=False)
+@click.option("--layout", default="allegro", show_default=True, help="allegro or nrao.")
+@click.option("--archive", type=click.Path(path_type=Path), help="Holds <SB>/uid___* ASDMs.")
+@click.option("--into", type=click.Path(path_type=Path), default=".", help="Where to set up.")
+@click.option("--project", help="Project code (Allegro; default: from the path).")
+@click.option("--style", default="cycle4-nopipe", show_default=True, help="For run_packaging.py.")
+@click.option("--dry-run", is_flag=True, help="Show the tree; make nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def start_cmd(
+    sb: str | None, layout: str, archive: Path | None, into: Path, project: str | None,
+    style: str, dry_run: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Set up the reduction area of SB (NRAO: the MOUS UID); without SB, list the SBs of
+    --archive or set up the only one."""
+    from .workflow import start
+
+    if sb is None:
+        if archive is None:
+            raise click.UsageError("give the SB name, or --archive to choose from")
+        found = start.sbs_in(archive)
+        if len(found) != 1:
+            out.print(f"SBs in {archive}: " + (", ".join(found) or "none"), markup=False)
+            return
+        sb = found[0]
+    area = start.start(sb, into, layout, archive, project, style, dry_run)
+    if as_json:
+        out.print_json(json.dumps({**area.as_dict(), "dry_run": dry_run}))
+        return
+    said = "would set up" if dry_run else "set up"
+    out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
+    for rel in area.tree:
+        if not any(part.startswith("uid___") for part in rel.split("/")[:-1]):
+            out.print(f"  {rel}", markup=False)
 
 
 @cli.command("tarsplit")

@@ -144,15 +144,20 @@ def extract(tar_path: Path, out: Path) -> list[str]:
     return tops
 
 
-def download(url: str, out: Path, progress: Progress | None = None) -> Download:
-    """Fetch, check and unpack everything the listing page at ``url`` links to."""
-    out.mkdir(parents=True, exist_ok=True)
+def listing(url: str) -> tuple[list[str], str, str]:
+    """The tar URLs the page at ``url`` links to, its md5 list's URL and text."""
     tars, md5_url = links(_text(url), url)
     if not tars:
         raise InputError("the page links to no .tar file", url, fix="give the page the DRM sent")
     if md5_url is None:
         raise InputError("the page links to no md5 list", url, fix="ask the DRM for the md5sums")
-    md5_text = _text(md5_url)
+    return tars, md5_url, _text(md5_url)
+
+
+def download(url: str, out: Path, progress: Progress | None = None) -> Download:
+    """Fetch, check and unpack everything the listing page at ``url`` links to."""
+    tars, md5_url, md5_text = listing(url)
+    out.mkdir(parents=True, exist_ok=True)
     (out / md5_url.rsplit("/", 1)[-1]).write_text(md5_text)
     expected = parse_md5s(md5_text)
     result = Download(out)
