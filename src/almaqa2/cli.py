@@ -2,7 +2,8 @@
 
 No packaging logic lives here.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.
 Each command imports the part of the library it runs, so that ``qa2 verify`` does not
-start by loading the packager (MeasurementSets, FITS, layouts).
+start by loading the packager (MeasurementSets, FITS, layouts).  The reducer helpers'
+commands are in ``cli_helpers``.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import sys
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -97,7 +97,7 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
         else:
             _show_plan(plan)
         return
-    with _progress() as progress:
+    with progress_bar() as progress:
         result = package(request, progress)
     if as_json:
         out.print_json(json.dumps(_result_dict(result)))
@@ -136,7 +136,7 @@ def stage_cmd(
             _show_plan(plan)
         return
 
-    with _progress("staging") as progress:
+    with progress_bar("staging") as progress:
         result = stage(pipeline_root, staged_root, mode, pi_script, pipe_readme, progress)
     if as_json:
         out.print_json(json.dumps(_result_dict(result)))
@@ -186,277 +186,6 @@ def _show_project(project: dict[str, Any], source: str, doubled: bool) -> None:
                 out.print(f"        {sizes}", markup=False)
 
 
-@cli.command("lock")
-@click.argument("action", type=click.Choice(["on", "off", "status"]), default="status")
-@click.option("--name", default="analysisUtils", show_default=True, help="Which lock.")
-@click.option("--force", is_flag=True, help="off: break a lock someone else holds.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
-    """Take (on), release (off) or show (status) a lock shared through $QA2_LOCK_DIR."""
-    from .workflow import lock
-
-    directory = lock.lock_dir()
-    if action == "on":
-        holder = lock.take(directory, name)
-        said = f"locked {name} ({holder})"
-    elif action == "off":
-        holder = lock.release(directory, name, force)
-        said = f"released {name}, held by {holder}" if holder else f"{name} was not locked"
-    else:
-        holder = lock.status(directory, name)
-        said = f"{name} is locked by {holder}" if holder else f"{name} is not locked"
-    if as_json:
-        out.print_json(
-            json.dumps({"action": action, "name": name, "holder": holder and holder.as_dict()})
-        )
-    else:
-        out.print(said, markup=False)
-
-
-@cli.command("fluxscale")
-@click.argument("path", type=click.Path(path_type=Path), default=".")
-@click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
-    """Tabulate the fluxscale results of an EB or of every EB of an SB (PATH, default .)."""
-    from .workflow import fluxscale
-
-    fluxes = fluxscale.read(path)
-    if png is not None:
-        fluxscale.plot(fluxes, png)
-    if as_json:
-        out.print_json(json.dumps(fluxes.as_dict()))
-        return
-    for source in sorted({m.source for m in fluxes.measurements}):
-        table = Table(title=source, show_edge=False)
-        for column in ("spw", "GHz", *fluxes.ebs, "spread"):
-            table.add_column(column, justify="right")
-        rows: dict[tuple[int, float], dict[str, Any]] = {}
-        for m in fluxes.measurements:
-            if m.source == source:
-                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 3)), {})[m.eb] = m
-        for (spw, ghz), by_eb in sorted(rows.items()):
-            values = [m.flux for m in by_eb.values()]
-            spread = (max(values) - min(values)) / (sum(values) / len(values)) * 100
-            cells = [
-                f"{by_eb[eb].flux:.4g} ± {by_eb[eb].error:.2g}" if eb in by_eb else "-"
-                for eb in fluxes.ebs
-            ]
-            table.add_row(str(spw), f"{ghz:.3f}", *cells, f"{spread:.1f} %")
-        out.print(table)
-    for fit in fluxes.fits:
-        spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""
-        out.print(
-            f"{fit.eb}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at {fit.freq_ghz:g} GHz"
-            + spidx,
-            markup=False,
-        )
-    if png is not None:
-        out.print(f"plot: {png}", markup=False)
-
-
-@cli.command("fluxequal")
-@click.argument("calibrated", type=click.Path(path_type=Path), default=".")
-@click.option("--dry-run", is_flag=True, help="Print the links; make none.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
-    """Link each EB's *.ms.split.cal and fluxscale file into CALIBRATED (default .)."""
-    from .workflow import fluxequal
-
-    links = fluxequal.plan(calibrated)
-    made = [] if dry_run else fluxequal.apply(links)
-    rows = [
-        {"link": link.name.name, "target": link.relative, "state": _link_state(link, made)}
-        for link in links
-    ]
-    if as_json:
-        out.print_json(json.dumps({"dry_run": dry_run, "links": rows}))
-        return
-    for row in rows:
-        out.print(f"{row['link']} -> {row['target']}  ({row['state']})", markup=False)
-
-
-def _link_state(link: Any, made: list[Any]) -> str:
-    return "made" if link in made else ("already there" if link.done else "would be made")
-
-
-@cli.command("clear")
-@click.argument("directory", type=click.Path(path_type=Path), default=".")
-@click.option("--yes", is_flag=True, help="Do not ask.")
-@click.option("--dry-run", is_flag=True, help="List what would go; delete nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
-    """Delete all but the ASDM and scripts of an EB directory, or all but the inputs of
-    calibrated/ (DIRECTORY, default .)."""
-    from .workflow import clear
-
-    clearing = clear.plan(directory)
-    if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "directory": str(clearing.directory),
-                    "kind": clearing.kind,
-                    "keep": [p.name for p in clearing.keep],
-                    "delete": [p.name for p in clearing.delete],
-                    "dry_run": dry_run,
-                }
-            )
-        )
-    else:
-        out.print("Keeping the following files:", markup=False)
-        for path in clearing.keep:
-            out.print(f" - {path.name}", markup=False)
-        if dry_run:
-            for path in clearing.delete:
-                out.print(f"would delete: {path.name}", markup=False)
-    if dry_run or not clearing.delete:
-        return
-    if not yes and not click.confirm(f"Delete the {len(clearing.delete)} other entries?"):
-        out.print("nothing deleted")
-        return
-    clear.apply(clearing)
-    if not as_json:
-        out.print(f"deleted {len(clearing.delete)} entries", markup=False)
-
-
-@cli.command("allfluxes")
-@click.argument("calibrated", type=click.Path(path_type=Path), default=".")
-@click.option("--recompute", is_flag=True, help="Make allFluxes.txt again (the old one is kept).")
-@click.option("--threshold", default=0.1, show_default=True, help="Flag beyond this fraction.")
-@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def allfluxes_cmd(
-    calibrated: Path, recompute: bool, threshold: float, dry_run: bool, as_json: bool
-) -> None:
-    """Make allFluxes.txt in CALIBRATED from the EBs' fluxscale results, or check the one
-    there against their fitted spectra."""
-    from .workflow import allfluxes, fluxscale
-
-    path = calibrated / allfluxes.NAME
-    fluxes = fluxscale.read(calibrated)
-    written = False
-    if path.exists() and not recompute:
-        rows = allfluxes.read(path.read_text(), str(path))
-    else:
-        rows = allfluxes.compute(fluxes, Path(os.path.abspath(calibrated)))
-        if not dry_run:
-            allfluxes.save(allfluxes.write(rows), path)
-            written = True
-    flagged = allfluxes.flags(rows, fluxes.fits, threshold)
-    if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "file": str(path),
-                    "written": written,
-                    "rows": [row.as_dict() for row in rows],
-                    "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
-                              for f in flagged],
-                }
-            )
-        )  # fmt: skip
-        return
-    out.print(allfluxes.write(rows), markup=False, end="")
-    for flag in flagged:
-        out.print(f"[yellow]flagged:[/yellow] {escape(str(flag))}")
-    out.print(f"{'written' if written else 'read'}: {path}", markup=False)
-
-
-@cli.command("check")
-@click.argument("origpath", type=click.Path(path_type=Path), default=".")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def check_cmd(origpath: Path, as_json: bool) -> None:
-    """Seed 004's final checklist for the reduction ORIGPATH; exit 1 if an item fails."""
-    from .workflow.check import check
-
-    results = check(origpath)
-    failed = [r for r in results if not r.ok]
-    if as_json:
-        out.print_json(json.dumps({"ok": not failed, "items": [r.as_dict() for r in results]}))
-    else:
-        table = Table(title=f"final checklist: {origpath}", show_edge=False)
-        for column in ("item", "where", "", "detail"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(r.item, r.where, "pass" if r.ok else "[red]FAIL[/red]", escape(r.detail))
-        out.print(table)
-    if failed:
-        raise click.exceptions.Exit(1)
-
-
-@cli.command("download")
-@click.argument("url")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=".", help="Where to.")
-@click.option("--dry-run", is_flag=True, help="List what would be fetched; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
-    """Download the ASDM tars and md5 list the page URL links to; resume, check, unpack."""
-    from .workflow.download import download, listing
-
-    if dry_run:
-        tars, md5_url, _ = listing(url)
-        names = [u.rsplit("/", 1)[-1] for u in tars]
-        if as_json:
-            out.print_json(json.dumps({"dry_run": True, "tars": names, "md5s": md5_url}))
-            return
-        for name in names:
-            part = out_dir / f"{name}.part"
-            state = f"resume at {human_size(part.stat().st_size)}" if part.exists() else "fetch"
-            out.print(f"would {state}: {name}", markup=False)
-        return
-
-    with _progress("downloading") as progress:
-        result = download(url, out_dir, progress)
-    if as_json:
-        rows = [vars(f) for f in result.fetched]
-        out.print_json(
-            json.dumps({"out": str(result.out), "files": rows, "extracted": result.extracted})
-        )
-        return
-    for f in result.fetched:
-        resumed = f" (resumed at {human_size(f.resumed_from)})" if f.resumed_from else ""
-        out.print(f"{f.name}: md5 OK{resumed}", markup=False)
-    for name in result.extracted:
-        out.print(f"unpacked: {result.out / name}", markup=False)
-
-
-@cli.command("start")
-@click.argument("sb", required=False)
-@click.option("--layout", default="allegro", show_default=True, help="allegro or nrao.")
-@click.option("--archive", type=click.Path(path_type=Path), help="Holds <SB>/uid___* ASDMs.")
-@click.option("--into", type=click.Path(path_type=Path), default=".", help="Where to set up.")
-@click.option("--project", help="Project code (Allegro; default: from the path).")
-@click.option("--style", default="cycle4-nopipe", show_default=True, help="For run_packaging.py.")
-@click.option("--dry-run", is_flag=True, help="Show the tree; make nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def start_cmd(
-    sb: str | None, layout: str, archive: Path | None, into: Path, project: str | None,
-    style: str, dry_run: bool, as_json: bool,
-) -> None:  # fmt: skip
-    """Set up the reduction area of SB (NRAO: the MOUS UID); without SB, list the SBs of
-    --archive or set up the only one."""
-    from .workflow import start
-
-    if sb is None:
-        if archive is None:
-            raise click.UsageError("give the SB name, or --archive to choose from")
-        found = start.sbs_in(archive)
-        if len(found) != 1:
-            out.print(f"SBs in {archive}: " + (", ".join(found) or "none"), markup=False)
-            return
-        sb = found[0]
-    area = start.start(sb, into, layout, archive, project, style, dry_run)
-    if as_json:
-        out.print_json(json.dumps({**area.as_dict(), "dry_run": dry_run}))
-        return
-    said = "would set up" if dry_run else "set up"
-    out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
-    for rel in area.tree:
-        if not any(part.startswith("uid___") for part in rel.split("/")[:-1]):
-            out.print(f"  {rel}", markup=False)
-
-
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
@@ -471,7 +200,7 @@ def tarsplit_cmd(
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
     from . import tarsplit
 
-    with _progress("splitting") as progress:
+    with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
     chunks = [
         {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
@@ -500,7 +229,7 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     """
     from .verify import verify
 
-    with _progress("verifying") as progress:
+    with progress_bar("verifying") as progress:
         report = verify(paths, progress)
     if as_json:
         out.print_json(json.dumps(report.as_dict()))
@@ -524,7 +253,7 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
     from .verify import VerificationError
 
     try:
-        with _progress("extracting") as progress:
+        with progress_bar("extracting") as progress:
             done = untar(chunks, out_dir, progress)
     except VerificationError as exc:
         _show_report(exc.report)
@@ -561,7 +290,7 @@ def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json:
     hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
     from .workflow.deliver import INDEX, deliver
 
-    with _progress("publishing") as progress:
+    with progress_bar("publishing") as progress:
         done = deliver(paths, web_root, max_size, progress)
     if as_json:
         files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
@@ -583,7 +312,7 @@ def readme_template() -> None:
 
 
 @contextlib.contextmanager
-def _progress(what: str = "packaging") -> Iterator[Any]:
+def progress_bar(what: str = "packaging") -> Iterator[Any]:
     """A progress bar on a terminal only; it appears for work of more than two seconds."""
     if not err.is_terminal:
         yield None
@@ -661,6 +390,9 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "tickets": [str(p) for p in result.tickets],
         "manifest": str(result.manifest) if result.manifest else None,
     }
+
+
+from . import cli_helpers  # noqa: E402, F401 - adds the reducer helpers' commands to the group
 
 
 def main(argv: Sequence[str] | None = None) -> int:
