@@ -129,7 +129,7 @@ def stage_cmd(
     from .stage import prepare, stage
 
     if dry_run:
-        _, plan = prepare(pipeline_root, staged_root, mode, pi_script)
+        plan = prepare(pipeline_root, staged_root, mode, pi_script)
         if as_json:
             out.print_json(json.dumps(plan.as_dict()))
         else:

@@ -152,6 +152,8 @@ _PIPE_CALIBRATION = (
     r"|.*\.auxcalapply\.txt|.*\.ms\.flagversions\.tgz|.*_flag(targets|tsys)?template\.txt"
     r"|.*\.auxproducts\.tgz|.*\.pipeline_manifest\.xml"
 )
+PIPELINE_README = re.compile(r"(?i)readme.*")
+"""The README a pipeline run exports: the header of the staged README (``qa2 stage``)."""
 _PIPE_QA = r".*weblog\.tgz|.*\.weblog\.tar|.*\.qa[02]_report\..*|.*_aquareport\.xml"
 _PIPE_SCRIPT = (
     r".*\.pprequest\.xml|PPR_.*\.xml|.*casa_pipescript\.py|.*casa_piperestorescript\.py"
@@ -207,7 +209,7 @@ def _rules() -> tuple[Rule, ...]:
         (F, _PIPE_QA, "qa/{name}", "pipeline weblog or QA report", ""),
         (F, r".*scriptForPI\.py", PI_SCRIPT, "script for the PI", ""),
         (F, _PIPE_SCRIPT, "script/{name}", "pipeline script or processing request", ""),
-        (F, r"(?i)readme.*", NEVER, "the pipeline's README (header of the staged README)", ""),
+        (F, PIPELINE_README.pattern, NEVER, "the pipeline's README (staged README header)", ""),
         *_COMMON_TAIL,
     ]
     # A staged package's delivery directories (calibration/, script/ ...): kept as staged.

@@ -9,14 +9,12 @@ are the packager's, so a staged package is replaced, verified and split like any
 from __future__ import annotations
 
 import logging
-import os
-import re
 from pathlib import Path
 
 from . import readme
 from .errors import existing_dir
 from .layouts import Reduction, ebs_named
-from .layouts.pipeline import PipelineRun, find_run
+from .layouts.pipeline import find_run, xml_ebs
 from .packager import (
     Progress,
     Result,
@@ -29,40 +27,43 @@ from .packager import (
     readable_file,
 )
 from .plan import Plan, Uids, make_plan
-from .rules import STAGE
+from .rules import PIPELINE_README, STAGE
 from .scan import scan
 
 log = logging.getLogger(__name__)
 
 MODES = ("copy", "hard", "fake")
-_PIPELINE_README = re.compile(r"(?i)readme.*")
 
 
-def _header(run: PipelineRun, pipe_readme: Path | None) -> str:
+def _header(plan: Plan, pipe_readme: Path | None) -> str:
     """The staged README's header: the file given, else the pipeline's README, else ours."""
     if pipe_readme is not None:
         path = readable_file(pipe_readme, "pipeline README", "give a readable text file")
         return path.read_text(errors="replace")
-    found = sorted(p for p in run.products.iterdir() if _PIPELINE_README.fullmatch(p.name))
+    found = [
+        e.path
+        for e in plan.reduction.entries
+        if len(e.rel.parts) == 1 and PIPELINE_README.fullmatch(e.name)
+    ]
     return found[0].read_text(errors="replace") if found else readme.TEMPLATE
 
 
-def prepare(
-    pipeline_root: Path, staged_root: Path, mode: str = "copy", pi_script: Path | None = None
-) -> tuple[PipelineRun, Plan]:
-    """Check the arguments and plan the staged package; reads, never writes (--dry-run)."""
+def _resolve(pipeline_root: Path, staged_root: Path, mode: str) -> tuple[Path, Path]:
+    """The run's directory and the staged package's path, once both are checked."""
     choice(mode, MODES, "mode")
     root = existing_dir(
         pipeline_root, "pipeline root", "give the top directory of the pipeline run"
     )
-    run = find_run(root)
-    staged = destination(staged_root, root)
+    return root, destination(staged_root, root)
+
+
+def _plan(root: Path, staged: Path, mode: str, pi_script: Path | None) -> Plan:
     check_destination(staged)
+    run = find_run(root)
     entries = scan(run.products)
-    ebs = ebs_named(entries, run.products, also=run.ebs)
-    reduction = Reduction(run.products, "pipeline", entries, ebs, mous=run.mous)
-    plan = make_plan(
-        reduction,
+    ebs = ebs_named(entries, run.products, also=xml_ebs(entries, run.mous))
+    return make_plan(
+        Reduction(run.products, "pipeline", entries, ebs, mous=run.mous),
         STAGE,
         project=staged.name,
         mode=mode,
@@ -73,7 +74,13 @@ def prepare(
         readme=None,
         pi_script=pi_script_entry(pi_script),
     )
-    return run, plan
+
+
+def prepare(
+    pipeline_root: Path, staged_root: Path, mode: str = "copy", pi_script: Path | None = None
+) -> Plan:
+    """Check the arguments and plan the staged package; reads, never writes (--dry-run)."""
+    return _plan(*_resolve(pipeline_root, staged_root, mode), mode, pi_script)
 
 
 def stage(
@@ -85,8 +92,8 @@ def stage(
     progress: Progress | None = None,
 ) -> Result:
     """Stage the pipeline run at ``pipeline_root`` into ``staged_root`` (a project code)."""
-    staged = destination(staged_root, Path(os.path.realpath(pipeline_root)))
+    root, staged = _resolve(pipeline_root, staged_root, mode)
     with holding(staged):
-        run, plan = prepare(pipeline_root, staged_root, mode, pi_script)
-        built = build(plan, staged, _header(run, pipe_readme), progress)
+        plan = _plan(root, staged, mode, pi_script)
+        built = build(plan, staged, _header(plan, pipe_readme), progress)
     return Result(plan, staged, staged / plan.member_path, (), built.manifest, built.sizes)

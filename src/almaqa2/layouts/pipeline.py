@@ -2,7 +2,7 @@
 ``<project>_<timestamp>/SOUS_uid___*/GOUS_uid___*/MOUS_uid___*/{working,products,rawdata}``.
 
 The UIDs come from the directory names; the pipeline's XML (the processing request and
-the products manifest) names the MOUS again, the project and the EBs.  Those files come
+the products manifest) names the MOUS again and the EBs.  Those files come
 from elsewhere, so they are read with defusedxml: no DTD, no entity expansion.
 """
 
@@ -18,13 +18,13 @@ import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
 from ..errors import InputError
+from ..scan import Kind, SourceEntry
 from ..uid import UID_FS, is_uid, to_fs
 
 log = logging.getLogger(__name__)
 
 LEVELS = ("SOUS", "GOUS", "MOUS")
 XML_NAMES = re.compile(r"PPR_.*\.xml|.*\.pprequest\.xml|.*\.pipeline_manifest\.xml")
-_PROJECT = re.compile(r"\d{4}\.[0-9A]\.\d{5}\.[A-Z]")
 
 # (element tag, attribute or None for the text) -> the fact it gives.
 XML_FACTS: dict[tuple[str, str | None], str] = {
@@ -33,21 +33,17 @@ XML_FACTS: dict[tuple[str, str | None], str] = {
     ("OUSStatusRef", "entityId"): "mous",  # PPR / pprequest
     ("ExecBlockId", None): "eb",
     ("AsdmDiskName", None): "eb",
-    ("ProposalCode", None): "project",
-    ("ProjectCode", None): "project",
 }
 
 
 @dataclass(frozen=True)
 class PipelineRun:
-    root: Path
+    """The member OUS of a run, its UIDs from the directory names."""
+
     sous: str
     gous: str
     mous: str
-    mous_dir: Path
     products: Path
-    project: str | None  # from the run's name or its XML
-    ebs: tuple[str, ...]  # from the XML, sorted
 
 
 def _only_child(parent: Path, level: str, root: Path) -> Path:
@@ -119,24 +115,22 @@ def find_run(root: Path) -> PipelineRun:
             mous,
             fix="stage a run whose pipeline finished (it exports into products/)",
         )
-    mous_uid = mous.name.removeprefix("MOUS_")
-    ebs: set[str] = set()
-    projects: list[str] = []
-    for xml in sorted(p for p in products.rglob("*.xml") if XML_NAMES.fullmatch(p.name)):
-        facts = read_xml(xml)
-        for other in set(_uids(facts.get("mous", []))) - {mous_uid}:
-            log.warning("%s names the member OUS %s, the directory %s", xml, other, mous_uid)
-        ebs.update(_uids(facts.get("eb", [])))
-        projects += facts.get("project", [])
-    named = _PROJECT.match(root.name)
-    project = named.group(0) if named else (projects[0] if projects else None)
     return PipelineRun(
-        root,
         sous.name.removeprefix("SOUS_"),
         gous.name.removeprefix("GOUS_"),
-        mous_uid,
-        mous,
+        mous.name.removeprefix("MOUS_"),
         products,
-        project,
-        tuple(sorted(ebs)),
     )
+
+
+def xml_ebs(entries: tuple[SourceEntry, ...], mous: str) -> tuple[str, ...]:
+    """The EBs the run's XML files (among the scanned ``entries``) name, sorted; a file
+    naming another member OUS is warned about."""
+    ebs: set[str] = set()
+    for entry in entries:
+        if entry.kind is Kind.FILE and XML_NAMES.fullmatch(entry.name):
+            facts = read_xml(entry.path)
+            for other in set(_uids(facts.get("mous", []))) - {mous}:
+                log.warning("%s names the member OUS %s, not %s", entry.path, other, mous)
+            ebs.update(_uids(facts.get("eb", [])))
+    return tuple(sorted(ebs))
