@@ -19,7 +19,6 @@ repeated level is collapsed and reported.
 
 from __future__ import annotations
 
-import os
 import re
 import tarfile
 from collections.abc import Iterable, Sequence
@@ -28,7 +27,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .errors import InputError, reason
-from .tarsplit import CHUNK_NAME
+from .manifest import sizes_under
+from .tarsplit import chunks_in
 from .uid import PROJECT_CODE, eb_of_name, is_uid
 
 _PIPELINE_REQUEST = re.compile(r".*\.pprequest\.xml|PPR_.*\.xml")
@@ -164,13 +164,9 @@ def describe(files: Iterable[tuple[str, int]], source: str, paths: list[str]) ->
 
 
 def _walk(top: Path) -> Iterable[tuple[str, int]]:
-    top = Path(os.path.abspath(top))
-    base = top.parent if PROJECT_CODE.match(top.name) else top
-    skip = len(str(base)) + 1
-    for dirpath, _dirnames, filenames in os.walk(top):
-        for name in filenames:
-            path = os.path.join(dirpath, name)
-            yield path[skip:], os.lstat(path).st_size
+    """The files below ``top``, named from the project directory's parent."""
+    prefix = f"{top.resolve().name}/" if PROJECT_CODE.match(top.resolve().name) else ""
+    return ((prefix + rel, size) for rel, size in sizes_under(top).items())
 
 
 def _tar_members(chunks: Sequence[Path]) -> Iterable[tuple[str, int]]:
@@ -188,22 +184,13 @@ def _tar_members(chunks: Sequence[Path]) -> Iterable[tuple[str, int]]:
             ) from None
 
 
-def _chunks_in(path: Path) -> list[Path]:
-    return sorted(p for p in path.glob("*.tar") if CHUNK_NAME.match(p.name))
-
-
 def inspect(paths: Sequence[Path]) -> Inventory:
     """Inspect a package directory (or the directory holding it) or a set of chunks."""
     shown = [str(p) for p in paths]
     for path in paths:
         if not path.exists():
             raise InputError("not found", path, fix="give a package directory or tar chunks")
-    if len(paths) == 1 and paths[0].is_dir() and not _chunks_in(paths[0]):
+    if len(paths) == 1 and paths[0].is_dir() and not chunks_in(paths[0]):
         return describe(_walk(paths[0]), "directory", shown)
-    chunks = [c for p in paths for c in (_chunks_in(p) if p.is_dir() else [p])]
-    for chunk in chunks:
-        if not tarfile.is_tarfile(chunk):
-            raise InputError(
-                "not a tar file", chunk, fix="give a package directory or its tar chunks"
-            )
+    chunks = [c for p in paths for c in (chunks_in(p) if p.is_dir() else [p])]
     return describe(_tar_members(chunks), "chunks", shown)

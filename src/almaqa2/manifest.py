@@ -165,9 +165,9 @@ class Follower:
             os.close(self._fd)
 
 
-def files_under(top: Path) -> dict[str, int]:
-    """Every file below ``top`` but the top-level manifest: {path relative to top: size},
-    in sorted order.  Strings and scandir, not pathlib: a package may hold 100,000 files."""
+def sizes_under(top: Path) -> dict[str, int]:
+    """Every file below ``top``: {path relative to top: size}, in sorted order.  Strings
+    and scandir, not pathlib: a package may hold 100,000 files."""
     found: dict[str, int] = {}
 
     def walk(folder: str, prefix: str) -> None:
@@ -180,6 +180,12 @@ def files_under(top: Path) -> dict[str, int]:
                 found[prefix + entry.name] = entry.stat().st_size
 
     walk(str(top), "")
+    return found
+
+
+def files_under(top: Path) -> dict[str, int]:
+    """The files a package's manifest lists: all below ``top`` but the manifest itself."""
+    found = sizes_under(top)
     found.pop(NAME, None)
     return found
 

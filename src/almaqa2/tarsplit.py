@@ -176,6 +176,11 @@ def plan(
     return chunks, too_big
 
 
+def chunks_in(folder: Path) -> list[Path]:
+    """The chunks in ``folder``, by their names (other tars, such as tickets, left out)."""
+    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.match(p.name)]
+
+
 def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
     """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0."""
     return f"{project}_{tag}_" + (f"{n:03d}_of_{total:03d}.tar" if n else "auxiliary.tar")

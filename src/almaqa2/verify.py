@@ -22,7 +22,7 @@ from typing import Any
 
 from . import manifest
 from .errors import Almaqa2Error, DestinationError, InputError
-from .tarsplit import CHUNK_NAME, chunk_name, list_name
+from .tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
 
 Progress = Callable[[int, int], None]
 _BLOCK = 1 << 20
@@ -175,7 +175,7 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
     sets: dict[tuple[str, str], ChunkSet] = {}
     for path in paths:
         if path.is_dir():
-            found = [p for p in sorted(path.glob("*.tar")) if CHUNK_NAME.match(p.name)]
+            found = chunks_in(path)
         elif CHUNK_NAME.match(path.name):
             found = [path]
         else:
