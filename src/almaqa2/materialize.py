@@ -136,12 +136,13 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
     """
     writer = _WRITERS[plan.mode]()
     sizes: dict[str, int] = {}
-    bundles: dict[PurePosixPath, list[Placement]] = {}
+    bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
     writer.start(member_dir)
     try:
         for placement in plan.placements:
             if placement.bundle is not None:
-                bundles.setdefault(placement.bundle.path, []).append(placement)
+                members = bundles.setdefault(placement.bundle.path, [])
+                members.append((placement.bundle.inside, placement))
                 continue
             dest = member_dir / placement.dest
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -149,9 +150,9 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
         for path, members in sorted(bundles.items()):
             dest = member_dir / path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            sizes[path.as_posix()] = writer.tgz(members, str(dest))
+            sizes[path.as_posix()] = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
             if done:
-                done(str(dest), sum(p.size for p in members), None)
+                done(str(dest), sum(p.size for _, p in members), None)
     finally:
         writer.finish()
     return sizes
@@ -214,17 +215,16 @@ class Writer(abc.ABC):
             copy_metadata(st, fout.fileno())
             return os.fstat(fout.fileno()).st_size
 
-    def tgz(self, members: list[Placement], dst: str) -> int:
-        """Write the tgz ``dst`` of ``members`` (each at its ``bundle.inside``, tables and
-        plots with their files), reproducibly: sorted, no time in the gzip header."""
+    def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
+        """Write the tgz ``dst`` of ``members`` ((path inside, placement), sorted; tables
+        and plots with their files), reproducibly: no time in the gzip header."""
         with open(dst, "xb") as raw:
             with (
                 igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
                 tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
             ):
-                for placement in sorted(members, key=lambda p: p.bundle.inside if p.bundle else ""):
-                    assert placement.bundle is not None
-                    tar.add(placement.source.path, placement.bundle.inside, filter=_anonymous)
+                for inside, placement in members:
+                    tar.add(placement.source.path, inside, filter=_anonymous)
             raw.flush()
             return os.fstat(raw.fileno()).st_size
 
@@ -282,9 +282,9 @@ class FakeWriter(Writer):
         self.file(src, dst)
         return os.stat(src).st_size
 
-    def tgz(self, members: list[Placement], dst: str) -> int:
+    def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
         self.file("", dst)
-        return sum(p.size for p in members)
+        return sum(p.size for _, p in members)
 
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
         return mirror(source, dest, self, done)
