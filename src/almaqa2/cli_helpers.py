@@ -286,5 +286,4 @@ def start_cmd(
     said = "would set up" if dry_run else "set up"
     out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
     for rel in area.tree:
-        if not any(part.startswith("uid___") for part in rel.split("/")[:-1]):
-            out.print(f"  {rel}", markup=False)
+        out.print(f"  {rel}", markup=False)

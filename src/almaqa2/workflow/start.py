@@ -115,7 +115,7 @@ class Area:
     layout: str
     path: Path
     ebs: tuple[str, ...]
-    tree: tuple[str, ...]  # what it holds, from its parent (ASDM contents included)
+    tree: tuple[str, ...]  # what it holds, from its parent (the ASDMs, not their contents)
 
     def as_dict(self) -> dict[str, Any]:
         return {"sb": self.sb, "layout": self.layout, "path": str(self.path),
@@ -151,7 +151,8 @@ def start(
         raise InputError(f"unknown layout '{layout}'", fix="use allegro or nrao")
     into = Path(os.path.abspath(into))
     source = archive / sb if archive is not None else into
-    if not source.is_dir() or not _asdms(source):
+    asdms = _asdms(source) if source.is_dir() else []
+    if not asdms:
         raise InputError(
             "no ASDM (uid___* directory holding ASDM.xml) found",
             source,
@@ -167,7 +168,6 @@ def start(
             target,
             fix="remove it or choose another directory",
         )
-    asdms = _asdms(source)
     ebs = tuple(p.name for p in asdms)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.qa2-start-", dir=None if dry_run else into))
     try:
@@ -178,19 +178,27 @@ def start(
             else _nrao(top, ebs)
         )
         for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
-            if archive is not None or dry_run:
-                (top / eb_dir / asdm.name).symlink_to(asdm)
-        if dry_run:
-            tree = tuple(sorted(p.relative_to(staging).as_posix() for p in top.rglob("*")))
-            return Area(name, layout, target, ebs, tree)
-        os.rename(top, target)
+            (top / eb_dir / asdm.name).symlink_to(asdm)  # the archive's, or a stand-in
+        tree = _tree(staging)
+        if not dry_run:
+            os.rename(top, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    if archive is None:  # moved in only once the area is in place
+    if archive is None and not dry_run:  # moved in only once the area is in place
         for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
-            os.rename(asdm, target / eb_dir / asdm.name)
-    tree = tuple(sorted(p.relative_to(into).as_posix() for p in target.rglob("*")))
+            stand_in = target / eb_dir / asdm.name
+            stand_in.unlink()
+            os.rename(asdm, stand_in)
     return Area(name, layout, target, ebs, tree)
+
+
+def _tree(top: Path) -> tuple[str, ...]:
+    """Everything below ``top``, sorted; links (the ASDMs) listed, not entered."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = Path(dirpath).relative_to(top)
+        found += [(here / name).as_posix() for name in dirnames + filenames]
+    return tuple(sorted(found))
 
 
 def _allegro(
