@@ -64,18 +64,12 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
         table = Table(title=source, show_edge=False)
         for column in ("spw", "GHz", *fluxes.ebs, "spread"):
             table.add_column(column, justify="right")
-        rows: dict[tuple[int, float], dict[str, Any]] = {}
-        for m in fluxes.measurements:
-            if m.source == source:
-                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 3)), {})[m.eb] = m
-        for (spw, ghz), by_eb in sorted(rows.items()):
-            values = [m.flux for m in by_eb.values()]
-            spread = (max(values) - min(values)) / (sum(values) / len(values)) * 100
+        for row in fluxes.by_spw(source):
             cells = [
-                f"{by_eb[eb].flux:.4g} ± {by_eb[eb].error:.2g}" if eb in by_eb else "-"
+                f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
                 for eb in fluxes.ebs
             ]
-            table.add_row(str(spw), f"{ghz:.3f}", *cells, f"{spread:.1f} %")
+            table.add_row(str(row.spw), f"{row.ghz:.3f}", *cells, f"{row.spread * 100:.1f} %")
         out.print(table)
     for fit in fluxes.fits:
         spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""

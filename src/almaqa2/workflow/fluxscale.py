@@ -65,10 +65,33 @@ class Fit:
 
 
 @dataclass(frozen=True)
+class Row:
+    """One spw of one source: each EB's measurement there."""
+
+    spw: int
+    ghz: float
+    by_eb: dict[str, Measurement]
+
+    @property
+    def spread(self) -> float:
+        """(highest - lowest) / mean of the EBs' flux densities: how far they disagree."""
+        values = [m.flux for m in self.by_eb.values()]
+        return (max(values) - min(values)) / (sum(values) / len(values))
+
+
+@dataclass(frozen=True)
 class Fluxes:
     ebs: tuple[str, ...]
     measurements: tuple[Measurement, ...]
     fits: tuple[Fit, ...]
+
+    def by_spw(self, source: str) -> list[Row]:
+        """The measurements of ``source``, one row per spw with every EB's, sorted."""
+        rows: dict[tuple[int, float], dict[str, Measurement]] = {}
+        for m in self.measurements:
+            if m.source == source:
+                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 3)), {})[m.eb] = m
+        return [Row(spw, ghz, by_eb) for (spw, ghz), by_eb in sorted(rows.items())]
 
     def as_dict(self) -> dict[str, Any]:
         return {
