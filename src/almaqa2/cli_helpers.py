@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 from rich.markup import escape
@@ -91,9 +90,15 @@ def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
     from .workflow import fluxequal
 
     links = fluxequal.plan(calibrated)
-    made = [] if dry_run else fluxequal.apply(links)
+    if not dry_run:
+        fluxequal.apply(links)
+    state = "would be made" if dry_run else "made"
     rows = [
-        {"link": link.name.name, "target": link.relative, "state": _link_state(link, made)}
+        {
+            "link": link.name.name,
+            "target": link.relative,
+            "state": "already there" if link.there else state,
+        }
         for link in links
     ]
     if as_json:
@@ -101,10 +106,6 @@ def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
         return
     for row in rows:
         out.print(f"{row['link']} -> {row['target']}  ({row['state']})", markup=False)
-
-
-def _link_state(link: Any, made: list[Any]) -> str:
-    return "made" if link in made else ("already there" if link.done else "would be made")
 
 
 @cli.command("clear")

@@ -9,7 +9,7 @@ the way is never replaced.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import InputError
@@ -20,14 +20,25 @@ from ..uid import uid_prefix
 class Link:
     name: Path  # the link in calibrated/
     target: Path  # what it points to (absolute)
+    there: bool = False  # made already (by an earlier run)
 
     @property
     def relative(self) -> str:
         return os.path.relpath(self.target, self.name.parent)
 
-    @property
-    def done(self) -> bool:
-        return self.name.is_symlink() and self.name.resolve() == self.target.resolve()
+
+def _there(name: Path, target: Path) -> bool:
+    """True if ``name`` is already the link to ``target``; InputError if something else
+    is in its way."""
+    if name.is_symlink() and name.resolve() == target.resolve():
+        return True
+    if name.exists() or name.is_symlink():
+        raise InputError(
+            "something else is in the way of a link (it is not replaced)",
+            name,
+            fix="move it away, then run again",
+        )
+    return False
 
 
 def _eb_dirs(calibrated: Path) -> list[Path]:
@@ -63,19 +74,11 @@ def plan(calibrated: Path) -> list[Link]:
                     fix="run its calibration to the fluxscale step first",
                 )
             links.append(Link(calibrated / f"{split.name}.fluxscale", scales[0]))
+    return [replace(link, there=_there(link.name, link.target)) for link in links]
+
+
+def apply(links: list[Link]) -> None:
+    """Make the links not made yet."""
     for link in links:
-        if (link.name.exists() or link.name.is_symlink()) and not link.done:
-            raise InputError(
-                "something else is in the way of a link (it is not replaced)",
-                link.name,
-                fix="move it away, then run again",
-            )
-    return links
-
-
-def apply(links: list[Link]) -> list[Link]:
-    """Make the links not made yet; returns those it made."""
-    made = [link for link in links if not link.done]
-    for link in made:
-        os.symlink(link.relative, link.name)
-    return made
+        if not link.there:
+            os.symlink(link.relative, link.name)
