@@ -135,20 +135,10 @@ def make_plan(
     strict: bool = False,
 ) -> Plan:
     """Classify every entry of ``reduction`` and decide the package's member directory."""
-    if reduction.layout == "staged" and not style.pipe:
-        raise InputError(
-            f"this is a staged pipeline package and the style '{style.name}' has no pipeline rules",
-            reduction.root,
-            fix="package it with a -pipe style: "
-            + ", ".join(name for name, s in STYLES.items() if s.pipe),
-        )
+    style = _style_for(reduction, style)
     found_uids = Uids(
         uids.sg or reduction.sg, uids.gous or reduction.gous, uids.mous or reduction.mous
     )
-    if reduction.tp:  # SPEC §4: the TP layout overrides the style's MeasurementSets
-        style = replace(style, noms=True, tp=True)
-        for entry in tp.nonstandard(reduction.sd_scripts):
-            log.warning("non-standard single-dish script name, packaged as it is: %s", entry.path)
     if style.modern and not found_uids.mous:
         raise InputError(
             f"the style {style.name} names files by the member OUS UID and none was found",
@@ -233,6 +223,23 @@ def make_plan(
         unclassified=tuple(unclassified),
         notes=tuple(notes),
     )
+
+
+def _style_for(reduction: Reduction, style: Style) -> Style:
+    """The style as this reduction allows it: a staged package needs a pipe style, a
+    total-power reduction overrides the style's MeasurementSets (SPEC §4)."""
+    if reduction.layout == "staged" and not style.pipe:
+        raise InputError(
+            f"this is a staged pipeline package and the style '{style.name}' has no pipeline rules",
+            reduction.root,
+            fix="package it with a -pipe style: "
+            + ", ".join(name for name, s in STYLES.items() if s.pipe),
+        )
+    if not reduction.tp:
+        return style
+    for entry in tp.nonstandard(reduction.sd_scripts):
+        log.warning("non-standard single-dish script name, packaged as it is: %s", entry.path)
+    return replace(style, noms=True, tp=True)
 
 
 def _modern(placement: Placement, where: str, mous: str) -> Placement:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .. import ms
 from ..errors import InputError
+from ..uid import eb_of_name
 from .fluxscale import Fit, Fluxes
 
 log = logging.getLogger(__name__)
@@ -129,8 +130,7 @@ def flags(rows: list[Row], fits: tuple[Fit, ...], threshold: float = THRESHOLD) 
     by_key = {(f.eb, f.source): f for f in fits}
     found = []
     for row in rows:
-        eb = Path(row.ms).name.split(".", 1)[0]
-        fit = by_key.get((eb, row.source))
+        fit = by_key.get((eb_of_name(Path(row.ms).name) or "", row.source))
         if fit is None:
             continue
         fitted = fit.at(float(row.freq_ghz))
