@@ -28,8 +28,9 @@ from typing import Any
 
 from .errors import InputError, reason
 from .manifest import sizes_under
+from .naming import unit_uid
 from .tarsplit import chunks_in
-from .uid import PROJECT_CODE, eb_of_name, is_uid
+from .uid import PROJECT_CODE, eb_of_name
 
 _PIPELINE_REQUEST = re.compile(r".*\.pprequest\.xml|PPR_.*\.xml")
 _SCRIPT_FOR_PI = re.compile(r".*scriptForPI\.py")
@@ -47,7 +48,7 @@ class Member:
 
     @property
     def uid(self) -> str | None:
-        return _uid_of(self.name)
+        return unit_uid(self.name, 2)
 
     def creates(self) -> list[str]:
         """What running the scriptForPI makes (in a ``calibrated/`` beside ``script/``)."""
@@ -85,11 +86,6 @@ class Member:
         }
 
 
-def _uid_of(name: str) -> str | None:
-    uid = name.split(".", 1)[-1]
-    return uid if is_uid(uid) else None
-
-
 @dataclass
 class Project:
     code: str
@@ -103,11 +99,11 @@ class Project:
             "science_goals": [
                 {
                     "name": sg,
-                    "uid": _uid_of(sg),
+                    "uid": unit_uid(sg, 0),
                     "groups": [
                         {
                             "name": group,
-                            "uid": _uid_of(group),
+                            "uid": unit_uid(group, 1),
                             "members": [m.as_dict() for _, m in sorted(members.items())],
                         }
                         for group, members in sorted(groups.items())

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .errors import DestinationError
+from .uid import is_uid
 
 LEVELS = (("science_goal", "sg_ouss_id"), ("group", "group_ouss_id"), ("member", "member_ouss_id"))
 APPENDS = ("", "group", "member")
@@ -35,6 +36,18 @@ class Units:
     def new_unit(self) -> PurePosixPath:
         """The top-most directory this run creates, relative to packpath."""
         return PurePosixPath(*self.member_path.parts[: self.new_depth])
+
+
+def unit_uid(name: str, level: int) -> str | None:
+    """The UID a unit directory at ``level`` is named by (``group.uid___…``: level 1)."""
+    prefix = f"{LEVELS[level][0]}."
+    uid = name.removeprefix(prefix)
+    return uid if name.startswith(prefix) and is_uid(uid) else None
+
+
+def is_unit(name: str, level: int) -> bool:
+    """True if ``name`` names a unit directory at ``level``, by its UID or a placeholder."""
+    return unit_uid(name, level) is not None or name.startswith(LEVELS[level][1])
 
 
 def _name(level: int, uid: str | None) -> str:

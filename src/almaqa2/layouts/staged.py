@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError
-from ..uid import is_uid
+from ..naming import is_unit, unit_uid
 
 DELIVERY_DIRS = ("calibration", "script", "qa", "log", "product")
 RESTORED = ("working", "rawdata", "products")
 """What a pipeline scriptForPI makes under ``calibrated/`` besides the reducer's images."""
-
-_LEVELS = ("science_goal", "group", "member")
-_PLACEHOLDERS = ("sg_ouss_id", "group_ouss_id", "member_ouss_id")
 
 
 @dataclass(frozen=True)
@@ -33,30 +30,21 @@ def _is_member(path: Path) -> bool:
     return (path / "script").is_dir() and (path / "calibration").is_dir()
 
 
-def _level_uid(name: str, level: int) -> str | None:
-    uid = name.removeprefix(f"{_LEVELS[level]}.")
-    return uid if uid != name and is_uid(uid) else None
-
-
-def _is_level(name: str, level: int) -> bool:
-    return _level_uid(name, level) is not None or name.startswith(_PLACEHOLDERS[level])
-
-
 def _members(root: Path) -> list[Path]:
     return sorted(
         member
         for sg in root.iterdir()
-        if sg.is_dir() and _is_level(sg.name, 0)
+        if sg.is_dir() and is_unit(sg.name, 0)
         for group in sg.iterdir()
-        if group.is_dir() and _is_level(group.name, 1)
+        if group.is_dir() and is_unit(group.name, 1)
         for member in group.iterdir()
-        if member.is_dir() and _is_level(member.name, 2) and _is_member(member)
+        if member.is_dir() and is_unit(member.name, 2) and _is_member(member)
     )
 
 
 def detect(root: Path) -> Staged | None:
     """The staged package at ``root`` (its project or member directory), if it is one."""
-    if _is_member(root) and _is_level(root.name, 2):
+    if _is_member(root) and is_unit(root.name, 2):
         member = root
     else:
         members = _members(root)
@@ -71,6 +59,4 @@ def detect(root: Path) -> Staged | None:
             )
         member = members[0]
     group, sg = member.parent, member.parent.parent
-    return Staged(
-        member, _level_uid(sg.name, 0), _level_uid(group.name, 1), _level_uid(member.name, 2)
-    )
+    return Staged(member, unit_uid(sg.name, 0), unit_uid(group.name, 1), unit_uid(member.name, 2))
