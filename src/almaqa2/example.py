@@ -79,10 +79,11 @@ def pipeline_xml(name: str, mous: str, ebs: Iterable[str], project: str) -> str:
 
 
 def _mous_of(rel: str) -> str:
+    """The member OUS an XML file of a listing belongs to: its MOUS_ directory or name."""
     for part in reversed(PurePosixPath(rel).parts):
-        uid = part.removeprefix("MOUS_").removeprefix("PPR_")
-        if uid_prefix(uid):
-            return uid_prefix(uid) or ""
+        uid = uid_prefix(part.removeprefix("MOUS_").removeprefix("PPR_"))
+        if uid:
+            return uid
     return "uid___A001_X0_X0"
 
 
