@@ -7,7 +7,6 @@ They join the ``qa2`` group of ``cli``, with its conventions: parse, call, show;
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import click
@@ -159,36 +158,26 @@ def allfluxes_cmd(
 ) -> None:
     """Make allFluxes.txt in CALIBRATED from the EBs' fluxscale results, or check the one
     there against their fitted spectra."""
-    from .workflow import allfluxes, fluxscale
+    from .workflow import allfluxes
 
-    path = calibrated / allfluxes.NAME
-    fluxes = fluxscale.read(calibrated)
-    written = False
-    if path.exists() and not recompute:
-        rows = allfluxes.read(path.read_text(), str(path))
-    else:
-        rows = allfluxes.compute(fluxes, Path(os.path.abspath(calibrated)))
-        if not dry_run:
-            allfluxes.save(allfluxes.write(rows), path)
-            written = True
-    flagged = allfluxes.flags(rows, fluxes.fits, threshold)
+    done = allfluxes.allfluxes(calibrated, recompute, threshold, dry_run)
     if as_json:
         out.print_json(
             json.dumps(
                 {
-                    "file": str(path),
-                    "written": written,
-                    "rows": [row.as_dict() for row in rows],
+                    "file": str(done.path),
+                    "written": done.written,
+                    "rows": [row.as_dict() for row in done.rows],
                     "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
-                              for f in flagged],
+                              for f in done.flags],
                 }
             )
         )  # fmt: skip
         return
-    out.print(allfluxes.write(rows), markup=False, end="")
-    for flag in flagged:
+    out.print(allfluxes.write(done.rows), markup=False, end="")
+    for flag in done.flags:
         out.print(f"[yellow]flagged:[/yellow] {escape(str(flag))}")
-    out.print(f"{'written' if written else 'read'}: {path}", markup=False)
+    out.print(f"{'written' if done.written else 'read'}: {done.path}", markup=False)
 
 
 @cli.command("check")

@@ -22,6 +22,7 @@ from .. import ms
 from ..errors import InputError
 from ..uid import eb_of_name
 from .fluxscale import Fit, Fluxes
+from .fluxscale import read as read_fluxes
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,28 @@ def save(text: str, path: Path) -> None:
     if path.exists():
         os.replace(path, path.with_name(f"{path.name}.previous"))
     os.replace(draft, path)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: Path
+    rows: list[Row]
+    flags: list[Flag]
+    written: bool
+
+
+def allfluxes(
+    calibrated: Path, recompute: bool = False, threshold: float = THRESHOLD, dry_run: bool = False
+) -> Outcome:
+    """Make ``allFluxes.txt`` in ``calibrated`` from the EBs' fluxscale results, or read the
+    one there (a reducer may have edited it), and flag it against the fitted spectra."""
+    calibrated = Path(os.path.abspath(calibrated))
+    path = calibrated / NAME
+    fluxes = read_fluxes(calibrated)
+    if path.exists() and not recompute:
+        rows, written = read(path.read_text(), str(path)), False
+    else:
+        rows, written = compute(fluxes, calibrated), not dry_run
+        if written:
+            save(write(rows), path)
+    return Outcome(path, rows, flags(rows, fluxes.fits, threshold), written)
