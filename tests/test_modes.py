@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import manifest, materialize
+from almaqa2 import copying, manifest
 from almaqa2.cli import main
 from almaqa2.packager import MARKER
 
@@ -158,26 +158,33 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        "X528.ms.split.phase_int/table.f0",  # small: checked as it is copied
+        "X8c/qa2/large.bin",  # larger than copying.SMALL: checked by the hashing threads
+    ],
+)
 def test_a_copy_that_differs_from_its_source_is_an_error(
-    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], damaged: str
 ) -> None:
     """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say)."""
-    real_copy = materialize.copy_file
+    (case229.origpath / "X8c" / "qa2" / "large.bin").write_bytes(os.urandom(copying.SMALL + 1))
+    real_copy = copying.copy_bytes
 
-    def faulty_copy(src: str, dst: str) -> None:
-        real_copy(src, dst)
-        if dst.endswith("X528.ms.split.phase_int/table.f0"):
-            with open(dst, "r+b") as fout:
-                fout.seek(10)
-                fout.write(b"\xff")
+    def faulty_copy(src: int, dst: int, count: int) -> int:
+        copied = real_copy(src, dst, count)
+        if os.readlink(f"/proc/self/fd/{src}").endswith(damaged):
+            os.pwrite(dst, b"\xff", 10)
+        return copied
 
     err = _fault_keeps_the_previous_package(
         case229,
         capsys,
         "copy",
-        lambda: monkeypatch.setattr(materialize, "copy_file", faulty_copy),
+        lambda: monkeypatch.setattr(copying, "copy_bytes", faulty_copy),
     )
-    assert "differs from its source" in err and "X528.ms.split.phase_int/table.f0" in err
+    assert "differs from its source" in err and damaged in err
 
 
 def test_compressed_images_hold_their_source(tmp_path: Path) -> None:

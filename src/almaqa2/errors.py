@@ -50,6 +50,15 @@ class ChecksumError(Almaqa2Error):
     """Bytes written differ from the bytes read: the copy, extraction or download is bad."""
 
 
+def copy_differs(copy: str, source: str) -> ChecksumError:
+    """The packager's copy ``copy`` does not hold the bytes of ``source``."""
+    return ChecksumError(
+        f"the copy {copy} differs from its source",
+        source,
+        fix="check the disks for errors, then package again",
+    )
+
+
 def existing_dir(path: Path, what: str, fix: str) -> Path:
     """``path`` resolved, if it is a directory; else InputError naming ``what`` is wrong."""
     if not path.is_dir():

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ChecksumError
+from .errors import copy_differs
 
 NAME = "manifest.md5"
 _BLOCK = 1 << 20
@@ -64,22 +64,26 @@ class Hasher:
             try:
                 digest = self._digests[path] = md5_file(path, buffer)
                 if source is not None and md5_file(source, buffer) != digest:
-                    raise ChecksumError(
-                        f"the copy {path} differs from its source",
-                        source,
-                        fix="check the disks for errors, then package again",
-                    )
+                    raise copy_differs(path, source)
             except BaseException as exc:  # reported by results() or outcome()
                 self._errors[path] = exc
             if self._hashed:
                 self._hashed(size)
 
-    def add(self, path: str, size: int = 0, source: str | None = None) -> None:
+    def add(
+        self, path: str, size: int = 0, source: str | None = None, digest: str | None = None
+    ) -> None:
         """Queue ``path``; with ``source``, also check that both hold the same bytes.
 
-        The signature fits materialize's ``done`` callback.
+        The signature fits materialize's ``done`` callback: a ``digest`` given (the writer
+        hashed the file as it made it) is taken as it is, and nothing is read.
         """
-        self._queue.put((path, size, source))
+        if digest is None:
+            self._queue.put((path, size, source))
+            return
+        self._digests[path] = digest
+        if self._hashed:
+            self._hashed(size)
 
     def results(self) -> dict[str, str]:
         """{path: md5}, once every file is hashed; raises the first error met."""

@@ -30,9 +30,10 @@ from .scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[str, int, str | None], None]
-"""Called with each payload file written, the bytes it took from its source, and the
-source it must equal byte for byte (copies; None for links, fakes and compressed files)."""
+Done = Callable[[str, int, str | None, str | None], None]
+"""Called with each payload file written, the bytes it took from its source, the source
+it must equal byte for byte (copies; None for links, fakes and compressed files) and its
+md5 if the writer already has it (a small copy, checked as it was made)."""
 
 _RENAME_EXCHANGE = 2
 _PREVIOUS = "previous"  # the previous package, inside an -old- directory, during a swap
@@ -152,7 +153,7 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
             dest.parent.mkdir(parents=True, exist_ok=True)
             sizes[path.as_posix()] = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
             if done:
-                done(str(dest), sum(p.size for _, p in members), None)
+                done(str(dest), sum(p.size for _, p in members), None, None)
     finally:
         writer.finish()
     return sizes
@@ -163,14 +164,14 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
     if placement.transform is Transform.GZIP:
         size = writer.gzip(str(source.path), str(dest))
         if done:
-            done(str(dest), source.size, None)
+            done(str(dest), source.size, None, None)
         return size
     if placement.transform in ms.MS_TRANSFORMS:
         return writer.ms(source, dest, placement.transform, done)
     if source.kind is Kind.FILE:
-        writer.file(str(source.path), str(dest))
+        digest = writer.file(str(source.path), str(dest))
         if done:
-            done(str(dest), source.size, str(source.path) if writer.copies else None)
+            done(str(dest), source.size, str(source.path) if writer.copies else None, digest)
         return source.size
     return mirror(source, dest, writer, done)
 
@@ -184,9 +185,9 @@ def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -
         if member.size is None:
             os.mkdir(target)
             continue
-        writer.file(src_dir + member.rel, target)
+        digest = writer.file(src_dir + member.rel, target)
         if done:
-            done(target, member.size, src_dir + member.rel if writer.copies else None)
+            done(target, member.size, src_dir + member.rel if writer.copies else None, digest)
     return source.size
 
 
@@ -202,8 +203,9 @@ class Writer(abc.ABC):
         """Called once after the last file."""
 
     @abc.abstractmethod
-    def file(self, src: str, dst: str) -> None:
-        """Make ``dst`` (which does not exist yet) from ``src``."""
+    def file(self, src: str, dst: str) -> str | None:
+        """Make ``dst`` (which does not exist yet) from ``src``; returns its md5 if that
+        came for free (see ``copying.copy_file``)."""
 
     def gzip(self, src: str, dst: str) -> int:
         """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
@@ -237,7 +239,7 @@ class Writer(abc.ABC):
         files = ms.reduce(source.path, dest, transform, copy_file)
         if done:
             for i, written in enumerate(files, 1):
-                done(written.path, source.size if i == len(files) else 0, written.source)
+                done(written.path, source.size if i == len(files) else 0, written.source, None)
         return sum(written.size for written in files)
 
 
@@ -293,8 +295,8 @@ class FakeWriter(Writer):
 class CopyWriter(Writer):
     copies = True
 
-    def file(self, src: str, dst: str) -> None:
-        copy_file(src, dst)
+    def file(self, src: str, dst: str) -> str | None:
+        return copy_file(src, dst, digest=True)
 
 
 class HardWriter(Writer):

@@ -250,10 +250,10 @@ def _build(
     done_bytes = 0
     with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
 
-        def done(path: str, size: int, source: str | None) -> None:
+        def done(path: str, size: int, source: str | None, digest: str | None) -> None:
             nonlocal done_bytes
             if hashing:
-                hasher.add(path, size, source)
+                hasher.add(path, size, source, digest)
             if progress:
                 done_bytes += size
                 progress(done_bytes, total)
