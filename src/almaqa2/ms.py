@@ -158,9 +158,12 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[Writ
     tiled storage manager), it value-copies the selected columns instead (slower, streamed
     by rows).  Returns every file of the result.
     """
-    _copy_files(ms, dest, copy)
+    with _opened(ms) as table:
+        kept = _kept(table.colnames(), transform, ms)
+        unneeded = _unneeded(table, kept)
+    _copy_files(ms, dest, copy, unneeded)
     try:
-        kept = _drop_columns(ms, dest, transform)
+        _drop_columns(ms, dest, kept)
     except _CannotRemove:
         shutil.rmtree(dest)
         kept = _value_copy(ms, dest, transform, copy)
@@ -174,24 +177,39 @@ class _CannotRemove(Exception):
     pass
 
 
-def _copy_files(ms: Path, dest: Path, copy: Place) -> None:
+def _unneeded(table: Any, kept: str) -> frozenset[str]:
+    """The main table's files that hold only columns the reduction removes: the cubes of
+    their tiled storage managers (``table.f<N>_TSM<k>``), most of an MS's bytes.  They
+    are not copied (removecols deletes those storage managers from the copy anyway), so
+    the packpath never holds more than the reduced MS."""
+    dropped = DROPPED - {kept}
+    prefixes = tuple(
+        f"table.f{dm['SEQNR']}_TSM"
+        for dm in table.getdminfo().values()
+        if dm["TYPE"].startswith("Tiled") and set(dm["COLUMNS"]) <= dropped
+    )
+    return frozenset(n for n in os.listdir(table.name()) if prefixes and n.startswith(prefixes))
+
+
+def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: frozenset[str]) -> None:
+    """Copy the files of ``ms`` to ``dest``, but the main table's ``unneeded`` ones."""
     for dirpath, _dirs, files in os.walk(ms):
-        here = dest / os.path.relpath(dirpath, ms)
+        rel = os.path.relpath(dirpath, ms)
+        here = dest / rel
         here.mkdir(exist_ok=True)
         for name in files:
-            copy(os.path.join(dirpath, name), str(here / name))
+            if rel != "." or name not in unneeded:
+                copy(os.path.join(dirpath, name), str(here / name))
 
 
-def _drop_columns(ms: Path, dest: Path, transform: Transform) -> str:
-    """Remove the visibility columns but the kept one from the copy; returns the kept one."""
+def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
+    """Remove the visibility columns but ``kept`` from the copy."""
     with _table(str(dest), ms, readonly=False) as table:  # the copy, never the source
         columns = table.colnames()
-        kept = _kept(columns, transform, ms)
         try:
             table.removecols([c for c in columns if c in DROPPED and c != kept])
         except RuntimeError as exc:
             raise _CannotRemove from exc
-    return kept
 
 
 def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
