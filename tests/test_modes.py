@@ -165,16 +165,24 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
         "X8c/qa2/large.bin",  # larger than copying.SMALL: checked by the hashing threads
     ],
 )
+@pytest.mark.parametrize("short", [False, True], ids=["flipped", "short"])
 def test_a_copy_that_differs_from_its_source_is_an_error(
-    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], damaged: str
+    case229: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    damaged: str,
+    short: bool,
 ) -> None:
-    """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say)."""
+    """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say), or
+    one byte short (as if the source grew while it was copied)."""
     (case229.origpath / "X8c" / "qa2" / "large.bin").write_bytes(os.urandom(copying.SMALL + 1))
     real_copy = copying.copy_bytes
 
     def faulty_copy(src: int, dst: int, count: int) -> int:
-        copied = real_copy(src, dst, count)
-        if os.readlink(f"/proc/self/fd/{src}").endswith(damaged):
+        if not os.readlink(f"/proc/self/fd/{src}").endswith(damaged):
+            return real_copy(src, dst, count)
+        copied = real_copy(src, dst, count - short)
+        if not short:
             os.pwrite(dst, b"\xff", 10)
         return copied
 
