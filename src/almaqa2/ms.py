@@ -166,7 +166,7 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[Writ
         _drop_columns(ms, dest, kept)
     except _CannotRemove:
         shutil.rmtree(dest)
-        kept = _value_copy(ms, dest, transform, copy)
+        _value_copy(ms, dest, kept, copy)
     if kept != "DATA":
         with _table(str(dest), ms, readonly=False) as table:
             table.renamecol(kept, "DATA")
@@ -177,28 +177,27 @@ class _CannotRemove(Exception):
     pass
 
 
-def _unneeded(table: Any, kept: str) -> frozenset[str]:
-    """The main table's files that hold only columns the reduction removes: the cubes of
-    their tiled storage managers (``table.f<N>_TSM<k>``), most of an MS's bytes.  They
-    are not copied (removecols deletes those storage managers from the copy anyway), so
-    the packpath never holds more than the reduced MS."""
+def _unneeded(table: Any, kept: str) -> tuple[str, ...]:
+    """Name prefixes of the main table's files that hold only columns the reduction
+    removes: the cubes of their tiled storage managers (``table.f<N>_TSM<k>``), most of an
+    MS's bytes.  They are not copied (removecols deletes those storage managers from the
+    copy anyway), so the packpath never holds more than the reduced MS."""
     dropped = DROPPED - {kept}
-    prefixes = tuple(
+    return tuple(
         f"table.f{dm['SEQNR']}_TSM"
         for dm in table.getdminfo().values()
         if dm["TYPE"].startswith("Tiled") and set(dm["COLUMNS"]) <= dropped
     )
-    return frozenset(n for n in os.listdir(table.name()) if prefixes and n.startswith(prefixes))
 
 
-def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: frozenset[str]) -> None:
-    """Copy the files of ``ms`` to ``dest``, but the main table's ``unneeded`` ones."""
+def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: tuple[str, ...]) -> None:
+    """Copy the files of ``ms`` to ``dest``, but the main table's files named ``unneeded*``."""
     for dirpath, _dirs, files in os.walk(ms):
         rel = os.path.relpath(dirpath, ms)
         here = dest / rel
         here.mkdir(exist_ok=True)
         for name in files:
-            if rel != "." or name not in unneeded:
+            if rel != "." or not name.startswith(unneeded):
                 copy(os.path.join(dirpath, name), str(here / name))
 
 
@@ -212,10 +211,11 @@ def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
             raise _CannotRemove from exc
 
 
-def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
-    """casacore copies the selected columns row by row; subtables come as links to the
-    shadow's files (casacore copies them with ``cp -r``), replaced by copies.  Returns the
-    kept column (renamed afterwards: a hypercube may still reserve the name DATA here)."""
+def _value_copy(ms: Path, dest: Path, kept: str, copy: Place) -> None:
+    """casacore copies the selected columns (``kept`` among the visibility columns) row by
+    row; subtables come as links to the shadow's files (casacore copies them with
+    ``cp -r``), replaced by copies.  ``kept`` is renamed afterwards: a hypercube may still
+    reserve the name DATA here."""
     if "'" in str(dest):
         raise DestinationError(
             "casacore cannot write a table whose path holds a single quote",
@@ -223,9 +223,7 @@ def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
             fix="choose a packpath without ' in it",
         )
     with _opened(ms) as table:
-        columns = table.colnames()
-        kept = _kept(columns, transform, ms)
-        selected = [c for c in columns if c not in DROPPED] + [kept]
+        selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
         try:
             selection = table.query(columns=", ".join(selected))
         except RuntimeError as exc:
@@ -247,7 +245,6 @@ def _value_copy(ms: Path, dest: Path, transform: Transform, copy: Place) -> str:
                 source = os.readlink(path)
                 os.unlink(path)
                 copy(source, path)
-    return kept
 
 
 def _sources(ms: Path, dest: Path) -> list[Written]:
