@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import existing_dir
 from ..layouts import recognise
 
 _THESTEPS = re.compile(r"^\s*thesteps\s*=\s*(\[.*?\])", re.M)
@@ -99,9 +99,8 @@ MOUS_ITEMS: tuple[tuple[str, str, bool, Check], ...] = (
 
 def check(origpath: Path) -> list[Result]:
     """Every item of the final checklist for the reduction at ``origpath``."""
-    if not origpath.is_dir():
-        raise InputError("not found", origpath, fix="give the MOUS reduction directory")
-    reduction = recognise(origpath.resolve())
+    origpath = existing_dir(origpath, "the reduction", "give the MOUS reduction directory")
+    reduction = recognise(origpath)
     results = []
     for eb in reduction.ebs:
         directory = origpath / (eb.dir or ".")
