@@ -124,7 +124,7 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
                 {
                     "directory": str(clearing.directory),
                     "kind": clearing.kind,
-                    "keep": [p.name for p in clearing.keep],
+                    "keep": [_below(p, clearing.directory) for p in clearing.keep],
                     "delete": [p.name for p in clearing.delete],
                     "dry_run": dry_run,
                 }
@@ -133,7 +133,7 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     else:
         out.print("Keeping the following files:", markup=False)
         for path in clearing.keep:
-            out.print(f" - {path.name}", markup=False)
+            out.print(f" - {_below(path, clearing.directory)}", markup=False)
         if dry_run:
             for path in clearing.delete:
                 out.print(f"would delete: {path.name}", markup=False)
@@ -145,6 +145,10 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     clear.apply(clearing)
     if not as_json:
         out.print(f"deleted {len(clearing.delete)} entries", markup=False)
+
+
+def _below(path: Path, directory: Path) -> str:
+    return path.relative_to(directory).as_posix()
 
 
 @cli.command("allfluxes")
