@@ -170,7 +170,7 @@ def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.Monk
     from almaqa2 import materialize
 
     assert case229.run_cli("fake") == 0
-    monkeypatch.setattr(materialize, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(materialize, "_renameat2", lambda a, b, flags: False)
     assert case229.run_cli("copy") == 0
     assert '"mode": "copy"' in (case229.packpath / ".almaqa2.json").read_text()
     assert sorted(p.name for p in case229.packpath.parent.iterdir()) == sorted(

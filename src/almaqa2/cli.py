@@ -418,8 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         where = f": {exc.filename}" if exc.filename else ""
         err.print(
-            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again"
-            " (nothing half-written was left in the package).",
+            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again.",
             highlight=False,
             soft_wrap=True,
         )

@@ -14,6 +14,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -21,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from isal import igzip
 
-from . import fitsio, ms
+from . import fitsio, lock, ms
 from .copying import copy_file, copy_metadata
 from .errors import DestinationError
 from .plan import Placement, Plan
@@ -47,6 +48,11 @@ def old_prefix(packpath: Path) -> str:
     return f".{packpath.name}.almaqa2-old-"
 
 
+def ticket_prefix(packpath: Path) -> str:
+    """Ticket files being written beside packpath (renamed once the package is in)."""
+    return f".{packpath.name}.almaqa2-ticket-"
+
+
 def check_same_device(plan: Plan, packpath: Path) -> None:
     """Hard links cannot cross file systems: refuse before anything is written."""
     dest_dev = os.stat(packpath.parent).st_dev
@@ -61,12 +67,28 @@ def check_same_device(plan: Plan, packpath: Path) -> None:
 
 
 @contextlib.contextmanager
-def staging(packpath: Path) -> Iterator[Path]:
-    """A fresh staging directory beside ``packpath``, removed on the way out whatever happens."""
-    path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+def holding(packpath: Path) -> Iterator[None]:
+    """Hold the lock on ``packpath`` and tidy what a killed run left beside it."""
+    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
+    with lock.hold(lock_path, f"writing {packpath}"):
+        recover(packpath)
+        yield
+
+
+def public(path: Path) -> None:
+    """Give ``path`` the permissions the umask gives a new directory (mkdtemp's are 700)."""
     umask = os.umask(0)
     os.umask(umask)
-    path.chmod(0o777 & ~umask)  # mkdtemp makes it private; the package is not
+    path.chmod(0o777 & ~umask)
+
+
+@contextlib.contextmanager
+def staging(packpath: Path, private: bool = False) -> Iterator[Path]:
+    """A fresh staging directory beside ``packpath``, removed on the way out whatever
+    happens; ``private`` keeps it unreadable to others until the caller publishes it."""
+    path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+    if not private:
+        public(path)
     try:
         yield path
     finally:
@@ -76,13 +98,18 @@ def staging(packpath: Path) -> Iterator[Path]:
 def recover(packpath: Path) -> None:
     """Tidy what a killed run left beside ``packpath`` (call with the packpath lock held).
 
-    Staging directories are half-built packages: removed.  An ``-old-`` directory is the
-    previous package moved aside; if packpath is missing the run died between the two
-    renames of the non-atomic fallback, so it is put back, else it is removed.
+    Staging directories are half-built packages and ticket files being written are
+    half-written tickets: removed.  An ``-old-`` directory is the previous package moved
+    aside; if packpath is missing the run died between the two renames of the non-atomic
+    fallback, so it is put back, else it is removed.
     """
     parent = packpath.parent
     for name in sorted(os.listdir(parent)):
         path = parent / name
+        if name.startswith(ticket_prefix(packpath)):
+            log.info("removing an interrupted ticket: %s", path)
+            path.unlink(missing_ok=True)
+            continue
         if name.startswith(staging_prefix(packpath)):
             log.info("removing an interrupted build: %s", path)
         elif name.startswith(old_prefix(packpath)):
@@ -95,15 +122,17 @@ def recover(packpath: Path) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False where unsupported."""
+_RENAME_NOREPLACE = 1
+
+
+def _renameat2(a: Path, b: Path, flags: int) -> bool:
+    """Linux renameat2; False where the kernel or file system does not offer it."""
     libc = ctypes.CDLL(None, use_errno=True)
     renameat2 = getattr(libc, "renameat2", None)
     if renameat2 is None:
         return False
     at_fdcwd = -100
-    result = renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), _RENAME_EXCHANGE)
-    if result == 0:
+    if renameat2(at_fdcwd, bytes(a), at_fdcwd, bytes(b), flags) == 0:
         return True
     code = ctypes.get_errno()
     if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
@@ -111,21 +140,70 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(b))
 
 
-def install(built: Path, target: Path) -> None:
-    """Put the directory ``built`` at ``target``, replacing what is there atomically.
+def _appeared(target: Path) -> DestinationError:
+    return DestinationError(
+        "something not made by almaqa2 appeared at the destination while it was being built,"
+        " so it was left there and nothing was installed",
+        target,
+        fix="find out who wrote it, move it away, then run again",
+    )
+
+
+def rename_new(built: Path, target: Path) -> None:
+    """Rename ``built`` to ``target``, which must not exist (not even as an empty
+    directory, which a plain rename would silently replace)."""
+    try:
+        if _renameat2(built, target, _RENAME_NOREPLACE):
+            return
+    except FileExistsError:
+        raise _appeared(target) from None
+    if target.exists() or target.is_symlink():
+        raise _appeared(target)
+    os.rename(built, target)
+
+
+def install(built: Path, target: Path, ours: Callable[[Path], bool]) -> None:
+    """Put the directory ``built`` at ``target``, replacing what is there atomically, but
+    only if that is ``ours``: checked after the swap, since another process may have put
+    something there during the build (then it is swapped back and nothing changes).
 
     The previous content ends up at ``built``'s path, for the caller's staging cleanup.
     """
-    if not target.exists():
-        os.rename(built, target)
+    if not target.exists() and not target.is_symlink():
+        rename_new(built, target)
         return
-    if _exchange(built, target):
+    if _renameat2(built, target, _RENAME_EXCHANGE):
+        if built.is_symlink() or not ours(built):
+            _renameat2(built, target, _RENAME_EXCHANGE)
+            raise _appeared(target)
         return
+    if target.is_symlink() or not ours(target):
+        raise _appeared(target)
     aside = Path(tempfile.mkdtemp(prefix=old_prefix(target), dir=target.parent))
     os.rename(target, aside / _PREVIOUS)
     os.rename(built, target)
     os.rename(aside / _PREVIOUS, built)
     os.rmdir(aside)
+
+
+def link_tree(package: Path, into: Path) -> None:
+    """Make ``into`` (an empty staging directory) hold the package ``package`` as hard
+    links (``cp -al``: directories made anew with their modes and times), so that an
+    append is built whole beside it and installed at once.  Nothing is ever written into
+    a linked file: new files replace them by rename."""
+    top = str(package)
+    made: list[tuple[str, str]] = [(top, str(into))]
+    for dirpath, dirnames, filenames in os.walk(top):
+        here = str(into) + dirpath[len(top) :]
+        for name in dirnames:
+            os.mkdir(os.path.join(here, name))
+            made.append((os.path.join(dirpath, name), os.path.join(here, name)))
+        for name in filenames:
+            os.link(os.path.join(dirpath, name), os.path.join(here, name), follow_symlinks=False)
+    for source, copy in reversed(made):  # deepest first: a child's times touch its parent
+        st = os.stat(source)
+        os.chmod(copy, stat.S_IMODE(st.st_mode))
+        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
 def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dict[str, int]:

@@ -6,16 +6,15 @@ This is the orchestration the CLI and the legacy ``QA_Packager`` share; it reads
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, facts, lock, manifest, materialize, readme, ticket
+from . import __version__, facts, manifest, materialize, readme, ticket
 from .errors import DestinationError, InputError, existing_dir
 from .layouts import recognise
 from .naming import APPENDS, Existing
@@ -114,6 +113,21 @@ def check_destination(packpath: Path) -> None:
         )
 
 
+def members_of(packpath: Path) -> list[str]:
+    """The members our marker in ``packpath`` lists (an append adds one to them)."""
+    try:
+        members = json.loads((packpath / MARKER).read_text()).get("members", [])
+    except (OSError, ValueError, AttributeError):
+        members = None
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise DestinationError(
+            f"the package's {MARKER} is damaged (no list of members)",
+            packpath / MARKER,
+            fix="package again without --append, or restore the file from a copy",
+        )
+    return members
+
+
 def _existing(packpath: Path) -> Existing:
     if not packpath.is_dir():
         return {}
@@ -134,6 +148,12 @@ def destination(packpath: Path, origpath: Path) -> Path:
     holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
     packpath = holder / packpath.name
     check_project_code(packpath.name)
+    if packpath.is_symlink():
+        raise DestinationError(
+            "packpath is a symbolic link, which is never written through",
+            packpath,
+            fix=f"give the directory it points to ({os.path.realpath(packpath)}) if you mean it",
+        )
     check_overlap(origpath, packpath)
     return packpath
 
@@ -170,6 +190,8 @@ def prepare(request: Request) -> Plan:
 def _plan(request: Request) -> Plan:
     """Plan a resolved request."""
     check_destination(request.packpath)
+    if request.append and request.packpath.exists():
+        members_of(request.packpath)
     style = style_for(request.style, request.noms)
     return make_plan(
         recognise(request.origpath),
@@ -187,40 +209,29 @@ def _plan(request: Request) -> Plan:
     )
 
 
-@contextlib.contextmanager
-def holding(packpath: Path) -> Iterator[None]:
-    """Hold the lock on ``packpath`` and tidy what a killed run left beside it."""
-    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
-    with lock.hold(lock_path, f"packaging into {packpath}"):
-        materialize.recover(packpath)
-        yield
-
-
-def build(plan: Plan, packpath: Path, header: str, progress: Progress | None) -> Built:
-    """Check what the plan's mode needs, then write the member and install it (hold the
-    packpath lock)."""
+def build(
+    plan: Plan, packpath: Path, header: str, progress: Progress | None, tickets: bool = False
+) -> Built:
+    """Check what the plan's mode needs, then write the package and install it, with its
+    ticket files if asked (hold the packpath lock)."""
     if plan.mode == "hard":
         materialize.check_same_device(plan, packpath)
     if plan.mode in ("copy", "hard"):
         facts.check_ms(plan)
-    return _build(plan, packpath, header, facts.collect(plan), progress)
+    return _build(plan, packpath, header, facts.collect(plan), progress, tickets)
 
 
 def package(request: Request, progress: Progress | None = None) -> Result:
     """Build the package ``request`` asks for; see SPEC §4-§6 and §13."""
     request = resolve(request)
     packpath = request.packpath
-    with holding(packpath):
+    with materialize.holding(packpath):
         plan = _plan(request)
-        built = build(plan, packpath, request.readme.read_text(errors="replace"), progress)
-        member_dir = packpath / plan.member_path
-        others = _size_outside(packpath, member_dir)
-        readme_size = len(built.readme_text.encode())
-        expected = ticket.expected_size(plan, built.sizes, readme_size, others)
-        tickets = ticket.write(
-            plan, packpath.parent, built.readme_text, expected, dummy=plan.mode == "fake"
-        )
-    return Result(plan, packpath, member_dir, tickets, built.manifest, built.sizes)
+        header = request.readme.read_text(errors="replace")
+        built = build(plan, packpath, header, progress, tickets=True)
+    return Result(
+        plan, packpath, packpath / plan.member_path, built.tickets, built.manifest, built.sizes
+    )
 
 
 def _size_outside(packpath: Path, member_dir: Path) -> int:
@@ -238,17 +249,28 @@ class Built:
     sizes: dict[str, int]  # {dest below the member dir: size as it will be delivered}
     readme_text: str
     manifest: Path | None
+    tickets: tuple[Path, ...]
 
 
 def _build(
-    plan: Plan, packpath: Path, header: str, found: facts.Facts, progress: Progress | None
+    plan: Plan,
+    packpath: Path,
+    header: str,
+    found: facts.Facts,
+    progress: Progress | None,
+    tickets: bool,
 ) -> Built:
-    """Write the member into staging, then install it into packpath."""
+    """Write the whole package into staging (an append: the existing package as hard
+    links, plus the new member, marker and manifest), then install it into packpath at
+    once; the ticket files are written before and renamed into place after it."""
     fresh = plan.units.new_depth == 0
     hashing = plan.mode in ("copy", "hard")
     total = sum(p.size for p in plan.placements)
     done_bytes = 0
     with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
+        members = [] if fresh else members_of(packpath)
+        if not fresh:
+            materialize.link_tree(packpath, stage)
 
         def done(path: str, size: int, source: str | None, digest: str | None) -> None:
             nonlocal done_bytes
@@ -272,19 +294,27 @@ def _build(
         new_files = {
             path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
         }
-        if fresh:
-            _write_marker(stage, plan, [plan.member_path.as_posix()])
-            if hashing:
-                new_files[MARKER] = manifest.md5_file(stage / MARKER)
-                manifest.write(stage, plan.project, new_files)
-            materialize.install(stage, packpath)
+        _write_marker(stage, plan, [*members, plan.member_path.as_posix()])
+        if hashing and fresh:
+            new_files[MARKER] = manifest.md5_file(stage / MARKER)
+            manifest.write(stage, plan.project, new_files)
+        elif hashing:
+            _update_manifest(stage, plan, new_files)
+
+        def install() -> None:
+            materialize.install(stage, packpath, is_ours)
+
+        written: tuple[Path, ...] = ()
+        if tickets:
+            others = _size_outside(stage, member_dir)
+            readme_size = len(readme_text.encode())
+            expected = ticket.expected_size(plan, sizes, readme_size, others)
+            written = ticket.write(
+                plan, packpath, readme_text, expected, plan.mode == "fake", then=install
+            )
         else:
-            os.rename(stage / plan.units.new_unit, packpath / plan.units.new_unit)
-            members = json.loads((packpath / MARKER).read_text()).get("members", [])
-            _write_marker(packpath, plan, [*members, plan.member_path.as_posix()])
-            if hashing:
-                _update_manifest(packpath, plan, new_files)
-    return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None)
+            install()
+    return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None, written)
 
 
 def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
@@ -297,13 +327,14 @@ def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
         "members": members,
     }
     tmp = where / f"{MARKER}.tmp"
+    tmp.unlink(missing_ok=True)  # never written through: it may be a link into the package
     tmp.write_text(json.dumps(info, indent=2) + "\n")
     os.replace(tmp, where / MARKER)
 
 
-def _update_manifest(packpath: Path, plan: Plan, new_files: dict[str, str]) -> None:
+def _update_manifest(package: Path, plan: Plan, new_files: dict[str, str]) -> None:
     """After an append: keep the old digests of untouched files, hash what has none."""
-    old_path = packpath / manifest.NAME
+    old_path = package / manifest.NAME
     prefix = f"{plan.project}/"
     old = (
         {k.removeprefix(prefix): v for k, v in manifest.read(old_path).items()}
@@ -311,8 +342,8 @@ def _update_manifest(packpath: Path, plan: Plan, new_files: dict[str, str]) -> N
         else {}
     )
     digests = dict(new_files)
-    for rel in manifest.files_under(packpath):
+    for rel in manifest.files_under(package):
         if rel not in digests:
             fresh = rel not in old or rel == MARKER
-            digests[rel] = manifest.md5_file(packpath / rel) if fresh else old[rel]
-    manifest.write(packpath, plan.project, digests)
+            digests[rel] = manifest.md5_file(package / rel) if fresh else old[rel]
+    manifest.write(package, plan.project, digests)

@@ -15,6 +15,7 @@ from . import readme
 from .errors import existing_dir
 from .layouts import Reduction, ebs_named
 from .layouts.pipeline import find_run, xml_ebs
+from .materialize import holding
 from .packager import (
     Progress,
     Result,
@@ -22,7 +23,6 @@ from .packager import (
     check_destination,
     choice,
     destination,
-    holding,
     pi_script_entry,
     readable_file,
 )

@@ -14,8 +14,10 @@ import tempfile
 import time
 import zipfile
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
+from .materialize import ticket_prefix
 from .plan import Plan
 from .sizes import human_size
 
@@ -94,20 +96,30 @@ def _write_tar(path: Path, items: list[tuple[str, Path | bytes]]) -> None:
 
 
 def write(
-    plan: Plan, where: Path, readme_text: str, expected: str, dummy: bool
+    plan: Plan,
+    packpath: Path,
+    readme_text: str,
+    expected: str,
+    dummy: bool,
+    then: Callable[[], None],
 ) -> tuple[Path, Path]:
-    """Write both ticket files into ``where`` (atomically) and return their paths."""
+    """Write both ticket files beside ``packpath`` under hidden names, call ``then`` (the
+    package's install), and only then rename them into place: a failure on the way leaves
+    neither new tickets nor a new package.  Returns their paths."""
+    where = packpath.parent
     items = [(DUMMY_NAME, DUMMY_TEXT.encode())] if dummy else _contents(plan, readme_text, expected)
-    written = []
-    for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True):
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=where)
-        os.close(fd)
-        try:
+    drafts: list[tuple[Path, Path]] = []
+    try:
+        for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True):
+            fd, tmp = tempfile.mkstemp(prefix=ticket_prefix(packpath), dir=where)
+            os.close(fd)
+            drafts.append((Path(tmp), where / name))
             writer(Path(tmp), items)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, where / name)
-        except BaseException:
-            os.unlink(tmp)
-            raise
-        written.append(where / name)
-    return written[0], written[1]
+        then()
+        for tmp, final in drafts:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in drafts:
+            tmp.unlink(missing_ok=True)
+    return drafts[0][1], drafts[1][1]
