@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import manifest, materialize, ticket
+from almaqa2 import manifest, materialize, package_dir, ticket
 from almaqa2.cli import main
 from test_append import _append, _second
 from test_stage import build_run
@@ -180,7 +180,7 @@ def test_a_ticket_that_cannot_be_written_leaves_no_new_package(
 
 
 def test_tickets_left_by_a_killed_run_are_removed_by_the_next(case229: Case) -> None:
-    leftover = case229.packpath.parent / f"{materialize.ticket_prefix(case229.packpath)}x1y2"
+    leftover = case229.packpath.parent / f"{package_dir.ticket_prefix(case229.packpath)}x1y2"
     leftover.write_bytes(b"PK half a zip")
     assert case229.run_cli("fake") == 0
     assert sorted(_beside(case229)) == sorted([case229.packpath.name, *case229.expected_beside])

@@ -167,10 +167,10 @@ def test_concurrent_run_is_refused_naming_the_holder(
 
 def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     """File systems without renameat2's exchange get two renames; the result is the same."""
-    from almaqa2 import materialize
+    from almaqa2 import package_dir
 
     assert case229.run_cli("fake") == 0
-    monkeypatch.setattr(materialize, "_renameat2", lambda a, b, flags: False)
+    monkeypatch.setattr(package_dir, "_renameat2", lambda a, b, flags: False)
     assert case229.run_cli("copy") == 0
     assert '"mode": "copy"' in (case229.packpath / ".almaqa2.json").read_text()
     assert sorted(p.name for p in case229.packpath.parent.iterdir()) == sorted(
@@ -185,8 +185,8 @@ def test_a_run_killed_between_the_two_renames_is_recovered(case229: Case) -> Non
     aside = case229.packpath.parent / f".{case229.packpath.name}.almaqa2-old-x1"
     aside.mkdir()
     case229.packpath.rename(aside / "previous")
-    from almaqa2 import materialize
+    from almaqa2 import package_dir
 
-    materialize.recover(case229.packpath)
+    package_dir.recover(case229.packpath)
     assert tree_state(case229.packpath) == previous
     assert not aside.exists()

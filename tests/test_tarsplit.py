@@ -187,11 +187,22 @@ def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
     _finished_chunks_are_checked(pack.parent)
 
 
-@pytest.mark.parametrize("bad", ["ten", "0", "-5G"])
-def test_bad_size_is_refused(case229: Case, bad: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ("ten", "is not a size"),
+        ("-5G", "is not a size"),
+        ("0", "smaller than one tar record"),
+        ("0.5", "smaller than one tar record"),
+        ("9K", "smaller than one tar record"),
+    ],
+)
+def test_bad_size_is_refused(
+    case229: Case, bad: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     pack = _package(case229)
     assert _run(str(pack), "--max-size", bad) == 2
-    assert "is not a size" in capsys.readouterr().err
+    assert said in capsys.readouterr().err
 
 
 @settings(max_examples=400, deadline=None)

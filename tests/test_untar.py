@@ -115,33 +115,42 @@ def _device(name: str, kind: bytes) -> tuple[tarfile.TarInfo, bytes]:
 # Each case: the members after a harmless first file; ``outside`` is a directory beside
 # --out with a victim file in it.  Staging is --out/<hidden dir>, so ../../../ reaches it.
 CASES: dict[str, tuple[str, Callable[[Path], list[tuple[tarfile.TarInfo, bytes]]]]] = {
-    "absolute path": ("has an absolute path", lambda outside: [_file(str(outside / "evil.txt"))]),
+    "absolute path": (
+        "an absolute or empty name",
+        lambda outside: [_file(str(outside / "evil.txt"))],
+    ),
     "dot-dot": (
-        "outside/evil.txt', which is outside",
+        "climbs out with '..'",
         lambda outside: [_file(f"{P}/../../../outside/evil.txt")],
     ),
-    "other top directory": ("outside", lambda outside: [_file("elsewhere/evil.txt")]),
+    "other top directory": (
+        "outside the package's directory",
+        lambda outside: [_file("elsewhere/evil.txt")],
+    ),
     "symlink absolute": (
-        "is a link to an absolute path",
+        "a symbolic link, not a file or directory",
         lambda outside: [_link(f"{P}/link", str(outside))],
     ),
     "symlink outside": (
-        "outside the destination",
+        "a symbolic link, not a file or directory",
         lambda outside: [_link(f"{P}/link", "../../../outside")],
     ),
     "hard link absolute": (
-        "is a link to an absolute path",
+        "a hard link, not a file or directory",
         lambda outside: [_link(f"{P}/hard", str(outside / "victim.txt"), tarfile.LNKTYPE)],
     ),
     "hard link outside": (
-        "outside the destination",
+        "a hard link, not a file or directory",
         lambda outside: [_link(f"{P}/hard", "../../outside/victim.txt", tarfile.LNKTYPE)],
     ),
-    "character device": ("special file", lambda outside: [_device(f"{P}/null", tarfile.CHRTYPE)]),
-    "block device": ("special file", lambda outside: [_device(f"{P}/disk", tarfile.BLKTYPE)]),
-    "fifo": ("special file", lambda outside: [_device(f"{P}/pipe", tarfile.FIFOTYPE)]),
+    "character device": (
+        "a character device",
+        lambda outside: [_device(f"{P}/null", tarfile.CHRTYPE)],
+    ),
+    "block device": ("a block device", lambda outside: [_device(f"{P}/disk", tarfile.BLKTYPE)]),
+    "fifo": ("a FIFO", lambda outside: [_device(f"{P}/pipe", tarfile.FIFOTYPE)]),
     "overwrite through a link": (
-        "outside the destination",
+        "a symbolic link, not a file or directory",
         lambda outside: [
             _link(f"{P}/victim.txt", "../../../outside/victim.txt"),
             _file(f"{P}/victim.txt", b"overwritten\n"),

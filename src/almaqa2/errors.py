@@ -24,7 +24,7 @@ class Almaqa2Error(Exception):
     def __str__(self) -> str:
         text = self.what
         if self.path is not None:
-            text += f": {self.path}"
+            text += f": {shown(self.path)}"
         if self.fix:
             text += f"; {self.fix}"
         return text + ("" if text.endswith(".") else ".")
@@ -72,3 +72,9 @@ def reason(exc: BaseException) -> str:
     """The first line of a library's exception, to quote inside one of our sentences."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def shown(path: str) -> str:
+    """``path`` as it can be printed on one line: quoted with escapes if it holds a line
+    break, another control character or bytes that are not UTF-8."""
+    return path if path.isprintable() else repr(path)

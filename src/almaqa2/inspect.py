@@ -135,7 +135,7 @@ def describe(files: Iterable[tuple[str, int]], source: str, paths: list[str]) ->
     inventory = Inventory(source, paths)
     for path, size in files:
         parts = PurePosixPath(path).parts
-        start = next((i for i, p in enumerate(parts) if PROJECT_CODE.match(p)), None)
+        start = next((i for i, p in enumerate(parts) if PROJECT_CODE.fullmatch(p)), None)
         if start is None:
             continue
         code = parts[start]
@@ -161,7 +161,7 @@ def describe(files: Iterable[tuple[str, int]], source: str, paths: list[str]) ->
 
 def _walk(top: Path) -> Iterable[tuple[str, int]]:
     """The files below ``top``, named from the project directory's parent."""
-    prefix = f"{top.resolve().name}/" if PROJECT_CODE.match(top.resolve().name) else ""
+    prefix = f"{top.resolve().name}/" if PROJECT_CODE.fullmatch(top.resolve().name) else ""
     return ((prefix + rel, size) for rel, size in sizes_under(top).items())
 
 

@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from . import __version__, facts, manifest, materialize, readme, ticket
+from . import __version__, facts, manifest, materialize, package_dir, readme, ticket
 from .errors import DestinationError, InputError, existing_dir
 from .layouts import recognise
 from .naming import APPENDS, Existing
+from .package_dir import MARKER, is_ours
 from .plan import Plan, Uids, make_plan
 from .rules import MODES, style_for
 from .scan import Kind, SourceEntry
@@ -25,7 +26,6 @@ from .uid import check_project_code, to_fs
 
 log = logging.getLogger(__name__)
 
-MARKER = ".almaqa2.json"
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as the payload is written."""
 
@@ -96,14 +96,6 @@ def check_overlap(origpath: Path, packpath: Path) -> None:
         )
 
 
-def is_ours(packpath: Path) -> bool:
-    """True if ``packpath`` holds a package this tool made (it carries our marker)."""
-    try:
-        return json.loads((packpath / MARKER).read_text()).get("tool") == "almaqa2"
-    except (OSError, ValueError, AttributeError):
-        return False
-
-
 def check_destination(packpath: Path) -> None:
     if packpath.exists() and not is_ours(packpath):
         raise DestinationError(
@@ -115,10 +107,7 @@ def check_destination(packpath: Path) -> None:
 
 def members_of(packpath: Path) -> list[str]:
     """The members our marker in ``packpath`` lists (an append adds one to them)."""
-    try:
-        members = json.loads((packpath / MARKER).read_text()).get("members", [])
-    except (OSError, ValueError, AttributeError):
-        members = None
+    members = (package_dir.marker(packpath) or {}).get("members")
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise DestinationError(
             f"the package's {MARKER} is damaged (no list of members)",
@@ -225,7 +214,7 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     """Build the package ``request`` asks for; see SPEC §4-§6 and §13."""
     request = resolve(request)
     packpath = request.packpath
-    with materialize.holding(packpath):
+    with package_dir.holding(packpath):
         plan = _plan(request)
         header = request.readme.read_text(errors="replace")
         built = build(plan, packpath, header, progress, tickets=True)
@@ -267,10 +256,10 @@ def _build(
     hashing = plan.mode in ("copy", "hard")
     total = sum(p.size for p in plan.placements)
     done_bytes = 0
-    with materialize.staging(packpath) as stage, manifest.Hasher() as hasher:
+    with package_dir.staging(packpath) as stage, manifest.Hasher() as hasher:
         members = [] if fresh else members_of(packpath)
         if not fresh:
-            materialize.link_tree(packpath, stage)
+            package_dir.link_tree(packpath, stage)
 
         def done(path: str, size: int, source: str | None, digest: str | None) -> None:
             nonlocal done_bytes
@@ -302,7 +291,7 @@ def _build(
             _update_manifest(stage, plan, new_files)
 
         def install() -> None:
-            materialize.install(stage, packpath, is_ours)
+            package_dir.install(stage, packpath)
 
         written: tuple[Path, ...] = ()
         if tickets:

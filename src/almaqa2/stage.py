@@ -15,7 +15,7 @@ from . import readme
 from .errors import existing_dir
 from .layouts import Reduction, ebs_named
 from .layouts.pipeline import find_run, xml_ebs
-from .materialize import holding
+from .package_dir import holding
 from .packager import (
     Progress,
     Result,

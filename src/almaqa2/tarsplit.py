@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from . import manifest
+from . import manifest, package_dir
 from .copying import copy_bytes, write_all
 from .errors import DestinationError, InputError, existing_dir
 from .sizes import parse_size
@@ -31,10 +31,11 @@ RECORD = tarfile.RECORDSIZE
 _USTAR_NAME = tarfile.LENGTH_NAME
 _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
 CHUNK_NAME = re.compile(
-    rf"^(?P<project>{PROJECT_CODE.pattern.strip('^$')})_(?P<tag>.+)"
-    r"_(?:(?P<n>\d{3})_of_(?P<total>\d{3})|auxiliary)\.tar$"
+    rf"(?P<project>{PROJECT_CODE.pattern})_(?P<tag>.+)"
+    r"_(?:(?P<n>\d{3,})_of_(?P<total>\d{3,})|auxiliary)\.tar"
 )
-"""What ``chunk_name`` writes, read back: project, tag, number and total (or auxiliary)."""
+"""What ``chunk_name`` writes, read back (``fullmatch``): project, tag, number and total
+(or auxiliary)."""
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,16 @@ def plan(
 
 def chunks_in(folder: Path) -> list[Path]:
     """The chunks in ``folder``, by their names (other tars, such as tickets, left out)."""
-    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.match(p.name)]
+    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.fullmatch(p.name)]
 
 
 def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
-    """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0."""
-    return f"{project}_{tag}_" + (f"{n:03d}_of_{total:03d}.tar" if n else "auxiliary.tar")
+    """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0.
+    Past 999 chunks both numbers take the total's width, so names still sort in order."""
+    width = max(3, len(str(total)))
+    return f"{project}_{tag}_" + (
+        f"{n:0{width}d}_of_{total:0{width}d}.tar" if n else "auxiliary.tar"
+    )
 
 
 def list_name(project: str, tag: str) -> str:
@@ -310,9 +315,15 @@ def tarsplit(
     auxiliary: bool = False,
     progress: Progress | None = None,
 ) -> Split:
-    """Split the package at ``packpath`` into chunks in ``out`` (default: beside it)."""
+    """Split the package at ``packpath`` into chunks in ``out`` (default: beside it).
+
+    One split of a package at a time writes into ``out`` (a lock); a set of chunks of the
+    same package and tag already there (another ``--max-size``) is replaced: its chunks
+    that the new set does not overwrite are removed once the new set is complete.
+    """
     packpath = existing_dir(packpath, "the package directory", "give a packpath")
     check_project_code(packpath.name)
+    check_real(packpath)
     out = existing_dir(out or packpath.parent, "the output directory", "create it first")
     if out.is_relative_to(packpath):
         raise DestinationError(
@@ -322,11 +333,41 @@ def tarsplit(
         )
     limit = parse_size(max_size)
     tag = tag_of(packpath, date)
-    for stale in out.glob(f"{packpath.name}_{tag}_*.part"):
-        log.info("removing an interrupted chunk: %s", stale)
-        stale.unlink()
-    chunks, too_big = plan(packpath, limit, tag, auxiliary)
-    for entry in too_big:
-        log.warning("larger than --max-size %s, so alone in its chunk: %s", max_size, entry.path)
-    digests = write(chunks, out, progress)
-    return Split(tuple(chunks), digests, write_list(out, list_name(packpath.name, tag), digests))
+    with package_dir.holding(out / f"{packpath.name}_{tag}.split"):
+        for stale in out.glob(f"{packpath.name}_{tag}_*.part"):
+            log.info("removing an interrupted chunk: %s", stale)
+            stale.unlink()
+        older = _set_in(out, packpath.name, tag)
+        chunks, too_big = plan(packpath, limit, tag, auxiliary)
+        for entry in too_big:
+            log.warning(
+                "larger than --max-size %s, so alone in its chunk: %s", max_size, entry.path
+            )
+        digests = write(chunks, out, progress)
+        listing = write_list(out, list_name(packpath.name, tag), digests)
+        for name in sorted(set(older) - set(digests)):
+            log.warning("removing a chunk of an earlier split of this package: %s", out / name)
+            (out / name).unlink(missing_ok=True)
+            (out / f"{name}.md5sum").unlink(missing_ok=True)
+    return Split(tuple(chunks), digests, listing)
+
+
+def check_real(packpath: Path) -> None:
+    """Only a real package travels: one made in fake or ticket mode holds empty files."""
+    mode = (package_dir.marker(packpath) or {}).get("mode")  # none: its manifest speaks
+    if mode in ("fake", "ticket"):
+        raise InputError(
+            f"this package was made in {mode} mode (empty files), so it is not split for delivery",
+            packpath,
+            fix="package it with --mode copy or --mode hard first",
+        )
+
+
+def _set_in(out: Path, project: str, tag: str) -> list[str]:
+    """The chunks of ``project`` and ``tag`` already in ``out``."""
+    return [
+        p.name
+        for p in chunks_in(out)
+        if (found := CHUNK_NAME.fullmatch(p.name))
+        and (found["project"], found["tag"]) == (project, tag)
+    ]

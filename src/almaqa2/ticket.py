@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from .materialize import ticket_prefix
+from .package_dir import ticket_prefix
 from .plan import Plan
 from .sizes import human_size
 

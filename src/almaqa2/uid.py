@@ -14,17 +14,20 @@ _UID_BODY = r"A\d{3}_X[0-9A-Za-z]+_X[0-9A-Za-z]+"
 UID_FS = re.compile(rf"uid___{_UID_BODY}")
 """A UID in file-system form, found anywhere in a name."""
 
-_UID_ARCHIVE = re.compile(r"^uid://(A\d{3})/(X[0-9A-Za-z]+)/(X[0-9A-Za-z]+)$")
-_UID_FS_EXACT = re.compile(rf"^uid___{_UID_BODY}$")
-PROJECT_CODE = re.compile(r"^\d{4}\.[0-9A]\.\d{5}\.[A-Z]$")
+_UID_ARCHIVE = re.compile(r"uid://(A\d{3})/(X[0-9A-Za-z]+)/(X[0-9A-Za-z]+)")
+_UID_FS_EXACT = re.compile(rf"uid___{_UID_BODY}")
+PROJECT_CODE = re.compile(r"\d{4}\.[0-9A]\.\d{5}\.[A-Z]")
+"""A project code; always ``fullmatch``ed (``$`` would let a trailing newline through)."""
+SB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
+"""An SB name as it may name a file (the ticket): no '/', no leading dot, no spaces."""
 
 
 def to_fs(uid: str) -> str:
     """Return the file-system form of ``uid`` (either form accepted)."""
     text = uid.strip()
-    if _UID_FS_EXACT.match(text):
+    if _UID_FS_EXACT.fullmatch(text):
         return text
-    archive = _UID_ARCHIVE.match(text)
+    archive = _UID_ARCHIVE.fullmatch(text)
     if archive:
         return "uid___" + "_".join(archive.groups())
     raise InputError(
@@ -35,7 +38,7 @@ def to_fs(uid: str) -> str:
 
 def is_uid(name: str) -> bool:
     """True if ``name`` is exactly a UID in file-system form."""
-    return bool(_UID_FS_EXACT.match(name))
+    return bool(_UID_FS_EXACT.fullmatch(name))
 
 
 def uid_prefix(name: str) -> str | None:
@@ -63,11 +66,21 @@ def short_name(uid: str) -> str:
     return to_fs(uid).rsplit("_", 1)[1]
 
 
+def check_sb_name(name: str | None) -> str | None:
+    """Return ``name`` if it can name the ticket files, else raise InputError."""
+    if name is not None and not SB_NAME.fullmatch(name):
+        raise InputError(
+            f"{name!r} cannot be an SB name in a file name",
+            fix="use letters, digits and _ . + - only, e.g. B6_IRAS12345",
+        )
+    return name
+
+
 def check_project_code(code: str) -> str:
     """Return ``code`` if it looks like an ALMA project code, else raise InputError."""
-    if not PROJECT_CODE.match(code):
+    if not PROJECT_CODE.fullmatch(code):
         raise InputError(
-            f"'{code}' is not an ALMA project code",
+            f"{code!r} is not an ALMA project code",
             fix="name the package directory after the project, e.g. 2011.0.00229.S",
         )
     return code

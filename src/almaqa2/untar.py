@@ -2,27 +2,25 @@
 
 The chunks are extracted into a staging directory inside ``--out``; their md5s and the
 extracted files (against the manifest they carry) are checked; only then is the package
-renamed into place.  Nothing appears under ``--out`` otherwise.
+renamed into place, never over anything that appeared there meanwhile.  Nothing appears
+under ``--out`` otherwise, and what a killed run left is removed by the next one.
 
-Each member passes ``safe_member`` before it is written: a member of a package lies inside
-the package's directory, so absolute names, ``..`` and other top directories are refused
-outright; then Python's tarfile ``data`` filter refuses links that leave the target, device
-files and FIFOs, and clears setuid bits and owners (SPEC §8, §13).
+Every member of every chunk is checked before anything is written (``safetar``): a
+package's chunks hold only regular files and directories below the package's directory.
 """
 
 from __future__ import annotations
 
-import os
 import tarfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from . import materialize
+from . import package_dir, safetar
 from .errors import DestinationError, InputError, existing_dir
 from .verify import (
+    ChunkSet,
     Extraction,
-    Filter,
     Progress,
     Report,
     VerificationError,
@@ -31,25 +29,21 @@ from .verify import (
 )
 
 
-def safe_member(project: str) -> Filter:
-    """The filter for members of ``project``'s chunks (see the module's docstring)."""
-
-    def safe(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
-        name = PurePosixPath(member.name)
-        if name.is_absolute():
-            raise tarfile.AbsolutePathError(member)
-        if ".." in name.parts or name.parts[0] != project:
-            where = os.path.normpath(os.path.join(dest, member.name))
-            raise tarfile.OutsideDestinationError(member, where)
-        return tarfile.data_filter(member, dest)
-
-    return safe
-
-
 @dataclass(frozen=True)
 class Untarred:
     package: Path
     report: Report
+
+
+def check_members(chunk_set: ChunkSet) -> None:
+    """Read every chunk's headers (not its data) and refuse the first unsafe member; a
+    chunk that is not a readable tar is left for the checksums to report."""
+    for path in chunk_set.present.values():
+        try:
+            with tarfile.open(path, "r:") as tar:
+                safetar.check(tar, path, chunk_set.project)
+        except (tarfile.TarError, EOFError, OSError):
+            continue
 
 
 def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -> Untarred:
@@ -68,9 +62,10 @@ def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -
         raise DestinationError(
             "the package is already there", target, fix="remove it or choose another --out"
         )
-    with materialize.staging(target) as stage:
-        report = check_chunks(sets, progress, Extraction(stage, safe_member(project)))
+    check_members(sets[0])
+    with package_dir.holding(target), package_dir.staging(target) as stage:
+        report = check_chunks(sets, progress, Extraction(stage, project))
         if not report.ok:
             raise VerificationError(report)
-        os.rename(stage / project, target)
+        package_dir.rename_new(stage / project, target)
     return Untarred(target, report)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import manifest
-from .errors import Almaqa2Error, DestinationError, InputError
+from . import manifest, safetar
+from .errors import Almaqa2Error, DestinationError, InputError, shown
 from .tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
 
 Progress = Callable[[int, int], None]
@@ -30,13 +30,13 @@ _BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | extra | corrupt
+    kind: str  # missing | extra | corrupt | unsafe (a chunk member untar refuses)
     path: str
     expected: str | None = None
     found: str | None = None
 
     def __str__(self) -> str:
-        text = f"{self.kind}: {self.path}"
+        text = f"{self.kind}: {shown(self.path)}"
         if self.expected or self.found:
             text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
         return text
@@ -160,7 +160,11 @@ class ChunkSet:
     folder: Path
     present: dict[str, Path] = field(default_factory=dict)
     expected: dict[str, str] = field(default_factory=dict)  # chunk name -> md5 (when listed)
-    total: int = 0  # MMM of the numbered chunks
+    totals: set[int] = field(default_factory=set)  # MMM of the numbered chunks: one, if whole
+
+    @property
+    def total(self) -> int:
+        return max(self.totals, default=0)
 
     def names(self) -> list[str]:
         numbered = [
@@ -176,7 +180,7 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
     for path in paths:
         if path.is_dir():
             found = chunks_in(path)
-        elif CHUNK_NAME.match(path.name):
+        elif CHUNK_NAME.fullmatch(path.name):
             found = [path]
         else:
             raise InputError(
@@ -185,7 +189,7 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
                 fix="give <project>_<tag>_NNN_of_MMM.tar files or their directory",
             )
         for chunk in found:
-            name = CHUNK_NAME.match(chunk.name)
+            name = CHUNK_NAME.fullmatch(chunk.name)
             assert name is not None
             key = (name["project"], name["tag"])
             if key not in sets:
@@ -195,7 +199,8 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
                     sets[key].expected |= manifest.read(listing)
             chunk_set = sets[key]
             chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
-            chunk_set.total = max(chunk_set.total, int(name["total"] or 0))
+            if name["total"]:
+                chunk_set.totals.add(int(name["total"]))
             own = chunk.with_name(f"{chunk.name}.md5sum")
             if own.is_file():
                 chunk_set.expected |= manifest.read(own)
@@ -223,6 +228,17 @@ def check_chunks(
     for chunk_set in sets:
         members: dict[str, str] = {}
         listed: dict[str, str] | None = None
+        if len(chunk_set.totals) > 1:
+            splits = " and ".join(str(n) for n in sorted(chunk_set.totals))
+            problems.append(
+                Problem(
+                    "extra",
+                    str(chunk_set.folder),
+                    "one split of the package",
+                    f"chunks of {len(chunk_set.totals)} splits (of {splits} chunks) mixed:"
+                    " keep one set",
+                )
+            )
         for name in chunk_set.names():
             path = chunk_set.present.get(name)
             expected = chunk_set.expected.get(name)
@@ -237,6 +253,9 @@ def check_chunks(
                 problems.append(Problem("corrupt", str(path), expected, contents.md5))
             elif contents.error:
                 problems.append(Problem("corrupt", str(path), "a tar", contents.error))
+            problems += [
+                Problem("unsafe", member, found=why) for member, why in contents.unsafe.items()
+            ]
             for member, digest in contents.members.items():
                 if member in members:
                     problems.append(Problem("extra", member, found=f"a second copy in {path}"))
@@ -265,21 +284,18 @@ def check_chunks(
 @dataclass(frozen=True)
 class ChunkContents:
     md5: str  # of the whole chunk
-    members: dict[str, str]  # member name -> md5 (or what it is, if not a regular file)
+    members: dict[str, str]  # member name -> md5
+    unsafe: dict[str, str]  # member name -> why untar refuses it
     manifest: bytes | None  # the manifest it carries
     error: str | None  # why the tar could not be read to its end
 
 
-Filter = Callable[[tarfile.TarInfo, str], tarfile.TarInfo]
-
-
 @dataclass(frozen=True)
 class Extraction:
-    """Where chunks are extracted, and the filter each member passes first (it raises
-    ``tarfile.FilterError`` for a member it refuses)."""
+    """Where chunks are extracted, and the package directory every member must lie in."""
 
     folder: Path
-    safe: Filter
+    top: str
 
 
 def read_chunk(
@@ -290,7 +306,7 @@ def read_chunk(
     follower = manifest.Follower(path, read)
     follower.written(path.stat().st_size)
     try:
-        members, carried, error = _read_members(path, into)
+        members, unsafe, carried, error = _read_members(path, into)
     except BaseException:
         follower.close()
         raise
@@ -298,37 +314,39 @@ def read_chunk(
         md5 = follower.hexdigest()
     except OSError as exc:
         md5 = f"unreadable ({exc.strerror})"
-    return ChunkContents(md5, members, carried, error)
+    return ChunkContents(md5, members, unsafe, carried, error)
 
 
-def _read_members(
-    path: Path, into: Extraction | None
-) -> tuple[dict[str, str], bytes | None, str | None]:
-    """({member: md5}, the manifest's bytes, why the tar could not be read to its end).
+_Read = tuple[dict[str, str], dict[str, str], bytes | None, str | None]
+
+
+def _read_members(path: Path, into: Extraction | None) -> _Read:
+    """(members, unsafe members, the manifest's bytes, why the tar could not be read to
+    its end), as ``ChunkContents`` holds them; with ``into``, the members are extracted.
 
     Headers are read by tarfile; a member's data straight from the file at its offset
-    (tarfile's stream reader took twice as long).
+    (tarfile's stream reader took twice as long).  A member that ``qa2 untar`` would
+    refuse is recorded as ``unsafe (why)``; with ``into`` it stops everything.
     """
     members: dict[str, str] = {}
+    unsafe: dict[str, str] = {}
     carried = None
     view = memoryview(bytearray(_BLOCK))
+    top = into.top if into else _project_of(path)
     try:
         with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
             for member in tar:
-                if into is not None:
-                    tar.extract(member, into.folder, filter=into.safe)
+                why = safetar.why_unsafe(member, top)
+                if why is not None:
+                    if into is not None:
+                        raise safetar.unsafe(path, member.name, why)
+                    unsafe[member.name] = why
+                elif into is not None:
+                    safetar.extract(f.fileno(), member, into.folder, path)
                 elif member.isreg():
                     members[member.name] = _md5_at(f.fileno(), member, view)
                     if member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME):
                         carried = os.pread(f.fileno(), member.size, member.offset_data)
-                elif not member.isdir():
-                    members[member.name] = f"a {_KINDS.get(member.type, 'special file')}"
-    except tarfile.FilterError as exc:
-        raise InputError(
-            f"the chunk holds a member that is not safe to extract ({exc})",
-            path,
-            fix="do not extract it by hand either; ask the sender for the package again",
-        ) from None
     except OSError as exc:
         if into is not None:
             raise DestinationError(
@@ -336,10 +354,15 @@ def _read_members(
                 into.folder.parent,
                 fix="free some space or choose another --out, then run again",
             ) from exc
-        return members, carried, f"an unreadable file ({exc.strerror})"
+        return members, unsafe, carried, f"an unreadable file ({exc.strerror})"
     except (tarfile.TarError, EOFError) as exc:
-        return members, carried, f"an unreadable tar ({exc})"
-    return members, carried, None
+        return members, unsafe, carried, f"an unreadable tar ({exc})"
+    return members, unsafe, carried, None
+
+
+def _project_of(chunk: Path) -> str | None:
+    found = CHUNK_NAME.fullmatch(chunk.name)
+    return found["project"] if found else None
 
 
 def _md5_at(fd: int, member: tarfile.TarInfo, view: memoryview) -> str:
@@ -353,12 +376,3 @@ def _md5_at(fd: int, member: tarfile.TarInfo, view: memoryview) -> str:
         digest.update(view[:n])
         offset, left = offset + n, left - n
     return digest.hexdigest()
-
-
-_KINDS = {
-    tarfile.SYMTYPE: "symbolic link",
-    tarfile.LNKTYPE: "hard link",
-    tarfile.CHRTYPE: "character device",
-    tarfile.BLKTYPE: "block device",
-    tarfile.FIFOTYPE: "FIFO",
-}

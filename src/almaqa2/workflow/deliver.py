@@ -3,9 +3,13 @@
 The chunks, their ``.md5sum`` files and the ``.md5sums`` list go into a new directory of
 the web-served ``--web-root`` whose name ends in a random token, so that only whoever is
 given the address finds it; an ``index.html`` lists names, sizes and checksums.  Chunks are
-hard-linked (no second copy of terabytes); across file systems they are copied and the
-copies checked against their md5s.  Given a package directory, it is split straight into
-the new directory.  The directory is built under a hidden name and renamed when complete.
+hard-linked (no second copy of terabytes); across file systems they are copied.  Either
+way what is about to be published is verified as ``qa2 verify`` does (each chunk against
+its md5, each file against the manifest it carries): only a complete, real package goes out
+(a fake package has no manifest), and a chunk-named link is refused, never followed.  Given
+a package directory, it is split straight into the new directory.  The directory is built
+under a hidden, private name and made readable and renamed only when complete; what a
+killed run left is removed by the next one for the same project.
 """
 
 from __future__ import annotations
@@ -19,11 +23,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import manifest, materialize, tarsplit
+from .. import package_dir, tarsplit
 from ..copying import copy_file
-from ..errors import ChecksumError, InputError, existing_dir
+from ..errors import InputError, existing_dir
 from ..sizes import human_size
-from ..verify import ChunkSet, Progress, find_chunks, package_in
+from ..verify import (
+    ChunkSet,
+    Progress,
+    VerificationError,
+    check_chunks,
+    find_chunks,
+    package_in,
+)
 
 INDEX = "index.html"
 
@@ -51,25 +62,31 @@ def deliver(
         )
     project = projects.pop()
     target = web_root / f"{project}-{secrets.token_urlsafe(24)}"
-    with materialize.staging(target) as stage:
+    runs = web_root / f"{project}.deliver"  # names this project's staging and lock
+    with package_dir.holding(runs), package_dir.staging(runs, private=True) as stage:
         if package:
             split = tarsplit.tarsplit(package, stage, max_size, progress=progress)
             files = [(c.name, c.size, split.digests[c.name]) for c in split.chunks]
         else:
             files = [file for chunk_set in sets for file in _publish(chunk_set, stage)]
+            report = check_chunks(find_chunks([stage]), progress)
+            if not report.ok:
+                raise VerificationError(report)
         lists = sorted(p.name for p in stage.iterdir() if p.suffix != ".tar")
         published = Published(target, tuple(files), tuple(lists))
         _write_index(stage, project, published)
-        os.rename(stage, target)
+        package_dir.public(stage)
+        package_dir.rename_new(stage, target)
     return published
 
 
 def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
-    """Link (or copy and check) each chunk and its md5 files into ``stage``; returns each
-    chunk's name, size and md5."""
+    """Link (or copy) each chunk and its md5 files into ``stage``; returns each chunk's
+    name, size and md5 (checked by the caller, on the published files)."""
     published = []
     for name in chunk_set.names():
         chunk = chunk_set.present.get(name)
+        given = chunk_set.folder / name
         if chunk is None:
             raise InputError(
                 "a chunk of the set is missing",
@@ -82,9 +99,9 @@ def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
                 chunk,
                 fix="split the package again with 'qa2 tarsplit'",
             )
-        _place(chunk, stage / name, chunk_set.expected[name])
+        _place(given, stage / name)
         published.append((name, (stage / name).stat().st_size, chunk_set.expected[name]))
-        md5_file = chunk.with_name(f"{name}.md5sum")
+        md5_file = given.with_name(f"{name}.md5sum")
         if md5_file.is_file():
             _place(md5_file, stage / md5_file.name)
     listing = chunk_set.folder / tarsplit.list_name(chunk_set.project, chunk_set.tag)
@@ -93,20 +110,22 @@ def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
     return published
 
 
-def _place(source: Path, dest: Path, md5: str | None = None) -> None:
-    """Hard-link ``source`` to ``dest``; where links cannot be made, copy it and check the
-    copy against ``md5``."""
+def _place(source: Path, dest: Path) -> None:
+    """Hard-link the plain file ``source`` to ``dest``; where links cannot be made, copy
+    it.  A link is refused: what it points at may be anybody's file."""
+    if source.is_symlink() or not source.is_file():
+        raise InputError(
+            "a file to publish is a link or not a plain file, which is never published",
+            source,
+            fix="put the file itself there (qa2 tarsplit writes plain files)",
+        )
     try:
-        os.link(source, dest)
+        os.link(source, dest, follow_symlinks=False)
         return
     except OSError as exc:
         if exc.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK):
             raise
     copy_file(str(source), str(dest))
-    if md5 is not None and manifest.md5_file(dest) != md5:
-        raise ChecksumError(
-            "the copy differs from its md5", source, fix="check the disks, then deliver again"
-        )
 
 
 def _write_index(stage: Path, project: str, published: Published) -> None:

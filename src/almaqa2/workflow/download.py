@@ -3,12 +3,17 @@
 earlier run left half-done (HTTP Range), checked, then unpacked safely.
 
 A partial file is ``<name>.part`` until it is complete and its md5 matches the list; one
-that does not match is kept as ``<name>.corrupt`` for a look and is not unpacked.
+that does not match is kept as ``<name>.corrupt`` for a look and is not unpacked.  Only
+``http(s)`` links are followed (a page cannot make it read local files); a tar is unpacked
+only if it is a plain (uncompressed) tar of files and directories (``safetar``), into a
+staging directory first, so its unpacked size is bounded by its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+import http.client
+import logging
 import os
 import re
 import tarfile
@@ -19,15 +24,20 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.client import HTTPResponse
 from pathlib import Path
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+from .. import package_dir, safetar
 from ..errors import Almaqa2Error, InputError, reason
 from ..manifest import md5_file
 
+log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 _BLOCK = 1 << 20
 _MD5_LIST = re.compile(r"(?i).*md5.*")
 _LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *]?(.+)$")
+_SCHEMES = ("http", "https")
+_NETWORK = (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)
+"""What a server or the network can make urllib raise, a garbled reply included."""
 
 
 class DownloadError(Almaqa2Error):
@@ -50,7 +60,9 @@ def links(page: str, base: str) -> tuple[list[str], str | None]:
     """The tar URLs and the md5 list URL a listing page links to (pure)."""
     parser = _Links()
     parser.feed(page)
-    absolute = [urljoin(base, href) for href in parser.hrefs]
+    absolute = [
+        url for href in parser.hrefs if urlsplit(url := urljoin(base, href)).scheme in _SCHEMES
+    ]
     tars = sorted({u for u in absolute if u.split("?")[0].endswith(".tar")})
     md5s = [u for u in absolute if _MD5_LIST.fullmatch(u.rsplit("/", 1)[-1]) and u not in tars]
     return tars, (md5s[0] if md5s else None)
@@ -66,19 +78,30 @@ def parse_md5s(text: str) -> dict[str, str]:
     return found
 
 
+def _failed(url: str, exc: BaseException) -> InputError:
+    return InputError(
+        f"cannot download ({reason(exc)})", url, fix="check the address and the network"
+    )
+
+
 def _get(url: str, start: int = 0) -> HTTPResponse:
+    if urlsplit(url).scheme not in _SCHEMES:
+        raise InputError(
+            "only http and https addresses are downloaded", url, fix="give the page's web address"
+        )
     request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
         return urllib.request.urlopen(request, timeout=60)
-    except (urllib.error.URLError, OSError) as exc:
-        raise InputError(
-            f"cannot download ({reason(exc)})", url, fix="check the address and the network"
-        ) from None
+    except _NETWORK as exc:
+        raise _failed(url, exc) from None
 
 
 def _text(url: str) -> str:
     with _get(url) as response:
-        return response.read().decode("utf-8", "replace")
+        try:
+            return response.read().decode("utf-8", "replace")
+        except _NETWORK as exc:
+            raise _failed(url, exc) from None
 
 
 @dataclass
@@ -108,38 +131,46 @@ def fetch(url: str, dest: Path, progress: Progress | None = None) -> Fetched:
     with _get(url, start) as response:
         if start and response.status != 206:  # the server ignored the Range: start again
             start, digest = 0, hashlib.md5()
-        total = start + int(response.headers.get("Content-Length") or 0)
+        length = response.headers.get("Content-Length") or "0"
+        total = start + (int(length) if length.isdigit() else 0)
         done = start
         with part.open("ab" if start else "wb") as f:
-            while block := response.read(_BLOCK):
-                f.write(block)
-                digest.update(block)
-                done += len(block)
-                if progress:
-                    progress(done, total)
+            try:
+                while block := response.read(_BLOCK):
+                    f.write(block)
+                    digest.update(block)
+                    done += len(block)
+                    if progress:
+                        progress(done, total)
+            except _NETWORK as exc:
+                if isinstance(exc, OSError) and exc.filename:
+                    raise  # our disk, not the network
+                raise _failed(url, exc) from None
     os.replace(part, dest)
     return Fetched(dest.name, start, digest.hexdigest(), True)
 
 
 def extract(tar_path: Path, out: Path) -> list[str]:
-    """Unpack ``tar_path`` into ``out`` with tarfile's ``data`` filter (no absolute paths,
-    no ``..``, no links out, no devices); the names of its top-level entries."""
+    """Unpack the plain tar ``tar_path`` into ``out`` (see the module's docstring): every
+    member checked before anything is written, the tar's top-level entries renamed into
+    ``out`` once all is written; one already there is kept.  Returns their names."""
     try:
-        with tarfile.open(tar_path) as tar:
+        with tarfile.open(tar_path, "r:") as tar:
             members = tar.getmembers()
-            for member in members:  # every member checked before anything is written
-                tarfile.data_filter(member, str(out))
-            tops = sorted({m.name.split("/", 1)[0] for m in members})
-            tar.extractall(out, filter="data")
-    except tarfile.FilterError as exc:
-        raise InputError(
-            f"refused to unpack an unsafe member ({reason(exc)})",
-            tar_path,
-            fix="ask the DRM for a clean copy of this file",
-        ) from None
+            safetar.check(members, tar_path)
+            with package_dir.staging(out / tar_path.name) as stage:
+                with open(tar_path, "rb") as raw:
+                    for member in members:
+                        safetar.extract(raw.fileno(), member, stage, tar_path)
+                tops = sorted(os.listdir(stage))
+                for top in tops:
+                    if (out / top).exists() or (out / top).is_symlink():
+                        log.info("already unpacked, kept as it is: %s", out / top)
+                        continue
+                    package_dir.rename_new(stage / top, out / top)
     except tarfile.TarError as exc:
         raise InputError(
-            f"not a readable tar ({reason(exc)})", tar_path, fix="download it again"
+            f"not a plain tar ({reason(exc)})", tar_path, fix="download it again"
         ) from None
     return tops
 
