@@ -102,9 +102,10 @@ def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -
         if member.size is None:
             os.mkdir(target)
             continue
-        digest = writer.file(src_dir + member.rel, target)
+        source_file = member.target or src_dir + member.rel  # a link: the file it reaches
+        digest = writer.file(source_file, target)
         if done:
-            done(target, member.size, src_dir + member.rel if writer.copies else None, digest)
+            done(target, member.size, source_file if writer.copies else None, digest)
     return source.size
 
 
@@ -140,7 +141,9 @@ class Writer(abc.ABC):
         with open(dst, "xb") as raw:
             with (
                 igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
-                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+                tarfile.open(
+                    fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=True
+                ) as tar,
             ):
                 for inside, placement in members:
                     tar.add(placement.source.path, inside, filter=_anonymous)

@@ -88,7 +88,7 @@ def _shadow(ms: Path) -> Iterator[str]:
     top = tempfile.mkdtemp(prefix="almaqa2-ms-")
     try:
         root = os.path.join(top, ms.name)
-        for dirpath, _dirs, files in os.walk(os.path.abspath(ms)):
+        for dirpath, _dirs, files in os.walk(os.path.abspath(ms), followlinks=True):
             here = os.path.join(root, os.path.relpath(dirpath, os.path.abspath(ms)))
             os.makedirs(here, exist_ok=True)
             for name in files:
@@ -192,7 +192,7 @@ def _unneeded(table: Any, kept: str) -> tuple[str, ...]:
 
 def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: tuple[str, ...]) -> None:
     """Copy the files of ``ms`` to ``dest``, but the main table's files named ``unneeded*``."""
-    for dirpath, _dirs, files in os.walk(ms):
+    for dirpath, _dirs, files in os.walk(ms, followlinks=True):  # linked subtables too
         rel = os.path.relpath(dirpath, ms)
         here = dest / rel
         here.mkdir(exist_ok=True)

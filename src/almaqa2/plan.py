@@ -18,6 +18,7 @@ from .modern import Bundle
 from .naming import Existing, Units, units
 from .rules import NEVER, NOTES, PI_SCRIPT, STYLES, Classifier, Style, Transform
 from .scan import Kind, SourceEntry
+from .uid import check_sb_name
 
 log = logging.getLogger(__name__)
 
@@ -216,7 +217,7 @@ def make_plan(
         append=append,
         units=member_units,
         uids=found_uids,
-        sb_name=sb_name or reduction.sb_name,
+        sb_name=check_sb_name(sb_name or reduction.sb_name),
         reduction=reduction,
         placements=tuple(sorted(placements, key=lambda p: p.dest.as_posix())),
         skipped=tuple(skipped),

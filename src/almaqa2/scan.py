@@ -9,6 +9,7 @@ unit.  Every other directory is walked.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -39,6 +40,7 @@ class Member:
 
     rel: str  # relative to the table or plots directory, with '/'
     size: int | None
+    target: str | None = None  # a file reached through a link: the file itself
 
 
 @dataclass(frozen=True)
@@ -58,9 +60,18 @@ class SourceEntry:
         return self.rel.name
 
 
-def _unreadable(path: str, why: str) -> InputError:
+def _unreadable(path: str, what: str, exc: OSError | None = None) -> InputError:
+    """The error for a file or directory that cannot be read, saying why as the system did."""
+    if exc is not None and exc.errno == errno.ELOOP:
+        return InputError(f"{what} is a symbolic link loop", path, fix="remove or correct the link")
+    if exc is not None and exc.errno == errno.ENOENT:
+        return InputError(
+            f"{what} is a broken link or vanished while it was read",
+            path,
+            fix="remove or correct the link, then run again",
+        )
     return InputError(
-        f"cannot read {why}",
+        f"cannot read {what}" + (f" ({exc.strerror})" if exc is not None and exc.strerror else ""),
         path,
         fix="make it readable (chmod/chown) or move it out of the reduction directory",
     )
@@ -79,29 +90,42 @@ def _regular_size(path: str, st: os.stat_result) -> int:
 
 
 def _members(top: str) -> tuple[tuple[Member, ...], int]:
-    """All files and sub-directories of a table or plots directory, sorted, with sizes."""
+    """All files and sub-directories of a table or plots directory, sorted, with sizes.
+
+    Links are followed (CASA links the subtables of a multi-MS to the first one's) and
+    the files they reach are recorded as such, so that every writer packages the file,
+    never the link; a link back to a directory already being walked is an error."""
     found: list[Member] = []
     total = 0
-    skip = len(top) + 1
-    for dirpath, dirnames, filenames in os.walk(top, onerror=_raise_walk_error, followlinks=True):
-        dirnames.sort()
-        base = dirpath[skip:] + "/" if len(dirpath) > len(top) else ""
-        found.extend(Member(base + d, None) for d in dirnames)
-        for f in filenames:
-            full = os.path.join(dirpath, f)
+
+    def walk(path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
+        nonlocal total
+        try:
+            with os.scandir(path) as it:
+                children = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            raise _unreadable(path, "this directory", exc) from exc
+        for child in children:
+            rel = base + child.name
             try:
-                st = os.stat(full)
+                st = child.stat()
             except OSError as exc:
-                raise _unreadable(full, "this file") from exc
-            size = _regular_size(full, st)
-            found.append(Member(base + f, size))
+                raise _unreadable(child.path, "this file", exc) from exc
+            if stat.S_ISDIR(st.st_mode):
+                if (st.st_dev, st.st_ino) in seen:
+                    raise _unreadable(child.path, "this link", OSError(errno.ELOOP, "loop"))
+                found.append(Member(rel, None))
+                walk(child.path, rel + "/", seen | {(st.st_dev, st.st_ino)})
+                continue
+            size = _regular_size(child.path, st)
+            target = os.path.realpath(child.path) if child.is_symlink() else None
+            found.append(Member(rel, size, target))
             total += size
+
+    st = os.stat(top)
+    walk(top, "", frozenset({(st.st_dev, st.st_ino)}))
     found.sort(key=lambda m: m.rel)
     return tuple(found), total
-
-
-def _raise_walk_error(exc: OSError) -> None:
-    raise _unreadable(str(exc.filename), "this directory") from exc
 
 
 def _classify_dir(path: str) -> Kind | None:
@@ -124,12 +148,12 @@ def scan(root: Path) -> tuple[SourceEntry, ...]:
     top = str(root)
     entries: list[SourceEntry] = []
 
-    def visit(dirpath: str, rel: PurePosixPath) -> None:
+    def visit(dirpath: str, rel: PurePosixPath, seen: frozenset[tuple[int, int]]) -> None:
         try:
             with os.scandir(dirpath) as it:
                 children = sorted(it, key=lambda e: e.name)
         except OSError as exc:
-            raise _unreadable(dirpath, "this directory") from exc
+            raise _unreadable(dirpath, "this directory", exc) from exc
         for child in children:
             child_rel = rel / child.name
             path = real = child.path
@@ -149,13 +173,16 @@ def scan(root: Path) -> tuple[SourceEntry, ...]:
             st = os.stat(path)
             if stat.S_ISDIR(st.st_mode):
                 kind = _classify_dir(path)
+                if (st.st_dev, st.st_ino) in seen:
+                    raise _unreadable(path, "this link", OSError(errno.ELOOP, "loop"))
                 if kind is None:
-                    visit(path, child_rel)
+                    visit(path, child_rel, seen | {(st.st_dev, st.st_ino)})
                     continue
                 members, size = ((), 0) if kind is Kind.ASDM else _members(path)
             else:
                 kind, members, size = Kind.FILE, (), _regular_size(path, st)
             entries.append(SourceEntry(child_rel, Path(real), kind, size, st.st_dev, members, link))
 
-    visit(top, PurePosixPath())
+    st = os.stat(top)
+    visit(top, PurePosixPath(), frozenset({(st.st_dev, st.st_ino)}))
     return tuple(entries)
