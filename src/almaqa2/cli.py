@@ -11,7 +11,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -25,7 +27,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from . import __version__
-from .errors import Almaqa2Error
+from .errors import Almaqa2Error, shown
 from .rules import MODES, STYLES
 from .sizes import human_size
 
@@ -395,9 +397,43 @@ def _result_dict(result: Result) -> dict[str, Any]:
 from . import cli_helpers  # noqa: E402, F401 - adds the reducer helpers' commands to the group
 
 
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread so that every ``finally`` and
+    ``with`` on the way out runs (staging removed, locks released), then exit 128 + N.
+    A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess)."""
+    """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess).
+
+    Exit codes: 0 done, 1 a check failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP;
+    whatever stops it, nothing half-written stays behind.
+    """
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    in_main = threading.current_thread() is threading.main_thread()  # signals go there only
+    previous = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS} if in_main else {}
+    try:
+        return _run(argv, debug)
+    except Stopped as exc:
+        err.print(f"stopped by {signal.Signals(exc.signum).name}; nothing half-written was kept")
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(argv: Sequence[str] | None, debug: bool) -> int:
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None, prog_name="qa2", standalone_mode=False
@@ -405,7 +441,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return 2
-    except click.Abort:
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            err.print("interrupted; nothing half-written was kept")
+            return 130
         err.print("aborted")
         return 1
     except Almaqa2Error as exc:
@@ -416,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:  # the system refused something the checks could not foresee
         if debug:
             raise
-        where = f": {exc.filename}" if exc.filename else ""
+        where = f": {shown(str(exc.filename))}" if exc.filename else ""
         err.print(
             f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again.",
             highlight=False,

@@ -51,6 +51,8 @@ def deliver(
 ) -> Published:
     """Publish the chunks at ``paths`` (or the package at ``paths[0]``) under ``web_root``."""
     web_root = existing_dir(web_root, "the web root", "give the directory the server serves")
+    if len(paths) == 1 and paths[0].is_dir():
+        tarsplit.check_real(paths[0])
     package = package_in(paths)
     sets = [] if package else find_chunks(paths)
     projects = {package.name} if package else {s.project for s in sets}

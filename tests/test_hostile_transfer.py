@@ -1,0 +1,474 @@
+"""Chunks, ASDM tars, listing pages and web roots made by someone hostile or careless
+(issue 13, items 4, 6, 9, 10, 13, 14, 15, 16): nothing is written outside the target, only
+real and complete packages travel, and every refusal is one sentence."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from almaqa2 import lock, manifest, package_dir
+from almaqa2.cli import main
+from almaqa2.workflow import deliver as deliver_module
+from test_download import ASDMS, _asdm_tar
+from test_untar import CHUNK, P, _craft, _file, _resum
+
+from conftest import Case
+
+
+def _one_line(err: str) -> str:
+    assert "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    return " ".join(err.split())
+
+
+@pytest.fixture
+def chunks(nrao_split: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
+# -- item 4: the tarfile filter bypass (CVE-2025-4517) ----------------------------------------
+
+
+def _cve_members(top: str, victim: Path) -> list[tuple[tarfile.TarInfo, bytes]]:
+    """The shape of the published bypass: directories with names near PATH_MAX joined by a
+    chain of symbolic links, a link that climbs out through them, then a file written
+    through it (harmless directories first, so a filter that checks late has written)."""
+    long = "d" * 247
+    members: list[tuple[tarfile.TarInfo, bytes]] = []
+    path = top
+    for step in "abcdefghijklmnop":
+        folder = tarfile.TarInfo(f"{path}/{long}")
+        folder.type = tarfile.DIRTYPE
+        link = tarfile.TarInfo(f"{path}/{step}")
+        link.type, link.linkname = tarfile.SYMTYPE, long
+        members += [(folder, b""), (link, b"")]
+        path = f"{path}/{long}"
+    climb = tarfile.TarInfo(f"{top}/" + "/".join("abcdefghijklmnop") + "/" + "l" * 254)
+    climb.type, climb.linkname = tarfile.SYMTYPE, "../" * 16
+    escape = tarfile.TarInfo(f"{top}/escape")
+    escape.type = tarfile.SYMTYPE
+    escape.linkname = climb.name.removeprefix(f"{top}/") + "/../" * 8 + str(victim.parent)
+    members += [(climb, b""), (escape, b""), _file(f"{top}/escape/{victim.name}", b"PWNED\n")]
+    return members
+
+
+def test_untar_refuses_the_filter_bypass_before_writing_anything(
+    tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("intact\n")
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    chunk = _craft(folder, [_file(f"{P}/first.txt"), *_cve_members(P, victim)])
+    assert main(["untar", str(chunk), "--out", str(out)]) == 2
+    err = _one_line(capsys.readouterr().err)
+    assert "symbolic link" in err and "not safe to extract" in err
+    assert victim.read_text() == "intact\n"
+    assert os.listdir(out) == []
+
+
+def test_verify_reports_members_untar_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A crafted chunk whose manifest lists its '../', absolute and foreign members."""
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    evil = [_file(f"{P}/../escaped.txt"), _file("/tmp/absolute.txt"), _file("2099.1.00001.S/x")]
+    body = "".join(
+        manifest.format_line(hashlib.md5(data).hexdigest(), info.name)
+        for info, data in [_file(f"{P}/ok.txt"), *evil]
+    )
+    chunk = _craft(folder, [_file(f"{P}/manifest.md5", body.encode()), _file(f"{P}/ok.txt"), *evil])
+    capsys.readouterr()
+    assert main(["verify", str(chunk)]) == 1
+    said = capsys.readouterr().out
+    assert said.count("unsafe: ") == 3, said
+    assert "climbs out" in said and "absolute" in said and "outside the package" in said
+
+
+# -- item 6: links, compression and sparse files ------------------------------------------------
+
+
+class RawHandler(http.server.BaseHTTPRequestHandler):
+    """A server that answers what ``replies`` says for each path, byte for byte."""
+
+    replies: ClassVar[dict[str, bytes]] = {}
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self.wfile.write(self.replies.get(self.path, b"HTTP/1.0 404 Not Found\r\n\r\n"))
+
+
+def _ok(body: bytes) -> bytes:
+    return b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+
+
+@pytest.fixture
+def raw_site() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), RawHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _page(base: str, tar_name: str, tar_reply: bytes, md5: str) -> str:
+    RawHandler.replies = {
+        "/index.html": _ok(f'<a href="{tar_name}">t</a> <a href="md5sums.txt">m</a>'.encode()),
+        "/md5sums.txt": _ok(f"{md5}  {tar_name}\n".encode()),
+        f"/{tar_name}": tar_reply,
+    }
+    return f"{base}/index.html"
+
+
+def test_download_does_not_follow_file_links(
+    raw_site: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = tmp_path / "secret.tar"
+    _asdm_tar(local, ASDMS[0])
+    md5 = hashlib.md5(local.read_bytes()).hexdigest()
+    RawHandler.replies = {
+        "/index.html": _ok(f'<a href="file://{local}">t</a> <a href="md5sums.txt">m</a>'.encode()),
+        "/md5sums.txt": _ok(f"{md5}  secret.tar\n".encode()),
+    }
+    out = tmp_path / "raw"
+    assert main(["download", f"{raw_site}/index.html", "--out", str(out)]) == 2
+    assert "links to no .tar file" in _one_line(capsys.readouterr().err)
+    assert not (out / "secret.tar").exists() and not (out / ASDMS[0]).exists()
+
+
+def test_download_refuses_a_compressed_tar(
+    raw_site: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """300 KB of gzip that would unpack to 300 MB: only plain tars are unpacked."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        info = tarfile.TarInfo(f"{ASDMS[0]}/ASDM.xml")
+        info.size = 300 << 20
+        tar.addfile(info, io.BytesIO(bytes(info.size)))
+    bomb = buffer.getvalue()
+    assert len(bomb) < 400_000
+    url = _page(raw_site, f"{ASDMS[0]}.tar", _ok(bomb), hashlib.md5(bomb).hexdigest())
+    out = tmp_path / "raw"
+    assert main(["download", url, "--out", str(out)]) == 2
+    assert "not a plain tar" in _one_line(capsys.readouterr().err)
+    assert sorted(os.listdir(out)) == sorted([f"{ASDMS[0]}.tar", "md5sums.txt"])
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\nabc\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: banana\r\n\r\nshort",
+    ],
+    ids=["status line", "chunk size", "content length"],
+)
+def test_download_of_a_garbled_reply_is_one_sentence(
+    reply: bytes, raw_site: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = _page(raw_site, f"{ASDMS[0]}.tar", reply, "0" * 32)
+    code = main(["download", url, "--out", str(tmp_path / "raw")])
+    err = _one_line(capsys.readouterr().err)
+    assert code in (1, 2) and ("cannot download" in err or "damaged" in err)
+
+
+def _sparse_chunk(folder: Path) -> Path:
+    """A real GNU tar sparse member: 1 GB of holes in a chunk of a few KB."""
+    source = folder / "src"
+    (source / P).mkdir(parents=True)
+    with open(source / P / "holes.bin", "wb") as f:
+        f.truncate(1 << 30)
+    chunk = folder / CHUNK
+    subprocess.run(
+        ["tar", "-S", "--format=gnu", "-cf", str(chunk), "-C", str(source), P], check=True
+    )
+    shutil.rmtree(source)
+    assert chunk.stat().st_size < 100_000
+    _resum(chunk)
+    return chunk
+
+
+def test_untar_refuses_a_sparse_member(
+    tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chunk = _sparse_chunk(tmp_path)
+    assert main(["untar", str(chunk), "--out", str(out)]) == 2
+    assert "sparse file" in _one_line(capsys.readouterr().err)
+    assert os.listdir(out) == []
+
+
+def test_deliver_refuses_a_chunk_named_link_to_a_secret(
+    chunks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("private key\n")
+    secret.chmod(0o600)
+    first = sorted(chunks.glob("*.tar"))[0]
+    shutil.copy(first, tmp_path / "real.tar")
+    first.unlink()
+    first.symlink_to(secret)
+    web = tmp_path / "web"
+    web.mkdir()
+    assert main(["deliver", str(chunks), "--web-root", str(web)]) == 2
+    assert "link" in _one_line(capsys.readouterr().err)
+    assert os.listdir(web) == []
+
+
+def test_deliver_checks_the_md5s_of_what_it_publishes(
+    chunks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = sorted(chunks.glob("*.tar"))[1]
+    with open(damaged, "r+b") as f:
+        f.seek(700)
+        f.write(b"X")
+    web = tmp_path / "web"
+    web.mkdir()
+    assert main(["deliver", str(chunks), "--web-root", str(web)]) == 1
+    assert "corrupt" in capsys.readouterr().err
+    assert os.listdir(web) == []
+
+
+# -- item 9: more than 999 chunks --------------------------------------------------------------
+
+
+def test_more_than_999_chunks_are_named_and_read_back(tmp_path: Path) -> None:
+    package = tmp_path / "pkg" / P
+    (package / "product").mkdir(parents=True)
+    digests = {}
+    for n in range(1001):
+        data = f"{n:05d}".encode() * 1000  # 5 KB: one file a chunk at the smallest size
+        (package / "product" / f"f{n:04d}.bin").write_bytes(data)
+        digests[f"product/f{n:04d}.bin"] = hashlib.md5(data).hexdigest()
+    manifest.write(package, P, digests)
+    split = tmp_path / "chunks"
+    split.mkdir()
+    assert main(["tarsplit", str(package), "--max-size", "10K", "--out", str(split)]) == 0
+    names = sorted(p.name for p in split.glob("*.tar"))
+    assert len(names) == 1002 and names[0].endswith("_0001_of_1002.tar"), names[:2]
+    assert names[-1].endswith("_1002_of_1002.tar")
+    assert main(["verify", str(split)]) == 0
+    out = tmp_path / "out"
+    out.mkdir()
+    assert main(["untar", str(split), "--out", str(out)]) == 0
+    assert main(["verify", str(out / P)]) == 0
+
+
+# -- item 10: an older set of chunks, two splits at once ----------------------------------------
+
+
+def _copy_package(case: Case, tmp_path: Path) -> Path:
+    assert case.run_cli("copy") == 0
+    return case.packpath
+
+
+def test_a_new_split_replaces_an_older_set_of_the_same_package(
+    case229: Case, tmp_path: Path
+) -> None:
+    package = _copy_package(case229, tmp_path)
+    split = tmp_path / "chunks"
+    split.mkdir()
+    argv = ["tarsplit", str(package), "--out", str(split), "-n", "2012-06-20"]
+    assert main([*argv, "--max-size", "100K"]) == 0
+    older = sorted(p.name for p in split.glob("*.tar"))
+    assert main([*argv, "--max-size", "10G"]) == 0
+    now = sorted(p.name for p in split.iterdir())
+    assert len(older) > 1 and [n for n in now if n.endswith(".tar")] == [
+        f"{P.replace('2013.1.00123.S', package.name)}_2012_06_20_001_of_001.tar"
+    ]
+    assert not [n for n in now if n in older], "nothing of the older set is left"
+    assert main(["verify", str(split)]) == 0
+
+
+def test_verify_names_two_mixed_splits(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = _copy_package(case229, tmp_path)
+    first, second = tmp_path / "a", tmp_path / "b"
+    for folder, size in ((first, "100K"), (second, "10G")):
+        folder.mkdir()
+        argv = ["tarsplit", str(package), "--out", str(folder), "-n", "2012-06-20"]
+        assert main([*argv, "--max-size", size]) == 0
+    for path in first.iterdir():
+        if path.name.endswith((".tar", ".md5sum")):
+            shutil.copy(path, second)
+    capsys.readouterr()
+    assert main(["verify", str(second)]) == 1
+    assert "splits (of 1 and" in capsys.readouterr().out
+
+
+def test_one_split_into_a_folder_at_a_time(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = _copy_package(case229, tmp_path)
+    split = tmp_path / "chunks"
+    split.mkdir()
+    holder = split / f".{package.name}_2012_06_20.split.almaqa2.lock"
+    with lock.hold(holder, "splitting"):
+        argv = ["tarsplit", str(package), "--out", str(split), "-n", "2012-06-20"]
+        assert main(argv) == 2
+    assert "in progress" in _one_line(capsys.readouterr().err)
+    assert not list(split.glob("*.tar"))
+
+
+# -- item 13: only real packages travel ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket"])
+def test_a_fake_package_is_neither_split_nor_published(
+    mode: str, case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert case229.run_cli(mode) == 0
+    split, web = tmp_path / "chunks", tmp_path / "web"
+    split.mkdir()
+    web.mkdir()
+    assert main(["tarsplit", str(case229.packpath), "--out", str(split)]) == 2
+    assert f"made in {mode} mode" in _one_line(capsys.readouterr().err)
+    assert main(["deliver", str(case229.packpath), "--web-root", str(web)]) == 2
+    assert f"made in {mode} mode" in _one_line(capsys.readouterr().err)
+    assert os.listdir(split) == [] and os.listdir(web) == []
+
+
+def test_chunks_of_a_fake_package_made_by_hand_are_not_published(
+    case229: Case, tmp_path: Path
+) -> None:
+    assert case229.run_cli("fake") == 0
+    split, web = tmp_path / "chunks", tmp_path / "web"
+    split.mkdir()
+    web.mkdir()
+    chunk = split / f"{case229.packpath.name}_2012_06_20_001_of_001.tar"
+    subprocess.run(
+        ["tar", "-cf", str(chunk), "-C", str(case229.packpath.parent), case229.packpath.name],
+        check=True,
+    )
+    _resum(chunk)
+    assert main(["deliver", str(split), "--web-root", str(web)]) == 1
+    assert os.listdir(web) == []
+
+
+# -- item 14: input that must be refused ---------------------------------------------------------
+
+
+def test_a_packpath_with_a_newline_is_refused(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, _ = case229.commands("fake")
+    argv[2] = argv[2] + "\n"
+    assert main(argv) == 2
+    assert "not an ALMA project code" in _one_line(capsys.readouterr().err)
+    assert os.listdir(case229.packpath.parent) == []
+
+
+@pytest.mark.parametrize("name", ["a/b", "../x", ".hidden", "with space", "tab\there"])
+def test_an_sb_name_that_cannot_name_a_file_is_refused(
+    name: str, case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert case229.run_cli("copy", "--sb-name", name) == 2
+    assert "cannot be an SB name" in _one_line(capsys.readouterr().err)
+    assert os.listdir(case229.packpath.parent) == []
+
+
+# -- items 15 and 16: leftovers of killed runs, a directory appearing, one line a path -----------
+
+
+def test_untar_removes_what_a_killed_untar_left(chunks: Path, out: Path) -> None:
+    leftover = out / f".{P}.almaqa2-staging-killed"
+    (leftover / P).mkdir(parents=True)
+    (leftover / P / "half.bin").write_bytes(bytes(100_000))
+    assert main(["untar", str(chunks), "--out", str(out)]) == 0
+    assert os.listdir(out) == [P]
+
+
+def test_untar_never_replaces_a_directory_that_appears(
+    chunks: Path, out: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from almaqa2 import untar
+
+    real = untar.check_chunks
+
+    def and_meanwhile(*args: object, **kwargs: object) -> object:
+        report = real(*args, **kwargs)  # type: ignore[arg-type]
+        (out / P).mkdir()  # someone makes the directory while the chunks are extracted
+        return report
+
+    monkeypatch.setattr(untar, "check_chunks", and_meanwhile)
+    assert main(["untar", str(chunks), "--out", str(out)]) == 2
+    assert os.listdir(out) == [P] and os.listdir(out / P) == []
+
+
+def test_deliver_builds_privately_and_removes_what_a_killed_deliver_left(
+    chunks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    leftover = web / f".{P}.deliver.almaqa2-staging-killed"
+    leftover.mkdir()
+    (leftover / CHUNK).write_bytes(b"half")
+    modes = []
+    real = deliver_module._write_index
+
+    def watching(stage: Path, *args: object) -> None:
+        modes.append(stat.S_IMODE(stage.stat().st_mode))
+        real(stage, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(deliver_module, "_write_index", watching)
+    assert main(["deliver", str(chunks), "--web-root", str(web)]) == 0
+    assert modes == [0o700], "nobody reads the chunks before the folder is complete"
+    [published] = os.listdir(web)
+    assert published.startswith(f"{P}-") and stat.S_IMODE((web / published).stat().st_mode) != 0o700
+
+
+def test_a_problem_path_with_a_newline_stays_on_one_line(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    package = Path(shutil.copytree(nrao_split / "out" / P, tmp_path / P))
+    (package / "two\nlines.txt").write_text("extra\n")
+    capsys.readouterr()
+    assert main(["verify", str(package)]) == 1
+    [line] = [x for x in capsys.readouterr().out.splitlines() if x.startswith("extra:")]
+    assert "two\\nlines.txt" in line
+
+
+def test_sigterm_stops_a_package_with_nothing_left(case229: Case) -> None:
+    """A real process, stopped by SIGTERM while it builds: 143, no staging, no lock."""
+    import signal
+    import sys
+    import time
+
+    argv, _ = case229.commands("copy")
+    code = "from almaqa2.cli import entrypoint; entrypoint()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    parent = case229.packpath.parent
+    prefix = package_dir.staging_prefix(case229.packpath)
+    deadline = time.monotonic() + 60
+    while not any(n.startswith(prefix) for n in os.listdir(parent)):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and b"stopped by SIGTERM" in err
+    assert os.listdir(parent) == []
