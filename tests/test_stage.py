@@ -157,8 +157,9 @@ def test_root_without_sous_gous_mous_is_refused(
         "<SciPipeRequest><ProjectStructure>",  # cut short
         '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
         "<r>&b;</r>",  # entity expansion, refused by defusedxml
+        '<?xml version="1.0" encoding="bogus"?><SciPipeRequest/>',  # no such codec
     ],
-    ids=["truncated", "entities"],
+    ids=["truncated", "entities", "encoding"],
 )
 def test_malformed_xml_is_named(
     content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

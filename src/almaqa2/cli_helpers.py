@@ -7,6 +7,7 @@ They join the ``qa2`` group of ``cli``, with its conventions: parse, call, show;
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -44,6 +45,10 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
         out.print(said, markup=False)
 
 
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f} %" if math.isfinite(fraction) else "n/a"
+
+
 @cli.command("fluxscale")
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
@@ -67,7 +72,7 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
                 f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
                 for eb in fluxes.ebs
             ]
-            table.add_row(str(row.spw), f"{row.ghz:.3f}", *cells, f"{row.spread * 100:.1f} %")
+            table.add_row(str(row.spw), f"{row.ghz:.3f}", *cells, _percent(row.spread))
         out.print(table)
     for fit in fluxes.fits:
         spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""

@@ -56,11 +56,11 @@ def _info(header: Any, beams: Any) -> FitsInfo:
         (str(header.get(f"CTYPE{i}", f"AXIS{i}")).strip(), int(header[f"NAXIS{i}"]))
         for i in range(1, naxis + 1)
     )
-    rest = header.get("RESTFRQ", header.get("RESTFREQ"))
     beam = None
     count = 0
-    if "BMAJ" in header and "BMIN" in header:
-        beam = (header["BMAJ"] * 3600, header["BMIN"] * 3600, float(header.get("BPA", 0.0)))
+    major, minor = _number(header, "BMAJ"), _number(header, "BMIN")
+    if major is not None and minor is not None:
+        beam = (major * 3600, minor * 3600, _number(header, "BPA") or 0.0)
     elif beams is not None and len(beams):
         # CASA writes per-channel beams (arcsec) to a BEAMS table; show the median one
         mid = sorted(range(len(beams)), key=lambda i: beams["BMAJ"][i])[len(beams) // 2]
@@ -70,10 +70,20 @@ def _info(header: Any, beams: Any) -> FitsInfo:
         object=str(header.get("OBJECT", "")).strip(),
         bunit=str(header.get("BUNIT", "")).strip(),
         shape=shape,
-        rest_hz=None if rest is None else float(rest),
+        rest_hz=_number(header, "RESTFRQ", "RESTFREQ"),
         beam=beam,
         beams=count,
     )
+
+
+def _number(header: Any, *keys: str) -> float | None:
+    """The first of ``keys`` the header holds as a number; a text value (some exports
+    write ``BMAJ = 'n/a'``) counts as absent."""
+    for key in keys:
+        value = header.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
 
 
 def compress(fin: BinaryIO, fout: BinaryIO, mtime: float) -> None:

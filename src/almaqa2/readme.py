@@ -214,4 +214,10 @@ def render(
     ]
     parts.append("\nDirectory tree\n==============\n")
     parts.append("\n".join(tree(member, items, ALWAYS)) + "\n")
-    return "\n".join(parts)
+    return readable("\n".join(parts))
+
+
+def readable(text: str) -> str:
+    """``text`` as valid UTF-8 text: a file name that is not UTF-8 (its undecodable bytes
+    carried as surrogates) shows those bytes as ``\\xNN``."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .package_dir import ticket_prefix
 from .plan import Plan
+from .readme import readable
 from .sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
@@ -73,8 +74,9 @@ def _contents(plan: Plan, readme_text: str, expected: str) -> list[tuple[str, Pa
 
 
 def _write_zip(path: Path, items: list[tuple[str, Path | bytes]]) -> None:
+    """Zip names are UTF-8: a file name that is not gets its bytes written ``\\xNN``."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf:
-        for name, source in items:
+        for name, source in ((readable(n), s) for n, s in items):
             if isinstance(source, bytes):
                 info = zipfile.ZipInfo(name, time.localtime()[:6])
                 info.compress_type = zipfile.ZIP_DEFLATED

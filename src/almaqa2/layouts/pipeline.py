@@ -73,7 +73,7 @@ def read_xml(path: Path) -> dict[str, list[str]]:
     """The facts XML_FACTS names, found in ``path``: {"mous": [...], "eb": [...], ...}."""
     try:
         root = SafeET.parse(path).getroot()
-    except (ParseError, DefusedXmlException) as exc:
+    except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:  # Lookup: encoding
         raise InputError(
             f"malformed XML ({exc})",
             path,

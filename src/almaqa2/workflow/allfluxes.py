@@ -12,6 +12,7 @@ flux density further than ``threshold`` from its EB's fitted spectrum is flagged
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shlex
 from dataclasses import asdict, dataclass
@@ -135,7 +136,9 @@ def flags(rows: list[Row], fits: tuple[Fit, ...], threshold: float = THRESHOLD) 
         if fit is None:
             continue
         fitted = fit.at(float(row.freq_ghz))
-        deviation = (float(row.flux) - fitted) / fitted
+        if not math.isfinite(fitted):
+            continue
+        deviation = (float(row.flux) - fitted) / fitted if fitted else math.inf
         if abs(deviation) > threshold:
             found.append(Flag(row, fitted, deviation))
     return found
@@ -167,7 +170,7 @@ def allfluxes(
     path = calibrated / NAME
     fluxes = read_fluxes(calibrated)
     if path.exists() and not recompute:
-        rows, written = read(path.read_text(), str(path)), False
+        rows, written = read(path.read_text(errors="replace"), str(path)), False
     else:
         rows, written = compute(fluxes, calibrated), not dry_run
         if written:

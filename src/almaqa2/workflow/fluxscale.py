@@ -9,6 +9,7 @@ The lines are found anywhere in a file (a ``*.fluxscale`` output or a CASA log):
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +19,14 @@ from ..errors import Almaqa2Error, InputError
 from ..uid import eb_of_name
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_COUNT = r"\d{1,9}"  # spw ids, antenna counts, fit orders: a longer run is not CASA's
 FLUX_LINE = re.compile(
-    rf"Flux density for (?P<source>\S+) in SpW=(?P<spw>\d+) \(freq=(?P<freq>{_NUMBER}) Hz\)"
+    rf"Flux density for (?P<source>\S+) in SpW=(?P<spw>{_COUNT}) \(freq=(?P<freq>{_NUMBER}) Hz\)"
     rf" is: (?P<flux>{_NUMBER}) \+/- (?P<error>{_NUMBER})"
-    rf" \(SNR = (?P<snr>{_NUMBER}|inf|nan), N = (?P<n>\d+)\)"
+    rf" \(SNR = (?P<snr>{_NUMBER}|inf|nan), N = (?P<n>{_COUNT})\)"
 )
 FIT_LINE = re.compile(
-    rf"Fitted spectrum for (?P<source>\S+) with fitorder=(?P<order>\d+): Flux density ="
+    rf"Fitted spectrum for (?P<source>\S+) with fitorder=(?P<order>{_COUNT}): Flux density ="
     rf" (?P<flux>{_NUMBER}) \+/- (?P<error>{_NUMBER}) \(freq=(?P<freq>{_NUMBER}) GHz\)"
     rf"(?: spidx=(?P<spidx>{_NUMBER}) \+/- (?P<spidx_error>{_NUMBER}))?"
 )
@@ -60,7 +62,10 @@ class Fit:
     spidx_error: float | None
 
     def at(self, freq_ghz: float) -> float:
-        """The fitted flux density at ``freq_ghz`` (a power law in frequency)."""
+        """The fitted flux density at ``freq_ghz`` (a power law in frequency); NaN where
+        a frequency is not positive (a failed fit reports freq=0)."""
+        if freq_ghz <= 0 or self.freq_ghz <= 0:
+            return math.nan
         return self.flux * (freq_ghz / self.freq_ghz) ** (self.spidx or 0.0)
 
 
@@ -74,9 +79,11 @@ class Row:
 
     @property
     def spread(self) -> float:
-        """(highest - lowest) / mean of the EBs' flux densities: how far they disagree."""
+        """(highest - lowest) / mean of the EBs' flux densities: how far they disagree
+        (NaN where the mean is zero)."""
         values = [m.flux for m in self.by_eb.values()]
-        return (max(values) - min(values)) / (sum(values) / len(values))
+        mean = sum(values) / len(values)
+        return (max(values) - min(values)) / mean if mean else math.nan
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,8 @@ def plot(fluxes: Fluxes, out: Path) -> Path:
             for fit in (f for f in fluxes.fits if f.eb == eb and f.source == source):
                 low, high = min(freqs), max(freqs)
                 grid = [low + (high - low) * k / 50 for k in range(51)]
-                ax.plot(grid, [fit.at(g) for g in grid], "-", color=colour, alpha=0.7)
+                if math.isfinite(fit.at(low)):
+                    ax.plot(grid, [fit.at(g) for g in grid], "-", color=colour, alpha=0.7)
         ax.set_title(source)
         ax.set_xlabel("frequency (GHz)")
         ax.set_ylabel("flux density (Jy)")
