@@ -58,14 +58,15 @@ def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -
         )
     project = sets[0].project
     target = existing_dir(out, "the output directory", "create it first") / project
-    if target.exists() or target.is_symlink():
-        raise DestinationError(
-            "the package is already there", target, fix="remove it or choose another --out"
-        )
     check_members(sets[0])
-    with package_dir.holding(target), package_dir.staging(target) as stage:
-        report = check_chunks(sets, progress, Extraction(stage, project))
-        if not report.ok:
-            raise VerificationError(report)
-        package_dir.rename_new(stage / project, target)
+    with package_dir.holding(target):  # tidies what a killed untar left, whatever follows
+        if target.exists() or target.is_symlink():
+            raise DestinationError(
+                "the package is already there", target, fix="remove it or choose another --out"
+            )
+        with package_dir.staging(target) as stage:
+            report = check_chunks(sets, progress, Extraction(stage, project))
+            if not report.ok:
+                raise VerificationError(report)
+            package_dir.rename_new(stage / project, target)
     return Untarred(target, report)
