@@ -94,6 +94,19 @@ def nrao_split(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.fixture
+def chunks(nrao_split: Path, tmp_path: Path) -> Path:
+    """A copy of the nrao case's chunks, to damage at will."""
+    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
+
+
+@pytest.fixture
+def out(tmp_path: Path) -> Path:
+    """An empty directory to extract into."""
+    (tmp_path / "out").mkdir()
+    return tmp_path / "out"
+
+
 def listing(packpath: Path) -> list[str]:
     """The package as acceptance cases write it: paths from packpath's parent, sorted,
     directories with '/', not descending into table and plots directories."""

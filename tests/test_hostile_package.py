@@ -15,7 +15,7 @@ from almaqa2.cli import main
 from test_append import _append, _second
 from test_stage import build_run
 
-from conftest import Case, make_case, md5sum_check, tree_state
+from conftest import Case, md5sum_check, tree_state
 
 
 def _beside(case: Case) -> list[str]:
@@ -184,9 +184,3 @@ def test_tickets_left_by_a_killed_run_are_removed_by_the_next(case229: Case) -> 
     leftover.write_bytes(b"PK half a zip")
     assert case229.run_cli("fake") == 0
     assert sorted(_beside(case229)) == sorted([case229.packpath.name, *case229.expected_beside])
-
-
-def test_the_nrao_case_still_packages_after_all_this(tmp_path: Path) -> None:
-    case = make_case("nrao", tmp_path)
-    assert case.run_cli("hard") == 0
-    assert md5sum_check(case.packpath).returncode == 0

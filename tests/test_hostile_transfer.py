@@ -34,17 +34,6 @@ def _one_line(err: str) -> str:
     return " ".join(err.split())
 
 
-@pytest.fixture
-def chunks(nrao_split: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out"
-
-
 # -- item 4: the tarfile filter bypass (CVE-2025-4517) ----------------------------------------
 
 

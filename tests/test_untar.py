@@ -22,17 +22,6 @@ P = "2013.1.00123.S"
 CHUNK = f"{P}_2012_06_20_001_of_001.tar"
 
 
-@pytest.fixture
-def chunks(nrao_split: Path, tmp_path: Path) -> Path:
-    return Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
-
-
-@pytest.fixture
-def out(tmp_path: Path) -> Path:
-    (tmp_path / "out").mkdir()
-    return tmp_path / "out"
-
-
 def _untar(*argv: object) -> int:
     return main(["untar", *map(str, argv)])
 

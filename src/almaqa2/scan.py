@@ -89,6 +89,15 @@ def _regular_size(path: str, st: os.stat_result) -> int:
     return st.st_size
 
 
+def _listing(path: str) -> list[os.DirEntry[str]]:
+    """The entries of the directory ``path``, sorted by name."""
+    try:
+        with os.scandir(path) as it:
+            return sorted(it, key=lambda e: e.name)
+    except OSError as exc:
+        raise _unreadable(path, "this directory", exc) from exc
+
+
 def _members(top: str) -> tuple[tuple[Member, ...], int]:
     """All files and sub-directories of a table or plots directory, sorted, with sizes.
 
@@ -100,12 +109,7 @@ def _members(top: str) -> tuple[tuple[Member, ...], int]:
 
     def walk(path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
         nonlocal total
-        try:
-            with os.scandir(path) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            raise _unreadable(path, "this directory", exc) from exc
-        for child in children:
+        for child in _listing(path):
             rel = base + child.name
             try:
                 st = child.stat()
@@ -149,12 +153,7 @@ def scan(root: Path) -> tuple[SourceEntry, ...]:
     entries: list[SourceEntry] = []
 
     def visit(dirpath: str, rel: PurePosixPath, seen: frozenset[tuple[int, int]]) -> None:
-        try:
-            with os.scandir(dirpath) as it:
-                children = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            raise _unreadable(dirpath, "this directory", exc) from exc
-        for child in children:
+        for child in _listing(dirpath):
             child_rel = rel / child.name
             path = real = child.path
             link = None
