@@ -109,19 +109,21 @@ def write(
     package's install), and only then rename them into place: a failure on the way leaves
     neither new tickets nor a new package.  Returns their paths."""
     where = packpath.parent
-    items = [(DUMMY_NAME, DUMMY_TEXT.encode())] if dummy else _contents(plan, readme_text, expected)
+    items: list[tuple[str, Path | bytes]] = (
+        [(DUMMY_NAME, DUMMY_TEXT.encode())] if dummy else _contents(plan, readme_text, expected)
+    )
     drafts: list[tuple[Path, Path]] = []
     try:
         for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True):
-            fd, tmp = tempfile.mkstemp(prefix=ticket_prefix(packpath), dir=where)
+            fd, draft = tempfile.mkstemp(prefix=ticket_prefix(packpath), dir=where)
             os.close(fd)
-            drafts.append((Path(tmp), where / name))
-            writer(Path(tmp), items)
-            os.chmod(tmp, 0o644)
+            drafts.append((Path(draft), where / name))
+            writer(Path(draft), items)
+            os.chmod(draft, 0o644)
         then()
-        for tmp, final in drafts:
-            os.replace(tmp, final)
+        for written, final in drafts:
+            os.replace(written, final)
     finally:
-        for tmp, _ in drafts:
-            tmp.unlink(missing_ok=True)
+        for written, _ in drafts:
+            written.unlink(missing_ok=True)
     return drafts[0][1], drafts[1][1]
