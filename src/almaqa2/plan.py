@@ -115,9 +115,12 @@ class Plan:
         }
 
 
-def pi_script_name(member_dir: str) -> str:
-    """``member.<uid>.scriptForPI.py`` when the member dir carries the MOUS UID."""
-    return f"{member_dir}.scriptForPI.py" if member_dir.startswith("member.") else "scriptForPI.py"
+def pi_script_name(member_dir: str, style: Style) -> str:
+    """``member.<uid>.scriptForPI.py`` from Cycle 5 on (and as the pipeline stages it) when
+    the member dir carries the MOUS UID; ``scriptForPI.py`` before, as Cycle-4 deliveries
+    have it."""
+    prefixed = (style.modern or style.cycle is None) and member_dir.startswith("member.")
+    return f"{member_dir}.scriptForPI.py" if prefixed else "scriptForPI.py"
 
 
 def make_plan(
@@ -181,7 +184,7 @@ def make_plan(
             )
             placement = Placement(entry, PurePosixPath(dest), match.why, match.transform)
             if style.modern:
-                placement = _modern(placement, where, found_uids.mous or "")
+                placement = _modern(placement, where, found_uids.mous or "", reduction.root.name)
             placements.append(placement)
 
     chosen = pi_script or (pi_found[0] if pi_found else None)
@@ -189,7 +192,7 @@ def make_plan(
         if extra is not chosen:
             skipped.append(Skip(extra, f"another scriptForPI.py is delivered ({chosen.path})"))
     if chosen is not None:
-        name = pi_script_name(member_units.member)
+        name = pi_script_name(member_units.member, style)
         placements.append(Placement(chosen, PurePosixPath("script", name), "script for the PI"))
     elif style.noms:
         log.warning(
@@ -243,10 +246,11 @@ def _style_for(reduction: Reduction, style: Style) -> Style:
     return replace(style, noms=True, tp=True)
 
 
-def _modern(placement: Placement, where: str, mous: str) -> Placement:
+def _modern(placement: Placement, where: str, mous: str, root_name: str) -> Placement:
     """Rename or bundle a placement as SPEC §4.1 says; pipeline files are only renamed."""
     rel = placement.source.rel
-    top = rel.parts[0] if len(rel.parts) > 1 and rel.parts[0] != ".." else modern.TOP_LEVEL
+    nested = len(rel.parts) > 1 and rel.parts[0] != ".."
+    top = rel.parts[0] if nested else root_name
     bundle = modern.bundle_of(placement.dest, top, mous) if where in MANUAL_PLACES else None
     if bundle is not None:
         return replace(placement, bundle=bundle)

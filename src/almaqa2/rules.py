@@ -161,6 +161,11 @@ _PIPE_SCRIPT = (
 )
 
 
+_QA0 = r"{eb}\.qa0_report\..*"
+_QA2_REPORT = r"(.*\.)?qa2_report\..*"
+_PRODUCT_RENAME = r".*product_rename\.txt"
+
+
 def _rules() -> tuple[Rule, ...]:
     eb = [
         (ANY, _BACKUP, NEVER, "CASA parameter file, editor backup or hidden file", ""),
@@ -179,6 +184,7 @@ def _rules() -> tuple[Rule, ...]:
         (P, r".*", "calibration/{uid}.calibration.plots/{name}", "plots", ""),
         (F, r".*\.py", "script/{name}", "script", ""),
         (F, r".*\.log", "log/{uid}__{name}", "EB log", ""),
+        (F, _QA0, "qa/{name}", "the EB's QA0 report", ""),
         *_COMMON_TAIL,
         (F, r".*\.png", "calibration/{uid}.calibration.plots/{name}", "EB plot", ""),
         (F, _EB_TEXT, "calibration/{uid}.calibration/{name}", "EB text output", ""),
@@ -194,8 +200,11 @@ def _rules() -> tuple[Rule, ...]:
         (T, r".*\.ms(\..*)?", NEVER, "MS at SB level (calibrated.ms, copies of EB MSes)", ""),
         (T, r".*\.mask", "product/{name}", "CASA mask image (a tgz from cycle 5)", "modern"),
         (T, _IMAGE, NEVER, "CASA image (only FITS exports are delivered)", ""),
+        (F, _QA0, "qa/{name}", "an EB's QA0 report", ""),
         (ANY, r"{eb}\..*", NEVER, "copy of an EB's file (packaged from the EB)", ""),
         (F, _CHECKLIST, "qa/{name}", "checklist", ""),
+        (F, _QA2_REPORT, "qa/{name}", "the SB's QA2 report", ""),
+        (F, _PRODUCT_RENAME, "script/{name}", "how the products were renamed", ""),
         (F, r"scriptForPI\.py", PI_SCRIPT, "script for the PI", ""),
         (F, r".*\.py", "script/{name}", "script", ""),
         (F, r".*\.log", "log/{name}", "log", ""),
@@ -244,6 +253,36 @@ def _rules() -> tuple[Rule, ...]:
 
 
 RULES: tuple[Rule, ...] = _rules()
+
+# -- the modern naming (SPEC §4.1): applied to the destinations above, cycle 5 on ----------
+
+_EB = r"(?P<eb>uid___[^/]+?)"
+
+MODERN_BUNDLES: tuple[tuple[re.Pattern[str], str, str], ...] = (
+    # (older destination, the tgz it goes into, its path inside); {m} is member.<MOUS>,
+    # {top} the SB-level directory the file came from (origpath's name at its top)
+    (
+        re.compile(rf"calibration/{_EB}\.calibration/(?P<rest>.+)"),
+        "calibration/{eb}.calibration.tgz",
+        "{eb}.calibration/{rest}",
+    ),
+    (
+        re.compile(rf"calibration/{_EB}\.calibration\.plots/(?P<rest>.+)"),
+        "calibration/{eb}.calibration.plots.tgz",
+        "{eb}.calibration.plots/{rest}",
+    ),
+    (re.compile(rf"log/{_EB}__(?P<rest>.+)"), "log/{m}.{eb}.log.tgz", "{m}.{eb}.log/{rest}"),
+    (re.compile(r"log/(?P<rest>[^/]+)"), "log/{m}.{top}.log.tgz", "{m}.{top}.log/{rest}"),
+    (re.compile(r"product/(?P<rest>[^/]+\.mask)"), "product/{m}.{rest}.tgz", "{rest}"),
+)
+
+MODERN_KEEPS = re.compile(r"uid___A\d{3}_X[0-9A-Za-z]+_X[0-9A-Za-z]+\.")
+"""Names that belong to one EB (``<EB>.ms.scriptForCalibration.py``, ``<EB>.qa0_report.pdf``,
+``<EB>.ms.flagversions.tgz``): delivered unprefixed.  ``<EB>__qa2_part1.png`` is prefixed."""
+
+MODERN_RENAMES = ((".flux.fits.gz", ".pb.fits.gz"),)
+"""Endings delivered under their modern name: CASA's older ``.flux`` primary beam."""
+
 
 WHEN: dict[str, Callable[[Style], bool]] = {
     "": lambda style: True,
