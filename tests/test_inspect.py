@@ -48,7 +48,7 @@ def test_final_package_and_its_chunks(nrao_split: Path, capsys: pytest.CaptureFi
     assert member["uid"] == "uid___A001_X13e_X1fe"
     assert member["calibration"] == "manual"
     assert member["ebs"] == NRAO_EBS
-    assert member["script_for_pi"] == "script/member.uid___A001_X13e_X1fe.scriptForPI.py"
+    assert member["script_for_pi"] == "script/scriptForPI.py"  # cycle 4: unprefixed
     assert member["script_for_pi_creates"] == [f"calibrated/{eb}.ms.split.cal" for eb in NRAO_EBS]
     member_dir = package / "sg_ouss_id" / "group_ouss_id" / member["name"]
     assert member["sizes"] == _sizes_on_disk(member_dir)

@@ -213,10 +213,13 @@ def test_md5_of_every_staged_file_matches_its_product(tmp_path: Path) -> None:
     sources = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in products(run).iterdir()}
     checked = 0
     for path in (staged / MEMBER).rglob("*"):
-        if path.is_file() and path.name in sources:
+        if path.is_file() and path.name in sources and "pipeline_manifest" not in path.name:
             assert hashlib.md5(path.read_bytes()).hexdigest() == sources[path.name], path
             checked += 1
-    assert checked == len(sources) - 3  # all but the scriptForPI and the two gzipped images
+    # all but the scriptForPI, the two gzipped images and the manifest that names them
+    assert checked == len(sources) - 4
+    manifest = next((staged / MEMBER / "script").glob("*pipeline_manifest.xml")).read_text()
+    assert ".cube.I.pb.fits.gz" in manifest and ".cube.I.mask.fits.gz" in manifest
 
 
 # Case 2 (seed 001): the staged package after scriptForPI and imaging in calibrated/.
@@ -226,8 +229,11 @@ STAGED_STYLES = ("cycle2-pipe1", "cycle3-pipe1", "cycle4-pipe")
 
 @pytest.fixture(scope="module")
 def case2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return staged_case2(tmp_path_factory.mktemp("case2"))
+
+
+def staged_case2(tmp: Path) -> Path:
     """A staged package (copy) with case2.txt added to its member directory."""
-    tmp = tmp_path_factory.mktemp("case2")
     staged = tmp / "analysis" / PROJECT
     staged.parent.mkdir()
     assert cli_main(["stage", str(build_run(tmp)), str(staged)]) == 0

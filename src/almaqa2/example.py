@@ -18,6 +18,7 @@ Usage: ``python -m almaqa2.example LISTING DEST [PROJECT]``.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
@@ -59,12 +60,57 @@ def _archive_form(uid: str) -> str:
     return "uid://" + uid.removeprefix("uid___").replace("_", "/")
 
 
+# (manifest element, the pattern of the sibling file it names), in the pipeline's order
+_MANIFEST_FILES = (
+    ("piperequest", r"PPR_.*\.xml|.*\.pprequest\.xml"),
+    ("weblog", r".*weblog\.tgz"),
+    ("casa_cmdlog", r".*\.casa_commands\.log"),
+    ("pipescript", r".*\.casa_pipescript\.py"),
+    ("restorescript", r".*\.casa_piperestorescript\.py"),
+    ("aux_products_file", r".*\.auxproducts\.tgz"),
+)
+
+
+def pipeline_manifest(name: str, mous: str, ebs: Iterable[str], siblings: list[str]) -> str:
+    """A products manifest in the pipeline's structure and layout, naming the files of
+    ``siblings`` (the products beside it) where the pipeline's manifest names them."""
+
+    def named(pattern: str) -> list[str]:
+        return sorted(s for s in siblings if re.fullmatch(pattern, s))
+
+    lines = ['<?xml version="1.0" ?>', f'<piperesults name="{mous}">', f'  <ous name="{mous}">']
+    lines.append(f'    <manifest name="{name}" datatype="pipeline_manifest" format="xml"/>')
+    lines.append('    <casaversion name="6.6.1-17"/>')
+    for element, pattern in _MANIFEST_FILES:
+        lines += [
+            f'    <{element} name="{found}" format="{found.rsplit(".", 1)[-1]}"/>'
+            for found in named(pattern)
+        ]
+    lines.append('    <session name="session_1">')
+    for element, ending in (("caltables", "caltables.tgz"), ("aux_caltables", "auxcaltables.tgz")):
+        lines += [
+            f'      <{element} name="{f}" session="session_1" format="tgz"/>'
+            for f in named(rf".*\.session_1\.{ending}")
+        ]
+    for eb in ebs:
+        if f"{eb}.ms.flagversions.tgz" not in siblings:
+            continue
+        lines.append(f'      <asdm name="{eb}" datatype="asdm" format="sdm">')
+        lines.append(
+            f'        <finalflags name="{eb}.ms.flagversions.tgz" asdm="{eb}" format="tgz"/>'
+        )
+        lines.append(f'        <applycmds name="{eb}.ms.calapply.txt" asdm="{eb}" format="txt"/>')
+        lines.append("      </asdm>")
+    lines.append("    </session>")
+    lines += [
+        f'    <image name="{f}" imtype="science" manualstring="N/A"/>' for f in named(r".*\.fits")
+    ]
+    lines += ["  </ous>", "</piperesults>"]
+    return "\n".join(lines) + "\n"
+
+
 def pipeline_xml(name: str, mous: str, ebs: Iterable[str], project: str) -> str:
-    """The parts of a pipeline request or products manifest that the stager reads."""
-    if name.endswith(".pipeline_manifest.xml"):
-        asdms = "".join(f'<asdm name="{eb}" datatype="asdm" format="sdm"/>' for eb in ebs)
-        session = f'<session name="session_1">{asdms}</session>'
-        return f'<piperesults name="{mous}"><ous name="{mous}">{session}</ous></piperesults>\n'
+    """The parts of a pipeline request that the stager reads."""
     refs = "".join(
         f"<AsdmIdentifier><ExecBlockId>{_archive_form(eb)}</ExecBlockId></AsdmIdentifier>"
         for eb in ebs
@@ -87,8 +133,12 @@ def _mous_of(rel: str) -> str:
     return "uid___A001_X0_X0"
 
 
-def _file(path: Path, rel: str, ebs: list[str], project: str) -> None:
-    if XML_NAMES.fullmatch(path.name):
+def _file(path: Path, rel: str, lines: list[str], ebs: list[str], project: str) -> None:
+    if path.name.endswith("pipeline_manifest.xml"):
+        here = PurePosixPath(rel).parent
+        siblings = [PurePosixPath(x).name for x in lines if PurePosixPath(x).parent == here]
+        path.write_text(pipeline_manifest(path.name, _mous_of(rel), ebs, siblings))
+    elif XML_NAMES.fullmatch(path.name):
         path.write_text(pipeline_xml(path.name, _mous_of(rel), ebs, project))
     elif rel.endswith(".fits"):
         write_fits(path, rel)
@@ -114,7 +164,7 @@ def build(listing: Iterable[str], root: Path, project: str = PROJECT) -> Path:
         path = root / line
         path.parent.mkdir(parents=True, exist_ok=True)
         if not line.endswith("/"):
-            _file(path, line, ebs, project)
+            _file(path, line, lines, ebs, project)
             continue
         name = path.name
         if MS_NAME.fullmatch(name):

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 from isal import igzip
 
-from . import fitsio, ms
+from . import fitsio, ms, pipemanifest
 from .copying import copy_file, copy_metadata
 from .errors import DestinationError
 from .plan import Placement, Plan
@@ -53,6 +53,7 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
     have, as planned).
     """
     writer = _WRITERS[plan.mode]()
+    writer.renames = plan.renames
     sizes: dict[str, int] = {}
     bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
     writer.start(member_dir)
@@ -85,6 +86,11 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
         return size
     if placement.transform in ms.MS_TRANSFORMS:
         return writer.ms(source, dest, placement.transform, done)
+    if placement.transform is Transform.MANIFEST:
+        size = writer.manifest(str(source.path), str(dest))
+        if done:
+            done(str(dest), source.size, None, None)
+        return size
     if source.kind is Kind.FILE:
         digest = writer.file(str(source.path), str(dest))
         if done:
@@ -113,6 +119,7 @@ class Writer(abc.ABC):
     """How a file reaches the package: fake (empty), copy or hard link."""
 
     copies = False  # True: the file written must equal its source (checked after)
+    renames: dict[str, str]  # {source name: delivered name}: what manifests must say
 
     def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
         """Called once before the first file is written under ``member_dir``."""
@@ -134,6 +141,18 @@ class Writer(abc.ABC):
             fout.flush()
             copy_metadata(st, fout.fileno())
             return os.fstat(fout.fileno()).st_size
+
+    def manifest(self, src: str, dst: str) -> int:
+        """Write the pipeline manifest ``src`` naming files as they are delivered (new
+        content in every real mode); returns its size."""
+        with open(src, "rb") as fin:
+            text = pipemanifest.rename(fin.read(), self.renames, src)
+            st = os.fstat(fin.fileno())
+        with open(dst, "xb") as fout:
+            fout.write(text)
+            fout.flush()
+            copy_metadata(st, fout.fileno())
+        return len(text)
 
     def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
         """Write the tgz ``dst`` of ``members`` ((path inside, placement), sorted; tables
@@ -207,6 +226,10 @@ class FakeWriter(Writer):
     def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
         self.file("", dst)
         return sum(p.size for _, p in members)
+
+    def manifest(self, src: str, dst: str) -> int:
+        self.file(src, dst)
+        return os.stat(src).st_size
 
     def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
         return mirror(source, dest, self, done)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import modern
+from . import modern, pipemanifest
 from .errors import InputError, UnclassifiedError
 from .layouts import MANUAL_PLACES, Reduction, tp
 from .modern import Bundle
@@ -77,6 +77,16 @@ class Plan:
     @property
     def member_path(self) -> PurePosixPath:
         return self.units.member_path
+
+    @property
+    def renames(self) -> dict[str, str]:
+        """{source file name: the name it is delivered under}, where they differ: what a
+        pipeline manifest in the package must say instead."""
+        return {
+            p.source.name: p.packaged.name
+            for p in self.placements
+            if p.bundle is None and p.source.kind is Kind.FILE and p.source.name != p.packaged.name
+        }
 
     @property
     def readme_name(self) -> str:
@@ -182,7 +192,10 @@ def make_plan(
                 uid=eb.uid if eb else "",
                 short=eb.short if eb else "",
             )
-            placement = Placement(entry, PurePosixPath(dest), match.why, match.transform)
+            transform = match.transform
+            if pipemanifest.NAME.fullmatch(entry.name) and transform is Transform.NONE:
+                transform = Transform.MANIFEST
+            placement = Placement(entry, PurePosixPath(dest), match.why, transform)
             if style.modern:
                 placement = _modern(placement, where, found_uids.mous or "", reduction.root.name)
             placements.append(placement)

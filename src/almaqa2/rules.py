@@ -103,6 +103,7 @@ class Transform(Enum):
     GZIP = "gzip"  # primary-beam and mask FITS images (SPEC §4, cycle3 on)
     RAW_MS = "DATA column only"  # SPEC §4.2
     CALIBRATED_MS = "calibrated data as DATA"  # SPEC §4.2
+    MANIFEST = "names rewritten to the delivered names"  # a pipeline manifest (SPEC §4.1)
 
 
 TRANSFORMS: dict[str, Transform] = {
@@ -150,14 +151,14 @@ _COMMON_TAIL = (
 _PIPE_CALIBRATION = (
     r"antennapos\.csv|flux\.csv|.*\.cont\.dat|.*\.(aux)?caltables\.tgz|.*\.ms\.calapply\.txt"
     r"|.*\.auxcalapply\.txt|.*\.ms\.flagversions\.tgz|.*_flag(targets|tsys)?template\.txt"
-    r"|.*\.auxproducts\.tgz|.*\.pipeline_manifest\.xml"
+    r"|.*\.auxproducts\.tgz"
 )
 PIPELINE_README = re.compile(r"(?i)readme.*")
 """The README a pipeline run exports: the header of the staged README (``qa2 stage``)."""
 _PIPE_QA = r".*weblog\.tgz|.*\.weblog\.tar|.*\.qa[02]_report\..*|.*_aquareport\.xml"
 _PIPE_SCRIPT = (
     r".*\.pprequest\.xml|PPR_.*\.xml|.*casa_pipescript\.py|.*casa_piperestorescript\.py"
-    r"|scriptForImaging.*\.py"
+    r"|scriptForImaging.*\.py|.*pipeline_manifest\.xml"  # the scriptForPI reads it from script/
 )
 
 

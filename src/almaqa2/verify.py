@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import manifest, safetar
+from . import manifest, pipemanifest, safetar
 from .errors import Almaqa2Error, DestinationError, InputError, shown
 from .tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
 
@@ -30,13 +30,15 @@ _BLOCK = 1 << 20
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | extra | corrupt | unsafe (a chunk member untar refuses)
+    kind: str  # missing | extra | corrupt | unsafe (a chunk member untar refuses) | restore
     path: str
     expected: str | None = None
     found: str | None = None
 
     def __str__(self) -> str:
         text = f"{self.kind}: {shown(self.path)}"
+        if self.kind == "restore":  # what the PI's restore would not find
+            return f"{text}: {self.found}"
         if self.expected or self.found:
             text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
         return text
@@ -126,8 +128,17 @@ def _package(package: Path, progress: Progress | None) -> Report:
     for rel in common:
         path = paths[rel]
         found[rel] = digests[path] if path in digests else _unreadable(errors[path])
-    problems = _compare(listed, found)
+    problems = _compare(listed, found) + _restore(package, project)
     return Report("package", (str(package),), len(common), tuple(problems))
+
+
+def _restore(package: Path, project: str) -> list[Problem]:
+    """What the PI's restore would not find in each member of a pipeline package."""
+    return [
+        Problem("restore", f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why)
+        for member in sorted(p for p in package.glob("*/*/*") if p.is_dir())
+        for rel, why in pipemanifest.restore_problems(member)
+    ]
 
 
 def _unreadable(exc: BaseException) -> str:
