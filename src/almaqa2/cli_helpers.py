@@ -72,7 +72,7 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
                 f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
                 for eb in fluxes.ebs
             ]
-            table.add_row(str(row.spw), f"{row.ghz:.3f}", *cells, _percent(row.spread))
+            table.add_row(str(row.spw), f"{row.ghz:.6f}", *cells, _percent(row.spread))
         out.print(table)
     for fit in fluxes.fits:
         spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""

@@ -322,8 +322,11 @@ def _describe(table: Any, ms: Path) -> MsInfo:
     with sub("OBSERVATION") as obs:
         ranges = obs.getcol("TIME_RANGE")
         project = str(obs.getcell("PROJECT", 0)) if obs.nrows() else ""
-        has_schedule = obs.nrows() and "SCHEDULE" in obs.colnames()
+        has_schedule = (
+            obs.nrows() and "SCHEDULE" in obs.colnames() and obs.iscelldefined("SCHEDULE", 0)
+        )  # importuvfits, split and concat leave the cell undefined
         eb = _eb_uid(obs.getcell("SCHEDULE", 0) if has_schedule else [], ms.name)
+    start, end = _span(ranges, table)
     with sub("ANTENNA") as antennas:
         names = tuple(str(n) for n in antennas.getcol("NAME"))
     with sub("SPECTRAL_WINDOW") as spw_table:
@@ -344,14 +347,28 @@ def _describe(table: Any, ms: Path) -> MsInfo:
         ms=ms.name,
         eb=eb,
         project=project,
-        start=_mjd_seconds(ranges[:, 0].min()) if len(ranges) else _MJD_EPOCH,
-        end=_mjd_seconds(ranges[:, 1].max()) if len(ranges) else _MJD_EPOCH,
+        start=start,
+        end=end,
         antennas=names,
         spws=spws,
         fields=tuple(
             (field_names[i], tuple(intents[i])) for i in sorted(intents) if i < len(field_names)
         ),
     )
+
+
+def _span(ranges: Any, table: Any) -> tuple[datetime, datetime]:
+    """The observing span from OBSERVATION's TIME_RANGE, or from the main table's TIME
+    where the range is empty (start == end, as split and concat write it)."""
+    if len(ranges) and ranges[:, 1].max() > ranges[:, 0].min():
+        return _mjd_seconds(ranges[:, 0].min()), _mjd_seconds(ranges[:, 1].max())
+    if not table.nrows():
+        return _MJD_EPOCH, _MJD_EPOCH
+    found = tables().taql("SELECT gmin(TIME) AS lo, gmax(TIME) AS hi FROM $1", tables=[table])
+    try:
+        return _mjd_seconds(found.getcell("lo", 0)), _mjd_seconds(found.getcell("hi", 0))
+    finally:
+        found.close()
 
 
 def _spw(spw_table: Any, row: int) -> Spw:

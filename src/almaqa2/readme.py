@@ -69,7 +69,11 @@ ALWAYS = ("script", "qa")
 """Subdirectories every member directory has, even when empty."""
 
 _FIELD_LINE = re.compile(r"^(?P<label>\s*[^:\n]+?)\s*:\s*$")
-_CASA_VERSION = re.compile(r"CASA Version\s+(?:CASA\s+)?(\d+(?:\.\d+)+(?:-\d+)?)", re.I)
+_CASA_VERSION = re.compile(
+    r"CASA Version\s+(?:(?:CASA|MODULAR|CASALITH|PIPELINE)\s+)?(\d+(?:\.\d+)+(?:-\d+)?)", re.I
+)
+"""``CASA Version 4.2.2 (r30986)`` (CASA 4, 5), ``CASA Version MODULAR 6.7.0.31`` (pip),
+``CASALITH 6.5.4.9`` (the tarball), ``PIPELINE 6.6.1.17`` (pipeline builds)."""
 _LOG_HEAD = 256 * 1024
 
 

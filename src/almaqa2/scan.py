@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 MS_NAME = re.compile(r".*\.ms(\.split(\.cal)?)?")
 """Names of the MeasurementSets of an EB (imported, a priori calibrated, calibrated)."""
 
+FLAG_VERSIONS = ".flagversions"
+"""CASA's saved flags of an MS: a plain directory (``FLAG_VERSION_LIST`` and one
+``flags.<version>`` table each), kept whole like a table."""
+
 
 class Kind(Enum):
     FILE = "file"
@@ -133,8 +137,10 @@ def _members(top: str) -> tuple[tuple[Member, ...], int]:
 
 
 def _classify_dir(path: str) -> Kind | None:
-    named_ms = MS_NAME.fullmatch(os.path.basename(path))
-    if named_ms or os.path.isfile(os.path.join(path, "table.dat")):
+    name = os.path.basename(path)
+    if MS_NAME.fullmatch(name) or name.endswith(FLAG_VERSIONS):
+        return Kind.TABLE  # a flagversions directory has no table.dat, but is one unit
+    if os.path.isfile(os.path.join(path, "table.dat")):
         return Kind.TABLE
     if os.path.isfile(os.path.join(path, "ASDM.xml")):
         return Kind.ASDM

@@ -28,8 +28,11 @@ FLUX_LINE = re.compile(
 FIT_LINE = re.compile(
     rf"Fitted spectrum for (?P<source>\S+) with fitorder=(?P<order>{_COUNT}): Flux density ="
     rf" (?P<flux>{_NUMBER}) \+/- (?P<error>{_NUMBER}) \(freq=(?P<freq>{_NUMBER}) GHz\)"
-    rf"(?: spidx=(?P<spidx>{_NUMBER}) \+/- (?P<spidx_error>{_NUMBER}))?"
+    r"(?: spidx(?:=|: a_1 \(spectral index\) =)"
+    rf"(?P<spidx>{_NUMBER}) \+/- (?P<spidx_error>{_NUMBER}))?"
 )
+"""CASA 5 writes ``spidx=-0.55 +/- 0.017``; CASA 6.7 ``spidx: a_1 (spectral index) =-4.72
++/- 1.70 covariance matrix for the fit: ...`` (its higher orders and covariances unused)."""
 
 
 class NoFluxError(Almaqa2Error):
@@ -97,7 +100,7 @@ class Fluxes:
         rows: dict[tuple[int, float], dict[str, Measurement]] = {}
         for m in self.measurements:
             if m.source == source:
-                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 3)), {})[m.eb] = m
+                rows.setdefault((m.spw, round(m.freq_hz / 1e9, 6)), {})[m.eb] = m
         return [Row(spw, ghz, by_eb) for (spw, ghz), by_eb in sorted(rows.items())]
 
     def as_dict(self) -> dict[str, Any]:
