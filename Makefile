@@ -7,7 +7,11 @@ STAMP  := $(VENV)/.installed
 TOOLS  := tar:tar unzip:unzip md5sum:coreutils gzip:gzip chromium:chromium \
           chromedriver:chromium-driver
 
-.PHONY: demo test lint tools bench clean
+REAL   := .cache/real-data
+# A real ALMA MeasurementSet and real SMA caltables ship in this wheel (not in later ones)
+PYUVDATA := pyuvdata==3.2.3
+
+.PHONY: demo test lint tools bench clean real-data
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +28,23 @@ tools:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# Real bytes for the tests, unpacked from the wheel into an ignored cache (see scripts/real_data.py).
+real-data: $(REAL)/.done
+
+$(REAL)/.done: scripts/real_data.py | $(STAMP)
+	rm -rf $(REAL) && mkdir -p $(REAL)
+	$(BIN)/pip download --quiet --no-deps --only-binary=:all: $(PYUVDATA) -d $(REAL)/wheel
+	$(BIN)/python scripts/real_data.py $(REAL)/wheel/pyuvdata-*.whl $(REAL)
+	rm -rf $(REAL)/wheel
+	touch $@
+
 demo: $(STAMP) tools
 	PATH="$(CURDIR)/$(BIN):$$PATH" bash scripts/demo.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
 
-test: $(STAMP) tools lint
+test: $(STAMP) tools lint real-data
 	$(BIN)/pytest
 
 bench: $(STAMP)
@@ -39,4 +53,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/transfer_bench.py
 
 clean:
-	rm -rf $(VENV) demo-output
+	rm -rf $(VENV) demo-output .cache
