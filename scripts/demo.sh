@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make demo: build an example reduction (seed 000's project 229), package it, check it,
-# split it into chunks, verify, unpack and publish them; stage a pipeline run; Cycle-5 names.
+# split it into chunks, verify, unpack and publish them; stage a pipeline run; Cycle-5 names
+# as the archive delivers them; a restorability check of a pipeline package.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 out="${DEMO_OUT:-$here/demo-output}"
@@ -80,5 +81,27 @@ mkdir cycle5
 qa2 -q package IRC10216_setup3_b6_run_x2 cycle5/2011.0.00229.S --readme README.header.txt \
     --style cycle5-nopipe --mous uid___A001_X74_X29 --mode copy
 (cd cycle5 && find 2011.0.00229.S -type f | sort | sed 's/^/   /')
+
+echo
+echo "== 9. a Cycle-5 manual delivery named as the archive names it (2017.1.01185.S)"
+src=2017.1.01185.S_uid___A001_X12a3_Xe9
+python -m almaqa2.example "$here/tests/acceptance/archive2017/input.txt" "$src" 2017.1.01185.S
+mkdir archive
+qa2 -q package "$src" archive/2017.1.01185.S --readme README.header.txt --style cycle5-nopipe \
+    --mode copy --sg uid://A001/X12a3/Xe7 --gous uid://A001/X12a3/Xe8 \
+    --mous uid://A001/X12a3/Xe9 --pi-script "$src/scriptForPI.py" --strict
+qa2 -q tarsplit archive/2017.1.01185.S --auxiliary --out archive > /dev/null
+for tar in archive/2017.1.01185.S_*.tar; do
+    echo "   $(basename "$tar"):"
+    tar tf "$tar" | grep -v '/$' | sed 's|.*/|     |'
+done
+
+echo
+echo "== 10. qa2 verify checks that the PI's restore finds what the pipeline manifest names"
+cp -r 2013.1.00456.S restore-check
+flags=$(find restore-check -name 'uid___A002_X85c183_X60b.ms.flagversions.tgz')
+mv "$flags" "${flags%.tgz}.renamed.tgz"
+if qa2 verify restore-check > restore.txt; then echo "   (not caught!)"; exit 1; fi
+grep '^restore: ' restore.txt | sed 's/^/   /'
 echo
 echo "Everything is in $out"
