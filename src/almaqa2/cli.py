@@ -71,11 +71,19 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 )
 @click.option("--mode", default="fake", show_default=True, help="|".join(MODES))
 @click.option("--append", default="", help="'' (replace), group or member.")
-@click.option("--style", default="", help="Packaging style: " + ", ".join(STYLES) + ".")
+@click.option(
+    "--style",
+    default="",
+    help="Packaging style: "
+    + ", ".join(STYLES)
+    + ". From cycle5 on files are named as the archive names them: member.<MOUS>.<name>,"
+    " an EB's files under the EB's name, <EB>.calibration.tgz bundles.",
+)
 @click.option(
     "--pi-script",
     type=click.Path(path_type=Path),
-    help="scriptForPI.py to deliver (or its directory).",
+    help="scriptForPI.py to deliver (or its directory); delivered as"
+    " member.<MOUS>.scriptForPI.py from cycle 5 on, scriptForPI.py before.",
 )
 @click.option(
     "--noms/--no-noms", default=False, help="Legacy, without --style: leave MeasurementSets out."
@@ -227,7 +235,10 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     """Check a package against its manifest, or chunks against their md5s and manifest.
 
     PATHS: one package directory, or chunk files, or the directory holding the chunks.
-    Exit code 0 when everything matches, 1 when anything is missing, extra or corrupt.
+    A pipeline package is also checked for the PI's restore: every file its pipeline
+    manifest names delivered under that name, and what the scriptForPI looks for in
+    script/ (restore: lines).  Exit code 0 when everything matches, 1 when anything is
+    missing, extra, corrupt, unsafe or not restorable.
     """
     from .verify import verify
 

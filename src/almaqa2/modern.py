@@ -26,10 +26,6 @@ class Bundle:
     inside: str
 
 
-def readme_name(mous: str) -> str:
-    return f"member.{mous}.README.txt"
-
-
 def prefixed(dest: PurePosixPath, mous: str) -> PurePosixPath:
     """``dest`` as delivered: its file name under the subdirectory carrying
     ``member.<MOUS>.``, unless it belongs to one EB."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from .errors import DestinationError
+from .rules import LEVELS
 from .uid import is_uid
 
-LEVELS = (("science_goal", "sg_ouss_id"), ("group", "group_ouss_id"), ("member", "member_ouss_id"))
 APPENDS = ("", "group", "member")
 
 Existing = Mapping[str, Mapping[str, Sequence[str]]]

@@ -16,7 +16,17 @@ from .errors import InputError, UnclassifiedError
 from .layouts import MANUAL_PLACES, Reduction, tp
 from .modern import Bundle
 from .naming import Existing, Units, units
-from .rules import NEVER, NOTES, PI_SCRIPT, STYLES, Classifier, Style, Transform
+from .rules import (
+    NEVER,
+    NOTES,
+    PI_SCRIPT,
+    PI_SCRIPT_NAMES,
+    README_NAMES,
+    STYLES,
+    Classifier,
+    Style,
+    Transform,
+)
 from .scan import Kind, SourceEntry
 from .uid import check_sb_name
 
@@ -90,7 +100,8 @@ class Plan:
 
     @property
     def readme_name(self) -> str:
-        return modern.readme_name(self.uids.mous or "") if self.style.modern else "README"
+        generation = "modern" if self.style.modern else "older"
+        return README_NAMES[generation].format(mous=self.uids.mous or "")
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view (``--json``, ``--dry-run``)."""
@@ -130,7 +141,7 @@ def pi_script_name(member_dir: str, style: Style) -> str:
     the member dir carries the MOUS UID; ``scriptForPI.py`` before, as Cycle-4 deliveries
     have it."""
     prefixed = (style.modern or style.cycle is None) and member_dir.startswith("member.")
-    return f"{member_dir}.scriptForPI.py" if prefixed else "scriptForPI.py"
+    return PI_SCRIPT_NAMES["prefixed" if prefixed else "plain"].format(member=member_dir)
 
 
 def make_plan(

@@ -285,6 +285,29 @@ MODERN_RENAMES = ((".flux.fits.gz", ".pb.fits.gz"),)
 """Endings delivered under their modern name: CASA's older ``.flux`` primary beam."""
 
 
+# -- the package's own names, by generation: directories, README, scriptForPI, tickets, tars --
+
+LEVELS = (("science_goal", "sg_ouss_id"), ("group", "group_ouss_id"), ("member", "member_ouss_id"))
+"""The science goal, group and member directories: ``<prefix>.<UID>``, or the placeholder."""
+
+README_NAMES = {"modern": "member.{mous}.README.txt", "older": "README"}
+"""The member's README: Cycle 5 on, and before."""
+
+PI_SCRIPT_NAMES = {"prefixed": "{member}.scriptForPI.py", "plain": "scriptForPI.py"}
+"""The scriptForPI in script/: prefixed from Cycle 5 on (and as the pipeline stages it) when
+the member directory carries the MOUS UID; plain before, as Cycle-4 deliveries have it."""
+
+TICKET_NAMES = ("{stem}.ticket.zip", "{stem}.ticket.tar")
+"""Beside packpath, for the review ticket; ``stem`` is the project or ``<project>.<SB name>``."""
+
+CHUNK_NAMES = {
+    "numbered": "{project}_{tag}_{n}_of_{total}.tar",
+    "auxiliary": "{project}_{tag}_auxiliary.tar",
+    "list": "{project}_{tag}.md5sums",
+}
+"""The tars of a delivery as the archive names them (``tag``: the MOUS UID, or a date)."""
+
+
 WHEN: dict[str, Callable[[Style], bool]] = {
     "": lambda style: True,
     "ms": lambda style: not style.noms,

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 from . import manifest, package_dir
 from .copying import copy_bytes, write_all
 from .errors import DestinationError, InputError, existing_dir
+from .rules import CHUNK_NAMES
 from .sizes import parse_size
 from .uid import PROJECT_CODE, UID_FS, check_project_code
 
@@ -185,14 +186,16 @@ def chunks_in(folder: Path) -> list[Path]:
 def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
     """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0.
     Past 999 chunks both numbers take the total's width, so names still sort in order."""
+    if not n:
+        return CHUNK_NAMES["auxiliary"].format(project=project, tag=tag)
     width = max(3, len(str(total)))
-    return f"{project}_{tag}_" + (
-        f"{n:0{width}d}_of_{total:0{width}d}.tar" if n else "auxiliary.tar"
+    return CHUNK_NAMES["numbered"].format(
+        project=project, tag=tag, n=f"{n:0{width}d}", total=f"{total:0{width}d}"
     )
 
 
 def list_name(project: str, tag: str) -> str:
-    return f"{project}_{tag}.md5sums"
+    return CHUNK_NAMES["list"].format(project=project, tag=tag)
 
 
 Progress = Callable[[int, int], None]

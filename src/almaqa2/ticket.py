@@ -20,6 +20,7 @@ from pathlib import Path
 from .package_dir import ticket_prefix
 from .plan import Plan
 from .readme import readable
+from .rules import TICKET_NAMES
 from .sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
@@ -33,7 +34,8 @@ _TICKET_DIRS = ("qa", "script")
 
 def ticket_names(plan: Plan) -> tuple[str, str]:
     stem = plan.project if not plan.sb_name else f"{plan.project}.{plan.sb_name}"
-    return f"{stem}.ticket.zip", f"{stem}.ticket.tar"
+    zip_name, tar_name = (name.format(stem=stem) for name in TICKET_NAMES)
+    return zip_name, tar_name
 
 
 def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: int) -> str:
