@@ -133,6 +133,7 @@ def test_corrupt_ms_is_named_and_nothing_is_written(
     assert case229.run_cli(mode) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "Traceback" not in err
+    assert "almaqa2-ms-" not in err, "the shadow tree read through is never named"
     assert len(err.strip().splitlines()) == 1
     assert os.listdir(case229.packpath.parent) == [], "nothing half-written"
     assert tree_state(case229.origpath) == before

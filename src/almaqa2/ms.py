@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -78,6 +79,9 @@ def tables() -> Any:
     return casacore_tables
 
 
+_SHADOW = "almaqa2-ms-"
+
+
 @contextlib.contextmanager
 def _shadow(ms: Path) -> Iterator[str]:
     """A tree of links to ``ms``'s files (lock files copied), removed afterwards."""
@@ -85,7 +89,7 @@ def _shadow(ms: Path) -> Iterator[str]:
         raise InputError(
             "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
         )
-    top = tempfile.mkdtemp(prefix="almaqa2-ms-")
+    top = tempfile.mkdtemp(prefix=_SHADOW)
     try:
         root = os.path.join(top, ms.name)
         for dirpath, _dirs, files in os.walk(os.path.abspath(ms), followlinks=True):
@@ -124,8 +128,10 @@ def _opened(ms: Path) -> Iterator[Any]:
 
 
 def _unreadable(ms: Path, exc: Exception) -> InputError:
+    """casacore's complaint, with the shadow tree it read through named as the MS itself."""
+    said = re.sub(rf"\S*{_SHADOW}[^/\s]*/{re.escape(ms.name)}", str(ms), reason(exc))
     return InputError(
-        f"casacore cannot read this MeasurementSet ({reason(exc)})",
+        f"casacore cannot read this MeasurementSet ({said})",
         ms,
         fix="replace it by a complete copy, or remove it from the reduction",
     )
