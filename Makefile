@@ -43,6 +43,7 @@ demo: $(STAMP) tools
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/mypy
 
 test: $(STAMP) tools lint real-data
 	$(BIN)/pytest

@@ -212,7 +212,7 @@ def tarsplit_cmd(
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
-    chunks = [
+    chunks: list[dict[str, Any]] = [
         {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
         for c in split.chunks
     ]

@@ -28,6 +28,7 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
     from .workflow import lock
 
     directory = lock.lock_dir()
+    holder: lock.Holder | None
     if action == "on":
         holder = lock.take(directory, name)
         said = f"locked {name} ({holder})"

@@ -175,11 +175,16 @@ class Writer(abc.ABC):
 
         Progress counts the whole source MS when the last of its files is reported.
         """
-        files = ms.reduce(source.path, dest, transform, copy_file)
+        files = ms.reduce(source.path, dest, transform, _copy)
         if done:
             for i, written in enumerate(files, 1):
                 done(written.path, source.size if i == len(files) else 0, written.source, None)
         return sum(written.size for written in files)
+
+
+def _copy(src: str, dst: str) -> None:
+    """A file of an MS to reduce, copied as ``cp -a`` (``ms.Place``)."""
+    copy_file(src, dst)
 
 
 def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:

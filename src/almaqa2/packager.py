@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from . import __version__, facts, manifest, materialize, package_dir, readme, ticket
 from .errors import DestinationError, InputError, existing_dir
@@ -81,7 +81,7 @@ def pi_script_entry(path: Path | None) -> SourceEntry | None:
         path = path / "scriptForPI.py"
     path = readable_file(path, "scriptForPI", "give the scriptForPI.py file or its directory")
     st = os.stat(path)
-    return SourceEntry(Path("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
+    return SourceEntry(PurePosixPath("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
 
 
 def check_overlap(origpath: Path, packpath: Path) -> None:

@@ -212,10 +212,10 @@ def make_plan(
             placements.append(placement)
 
     chosen = pi_script or (pi_found[0] if pi_found else None)
-    for extra in pi_found:
-        if extra is not chosen:
-            skipped.append(Skip(extra, f"another scriptForPI.py is delivered ({chosen.path})"))
     if chosen is not None:
+        for extra in pi_found:
+            if extra is not chosen:
+                skipped.append(Skip(extra, f"another scriptForPI.py is delivered ({chosen.path})"))
         name = pi_script_name(member_units.member, style)
         placements.append(Placement(chosen, PurePosixPath("script", name), "script for the PI"))
     elif style.noms:

@@ -61,7 +61,7 @@ def find_ebs(root: Path, entries: tuple[SourceEntry, ...]) -> tuple[EB, ...]:
         for d, uids in sorted(uids_by_dir.items())
         if d != PurePosixPath() and len(uids) == 1 and d.name != "calibrated"
     )
-    seen: dict[str, PurePosixPath] = {}
+    seen: dict[str, PurePosixPath | None] = {}
     for eb in ebs:
         if eb.uid in seen:
             raise InputError(
