@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
 from .errors import Almaqa2Error
+from .version import __version__
 
 __all__ = ["Almaqa2Error", "Request", "Result", "__version__", "package", "prepare"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from . import __version__, facts, manifest, materialize, package_dir, readme, ticket
+from . import facts, manifest, materialize, package_dir, readme, ticket
 from .errors import DestinationError, InputError, existing_dir
 from .layouts import recognise
 from .naming import APPENDS, Existing
@@ -23,6 +23,7 @@ from .plan import Plan, Uids, make_plan
 from .rules import MODES, style_for
 from .scan import Kind, SourceEntry
 from .uid import check_project_code, to_fs
+from .version import __version__
 
 log = logging.getLogger(__name__)
 

@@ -1,63 +1,25 @@
-"""The ``qa2`` command: parse, call the library, show the result, map errors to exit codes.
-
-No packaging logic lives here.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input.
-Each command imports the part of the library it runs, so that ``qa2 verify`` does not
-start by loading the packager (MeasurementSets, FITS, layouts).  The reducer helpers'
-commands are in ``cli_helpers``.
-"""
+"""The packaging and transfer commands: package, stage, inspect, tarsplit, verify, untar,
+deliver, readme-template."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import signal
-import sys
-import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.logging import RichHandler
 from rich.markup import escape
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 from rich.table import Table
 
-from . import __version__
-from .errors import Almaqa2Error, shown
-from .rules import MODES, STYLES
-from .sizes import human_size
+from ..rules import MODES, STYLES
+from ..sizes import human_size
+from .app import cli, err, out, progress_bar
 
 if TYPE_CHECKING:
-    from .packager import Result
-    from .plan import Plan
-    from .verify import Report
-
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="qa2")
-@click.option("-v", "--verbose", count=True, help="Say more (-vv: everything).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-@click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
-@click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
-    """Package ALMA QA2 data reductions for review and delivery."""
-    level = (
-        logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    )
-    logging.basicConfig(
-        level=level,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
-        force=True,
-    )
-    ctx.obj = {"debug": debug}
+    from ..packager import Result
+    from ..plan import Plan
+    from ..verify import Report
 
 
 @cli.command("package")
@@ -97,7 +59,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
     """Package the reduction ORIGPATH into PACKPATH (named after the project code)."""
-    from .packager import Request, package, prepare
+    from ..packager import Request, package, prepare
 
     request = Request(**options)
     if dry_run:
@@ -136,7 +98,7 @@ def stage_cmd(
     pipe_readme: Path | None, dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Stage the pipeline run PIPELINE_ROOT as a delivery-style package STAGED_ROOT."""
-    from .stage import prepare, stage
+    from ..stage import prepare, stage
 
     if dry_run:
         plan = prepare(pipeline_root, staged_root, mode, pi_script)
@@ -159,7 +121,7 @@ def stage_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what a package directory or a set of tar chunks holds (no unpacking)."""
-    from .inspect import inspect
+    from ..inspect import inspect
 
     inventory = inspect(paths)
     if as_json:
@@ -208,7 +170,7 @@ def tarsplit_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
-    from . import tarsplit
+    from .. import tarsplit
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
@@ -240,7 +202,7 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     script/ (restore: lines).  Exit code 0 when everything matches, 1 when anything is
     missing, extra, corrupt, unsafe or not restorable.
     """
-    from .verify import verify
+    from ..verify import verify
 
     with progress_bar("verifying") as progress:
         report = verify(paths, progress)
@@ -262,8 +224,8 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 
     The package appears in OUT only if every chunk and every file matches its md5.
     """
-    from .untar import untar
-    from .verify import VerificationError
+    from ..untar import untar
+    from ..verify import VerificationError
 
     try:
         with progress_bar("extracting") as progress:
@@ -301,7 +263,7 @@ def _show_report(report: Report) -> None:
 def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json: bool) -> None:
     """Publish chunks (files or their directory), or a package split on the way, into a new
     hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
-    from .workflow.deliver import INDEX, deliver
+    from ..workflow.deliver import INDEX, deliver
 
     with progress_bar("publishing") as progress:
         done = deliver(paths, web_root, max_size, progress)
@@ -319,37 +281,9 @@ def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json:
 @cli.command("readme-template")
 def readme_template() -> None:
     """Print a README header template to fill in and give with --readme."""
-    from .readme import TEMPLATE
+    from ..readme import TEMPLATE
 
     click.echo(TEMPLATE, nl=False)
-
-
-@contextlib.contextmanager
-def progress_bar(what: str = "packaging") -> Iterator[Any]:
-    """A progress bar on a terminal only; it appears for work of more than two seconds."""
-    if not err.is_terminal:
-        yield None
-        return
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-    )
-    task = bar.add_task(what, total=None, visible=False)
-    started = [False]
-
-    def update(done: int, total: int) -> None:
-        if not started[0] and bar.get_time() - bar.tasks[0].start_time > 2:  # type: ignore[operator]
-            started[0] = True
-            bar.update(task, visible=True)
-        bar.update(task, completed=done, total=total)
-
-    with bar:
-        bar.start_task(task)
-        yield update
 
 
 def _summary(result: Result) -> Table:
@@ -403,78 +337,3 @@ def _result_dict(result: Result) -> dict[str, Any]:
         "tickets": [str(p) for p in result.tickets],
         "manifest": str(result.manifest) if result.manifest else None,
     }
-
-
-from . import cli_helpers  # noqa: E402, F401 - adds the reducer helpers' commands to the group
-
-
-class Stopped(BaseException):
-    """SIGTERM or SIGHUP arrived: raised in the main thread so that every ``finally`` and
-    ``with`` on the way out runs (staging removed, locks released), then exit 128 + N.
-    A BaseException, so that no ``except Exception`` on the way swallows it."""
-
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _stop(signum: int, _frame: object) -> None:
-    raise Stopped(signum)
-
-
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess).
-
-    Exit codes: 0 done, 1 a check failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP;
-    whatever stops it, nothing half-written stays behind.
-    """
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
-    in_main = threading.current_thread() is threading.main_thread()  # signals go there only
-    previous = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS} if in_main else {}
-    try:
-        return _run(argv, debug)
-    except Stopped as exc:
-        err.print(f"stopped by {signal.Signals(exc.signum).name}; nothing half-written was kept")
-        return 128 + exc.signum
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _run(argv: Sequence[str] | None, debug: bool) -> int:
-    try:
-        code = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="qa2", standalone_mode=False
-        )
-    except click.ClickException as exc:
-        exc.show()
-        return 2
-    except click.Abort as exc:
-        if isinstance(exc.__context__, KeyboardInterrupt):
-            err.print("interrupted; nothing half-written was kept")
-            return 130
-        err.print("aborted")
-        return 1
-    except Almaqa2Error as exc:
-        if debug:
-            raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except OSError as exc:  # the system refused something the checks could not foresee
-        if debug:
-            raise
-        where = f": {shown(str(exc.filename))}" if exc.filename else ""
-        err.print(
-            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again.",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return 2
-    return code if isinstance(code, int) else 0
-
-
-def entrypoint() -> None:
-    sys.exit(main())

@@ -1,0 +1,88 @@
+"""``qa2``'s entry point: run the command, map what went wrong to an exit code and one
+sentence.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 128 + N a signal."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+import click
+from rich.markup import escape
+
+from ..errors import Almaqa2Error, shown
+from . import commands, helpers  # noqa: F401 - they add their commands to the group
+from .app import cli, err
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: raised in the main thread so that every ``finally`` and
+    ``with`` on the way out runs (staging removed, locks released), then exit 128 + N.
+    A BaseException, so that no ``except Exception`` on the way swallows it."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``qa2`` with ``argv``; returns the exit code (testable without a subprocess).
+
+    Exit codes: 0 done, 1 a check failed, 2 bad input, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP;
+    whatever stops it, nothing half-written stays behind.
+    """
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    in_main = threading.current_thread() is threading.main_thread()  # signals go there only
+    previous = {s: signal.signal(s, _stop) for s in _STOP_SIGNALS} if in_main else {}
+    try:
+        return _run(argv, debug)
+    except Stopped as exc:
+        err.print(f"stopped by {signal.Signals(exc.signum).name}; nothing half-written was kept")
+        return 128 + exc.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _run(argv: Sequence[str] | None, debug: bool) -> int:
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="qa2", standalone_mode=False
+        )
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except click.Abort as exc:
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            err.print("interrupted; nothing half-written was kept")
+            return 130
+        err.print("aborted")
+        return 1
+    except Almaqa2Error as exc:
+        if debug:
+            raise
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        return exc.exit_code
+    except OSError as exc:  # the system refused something the checks could not foresee
+        if debug:
+            raise
+        where = f": {shown(str(exc.filename))}" if exc.filename else ""
+        err.print(
+            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
+    return code if isinstance(code, int) else 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
