@@ -14,11 +14,11 @@ import hashlib
 import os
 import queue
 import re
-import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from .atomic import write_atomically
 from .errors import copy_differs
 
 NAME = "manifest.md5"
@@ -249,11 +249,5 @@ def parse(data: bytes) -> dict[str, str]:
 
 def write(package: Path, project: str, digests: dict[str, str]) -> Path:
     """Write ``<package>/manifest.md5`` atomically from {path below package: md5}."""
-    target = package / NAME
     lines = [format_line(d, f"{project}/{rel}") for rel, d in sorted(digests.items())]
-    fd, tmp = tempfile.mkstemp(prefix=".manifest-", dir=package)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
-        out.writelines(lines)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
-    return target
+    return write_atomically(package / NAME, "".join(lines))

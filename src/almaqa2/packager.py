@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from . import facts, manifest, materialize, package_dir, readme, ticket
+from .atomic import write_atomically
 from .errors import DestinationError, InputError, existing_dir
 from .layouts import recognise
 from .naming import APPENDS, Existing
@@ -316,10 +317,7 @@ def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "members": members,
     }
-    tmp = where / f"{MARKER}.tmp"
-    tmp.unlink(missing_ok=True)  # never written through: it may be a link into the package
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    os.replace(tmp, where / MARKER)
+    write_atomically(where / MARKER, json.dumps(info, indent=2) + "\n")
 
 
 def _update_manifest(package: Path, plan: Plan, new_files: dict[str, str]) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from . import manifest, package_dir
+from .atomic import write_atomically
 from .copying import copy_bytes, write_all
 from .errors import DestinationError, InputError, existing_dir
 from .rules import CHUNK_NAMES
@@ -227,7 +228,7 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
             while len(hashing) > 1 or (hashing and n == len(chunks) - 1):
                 at, part, follower = hashing[0]
                 digests[at.name] = follower.hexdigest()
-                _write_text(out / f"{at.name}.md5sum", f"{digests[at.name]}  {at.name}\n")
+                write_atomically(out / f"{at.name}.md5sum", f"{digests[at.name]}  {at.name}\n")
                 os.replace(part, out / at.name)
                 hashing.pop(0)
     except BaseException as exc:  # nothing half-written stays
@@ -247,14 +248,8 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
 
 def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:
     path = out / name
-    _write_text(path, "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
+    write_atomically(path, "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
     return path
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 _FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB

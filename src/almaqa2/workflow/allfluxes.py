@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import ms
+from ..atomic import write_atomically
 from ..errors import InputError
 from ..uid import eb_of_name
 from .fluxscale import Fit, Fluxes
@@ -146,11 +147,11 @@ def flags(rows: list[Row], fits: tuple[Fit, ...], threshold: float = THRESHOLD) 
 
 def save(text: str, path: Path) -> None:
     """Write ``path`` whole or not at all; a previous file is kept as ``<name>.previous``."""
-    draft = path.with_name(f".{path.name}.draft")
-    draft.write_text(text)
+    previous = path.with_name(f"{path.name}.previous")
     if path.exists():
-        os.replace(path, path.with_name(f"{path.name}.previous"))
-    os.replace(draft, path)
+        previous.unlink(missing_ok=True)
+        os.link(path, previous)  # the old file stays under this name when replaced
+    write_atomically(path, text)
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
 from .. import package_dir, safetar
+from ..atomic import write_atomically
 from ..errors import Almaqa2Error, InputError, reason
 from ..manifest import md5_file
 
@@ -175,6 +176,14 @@ def extract(tar_path: Path, out: Path) -> list[str]:
     return tops
 
 
+def _file_name(url: str) -> str:
+    """The file name a link gives (its path's last part), if it can name a file in --out."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1]
+    if name in ("", ".", "..") or name.startswith("."):
+        raise InputError("a link names no plain file", url, fix="ask the DRM for a clean page")
+    return name
+
+
 def listing(url: str) -> tuple[list[str], str, str]:
     """The tar URLs the page at ``url`` links to, its md5 list's URL and text."""
     tars, md5_url = links(_text(url), url)
@@ -189,12 +198,12 @@ def download(url: str, out: Path, progress: Progress | None = None) -> Download:
     """Fetch, check and unpack everything the listing page at ``url`` links to."""
     tars, md5_url, md5_text = listing(url)
     out.mkdir(parents=True, exist_ok=True)
-    (out / md5_url.rsplit("/", 1)[-1]).write_text(md5_text)
+    write_atomically(out / _file_name(md5_url), md5_text)
     expected = parse_md5s(md5_text)
     result = Download(out)
     bad = []
     for tar_url in tars:
-        name = tar_url.rsplit("/", 1)[-1]
+        name = _file_name(tar_url)
         if name not in expected:
             raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
         dest = out / name

@@ -1,0 +1,34 @@
+"""A small file written whole or not at all: into a hidden file beside it, created anew
+(never through an existing name or a planted link), then renamed over it.  One helper for
+the manifest, the marker, the md5 lists, allFluxes.txt and the downloaded md5 list."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def draft_of(path: Path) -> Path:
+    """The hidden name ``path`` is written under first; what a killed run left there is
+    replaced by the next write of ``path``."""
+    return path.with_name(f".{path.name}.almaqa2-part")
+
+
+def write_atomically(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
+    """Replace ``path`` by ``text`` (str: UTF-8, undecodable file-name bytes kept as they
+    were) in one rename; returns ``path``."""
+    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    draft = draft_of(path)
+    draft.unlink(missing_ok=True)
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            os.fchmod(out.fileno(), mode)
+        os.replace(draft, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            draft.unlink()
+        raise
+    return path
