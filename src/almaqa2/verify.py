@@ -17,6 +17,7 @@ import tarfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,26 @@ Progress = Callable[[int, int], None]
 _BLOCK = 1 << 20
 
 
+class Trouble(StrEnum):
+    """What is wrong with a file or chunk (printed and in JSON as its value)."""
+
+    MISSING = "missing"  # listed, not there
+    EXTRA = "extra"  # there, not listed
+    CORRUPT = "corrupt"  # there, other bytes
+    UNSAFE = "unsafe"  # a chunk member untar refuses
+    RESTORE = "restore"  # what the PI's restore would not find
+
+
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # missing | extra | corrupt | unsafe (a chunk member untar refuses) | restore
+    kind: Trouble
     path: str
     expected: str | None = None
     found: str | None = None
 
     def __str__(self) -> str:
         text = f"{self.kind}: {shown(self.path)}"
-        if self.kind == "restore":  # what the PI's restore would not find
+        if self.kind is Trouble.RESTORE:  # what the PI's restore would not find
             return f"{text}: {self.found}"
         if self.expected or self.found:
             text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
@@ -101,9 +112,9 @@ def package_in(paths: Sequence[Path]) -> Path | None:
 def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
     """Problems between {path: md5} expected and {path: md5} found, sorted by path."""
     return [
-        Problem("missing", p, listed[p]) if p not in found
-        else Problem("extra", p, None, found[p]) if p not in listed
-        else Problem("corrupt", p, listed[p], found[p])
+        Problem(Trouble.MISSING, p, listed[p]) if p not in found
+        else Problem(Trouble.EXTRA, p, None, found[p]) if p not in listed
+        else Problem(Trouble.CORRUPT, p, listed[p], found[p])
         for p in sorted(listed.keys() | found.keys())
         if listed.get(p) != found.get(p)
     ]  # fmt: skip
@@ -135,7 +146,9 @@ def _package(package: Path, progress: Progress | None) -> Report:
 def _restore(package: Path, project: str) -> list[Problem]:
     """What the PI's restore would not find in each member of a pipeline package."""
     return [
-        Problem("restore", f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why)
+        Problem(
+            Trouble.RESTORE, f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why
+        )
         for member in sorted(p for p in package.glob("*/*/*") if p.is_dir())
         for rel, why in pipemanifest.restore_problems(member)
     ]
@@ -243,7 +256,7 @@ def check_chunks(
             splits = " and ".join(str(n) for n in sorted(chunk_set.totals))
             problems.append(
                 Problem(
-                    "extra",
+                    Trouble.EXTRA,
                     str(chunk_set.folder),
                     "one split of the package",
                     f"chunks of {len(chunk_set.totals)} splits (of {splits} chunks) mixed:"
@@ -254,22 +267,25 @@ def check_chunks(
             path = chunk_set.present.get(name)
             expected = chunk_set.expected.get(name)
             if path is None:
-                problems.append(Problem("missing", str(chunk_set.folder / name), expected))
+                problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected))
                 continue
             contents = read_chunk(path, counter.add, into)
             checked += 1 + len(contents.members)
             if expected is None:
-                problems.append(Problem("missing", f"{path}.md5sum", found=contents.md5))
+                problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
             elif expected != contents.md5:
-                problems.append(Problem("corrupt", str(path), expected, contents.md5))
+                problems.append(Problem(Trouble.CORRUPT, str(path), expected, contents.md5))
             elif contents.error:
-                problems.append(Problem("corrupt", str(path), "a tar", contents.error))
+                problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
             problems += [
-                Problem("unsafe", member, found=why) for member, why in contents.unsafe.items()
+                Problem(Trouble.UNSAFE, member, found=why)
+                for member, why in contents.unsafe.items()
             ]
             for member, digest in contents.members.items():
                 if member in members:
-                    problems.append(Problem("extra", member, found=f"a second copy in {path}"))
+                    problems.append(
+                        Problem(Trouble.EXTRA, member, found=f"a second copy in {path}")
+                    )
                 members[member] = digest
             if contents.manifest is not None:
                 listed = manifest.parse(contents.manifest)
@@ -283,7 +299,7 @@ def check_chunks(
             members.pop(manifest_path, None)
             problems += _compare(listed, members)
         else:
-            problems.append(Problem("missing", manifest_path))
+            problems.append(Problem(Trouble.MISSING, manifest_path))
     return Report(
         "chunks",
         tuple(str(p) for s in sets for p in s.present.values()),
