@@ -3,7 +3,8 @@
 A rule says: in this place of the reduction, an entry of this kind whose name matches
 this pattern goes to this destination (relative to the member directory).  The first rule
 that matches wins; an entry no rule matches is "unclassified".  Places: ``eb`` directly
-in an EB directory, ``qa2`` in an EB's ``qa2/``, ``sb`` anywhere else; ``pipeline`` a
+in an EB directory, ``qa2`` in an EB's ``qa2/``, ``eb-nested`` deeper in an EB directory,
+``sb`` anywhere else; ``pipeline`` a
 pipeline run's ``products/``; ``kept`` a staged package's delivery directories
 (``calibration/``, ``script/``...), ``restore`` what its scriptForPI restored.
 
@@ -238,9 +239,12 @@ def _rules() -> tuple[Rule, ...]:
         (F, r"scriptForImaging.*\.py", "script/{name}", "imaging script", ""),
         (ANY, r".*", NEVER, "restored by the scriptForPI (the PI restores it again)", ""),
     ]
+    # Deeper inside an EB directory (``X8c/notes/…``): as at SB level, but logs are the EB's.
+    eb_nested = [(F, r".*\.log", "log/{uid}__{name}", "EB log", ""), *sb]
     tables = {
         "eb": eb,
         "qa2": qa2,
+        "eb-nested": eb_nested,
         "sb": sb,
         "pipeline": pipeline,
         "kept": kept,
