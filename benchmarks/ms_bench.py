@@ -42,7 +42,7 @@ from pathlib import Path
 source, dest, transform = Path(sys.argv[1]), Path(sys.argv[2]), Transform[sys.argv[3]]
 ms.tables()
 start = time.perf_counter()
-ms.reduce(source, dest, transform, copy_file)
+ms.reduce(source, dest, transform, copy_file, ms.read(source))  # the open is the packager's too
 print(time.perf_counter() - start)
 """
 

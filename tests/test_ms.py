@@ -247,7 +247,7 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
         copied.append(os.path.relpath(src, source))
         copy_file(src, dst)
 
-    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy)
+    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy, ms.read(source))
     if not shared_tiles:  # the cubes of the removed columns are never written
         dropped = _cube_files(source, ("DATA", "MODEL_DATA"))
         assert dropped and not set(dropped) & set(copied)
@@ -262,3 +262,35 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
     assert tree_state(source) == before
     verified = [(Path(f.path), Path(f.source)) for f in files if f.source is not None]
     assert verified and all(p.read_bytes() == src.read_bytes() for p, src in verified)
+
+
+def test_each_source_ms_is_opened_once_in_a_hard_package(
+    case229: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check, the README's facts and the reduction share one open of each source MS
+    (issue 15); the reduction's own opens are of its copy in the package."""
+    from collections import Counter
+
+    import casacore.tables
+
+    opened: Counter[str] = Counter()
+    real_table = casacore.tables.table
+
+    class Counting(real_table):  # type: ignore[misc, valid-type]
+        def __init__(self, name: object = None, *args: object, **kwargs: object) -> None:
+            if isinstance(name, str):
+                opened[name.removeprefix("Table: ")] += 1
+            super().__init__(name, *args, **kwargs)
+
+    monkeypatch.setattr(casacore.tables, "table", Counting)
+    assert case229.run_cli("hard") == 0
+    sources = {p.name for p in case229.origpath.rglob("*.ms.split*") if p.is_dir()} - {
+        p.name for p in case229.origpath.rglob("*.ms.split.*") if not p.name.endswith(".cal")
+    }
+    of_sources = Counter(
+        Path(name).name
+        for name in opened
+        for _ in range(opened[name])
+        if Path(name).name in sources and "almaqa2-staging" not in name  # not the copies
+    )
+    assert sorted(of_sources) == sorted(sources) and set(of_sources.values()) == {1}, of_sources

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import fitsio, ms
 from .errors import InputError
@@ -26,32 +27,35 @@ class EbFacts:
 class Facts:
     ebs: tuple[EbFacts, ...]
     products: tuple[tuple[str, fitsio.FitsInfo], ...]  # (dest in the package, header facts)
+    opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
 
 
-def check_ms(plan: Plan) -> None:
-    """Before writing: every MS to reduce opens and has the column to deliver."""
-    for placement in plan.placements:
-        if placement.transform in ms.MS_TRANSFORMS:
-            ms.check(placement.source.path, placement.transform)
-
-
-def collect(plan: Plan) -> Facts:
-    """Read the facts; a product that is not FITS is an error, an unreadable MS a warning
-    (fake and ticket modes never need casacore; copy and hard checked the MSes already)."""
+def collect(plan: Plan, reduce: bool) -> Facts:
+    """Read the facts, each MS opened once.  With ``reduce`` (copy and hard modes), every
+    MS to reduce must open and have the column to deliver (else InputError, before anything
+    is written), and what its open found serves the reduction; an EB's MS that only
+    describes it, and every MS in fake and ticket modes (which never need casacore), is a
+    warning when unreadable.  A product that is not FITS is an error."""
     products = tuple(
         (p.dest.as_posix(), fitsio.summary(p.source.path))
         for p in plan.placements
         if p.dest.parts[0] == "product" and ".fits" in p.source.name
     )
-    return Facts(_ebs(plan), products)
+    describing = _describing(plan)
+    opened: dict[Path, ms.Opened] = {}
+    if reduce:
+        for placement in plan.placements:
+            if placement.transform in ms.MS_TRANSFORMS:
+                path = placement.source.path
+                if path not in opened:
+                    opened[path] = ms.read(path, describe=path in describing.values())
+                ms.check(path, placement.transform, opened[path])
+    return Facts(_ebs(plan, describing, opened), products, opened)
 
 
-def _ebs(plan: Plan) -> tuple[EbFacts, ...]:
-    if not ms.available():
-        why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
-        log.info("no EB facts in the README: %s", why)
-        return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
-    best: dict[str, tuple[int, SourceEntry]] = {}  # {EB UID: (rank, its MS to read)}
+def _describing(plan: Plan) -> dict[str, Path]:
+    """{EB UID: the MS that describes it in the README} (the best of its MSes)."""
+    best: dict[str, tuple[int, SourceEntry]] = {}
     for entry in plan.reduction.entries:
         rank = _rank(entry.name) if entry.kind is Kind.TABLE else None
         if rank is None:
@@ -59,13 +63,27 @@ def _ebs(plan: Plan) -> tuple[EbFacts, ...]:
         where, eb = plan.reduction.place_of(entry)
         if where == "eb" and eb is not None and rank < best.get(eb.uid, (rank + 1,))[0]:
             best[eb.uid] = (rank, entry)
+    return {uid: entry.path for uid, (_, entry) in best.items()}
+
+
+def _ebs(
+    plan: Plan, describing: dict[str, Path], opened: dict[Path, ms.Opened]
+) -> tuple[EbFacts, ...]:
+    if not ms.available():
+        why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
+        log.info("no EB facts in the README: %s", why)
+        return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
     facts = []
     for eb in plan.reduction.ebs:
-        if eb.uid not in best:
+        path = describing.get(eb.uid)
+        if path is None:
             facts.append(EbFacts(eb.uid, None, "no MeasurementSet of this EB in the reduction"))
             continue
+        if path in opened:
+            facts.append(EbFacts(eb.uid, opened[path].info))
+            continue
         try:
-            facts.append(EbFacts(eb.uid, ms.describe(best[eb.uid][1].path)))
+            facts.append(EbFacts(eb.uid, ms.read(path, describe=True).info))
         except InputError as exc:
             log.warning("%s", exc)
             facts.append(EbFacts(eb.uid, None, exc.what))

@@ -45,7 +45,12 @@ def check_same_device(plan: Plan, packpath: Path) -> None:
             )
 
 
-def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dict[str, int]:
+def write_payload(
+    plan: Plan,
+    member_dir: Path,
+    done: Done | None = None,
+    opened: dict[Path, ms.Opened] | None = None,
+) -> dict[str, int]:
     """Write every placement of ``plan`` under ``member_dir`` in the plan's mode.
 
     Returns the size each file of the package has as it will be delivered, by its path
@@ -54,6 +59,7 @@ def write_payload(plan: Plan, member_dir: Path, done: Done | None = None) -> dic
     """
     writer = _WRITERS[plan.mode]()
     writer.renames = plan.renames
+    writer.opened = opened or {}
     sizes: dict[str, int] = {}
     bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
     writer.start(member_dir)
@@ -120,6 +126,7 @@ class Writer(abc.ABC):
 
     copies = False  # True: the file written must equal its source (checked after)
     renames: dict[str, str]  # {source name: delivered name}: what manifests must say
+    opened: dict[Path, ms.Opened]  # {an MS to reduce: what its one open found}
 
     def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
         """Called once before the first file is written under ``member_dir``."""
@@ -175,7 +182,7 @@ class Writer(abc.ABC):
 
         Progress counts the whole source MS when the last of its files is reported.
         """
-        files = ms.reduce(source.path, dest, transform, _copy)
+        files = ms.reduce(source.path, dest, transform, _copy, self.opened[source.path])
         if done:
             for i, written in enumerate(files, 1):
                 done(written.path, source.size if i == len(files) else 0, written.source, None)

@@ -148,13 +148,34 @@ def _kept(columns: list[str], transform: Transform, ms: Path) -> str:
     )
 
 
-def check(ms: Path, transform: Transform) -> str:
-    """Open ``ms`` and return the column it will deliver; raise if it cannot be reduced."""
+@dataclass(frozen=True)
+class Opened:
+    """What one open of an MS tells: its columns and storage managers (for the reduction)
+    and, when asked, what the README says of its EB."""
+
+    columns: tuple[str, ...]
+    dminfo: dict[str, Any]
+    info: MsInfo | None
+
+
+def read(ms: Path, describe: bool = False) -> Opened:
+    """Open ``ms`` once (through a shadow) and read what the package needs of it."""
     with _opened(ms) as table:
-        return _kept(table.colnames(), transform, ms)
+        try:
+            info = _describe(table, ms) if describe else None
+            return Opened(tuple(table.colnames()), table.getdminfo(), info)
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
 
 
-def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[Written]:
+def check(ms: Path, transform: Transform, opened: Opened) -> str:
+    """The column ``ms`` will deliver; InputError if it has none to deliver."""
+    return _kept(list(opened.columns), transform, ms)
+
+
+def reduce(
+    ms: Path, dest: Path, transform: Transform, copy: Place, opened: Opened
+) -> list[Written]:
     """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
 
     As CASA writes MSes, each visibility column has a storage manager of its own; then the
@@ -162,12 +183,11 @@ def reduce(ms: Path, dest: Path, transform: Transform, copy: Place) -> list[Writ
     casacore removes the other columns from the copy and renames the kept one: the values
     are the source's bytes.  Where casacore cannot remove a column alone (it shares a
     tiled storage manager), it value-copies the selected columns instead (slower, streamed
-    by rows).  Returns every file of the result.
+    by rows).  Returns every file of the result.  ``opened``: what ``read`` found of it
+    (the source is not opened again).
     """
-    with _opened(ms) as table:
-        kept = _kept(table.colnames(), transform, ms)
-        unneeded = _unneeded(table, kept)
-    _copy_files(ms, dest, copy, unneeded)
+    kept = _kept(list(opened.columns), transform, ms)
+    _copy_files(ms, dest, copy, _unneeded(opened.dminfo, kept))
     try:
         _drop_columns(ms, dest, kept)
     except _CannotRemove:
@@ -183,7 +203,7 @@ class _CannotRemove(Exception):
     pass
 
 
-def _unneeded(table: Any, kept: str) -> tuple[str, ...]:
+def _unneeded(dminfo: dict[str, Any], kept: str) -> tuple[str, ...]:
     """Name prefixes of the main table's files that hold only columns the reduction
     removes: the cubes of their tiled storage managers (``table.f<N>_TSM<k>``), most of an
     MS's bytes.  They are not copied (removecols deletes those storage managers from the
@@ -191,7 +211,7 @@ def _unneeded(table: Any, kept: str) -> tuple[str, ...]:
     dropped = DROPPED - {kept}
     return tuple(
         f"table.f{dm['SEQNR']}_TSM"
-        for dm in table.getdminfo().values()
+        for dm in dminfo.values()
         if dm["TYPE"].startswith("Tiled") and set(dm["COLUMNS"]) <= dropped
     )
 
@@ -314,11 +334,9 @@ def _intents(obs_mode: str) -> tuple[str, ...]:
 
 def describe(ms: Path) -> MsInfo:
     """Read the README's facts of one EB from its MS (casacore only, read-only)."""
-    with _opened(ms) as table:
-        try:
-            return _describe(table, ms)
-        except RuntimeError as exc:
-            raise _unreadable(ms, exc) from exc
+    info = read(ms, describe=True).info
+    assert info is not None
+    return info
 
 
 def _describe(table: Any, ms: Path) -> MsInfo:

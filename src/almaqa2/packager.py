@@ -207,9 +207,8 @@ def build(
     ticket files if asked (hold the packpath lock)."""
     if plan.mode == "hard":
         materialize.check_same_device(plan, packpath)
-    if plan.mode in ("copy", "hard"):
-        facts.check_ms(plan)
-    return _build(plan, packpath, header, facts.collect(plan), progress, tickets)
+    found = facts.collect(plan, reduce=plan.mode in ("copy", "hard"))
+    return _build(plan, packpath, header, found, progress, tickets)
 
 
 def package(request: Request, progress: Progress | None = None) -> Result:
@@ -275,7 +274,7 @@ def _build(
         member_dir.mkdir(parents=True)
         for name in readme.ALWAYS:
             (member_dir / name).mkdir()
-        sizes = materialize.write_payload(plan, member_dir, done)
+        sizes = materialize.write_payload(plan, member_dir, done, found.opened)
         notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
         readme_text = readme.render(plan, header, notes, sizes, found)
         (member_dir / plan.readme_name).write_text(readme_text)
