@@ -30,7 +30,8 @@ import numpy as np
 from astropy.io import fits
 from common import options, workdir
 
-from almaqa2 import example_ms, fitsio
+from almaqa2 import fitsio
+from almaqa2.testing import measurementsets as example_ms
 
 NCHAN, TIMES = 512, 1300  # 3 scans x 1300 integrations x 12 rows x 3 columns x 8 KB: 1.2 GB
 REDUCE = """

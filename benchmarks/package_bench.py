@@ -29,7 +29,7 @@ from pathlib import Path
 
 from common import QA2, options, timed, workdir
 
-from almaqa2 import example_ms
+from almaqa2.testing import measurementsets as example_ms
 
 EBS = ("uid___A002_Xb00001_X1a1", "uid___A002_Xb00002_X2b2", "uid___A002_Xb00003_X3c3")
 MS_TIMES = 460  # integrations per scan: a real MS of ~210 MB (3 visibility columns)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import example
 from almaqa2.cli import main as cli_main
 from almaqa2.legacy import QA_Packager
 from almaqa2.readme import TEMPLATE
+from almaqa2.testing import reductions as example
 
 ACCEPTANCE = Path(__file__).parent / "acceptance"
 CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists())

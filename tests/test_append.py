@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import example
 from almaqa2.cli import main
+from almaqa2.testing import reductions as example
 
 from conftest import Case, listing, make_case, md5sum_check, tree_state
 

@@ -90,3 +90,17 @@ def test_no_import_cycle_among_the_modules() -> None:
 
 def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_the_runtime_package_uses_no_test_fixture() -> None:
+    """The example builders live in almaqa2.testing; only the ``python -m almaqa2.example``
+    entry point reaches them."""
+    paths = sorted(SRC.joinpath("almaqa2").rglob("*.py"))
+    modules = {_module_of(p) for p in paths}
+    users = {
+        name
+        for p in paths
+        if not (name := _module_of(p)).startswith("almaqa2.testing")
+        and any(m.startswith("almaqa2.testing") for m in _imports(p, modules))
+    }
+    assert users == {"almaqa2.example"}

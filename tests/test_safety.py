@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import example
 from almaqa2.cli import main
+from almaqa2.testing import reductions as example
 
 from conftest import Case, listing, tree_state
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import example
 from almaqa2.cli import main as cli_main
 from almaqa2.legacy import QA_Pipeline_Stager
+from almaqa2.testing import reductions as example
 
 from conftest import ACCEPTANCE, listing, md5sum_check, tree_state
 
