@@ -30,15 +30,15 @@ import numpy as np
 from astropy.io import fits
 from common import options, workdir
 
-from almaqa2 import fitsio
+from almaqa2.data import fitsio
 from almaqa2.testing import measurementsets as example_ms
 
 NCHAN, TIMES = 512, 1300  # 3 scans x 1300 integrations x 12 rows x 3 columns x 8 KB: 1.2 GB
 REDUCE = """
 import sys, time
-from almaqa2 import ms
+from almaqa2.data import ms
 from almaqa2.copying import copy_file
-from almaqa2.rules import Transform
+from almaqa2.package.rules import Transform
 from pathlib import Path
 source, dest, transform = Path(sys.argv[1]), Path(sys.argv[2]), Transform[sys.argv[3]]
 ms.tables()

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.legacy import QA_Packager
-from almaqa2.readme import TEMPLATE
+from almaqa2.package.legacy import QA_Packager
+from almaqa2.package.readme import TEMPLATE
 from almaqa2.testing import reductions as example
 
 ACCEPTANCE = Path(__file__).parent / "acceptance"

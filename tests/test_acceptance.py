@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from almaqa2.scan import Kind, scan
+from almaqa2.package.scan import Kind, scan
 
 from conftest import CASES, MODES, Case, listing, make_case, tree_state
 

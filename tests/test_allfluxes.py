@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.workflow.allfluxes import read, write
+from almaqa2.helpers.allfluxes import read, write
 
 from conftest import make_case
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from almaqa2.cli import main as cli_main
-from almaqa2.workflow import clear
+from almaqa2.helpers import clear
 
 from conftest import tree_state
 

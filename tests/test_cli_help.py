@@ -20,7 +20,7 @@ def test_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_helpers_are_commands_with_a_module_each() -> None:
-    workflow = Path(__file__).parents[1] / "src" / "almaqa2" / "workflow"
+    workflow = Path(__file__).parents[1] / "src" / "almaqa2" / "helpers"
     for helper in HELPERS:
         assert helper in cli.commands
         assert (workflow / f"{helper}.py").is_file()

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import package_dir
 from almaqa2.cli import main
+from almaqa2.package import package_dir
 from test_append import _append, _second
 from test_stage import build_run
 

@@ -17,7 +17,7 @@ from typing import ClassVar
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.workflow.download import download
+from almaqa2.helpers.download import download
 
 ASDMS = ("uid___A002_Xdd9c61_X66d", "uid___A002_X4sda4d_Xa12")
 

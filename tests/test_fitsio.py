@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from almaqa2 import fitsio
+from almaqa2.data import fitsio
 
 from conftest import make_case
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.workflow.fluxscale import parse
+from almaqa2.helpers.fluxscale import parse
 
 DATA = Path(__file__).parent / "data"
 X66D = "uid___A002_Xdd9c61_X66d"

@@ -143,4 +143,4 @@ def test_a_fits_beam_written_as_text(tmp_path: Path, capsys: pytest.CaptureFixtu
     _no_traceback(capsys)
     text = next(case.packpath.rglob("README")).read_text()
     section = text.split("product/IRC10216.clean.fits\n", 1)[1].split("\n", 1)[0]
-    assert 'beam 0.' not in section and "object IRC+10216" in section
+    assert "beam 0." not in section and "object IRC+10216" in section

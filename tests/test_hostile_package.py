@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2 import manifest, materialize, package_dir, ticket
+from almaqa2 import manifest
 from almaqa2.cli import main
+from almaqa2.package import materialize, package_dir, ticket
 from test_append import _append, _second
 from test_stage import build_run
 

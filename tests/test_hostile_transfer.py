@@ -19,9 +19,11 @@ from typing import ClassVar
 
 import pytest
 
-from almaqa2 import lock, manifest, package_dir
+from almaqa2 import manifest
 from almaqa2.cli import main
-from almaqa2.workflow import deliver as deliver_module
+from almaqa2.package import lockfile as lock
+from almaqa2.package import package_dir
+from almaqa2.transfer import deliver as deliver_module
 from test_download import ASDMS, _asdm_tar
 from test_untar import CHUNK, P, _craft, _file, _resum
 
@@ -393,7 +395,7 @@ def test_untar_removes_what_a_killed_untar_left(chunks: Path, out: Path) -> None
 def test_untar_never_replaces_a_directory_that_appears(
     chunks: Path, out: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from almaqa2 import untar
+    from almaqa2.transfer import untar
 
     real = untar.check_chunks
 

@@ -129,9 +129,9 @@ def test_json_follows_the_documented_schema(
     found = _inspect(capsys, nrao_split / "chunks")
     _check_schema(found, SCHEMA)
     assert found["projects"][0]["science_goals"][0]["uid"] is None  # sg_ouss_id
-    doc = (Path(__file__).parents[1] / "src" / "almaqa2" / "inspect.py").read_text()
+    doc = (Path(__file__).parents[1] / "src" / "almaqa2" / "transfer" / "inspection.py").read_text()
     for key in (*SCHEMA, *MEMBER_SCHEMA):
-        assert f'"{key}"' in doc, f"{key} is not documented in inspect.py"
+        assert f'"{key}"' in doc, f"{key} is not documented in inspection.py"
 
 
 @pytest.mark.parametrize("what", ["missing", "no-project", "not-a-tar"])

@@ -12,7 +12,7 @@ import pytest
 
 from almaqa2.cli import main as cli_main
 from almaqa2.errors import LockedError
-from almaqa2.workflow import lock
+from almaqa2.helpers import lock
 
 RACERS = 20
 TRIALS = 20

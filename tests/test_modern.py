@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.legacy import QA_Packager
+from almaqa2.package.legacy import QA_Packager
 
 from conftest import Case, listing, make_case, md5sum_check
 

@@ -13,7 +13,7 @@ import pytest
 
 from almaqa2 import copying, manifest
 from almaqa2.cli import main
-from almaqa2.package_dir import MARKER
+from almaqa2.package.package_dir import MARKER
 
 from conftest import Case, make_case, md5sum_check, tree_state
 

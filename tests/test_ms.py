@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from casacore import tables
 
-from almaqa2 import ms
 from almaqa2.copying import copy_file
-from almaqa2.rules import Transform
+from almaqa2.data import ms
+from almaqa2.package.rules import Transform
 from almaqa2.testing import measurementsets as example_ms
 
 from conftest import Case, md5sum_check, tree_state

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from almaqa2.readme import fill_header
+from almaqa2.package.readme import fill_header
 from almaqa2.sizes import human_size
 from almaqa2.testing import reductions as example
 

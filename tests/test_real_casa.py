@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from casacore import tables
 
-from almaqa2 import ms
 from almaqa2.cli import main
-from almaqa2.readme import TEMPLATE
-from almaqa2.workflow.fluxscale import parse
+from almaqa2.data import ms
+from almaqa2.helpers.fluxscale import parse
+from almaqa2.package.readme import TEMPLATE
 
 from conftest import md5sum_check, tree_state
 
@@ -161,7 +161,7 @@ def test_casa_6_7_fluxscale_lines_keep_the_spectral_index() -> None:
     )
     measurements, fits = parse(text, EB)
     assert [f.spidx for f in fits] == [-4.72419] and fits[0].spidx_error == 1.69899
-    from almaqa2.workflow.fluxscale import Fluxes
+    from almaqa2.helpers.fluxscale import Fluxes
 
     rows = Fluxes((EB,), tuple(measurements), tuple(fits)).by_spw("3C286")
     assert [r.spw for r in rows] == [0, 1], "spws 0.5 MHz apart stay apart"

@@ -145,7 +145,7 @@ def test_concurrent_run_is_refused_naming_the_holder(
             sys.executable,
             "-c",
             "import sys, time, pathlib\n"
-            "from almaqa2 import lock\n"
+            "from almaqa2.package import lockfile as lock\n"
             f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):\n"
             "    print('held', flush=True)\n"
             "    time.sleep(60)\n",
@@ -167,7 +167,7 @@ def test_concurrent_run_is_refused_naming_the_holder(
 
 def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     """File systems without renameat2's exchange get two renames; the result is the same."""
-    from almaqa2 import package_dir
+    from almaqa2.package import package_dir
 
     assert case229.run_cli("fake") == 0
     monkeypatch.setattr(package_dir, "_renameat2", lambda a, b, flags: False)
@@ -185,7 +185,7 @@ def test_a_run_killed_between_the_two_renames_is_recovered(case229: Case) -> Non
     aside = case229.packpath.parent / f".{case229.packpath.name}.almaqa2-old-x1"
     aside.mkdir()
     case229.packpath.rename(aside / "previous")
-    from almaqa2 import package_dir
+    from almaqa2.package import package_dir
 
     package_dir.recover(case229.packpath)
     assert tree_state(case229.packpath) == previous

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main as cli_main
-from almaqa2.legacy import QA_Pipeline_Stager
+from almaqa2.package.legacy import QA_Pipeline_Stager
 from almaqa2.testing import reductions as example
 
 from conftest import ACCEPTANCE, listing, md5sum_check, tree_state
@@ -263,7 +263,7 @@ def test_case2_package_from_a_staged_package(style: str, case2: Path, tmp_path: 
 
 
 def test_case2_legacy_call_from_the_member_directory(case2: Path, tmp_path: Path) -> None:
-    from almaqa2.legacy import QA_Packager
+    from almaqa2.package.legacy import QA_Packager
 
     readme = tmp_path / "README.header.txt"
     readme.write_text("Project code:\n")

@@ -15,8 +15,8 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from almaqa2 import tarsplit
 from almaqa2.cli import main
+from almaqa2.transfer import tarsplit
 
 from conftest import Case, make_case
 
@@ -127,7 +127,7 @@ def test_auxiliary_keeps_only_products_in_numbered_chunks(tmp_path: Path) -> Non
 
 _KILL_AFTER = """
 import os, signal, sys
-from almaqa2 import tarsplit
+from almaqa2.transfer import tarsplit
 from almaqa2.cli import main
 real, count = tarsplit._add, [0]
 def add(fd, entry):

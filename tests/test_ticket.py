@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2.ticket import DUMMY_NAME
+from almaqa2.package.ticket import DUMMY_NAME
 
 from conftest import Case, make_case
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from almaqa2.legacy import QA_Packager
+from almaqa2.package.legacy import QA_Packager
 
 from conftest import listing, make_case
 

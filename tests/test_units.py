@@ -12,9 +12,9 @@ from hypothesis import given
 
 from almaqa2 import manifest
 from almaqa2.errors import DestinationError, InputError
-from almaqa2.naming import units
-from almaqa2.rules import NEVER, Classifier, style_for
-from almaqa2.scan import Kind
+from almaqa2.package.naming import units
+from almaqa2.package.rules import NEVER, Classifier, style_for
+from almaqa2.package.scan import Kind
 from almaqa2.uid import short_name, to_fs
 
 parts = st.from_regex(r"X[0-9a-f]{1,7}", fullmatch=True)

@@ -13,7 +13,7 @@ import hashlib
 import os
 import stat
 
-from .errors import copy_differs
+from almaqa2.errors import copy_differs
 
 _CHUNK = 1 << 24  # 16 MiB per call
 _REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)

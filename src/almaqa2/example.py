@@ -3,7 +3,7 @@
 
 import sys
 
-from .testing.reductions import main
+from almaqa2.testing.reductions import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .atomic import write_atomically
-from .errors import copy_differs
+from almaqa2.atomic import write_atomically
+from almaqa2.errors import copy_differs
 
 NAME = "manifest.md5"
 _BLOCK = 1 << 20

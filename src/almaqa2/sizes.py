@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InputError
+from almaqa2.errors import InputError
 
 _SIZE = re.compile(r"(\d{1,15}(?:\.\d{1,6})?)\s*([KMGT]?)B?", re.I)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from .errors import InputError
+from almaqa2.errors import InputError
 
 _UID_BODY = r"A\d{3}_X[0-9A-Za-z]+_X[0-9A-Za-z]+"
 UID_FS = re.compile(rf"uid___{_UID_BODY}")

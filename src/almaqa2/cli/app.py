@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
 
-from ..version import __version__
+from almaqa2.version import __version__
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True)

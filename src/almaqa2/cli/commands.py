@@ -12,14 +12,14 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..rules import MODES, STYLES
-from ..sizes import human_size
-from .app import cli, err, out, progress_bar
+from almaqa2.cli.app import cli, err, out, progress_bar
+from almaqa2.package.rules import MODES, STYLES
+from almaqa2.sizes import human_size
 
 if TYPE_CHECKING:
-    from ..packager import Result
-    from ..plan import Plan
-    from ..verify import Report
+    from almaqa2.package.packager import Result
+    from almaqa2.package.plan import Plan
+    from almaqa2.transfer.verify import Report
 
 
 @cli.command("package")
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
     """Package the reduction ORIGPATH into PACKPATH (named after the project code)."""
-    from ..packager import Request, package, prepare
+    from almaqa2.package.packager import Request, package, prepare
 
     request = Request(**options)
     if dry_run:
@@ -98,7 +98,7 @@ def stage_cmd(
     pipe_readme: Path | None, dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Stage the pipeline run PIPELINE_ROOT as a delivery-style package STAGED_ROOT."""
-    from ..stage import prepare, stage
+    from almaqa2.package.stage import prepare, stage
 
     if dry_run:
         plan = prepare(pipeline_root, staged_root, mode, pi_script)
@@ -121,7 +121,7 @@ def stage_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what a package directory or a set of tar chunks holds (no unpacking)."""
-    from ..inspect import inspect
+    from almaqa2.transfer.inspection import inspect
 
     inventory = inspect(paths)
     if as_json:
@@ -170,7 +170,7 @@ def tarsplit_cmd(
     as_json: bool,
 ) -> None:  # fmt: skip
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
-    from .. import tarsplit
+    from almaqa2.transfer import tarsplit
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
@@ -202,7 +202,7 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     script/ (restore: lines).  Exit code 0 when everything matches, 1 when anything is
     missing, extra, corrupt, unsafe or not restorable.
     """
-    from ..verify import verify
+    from almaqa2.transfer.verify import verify
 
     with progress_bar("verifying") as progress:
         report = verify(paths, progress)
@@ -224,8 +224,8 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 
     The package appears in OUT only if every chunk and every file matches its md5.
     """
-    from ..untar import untar
-    from ..verify import VerificationError
+    from almaqa2.transfer.untar import untar
+    from almaqa2.transfer.verify import VerificationError
 
     try:
         with progress_bar("extracting") as progress:
@@ -263,7 +263,7 @@ def _show_report(report: Report) -> None:
 def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json: bool) -> None:
     """Publish chunks (files or their directory), or a package split on the way, into a new
     hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
-    from ..workflow.deliver import INDEX, deliver
+    from almaqa2.transfer.deliver import INDEX, deliver
 
     with progress_bar("publishing") as progress:
         done = deliver(paths, web_root, max_size, progress)
@@ -281,7 +281,7 @@ def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json:
 @cli.command("readme-template")
 def readme_template() -> None:
     """Print a README header template to fill in and give with --readme."""
-    from ..readme import TEMPLATE
+    from almaqa2.package.readme import TEMPLATE
 
     click.echo(TEMPLATE, nl=False)
 

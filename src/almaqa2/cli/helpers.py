@@ -1,5 +1,5 @@
 """The reducer helpers' commands (SPEC §9): ``start``, ``clear``, ``lock``, ``fluxscale``,
-``fluxequal``, ``allfluxes``, ``check``, ``download``; each calls its module in ``workflow/``.
+``fluxequal``, ``allfluxes``, ``check``, ``download``; each calls its module in ``helpers/``.
 
 They join the ``qa2`` group of ``cli``, with its conventions: parse, call, show; no logic.
 """
@@ -14,8 +14,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from ..sizes import human_size
-from .app import cli, out, progress_bar
+from almaqa2.cli.app import cli, out, progress_bar
+from almaqa2.sizes import human_size
 
 
 @cli.command("lock")
@@ -25,7 +25,7 @@ from .app import cli, out, progress_bar
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
     """Take (on), release (off) or show (status) a lock shared through $QA2_LOCK_DIR."""
-    from ..workflow import lock
+    from almaqa2.helpers import lock
 
     directory = lock.lock_dir()
     holder: lock.Holder | None
@@ -56,7 +56,7 @@ def _percent(fraction: float) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
     """Tabulate the fluxscale results of an EB or of every EB of an SB (PATH, default .)."""
-    from ..workflow import fluxscale
+    from almaqa2.helpers import fluxscale
 
     fluxes = fluxscale.read(path)
     if png is not None:
@@ -92,7 +92,7 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
     """Link each EB's *.ms.split.cal and fluxscale file into CALIBRATED (default .)."""
-    from ..workflow import fluxequal
+    from almaqa2.helpers import fluxequal
 
     links = fluxequal.plan(calibrated)
     if not dry_run:
@@ -121,7 +121,7 @@ def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
 def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Delete all but the ASDM and scripts of an EB directory, or all but the inputs of
     calibrated/ (DIRECTORY, default .)."""
-    from ..workflow import clear
+    from almaqa2.helpers import clear
 
     clearing = clear.plan(directory)
     if as_json:
@@ -168,7 +168,7 @@ def allfluxes_cmd(
 ) -> None:
     """Make allFluxes.txt in CALIBRATED from the EBs' fluxscale results, or check the one
     there against their fitted spectra."""
-    from ..workflow import allfluxes
+    from almaqa2.helpers import allfluxes
 
     done = allfluxes.allfluxes(calibrated, recompute, threshold, dry_run)
     if as_json:
@@ -195,7 +195,7 @@ def allfluxes_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check_cmd(origpath: Path, as_json: bool) -> None:
     """Seed 004's final checklist for the reduction ORIGPATH; exit 1 if an item fails."""
-    from ..workflow.check import check
+    from almaqa2.helpers.check import check
 
     results = check(origpath)
     failed = [r for r in results if not r.ok]
@@ -219,7 +219,7 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
     """Download the ASDM tars and md5 list the page URL links to; resume, check, unpack."""
-    from ..workflow.download import download, listing
+    from almaqa2.helpers.download import download, listing
 
     if dry_run:
         tars, md5_url, _ = listing(url)
@@ -263,7 +263,7 @@ def start_cmd(
 ) -> None:  # fmt: skip
     """Set up the reduction area of SB (NRAO: the MOUS UID); without SB, list the SBs of
     --archive or set up the only one."""
-    from ..workflow import start
+    from almaqa2.helpers import start
 
     if sb is None:
         if archive is None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..uid import to_fs
+from almaqa2.uid import to_fs
 
 ANTENNAS = ("DA41", "DA42", "DV03", "PM01")
 SPWS = ((0, "ALMA_RB_06#BB_1#SW-01", 230.0e9), (1, "ALMA_RB_06#BB_2#SW-01", 232.0e9))

@@ -28,10 +28,10 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from astropy.io import fits
 
-from ..layouts.pipeline import XML_NAMES
-from ..scan import MS_NAME
-from ..uid import eb_of_name, is_uid, uid_prefix
-from . import measurementsets as example_ms
+from almaqa2.package.layouts.pipeline import XML_NAMES
+from almaqa2.package.scan import MS_NAME
+from almaqa2.testing import measurementsets as example_ms
+from almaqa2.uid import eb_of_name, is_uid, uid_prefix
 
 CASA_VERSION = "4.2.2"
 PROJECT = "2011.0.00229.S"

@@ -1,0 +1,416 @@
+"""MeasurementSets through python-casacore: column reduction (SPEC §4.2) and metadata.
+
+python-casacore is an optional extra (``almaqa2[ms]``): only cycle-0 copy and hard
+packaging, which must write reduced MSes, cannot do without it.
+
+casacore writes to ``table.lock`` in every table it opens (creating it when missing),
+which would change the reducer's directory; yet the lock file also holds the table's
+current row count.  So casacore never opens a source MS in place: the reduction works on a
+copy in the staging directory, and checks and metadata read it through a *shadow*, a
+temporary tree of symbolic links to its files with copies of its lock files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from almaqa2.errors import DestinationError, InputError, reason
+from almaqa2.package.rules import Transform
+from almaqa2.uid import to_fs, uid_prefix
+
+EXTRA = "pip install 'almaqa2[ms]'"
+
+KEEP: dict[Transform, tuple[str, ...]] = {
+    Transform.RAW_MS: ("DATA",),
+    Transform.CALIBRATED_MS: ("CORRECTED_DATA", "DATA"),
+}
+"""The column delivered as DATA: the first of these the MS has."""
+
+DROPPED = frozenset({"DATA", "CORRECTED_DATA", "MODEL_DATA", "IMAGING_WEIGHT"})
+"""Visibility and imaging scratch columns: none goes to the package but the one kept."""
+
+METADATA_FROM = (".ms.split.cal", ".ms.split", ".ms")
+"""Which of an EB's MSes describes it in the README, the first found."""
+
+MS_TRANSFORMS = frozenset(KEEP)
+
+Place = Callable[[str, str], None]
+"""Makes a package file (second argument) as a copy of a source file (first)."""
+
+
+@dataclass(frozen=True)
+class Written:
+    """A file of a reduced MS: its size, and the source file it must equal (None where
+    casacore wrote it)."""
+
+    path: str
+    size: int
+    source: str | None
+
+
+def available() -> bool:
+    """True if python-casacore can be imported."""
+    try:
+        tables()
+    except InputError:
+        return False
+    return True
+
+
+def tables() -> Any:
+    """The casacore.tables module, or an error naming the extra that provides it."""
+    try:
+        from casacore import tables as casacore_tables
+    except ImportError:
+        raise InputError(
+            "python-casacore is not installed, and it is needed to reduce the MeasurementSets"
+            " of a cycle-0 package in copy or hard mode",
+            fix=f"install it with {EXTRA} (fake and ticket modes work without it)",
+        ) from None
+    return casacore_tables
+
+
+_SHADOW = "almaqa2-ms-"
+
+
+@contextlib.contextmanager
+def _shadow(ms: Path) -> Iterator[str]:
+    """A tree of links to ``ms``'s files (lock files copied), removed afterwards."""
+    if not (ms / "table.dat").is_file():
+        raise InputError(
+            "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
+        )
+    top = tempfile.mkdtemp(prefix=_SHADOW)
+    try:
+        root = os.path.join(top, ms.name)
+        for dirpath, _dirs, files in os.walk(os.path.abspath(ms), followlinks=True):
+            here = os.path.join(root, os.path.relpath(dirpath, os.path.abspath(ms)))
+            os.makedirs(here, exist_ok=True)
+            for name in files:
+                source, link = os.path.join(dirpath, name), os.path.join(here, name)
+                if name == "table.lock":
+                    shutil.copyfile(source, link)
+                else:
+                    os.symlink(source, link)
+        yield root
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
+    """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened and
+    closed again; casacore failures name ``ms``."""
+    try:
+        table = tables().table(path, readonly=readonly, ack=False)
+    except RuntimeError as exc:
+        raise _unreadable(ms, exc) from exc
+    try:
+        yield table
+    finally:
+        table.close()
+
+
+@contextlib.contextmanager
+def _opened(ms: Path) -> Iterator[Any]:
+    """``ms`` opened read-only through a shadow."""
+    with _shadow(ms) as shadow, _table(shadow, ms) as table:
+        yield table
+
+
+def _unreadable(ms: Path, exc: Exception) -> InputError:
+    """casacore's complaint, with the shadow tree it read through named as the MS itself."""
+    said = re.sub(rf"\S*{_SHADOW}[^/\s]*/{re.escape(ms.name)}", str(ms), reason(exc))
+    return InputError(
+        f"casacore cannot read this MeasurementSet ({said})",
+        ms,
+        fix="replace it by a complete copy, or remove it from the reduction",
+    )
+
+
+def _kept(columns: list[str], transform: Transform, ms: Path) -> str:
+    for name in KEEP[transform]:
+        if name in columns:
+            return name
+    raise InputError(
+        f"the MeasurementSet has no {' or '.join(KEEP[transform])} column to deliver",
+        ms,
+        fix="check that it is the right MS (raw: DATA; calibrated: CORRECTED_DATA or DATA)",
+    )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """What one open of an MS tells: its columns and storage managers (for the reduction)
+    and, when asked, what the README says of its EB."""
+
+    columns: tuple[str, ...]
+    dminfo: dict[str, Any]
+    info: MsInfo | None
+
+
+def read(ms: Path, describe: bool = False) -> Opened:
+    """Open ``ms`` once (through a shadow) and read what the package needs of it."""
+    with _opened(ms) as table:
+        try:
+            info = _describe(table, ms) if describe else None
+            return Opened(tuple(table.colnames()), table.getdminfo(), info)
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
+
+
+def check(ms: Path, transform: Transform, opened: Opened) -> str:
+    """The column ``ms`` will deliver; InputError if it has none to deliver."""
+    return _kept(list(opened.columns), transform, ms)
+
+
+def reduce(
+    ms: Path, dest: Path, transform: Transform, copy: Place, opened: Opened
+) -> list[Written]:
+    """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
+
+    As CASA writes MSes, each visibility column has a storage manager of its own; then the
+    MS's files are copied with ``copy`` (the kernel's copy, as fast as ``cp -a``) and
+    casacore removes the other columns from the copy and renames the kept one: the values
+    are the source's bytes.  Where casacore cannot remove a column alone (it shares a
+    tiled storage manager), it value-copies the selected columns instead (slower, streamed
+    by rows).  Returns every file of the result.  ``opened``: what ``read`` found of it
+    (the source is not opened again).
+    """
+    kept = _kept(list(opened.columns), transform, ms)
+    _copy_files(ms, dest, copy, _unneeded(opened.dminfo, kept))
+    try:
+        _drop_columns(ms, dest, kept)
+    except _CannotRemove:
+        shutil.rmtree(dest)
+        _value_copy(ms, dest, kept, copy)
+    if kept != "DATA":
+        with _table(str(dest), ms, readonly=False) as table:
+            table.renamecol(kept, "DATA")
+    return _sources(ms, dest)
+
+
+class _CannotRemove(Exception):
+    pass
+
+
+def _unneeded(dminfo: dict[str, Any], kept: str) -> tuple[str, ...]:
+    """Name prefixes of the main table's files that hold only columns the reduction
+    removes: the cubes of their tiled storage managers (``table.f<N>_TSM<k>``), most of an
+    MS's bytes.  They are not copied (removecols deletes those storage managers from the
+    copy anyway), so the packpath never holds more than the reduced MS."""
+    dropped = DROPPED - {kept}
+    return tuple(
+        f"table.f{dm['SEQNR']}_TSM"
+        for dm in dminfo.values()
+        if dm["TYPE"].startswith("Tiled") and set(dm["COLUMNS"]) <= dropped
+    )
+
+
+def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: tuple[str, ...]) -> None:
+    """Copy the files of ``ms`` to ``dest``, but the main table's files named ``unneeded*``."""
+    for dirpath, _dirs, files in os.walk(ms, followlinks=True):  # linked subtables too
+        rel = os.path.relpath(dirpath, ms)
+        here = dest / rel
+        here.mkdir(exist_ok=True)
+        for name in files:
+            if rel != "." or not name.startswith(unneeded):
+                copy(os.path.join(dirpath, name), str(here / name))
+
+
+def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
+    """Remove the visibility columns but ``kept`` from the copy."""
+    with _table(str(dest), ms, readonly=False) as table:  # the copy, never the source
+        columns = table.colnames()
+        try:
+            table.removecols([c for c in columns if c in DROPPED and c != kept])
+        except RuntimeError as exc:
+            raise _CannotRemove from exc
+
+
+def _value_copy(ms: Path, dest: Path, kept: str, copy: Place) -> None:
+    """casacore copies the selected columns (``kept`` among the visibility columns) row by
+    row; subtables come as links to the shadow's files (casacore copies them with
+    ``cp -r``), replaced by copies.  ``kept`` is renamed afterwards: a hypercube may still
+    reserve the name DATA here."""
+    if "'" in str(dest):
+        raise DestinationError(
+            "casacore cannot write a table whose path holds a single quote",
+            dest,
+            fix="choose a packpath without ' in it",
+        )
+    with _opened(ms) as table:
+        selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
+        try:
+            selection = table.query(columns=", ".join(selected))
+        except RuntimeError as exc:
+            raise _unreadable(ms, exc) from exc
+        try:
+            selection.copy(str(dest), deep=True).close()
+        except RuntimeError as exc:
+            raise DestinationError(
+                f"casacore could not write the reduced MeasurementSet ({reason(exc)})",
+                dest,
+                fix="check the free space and permissions of the packpath's file system",
+            ) from exc
+        finally:
+            selection.close()
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in files:
+            path = os.path.join(dirpath, name)
+            if os.path.islink(path):
+                source = os.readlink(path)
+                os.unlink(path)
+                copy(source, path)
+
+
+def _sources(ms: Path, dest: Path) -> list[Written]:
+    """Each file under ``dest``, with its source under ``ms`` if it is still a copy of it
+    (a copy keeps the source's size and mtime; casacore's writes do not)."""
+    found: list[Written] = []
+    for dirpath, _dirs, files in os.walk(dest):
+        for name in sorted(files):
+            path = os.path.join(dirpath, name)
+            source = os.path.join(ms, os.path.relpath(path, dest))
+            mine, theirs = os.stat(path), _stat(source)
+            same = theirs is not None and (mine.st_size, mine.st_mtime_ns) == (
+                theirs.st_size,
+                theirs.st_mtime_ns,
+            )
+            found.append(Written(path, mine.st_size, source if same else None))
+    return found
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+@dataclass(frozen=True)
+class Spw:
+    id: int
+    name: str
+    channels: int
+    low_hz: float  # lower edge of the lowest channel
+    high_hz: float  # upper edge of the highest channel
+
+
+@dataclass(frozen=True)
+class MsInfo:
+    """What the README says of an execution block."""
+
+    ms: str  # the MS it was read from (name)
+    eb: str
+    project: str
+    start: datetime
+    end: datetime
+    antennas: tuple[str, ...]
+    spws: tuple[Spw, ...]
+    fields: tuple[tuple[str, tuple[str, ...]], ...]  # (field name, its scan intents)
+
+
+_MJD_EPOCH = datetime(1858, 11, 17, tzinfo=UTC)
+
+
+def _mjd_seconds(value: float) -> datetime:
+    return _MJD_EPOCH + timedelta(seconds=float(value))
+
+
+def _intents(obs_mode: str) -> tuple[str, ...]:
+    """``CALIBRATE_PHASE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE`` -> the intent names."""
+    return tuple(dict.fromkeys(m.split("#")[0] for m in obs_mode.split(",") if m))
+
+
+def describe(ms: Path) -> MsInfo:
+    """Read the README's facts of one EB from its MS (casacore only, read-only)."""
+    info = read(ms, describe=True).info
+    assert info is not None
+    return info
+
+
+def _describe(table: Any, ms: Path) -> MsInfo:
+    def sub(name: str) -> contextlib.AbstractContextManager[Any]:
+        return _table(table.getkeyword(name), ms)
+
+    with sub("OBSERVATION") as obs:
+        ranges = obs.getcol("TIME_RANGE")
+        project = str(obs.getcell("PROJECT", 0)) if obs.nrows() else ""
+        has_schedule = (
+            obs.nrows() and "SCHEDULE" in obs.colnames() and obs.iscelldefined("SCHEDULE", 0)
+        )  # importuvfits, split and concat leave the cell undefined
+        eb = _eb_uid(obs.getcell("SCHEDULE", 0) if has_schedule else [], ms.name)
+    start, end = _span(ranges, table)
+    with sub("ANTENNA") as antennas:
+        names = tuple(str(n) for n in antennas.getcol("NAME"))
+    with sub("SPECTRAL_WINDOW") as spw_table:
+        spws = tuple(_spw(spw_table, row) for row in range(spw_table.nrows()))
+    with sub("FIELD") as fields:
+        field_names = [str(n) for n in fields.getcol("NAME")]
+    with sub("STATE") as states:
+        modes = [str(m) for m in states.getcol("OBS_MODE")] if states.nrows() else []
+    pairs = tables().taql("SELECT DISTINCT FIELD_ID, STATE_ID FROM $1", tables=[table])
+    intents: dict[int, dict[str, None]] = {}
+    for field_id, state_id in zip(pairs.getcol("FIELD_ID"), pairs.getcol("STATE_ID"), strict=True):
+        found = intents.setdefault(int(field_id), {})
+        if 0 <= state_id < len(modes):
+            found.update(dict.fromkeys(_intents(modes[state_id])))
+    pairs.close()
+
+    return MsInfo(
+        ms=ms.name,
+        eb=eb,
+        project=project,
+        start=start,
+        end=end,
+        antennas=names,
+        spws=spws,
+        fields=tuple(
+            (field_names[i], tuple(intents[i])) for i in sorted(intents) if i < len(field_names)
+        ),
+    )
+
+
+def _span(ranges: Any, table: Any) -> tuple[datetime, datetime]:
+    """The observing span from OBSERVATION's TIME_RANGE, or from the main table's TIME
+    where the range is empty (start == end, as split and concat write it)."""
+    if len(ranges) and ranges[:, 1].max() > ranges[:, 0].min():
+        return _mjd_seconds(ranges[:, 0].min()), _mjd_seconds(ranges[:, 1].max())
+    if not table.nrows():
+        return _MJD_EPOCH, _MJD_EPOCH
+    found = tables().taql("SELECT gmin(TIME) AS lo, gmax(TIME) AS hi FROM $1", tables=[table])
+    try:
+        return _mjd_seconds(found.getcell("lo", 0)), _mjd_seconds(found.getcell("hi", 0))
+    finally:
+        found.close()
+
+
+def _spw(spw_table: Any, row: int) -> Spw:
+    freqs = spw_table.getcell("CHAN_FREQ", row)
+    widths = abs(spw_table.getcell("CHAN_WIDTH", row))
+    return Spw(
+        row,
+        str(spw_table.getcell("NAME", row)),
+        int(spw_table.getcell("NUM_CHAN", row)),
+        float(min(freqs - widths / 2)),
+        float(max(freqs + widths / 2)),
+    )
+
+
+def _eb_uid(schedule: Any, name: str) -> str:
+    """The EB UID of an ALMA MS's OBSERVATION/SCHEDULE (``ExecBlock uid://...``), else its
+    file name's UID."""
+    for item in schedule:
+        if str(item).startswith("ExecBlock "):
+            return to_fs(str(item).split(" ", 1)[1])
+    return uid_prefix(name) or name

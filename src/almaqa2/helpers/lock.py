@@ -1,0 +1,105 @@
+"""``qa2 lock``: a named lock that outlives the command, so that two reducers do not update
+the shared analysis utilities (or package the same thing) at once (SPEC §9, seed 002's
+``qa2_lock``).
+
+A lock is the file ``<QA2_LOCK_DIR>/<name>.lock`` holding who took it and when.  It is
+made by hard-linking a fully written file to that name: the link either appears whole or
+fails because it exists, also on NFS, so of any number of racing reducers exactly one wins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import os
+import socket
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from almaqa2.errors import InputError, LockedError
+
+ENV = "QA2_LOCK_DIR"
+DEFAULT_NAME = "analysisUtils"
+
+
+@dataclass(frozen=True)
+class Holder:
+    user: str
+    host: str
+    since: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.user}@{self.host} since {self.since}"
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def lock_dir() -> Path:
+    """The shared directory of the locks, from ``QA2_LOCK_DIR``."""
+    value = os.environ.get(ENV, "")
+    if not value:
+        raise InputError(
+            f"{ENV} is not set", fix=f"export {ENV}=<a directory every reducer can write>"
+        )
+    path = Path(value)
+    if not path.is_dir():
+        raise InputError(f"the lock directory ({ENV}) does not exist", path, fix="create it")
+    return path
+
+
+def _path(directory: Path, name: str) -> Path:
+    if not name or "/" in name or name.startswith("."):
+        raise InputError(f"'{name}' cannot name a lock", fix="use a plain name, e.g. analysisUtils")
+    return directory / f"{name}.lock"
+
+
+def status(directory: Path, name: str = DEFAULT_NAME) -> Holder | None:
+    """Who holds the lock ``name``, or None."""
+    try:
+        info = json.loads(_path(directory, name).read_text())
+        return Holder(info["user"], info["host"], info["since"], name)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError):
+        return Holder("unknown", "unknown", "unknown", name)
+
+
+def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
+    """Take the lock ``name``; LockedError naming the holder if someone has it."""
+    target = _path(directory, name)
+    me = Holder(getpass.getuser(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M"), name)
+    draft = directory / f".{name}.{uuid.uuid4().hex}.tmp"
+    draft.write_text(json.dumps(me.as_dict()) + "\n")
+    try:
+        os.link(draft, target)
+    except FileExistsError:
+        raise LockedError(
+            f"the lock {name} is held by {status(directory, name) or 'someone'}",
+            target,
+            fix="ask them to release it (qa2 lock off), or break it with --force",
+        ) from None
+    finally:
+        draft.unlink()
+    return me
+
+
+def release(directory: Path, name: str = DEFAULT_NAME, force: bool = False) -> Holder | None:
+    """Release the lock ``name``; another user's lock only with ``force``.  Returns the
+    holder it had (None: it was not held)."""
+    holder = status(directory, name)
+    if holder is None:
+        return None
+    if holder.user != getpass.getuser() and not force:
+        raise LockedError(
+            f"the lock {name} is held by {holder}, not by you",
+            _path(directory, name),
+            fix="ask them to release it, or break it with --force",
+        )
+    with contextlib.suppress(FileNotFoundError):
+        _path(directory, name).unlink()
+    return holder

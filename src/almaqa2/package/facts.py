@@ -1,0 +1,98 @@
+"""What the README says of the data itself: each EB from its MeasurementSet, each FITS
+product from its header (SPEC §6).  Read-only; the reading is done by ``ms`` and ``fitsio``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from almaqa2.data import fitsio, ms
+from almaqa2.errors import InputError
+from almaqa2.package.plan import Plan
+from almaqa2.package.scan import Kind, SourceEntry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EbFacts:
+    uid: str
+    info: ms.MsInfo | None
+    why_not: str = ""  # when ``info`` is None: why it could not be read
+
+
+@dataclass(frozen=True)
+class Facts:
+    ebs: tuple[EbFacts, ...]
+    products: tuple[tuple[str, fitsio.FitsInfo], ...]  # (dest in the package, header facts)
+    opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
+
+
+def collect(plan: Plan, reduce: bool) -> Facts:
+    """Read the facts, each MS opened once.  With ``reduce`` (copy and hard modes), every
+    MS to reduce must open and have the column to deliver (else InputError, before anything
+    is written), and what its open found serves the reduction; an EB's MS that only
+    describes it, and every MS in fake and ticket modes (which never need casacore), is a
+    warning when unreadable.  A product that is not FITS is an error."""
+    products = tuple(
+        (p.dest.as_posix(), fitsio.summary(p.source.path))
+        for p in plan.placements
+        if p.dest.parts[0] == "product" and ".fits" in p.source.name
+    )
+    describing = _describing(plan)
+    opened: dict[Path, ms.Opened] = {}
+    if reduce:
+        for placement in plan.placements:
+            if placement.transform in ms.MS_TRANSFORMS:
+                path = placement.source.path
+                if path not in opened:
+                    opened[path] = ms.read(path, describe=path in describing.values())
+                ms.check(path, placement.transform, opened[path])
+    return Facts(_ebs(plan, describing, opened), products, opened)
+
+
+def _describing(plan: Plan) -> dict[str, Path]:
+    """{EB UID: the MS that describes it in the README} (the best of its MSes)."""
+    best: dict[str, tuple[int, SourceEntry]] = {}
+    for entry in plan.reduction.entries:
+        rank = _rank(entry.name) if entry.kind is Kind.TABLE else None
+        if rank is None:
+            continue
+        where, eb = plan.reduction.place_of(entry)
+        if where == "eb" and eb is not None and rank < best.get(eb.uid, (rank + 1,))[0]:
+            best[eb.uid] = (rank, entry)
+    return {uid: entry.path for uid, (_, entry) in best.items()}
+
+
+def _ebs(
+    plan: Plan, describing: dict[str, Path], opened: dict[Path, ms.Opened]
+) -> tuple[EbFacts, ...]:
+    if not ms.available():
+        why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
+        log.info("no EB facts in the README: %s", why)
+        return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
+    facts = []
+    for eb in plan.reduction.ebs:
+        path = describing.get(eb.uid)
+        if path is None:
+            facts.append(EbFacts(eb.uid, None, "no MeasurementSet of this EB in the reduction"))
+            continue
+        if path in opened:
+            facts.append(EbFacts(eb.uid, opened[path].info))
+            continue
+        try:
+            facts.append(EbFacts(eb.uid, ms.read(path, describe=True).info))
+        except InputError as exc:
+            log.warning("%s", exc)
+            facts.append(EbFacts(eb.uid, None, exc.what))
+    return tuple(facts)
+
+
+def _rank(name: str) -> int | None:
+    """The preference of an MS name for describing its EB (lower is better)."""
+    for rank, suffix in enumerate(ms.METADATA_FROM):
+        if name.endswith(suffix):
+            return rank
+    return None

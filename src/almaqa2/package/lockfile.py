@@ -1,0 +1,95 @@
+"""Named advisory locks that say who holds them, so a refusal can name the holder.
+
+The lock is ``flock`` on a small file holding the holder's user, host, pid and start time.
+The kernel drops it when the holder dies (even by SIGKILL), so a stale lock never blocks.
+The lock file sits in a directory others may write (beside a package, in a web root), so
+it is opened without following a link and must be a regular file with no other name: a
+link or hard link planted there is refused, never written through.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import getpass
+import json
+import os
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from almaqa2.errors import DestinationError, LockedError
+
+
+def _holder_text(path: Path) -> str:
+    try:
+        info = json.loads(path.read_text())
+        return f"{info['user']}@{info['host']} (pid {info['pid']}, since {info['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def hold(path: Path, purpose: str) -> Iterator[None]:
+    """Hold the lock file ``path`` for ``purpose`` or raise LockedError naming its holder."""
+    while True:
+        fd = _open(path)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(
+                f"{purpose} is in progress by {_holder_text(path)}, lock",
+                path,
+                fix="wait for it to finish, then run again",
+            ) from None
+        # The previous holder may have unlinked the file between our open and flock.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        info = {
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "purpose": purpose,
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+                os.unlink(path)
+        os.close(fd)
+
+
+def _open(path: Path) -> int:
+    """The lock file, opened for writing only if it is a plain file of ours to write."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        raise _planted(path, "a symbolic link") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise _planted(path, "not a plain file" if st.st_nlink == 1 else "a hard link")
+    return fd
+
+
+def _planted(path: Path, what: str) -> DestinationError:
+    return DestinationError(
+        f"the lock file is {what}, which is never written through",
+        path,
+        fix="remove it (someone may have planted it), then run again",
+    )

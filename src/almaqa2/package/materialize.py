@@ -1,0 +1,277 @@
+"""Plan -> disk: the one module that writes the package's payload.
+
+It writes into the staging directory ``package_dir`` provides; the package reaches
+packpath only by ``package_dir.install``.
+"""
+
+from __future__ import annotations
+
+import abc
+import errno
+import logging
+import os
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from isal import igzip
+
+from almaqa2.copying import copy_file, copy_metadata
+from almaqa2.data import fitsio, ms
+from almaqa2.errors import DestinationError
+from almaqa2.package import pipemanifest
+from almaqa2.package.plan import Placement, Plan
+from almaqa2.package.rules import Transform
+from almaqa2.package.scan import Kind, SourceEntry
+
+log = logging.getLogger(__name__)
+
+Done = Callable[[str, int, str | None, str | None], None]
+"""Called with each payload file written, the bytes it took from its source, the source
+it must equal byte for byte (copies; None for links, fakes and compressed files) and its
+md5 if the writer already has it (a small copy, checked as it was made)."""
+
+
+def check_same_device(plan: Plan, packpath: Path) -> None:
+    """Hard links cannot cross file systems: refuse before anything is written."""
+    dest_dev = os.stat(packpath.parent).st_dev
+    for placement in plan.placements:
+        if placement.transform is Transform.NONE and placement.source.dev != dest_dev:
+            raise DestinationError(
+                "hard links cannot cross file systems and "
+                f"{placement.source.path} is not on the file system of",
+                packpath.parent,
+                fix="package with --mode copy, or choose a packpath on the same file system",
+            )
+
+
+def write_payload(
+    plan: Plan,
+    member_dir: Path,
+    done: Done | None = None,
+    opened: dict[Path, ms.Opened] | None = None,
+) -> dict[str, int]:
+    """Write every placement of ``plan`` under ``member_dir`` in the plan's mode.
+
+    Returns the size each file of the package has as it will be delivered, by its path
+    below the member dir (for fake and ticket modes: the size the real package would
+    have, as planned).
+    """
+    writer = _WRITERS[plan.mode]()
+    writer.renames = plan.renames
+    writer.opened = opened or {}
+    sizes: dict[str, int] = {}
+    bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
+    writer.start(member_dir)
+    try:
+        for placement in plan.placements:
+            if placement.bundle is not None:
+                members = bundles.setdefault(placement.bundle.path, [])
+                members.append((placement.bundle.inside, placement))
+                continue
+            dest = member_dir / placement.dest
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
+        for path, members in sorted(bundles.items()):
+            dest = member_dir / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            sizes[path.as_posix()] = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
+            if done:
+                done(str(dest), sum(p.size for _, p in members), None, None)
+    finally:
+        writer.finish()
+    return sizes
+
+
+def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
+    source = placement.source
+    if placement.transform is Transform.GZIP:
+        size = writer.gzip(str(source.path), str(dest))
+        if done:
+            done(str(dest), source.size, None, None)
+        return size
+    if placement.transform in ms.MS_TRANSFORMS:
+        return writer.ms(source, dest, placement.transform, done)
+    if placement.transform is Transform.MANIFEST:
+        size = writer.manifest(str(source.path), str(dest))
+        if done:
+            done(str(dest), source.size, None, None)
+        return size
+    if source.kind is Kind.FILE:
+        digest = writer.file(str(source.path), str(dest))
+        if done:
+            done(str(dest), source.size, str(source.path) if writer.copies else None, digest)
+        return source.size
+    return mirror(source, dest, writer, done)
+
+
+def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -> int:
+    """Make the directory ``dest`` hold each member of the table or plots dir ``source``."""
+    dest.mkdir()
+    src_dir, dest_dir = f"{source.path}/", f"{dest}/"
+    for member in source.members:  # plain strings: this loop runs once per file of a table
+        target = dest_dir + member.rel
+        if member.size is None:
+            os.mkdir(target)
+            continue
+        source_file = member.target or src_dir + member.rel  # a link: the file it reaches
+        digest = writer.file(source_file, target)
+        if done:
+            done(target, member.size, source_file if writer.copies else None, digest)
+    return source.size
+
+
+class Writer(abc.ABC):
+    """How a file reaches the package: fake (empty), copy or hard link."""
+
+    copies = False  # True: the file written must equal its source (checked after)
+    renames: dict[str, str]  # {source name: delivered name}: what manifests must say
+    opened: dict[Path, ms.Opened]  # {an MS to reduce: what its one open found}
+
+    def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
+        """Called once before the first file is written under ``member_dir``."""
+
+    def finish(self) -> None:  # noqa: B027 - optional hook
+        """Called once after the last file."""
+
+    @abc.abstractmethod
+    def file(self, src: str, dst: str) -> str | None:
+        """Make ``dst`` (which does not exist yet) from ``src``; returns its md5 if that
+        came for free (see ``copying.copy_file``)."""
+
+    def gzip(self, src: str, dst: str) -> int:
+        """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
+        returns the compressed size."""
+        with open(src, "rb") as fin, open(dst, "xb") as fout:
+            st = os.fstat(fin.fileno())
+            fitsio.compress(fin, fout, st.st_mtime)
+            fout.flush()
+            copy_metadata(st, fout.fileno())
+            return os.fstat(fout.fileno()).st_size
+
+    def manifest(self, src: str, dst: str) -> int:
+        """Write the pipeline manifest ``src`` naming files as they are delivered (new
+        content in every real mode); returns its size."""
+        with open(src, "rb") as fin:
+            text = pipemanifest.rename(fin.read(), self.renames, src)
+            st = os.fstat(fin.fileno())
+        with open(dst, "xb") as fout:
+            fout.write(text)
+            fout.flush()
+            copy_metadata(st, fout.fileno())
+        return len(text)
+
+    def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
+        """Write the tgz ``dst`` of ``members`` ((path inside, placement), sorted; tables
+        and plots with their files), reproducibly: no time in the gzip header."""
+        with open(dst, "xb") as raw:
+            with (
+                igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
+                tarfile.open(
+                    fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=True
+                ) as tar,
+            ):
+                for inside, placement in members:
+                    tar.add(placement.source.path, inside, filter=_anonymous)
+            raw.flush()
+            return os.fstat(raw.fileno()).st_size
+
+    def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
+        """Write the reduced MS (SPEC §4.2), from copies in every mode: casacore writes
+        into it, which must never reach a source through a hard link.  Returns its size.
+
+        Progress counts the whole source MS when the last of its files is reported.
+        """
+        files = ms.reduce(source.path, dest, transform, _copy, self.opened[source.path])
+        if done:
+            for i, written in enumerate(files, 1):
+                done(written.path, source.size if i == len(files) else 0, written.source, None)
+        return sum(written.size for written in files)
+
+
+def _copy(src: str, dst: str) -> None:
+    """A file of an MS to reduce, copied as ``cp -a`` (``ms.Place``)."""
+    copy_file(src, dst)
+
+
+def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Tar entries carry no user or group of the reducer's machine."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+class FakeWriter(Writer):
+    """Empty files, made as hard links to one empty file.
+
+    Creating an inode costs ~20 times more than a link on the file systems measured, and
+    a fake package can hold tens of thousands of files; an empty file has nothing that its
+    links could share.  A fresh empty file is started before the link count limit.
+    """
+
+    _MAX_LINKS = 30_000  # ext4 allows 65,000 links to one inode
+
+    def start(self, member_dir: Path) -> None:
+        self._dir = member_dir
+        self._links = self._MAX_LINKS
+        self._empty = ""
+
+    def file(self, src: str, dst: str) -> None:
+        if self._links >= self._MAX_LINKS:
+            self.finish()
+            fd, self._empty = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
+            os.close(fd)
+            os.chmod(self._empty, 0o644)
+            self._links = 0
+        os.link(self._empty, dst)
+        self._links += 1
+
+    def finish(self) -> None:
+        if self._empty:
+            os.unlink(self._empty)
+            self._empty = ""
+
+    def gzip(self, src: str, dst: str) -> int:
+        self.file(src, dst)
+        return os.stat(src).st_size
+
+    def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
+        self.file("", dst)
+        return sum(p.size for _, p in members)
+
+    def manifest(self, src: str, dst: str) -> int:
+        self.file(src, dst)
+        return os.stat(src).st_size
+
+    def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
+        return mirror(source, dest, self, done)
+
+
+class CopyWriter(Writer):
+    copies = True
+
+    def file(self, src: str, dst: str) -> str | None:
+        return copy_file(src, dst, digest=True)
+
+
+class HardWriter(Writer):
+    def file(self, src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            raise DestinationError(
+                "hard links cannot cross file systems, and this file is on another one",
+                src,
+                fix="package with --mode copy",
+            ) from exc
+
+
+_WRITERS: dict[str, type[Writer]] = {
+    "fake": FakeWriter,
+    "ticket": FakeWriter,
+    "copy": CopyWriter,
+    "hard": HardWriter,
+}

@@ -1,0 +1,337 @@
+"""``qa2 package``: check the request, plan, build in staging, install, write tickets.
+
+This is the orchestration the CLI and the legacy ``QA_Packager`` share; it reads through
+``scan``/``plan`` and writes only through ``materialize`` and the small writers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
+
+from almaqa2 import manifest
+from almaqa2.atomic import write_atomically
+from almaqa2.errors import DestinationError, InputError, existing_dir
+from almaqa2.package import facts, materialize, package_dir, readme, ticket
+from almaqa2.package.layouts import recognise
+from almaqa2.package.naming import APPENDS, Existing
+from almaqa2.package.package_dir import MARKER, is_ours
+from almaqa2.package.plan import Plan, Uids, make_plan
+from almaqa2.package.rules import MODES, style_for
+from almaqa2.package.scan import Kind, SourceEntry
+from almaqa2.uid import check_project_code, to_fs
+from almaqa2.version import __version__
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called with (bytes done, bytes in all) as the payload is written."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What ``qa2 package`` / ``QA_Packager`` is asked to do."""
+
+    origpath: Path
+    packpath: Path
+    readme: Path
+    mode: str = "fake"
+    append: str = ""
+    style: str = ""
+    noms: bool = False
+    pi_script: Path | None = None
+    sg: str | None = None
+    gous: str | None = None
+    mous: str | None = None
+    sb_name: str | None = None
+    strict: bool = False
+
+
+@dataclass(frozen=True)
+class Result:
+    plan: Plan
+    packpath: Path
+    member_dir: Path
+    tickets: tuple[Path, ...]  # the ticket zip and tar (none for a staged package)
+    manifest: Path | None
+    sizes: dict[str, int]  # {dest below the member dir: size in the package}
+
+
+def choice(value: str, valid: tuple[str, ...], what: str) -> str:
+    if value not in valid:
+        shown = ", ".join(repr(v) if v == "" else v for v in valid)
+        raise InputError(f"unknown {what} '{value}'", fix=f"use one of: {shown}")
+    return value
+
+
+def readable_file(path: Path, what: str, fix: str) -> Path:
+    if not path.is_file():
+        raise InputError(f"{what} not found", path, fix=fix)
+    if not os.access(path, os.R_OK):
+        raise InputError(f"cannot read the {what}", path, fix="make it readable")
+    return Path(os.path.realpath(path))
+
+
+def pi_script_entry(path: Path | None) -> SourceEntry | None:
+    if path is None or str(path) == "":
+        return None
+    if path.is_dir():
+        path = path / "scriptForPI.py"
+    path = readable_file(path, "scriptForPI", "give the scriptForPI.py file or its directory")
+    st = os.stat(path)
+    return SourceEntry(PurePosixPath("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
+
+
+def check_overlap(origpath: Path, packpath: Path) -> None:
+    inside = packpath.is_relative_to(origpath)
+    contains = origpath.is_relative_to(packpath)
+    if inside or contains:
+        relation = "is" if packpath == origpath else ("is inside" if inside else "contains")
+        raise DestinationError(
+            f"packpath {relation} the reduction directory {origpath}",
+            packpath,
+            fix="choose a packpath outside the reduction directory",
+        )
+
+
+def check_destination(packpath: Path) -> None:
+    if packpath.exists() and not is_ours(packpath):
+        raise DestinationError(
+            "packpath exists and was not made by almaqa2, so it is not replaced",
+            packpath,
+            fix="move it away or choose another packpath",
+        )
+
+
+def members_of(packpath: Path) -> list[str]:
+    """The members our marker in ``packpath`` lists (an append adds one to them)."""
+    members = (package_dir.marker(packpath) or {}).get("members")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise DestinationError(
+            f"the package's {MARKER} is damaged (no list of members)",
+            packpath / MARKER,
+            fix="package again without --append, or restore the file from a copy",
+        )
+    return members
+
+
+def _existing(packpath: Path) -> Existing:
+    if not packpath.is_dir():
+        return {}
+
+    def subdirs(path: Path) -> list[str]:
+        return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+    return {
+        sg: {g: subdirs(packpath / sg / g) for g in subdirs(packpath / sg)}
+        for sg in subdirs(packpath)
+    }
+
+
+def destination(packpath: Path, origpath: Path) -> Path:
+    """``packpath`` made absolute, once it is known to be a place for a package of
+    ``origpath``: in an existing directory, named by a project code, apart from origpath."""
+    packpath = Path(os.path.abspath(packpath))
+    holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
+    packpath = holder / packpath.name
+    check_project_code(packpath.name)
+    if packpath.is_symlink():
+        raise DestinationError(
+            "packpath is a symbolic link, which is never written through",
+            packpath,
+            fix=f"give the directory it points to ({os.path.realpath(packpath)}) if you mean it",
+        )
+    check_overlap(origpath, packpath)
+    return packpath
+
+
+def resolve(request: Request) -> Request:
+    """Check every path and choice of ``request`` (read-only) and return it normalised."""
+    choice(request.mode, MODES, "mode")
+    choice(request.append, APPENDS, "append")
+    origpath = existing_dir(
+        request.origpath, "origpath", "give the SB's reduction directory (the one holding the EBs)"
+    )
+    readme_path = readable_file(
+        request.readme,
+        "README header",
+        "give a README header file (qa2 readme-template prints one)",
+    )
+    packpath = destination(request.packpath, origpath)
+    return replace(
+        request,
+        origpath=origpath,
+        readme=readme_path,
+        packpath=packpath,
+        sg=request.sg and to_fs(request.sg),
+        gous=request.gous and to_fs(request.gous),
+        mous=request.mous and to_fs(request.mous),
+    )
+
+
+def prepare(request: Request) -> Plan:
+    """Resolve the request and plan the package; reads, never writes (``--dry-run``)."""
+    return _plan(resolve(request))
+
+
+def _plan(request: Request) -> Plan:
+    """Plan a resolved request."""
+    check_destination(request.packpath)
+    if request.append and request.packpath.exists():
+        members_of(request.packpath)
+    style = style_for(request.style, request.noms)
+    return make_plan(
+        recognise(request.origpath),
+        style,
+        project=request.packpath.name,
+        mode=request.mode,
+        append=request.append,
+        uids=Uids(request.sg, request.gous, request.mous),
+        existing=_existing(request.packpath),
+        packpath=str(request.packpath),
+        readme=request.readme,
+        pi_script=pi_script_entry(request.pi_script),
+        sb_name=request.sb_name,
+        strict=request.strict,
+    )
+
+
+def build(
+    plan: Plan, packpath: Path, header: str, progress: Progress | None, tickets: bool = False
+) -> Built:
+    """Check what the plan's mode needs, then write the package and install it, with its
+    ticket files if asked (hold the packpath lock)."""
+    if plan.mode == "hard":
+        materialize.check_same_device(plan, packpath)
+    found = facts.collect(plan, reduce=plan.mode in ("copy", "hard"))
+    return _build(plan, packpath, header, found, progress, tickets)
+
+
+def package(request: Request, progress: Progress | None = None) -> Result:
+    """Build the package ``request`` asks for; see SPEC §4-§6 and §13."""
+    request = resolve(request)
+    packpath = request.packpath
+    with package_dir.holding(packpath):
+        plan = _plan(request)
+        header = request.readme.read_text(errors="replace")
+        built = build(plan, packpath, header, progress, tickets=True)
+    return Result(
+        plan, packpath, packpath / plan.member_path, built.tickets, built.manifest, built.sizes
+    )
+
+
+def _size_outside(packpath: Path, member_dir: Path) -> int:
+    """Bytes of the package outside ``member_dir`` (bookkeeping files, other members)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(packpath):
+        if Path(dirpath) == member_dir.parent:
+            dirnames.remove(member_dir.name)
+        total += sum(os.stat(os.path.join(dirpath, f)).st_size for f in filenames)
+    return total
+
+
+@dataclass(frozen=True)
+class Built:
+    sizes: dict[str, int]  # {dest below the member dir: size as it will be delivered}
+    readme_text: str
+    manifest: Path | None
+    tickets: tuple[Path, ...]
+
+
+def _build(
+    plan: Plan,
+    packpath: Path,
+    header: str,
+    found: facts.Facts,
+    progress: Progress | None,
+    tickets: bool,
+) -> Built:
+    """Write the whole package into staging (an append: the existing package as hard
+    links, plus the new member, marker and manifest), then install it into packpath at
+    once; the ticket files are written before and renamed into place after it."""
+    fresh = plan.units.new_depth == 0
+    hashing = plan.mode in ("copy", "hard")
+    total = sum(p.size for p in plan.placements)
+    done_bytes = 0
+    with package_dir.staging(packpath) as stage, manifest.Hasher() as hasher:
+        members = [] if fresh else members_of(packpath)
+        if not fresh:
+            package_dir.link_tree(packpath, stage)
+
+        def done(path: str, size: int, source: str | None, digest: str | None) -> None:
+            nonlocal done_bytes
+            if hashing:
+                hasher.add(path, size, source, digest)
+            if progress:
+                done_bytes += size
+                progress(done_bytes, total)
+
+        member_dir = stage / plan.member_path
+        member_dir.mkdir(parents=True)
+        for name in readme.ALWAYS:
+            (member_dir / name).mkdir()
+        sizes = materialize.write_payload(plan, member_dir, done, found.opened)
+        notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
+        readme_text = readme.render(plan, header, notes, sizes, found)
+        (member_dir / plan.readme_name).write_text(readme_text)
+        if hashing:
+            hasher.add(str(member_dir / plan.readme_name))
+        skip = len(str(stage)) + 1
+        new_files = {
+            path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
+        }
+        _write_marker(stage, plan, [*members, plan.member_path.as_posix()])
+        if hashing and fresh:
+            new_files[MARKER] = manifest.md5_file(stage / MARKER)
+            manifest.write(stage, plan.project, new_files)
+        elif hashing:
+            _update_manifest(stage, plan, new_files)
+
+        def install() -> None:
+            package_dir.install(stage, packpath)
+
+        written: tuple[Path, ...] = ()
+        if tickets:
+            others = _size_outside(stage, member_dir)
+            readme_size = len(readme_text.encode())
+            expected = ticket.expected_size(plan, sizes, readme_size, others)
+            written = ticket.write(
+                plan, packpath, readme_text, expected, plan.mode == "fake", then=install
+            )
+        else:
+            install()
+    return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None, written)
+
+
+def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
+    info = {
+        "tool": "almaqa2",
+        "version": __version__,
+        "style": plan.style.name,
+        "mode": plan.mode,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "members": members,
+    }
+    write_atomically(where / MARKER, json.dumps(info, indent=2) + "\n")
+
+
+def _update_manifest(package: Path, plan: Plan, new_files: dict[str, str]) -> None:
+    """After an append: keep the old digests of untouched files, hash what has none."""
+    old_path = package / manifest.NAME
+    prefix = f"{plan.project}/"
+    old = (
+        {k.removeprefix(prefix): v for k, v in manifest.read(old_path).items()}
+        if old_path.exists()
+        else {}
+    )
+    digests = dict(new_files)
+    for rel in manifest.files_under(package):
+        if rel not in digests:
+            fresh = rel not in old or rel == MARKER
+            digests[rel] = manifest.md5_file(package / rel) if fresh else old[rel]
+    manifest.write(package, plan.project, digests)

@@ -1,0 +1,131 @@
+"""The ticket files a DRM reviews without downloading the package.
+
+``<project>[.<SB name>].ticket.zip`` and ``.ticket.tar`` beside packpath hold the README,
+every file of ``qa/`` (checklists included) and ``script/``, and ``expected_size.txt``.
+In fake mode they are valid archives that hold only a note saying they are dummies.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import tempfile
+import time
+import zipfile
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from almaqa2.package.package_dir import ticket_prefix
+from almaqa2.package.plan import Plan
+from almaqa2.package.readme import readable
+from almaqa2.package.rules import TICKET_NAMES
+from almaqa2.sizes import human_size
+
+DUMMY_NAME = "DUMMY_TICKET.txt"
+DUMMY_TEXT = (
+    "This ticket file is a dummy: the package was made in fake mode.\n"
+    "Run the packager with --mode ticket (or copy/hard) to make a real ticket.\n"
+)
+EXPECTED_NAME = "expected_size.txt"
+_TICKET_DIRS = ("qa", "script")
+
+
+def ticket_names(plan: Plan) -> tuple[str, str]:
+    stem = plan.project if not plan.sb_name else f"{plan.project}.{plan.sb_name}"
+    zip_name, tar_name = (name.format(stem=stem) for name in TICKET_NAMES)
+    return zip_name, tar_name
+
+
+def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: int) -> str:
+    """The package size per subdirectory of this member, for the member and in total.
+
+    ``others`` is the size of the rest of the package: its bookkeeping files
+    (manifest, marker) and any members already there.
+    """
+    per_dir: dict[str, int] = defaultdict(int)
+    for dest, size in sizes.items():
+        per_dir[dest.split("/", 1)[0]] += size
+    member_total = sum(per_dir.values()) + readme_size
+    rows = [(name, per_dir[name]) for name in sorted(per_dir)]
+    rows += [(plan.readme_name, readme_size), ("member total", member_total)]
+    rows += [("rest of package", others), ("package total", member_total + others)]
+    lines = [
+        f"Expected size of {plan.project}/{plan.member_path} (style {plan.style.name or '-'},"
+        f" mode {plan.mode})",
+        "",
+        f"{'part':<16} {'bytes':>16}  human",
+    ]
+    lines += [f"{name:<16} {size:>16}  {human_size(size)}" for name, size in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _contents(plan: Plan, readme_text: str, expected: str) -> list[tuple[str, Path | bytes]]:
+    """(name in the archive, source file or bytes), sorted."""
+    items: list[tuple[str, Path | bytes]] = [
+        (plan.readme_name, readme_text.encode()),
+        (EXPECTED_NAME, expected.encode()),
+    ]
+    items += [
+        (p.dest.as_posix(), p.source.path)
+        for p in plan.placements
+        if p.dest.parts[0] in _TICKET_DIRS and p.bundle is None
+    ]
+    return sorted(items, key=lambda item: item[0])
+
+
+def _write_zip(path: Path, items: list[tuple[str, Path | bytes]]) -> None:
+    """Zip names are UTF-8: a file name that is not gets its bytes written ``\\xNN``."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, strict_timestamps=False) as zf:
+        for name, source in ((readable(n), s) for n, s in items):
+            if isinstance(source, bytes):
+                info = zipfile.ZipInfo(name, time.localtime()[:6])
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, source)
+            else:
+                zf.write(source, name)
+
+
+def _write_tar(path: Path, items: list[tuple[str, Path | bytes]]) -> None:
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, source in items:
+            if isinstance(source, bytes):
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime, info.mode = len(source), int(time.time()), 0o644
+                tf.addfile(info, io.BytesIO(source))
+            else:
+                tf.add(source, name, recursive=False)
+
+
+def write(
+    plan: Plan,
+    packpath: Path,
+    readme_text: str,
+    expected: str,
+    dummy: bool,
+    then: Callable[[], None],
+) -> tuple[Path, Path]:
+    """Write both ticket files beside ``packpath`` under hidden names, call ``then`` (the
+    package's install), and only then rename them into place: a failure on the way leaves
+    neither new tickets nor a new package.  Returns their paths."""
+    where = packpath.parent
+    items: list[tuple[str, Path | bytes]] = (
+        [(DUMMY_NAME, DUMMY_TEXT.encode())] if dummy else _contents(plan, readme_text, expected)
+    )
+    drafts: list[tuple[Path, Path]] = []
+    try:
+        for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True):
+            fd, draft = tempfile.mkstemp(prefix=ticket_prefix(packpath), dir=where)
+            os.close(fd)
+            drafts.append((Path(draft), where / name))
+            writer(Path(draft), items)
+            os.chmod(draft, 0o644)
+        then()
+        for written, final in drafts:
+            os.replace(written, final)
+    finally:
+        for written, _ in drafts:
+            written.unlink(missing_ok=True)
+    return drafts[0][1], drafts[1][1]

@@ -1,0 +1,372 @@
+"""``qa2 tarsplit``: a package as tar chunks named as the ALMA archive names them (SPEC §8).
+
+Planning (which file goes in which chunk, and the names) is pure; writing streams each file
+once into its chunk while a second thread hashes the chunk's bytes.  A chunk is written as
+``<name>.part``; its ``.md5sum`` file is written before the chunk is renamed to its final
+name, so a finished-looking ``.tar`` always has its checksum beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import re
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from almaqa2 import manifest
+from almaqa2.atomic import write_atomically
+from almaqa2.copying import copy_bytes, write_all
+from almaqa2.errors import DestinationError, InputError, existing_dir
+from almaqa2.package import package_dir
+from almaqa2.package.rules import CHUNK_NAMES
+from almaqa2.sizes import parse_size
+from almaqa2.uid import PROJECT_CODE, UID_FS, check_project_code
+
+log = logging.getLogger(__name__)
+
+BLOCK = tarfile.BLOCKSIZE
+RECORD = tarfile.RECORDSIZE
+_USTAR_NAME = tarfile.LENGTH_NAME
+_USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
+CHUNK_NAME = re.compile(
+    rf"(?P<project>{PROJECT_CODE.pattern})_(?P<tag>.+)"
+    r"_(?:(?P<n>\d{3,})_of_(?P<total>\d{3,})|auxiliary)\.tar"
+)
+"""What ``chunk_name`` writes, read back (``fullmatch``): project, tag, number and total
+(or auxiliary)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    rel: PurePosixPath  # inside the tar: starts with the project code
+    path: Path  # on disk
+    size: int  # bytes of the file; -1 for an (empty) directory entry
+    mode: int
+    mtime: int
+
+    def info(self) -> tarfile.TarInfo:
+        """The tar header of this entry: regular file (or directory), no owner names."""
+        info = tarfile.TarInfo(self.rel.as_posix())
+        info.mtime, info.mode = self.mtime, self.mode
+        info.uname = info.gname = ""
+        if self.size < 0:
+            info.type = tarfile.DIRTYPE
+        else:
+            info.size = self.size
+        return info
+
+
+@dataclass(frozen=True)
+class Chunk:
+    name: str  # file name of the tar
+    entries: tuple[Entry, ...]
+    size: int  # bytes of the tar, exactly
+
+
+def member_size(entry: Entry) -> int:
+    """Bytes ``entry`` takes in a tar: its header as tarfile writes it (with the PAX header a
+    long or non-ASCII name needs) and its data padded to whole blocks."""
+    return _header_size(entry) + -(-max(entry.size, 0) // BLOCK) * BLOCK
+
+
+def _header_size(entry: Entry) -> int:
+    """The common case (ASCII name, size and time in range) by tarfile's own rule: a PAX
+    ``path`` record when the name is longer than the ustar field; anything else is built."""
+    name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
+    if not (
+        name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
+    ):
+        header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        return len(header)
+    if len(name) <= _USTAR_NAME:
+        return BLOCK
+    record = len("path") + len(name) + 3  # "<length> path=<name>\n"
+    length = 0
+    while (with_digits := record + len(str(length))) != length:
+        length = with_digits
+    return 2 * BLOCK + -(-length // BLOCK) * BLOCK
+
+
+def tar_size(members: int) -> int:
+    """The size of a tar whose members take ``members`` bytes: they, two zero blocks, and
+    padding to a whole record."""
+    return -(-(members + 2 * BLOCK) // RECORD) * RECORD
+
+
+def tag_of(packpath: Path, date: str | None) -> str:
+    """The MOUS UID when the package has exactly one member named by it, else the date."""
+    members = {
+        found.group(0)
+        for p in packpath.glob("*/*/member.*")
+        if p.is_dir() and (found := UID_FS.search(p.name))
+    }
+    if len(members) == 1 and date is None:
+        return members.pop()
+    if date is None:
+        return dt.date.today().strftime("%Y_%m_%d")
+    try:
+        return dt.date.fromisoformat(date).strftime("%Y_%m_%d")
+    except ValueError:
+        raise InputError(f"'{date}' is not a date", fix="write it as YYYY-MM-DD") from None
+
+
+def entries_of(packpath: Path) -> list[Entry]:
+    """Every file of the package (the manifest first) and every empty directory, sorted."""
+    project = packpath.name
+    found: list[Entry] = []
+    for dirpath, dirnames, filenames in os.walk(packpath):
+        dirnames.sort()
+        here = Path(dirpath)
+        rel = PurePosixPath(project, *here.relative_to(packpath).parts)
+        if not dirnames and not filenames:
+            st = here.stat()
+            found.append(Entry(rel, here, -1, st.st_mode & 0o7777, int(st.st_mtime)))
+        for name in sorted(filenames):
+            path = here / name
+            st = path.lstat()
+            if not stat.S_ISREG(st.st_mode):
+                raise InputError(
+                    "a package holds only files and directories, and this is not one",
+                    path,
+                    fix="remove it, or package again with qa2 package",
+                )
+            found.append(Entry(rel / name, path, st.st_size, st.st_mode & 0o7777, int(st.st_mtime)))
+    first = PurePosixPath(project, manifest.NAME)
+    return sorted(found, key=lambda e: (e.rel != first, e.rel.as_posix()))
+
+
+def plan(
+    packpath: Path, max_size: int, tag: str, auxiliary: bool
+) -> tuple[list[Chunk], list[Entry]]:
+    """The chunks (with their names) and the files larger than the limit (alone each)."""
+    project = packpath.name
+    entries = entries_of(packpath)
+    chunks: list[Chunk] = []
+    if auxiliary:
+        products: list[Entry] = []
+        rest: list[Entry] = []
+        for entry in entries:
+            (products if "product" in entry.rel.parts[1:] else rest).append(entry)
+        size = tar_size(sum(member_size(e) for e in rest))
+        chunks.append(Chunk(chunk_name(project, tag), tuple(rest), size))
+        entries = products
+    groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
+    too_big = []
+    group: list[Entry] = []
+    members = 0
+    for entry in entries:
+        size = member_size(entry)
+        if group and tar_size(members + size) > max_size:
+            groups.append((group, members))
+            group, members = [], 0
+        group.append(entry)
+        members += size
+        if tar_size(size) > max_size:  # alone in its chunk: nothing may join it
+            too_big.append(entry)
+            groups.append((group, members))
+            group, members = [], 0
+    if group:
+        groups.append((group, members))
+    total = len(groups)
+    chunks += [
+        Chunk(chunk_name(project, tag, n, total), tuple(files), tar_size(nbytes))
+        for n, (files, nbytes) in enumerate(groups, 1)
+    ]
+    return chunks, too_big
+
+
+def chunks_in(folder: Path) -> list[Path]:
+    """The chunks in ``folder``, by their names (other tars, such as tickets, left out)."""
+    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.fullmatch(p.name)]
+
+
+def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
+    """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0.
+    Past 999 chunks both numbers take the total's width, so names still sort in order."""
+    if not n:
+        return CHUNK_NAMES["auxiliary"].format(project=project, tag=tag)
+    width = max(3, len(str(total)))
+    return CHUNK_NAMES["numbered"].format(
+        project=project, tag=tag, n=f"{n:0{width}d}", total=f"{total:0{width}d}"
+    )
+
+
+def list_name(project: str, tag: str) -> str:
+    return CHUNK_NAMES["list"].format(project=project, tag=tag)
+
+
+Progress = Callable[[int, int], None]
+
+
+def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> dict[str, str]:
+    """Write every chunk and its ``.md5sum`` into ``out``; returns {chunk name: md5}.
+
+    A chunk's hashing goes on while the next chunk is written, so that two chunks can be
+    hashed at once, one per core.  A chunk is renamed from ``.part`` only after its
+    ``.md5sum`` is written.  There is no fsync: after a power cut, a damaged chunk would
+    still be caught by its md5.
+    """
+    total = sum(c.size for c in chunks)
+    done = [0]
+
+    def advanced(nbytes: int) -> None:
+        done[0] += nbytes
+        if progress:
+            progress(done[0], total)
+
+    digests: dict[str, str] = {}
+    hashing: list[tuple[Chunk, Path, manifest.Follower]] = []  # written, md5 still being computed
+    at = chunks[0]  # the chunk being worked on, named if something fails
+    try:
+        for n, chunk in enumerate(chunks):
+            at, part = chunk, out / f"{chunk.name}.part"
+            hashing.append((chunk, part, _write_chunk(chunk, part, advanced)))
+            while len(hashing) > 1 or (hashing and n == len(chunks) - 1):
+                at, part, follower = hashing[0]
+                digests[at.name] = follower.hexdigest()
+                write_atomically(out / f"{at.name}.md5sum", f"{digests[at.name]}  {at.name}\n")
+                os.replace(part, out / at.name)
+                hashing.pop(0)
+    except BaseException as exc:  # nothing half-written stays
+        for _, part, follower in hashing:
+            follower.close()
+            part.unlink(missing_ok=True)
+        (out / f"{at.name}.part").unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
+        raise DestinationError(
+            f"could not write the chunk ({exc.strerror})",
+            out / at.name,
+            fix="free some space or choose another --out, then run again",
+        ) from exc
+    return digests
+
+
+def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:
+    path = out / name
+    write_atomically(path, "".join(f"{d}  {n}\n" for n, d in sorted(digests.items())))
+    return path
+
+
+_FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB
+
+
+def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> manifest.Follower:
+    """Write the tar exactly as tarfile would (same headers, padding, end blocks); returns
+    the follower that is hashing it."""
+    with open(part, "wb", buffering=0) as out:
+        fd = out.fileno()
+        follower = manifest.Follower(part)
+        try:
+            written = told = 0
+            for entry in chunk.entries:
+                written += _add(fd, entry)
+                if written - told >= _FOLLOW:
+                    follower.written(written)
+                    advanced(written - told)
+                    told = written
+            write_all(fd, bytes(chunk.size - written))  # two zero blocks, record padding
+        except BaseException:
+            follower.close()
+            raise
+    follower.written(chunk.size)
+    advanced(chunk.size - told)
+    return follower
+
+
+def _add(fd: int, entry: Entry) -> int:
+    """Append ``entry`` (header, data, padding) at ``fd``; returns the bytes written."""
+    header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    write_all(fd, header)
+    if entry.size <= 0:
+        return len(header)
+    with open(entry.path, "rb", buffering=0) as f:
+        if os.fstat(f.fileno()).st_size != entry.size:
+            raise InputError(
+                "the file changed size while it was being split", entry.path, fix="run again"
+            )
+        if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
+            raise InputError(
+                "the file shrank while it was being split", entry.path, fix="run again"
+            )
+    padding = -entry.size % BLOCK
+    write_all(fd, bytes(padding))
+    return len(header) + entry.size + padding
+
+
+@dataclass(frozen=True)
+class Split:
+    chunks: tuple[Chunk, ...]
+    digests: dict[str, str]
+    md5sums: Path
+
+
+def tarsplit(
+    packpath: Path,
+    out: Path | None = None,
+    max_size: str = "10G",
+    date: str | None = None,
+    auxiliary: bool = False,
+    progress: Progress | None = None,
+) -> Split:
+    """Split the package at ``packpath`` into chunks in ``out`` (default: beside it).
+
+    One split of a package at a time writes into ``out`` (a lock); a set of chunks of the
+    same package and tag already there (another ``--max-size``) is replaced: its chunks
+    that the new set does not overwrite are removed once the new set is complete.
+    """
+    packpath = existing_dir(packpath, "the package directory", "give a packpath")
+    check_project_code(packpath.name)
+    check_real(packpath)
+    out = existing_dir(out or packpath.parent, "the output directory", "create it first")
+    if out.is_relative_to(packpath):
+        raise DestinationError(
+            "the chunks cannot be written inside the package they hold",
+            out,
+            fix="choose an --out outside the package",
+        )
+    limit = parse_size(max_size)
+    tag = tag_of(packpath, date)
+    with package_dir.holding(out / f"{packpath.name}_{tag}.split"):
+        for stale in out.glob(f"{packpath.name}_{tag}_*.part"):
+            log.info("removing an interrupted chunk: %s", stale)
+            stale.unlink()
+        older = _set_in(out, packpath.name, tag)
+        chunks, too_big = plan(packpath, limit, tag, auxiliary)
+        for entry in too_big:
+            log.warning(
+                "larger than --max-size %s, so alone in its chunk: %s", max_size, entry.path
+            )
+        digests = write(chunks, out, progress)
+        listing = write_list(out, list_name(packpath.name, tag), digests)
+        for name in sorted(set(older) - set(digests)):
+            log.warning("removing a chunk of an earlier split of this package: %s", out / name)
+            (out / name).unlink(missing_ok=True)
+            (out / f"{name}.md5sum").unlink(missing_ok=True)
+    return Split(tuple(chunks), digests, listing)
+
+
+def check_real(packpath: Path) -> None:
+    """Only a real package travels: one made in fake or ticket mode holds empty files."""
+    mode = (package_dir.marker(packpath) or {}).get("mode")  # none: its manifest speaks
+    if mode in ("fake", "ticket"):
+        raise InputError(
+            f"this package was made in {mode} mode (empty files), so it is not split for delivery",
+            packpath,
+            fix="package it with --mode copy or --mode hard first",
+        )
+
+
+def _set_in(out: Path, project: str, tag: str) -> list[str]:
+    """The chunks of ``project`` and ``tag`` already in ``out``."""
+    return [
+        p.name
+        for p in chunks_in(out)
+        if (found := CHUNK_NAME.fullmatch(p.name))
+        and (found["project"], found["tag"]) == (project, tag)
+    ]

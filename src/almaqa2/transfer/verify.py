@@ -1,0 +1,407 @@
+"""``qa2 verify``: a package against its manifest, or tar chunks against their md5 files and
+the manifest they carry (SPEC §8).
+
+Every problem is collected and reported, none stops the check: a file or chunk listed but
+absent is *missing*, one present but not listed is *extra*, one whose bytes differ is
+*corrupt* (with the md5 expected and the md5 found).  Paths of files are given as in the
+manifest, starting with the project code.  A package's files are hashed on both cores,
+largest first; a chunk is hashed whole by a ``Follower`` thread while its members are read
+and hashed on the other core (the two reads go together, the second from the page cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tarfile
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from almaqa2 import manifest
+from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
+from almaqa2.package import pipemanifest
+from almaqa2.transfer import safetar
+from almaqa2.transfer.tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
+
+Progress = Callable[[int, int], None]
+_BLOCK = 1 << 20
+
+
+class Trouble(StrEnum):
+    """What is wrong with a file or chunk (printed and in JSON as its value)."""
+
+    MISSING = "missing"  # listed, not there
+    EXTRA = "extra"  # there, not listed
+    CORRUPT = "corrupt"  # there, other bytes
+    UNSAFE = "unsafe"  # a chunk member untar refuses
+    RESTORE = "restore"  # what the PI's restore would not find
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: Trouble
+    path: str
+    expected: str | None = None
+    found: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.kind}: {shown(self.path)}"
+        if self.kind is Trouble.RESTORE:  # what the PI's restore would not find
+            return f"{text}: {self.found}"
+        if self.expected or self.found:
+            text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
+        return text
+
+
+@dataclass(frozen=True)
+class Report:
+    what: str  # package | chunks
+    paths: tuple[str, ...]  # what was checked
+    checked: int  # files and chunks whose bytes were compared
+    problems: tuple[Problem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "what": self.what,
+            "paths": list(self.paths),
+            "checked": self.checked,
+            "ok": self.ok,
+            "problems": [vars(p) for p in self.problems],
+        }
+
+
+class VerificationError(Almaqa2Error):
+    """Bytes do not match their checksums: exit code 1, with the whole report."""
+
+    exit_code = 1
+
+    def __init__(self, report: Report):
+        self.report = report
+        super().__init__(
+            f"verification found {len(report.problems)} problem(s), the first: "
+            f"{report.problems[0]}",
+            fix="see 'qa2 verify' for all of them, and fetch the bad files again",
+        )
+
+
+def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
+    """Check a package directory (one path holding ``manifest.md5``) or a set of chunks
+    (chunk files, or directories holding them, with their ``.md5sum`` files)."""
+    for path in paths:
+        if not path.exists():
+            raise InputError("nothing to verify here", path, fix="give a package or chunks")
+    package = package_in(paths)
+    if package is not None:
+        return _package(Path(os.path.realpath(package)), progress)
+    return check_chunks(find_chunks(paths), progress)
+
+
+def package_in(paths: Sequence[Path]) -> Path | None:
+    """The package directory given, if it is one: a single path holding a manifest."""
+    if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
+        return paths[0]
+    return None
+
+
+def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
+    """Problems between {path: md5} expected and {path: md5} found, sorted by path."""
+    return [
+        Problem(Trouble.MISSING, p, listed[p]) if p not in found
+        else Problem(Trouble.EXTRA, p, None, found[p]) if p not in listed
+        else Problem(Trouble.CORRUPT, p, listed[p], found[p])
+        for p in sorted(listed.keys() | found.keys())
+        if listed.get(p) != found.get(p)
+    ]  # fmt: skip
+
+
+# -- a package directory -------------------------------------------------------------------
+
+
+def _package(package: Path, progress: Progress | None) -> Report:
+    listed = manifest.read(package / manifest.NAME)
+    project = next(iter(listed), package.name).split("/")[0]
+    top = str(package)
+    on_disk = {f"{project}/{rel}": size for rel, size in manifest.files_under(package).items()}
+    common = sorted(listed.keys() & on_disk.keys(), key=lambda rel: -on_disk[rel])  # big first
+    counter = _Counter(sum(on_disk[rel] for rel in common), progress)
+    paths = {rel: os.path.join(top, rel.partition("/")[2]) for rel in common}
+    with manifest.Hasher(hashed=counter.add) as hasher:
+        for rel in common:
+            hasher.add(paths[rel], on_disk[rel])
+        digests, errors = hasher.outcome()
+    found = dict.fromkeys(on_disk.keys() - listed.keys(), "a file")
+    for rel in common:
+        path = paths[rel]
+        found[rel] = digests[path] if path in digests else _unreadable(errors[path])
+    problems = _compare(listed, found) + _restore(package, project)
+    return Report("package", (str(package),), len(common), tuple(problems))
+
+
+def _restore(package: Path, project: str) -> list[Problem]:
+    """What the PI's restore would not find in each member of a pipeline package."""
+    return [
+        Problem(
+            Trouble.RESTORE, f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why
+        )
+        for member in sorted(p for p in package.glob("*/*/*") if p.is_dir())
+        for rel, why in pipemanifest.restore_problems(member)
+    ]
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"unreadable ({exc.strerror if isinstance(exc, OSError) else exc})"
+
+
+class _Counter:
+    """Bytes done, handed to a progress callback from any thread."""
+
+    def __init__(self, total: int, progress: Progress | None):
+        self.total, self.done, self._progress = total, 0, progress
+        self._lock = threading.Lock()
+
+    def add(self, size: int) -> None:
+        if self._progress:
+            with self._lock:
+                self.done += size
+                self._progress(self.done, self.total)
+
+
+# -- chunks --------------------------------------------------------------------------------
+
+
+@dataclass
+class ChunkSet:
+    """The chunks of one package (same project and tag) and what their md5 files say."""
+
+    project: str
+    tag: str
+    folder: Path
+    present: dict[str, Path] = field(default_factory=dict)
+    expected: dict[str, str] = field(default_factory=dict)  # chunk name -> md5 (when listed)
+    totals: set[int] = field(default_factory=set)  # MMM of the numbered chunks: one, if whole
+
+    @property
+    def total(self) -> int:
+        return max(self.totals, default=0)
+
+    def names(self) -> list[str]:
+        numbered = [
+            chunk_name(self.project, self.tag, n, self.total) for n in range(1, self.total + 1)
+        ]
+        return sorted({*numbered, *self.present, *self.expected})
+
+
+def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
+    """Chunk sets from chunk files and directories; other tars in a directory (the ticket
+    tar beside a package) are left alone, a named file that is no chunk is an error."""
+    sets: dict[tuple[str, str], ChunkSet] = {}
+    for path in paths:
+        if path.is_dir():
+            found = chunks_in(path)
+        elif CHUNK_NAME.fullmatch(path.name):
+            found = [path]
+        else:
+            raise InputError(
+                "this is not a chunk named as 'qa2 tarsplit' names them",
+                path,
+                fix="give <project>_<tag>_NNN_of_MMM.tar files or their directory",
+            )
+        for chunk in found:
+            name = CHUNK_NAME.fullmatch(chunk.name)
+            assert name is not None
+            key = (name["project"], name["tag"])
+            if key not in sets:
+                sets[key] = ChunkSet(*key, chunk.parent)
+                listing = chunk.parent / list_name(*key)
+                if listing.is_file():
+                    sets[key].expected |= manifest.read(listing)
+            chunk_set = sets[key]
+            chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
+            if name["total"]:
+                chunk_set.totals.add(int(name["total"]))
+            own = chunk.with_name(f"{chunk.name}.md5sum")
+            if own.is_file():
+                chunk_set.expected |= manifest.read(own)
+    if not sets:
+        raise InputError(
+            "neither a package with manifest.md5 nor tar chunks were found",
+            ", ".join(map(str, paths)),
+            fix="give a package directory, chunk files or the directory holding them",
+        )
+    return [sets[key] for key in sorted(sets)]
+
+
+def check_chunks(
+    sets: list[ChunkSet], progress: Progress | None = None, into: Extraction | None = None
+) -> Report:
+    """Every chunk against its md5, every file against the manifest carried inside.
+
+    With ``into``, each chunk is also extracted (as it is read) into a directory, and the
+    files are checked there, as written, against the manifest.
+    """
+    problems: list[Problem] = []
+    checked = 0
+    total = sum(p.stat().st_size for s in sets for p in s.present.values())
+    counter = _Counter(total, progress)
+    for chunk_set in sets:
+        members: dict[str, str] = {}
+        listed: dict[str, str] | None = None
+        if len(chunk_set.totals) > 1:
+            splits = " and ".join(str(n) for n in sorted(chunk_set.totals))
+            problems.append(
+                Problem(
+                    Trouble.EXTRA,
+                    str(chunk_set.folder),
+                    "one split of the package",
+                    f"chunks of {len(chunk_set.totals)} splits (of {splits} chunks) mixed:"
+                    " keep one set",
+                )
+            )
+        for name in chunk_set.names():
+            path = chunk_set.present.get(name)
+            expected = chunk_set.expected.get(name)
+            if path is None:
+                problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected))
+                continue
+            contents = read_chunk(path, counter.add, into)
+            checked += 1 + len(contents.members)
+            if expected is None:
+                problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
+            elif expected != contents.md5:
+                problems.append(Problem(Trouble.CORRUPT, str(path), expected, contents.md5))
+            elif contents.error:
+                problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
+            problems += [
+                Problem(Trouble.UNSAFE, member, found=why)
+                for member, why in contents.unsafe.items()
+            ]
+            for member, digest in contents.members.items():
+                if member in members:
+                    problems.append(
+                        Problem(Trouble.EXTRA, member, found=f"a second copy in {path}")
+                    )
+                members[member] = digest
+            if contents.manifest is not None:
+                listed = manifest.parse(contents.manifest)
+        manifest_path = f"{chunk_set.project}/{manifest.NAME}"
+        extracted = into.folder / chunk_set.project if into else None
+        if extracted is not None and (extracted / manifest.NAME).is_file():
+            report = _package(extracted, None)  # the files as written
+            checked += report.checked
+            problems += report.problems
+        elif extracted is None and listed is not None:
+            members.pop(manifest_path, None)
+            problems += _compare(listed, members)
+        else:
+            problems.append(Problem(Trouble.MISSING, manifest_path))
+    return Report(
+        "chunks",
+        tuple(str(p) for s in sets for p in s.present.values()),
+        checked,
+        tuple(problems),
+    )
+
+
+@dataclass(frozen=True)
+class ChunkContents:
+    md5: str  # of the whole chunk
+    members: dict[str, str]  # member name -> md5
+    unsafe: dict[str, str]  # member name -> why untar refuses it
+    manifest: bytes | None  # the manifest it carries
+    error: str | None  # why the tar could not be read to its end
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """Where chunks are extracted, and the package directory every member must lie in."""
+
+    folder: Path
+    top: str
+
+
+def read_chunk(
+    path: Path, read: Callable[[int], None] = lambda _: None, into: Extraction | None = None
+) -> ChunkContents:
+    """Hash a chunk and each of its members, or with ``into`` extract them (an unsafe
+    member stops everything: InputError).  ``read(size)`` follows the whole-chunk hash."""
+    follower = manifest.Follower(path, read)
+    follower.written(path.stat().st_size)
+    try:
+        members, unsafe, carried, error = _read_members(path, into)
+    except BaseException:
+        follower.close()
+        raise
+    try:
+        md5 = follower.hexdigest()
+    except OSError as exc:
+        md5 = f"unreadable ({exc.strerror})"
+    return ChunkContents(md5, members, unsafe, carried, error)
+
+
+_Read = tuple[dict[str, str], dict[str, str], bytes | None, str | None]
+
+
+def _read_members(path: Path, into: Extraction | None) -> _Read:
+    """(members, unsafe members, the manifest's bytes, why the tar could not be read to
+    its end), as ``ChunkContents`` holds them; with ``into``, the members are extracted.
+
+    Headers are read by tarfile; a member's data straight from the file at its offset
+    (tarfile's stream reader took twice as long).  A member that ``qa2 untar`` would
+    refuse is recorded as ``unsafe (why)``; with ``into`` it stops everything.
+    """
+    members: dict[str, str] = {}
+    unsafe: dict[str, str] = {}
+    carried = None
+    view = memoryview(bytearray(_BLOCK))
+    top = into.top if into else _project_of(path)
+    try:
+        with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+            for member in tar:
+                why = safetar.why_unsafe(member, top)
+                if why is not None:
+                    if into is not None:
+                        raise safetar.unsafe(path, member.name, why)
+                    unsafe[member.name] = why
+                elif into is not None:
+                    safetar.extract(f.fileno(), member, into.folder, path)
+                elif member.isreg():
+                    members[member.name] = _md5_at(f.fileno(), member, view)
+                    if member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME):
+                        carried = os.pread(f.fileno(), member.size, member.offset_data)
+    except OSError as exc:
+        if into is not None:
+            raise DestinationError(
+                f"could not extract the chunk ({exc.strerror})",
+                into.folder.parent,
+                fix="free some space or choose another --out, then run again",
+            ) from exc
+        return members, unsafe, carried, f"an unreadable file ({exc.strerror})"
+    except (tarfile.TarError, EOFError) as exc:
+        return members, unsafe, carried, f"an unreadable tar ({exc})"
+    return members, unsafe, carried, None
+
+
+def _project_of(chunk: Path) -> str | None:
+    found = CHUNK_NAME.fullmatch(chunk.name)
+    return found["project"] if found else None
+
+
+def _md5_at(fd: int, member: tarfile.TarInfo, view: memoryview) -> str:
+    """The md5 of a member's data, read from the tar at its offset."""
+    digest = hashlib.md5()
+    offset, left = member.offset_data, member.size
+    while left:
+        n = os.preadv(fd, [view[: min(left, len(view))]], offset)
+        if n == 0:
+            raise EOFError(f"the tar ends inside {member.name}")
+        digest.update(view[:n])
+        offset, left = offset + n, left - n
+    return digest.hexdigest()
