@@ -24,7 +24,7 @@ _SEVERE = re.compile(r"\bSEVERE\b")
 
 
 @dataclass(frozen=True)
-class Result:
+class Verdict:
     item: str
     where: str
     ok: bool
@@ -97,7 +97,7 @@ MOUS_ITEMS: tuple[tuple[str, str, bool, Check], ...] = (
 )  # fmt: skip
 
 
-def check(origpath: Path) -> list[Result]:
+def check(origpath: Path) -> list[Verdict]:
     """Every item of the final checklist for the reduction at ``origpath``."""
     origpath = existing_dir(origpath, "the reduction", "give the MOUS reduction directory")
     reduction = recognise(origpath)
@@ -106,11 +106,11 @@ def check(origpath: Path) -> list[Result]:
         directory = origpath / (eb.dir or ".")
         for item, test in EB_ITEMS:
             ok, detail = test(directory, eb.uid)
-            results.append(Result(item, f"{eb.dir}", ok, detail))
+            results.append(Verdict(item, f"{eb.dir}", ok, detail))
     several = len(reduction.ebs) > 1
     for item, below, only_several, test in MOUS_ITEMS:
         if only_several and not several:
             continue
         ok, detail = test(origpath / below, "")
-        results.append(Result(item, below, ok, detail))
+        results.append(Verdict(item, below, ok, detail))
     return results

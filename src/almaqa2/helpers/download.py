@@ -19,7 +19,6 @@ import re
 import tarfile
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http.client import HTTPResponse
@@ -30,10 +29,10 @@ from almaqa2.atomic import write_atomically
 from almaqa2.errors import Almaqa2Error, InputError, reason
 from almaqa2.manifest import md5_file
 from almaqa2.package import package_dir
+from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 
 log = logging.getLogger(__name__)
-Progress = Callable[[int, int], None]
 _BLOCK = 1 << 20
 _MD5_LIST = re.compile(r"(?i).*md5.*")
 _LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *]?(.+)$")

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -24,13 +23,11 @@ from almaqa2.package.package_dir import MARKER, is_ours
 from almaqa2.package.plan import Plan, Uids, make_plan
 from almaqa2.package.rules import MODES, style_for
 from almaqa2.package.scan import Kind, SourceEntry
+from almaqa2.progress import Progress
 from almaqa2.uid import check_project_code, to_fs
 from almaqa2.version import __version__
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-"""Called with (bytes done, bytes in all) as the payload is written."""
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ _SCRIPT_FOR_PI = re.compile(r".*scriptForPI\.py")
 
 
 @dataclass
-class Member:
+class MemberOus:
     name: str
     files: int = 0
     size: int = 0
@@ -90,7 +90,7 @@ class Member:
 class Project:
     code: str
     size: int = 0
-    tree: dict[str, dict[str, dict[str, Member]]] = field(default_factory=dict)
+    tree: dict[str, dict[str, dict[str, MemberOus]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -149,7 +149,7 @@ def describe(files: Iterable[tuple[str, int]], source: str, paths: list[str]) ->
             continue
         sg, group, member, *inside = rest
         members = project.tree.setdefault(sg, {}).setdefault(group, {})
-        members.setdefault(member, Member(member)).add(tuple(inside), size)
+        members.setdefault(member, MemberOus(member)).add(tuple(inside), size)
     if not inventory.projects:
         raise InputError(
             "no project directory (named like 2013.1.00123.S) found",

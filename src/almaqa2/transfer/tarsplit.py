@@ -24,6 +24,7 @@ from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.rules import CHUNK_NAMES
+from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
 from almaqa2.uid import PROJECT_CODE, UID_FS, check_project_code
 
@@ -198,9 +199,6 @@ def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
 
 def list_name(project: str, tag: str) -> str:
     return CHUNK_NAMES["list"].format(project=project, tag=tag)
-
-
-Progress = Callable[[int, int], None]
 
 
 def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> dict[str, str]:

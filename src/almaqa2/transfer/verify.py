@@ -24,10 +24,10 @@ from typing import Any
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
+from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 from almaqa2.transfer.tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
 
-Progress = Callable[[int, int], None]
 _BLOCK = 1 << 20
 
 
