@@ -21,6 +21,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,55 @@ def marker(packpath: Path) -> dict[str, Any] | None:
 def is_ours(packpath: Path) -> bool:
     """True if ``packpath`` holds a package this tool made (it carries our marker)."""
     return marker(packpath) is not None
+
+
+@dataclass(frozen=True)
+class Package:
+    """A package directory (on the model of bagit's ``Bag``): what every command that opens
+    one asks of it, answered in one place."""
+
+    path: Path
+
+    @property
+    def project(self) -> str:
+        return self.path.name
+
+    @property
+    def marker(self) -> dict[str, Any] | None:
+        return marker(self.path)
+
+    @property
+    def mode(self) -> str | None:
+        """The mode it was made in (None: not made by almaqa2)."""
+        return (self.marker or {}).get("mode")
+
+    def members(self) -> list[str]:
+        """The members our marker lists (an append adds one); DestinationError if damaged."""
+        members = (self.marker or {}).get("members")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise DestinationError(
+                f"the package's {MARKER} is damaged (no list of members)",
+                self.path / MARKER,
+                fix="package again without --append, or restore the file from a copy",
+            )
+        return members
+
+    def units(self) -> dict[str, dict[str, list[str]]]:
+        """Its directories: {science goal: {group: [members]}} (empty if there is none)."""
+        if not self.path.is_dir():
+            return {}
+
+        def subdirs(path: Path) -> list[str]:
+            return sorted(p.name for p in path.iterdir() if p.is_dir())
+
+        return {
+            sg: {g: subdirs(self.path / sg / g) for g in subdirs(self.path / sg)}
+            for sg in subdirs(self.path)
+        }
+
+    def member_dirs(self) -> list[Path]:
+        """Every member directory, sorted."""
+        return sorted(p for p in self.path.glob("*/*/*") if p.is_dir())
 
 
 _RENAME_EXCHANGE = 2

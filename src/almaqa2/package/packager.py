@@ -18,8 +18,8 @@ from almaqa2.atomic import write_atomically
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import facts, materialize, package_dir, readme, ticket
 from almaqa2.package.layouts import recognise
-from almaqa2.package.naming import APPENDS, Existing
-from almaqa2.package.package_dir import MARKER, is_ours
+from almaqa2.package.naming import APPENDS
+from almaqa2.package.package_dir import MARKER, Package, is_ours
 from almaqa2.package.plan import Plan, Uids, make_plan
 from almaqa2.package.rules import MODES, style_for
 from almaqa2.package.scan import Kind, SourceEntry
@@ -105,31 +105,6 @@ def check_destination(packpath: Path) -> None:
         )
 
 
-def members_of(packpath: Path) -> list[str]:
-    """The members our marker in ``packpath`` lists (an append adds one to them)."""
-    members = (package_dir.marker(packpath) or {}).get("members")
-    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-        raise DestinationError(
-            f"the package's {MARKER} is damaged (no list of members)",
-            packpath / MARKER,
-            fix="package again without --append, or restore the file from a copy",
-        )
-    return members
-
-
-def _existing(packpath: Path) -> Existing:
-    if not packpath.is_dir():
-        return {}
-
-    def subdirs(path: Path) -> list[str]:
-        return sorted(p.name for p in path.iterdir() if p.is_dir())
-
-    return {
-        sg: {g: subdirs(packpath / sg / g) for g in subdirs(packpath / sg)}
-        for sg in subdirs(packpath)
-    }
-
-
 def destination(packpath: Path, origpath: Path) -> Path:
     """``packpath`` made absolute, once it is known to be a place for a package of
     ``origpath``: in an existing directory, named by a project code, apart from origpath."""
@@ -180,7 +155,7 @@ def _plan(request: Request) -> Plan:
     """Plan a resolved request."""
     check_destination(request.packpath)
     if request.append and request.packpath.exists():
-        members_of(request.packpath)
+        Package(request.packpath).members()
     style = style_for(request.style, request.noms)
     return make_plan(
         recognise(request.origpath),
@@ -189,7 +164,7 @@ def _plan(request: Request) -> Plan:
         mode=request.mode,
         append=request.append,
         uids=Uids(request.sg, request.gous, request.mous),
-        existing=_existing(request.packpath),
+        existing=Package(request.packpath).units(),
         packpath=str(request.packpath),
         readme=request.readme,
         pi_script=pi_script_entry(request.pi_script),
@@ -256,7 +231,7 @@ def _build(
     total = sum(p.size for p in plan.placements)
     done_bytes = 0
     with package_dir.staging(packpath) as stage, manifest.Hasher() as hasher:
-        members = [] if fresh else members_of(packpath)
+        members = [] if fresh else Package(packpath).members()
         if not fresh:
             package_dir.link_tree(packpath, stage)
 

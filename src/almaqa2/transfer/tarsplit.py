@@ -23,6 +23,7 @@ from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
+from almaqa2.package.package_dir import Package
 from almaqa2.package.rules import CHUNK_NAMES
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
@@ -351,7 +352,7 @@ def tarsplit(
 
 def check_real(packpath: Path) -> None:
     """Only a real package travels: one made in fake or ticket mode holds empty files."""
-    mode = (package_dir.marker(packpath) or {}).get("mode")  # none: its manifest speaks
+    mode = Package(packpath).mode  # None: not ours, its manifest speaks for it
     if mode in ("fake", "ticket"):
         raise InputError(
             f"this package was made in {mode} mode (empty files), so it is not split for delivery",

@@ -24,6 +24,7 @@ from typing import Any
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
+from almaqa2.package.package_dir import Package
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 from almaqa2.transfer.tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
@@ -151,7 +152,7 @@ def _restore(package: Path, project: str) -> list[Problem]:
         Problem(
             Trouble.RESTORE, f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why
         )
-        for member in sorted(p for p in package.glob("*/*/*") if p.is_dir())
+        for member in Package(package).member_dirs()
         for rel, why in pipemanifest.restore_problems(member)
     ]
 
