@@ -325,3 +325,14 @@ def test_dry_run_prints_the_plan_and_writes_nothing(
     assert [f"{PROJECT}/{d}" for d in dests] == [
         p for p in expected if not p.endswith(("/", "/README"))
     ]
+
+
+def test_packaging_a_pipeline_run_says_to_stage_it_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every layout goes through recognise; a run is recognised as one (issue 15)."""
+    run = build_run(tmp_path)
+    readme = tmp_path / "h.txt"
+    readme.write_text("x\n")
+    text = _error(["package", str(run), str(tmp_path / PROJECT), "--readme", str(readme)], capsys)
+    assert "pipeline run" in text and "qa2 stage" in text

@@ -22,6 +22,7 @@ from almaqa2.package.rules import (
     PI_SCRIPT,
     PI_SCRIPT_NAMES,
     README_NAMES,
+    STAGE,
     STYLES,
     Classifier,
     Style,
@@ -256,6 +257,12 @@ def make_plan(
 def _style_for(reduction: Reduction, style: Style) -> Style:
     """The style as this reduction allows it: a staged package needs a pipe style, a
     total-power reduction overrides the style's MeasurementSets (SPEC §4)."""
+    if reduction.layout == "pipeline" and style.name != STAGE.name:
+        raise InputError(
+            "this is a pipeline run, which is staged before it is packaged",
+            reduction.root,
+            fix="run qa2 stage on it, then package the staged package with a -pipe style",
+        )
     if reduction.layout == "staged" and not style.pipe:
         raise InputError(
             f"this is a staged pipeline package and the style '{style.name}' has no pipeline rules",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from almaqa2.errors import existing_dir
 from almaqa2.package import readme
-from almaqa2.package.layouts import Reduction, ebs_named
-from almaqa2.package.layouts.pipeline import find_run, xml_ebs
+from almaqa2.package.layouts import recognise
+from almaqa2.package.layouts.pipeline import find_run, looks_like_run
 from almaqa2.package.package_dir import holding
 from almaqa2.package.packager import (
     Progress,
@@ -28,7 +28,6 @@ from almaqa2.package.packager import (
 )
 from almaqa2.package.plan import Plan, Uids, make_plan
 from almaqa2.package.rules import PIPELINE_README, STAGE
-from almaqa2.package.scan import scan
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +58,16 @@ def _resolve(pipeline_root: Path, staged_root: Path, mode: str) -> tuple[Path, P
 
 def _plan(root: Path, staged: Path, mode: str, pi_script: Path | None) -> Plan:
     check_destination(staged)
-    run = find_run(root)
-    entries = scan(run.products)
-    ebs = ebs_named(entries, run.products, also=xml_ebs(entries, run.mous))
+    if not looks_like_run(root):
+        find_run(root)  # says precisely what is missing
+    reduction = recognise(root)
     return make_plan(
-        Reduction(run.products, "pipeline", entries, ebs, mous=run.mous),
+        reduction,
         STAGE,
         project=staged.name,
         mode=mode,
         append="",
-        uids=Uids(run.sous, run.gous, run.mous),
+        uids=Uids(reduction.sg, reduction.gous, reduction.mous),
         existing={},
         packpath=str(staged),
         readme=None,

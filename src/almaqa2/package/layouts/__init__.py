@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from almaqa2.errors import InputError
-from almaqa2.package.layouts import allegro, nrao, scriptgen, staged, tp
+from almaqa2.package.layouts import allegro, nrao, pipeline, scriptgen, staged, tp
 from almaqa2.package.layouts.scriptgen import EB
 from almaqa2.package.scan import SourceEntry, scan
 from almaqa2.uid import eb_of_name
@@ -29,7 +29,7 @@ class Reduction:
     """A recognised reduction directory (``root``) and what was learnt about it."""
 
     root: Path
-    layout: str  # "script-generator", "allegro", "nrao", "staged" or "pipeline"
+    kind: Layout
     entries: tuple[SourceEntry, ...]
     ebs: tuple[EB, ...]
     extras: tuple[SourceEntry, ...] = ()  # files from beside origpath (Allegro)
@@ -40,23 +40,34 @@ class Reduction:
     sd_scripts: tuple[SourceEntry, ...] = ()  # single-dish scripts: a total-power reduction
 
     @property
+    def layout(self) -> str:
+        return self.kind.name
+
+    @property
     def tp(self) -> bool:
         return bool(self.sd_scripts)
 
     def place_of(self, entry: SourceEntry) -> tuple[str, EB | None]:
         """Where ``entry`` sits (a place of ``rules``: ``eb``, ``qa2``, ``sb``...), its EB."""
+        return self.kind.place_of(self, entry)
+
+
+class Layout:
+    """A kind of reduction directory: how to recognise one (``detect``: the reduction, with
+    its EBs and the UIDs its names reveal, or None) and where each of its entries sits for
+    the rules (``place_of``).  The manual layouts share the script generator's places."""
+
+    name = "script-generator"
+
+    def detect(self, root: Path) -> Reduction | None:
+        entries = scan(root)
+        return Reduction(root, self, entries, scriptgen.find_ebs(root, entries))
+
+    def place_of(self, reduction: Reduction, entry: SourceEntry) -> tuple[str, EB | None]:
         parts = entry.rel.parts
-        if self.layout == "pipeline":
-            return "pipeline", None
-        if self.layout == "staged":
-            if parts[0] in staged.DELIVERY_DIRS or parts == ("README",):
-                return "kept", None
-            if parts[0] == "calibrated" and len(parts) > 2 and parts[1] in staged.RESTORED:
-                return "restore", None
-            return "sb", None
         if parts[0] == "..":  # beside origpath (Allegro checklists, scriptForPI)
             return "sb", None
-        for eb in self.ebs:
+        for eb in reduction.ebs:
             if eb.dir is None:
                 continue
             if eb.dir == PurePosixPath():
@@ -72,6 +83,85 @@ class Reduction:
             if eb.dir != PurePosixPath():
                 return "eb-nested", eb
         return "sb", None
+
+
+class Allegro(Layout):
+    """Allegro's ``<SB>/<SB>/``: checklists and scriptForPI beside origpath, the SB name."""
+
+    name = "allegro"
+
+    def detect(self, root: Path) -> Reduction | None:
+        found = allegro.detect(root)
+        if found is None:
+            return None
+        entries = scan(root)
+        ebs = scriptgen.find_ebs(root, entries)
+        return Reduction(root, self, entries, ebs, extras=found.extras, sb_name=found.sb_name)
+
+
+class Nrao(Layout):
+    """NRAO's origpath named by the member OUS UID."""
+
+    name = "nrao"
+
+    def detect(self, root: Path) -> Reduction | None:
+        mous = nrao.mous_from_name(root)
+        if mous is None:
+            return None
+        entries = scan(root)
+        return Reduction(root, self, entries, scriptgen.find_ebs(root, entries), mous=mous)
+
+
+class StagedPackage(Layout):
+    """A staged pipeline package after the scriptForPI and imaging (Case 2)."""
+
+    name = "staged"
+
+    def detect(self, root: Path) -> Reduction | None:
+        found = staged.detect(root)
+        if found is None:
+            return None
+        entries = scan(found.member)
+        return Reduction(
+            found.member,
+            self,
+            entries,
+            ebs_named(entries, found.member),
+            mous=found.mous,
+            sg=found.sg,
+            gous=found.gous,
+        )
+
+    def place_of(self, reduction: Reduction, entry: SourceEntry) -> tuple[str, EB | None]:
+        parts = entry.rel.parts
+        if parts[0] in staged.DELIVERY_DIRS or parts == ("README",):
+            return "kept", None
+        if parts[0] == "calibrated" and len(parts) > 2 and parts[1] in staged.RESTORED:
+            return "restore", None
+        return "sb", None
+
+
+class PipelineLayout(Layout):
+    """A pipeline run (``SOUS_*/GOUS_*/MOUS_*``): its products, for ``qa2 stage``."""
+
+    name = "pipeline"
+
+    def detect(self, root: Path) -> Reduction | None:
+        if not pipeline.looks_like_run(root):
+            return None
+        run = pipeline.find_run(root)
+        entries = scan(run.products)
+        ebs = ebs_named(entries, run.products, also=pipeline.xml_ebs(entries, run.mous))
+        return Reduction(
+            run.products, self, entries, ebs, mous=run.mous, sg=run.sous, gous=run.gous
+        )
+
+    def place_of(self, reduction: Reduction, entry: SourceEntry) -> tuple[str, EB | None]:
+        return "pipeline", None
+
+
+LAYOUTS: tuple[Layout, ...] = (PipelineLayout(), StagedPackage(), Allegro(), Nrao(), Layout())
+"""Tried in this order; the script generator's (the last) takes any other directory."""
 
 
 def ebs_named(
@@ -93,36 +183,8 @@ def ebs_named(
 
 def recognise(root: Path) -> Reduction:
     """Scan ``root`` and recognise its layout; raises InputError when no EB is found."""
-    reduction = _recognise(root)
-    return replace(reduction, sd_scripts=tp.sd_scripts(reduction.entries))
-
-
-def _recognise(root: Path) -> Reduction:
-    found_staged = staged.detect(root)
-    if found_staged is not None:
-        entries = scan(found_staged.member)
-        return Reduction(
-            found_staged.member,
-            "staged",
-            entries,
-            ebs_named(entries, found_staged.member),
-            mous=found_staged.mous,
-            sg=found_staged.sg,
-            gous=found_staged.gous,
-        )
-    entries = scan(root)
-    ebs = scriptgen.find_ebs(root, entries)
-    found_allegro = allegro.detect(root)
-    if found_allegro is not None:
-        return Reduction(
-            root,
-            "allegro",
-            entries,
-            ebs,
-            extras=found_allegro.extras,
-            sb_name=found_allegro.sb_name,
-        )
-    mous = nrao.mous_from_name(root)
-    if mous is not None:
-        return Reduction(root, "nrao", entries, ebs, mous=mous)
-    return Reduction(root, "script-generator", entries, ebs)
+    for layout in LAYOUTS:
+        reduction = layout.detect(root)
+        if reduction is not None:
+            return replace(reduction, sd_scripts=tp.sd_scripts(reduction.entries))
+    raise AssertionError("the script generator's layout takes any directory")

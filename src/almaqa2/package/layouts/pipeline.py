@@ -46,6 +46,12 @@ class PipelineRun:
     products: Path
 
 
+def looks_like_run(root: Path) -> bool:
+    """True if ``root`` holds a ``SOUS_uid___*`` directory: a pipeline run (checked whole
+    by ``find_run``)."""
+    return any(p.is_dir() for p in root.glob(f"{LEVELS[0]}_uid___*"))
+
+
 def _only_child(parent: Path, level: str, root: Path) -> Path:
     found = sorted(p for p in parent.glob(f"{level}_uid___*") if p.is_dir())
     if not found:
