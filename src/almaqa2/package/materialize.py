@@ -86,15 +86,13 @@ def write_payload(
 
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
     source = placement.source
-    if placement.transform is Transform.GZIP:
-        size = writer.gzip(str(source.path), str(dest))
-        if done:
-            done(str(dest), source.size, None, None)
-        return size
     if placement.transform in ms.MS_TRANSFORMS:
         return writer.ms(source, dest, placement.transform, done)
-    if placement.transform is Transform.MANIFEST:
-        size = writer.manifest(str(source.path), str(dest))
+    rewrite = {Transform.GZIP: writer.gzip, Transform.MANIFEST: writer.manifest}.get(
+        placement.transform
+    )
+    if rewrite is not None:  # new content, hashed from what was written
+        size = rewrite(str(source.path), str(dest))
         if done:
             done(str(dest), source.size, None, None)
         return size
