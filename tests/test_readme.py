@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from almaqa2.package.readme import fill_header
 from almaqa2.sizes import human_size
 from almaqa2.testing import reductions as example
@@ -94,3 +96,27 @@ def test_tree_matches_the_package(tmp_path: Path) -> None:
                 else sum(p.stat().st_size for p in target.rglob("*") if p.is_file())
             )
             assert size == human_size(on_disk), path
+
+
+def test_the_readme_is_rendered_from_the_facts_alone(
+    case229: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """facts reads the data, the logs and the notes once; rendering opens nothing (issue 15)."""
+    import builtins
+
+    from almaqa2.package import facts, packager, readme
+
+    request = packager.resolve(packager.Request(case229.origpath, case229.packpath, case229.readme))
+    plan = packager.prepare(request)
+    found = facts.collect(plan, reduce=False)
+    assert found.casa_versions and found.notes
+
+    def no_io(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"the README rendering opened {args[0]}")
+
+    monkeypatch.setattr(builtins, "open", no_io)
+    monkeypatch.setattr(Path, "open", no_io)
+    text = readme.render(
+        plan, readme.TEMPLATE, {p.dest.as_posix(): 1 for p in plan.placements}, found
+    )
+    assert found.casa_versions[0] in text and found.notes[0][0] in text

@@ -5,6 +5,7 @@ product from its header (SPEC §6).  Read-only; the reading is done by ``ms`` an
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,16 @@ class Facts:
     ebs: tuple[EbFacts, ...]
     products: tuple[tuple[str, fitsio.FitsInfo], ...]  # (dest in the package, header facts)
     opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
+    casa_versions: tuple[str, ...] = ()  # named at the top of the packaged logs, in order
+    notes: tuple[tuple[str, str], ...] = ()  # the reducer's notes for the PI: (name, text)
+
+
+CASA_VERSION = re.compile(
+    r"CASA Version\s+(?:(?:CASA|MODULAR|CASALITH|PIPELINE)\s+)?(\d+(?:\.\d+)+(?:-\d+)?)", re.I
+)
+"""``CASA Version 4.2.2 (r30986)`` (CASA 4, 5), ``CASA Version MODULAR 6.7.0.31`` (pip),
+``CASALITH 6.5.4.9`` (the tarball), ``PIPELINE 6.6.1.17`` (pipeline builds)."""
+_LOG_HEAD = 256 * 1024
 
 
 def collect(plan: Plan, reduce: bool) -> Facts:
@@ -50,7 +61,20 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                 if path not in opened:
                     opened[path] = ms.read(path, describe=path in describing.values())
                 ms.check(path, placement.transform, opened[path])
-    return Facts(_ebs(plan, describing, opened), products, opened)
+    notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
+    return Facts(_ebs(plan, describing, opened), products, opened, _casa_versions(plan), notes)
+
+
+def _casa_versions(plan: Plan) -> tuple[str, ...]:
+    """CASA versions named at the top of the packaged logs, in order of first appearance."""
+    found: dict[str, None] = {}
+    for placement in plan.placements:
+        if placement.dest.parts[0] == "log":
+            with open(placement.source.path, "rb") as f:
+                head = f.read(_LOG_HEAD).decode("utf-8", "replace")
+            for version in CASA_VERSION.findall(head):
+                found.setdefault(version, None)
+    return tuple(found)
 
 
 def _describing(plan: Plan) -> dict[str, Path]:

@@ -248,8 +248,7 @@ def _build(
         for name in readme.ALWAYS:
             (member_dir / name).mkdir()
         sizes = materialize.write_payload(plan, member_dir, done, found.opened)
-        notes = [(e.name, e.path.read_text(errors="replace")) for e in plan.notes]
-        readme_text = readme.render(plan, header, notes, sizes, found)
+        readme_text = readme.render(plan, header, sizes, found)
         (member_dir / plan.readme_name).write_text(readme_text)
         if hashing:
             hasher.add(str(member_dir / plan.readme_name))

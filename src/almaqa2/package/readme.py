@@ -69,12 +69,6 @@ ALWAYS = ("script", "qa")
 """Subdirectories every member directory has, even when empty."""
 
 _FIELD_LINE = re.compile(r"^(?P<label>\s*[^:\n]+?)\s*:\s*$")
-_CASA_VERSION = re.compile(
-    r"CASA Version\s+(?:(?:CASA|MODULAR|CASALITH|PIPELINE)\s+)?(\d+(?:\.\d+)+(?:-\d+)?)", re.I
-)
-"""``CASA Version 4.2.2 (r30986)`` (CASA 4, 5), ``CASA Version MODULAR 6.7.0.31`` (pip),
-``CASALITH 6.5.4.9`` (the tarball), ``PIPELINE 6.6.1.17`` (pipeline builds)."""
-_LOG_HEAD = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,19 +78,7 @@ class TreeItem:
     size: int | None
 
 
-def casa_versions(plan: Plan) -> list[str]:
-    """CASA versions named at the top of the packaged logs, in order of first appearance."""
-    found: dict[str, None] = {}
-    for placement in plan.placements:
-        if placement.dest.parts[0] == "log":
-            with open(placement.source.path, "rb") as f:
-                head = f.read(_LOG_HEAD).decode("utf-8", "replace")
-            for version in _CASA_VERSION.findall(head):
-                found.setdefault(version, None)
-    return list(found)
-
-
-def known_facts(plan: Plan) -> dict[str, str]:
+def known_facts(plan: Plan, found: Facts) -> dict[str, str]:
     facts = {
         "project": plan.project,
         "sb_name": plan.sb_name or "",
@@ -104,7 +86,7 @@ def known_facts(plan: Plan) -> dict[str, str]:
         "ebs": ", ".join(eb.uid for eb in plan.reduction.ebs),
         "style": plan.style.name or ("noms=True" if plan.style.noms else "noms=False"),
         "cycle": "" if plan.style.cycle is None else str(plan.style.cycle),
-        "casa": ", ".join(casa_versions(plan)),
+        "casa": ", ".join(found.casa_versions),
     }
     return {k: v for k, v in facts.items() if v}
 
@@ -191,14 +173,12 @@ def product_line(dest: str, info: FitsInfo) -> list[str]:
     return [dest, "  " + "; ".join(facts)]
 
 
-def render(
-    plan: Plan, header: str, notes: list[tuple[str, str]], sizes: dict[str, int], facts: Facts
-) -> str:
-    """The README text; ``notes`` are (file name, text), ``sizes`` {dest: bytes}."""
-    parts = [fill_header(header, known_facts(plan))]
-    if notes:
+def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
+    """The README text (pure: ``facts`` holds all that was read); ``sizes`` {dest: bytes}."""
+    parts = [fill_header(header, known_facts(plan, facts))]
+    if facts.notes:
         parts.append("Notes from the reducer\n======================\n")
-        parts.extend(f"--- {name} ---\n{text.rstrip()}\n" for name, text in notes)
+        parts.extend(f"--- {name} ---\n{text.rstrip()}\n" for name, text in facts.notes)
     if facts.ebs:
         lines = [line for eb in facts.ebs for line in eb_section(eb)]
         parts.append("Execution blocks\n================\n\n" + "\n".join(lines) + "\n")
