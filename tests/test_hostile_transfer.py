@@ -461,5 +461,5 @@ def test_sigterm_stops_a_package_with_nothing_left(case229: Case) -> None:
         time.sleep(0.005)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 143 and b"stopped by SIGTERM" in err
-    assert os.listdir(parent) == []
+    assert process.returncode == 143 and b"stopped by SIGTERM" in err, err
+    assert os.listdir(parent) == [], err

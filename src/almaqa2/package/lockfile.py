@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from almaqa2 import signals
 from almaqa2.errors import DestinationError, LockedError
 
 
@@ -35,6 +36,24 @@ def _holder_text(path: Path) -> str:
 @contextlib.contextmanager
 def hold(path: Path, purpose: str) -> Iterator[None]:
     """Hold the lock file ``path`` for ``purpose`` or raise LockedError naming its holder."""
+    with contextlib.ExitStack() as release:
+        with signals.deferred():  # a stop between taking and registering the release
+            fd = _take(path, purpose)
+            release.callback(_release, path, fd)
+        info = {
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "purpose": purpose,
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        yield
+
+
+def _take(path: Path, purpose: str) -> int:
+    """The lock file, opened and locked by us; LockedError if someone holds it."""
     while True:
         fd = _open(path)
         try:
@@ -52,24 +71,16 @@ def hold(path: Path, purpose: str) -> Iterator[None]:
         except FileNotFoundError:
             same = False
         if same:
-            break
+            return fd
         os.close(fd)
-    try:
-        info = {
-            "user": getpass.getuser(),
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "purpose": purpose,
-        }
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps(info).encode())
-        yield
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
-                os.unlink(path)
-        os.close(fd)
+
+
+def _release(path: Path, fd: int) -> None:
+    """Remove the lock file if it is still ours, and let go of it."""
+    with contextlib.suppress(FileNotFoundError):
+        if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
+            os.unlink(path)
+    os.close(fd)
 
 
 def _open(path: Path) -> int:

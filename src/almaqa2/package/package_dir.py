@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from almaqa2 import signals
 from almaqa2.errors import DestinationError
 from almaqa2.package import lockfile as lock
 
@@ -134,13 +135,13 @@ def public(path: Path) -> None:
 def staging(packpath: Path, private: bool = False) -> Iterator[Path]:
     """A fresh staging directory beside ``packpath``, removed on the way out whatever
     happens; ``private`` keeps it unreadable to others until the caller publishes it."""
-    path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
-    if not private:
-        public(path)
-    try:
+    with contextlib.ExitStack() as cleanup:
+        with signals.deferred():  # a stop between making it and registering its removal
+            path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+            cleanup.callback(shutil.rmtree, path, ignore_errors=True)
+        if not private:
+            public(path)
         yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def recover(packpath: Path) -> None:
