@@ -295,3 +295,26 @@ def test_each_source_ms_is_opened_once_in_a_hard_package(
         if Path(name).name in sources and "almaqa2-staging" not in name  # not the copies
     )
     assert sorted(of_sources) == sorted(sources) and set(of_sources.values()) == {1}, of_sources
+
+
+def test_a_hard_package_is_not_walked_again_once_written(
+    case229: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: building writes the member without listing it back (its manifest is hashed
+    as it is written); only the reduced MSes are listed, by the reduction itself."""
+    listed: list[str] = []
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if isinstance(path, str | os.PathLike):
+            listed.append(os.fspath(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert case229.run_cli("hard") == 0
+    member = "/sg_ouss_id/group_ouss_id/member_ouss_id"
+    inside = [p for p in listed if member in p and "almaqa2-staging" in p]
+    relisted = [
+        p for p in inside if not any(f"{member}/{d}/" in p + "/" for d in ("raw", "calibrated"))
+    ]
+    assert relisted == [] and inside, relisted
