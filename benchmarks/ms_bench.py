@@ -38,12 +38,14 @@ REDUCE = """
 import sys, time
 from almaqa2.data import ms
 from almaqa2.copying import copy_file
+from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from pathlib import Path
 source, dest, transform = Path(sys.argv[1]), Path(sys.argv[2]), Transform[sys.argv[3]]
 ms.tables()
 start = time.perf_counter()
-ms.reduce(source, dest, transform, copy_file, ms.read(source))  # the open is the packager's too
+inside = scan.members(str(source))[0]  # the scan and the open are the packager's too
+ms.reduce(source, dest, transform, copy_file, ms.read(source), inside)
 print(time.perf_counter() - start)
 """
 

@@ -14,6 +14,7 @@ from casacore import tables
 
 from almaqa2.copying import copy_file
 from almaqa2.data import ms
+from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.testing import measurementsets as example_ms
 
@@ -248,7 +249,8 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
         copied.append(os.path.relpath(src, source))
         copy_file(src, dst)
 
-    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy, ms.read(source))
+    inside, _ = scan.members(str(source))
+    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy, ms.read(source), inside)
     if not shared_tiles:  # the cubes of the removed columns are never written
         dropped = _cube_files(source, ("DATA", "MODEL_DATA"))
         assert dropped and not set(dropped) & set(copied)

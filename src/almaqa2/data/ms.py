@@ -17,11 +17,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from almaqa2.errors import DestinationError, InputError, reason
 from almaqa2.package.rules import Transform
@@ -174,7 +174,12 @@ def check(ms: Path, transform: Transform, opened: Opened) -> str:
 
 
 def reduce(
-    ms: Path, dest: Path, transform: Transform, copy: Place, opened: Opened
+    ms: Path,
+    dest: Path,
+    transform: Transform,
+    copy: Place,
+    opened: Opened,
+    inside: Sequence[Inside],
 ) -> list[Written]:
     """Write ``ms`` to ``dest`` with one visibility column, named DATA (SPEC §4.2).
 
@@ -184,10 +189,11 @@ def reduce(
     are the source's bytes.  Where casacore cannot remove a column alone (it shares a
     tiled storage manager), it value-copies the selected columns instead (slower, streamed
     by rows).  Returns every file of the result.  ``opened``: what ``read`` found of it
-    (the source is not opened again).
+    (the source is not opened again); ``inside``: its files and directories as the scan
+    listed them (not listed again).
     """
     kept = _kept(list(opened.columns), transform, ms)
-    _copy_files(ms, dest, copy, _unneeded(opened.dminfo, kept))
+    _copy_files(ms, dest, copy, _unneeded(opened.dminfo, kept), inside)
     try:
         _drop_columns(ms, dest, kept)
     except _CannotRemove:
@@ -216,15 +222,29 @@ def _unneeded(dminfo: dict[str, Any], kept: str) -> tuple[str, ...]:
     )
 
 
-def _copy_files(ms: Path, dest: Path, copy: Place, unneeded: tuple[str, ...]) -> None:
-    """Copy the files of ``ms`` to ``dest``, but the main table's files named ``unneeded*``."""
-    for dirpath, _dirs, files in os.walk(ms, followlinks=True):  # linked subtables too
-        rel = os.path.relpath(dirpath, ms)
-        here = dest / rel
-        here.mkdir(exist_ok=True)
-        for name in files:
-            if rel != "." or not name.startswith(unneeded):
-                copy(os.path.join(dirpath, name), str(here / name))
+class Inside(Protocol):
+    """A file (``size`` set) or directory of the MS as the scan found it; ``target``: the
+    file a link inside it reaches (CASA links a multi-MS's subtables)."""
+
+    @property
+    def rel(self) -> str: ...
+    @property
+    def size(self) -> int | None: ...
+    @property
+    def target(self) -> str | None: ...
+
+
+def _copy_files(
+    ms: Path, dest: Path, copy: Place, unneeded: tuple[str, ...], inside: Sequence[Inside]
+) -> None:
+    """Copy the files of ``ms`` (``inside``, from the scan: not listed again) to ``dest``,
+    but the main table's files named ``unneeded*``."""
+    dest.mkdir()
+    for member in inside:  # sorted: a directory comes before what it holds
+        if member.size is None:
+            (dest / member.rel).mkdir()
+        elif "/" in member.rel or not member.rel.startswith(unneeded):
+            copy(member.target or str(ms / member.rel), str(dest / member.rel))
 
 
 def _drop_columns(ms: Path, dest: Path, kept: str) -> None:

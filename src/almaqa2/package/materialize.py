@@ -181,7 +181,9 @@ class Writer(abc.ABC):
 
         Progress counts the whole source MS when the last of its files is reported.
         """
-        files = ms.reduce(source.path, dest, transform, _copy, self.opened[source.path])
+        files = ms.reduce(
+            source.path, dest, transform, _copy, self.opened[source.path], source.members
+        )
         if done:
             for i, written in enumerate(files, 1):
                 done(written.path, source.size if i == len(files) else 0, written.source, None)

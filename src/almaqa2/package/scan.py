@@ -102,7 +102,7 @@ def _listing(path: str) -> list[os.DirEntry[str]]:
         raise _unreadable(path, "this directory", exc) from exc
 
 
-def _members(top: str) -> tuple[tuple[Member, ...], int]:
+def members(top: str) -> tuple[tuple[Member, ...], int]:
     """All files and sub-directories of a table or plots directory, sorted, with sizes.
 
     Links are followed (CASA links the subtables of a multi-MS to the first one's) and
@@ -183,10 +183,10 @@ def scan(root: Path) -> tuple[SourceEntry, ...]:
                 if kind is None:
                     visit(path, child_rel, seen | {(st.st_dev, st.st_ino)})
                     continue
-                members, size = ((), 0) if kind is Kind.ASDM else _members(path)
+                inside, size = ((), 0) if kind is Kind.ASDM else members(path)
             else:
-                kind, members, size = Kind.FILE, (), _regular_size(path, st)
-            entries.append(SourceEntry(child_rel, Path(real), kind, size, st.st_dev, members, link))
+                kind, inside, size = Kind.FILE, (), _regular_size(path, st)
+            entries.append(SourceEntry(child_rel, Path(real), kind, size, st.st_dev, inside, link))
 
     st = os.stat(top)
     visit(top, PurePosixPath(), frozenset({(st.st_dev, st.st_ino)}))
