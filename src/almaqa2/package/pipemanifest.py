@@ -17,9 +17,9 @@ elsewhere).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -109,25 +109,24 @@ def rename(text: bytes, renames: Mapping[str, str], where: Path | str) -> bytes:
     return pattern.sub(lambda m: m[1] + m[2] + renames[m[3].decode()].encode() + m[2], text)
 
 
-def restore_problems(member: Path) -> list[tuple[str, str]]:
+def restore_problems(member: Path, files: Sequence[PurePosixPath]) -> list[tuple[str, str]]:
     """Why the PI's restore would fail on the member directory ``member`` of a pipeline
-    package, as (path below member, what is wrong); empty if it would find everything."""
-    script = member / "script"
-    manifests = sorted(p for p in member.rglob("*") if NAME.fullmatch(p.name) and p.is_file())
+    package, whose ``files`` (below it) are given, as (path below member, what is wrong);
+    empty if it would find everything."""
+    manifests = sorted(f for f in files if NAME.fullmatch(f.name))
     if not manifests:
         return []
     problems = []
-    present = {p.name for p in script.iterdir()} if script.is_dir() else set()
+    present = {f.name for f in files if f.parent == PurePosixPath("script")}
     for what, pattern in SCRIPT_NEEDS:
         if not any(pattern.fullmatch(n) for n in present):
             problems.append(("script/", f"no {what} where the scriptForPI looks for it"))
     delivered: dict[str, set[str]] = {}
-    for path in member.rglob("*"):
-        if path.is_file():
-            delivered.setdefault(path.name, set()).add(path.relative_to(member).parts[0])
+    for f in files:
+        delivered.setdefault(f.name, set()).add(f.parts[0])
     for manifest in manifests:
-        rel = manifest.relative_to(member).as_posix()
-        for named in names(manifest.read_bytes(), manifest):
+        rel = manifest.as_posix()
+        for named in names((member / manifest).read_bytes(), member / manifest):
             places = delivered.get(named.name, set())
             needed = RESTORE_READS.get(named.element)
             of_eb = f" of {named.eb}" if named.eb else ""

@@ -104,8 +104,8 @@ def tag_of(packpath: Path, date: str | None) -> str:
     """The MOUS UID when the package has exactly one member named by it, else the date."""
     members = {
         found.group(0)
-        for p in packpath.glob("*/*/member.*")
-        if p.is_dir() and (found := UID_FS.search(p.name))
+        for p in Package(packpath).member_dirs()
+        if p.name.startswith("member.") and (found := UID_FS.search(p.name))
     }
     if len(members) == 1 and date is None:
         return members.pop()

@@ -18,13 +18,12 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
-from almaqa2.package.package_dir import Package
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 from almaqa2.transfer.tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
@@ -142,18 +141,22 @@ def _package(package: Path, progress: Progress | None) -> Report:
     for rel in common:
         path = paths[rel]
         found[rel] = digests[path] if path in digests else _unreadable(errors[path])
-    problems = _compare(listed, found) + _restore(package, project)
+    problems = _compare(listed, found) + _restore(package, project, on_disk)
     return Report("package", (str(package),), len(common), tuple(problems))
 
 
-def _restore(package: Path, project: str) -> list[Problem]:
-    """What the PI's restore would not find in each member of a pipeline package."""
+def _restore(package: Path, project: str, files: Iterable[str]) -> list[Problem]:
+    """What the PI's restore would not find in each member of a pipeline package; ``files``:
+    the package's files as already listed (below the project), not listed again."""
+    by_member: dict[PurePosixPath, list[PurePosixPath]] = {}
+    for rel in files:
+        parts = PurePosixPath(rel).parts[1:]
+        if len(parts) > 4:  # <sg>/<gous>/<member>/<subdir>/...
+            by_member.setdefault(PurePosixPath(*parts[:3]), []).append(PurePosixPath(*parts[3:]))
     return [
-        Problem(
-            Trouble.RESTORE, f"{project}/{member.relative_to(package).as_posix()}/{rel}", found=why
-        )
-        for member in Package(package).member_dirs()
-        for rel, why in pipemanifest.restore_problems(member)
+        Problem(Trouble.RESTORE, f"{project}/{member}/{rel}", found=why)
+        for member, inside in sorted(by_member.items())
+        for rel, why in pipemanifest.restore_problems(package / member, inside)
     ]
 
 
