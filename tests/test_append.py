@@ -113,3 +113,30 @@ def test_append_member_with_a_known_uid(tmp_path: Path) -> None:
     assert main([*argv, "--append", "member", "--mous", "uid://A001/X13e/X1fe"]) == 0
     assert (case.packpath / "sg_ouss_id/group_ouss_id/member.uid___A001_X13e_X1fe").is_dir()
     assert main([*argv, "--append", "member", "--mous", "uid://A001/X13e/X1fe"]) == 2
+
+
+def test_append_lists_the_existing_package_once(
+    case229: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: an append links the package into staging and takes its files, sizes and
+    digests from that one walk (not again for the manifest and the ticket's size)."""
+    import os
+    from collections import Counter
+
+    assert case229.run_cli("copy") == 0
+    old_member = "/sg_ouss_id/group_ouss_id/member_ouss_id/"
+    listed: Counter[str] = Counter()  # directories of the old member, in place or linked
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if isinstance(path, str | os.PathLike) and old_member in os.fspath(path) + "/":
+            listed[(os.fspath(path) + "/").split(old_member, 1)[1]] += 1
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert _append(case229, _second(case229), "member") == 0
+    assert len(listed) >= 5, listed  # its subdirectories were walked (to link them)
+    assert {p: n for p, n in listed.items() if n > 1} == {}
+    monkeypatch.undo()
+    done = md5sum_check(case229.packpath)
+    assert done.returncode == 0, done.stdout

@@ -299,6 +299,31 @@ def test_each_source_ms_is_opened_once_in_a_hard_package(
     assert sorted(of_sources) == sorted(sources) and set(of_sources.values()) == {1}, of_sources
 
 
+def test_the_reduction_is_listed_once_in_a_hard_package(
+    case229: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 15: the scan lists each directory of the reduction once; the shadows the MSes
+    are read through and the reductions' copies are made from that listing."""
+    from collections import Counter
+
+    listed: Counter[str] = Counter()
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if isinstance(path, str | os.PathLike):
+            listed[os.path.realpath(path)] += 1
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert case229.run_cli("hard") == 0
+    origpath = os.path.realpath(case229.origpath)
+    # below origpath: the layouts look at origpath's own names before its scan
+    of_reduction = {p: n for p, n in listed.items() if p.startswith(origpath + "/")}
+    tables = [p for p in of_reduction if p.endswith((".ms.split", ".ms.split.cal"))]
+    assert len(tables) >= 4, of_reduction  # raw and calibrated MS of each EB were listed
+    assert {p: n for p, n in of_reduction.items() if n > 1} == {}
+
+
 def test_a_hard_package_is_not_walked_again_once_written(
     case229: Case, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 
 from almaqa2.cli import main
+from almaqa2.package.package_dir import ChunkNames
 from almaqa2.transfer import tarsplit
 
 from conftest import Case, make_case
@@ -91,7 +92,9 @@ def test_date_tag_and_sizes_as_planned(case229: Case, tmp_path: Path) -> None:
         re.fullmatch(rf"2011\.0\.00229\.S_2012_06_20_\d{{3}}_of_{len(chunks):03d}\.tar", c.name)
         for c in chunks
     )
-    planned, _ = tarsplit.plan(pack, 300 * 1024, "2012_06_20", auxiliary=False)
+    planned, _ = tarsplit.plan(
+        pack, 300 * 1024, ChunkNames(pack.name, "2012_06_20"), auxiliary=False
+    )
     assert [(c.name, c.size) for c in planned] == [(c.name, c.stat().st_size) for c in chunks]
 
 
@@ -239,7 +242,7 @@ def test_member_size_at_every_name_length(size: int) -> None:
 def test_progress_reaches_the_total_in_order(case229: Case, tmp_path: Path) -> None:
     """The bar's callback: bytes of tar written so far, rising, ending at the total."""
     pack = _package(case229)
-    chunks, _ = tarsplit.plan(pack, 64 * 1024, "2012_06_20", auxiliary=False)
+    chunks, _ = tarsplit.plan(pack, 64 * 1024, ChunkNames(pack.name, "2012_06_20"), auxiliary=False)
     seen: list[tuple[int, int]] = []
     tarsplit.write(chunks, tmp_path, lambda done, total: seen.append((done, total)))
     total = sum(c.size for c in chunks)

@@ -3,23 +3,14 @@ deliver, readme-template."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from almaqa2.cli.app import cli, err, out, progress_bar
+from almaqa2.cli import render
+from almaqa2.cli.app import cli, progress_bar
 from almaqa2.package.rules import MODES, STYLES
-from almaqa2.sizes import human_size
-
-if TYPE_CHECKING:
-    from almaqa2.package.packager import Result
-    from almaqa2.package.plan import Plan
-    from almaqa2.transfer.verify import Report
 
 
 @cli.command("package")
@@ -63,18 +54,11 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
 
     request = Request(**options)
     if dry_run:
-        plan = prepare(request)
-        if as_json:
-            out.print_json(json.dumps(plan.as_dict()))
-        else:
-            _show_plan(plan)
+        render.plan(prepare(request), as_json)
         return
     with progress_bar() as progress:
         result = package(request, progress)
-    if as_json:
-        out.print_json(json.dumps(_result_dict(result)))
-    else:
-        _show_result(result)
+    render.packaged(result, as_json)
 
 
 @cli.command("stage")
@@ -101,19 +85,11 @@ def stage_cmd(
     from almaqa2.package.stage import prepare, stage
 
     if dry_run:
-        plan = prepare(pipeline_root, staged_root, mode, pi_script)
-        if as_json:
-            out.print_json(json.dumps(plan.as_dict()))
-        else:
-            _show_plan(plan)
+        render.plan(prepare(pipeline_root, staged_root, mode, pi_script), as_json)
         return
-
     with progress_bar("staging") as progress:
         result = stage(pipeline_root, staged_root, mode, pi_script, pipe_readme, progress)
-    if as_json:
-        out.print_json(json.dumps(_result_dict(result)))
-    else:
-        _show_result(result)
+    render.packaged(result, as_json)
 
 
 @cli.command("inspect")
@@ -123,39 +99,7 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what a package directory or a set of tar chunks holds (no unpacking)."""
     from almaqa2.transfer.inspection import inspect
 
-    inventory = inspect(paths)
-    if as_json:
-        out.print_json(json.dumps(inventory.as_dict()))
-        return
-    for project in inventory.as_dict()["projects"]:
-        _show_project(project, inventory.source, inventory.doubled)
-
-
-def _show_project(project: dict[str, Any], source: str, doubled: bool) -> None:
-    note = " (a doubled project directory, read as one)" if doubled else ""
-    out.print(
-        f"project {project['project']}: {human_size(project['size'])} in {source}{note}",
-        markup=False,
-    )
-    for sg in project["science_goals"]:
-        out.print(f"  {sg['name']}", markup=False)
-        for group in sg["groups"]:
-            out.print(f"    {group['name']}", markup=False)
-            for m in group["members"]:
-                out.print(
-                    f"      {m['name']}: {m['calibration']} calibration, {len(m['ebs'])} EB(s),"
-                    f" {m['files']} files, {human_size(m['size'])}",
-                    markup=False,
-                )
-                for eb in m["ebs"]:
-                    out.print(f"        EB {eb}", markup=False)
-                if m["script_for_pi"]:
-                    creates = ", ".join(m["script_for_pi_creates"]) or "nothing listed"
-                    out.print(f"        {m['script_for_pi']} creates: {creates}", markup=False)
-                else:
-                    out.print("        no scriptForPI in script/", markup=False)
-                sizes = ", ".join(f"{k} {human_size(v)}" for k, v in m["sizes"].items())
-                out.print(f"        {sizes}", markup=False)
+    render.inventory(inspect(paths), as_json)
 
 
 @cli.command("tarsplit")
@@ -174,19 +118,7 @@ def tarsplit_cmd(
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
-    chunks: list[dict[str, Any]] = [
-        {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
-        for c in split.chunks
-    ]
-    if as_json:
-        out.print_json(json.dumps({"chunks": chunks, "md5sums": str(split.md5sums)}))
-        return
-    for chunk in chunks:
-        out.print(
-            f"{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries",
-            markup=False,
-        )
-    out.print(f"checksums: {split.md5sums}", markup=False)
+    render.split(split, as_json)
 
 
 @cli.command("verify")
@@ -206,10 +138,7 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
 
     with progress_bar("verifying") as progress:
         report = verify(paths, progress)
-    if as_json:
-        out.print_json(json.dumps(report.as_dict()))
-    else:
-        _show_report(report)
+    render.report(report, as_json)
     ctx.exit(0 if report.ok else 1)
 
 
@@ -231,23 +160,9 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
         with progress_bar("extracting") as progress:
             done = untar(chunks, out_dir, progress)
     except VerificationError as exc:
-        _show_report(exc.report)
-        err.print("nothing was extracted", highlight=False)
+        render.refused_untar(exc.report)
         ctx.exit(1)
-    out.print(
-        f"extracted, {done.report.checked} files and chunks checked: {done.package}",
-        markup=False,
-        highlight=False,
-    )
-
-
-def _show_report(report: Report) -> None:
-    if report.ok:
-        out.print(f"[green]OK[/green]: {report.checked} files and chunks match their md5s")
-        return
-    for problem in report.problems:  # one line each, whole paths: for reading and for grep
-        out.print(str(problem), markup=False, highlight=False)
-    out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.checked} checked")
+    render.untarred(done)
 
 
 @cli.command("deliver")
@@ -267,15 +182,7 @@ def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json:
 
     with progress_bar("publishing") as progress:
         done = deliver(paths, web_root, max_size, progress)
-    if as_json:
-        files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
-        out.print_json(
-            json.dumps({"folder": str(done.folder), "files": files, "md5": list(done.lists)})
-        )
-        return
-    for name, size, md5 in done.files:
-        out.print(f"{name}  {human_size(size)}  {md5}", markup=False, highlight=False)
-    out.print(f"published: {done.folder / INDEX}", markup=False, highlight=False)
+    render.delivered(done, INDEX, as_json)
 
 
 @cli.command("readme-template")
@@ -284,56 +191,3 @@ def readme_template() -> None:
     from almaqa2.package.readme import TEMPLATE
 
     click.echo(TEMPLATE, nl=False)
-
-
-def _summary(result: Result) -> Table:
-    plan = result.plan
-    counts: Counter[str] = Counter()
-    volume: Counter[str] = Counter()
-    for path, size in result.sizes.items():
-        counts[path.split("/", 1)[0]] += 1
-        volume[path.split("/", 1)[0]] += size
-    table = Table(title=f"{plan.project}/{plan.member_path}", show_edge=False)
-    for column in ("directory", "entries", "size"):
-        table.add_column(column, justify="left" if column == "directory" else "right")
-    for name in sorted(counts):
-        table.add_row(name, str(counts[name]), human_size(volume[name]))
-    return table
-
-
-def _show_plan(plan: Plan) -> None:
-    table = Table(title=f"plan: {plan.project}/{plan.member_path} ({plan.mode})", show_edge=False)
-    table.add_column("from")
-    table.add_column("to")
-    for p in plan.placements:
-        dest = p.dest.as_posix() + ("/" if p.source.members else "")
-        table.add_row(
-            str(p.source.rel), f"{p.bundle.path} ({p.bundle.inside})" if p.bundle else dest
-        )
-    out.print(table)
-    for skip in plan.skipped:
-        out.print(f"[dim]not packaged: {escape(f'{skip.source.rel} ({skip.why})')}[/dim]")
-    for entry in plan.unclassified:
-        out.print(f"[yellow]unclassified: {escape(str(entry.rel))}[/yellow]")
-    out.print("dry run: nothing was written")
-
-
-def _show_result(result: Result) -> None:
-    out.print(_summary(result))
-    out.print(f"package: {result.packpath}", markup=False)
-    for path in result.tickets:
-        out.print(f"ticket:  {path}", markup=False)
-    if result.manifest:
-        out.print(f"manifest: {result.manifest}", markup=False)
-    if result.plan.unclassified:
-        out.print(f"[yellow]{len(result.plan.unclassified)} unclassified file(s) left out[/yellow]")
-
-
-def _result_dict(result: Result) -> dict[str, Any]:
-    return {
-        **result.plan.as_dict(),
-        "packpath": str(result.packpath),
-        "member_dir": str(result.member_dir),
-        "tickets": [str(p) for p in result.tickets],
-        "manifest": str(result.manifest) if result.manifest else None,
-    }

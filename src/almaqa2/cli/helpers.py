@@ -6,16 +6,12 @@ They join the ``qa2`` group of ``cli``, with its conventions: parse, call, show;
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 
 import click
-from rich.markup import escape
-from rich.table import Table
 
-from almaqa2.cli.app import cli, out, progress_bar
-from almaqa2.sizes import human_size
+from almaqa2.cli import render
+from almaqa2.cli.app import cli, progress_bar
 
 
 @cli.command("lock")
@@ -38,16 +34,7 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
     else:
         holder = lock.status(directory, name)
         said = f"{name} is locked by {holder}" if holder else f"{name} is not locked"
-    if as_json:
-        out.print_json(
-            json.dumps({"action": action, "name": name, "holder": holder and holder.as_dict()})
-        )
-    else:
-        out.print(said, markup=False)
-
-
-def _percent(fraction: float) -> str:
-    return f"{fraction * 100:.1f} %" if math.isfinite(fraction) else "n/a"
+    render.lock(action, name, holder, said, as_json)
 
 
 @cli.command("fluxscale")
@@ -61,29 +48,7 @@ def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
     fluxes = fluxscale.read(path)
     if png is not None:
         fluxscale.plot(fluxes, png)
-    if as_json:
-        out.print_json(json.dumps(fluxes.as_dict()))
-        return
-    for source in sorted({m.source for m in fluxes.measurements}):
-        table = Table(title=source, show_edge=False)
-        for column in ("spw", "GHz", *fluxes.ebs, "spread"):
-            table.add_column(column, justify="right")
-        for row in fluxes.by_spw(source):
-            cells = [
-                f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
-                for eb in fluxes.ebs
-            ]
-            table.add_row(str(row.spw), f"{row.ghz:.6f}", *cells, _percent(row.spread))
-        out.print(table)
-    for fit in fluxes.fits:
-        spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""
-        out.print(
-            f"{fit.eb}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at {fit.freq_ghz:g} GHz"
-            + spidx,
-            markup=False,
-        )
-    if png is not None:
-        out.print(f"plot: {png}", markup=False)
+    render.fluxes(fluxes, png, as_json)
 
 
 @cli.command("fluxequal")
@@ -97,20 +62,7 @@ def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
     links = fluxequal.plan(calibrated)
     if not dry_run:
         fluxequal.apply(links)
-    state = "would be made" if dry_run else "made"
-    rows = [
-        {
-            "link": link.name.name,
-            "target": link.relative,
-            "state": "already there" if link.there else state,
-        }
-        for link in links
-    ]
-    if as_json:
-        out.print_json(json.dumps({"dry_run": dry_run, "links": rows}))
-        return
-    for row in rows:
-        out.print(f"{row['link']} -> {row['target']}  ({row['state']})", markup=False)
+    render.links(links, dry_run, as_json)
 
 
 @cli.command("clear")
@@ -124,37 +76,14 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     from almaqa2.helpers import clear
 
     clearing = clear.plan(directory)
-    if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "directory": str(clearing.directory),
-                    "kind": clearing.kind,
-                    "keep": [_below(p, clearing.directory) for p in clearing.keep],
-                    "delete": [p.name for p in clearing.delete],
-                    "dry_run": dry_run,
-                }
-            )
-        )
-    else:
-        out.print("Keeping the following files:", markup=False)
-        for path in clearing.keep:
-            out.print(f" - {_below(path, clearing.directory)}", markup=False)
-        if dry_run:
-            for path in clearing.delete:
-                out.print(f"would delete: {path.name}", markup=False)
+    render.clearing(clearing, dry_run, as_json)
     if dry_run or not clearing.delete:
         return
     if not yes and not click.confirm(f"Delete the {len(clearing.delete)} other entries?"):
-        out.print("nothing deleted")
+        render.nothing_deleted()
         return
     clear.apply(clearing)
-    if not as_json:
-        out.print(f"deleted {len(clearing.delete)} entries", markup=False)
-
-
-def _below(path: Path, directory: Path) -> str:
-    return path.relative_to(directory).as_posix()
+    render.cleared(len(clearing.delete), as_json)
 
 
 @cli.command("allfluxes")
@@ -171,23 +100,7 @@ def allfluxes_cmd(
     from almaqa2.helpers import allfluxes
 
     done = allfluxes.allfluxes(calibrated, recompute, threshold, dry_run)
-    if as_json:
-        out.print_json(
-            json.dumps(
-                {
-                    "file": str(done.path),
-                    "written": done.written,
-                    "rows": [row.as_dict() for row in done.rows],
-                    "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
-                              for f in done.flags],
-                }
-            )
-        )  # fmt: skip
-        return
-    out.print(allfluxes.write(done.rows), markup=False, end="")
-    for flag in done.flags:
-        out.print(f"[yellow]flagged:[/yellow] {escape(str(flag))}")
-    out.print(f"{'written' if done.written else 'read'}: {done.path}", markup=False)
+    render.allfluxes(done, allfluxes.write(done.rows), as_json)
 
 
 @cli.command("check")
@@ -198,17 +111,8 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
     from almaqa2.helpers.check import check
 
     results = check(origpath)
-    failed = [r for r in results if not r.ok]
-    if as_json:
-        out.print_json(json.dumps({"ok": not failed, "items": [r.as_dict() for r in results]}))
-    else:
-        table = Table(title=f"final checklist: {origpath}", show_edge=False)
-        for column in ("item", "where", "", "detail"):
-            table.add_column(column)
-        for r in results:
-            table.add_row(r.item, r.where, "pass" if r.ok else "[red]FAIL[/red]", escape(r.detail))
-        out.print(table)
-    if failed:
+    render.checklist(origpath, results, as_json)
+    if not all(r.ok for r in results):
         raise click.exceptions.Exit(1)
 
 
@@ -223,29 +127,11 @@ def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
 
     if dry_run:
         tars, md5_url, _ = listing(url)
-        names = [u.rsplit("/", 1)[-1] for u in tars]
-        if as_json:
-            out.print_json(json.dumps({"dry_run": True, "tars": names, "md5s": md5_url}))
-            return
-        for name in names:
-            part = out_dir / f"{name}.part"
-            state = f"resume at {human_size(part.stat().st_size)}" if part.exists() else "fetch"
-            out.print(f"would {state}: {name}", markup=False)
+        render.to_download([u.rsplit("/", 1)[-1] for u in tars], md5_url, out_dir, as_json)
         return
-
     with progress_bar("downloading") as progress:
         result = download(url, out_dir, progress)
-    if as_json:
-        rows = [vars(f) for f in result.fetched]
-        out.print_json(
-            json.dumps({"out": str(result.out), "files": rows, "extracted": result.extracted})
-        )
-        return
-    for f in result.fetched:
-        resumed = f" (resumed at {human_size(f.resumed_from)})" if f.resumed_from else ""
-        out.print(f"{f.name}: md5 OK{resumed}", markup=False)
-    for name in result.extracted:
-        out.print(f"unpacked: {result.out / name}", markup=False)
+    render.downloaded(result, as_json)
 
 
 @cli.command("start")
@@ -270,14 +156,8 @@ def start_cmd(
             raise click.UsageError("give the SB name, or --archive to choose from")
         found = start.sbs_in(archive)
         if len(found) != 1:
-            out.print(f"SBs in {archive}: " + (", ".join(found) or "none"), markup=False)
+            render.sbs(archive, found)
             return
         sb = found[0]
     area = start.start(sb, into, layout, archive, project, style, dry_run)
-    if as_json:
-        out.print_json(json.dumps({**area.as_dict(), "dry_run": dry_run}))
-        return
-    said = "would set up" if dry_run else "set up"
-    out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
-    for rel in area.tree:
-        out.print(f"  {rel}", markup=False)
+    render.area(area, dry_run, as_json)

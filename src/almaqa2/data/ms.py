@@ -83,8 +83,9 @@ _SHADOW = "almaqa2-ms-"
 
 
 @contextlib.contextmanager
-def _shadow(ms: Path) -> Iterator[str]:
-    """A tree of links to ``ms``'s files (lock files copied), removed afterwards."""
+def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
+    """A tree of links to ``ms``'s files (lock files copied), removed afterwards.
+    ``inside``: its files and directories as the scan listed them (None: listed here)."""
     if not (ms / "table.dat").is_file():
         raise InputError(
             "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
@@ -92,18 +93,42 @@ def _shadow(ms: Path) -> Iterator[str]:
     top = tempfile.mkdtemp(prefix=_SHADOW)
     try:
         root = os.path.join(top, ms.name)
-        for dirpath, _dirs, files in os.walk(os.path.abspath(ms), followlinks=True):
-            here = os.path.join(root, os.path.relpath(dirpath, os.path.abspath(ms)))
-            os.makedirs(here, exist_ok=True)
-            for name in files:
-                source, link = os.path.join(dirpath, name), os.path.join(here, name)
-                if name == "table.lock":
-                    shutil.copyfile(source, link)
-                else:
-                    os.symlink(source, link)
+        os.mkdir(root)
+        for member in _listed(ms) if inside is None else inside:  # a directory first
+            link = os.path.join(root, member.rel)
+            if member.size is None:
+                os.mkdir(link)
+                continue
+            source = member.target or os.path.join(os.path.abspath(ms), member.rel)
+            if os.path.basename(member.rel) == "table.lock":
+                shutil.copyfile(source, link)
+            else:
+                os.symlink(source, link)
         yield root
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A file or directory of an MS that no scan listed (``Inside``)."""
+
+    rel: str
+    size: int | None
+    target: str | None = None
+
+
+def _listed(ms: Path) -> list[_Found]:
+    """The files and directories of ``ms``, parents first (links followed, as CASA links
+    the subtables of a multi-MS), for an MS read outside a reduction."""
+    top = os.path.abspath(ms)
+    found: list[_Found] = []
+    for dirpath, dirs, files in os.walk(top, followlinks=True):
+        here = os.path.relpath(dirpath, top)
+        prefix = "" if here == "." else here + "/"
+        found += [_Found(prefix + name, None) for name in sorted(dirs)]
+        found += [_Found(prefix + name, 0) for name in files]
+    return found
 
 
 @contextlib.contextmanager
@@ -121,9 +146,9 @@ def _table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _opened(ms: Path) -> Iterator[Any]:
+def _opened(ms: Path, inside: Sequence[Inside] | None) -> Iterator[Any]:
     """``ms`` opened read-only through a shadow."""
-    with _shadow(ms) as shadow, _table(shadow, ms) as table:
+    with _shadow(ms, inside) as shadow, _table(shadow, ms) as table:
         yield table
 
 
@@ -158,9 +183,10 @@ class Opened:
     info: MsInfo | None
 
 
-def read(ms: Path, describe: bool = False) -> Opened:
-    """Open ``ms`` once (through a shadow) and read what the package needs of it."""
-    with _opened(ms) as table:
+def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
+    """Open ``ms`` once (through a shadow of ``inside``, its files as the scan listed
+    them) and read what the package needs of it."""
+    with _opened(ms, inside) as table:
         try:
             info = _describe(table, ms) if describe else None
             return Opened(tuple(table.colnames()), table.getdminfo(), info)
@@ -198,7 +224,7 @@ def reduce(
         _drop_columns(ms, dest, kept)
     except _CannotRemove:
         shutil.rmtree(dest)
-        _value_copy(ms, dest, kept, copy)
+        _value_copy(ms, dest, kept, copy, inside)
     if kept != "DATA":
         with _table(str(dest), ms, readonly=False) as table:
             table.renamecol(kept, "DATA")
@@ -257,7 +283,7 @@ def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
             raise _CannotRemove from exc
 
 
-def _value_copy(ms: Path, dest: Path, kept: str, copy: Place) -> None:
+def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[Inside]) -> None:
     """casacore copies the selected columns (``kept`` among the visibility columns) row by
     row; subtables come as links to the shadow's files (casacore copies them with
     ``cp -r``), replaced by copies.  ``kept`` is renamed afterwards: a hypercube may still
@@ -268,7 +294,7 @@ def _value_copy(ms: Path, dest: Path, kept: str, copy: Place) -> None:
             dest,
             fix="choose a packpath without ' in it",
         )
-    with _opened(ms) as table:
+    with _opened(ms, inside) as table:
         selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
         try:
             selection = table.query(columns=", ".join(selected))

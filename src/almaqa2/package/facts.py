@@ -54,13 +54,16 @@ def collect(plan: Plan, reduce: bool) -> Facts:
     )
     describing = _describing(plan)
     opened: dict[Path, ms.Opened] = {}
+    described = {entry.path for entry in describing.values()}
     if reduce:
         for placement in plan.placements:
             if placement.transform in ms.MS_TRANSFORMS:
-                path = placement.source.path
-                if path not in opened:
-                    opened[path] = ms.read(path, describe=path in describing.values())
-                ms.check(path, placement.transform, opened[path])
+                source = placement.source
+                if source.path not in opened:
+                    opened[source.path] = ms.read(
+                        source.path, source.path in described, source.members
+                    )
+                ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
     return Facts(_ebs(plan, describing, opened), products, opened, _casa_versions(plan), notes)
 
@@ -77,7 +80,7 @@ def _casa_versions(plan: Plan) -> tuple[str, ...]:
     return tuple(found)
 
 
-def _describing(plan: Plan) -> dict[str, Path]:
+def _describing(plan: Plan) -> dict[str, SourceEntry]:
     """{EB UID: the MS that describes it in the README} (the best of its MSes)."""
     best: dict[str, tuple[int, SourceEntry]] = {}
     for entry in plan.reduction.entries:
@@ -87,11 +90,11 @@ def _describing(plan: Plan) -> dict[str, Path]:
         where, eb = plan.reduction.place_of(entry)
         if where == "eb" and eb is not None and rank < best.get(eb.uid, (rank + 1,))[0]:
             best[eb.uid] = (rank, entry)
-    return {uid: entry.path for uid, (_, entry) in best.items()}
+    return {uid: entry for uid, (_, entry) in best.items()}
 
 
 def _ebs(
-    plan: Plan, describing: dict[str, Path], opened: dict[Path, ms.Opened]
+    plan: Plan, describing: dict[str, SourceEntry], opened: dict[Path, ms.Opened]
 ) -> tuple[EbFacts, ...]:
     if not ms.available():
         why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
@@ -99,15 +102,15 @@ def _ebs(
         return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
     facts = []
     for eb in plan.reduction.ebs:
-        path = describing.get(eb.uid)
-        if path is None:
+        entry = describing.get(eb.uid)
+        if entry is None:
             facts.append(EbFacts(eb.uid, None, "no MeasurementSet of this EB in the reduction"))
             continue
-        if path in opened:
-            facts.append(EbFacts(eb.uid, opened[path].info))
+        if entry.path in opened:
+            facts.append(EbFacts(eb.uid, opened[entry.path].info))
             continue
         try:
-            facts.append(EbFacts(eb.uid, ms.read(path, describe=True).info))
+            facts.append(EbFacts(eb.uid, ms.read(entry.path, True, entry.members).info))
         except InputError as exc:
             log.warning("%s", exc)
             facts.append(EbFacts(eb.uid, None, exc.what))

@@ -1,5 +1,5 @@
-"""The package on disk: the marker that says it is ours, the lock, the staging directory
-beside it, and its atomic installation.
+"""The package on disk: the marker that says it is ours, its files and manifest, how its
+chunks are named, the lock, the staging directory beside it, and its atomic installation.
 
 Everything is built in a hidden staging directory beside its destination and renamed into
 place (an atomic exchange with the previous package where the kernel offers it), so that an
@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import errno
 import json
 import logging
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -25,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almaqa2 import signals
-from almaqa2.errors import DestinationError
+from almaqa2 import manifest, signals
+from almaqa2.errors import DestinationError, InputError
 from almaqa2.package import lockfile as lock
+from almaqa2.package.rules import CHUNK_NAMES
+from almaqa2.uid import PROJECT_CODE, UID_FS
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +56,15 @@ def is_ours(packpath: Path) -> bool:
 @dataclass(frozen=True)
 class Package:
     """A package directory (on the model of bagit's ``Bag``): what every command that opens
-    one asks of it, answered in one place."""
+    one asks of it, answered in one place.  ``project``: its project code, the directory's
+    name unless it is being built in staging."""
 
     path: Path
+    project: str = ""
 
-    @property
-    def project(self) -> str:
-        return self.path.name
+    def __post_init__(self) -> None:
+        if not self.project:
+            object.__setattr__(self, "project", self.path.name)
 
     @property
     def marker(self) -> dict[str, Any] | None:
@@ -96,6 +102,115 @@ class Package:
     def member_dirs(self) -> list[Path]:
         """Every member directory, sorted."""
         return sorted(p for p in self.path.glob("*/*/*") if p.is_dir())
+
+    def files(self) -> dict[str, int]:
+        """{path below the package: size} of every file its manifest lists, sorted: the
+        one walk of a package."""
+        return manifest.files_under(self.path)
+
+    def digests(self) -> dict[str, str]:
+        """What its manifest says: {path below the package: md5} (empty: no manifest)."""
+        listed = self.path / manifest.NAME
+        if not listed.exists():
+            return {}
+        prefix = f"{self.project}/"
+        return {k.removeprefix(prefix): v for k, v in manifest.read(listed).items()}
+
+    def write_digests(self, digests: dict[str, str]) -> Path:
+        """Write its manifest, atomically, from {path below the package: md5}."""
+        return manifest.write(self.path, self.project, digests)
+
+    def chunk_names(self, date: str | None = None) -> ChunkNames:
+        """How its chunks are named: tagged by the MOUS UID when it has exactly one member
+        named by it and no ``date`` (YYYY-MM-DD) is given, else by the date (today's)."""
+        members = {
+            found.group(0)
+            for p in self.member_dirs()
+            if p.name.startswith("member.") and (found := UID_FS.search(p.name))
+        }
+        if len(members) == 1 and date is None:
+            return ChunkNames(self.project, members.pop())
+        if date is None:
+            return ChunkNames(self.project, dt.date.today().strftime("%Y_%m_%d"))
+        try:
+            return ChunkNames(self.project, dt.date.fromisoformat(date).strftime("%Y_%m_%d"))
+        except ValueError:
+            raise InputError(f"'{date}' is not a date", fix="write it as YYYY-MM-DD") from None
+
+    def link_into(self, into: Path) -> dict[str, int]:
+        """Make ``into`` (an empty staging directory) hold this package as hard links
+        (``cp -al``: directories made anew with their modes and times), so that an append
+        is built whole beside it and installed at once; returns its files as ``files``
+        does, from the same walk.  Nothing is ever written into a linked file: new files
+        replace them by rename."""
+        top = str(self.path)
+        made: list[tuple[str, str]] = [(top, str(into))]
+        found: dict[str, int] = {}
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames.sort()
+            here = str(into) + dirpath[len(top) :]
+            prefix = dirpath[len(top) + 1 :] + "/" if dirpath != top else ""
+            for name in dirnames:
+                os.mkdir(os.path.join(here, name))
+                made.append((os.path.join(dirpath, name), os.path.join(here, name)))
+            for name in sorted(filenames):
+                source = os.path.join(dirpath, name)
+                os.link(source, os.path.join(here, name), follow_symlinks=False)
+                found[prefix + name] = os.lstat(source).st_size
+        for source, copy in reversed(made):  # deepest first: a child's times touch its parent
+            st = os.stat(source)
+            os.chmod(copy, stat.S_IMODE(st.st_mode))
+            os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+        found.pop(manifest.NAME, None)
+        return found
+
+
+CHUNK_NAME = re.compile(
+    rf"(?P<project>{PROJECT_CODE.pattern})_(?P<tag>.+)"
+    r"_(?:(?P<n>\d{3,})_of_(?P<total>\d{3,})|auxiliary)\.tar"
+)
+"""What ``ChunkNames`` writes, read back (``fullmatch``): project, tag, number and total
+(or auxiliary)."""
+
+
+@dataclass(frozen=True)
+class ChunkNames:
+    """The names of one split of a package as the archive names them (``rules``): the
+    numbered chunks, the auxiliary tar and the md5 list; ``tag`` is the MOUS UID or a date."""
+
+    project: str
+    tag: str
+
+    def numbered(self, n: int, total: int) -> str:
+        """``<project>_<tag>_<NNN>_of_<MMM>.tar``.  Past 999 chunks both numbers take the
+        total's width, so names still sort in order."""
+        width = max(3, len(str(total)))
+        return CHUNK_NAMES["numbered"].format(
+            project=self.project, tag=self.tag, n=f"{n:0{width}d}", total=f"{total:0{width}d}"
+        )
+
+    @property
+    def auxiliary(self) -> str:
+        return CHUNK_NAMES["auxiliary"].format(project=self.project, tag=self.tag)
+
+    @property
+    def listing(self) -> str:
+        """The list of the chunks' md5s."""
+        return CHUNK_NAMES["list"].format(project=self.project, tag=self.tag)
+
+    @staticmethod
+    def of(chunk: str) -> tuple[ChunkNames, int] | None:
+        """The set a chunk's file name belongs to and its total (0: the auxiliary tar), or
+        None if it is not named as a chunk."""
+        found = CHUNK_NAME.fullmatch(chunk)
+        if found is None:
+            return None
+        return ChunkNames(found["project"], found["tag"]), int(found["total"] or 0)
+
+
+def chunks_in(folder: Path) -> list[Path]:
+    """The chunks in ``folder``, by their names (other tars, such as tickets, left out)."""
+    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.fullmatch(p.name)]
 
 
 _RENAME_EXCHANGE = 2
@@ -233,23 +348,3 @@ def install(built: Path, target: Path) -> None:
     os.rename(built, target)
     os.rename(aside / _PREVIOUS, built)
     os.rmdir(aside)
-
-
-def link_tree(package: Path, into: Path) -> None:
-    """Make ``into`` (an empty staging directory) hold the package ``package`` as hard
-    links (``cp -al``: directories made anew with their modes and times), so that an
-    append is built whole beside it and installed at once.  Nothing is ever written into
-    a linked file: new files replace them by rename."""
-    top = str(package)
-    made: list[tuple[str, str]] = [(top, str(into))]
-    for dirpath, dirnames, filenames in os.walk(top):
-        here = str(into) + dirpath[len(top) :]
-        for name in dirnames:
-            os.mkdir(os.path.join(here, name))
-            made.append((os.path.join(dirpath, name), os.path.join(here, name)))
-        for name in filenames:
-            os.link(os.path.join(dirpath, name), os.path.join(here, name), follow_symlinks=False)
-    for source, copy in reversed(made):  # deepest first: a child's times touch its parent
-        st = os.stat(source)
-        os.chmod(copy, stat.S_IMODE(st.st_mode))
-        os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))

@@ -197,16 +197,6 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     )
 
 
-def _size_outside(packpath: Path, member_dir: Path) -> int:
-    """Bytes of the package outside ``member_dir`` (bookkeeping files, other members)."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(packpath):
-        if Path(dirpath) == member_dir.parent:
-            dirnames.remove(member_dir.name)
-        total += sum(os.stat(os.path.join(dirpath, f)).st_size for f in filenames)
-    return total
-
-
 @dataclass(frozen=True)
 class Built:
     sizes: dict[str, int]  # {dest below the member dir: size as it will be delivered}
@@ -232,8 +222,7 @@ def _build(
     done_bytes = 0
     with package_dir.staging(packpath) as stage, manifest.Hasher() as hasher:
         members = [] if fresh else Package(packpath).members()
-        if not fresh:
-            package_dir.link_tree(packpath, stage)
+        kept = {} if fresh else Package(packpath).link_into(stage)  # the one walk of it
 
         def done(path: str, size: int, source: str | None, digest: str | None) -> None:
             nonlocal done_bytes
@@ -257,18 +246,20 @@ def _build(
             path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
         }
         _write_marker(stage, plan, [*members, plan.member_path.as_posix()])
-        if hashing and fresh:
+        if hashing:
             new_files[MARKER] = manifest.md5_file(stage / MARKER)
-            manifest.write(stage, plan.project, new_files)
-        elif hashing:
-            _update_manifest(stage, plan, new_files)
+            Package(stage, plan.project).write_digests(
+                _kept_digests(Package(packpath), kept) | new_files
+            )
 
         def install() -> None:
             package_dir.install(stage, packpath)
 
         written: tuple[Path, ...] = ()
         if tickets:
-            others = _size_outside(stage, member_dir)
+            outside = [MARKER, manifest.NAME] if hashing else [MARKER]
+            others = sum(kept.values()) - sum(kept.get(name, 0) for name in outside)
+            others += sum((stage / name).stat().st_size for name in outside)
             readme_size = len(readme_text.encode())
             expected = ticket.expected_size(plan, sizes, readme_size, others)
             written = ticket.write(
@@ -291,18 +282,12 @@ def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
     write_atomically(where / MARKER, json.dumps(info, indent=2) + "\n")
 
 
-def _update_manifest(package: Path, plan: Plan, new_files: dict[str, str]) -> None:
-    """After an append: keep the old digests of untouched files, hash what has none."""
-    old_path = package / manifest.NAME
-    prefix = f"{plan.project}/"
-    old = (
-        {k.removeprefix(prefix): v for k, v in manifest.read(old_path).items()}
-        if old_path.exists()
-        else {}
-    )
-    digests = dict(new_files)
-    for rel in manifest.files_under(package):
-        if rel not in digests:
-            fresh = rel not in old or rel == MARKER
-            digests[rel] = manifest.md5_file(package / rel) if fresh else old[rel]
-    manifest.write(package, plan.project, digests)
+def _kept_digests(package: Package, kept: dict[str, int]) -> dict[str, str]:
+    """After an append: the digests of the files ``kept`` from the package as its manifest
+    lists them; a file it does not list (a fake package's) is hashed now."""
+    listed = package.digests()
+    return {
+        rel: listed[rel] if rel in listed else manifest.md5_file(package.path / rel)
+        for rel in kept
+        if rel != MARKER
+    }

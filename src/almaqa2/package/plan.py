@@ -14,6 +14,7 @@ from typing import Any
 from almaqa2.errors import InputError, UnclassifiedError
 from almaqa2.package import modern, pipemanifest
 from almaqa2.package.layouts import MANUAL_PLACES, Reduction, tp
+from almaqa2.package.layouts.scriptgen import EB
 from almaqa2.package.modern import Bundle
 from almaqa2.package.naming import Existing, Units, units
 from almaqa2.package.rules import (
@@ -45,11 +46,14 @@ class Uids:
 
 @dataclass(frozen=True)
 class Placement:
-    """One entry of the package: ``source`` goes to ``dest`` (relative to the member dir)."""
+    """One entry of the package: ``source`` goes to ``dest`` (relative to the member dir);
+    ``place`` and ``eb``: where the layout found it, and whose it is."""
 
     source: SourceEntry
     dest: PurePosixPath  # as the older layouts name it (also for bundled entries)
     why: str
+    place: str
+    eb: EB | None = None
     transform: Transform = Transform.NONE
     bundle: Bundle | None = None  # the tgz it travels in (SPEC §4.1)
 
@@ -207,9 +211,9 @@ def make_plan(
             transform = match.transform
             if pipemanifest.NAME.fullmatch(entry.name) and transform is Transform.NONE:
                 transform = Transform.MANIFEST
-            placement = Placement(entry, PurePosixPath(dest), match.why, transform)
+            placement = Placement(entry, PurePosixPath(dest), match.why, where, eb, transform)
             if style.modern:
-                placement = _modern(placement, where, found_uids.mous or "", reduction.root.name)
+                placement = _modern(placement, found_uids.mous or "", reduction.root.name)
             placements.append(placement)
 
     chosen = pi_script or (pi_found[0] if pi_found else None)
@@ -218,7 +222,9 @@ def make_plan(
             if extra is not chosen:
                 skipped.append(Skip(extra, f"another scriptForPI.py is delivered ({chosen.path})"))
         name = pi_script_name(member_units.member, style)
-        placements.append(Placement(chosen, PurePosixPath("script", name), "script for the PI"))
+        placements.append(
+            Placement(chosen, PurePosixPath("script", name), "script for the PI", "sb")
+        )
     elif style.noms:
         log.warning(
             "no scriptForPI.py was given or found: the PI will not be able to regenerate the"
@@ -277,12 +283,13 @@ def _style_for(reduction: Reduction, style: Style) -> Style:
     return replace(style, noms=True, tp=True)
 
 
-def _modern(placement: Placement, where: str, mous: str, root_name: str) -> Placement:
+def _modern(placement: Placement, mous: str, root_name: str) -> Placement:
     """Rename or bundle a placement as SPEC §4.1 says; pipeline files are only renamed."""
     rel = placement.source.rel
     nested = len(rel.parts) > 1 and rel.parts[0] != ".."
     top = rel.parts[0] if nested else root_name
-    bundle = modern.bundle_of(placement.dest, top, mous) if where in MANUAL_PLACES else None
+    manual = placement.place in MANUAL_PLACES
+    bundle = modern.bundle_of(placement.dest, top, mous) if manual else None
     if bundle is not None:
         return replace(placement, bundle=bundle)
     return replace(placement, dest=modern.prefixed(placement.dest, mous))

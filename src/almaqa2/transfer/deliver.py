@@ -107,7 +107,7 @@ def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
         md5_file = given.with_name(f"{name}.md5sum")
         if md5_file.is_file():
             _place(md5_file, stage / md5_file.name)
-    listing = chunk_set.folder / tarsplit.list_name(chunk_set.project, chunk_set.tag)
+    listing = chunk_set.folder / chunk_set.naming.listing
     if listing.is_file():
         _place(listing, stage / listing.name)
     return published

@@ -29,7 +29,7 @@ from typing import Any
 from almaqa2.errors import InputError, reason
 from almaqa2.manifest import sizes_under
 from almaqa2.package.naming import unit_uid
-from almaqa2.transfer.tarsplit import chunks_in
+from almaqa2.package.package_dir import chunks_in
 from almaqa2.uid import PROJECT_CODE, eb_of_name
 
 _PIPELINE_REQUEST = re.compile(r".*\.pprequest\.xml|PPR_.*\.xml")

@@ -8,10 +8,8 @@ name, so a finished-looking ``.tar`` always has its checksum beside it.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
-import re
 import stat
 import tarfile
 from collections.abc import Callable
@@ -23,11 +21,10 @@ from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
-from almaqa2.package.package_dir import Package
-from almaqa2.package.rules import CHUNK_NAMES
+from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
-from almaqa2.uid import PROJECT_CODE, UID_FS, check_project_code
+from almaqa2.uid import check_project_code
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +32,6 @@ BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
 _USTAR_NAME = tarfile.LENGTH_NAME
 _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
-CHUNK_NAME = re.compile(
-    rf"(?P<project>{PROJECT_CODE.pattern})_(?P<tag>.+)"
-    r"_(?:(?P<n>\d{3,})_of_(?P<total>\d{3,})|auxiliary)\.tar"
-)
-"""What ``chunk_name`` writes, read back (``fullmatch``): project, tag, number and total
-(or auxiliary)."""
 
 
 @dataclass(frozen=True)
@@ -100,23 +91,6 @@ def tar_size(members: int) -> int:
     return -(-(members + 2 * BLOCK) // RECORD) * RECORD
 
 
-def tag_of(packpath: Path, date: str | None) -> str:
-    """The MOUS UID when the package has exactly one member named by it, else the date."""
-    members = {
-        found.group(0)
-        for p in Package(packpath).member_dirs()
-        if p.name.startswith("member.") and (found := UID_FS.search(p.name))
-    }
-    if len(members) == 1 and date is None:
-        return members.pop()
-    if date is None:
-        return dt.date.today().strftime("%Y_%m_%d")
-    try:
-        return dt.date.fromisoformat(date).strftime("%Y_%m_%d")
-    except ValueError:
-        raise InputError(f"'{date}' is not a date", fix="write it as YYYY-MM-DD") from None
-
-
 def entries_of(packpath: Path) -> list[Entry]:
     """Every file of the package (the manifest first) and every empty directory, sorted."""
     project = packpath.name
@@ -143,10 +117,9 @@ def entries_of(packpath: Path) -> list[Entry]:
 
 
 def plan(
-    packpath: Path, max_size: int, tag: str, auxiliary: bool
+    packpath: Path, max_size: int, names: ChunkNames, auxiliary: bool
 ) -> tuple[list[Chunk], list[Entry]]:
     """The chunks (with their names) and the files larger than the limit (alone each)."""
-    project = packpath.name
     entries = entries_of(packpath)
     chunks: list[Chunk] = []
     if auxiliary:
@@ -155,7 +128,7 @@ def plan(
         for entry in entries:
             (products if "product" in entry.rel.parts[1:] else rest).append(entry)
         size = tar_size(sum(member_size(e) for e in rest))
-        chunks.append(Chunk(chunk_name(project, tag), tuple(rest), size))
+        chunks.append(Chunk(names.auxiliary, tuple(rest), size))
         entries = products
     groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
     too_big = []
@@ -176,30 +149,10 @@ def plan(
         groups.append((group, members))
     total = len(groups)
     chunks += [
-        Chunk(chunk_name(project, tag, n, total), tuple(files), tar_size(nbytes))
+        Chunk(names.numbered(n, total), tuple(files), tar_size(nbytes))
         for n, (files, nbytes) in enumerate(groups, 1)
     ]
     return chunks, too_big
-
-
-def chunks_in(folder: Path) -> list[Path]:
-    """The chunks in ``folder``, by their names (other tars, such as tickets, left out)."""
-    return [p for p in sorted(folder.glob("*.tar")) if CHUNK_NAME.fullmatch(p.name)]
-
-
-def chunk_name(project: str, tag: str, n: int = 0, total: int = 0) -> str:
-    """``<project>_<tag>_<NNN>_of_<MMM>.tar``, or the auxiliary tar's name when ``n`` is 0.
-    Past 999 chunks both numbers take the total's width, so names still sort in order."""
-    if not n:
-        return CHUNK_NAMES["auxiliary"].format(project=project, tag=tag)
-    width = max(3, len(str(total)))
-    return CHUNK_NAMES["numbered"].format(
-        project=project, tag=tag, n=f"{n:0{width}d}", total=f"{total:0{width}d}"
-    )
-
-
-def list_name(project: str, tag: str) -> str:
-    return CHUNK_NAMES["list"].format(project=project, tag=tag)
 
 
 def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> dict[str, str]:
@@ -330,19 +283,19 @@ def tarsplit(
             fix="choose an --out outside the package",
         )
     limit = parse_size(max_size)
-    tag = tag_of(packpath, date)
-    with package_dir.holding(out / f"{packpath.name}_{tag}.split"):
-        for stale in out.glob(f"{packpath.name}_{tag}_*.part"):
+    names = Package(packpath).chunk_names(date)
+    with package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
+        for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)
             stale.unlink()
-        older = _set_in(out, packpath.name, tag)
-        chunks, too_big = plan(packpath, limit, tag, auxiliary)
+        older = _set_in(out, names)
+        chunks, too_big = plan(packpath, limit, names, auxiliary)
         for entry in too_big:
             log.warning(
                 "larger than --max-size %s, so alone in its chunk: %s", max_size, entry.path
             )
         digests = write(chunks, out, progress)
-        listing = write_list(out, list_name(packpath.name, tag), digests)
+        listing = write_list(out, names.listing, digests)
         for name in sorted(set(older) - set(digests)):
             log.warning("removing a chunk of an earlier split of this package: %s", out / name)
             (out / name).unlink(missing_ok=True)
@@ -361,11 +314,8 @@ def check_real(packpath: Path) -> None:
         )
 
 
-def _set_in(out: Path, project: str, tag: str) -> list[str]:
-    """The chunks of ``project`` and ``tag`` already in ``out``."""
+def _set_in(out: Path, names: ChunkNames) -> list[str]:
+    """The chunks of the set ``names`` already in ``out``."""
     return [
-        p.name
-        for p in chunks_in(out)
-        if (found := CHUNK_NAME.fullmatch(p.name))
-        and (found["project"], found["tag"]) == (project, tag)
+        p.name for p in chunks_in(out) if (found := ChunkNames.of(p.name)) and found[0] == names
     ]

@@ -24,9 +24,9 @@ from typing import Any
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
+from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
-from almaqa2.transfer.tarsplit import CHUNK_NAME, chunk_name, chunks_in, list_name
 
 _BLOCK = 1 << 20
 
@@ -129,7 +129,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
     top = str(package)
-    on_disk = {f"{project}/{rel}": size for rel, size in manifest.files_under(package).items()}
+    on_disk = {f"{project}/{rel}": size for rel, size in Package(package).files().items()}
     common = sorted(listed.keys() & on_disk.keys(), key=lambda rel: -on_disk[rel])  # big first
     counter = _Counter(sum(on_disk[rel] for rel in common), progress)
     paths = {rel: os.path.join(top, rel.partition("/")[2]) for rel in common}
@@ -196,10 +196,12 @@ class ChunkSet:
     def total(self) -> int:
         return max(self.totals, default=0)
 
+    @property
+    def naming(self) -> ChunkNames:
+        return ChunkNames(self.project, self.tag)
+
     def names(self) -> list[str]:
-        numbered = [
-            chunk_name(self.project, self.tag, n, self.total) for n in range(1, self.total + 1)
-        ]
+        numbered = [self.naming.numbered(n, self.total) for n in range(1, self.total + 1)]
         return sorted({*numbered, *self.present, *self.expected})
 
 
@@ -210,7 +212,7 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
     for path in paths:
         if path.is_dir():
             found = chunks_in(path)
-        elif CHUNK_NAME.fullmatch(path.name):
+        elif ChunkNames.of(path.name):
             found = [path]
         else:
             raise InputError(
@@ -219,18 +221,19 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
                 fix="give <project>_<tag>_NNN_of_MMM.tar files or their directory",
             )
         for chunk in found:
-            name = CHUNK_NAME.fullmatch(chunk.name)
-            assert name is not None
-            key = (name["project"], name["tag"])
+            named = ChunkNames.of(chunk.name)
+            assert named is not None
+            naming, total = named
+            key = (naming.project, naming.tag)
             if key not in sets:
                 sets[key] = ChunkSet(*key, chunk.parent)
-                listing = chunk.parent / list_name(*key)
+                listing = chunk.parent / naming.listing
                 if listing.is_file():
                     sets[key].expected |= manifest.read(listing)
             chunk_set = sets[key]
             chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
-            if name["total"]:
-                chunk_set.totals.add(int(name["total"]))
+            if total:
+                chunk_set.totals.add(total)
             own = chunk.with_name(f"{chunk.name}.md5sum")
             if own.is_file():
                 chunk_set.expected |= manifest.read(own)
@@ -394,8 +397,8 @@ def _read_members(path: Path, into: Extraction | None) -> _Read:
 
 
 def _project_of(chunk: Path) -> str | None:
-    found = CHUNK_NAME.fullmatch(chunk.name)
-    return found["project"] if found else None
+    found = ChunkNames.of(chunk.name)
+    return found[0].project if found else None
 
 
 def _md5_at(fd: int, member: tarfile.TarInfo, view: memoryview) -> str:

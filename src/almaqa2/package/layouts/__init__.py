@@ -12,6 +12,7 @@ EBs are read from file names and XML.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from almaqa2.errors import InputError
@@ -47,9 +48,15 @@ class Reduction:
     def tp(self) -> bool:
         return bool(self.sd_scripts)
 
+    @cached_property
+    def places(self) -> dict[PurePosixPath, tuple[str, EB | None]]:
+        """{where each entry and extra was found (``rel``): where it sits (a place of
+        ``rules``: ``eb``, ``qa2``, ``sb``...), its EB}: worked out once, for the plan and
+        the facts."""
+        return {e.rel: self.kind.place_of(self, e) for e in (*self.entries, *self.extras)}
+
     def place_of(self, entry: SourceEntry) -> tuple[str, EB | None]:
-        """Where ``entry`` sits (a place of ``rules``: ``eb``, ``qa2``, ``sb``...), its EB."""
-        return self.kind.place_of(self, entry)
+        return self.places[entry.rel]
 
 
 class Layout:

@@ -1,0 +1,351 @@
+"""How each command's result is shown: lines and tables for people, one JSON document with
+``--json``.  The commands parse, call the library and hand the result here; nothing else
+in ``cli`` prints a result, so the text and the JSON of a command are read side by side.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.markup import escape
+from rich.table import Table
+
+from almaqa2.cli.app import err, out
+from almaqa2.sizes import human_size
+
+if TYPE_CHECKING:
+    from almaqa2.helpers.allfluxes import Outcome
+    from almaqa2.helpers.check import Verdict
+    from almaqa2.helpers.clear import Clearing
+    from almaqa2.helpers.download import Download
+    from almaqa2.helpers.fluxequal import Link
+    from almaqa2.helpers.fluxscale import Fluxes
+    from almaqa2.helpers.lock import Holder
+    from almaqa2.helpers.start import Area
+    from almaqa2.package.packager import Result
+    from almaqa2.package.plan import Plan
+    from almaqa2.transfer.deliver import Published
+    from almaqa2.transfer.inspection import Inventory
+    from almaqa2.transfer.tarsplit import Split
+    from almaqa2.transfer.untar import Untarred
+    from almaqa2.transfer.verify import Report
+
+
+def _json(document: dict[str, Any]) -> None:
+    out.print_json(json.dumps(document))
+
+
+def _line(text: str) -> None:
+    """A line of plain text: paths and names are never read as markup."""
+    out.print(text, markup=False, highlight=False)
+
+
+# -- packaging -----------------------------------------------------------------------------
+
+
+def plan(plan: Plan, as_json: bool) -> None:
+    """What a ``--dry-run`` of package or stage would do."""
+    if as_json:
+        _json(plan.as_dict())
+        return
+    table = Table(title=f"plan: {plan.project}/{plan.member_path} ({plan.mode})", show_edge=False)
+    table.add_column("from")
+    table.add_column("to")
+    for p in plan.placements:
+        dest = p.dest.as_posix() + ("/" if p.source.members else "")
+        table.add_row(
+            str(p.source.rel), f"{p.bundle.path} ({p.bundle.inside})" if p.bundle else dest
+        )
+    out.print(table)
+    for skip in plan.skipped:
+        out.print(f"[dim]not packaged: {escape(f'{skip.source.rel} ({skip.why})')}[/dim]")
+    for entry in plan.unclassified:
+        out.print(f"[yellow]unclassified: {escape(str(entry.rel))}[/yellow]")
+    out.print("dry run: nothing was written")
+
+
+def packaged(result: Result, as_json: bool) -> None:
+    """A package or staged package made."""
+    if as_json:
+        _json(
+            {
+                **result.plan.as_dict(),
+                "packpath": str(result.packpath),
+                "member_dir": str(result.member_dir),
+                "tickets": [str(p) for p in result.tickets],
+                "manifest": str(result.manifest) if result.manifest else None,
+            }
+        )
+        return
+    out.print(_summary(result))
+    out.print(f"package: {result.packpath}", markup=False)
+    for path in result.tickets:
+        out.print(f"ticket:  {path}", markup=False)
+    if result.manifest:
+        out.print(f"manifest: {result.manifest}", markup=False)
+    if result.plan.unclassified:
+        out.print(f"[yellow]{len(result.plan.unclassified)} unclassified file(s) left out[/yellow]")
+
+
+def _summary(result: Result) -> Table:
+    plan = result.plan
+    counts: Counter[str] = Counter()
+    volume: Counter[str] = Counter()
+    for path, size in result.sizes.items():
+        counts[path.split("/", 1)[0]] += 1
+        volume[path.split("/", 1)[0]] += size
+    table = Table(title=f"{plan.project}/{plan.member_path}", show_edge=False)
+    for column in ("directory", "entries", "size"):
+        table.add_column(column, justify="left" if column == "directory" else "right")
+    for name in sorted(counts):
+        table.add_row(name, str(counts[name]), human_size(volume[name]))
+    return table
+
+
+# -- transfer ------------------------------------------------------------------------------
+
+
+def inventory(inventory: Inventory, as_json: bool) -> None:
+    """What ``inspect`` found in a package or chunks."""
+    document = inventory.as_dict()
+    if as_json:
+        _json(document)
+        return
+    note = " (a doubled project directory, read as one)" if inventory.doubled else ""
+    for project in document["projects"]:
+        _line(f"project {project['project']}: {human_size(project['size'])} in"
+              f" {inventory.source}{note}")  # fmt: skip
+        for sg in project["science_goals"]:
+            _line(f"  {sg['name']}")
+            for group in sg["groups"]:
+                _line(f"    {group['name']}")
+                for m in group["members"]:
+                    _member(m)
+
+
+def _member(m: dict[str, Any]) -> None:
+    _line(
+        f"      {m['name']}: {m['calibration']} calibration, {len(m['ebs'])} EB(s),"
+        f" {m['files']} files, {human_size(m['size'])}"
+    )
+    for eb in m["ebs"]:
+        _line(f"        EB {eb}")
+    if m["script_for_pi"]:
+        creates = ", ".join(m["script_for_pi_creates"]) or "nothing listed"
+        _line(f"        {m['script_for_pi']} creates: {creates}")
+    else:
+        _line("        no scriptForPI in script/")
+    _line("        " + ", ".join(f"{k} {human_size(v)}" for k, v in m["sizes"].items()))
+
+
+def split(split: Split, as_json: bool) -> None:
+    """The chunks ``tarsplit`` wrote."""
+    chunks: list[dict[str, Any]] = [
+        {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
+        for c in split.chunks
+    ]
+    if as_json:
+        _json({"chunks": chunks, "md5sums": str(split.md5sums)})
+        return
+    for chunk in chunks:
+        _line(f"{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries")
+    _line(f"checksums: {split.md5sums}")
+
+
+def report(report: Report, as_json: bool = False) -> None:
+    """What ``verify`` (or ``untar`` before extracting) found."""
+    if as_json:
+        _json(report.as_dict())
+        return
+    if report.ok:
+        out.print(f"[green]OK[/green]: {report.checked} files and chunks match their md5s")
+        return
+    for problem in report.problems:  # one line each, whole paths: for reading and for grep
+        _line(str(problem))
+    out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.checked} checked")
+
+
+def refused_untar(report_: Report) -> None:
+    report(report_)
+    err.print("nothing was extracted", highlight=False)
+
+
+def untarred(done: Untarred) -> None:
+    _line(f"extracted, {done.report.checked} files and chunks checked: {done.package}")
+
+
+def delivered(done: Published, index: str, as_json: bool) -> None:
+    if as_json:
+        files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
+        _json({"folder": str(done.folder), "files": files, "md5": list(done.lists)})
+        return
+    for name, size, md5 in done.files:
+        _line(f"{name}  {human_size(size)}  {md5}")
+    _line(f"published: {done.folder / index}")
+
+
+# -- the reducer's helpers -----------------------------------------------------------------
+
+
+def lock(action: str, name: str, holder: Holder | None, said: str, as_json: bool) -> None:
+    if as_json:
+        _json({"action": action, "name": name, "holder": holder and holder.as_dict()})
+    else:
+        out.print(said, markup=False)
+
+
+def _percent(fraction: float) -> str:
+    return f"{fraction * 100:.1f} %" if math.isfinite(fraction) else "n/a"
+
+
+def fluxes(fluxes: Fluxes, png: Path | None, as_json: bool) -> None:
+    """The fluxscale results of one EB or of every EB of an SB."""
+    if as_json:
+        _json(fluxes.as_dict())
+        return
+    for source in sorted({m.source for m in fluxes.measurements}):
+        table = Table(title=source, show_edge=False)
+        for column in ("spw", "GHz", *fluxes.ebs, "spread"):
+            table.add_column(column, justify="right")
+        for row in fluxes.by_spw(source):
+            cells = [
+                f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
+                for eb in fluxes.ebs
+            ]
+            table.add_row(str(row.spw), f"{row.ghz:.6f}", *cells, _percent(row.spread))
+        out.print(table)
+    for fit in fluxes.fits:
+        spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""
+        out.print(
+            f"{fit.eb}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at {fit.freq_ghz:g} GHz"
+            + spidx,
+            markup=False,
+        )
+    if png is not None:
+        out.print(f"plot: {png}", markup=False)
+
+
+def links(links: list[Link], dry_run: bool, as_json: bool) -> None:
+    """The links ``fluxequal`` made or would make."""
+    state = "would be made" if dry_run else "made"
+    rows = [
+        {
+            "link": link.name.name,
+            "target": link.relative,
+            "state": "already there" if link.there else state,
+        }
+        for link in links
+    ]
+    if as_json:
+        _json({"dry_run": dry_run, "links": rows})
+        return
+    for row in rows:
+        out.print(f"{row['link']} -> {row['target']}  ({row['state']})", markup=False)
+
+
+def clearing(clearing: Clearing, dry_run: bool, as_json: bool) -> None:
+    """What ``clear`` keeps and deletes (before it asks)."""
+
+    def below(path: Path) -> str:
+        return path.relative_to(clearing.directory).as_posix()
+
+    if as_json:
+        _json(
+            {
+                "directory": str(clearing.directory),
+                "kind": clearing.kind,
+                "keep": [below(p) for p in clearing.keep],
+                "delete": [p.name for p in clearing.delete],
+                "dry_run": dry_run,
+            }
+        )
+        return
+    out.print("Keeping the following files:", markup=False)
+    for path in clearing.keep:
+        out.print(f" - {below(path)}", markup=False)
+    if dry_run:
+        for path in clearing.delete:
+            out.print(f"would delete: {path.name}", markup=False)
+
+
+def nothing_deleted() -> None:
+    out.print("nothing deleted")
+
+
+def cleared(count: int, as_json: bool) -> None:
+    if not as_json:
+        out.print(f"deleted {count} entries", markup=False)
+
+
+def allfluxes(done: Outcome, text: str, as_json: bool) -> None:
+    """allFluxes.txt as made or read (``text``), and the rows flagged."""
+    if as_json:
+        _json(
+            {
+                "file": str(done.path),
+                "written": done.written,
+                "rows": [row.as_dict() for row in done.rows],
+                "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
+                          for f in done.flags],
+            }
+        )  # fmt: skip
+        return
+    out.print(text, markup=False, end="")
+    for flag in done.flags:
+        out.print(f"[yellow]flagged:[/yellow] {escape(str(flag))}")
+    out.print(f"{'written' if done.written else 'read'}: {done.path}", markup=False)
+
+
+def checklist(origpath: Path, results: list[Verdict], as_json: bool) -> None:
+    if as_json:
+        ok = all(r.ok for r in results)
+        _json({"ok": ok, "items": [r.as_dict() for r in results]})
+        return
+    table = Table(title=f"final checklist: {origpath}", show_edge=False)
+    for column in ("item", "where", "", "detail"):
+        table.add_column(column)
+    for r in results:
+        table.add_row(r.item, r.where, "pass" if r.ok else "[red]FAIL[/red]", escape(r.detail))
+    out.print(table)
+
+
+def to_download(names: list[str], md5_url: str | None, out_dir: Path, as_json: bool) -> None:
+    """What ``download --dry-run`` would fetch."""
+    if as_json:
+        _json({"dry_run": True, "tars": names, "md5s": md5_url})
+        return
+    for name in names:
+        part = out_dir / f"{name}.part"
+        state = f"resume at {human_size(part.stat().st_size)}" if part.exists() else "fetch"
+        out.print(f"would {state}: {name}", markup=False)
+
+
+def downloaded(result: Download, as_json: bool) -> None:
+    if as_json:
+        rows = [vars(f) for f in result.fetched]
+        _json({"out": str(result.out), "files": rows, "extracted": result.extracted})
+        return
+    for f in result.fetched:
+        resumed = f" (resumed at {human_size(f.resumed_from)})" if f.resumed_from else ""
+        out.print(f"{f.name}: md5 OK{resumed}", markup=False)
+    for name in result.extracted:
+        out.print(f"unpacked: {result.out / name}", markup=False)
+
+
+def sbs(archive: Path, found: list[str]) -> None:
+    out.print(f"SBs in {archive}: " + (", ".join(found) or "none"), markup=False)
+
+
+def area(area: Area, dry_run: bool, as_json: bool) -> None:
+    """The reduction area ``start`` set up (or would)."""
+    if as_json:
+        _json({**area.as_dict(), "dry_run": dry_run})
+        return
+    said = "would set up" if dry_run else "set up"
+    out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
+    for rel in area.tree:
+        out.print(f"  {rel}", markup=False)
