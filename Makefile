@@ -16,7 +16,7 @@ PYUVDATA := pyuvdata==3.2.3
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[ms,plot,test]'
+	$(BIN)/pip install --quiet -e '.[ms,plot,batch,test]'
 	touch $(STAMP)
 
 # Command-line tools the tests use as real clients; installed from Debian when missing.

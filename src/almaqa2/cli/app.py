@@ -15,7 +15,13 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TimeRemainingColumn,
+)
 
 from almaqa2.version import __version__
 
@@ -44,15 +50,16 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
 
 
 @contextlib.contextmanager
-def progress_bar(what: str = "packaging") -> Iterator[Any]:
-    """A progress bar on a terminal only; it appears for work of more than two seconds."""
+def progress_bar(what: str = "packaging", counting: bool = False) -> Iterator[Any]:
+    """A progress bar on a terminal only; it appears for work of more than two seconds.
+    It shows bytes, or with ``counting`` items (the MOUSes of a batch)."""
     if not err.is_terminal:
         yield None
         return
     bar = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
-        DownloadColumn(),
+        MofNCompleteColumn() if counting else DownloadColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,

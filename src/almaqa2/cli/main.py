@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 from rich.markup import escape
 
-from almaqa2.cli import commands, helpers  # noqa: F401 - they add their commands to the group
+from almaqa2.cli import batch, commands, helpers  # noqa: F401 - they add their commands to the group
 from almaqa2.cli.app import cli, err
 from almaqa2.errors import Almaqa2Error, shown
 

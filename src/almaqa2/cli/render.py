@@ -18,6 +18,9 @@ from almaqa2.cli.app import err, out
 from almaqa2.sizes import human_size
 
 if TYPE_CHECKING:
+    from almaqa2.batch.ledger import Record
+    from almaqa2.batch.plan import BatchPlan
+    from almaqa2.batch.runner import Outcome as BatchOutcome
     from almaqa2.helpers.allfluxes import Outcome
     from almaqa2.helpers.check import Verdict
     from almaqa2.helpers.clear import Clearing
@@ -349,3 +352,64 @@ def area(area: Area, dry_run: bool, as_json: bool) -> None:
     out.print(f"{said} {area.path} ({area.layout}, {len(area.ebs)} EB(s))", markup=False)
     for rel in area.tree:
         out.print(f"  {rel}", markup=False)
+
+
+# -- qa2 batch -----------------------------------------------------------------------------
+
+
+def batch_init(written: tuple[Path, int], as_json: bool) -> None:
+    path, count = written
+    if as_json:
+        _json({"plan": str(path), "found": count})
+        return
+    _line(f"{path}: {count} reduction(s) and run(s) listed; fill in every FILL-IN, then run it")
+
+
+def batch_plan(
+    plan: BatchPlan, steps: tuple[str, ...], last: dict[str, Record], as_json: bool
+) -> None:
+    """What ``batch --dry-run`` shows: each job and what the ledger says of it."""
+    if as_json:
+        jobs = [{**job.as_dict(), "last": last.get(job.name)} for job in plan.jobs]
+        _json({"plan": str(plan.path), "ledger": str(plan.ledger), "steps": steps, "jobs": jobs})
+        return
+    table = Table(title=f"batch: {plan.path} ({', '.join(steps)})", show_edge=False)
+    for column in ("name", "kind", "origpath", "packpath", "ledger"):
+        table.add_column(column)
+    for job in plan.jobs:
+        record = last.get(job.name)
+        state = f"{record['status']} {record.get('started', '')}" if record else "-"
+        table.add_row(job.name, job.kind, str(job.origpath), str(job.packpath), state)
+    out.print(table)
+    out.print("dry run: nothing was started")
+
+
+def batch_outcome(outcome: BatchOutcome, as_json: bool) -> None:
+    """Each MOUS's status, size and time, then each failure's sentence and each warning,
+    then the totals."""
+    if as_json:
+        _json(outcome.as_dict())
+        return
+    table = Table(title=f"batch: {outcome.plan.path}", show_edge=False)
+    for column in ("name", "status", "size", "seconds", "chunks"):
+        table.add_column(column, justify="left" if column in ("name", "status") else "right")
+    for record in outcome.records:
+        status = record["status"]
+        table.add_row(
+            escape(record["name"]),
+            "[red]failed[/red]" if status == "failed" else status,
+            human_size(record.get("bytes", 0)),
+            f"{record.get('seconds', 0):.1f}",
+            str(len(record.get("chunks", []))),
+        )
+    out.print(table)
+    for record in outcome.records:
+        if record["status"] == "failed":
+            _line(f"failed: {record['name']}: {record['error']}")
+        for warning in record.get("warnings", []):
+            _line(f"warning: {record['name']}: {warning}")
+    totals = outcome.as_dict()
+    _line(
+        f"{totals['done']} done, {totals['skipped']} skipped, {totals['failed']} failed;"
+        f" {human_size(totals['bytes'])} in {outcome.seconds:.1f} s; ledger: {outcome.plan.ledger}"
+    )
