@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/package_bench.py
 	$(BIN)/python benchmarks/ms_bench.py
 	$(BIN)/python benchmarks/transfer_bench.py
+	$(BIN)/python benchmarks/batch_bench.py
 
 clean:
 	rm -rf $(VENV) demo-output .cache

@@ -331,3 +331,20 @@ def test_a_record_cut_short_is_ignored_and_the_next_starts_on_its_own_line(
     with ledger.Writer(path) as writer:
         writer.add({"name": "b", "status": "failed"})
     assert set(ledger.read(path)) == {"a", "b"}
+
+
+def test_a_dry_run_lists_the_jobs_and_their_ledger_state_and_starts_nothing(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    plan = _write_plan(tmp_path / "dry.toml", reductions, tmp_path / "out")
+    code, document, _ = _batch(str(plan), "--dry-run")
+    assert code == 0 and len(document["jobs"]) == len(reductions)
+    assert all(job["last"] is None for job in document["jobs"])
+    assert list((tmp_path / "out").iterdir()) == [] and not Path(document["ledger"]).exists()
+    with ledger.Writer(Path(document["ledger"])) as writer:
+        writer.add({"name": document["jobs"][1]["name"], "status": "done"})
+    code, document, _ = _batch(str(plan), "--dry-run", "--steps", "tarsplit,package")
+    assert code == 0 and document["steps"] == ["package", "tarsplit"]
+    assert [job["last"] is not None for job in document["jobs"]][:3] == [False, True, False]
+    code, _, stderr = _batch(str(plan), "--dry-run", "--steps", "package,upload")
+    assert code == 2 and "'package,upload' is not a list of steps" in stderr

@@ -84,7 +84,7 @@ def run(
         said(cluster)
         if (link := _dashboard(client)) is not None:
             said(f"dashboard: {link}")
-        from distributed import as_completed
+        from distributed import as_completed  # (_connect checked it is there)
 
         batch = uuid.uuid4().hex[:8]
         futures = {
@@ -127,7 +127,13 @@ def _lost(job: Job, steps: tuple[str, ...], exc: BaseException) -> Record:
 
 def _connect(where: Where, stack: contextlib.ExitStack) -> tuple[Any, str]:
     """A client of the cluster ``where`` names, closed with ``stack``; and what it is."""
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise InputError(
+            "qa2 batch runs on Dask distributed, which is not installed",
+            fix="pip install 'almaqa2[batch]'",
+        ) from None
 
     if logging.getLogger().level > logging.DEBUG:  # Dask's own news only with -vv
         logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -373,14 +373,11 @@ def batch_plan(
         jobs = [{**job.as_dict(), "last": last.get(job.name)} for job in plan.jobs]
         _json({"plan": str(plan.path), "ledger": str(plan.ledger), "steps": steps, "jobs": jobs})
         return
-    table = Table(title=f"batch: {plan.path} ({', '.join(steps)})", show_edge=False)
-    for column in ("name", "kind", "origpath", "packpath", "ledger"):
-        table.add_column(column)
-    for job in plan.jobs:
+    _line(f"batch: {plan.path} ({', '.join(steps)}), ledger {plan.ledger}")
+    for job in plan.jobs:  # lines, not a table: whole paths, for reading and for grep
         record = last.get(job.name)
-        state = f"{record['status']} {record.get('started', '')}" if record else "-"
-        table.add_row(job.name, job.kind, str(job.origpath), str(job.packpath), state)
-    out.print(table)
+        state = f"{record['status']} {record.get('started', '')}" if record else "not run yet"
+        _line(f"  {job.name} ({job.kind}): {job.origpath} -> {job.packpath} [{state}]")
     out.print("dry run: nothing was started")
 
 
