@@ -163,6 +163,7 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
     [
         "X528.ms.split.phase_int/table.f0",  # small: checked as it is copied
         "X8c/qa2/large.bin",  # larger than copying.SMALL: checked by the hashing threads
+        "X8c/qa2/huge.bin",  # a block and a long tail, damaged in the tail
     ],
 )
 @pytest.mark.parametrize("short", [False, True], ids=["flipped", "short"])
@@ -176,6 +177,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
     """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say), or
     one byte short (as if the source grew while it was copied)."""
     (case229.origpath / "X8c" / "qa2" / "large.bin").write_bytes(os.urandom(copying.SMALL + 1))
+    (case229.origpath / "X8c" / "qa2" / "huge.bin").write_bytes(os.urandom((1 << 20) + 300_000))
     real_copy = copying.copy_bytes
 
     def faulty_copy(src: int, dst: int, count: int) -> int:
@@ -183,7 +185,8 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
             return real_copy(src, dst, count)
         copied = real_copy(src, dst, count - short)
         if not short:
-            os.pwrite(dst, b"\xff", 10)
+            at = 10 if count < (1 << 20) else count - 1000
+            os.pwrite(dst, bytes([os.pread(src, 1, at)[0] ^ 0xFF]), at)
         return copied
 
     err = _fault_keeps_the_previous_package(

@@ -17,6 +17,7 @@ import re
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from almaqa2.atomic import write_atomically
 from almaqa2.errors import copy_differs
@@ -24,6 +25,7 @@ from almaqa2.errors import copy_differs
 NAME = "manifest.md5"
 _BLOCK = 1 << 20
 _FOLLOW_BLOCK = 4 << 20
+_SMALL = 64 << 10
 
 
 def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
@@ -36,19 +38,45 @@ def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
     return digest.hexdigest()
 
 
-def md5_of_copy(path: str, source: str) -> str:
+def md5_of_copy(
+    path: str, source: str, buffers: tuple[bytearray, bytearray] | None = None
+) -> str:
     """The md5 of ``path``, once it is found to hold the bytes of ``source``: the two are
-    compared block by block, as bytes (memcmp: a fraction of the cost of a second hash;
-    a memoryview's comparison would cost more than the hash)."""
+    compared block by block, as bytes (memcmp: a fraction of the cost of a second hash).
+    Both are read into ``buffers`` (give two of one size to reuse): no block is allocated,
+    which costs a page fault per page where malloc gives large blocks back at once (as
+    in a Dask worker, MALLOC_TRIM_THRESHOLD_=64K)."""
+    mine, theirs = buffers or (bytearray(_BLOCK), bytearray(_BLOCK))
+    view = memoryview(mine)  # hashed without a copy
     digest = hashlib.md5()
-    with open(path, "rb") as copy, open(source, "rb") as original:
-        while block := copy.read(_BLOCK):
-            if original.read(len(block)) != block:
+    with open(path, "rb", buffering=0) as copy, open(source, "rb", buffering=0) as original:
+        while n := copy.readinto(mine):
+            if _read_fully(original, theirs, n) != n or _differ(mine, theirs, n):
                 raise copy_differs(path, source)
-            digest.update(block)
+            digest.update(view[:n])
         if original.read(1):  # the source grew while it was copied
             raise copy_differs(path, source)
     return digest.hexdigest()
+
+
+def _differ(mine: bytearray, theirs: bytearray, n: int) -> bool:
+    """Whether the first ``n`` bytes of the two buffers differ, compared as one memcmp: a
+    short block as small copies, a long one by giving both the same tail first (slices of
+    that size, or memoryviews, cost more than the hash)."""
+    if n == len(mine):
+        return mine != theirs
+    if n <= _SMALL:
+        return mine[:n] != theirs[:n]
+    memoryview(mine)[n:] = memoryview(theirs)[n:]
+    return mine != theirs
+
+
+def _read_fully(f: Any, buffer: bytearray, n: int) -> int:
+    """Read ``n`` bytes of ``f`` into ``buffer`` (fewer only at its end)."""
+    view, got = memoryview(buffer), 0
+    while got < n and (more := f.readinto(view[got:n])):
+        got += more
+    return got
 
 
 class Hasher:
@@ -73,14 +101,14 @@ class Hasher:
             thread.start()
 
     def _work(self) -> None:
-        buffer = bytearray(_BLOCK)
+        buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # one pair per thread, reused
         while (item := self._queue.get()) is not None:
             path, size, source = item
             try:
                 if source is None:
-                    self._digests[path] = md5_file(path, buffer)
+                    self._digests[path] = md5_file(path, buffers[0])
                 else:
-                    self._digests[path] = md5_of_copy(path, source)
+                    self._digests[path] = md5_of_copy(path, source, buffers)
             except BaseException as exc:  # reported by results() or outcome()
                 self._errors[path] = exc
             if self._hashed:
