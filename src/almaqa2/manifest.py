@@ -38,9 +38,7 @@ def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
     return digest.hexdigest()
 
 
-def md5_of_copy(
-    path: str, source: str, buffers: tuple[bytearray, bytearray] | None = None
-) -> str:
+def md5_of_copy(path: str, source: str, buffers: tuple[bytearray, bytearray] | None = None) -> str:
     """The md5 of ``path``, once it is found to hold the bytes of ``source``: the two are
     compared block by block, as bytes (memcmp: a fraction of the cost of a second hash).
     Both are read into ``buffers`` (give two of one size to reuse): no block is allocated,
