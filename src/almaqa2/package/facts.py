@@ -96,7 +96,7 @@ def _describing(plan: Plan) -> dict[str, SourceEntry]:
 def _ebs(
     plan: Plan, describing: dict[str, SourceEntry], opened: dict[Path, ms.Opened]
 ) -> tuple[EbFacts, ...]:
-    if not ms.available():
+    if describing and not ms.available():  # (casacore is imported only when needed)
         why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
         log.info("no EB facts in the README: %s", why)
         return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
