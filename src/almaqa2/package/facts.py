@@ -13,6 +13,7 @@ from almaqa2.data import fitsio, ms
 from almaqa2.errors import InputError
 from almaqa2.package.plan import Plan
 from almaqa2.package.scan import Kind, SourceEntry
+from almaqa2.uid import uid_prefix
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +84,17 @@ def _casa_versions(plan: Plan) -> tuple[str, ...]:
 def _describing(plan: Plan) -> dict[str, SourceEntry]:
     """{EB UID: the MS that describes it in the README} (the best of its MSes)."""
     best: dict[str, tuple[int, SourceEntry]] = {}
+    uids = {eb.uid for eb in plan.reduction.ebs}
     for entry in plan.reduction.entries:
         rank = _rank(entry.name) if entry.kind is Kind.TABLE else None
         if rank is None:
             continue
         where, eb = plan.reduction.place_of(entry)
-        if where == "eb" and eb is not None and rank < best.get(eb.uid, (rank + 1,))[0]:
-            best[eb.uid] = (rank, entry)
+        if eb is not None and where != "eb":
+            continue  # an EB directory's MS describes its EB, not one nested deeper
+        uid = eb.uid if eb is not None else uid_prefix(entry.name)  # layouts without EB dirs
+        if uid in uids and rank < best.get(uid, (rank + 1,))[0]:
+            best[uid] = (rank, entry)
     return {uid: entry for uid, (_, entry) in best.items()}
 
 

@@ -12,8 +12,10 @@ from pathlib import PurePosixPath
 from almaqa2.data.fitsio import FitsInfo
 from almaqa2.package.facts import EbFacts, Facts
 from almaqa2.package.plan import Plan
+from almaqa2.package.rules import Transform
 from almaqa2.package.scan import Kind
 from almaqa2.sizes import human_size
+from almaqa2.version import __version__
 
 TEMPLATE = """\
 Atacama Large Millimeter/submillimeter Array (ALMA)
@@ -47,23 +49,38 @@ FIELDS: tuple[tuple[str, str], ...] = (
     ("casa version", "casa"),
 )
 
-SUBDIRS: tuple[tuple[str, str], ...] = (
-    ("raw", "the a priori calibrated MS of each execution block (DATA column only)"),
-    ("calibrated", "the fully calibrated MS of each execution block (calibrated data as DATA)"),
-    (
-        "calibration",
-        "the calibration tables and the text outputs of each execution block, with their plots,"
-        " to go from the raw data to the calibrated data",
-    ),
-    (
-        "script",
-        "the scripts that calibrated each execution block, combined them and made the images;"
-        " scriptForPI.py regenerates the calibrated data from the raw data",
-    ),
-    ("qa", "the QA2 reports and checklists: plots and text that assess the data quality"),
-    ("log", "the CASA log files of the calibration, combination and imaging"),
-    ("product", "FITS images of selected products (primary-beam and mask images gzipped)"),
-)
+SUBDIRS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("raw", (
+        ("reduced", "the a priori calibrated MS of each execution block (DATA column only)"),
+        ("asdm", "the raw data of each execution block, as ASDMs"),
+        ("", "the raw data of each execution block"),
+    )),
+    ("calibrated", (
+        ("reduced", "the fully calibrated MS of each execution block (calibrated data as DATA)"),
+        ("", "the calibrated data of each execution block"),
+    )),
+    ("calibration", (
+        ("bundled", "the calibration tables and the text outputs of each execution block, with"
+                    " their plots, in .tgz bundles"),
+        ("", "the calibration tables and the text outputs of each execution block, with their"
+             " plots, to go from the raw data to the calibrated data"),
+    )),
+    ("script", (
+        ("pi-script", "the scripts that calibrated each execution block and made the images;"
+                      " the scriptForPI regenerates the calibrated data from the raw data"),
+        ("", "the scripts that calibrated each execution block, combined them and made the"
+             " images"),
+    )),
+    ("qa", (("", "the QA2 reports and checklists: plots and text that assess the data quality"),)),
+    ("log", (("", "the CASA log files of the calibration, combination and imaging"),)),
+    ("product", (
+        ("gzipped", "FITS images of selected products (primary-beam and mask images gzipped)"),
+        ("", "FITS images of selected products"),
+    )),
+)  # fmt: skip
+"""What each subdirectory holds: the first sentence whose condition (``holds``) the
+package meets; the README says nothing its package does not hold."""
+
 
 ALWAYS = ("script", "qa")
 """Subdirectories every member directory has, even when empty."""
@@ -173,6 +190,78 @@ def product_line(dest: str, info: FitsInfo) -> list[str]:
     return [dest, "  " + "; ".join(facts)]
 
 
+def holds(plan: Plan, subdir: str) -> set[str]:
+    """The conditions of ``SUBDIRS`` that the package's ``subdir`` meets ("" always)."""
+    found = {""}
+    for p in plan.placements:
+        if p.dest.parts[0] != subdir:
+            continue
+        if p.transform in (Transform.RAW_MS, Transform.CALIBRATED_MS):
+            found.add("reduced")
+        if p.transform is Transform.GZIP:
+            found.add("gzipped")
+        if p.source.kind is Kind.ASDM:
+            found.add("asdm")
+        if p.bundle is not None:
+            found.add("bundled")
+        if "scriptForPI" in p.dest.name:
+            found.add("pi-script")
+    return found
+
+
+def contents(plan: Plan) -> list[tuple[str, str]]:
+    """[(subdirectory, what it holds)] for each subdirectory of the package."""
+    present = {p.dest.parts[0] for p in plan.placements} | set(ALWAYS)
+    described = []
+    for name, sentences in SUBDIRS:
+        if name in present:
+            met = holds(plan, name)
+            described.append((name, next(text for need, text in sentences if need in met)))
+    return described
+
+
+def how_to_use(plan: Plan, facts: Facts, hashed: bool) -> list[str]:
+    """The PI's steps, each only where it applies: check, unpack, restore."""
+    member = plan.units.member
+    steps = []
+    if hashed:
+        steps.append(
+            f"Check the files: in the directory holding {plan.project}/, run\n"
+            f"     md5sum -c {plan.project}/manifest.md5\n"
+            "   Every line must end in OK."
+        )
+    if any(p.bundle is not None for p in plan.placements):
+        steps.append(
+            "Unpack the .tgz bundles where they are, e.g. in calibration/:\n"
+            '     for f in *.tgz; do tar xzf "$f"; done'
+        )
+    script = next((p.dest for p in plan.placements if "scriptForPI" in p.dest.name), None)
+    if script is not None:
+        versions = facts.casa_versions
+        casa = " or ".join(versions) or "the version named in the logs"
+        pipeline = plan.style.pipe or plan.reduction.layout == "staged"
+        before6 = bool(versions) and all(int(v.split(".")[0]) < 6 for v in versions)
+        run = f"execfile('{script.name}')" if before6 else f"exec(open('{script.name}').read())"
+        steps.append(
+            f"Restore the calibration with the CASA version that made it ({casa}):\n"
+            f"     cd {member}/script\n"
+            f"     casa{' --pipeline' if pipeline else ''}\n"
+            f"     CASA <1>: {run}\n"
+            + ("" if versions else f"   (CASA 5 and older: execfile('{script.name}').)\n")
+            + "   It reads the raw data (ASDMs) in raw/, as the archive delivers them, and"
+            " writes calibrated/."
+            + (
+                " Before it, SPACESAVING = 1, 2 or 3 keeps less on disk, and DOSPLIT = True"
+                " also splits out the calibrated science data."
+                if pipeline
+                else ""
+            )
+        )
+    elif any(p.transform is Transform.CALIBRATED_MS for p in plan.placements):
+        steps.append("The calibrated data are ready in calibrated/ (in the DATA column).")
+    return [f"{n}. {text}" for n, text in enumerate(steps, 1)]
+
+
 def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     """The README text (pure: ``facts`` holds all that was read); ``sizes`` {dest: bytes}."""
     parts = [fill_header(header, known_facts(plan, facts))]
@@ -185,12 +274,15 @@ def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     if facts.products:
         lines = [line for dest, info in facts.products for line in product_line(dest, info)]
         parts.append("Products\n========\n\n" + "\n".join(lines) + "\n")
-    present = {p.dest.parts[0] for p in plan.placements} | set(ALWAYS)
     member = plan.units.member
-    described = "".join(f"- {name}: {text}.\n" for name, text in SUBDIRS if name in present)
+    described = "".join(f"- {name}: {text}.\n" for name, text in contents(plan))
     parts.append(
         f"Contents\n========\n\nThe directory {member} holds this README and:\n{described}"
     )
+    steps = how_to_use(plan, facts, plan.mode in ("copy", "hard"))
+    if steps:
+        parts.append("How to use this delivery\n========================\n\n"
+                     + "\n".join(steps) + "\n")  # fmt: skip
     items = [TreeItem(PurePosixPath(plan.readme_name), False, None)]
     items += [
         TreeItem(p.packaged, p.source.kind is not Kind.FILE and not p.bundle, sizes[path])
@@ -198,6 +290,7 @@ def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     ]
     parts.append("\nDirectory tree\n==============\n")
     parts.append("\n".join(tree(member, items, ALWAYS)) + "\n")
+    parts.append(f"Packaged with almaqa2 {__version__}.\n")
     return readable("\n".join(parts))
 
 
