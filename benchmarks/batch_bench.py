@@ -25,6 +25,8 @@ from pathlib import Path
 
 from common import QA2, options, timed, workdir
 
+from almaqa2.testing.reductions import HEADER
+
 MOUSES, TABLES, TABLE_MB = 16, 10, 15
 TINY = 200
 PROJECT = "2019.1.01234.S"
@@ -74,7 +76,7 @@ def main() -> int:
     args = options(__doc__, repeat=2)
     with workdir(args, "batch") as work:
         readme = work / "README.header.txt"
-        readme.write_text("Project code: 2019.1.01234.S\n")
+        readme.write_text(HEADER)
         big = [make_reduction(work / "big", n, TABLE_MB) for n in range(MOUSES)]
         total = sum(f.stat().st_size for r in big for f in r.rglob("*") if f.is_file())
         print(f"{MOUSES} reductions, {total / 1e9:.2f} GB in all, copy mode")

@@ -30,6 +30,7 @@ from pathlib import Path
 from common import QA2, options, timed, workdir
 
 from almaqa2.testing import measurementsets as example_ms
+from almaqa2.testing import reductions as example
 
 EBS = ("uid___A002_Xb00001_X1a1", "uid___A002_Xb00002_X2b2", "uid___A002_Xb00003_X3c3")
 MS_TIMES = 460  # integrations per scan: a real MS of ~210 MB (3 visibility columns)
@@ -87,7 +88,7 @@ def main() -> int:
             f"(made in {time.perf_counter() - start:.1f} s) in {sb}"
         )
         readme = work / "README.header.txt"
-        readme.write_text("Project code:\n")
+        readme.write_text(example.HEADER)
         out = work / "out"
         out.mkdir()
         pack = out / "2011.0.00229.S"

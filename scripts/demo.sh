@@ -10,7 +10,13 @@ cd "$out"
 
 echo "== 1. an example reduction (project 229, SB IRC10216_setup3_b6_run_x2, 2 EBs, real MSes)"
 python -m almaqa2.example "$here/tests/acceptance/project229/input.txt" IRC10216_setup3_b6_run_x2
-qa2 readme-template > README.header.txt
+qa2 readme-template | sed -e 's/^PI name:$/PI name: A. Astronomer/' \
+    -e 's/^Project title:$/Project title: The molecular envelope of IRC+10216/' \
+    -e 's/^Configuration:$/Configuration: C34-4/' \
+    -e 's/^Proposed rms:$/Proposed rms: 0.5 mJy\/beam in 1 km\/s/' > README.header.txt
+echo "   the README header, with the fields only the reducer knows filled in (a copy or hard"
+echo "   package refuses a header that leaves them blank):"
+grep -E '^(PI name|Project title|Configuration|Proposed rms):' README.header.txt | sed 's/^/     /'
 find IRC10216_setup3_b6_run_x2 -maxdepth 1 | sort | sed 's/^/   /'
 
 echo
@@ -24,6 +30,7 @@ member=2011.0.00229.S/sg_ouss_id/group_ouss_id/member_ouss_id
 echo
 echo "== 3. the package's README: execution blocks (read with casacore), products, tree"
 sed -n '/^Execution blocks/,/^Contents/p' "$member/README" | sed '$d'
+sed -n '/^How to use/,/^Directory tree/p' "$member/README" | sed '$d'
 sed -n '/^Directory tree/,$p' "$member/README"
 
 echo "== 4. the MeasurementSets were reduced to one visibility column"

@@ -14,7 +14,6 @@ import pytest
 
 from almaqa2.cli import main as cli_main
 from almaqa2.package.legacy import QA_Packager
-from almaqa2.package.readme import TEMPLATE
 from almaqa2.testing import reductions as example
 
 ACCEPTANCE = Path(__file__).parent / "acceptance"
@@ -70,7 +69,7 @@ def make_case(name: str, tmp_path: Path) -> Case:
         (case_dir / "input.txt").read_text().splitlines(), tmp_path / "reduction" / rel, project
     )
     readme = tmp_path / "README.header.txt"
-    readme.write_text(TEMPLATE)
+    readme.write_text(example.HEADER)
     out = tmp_path / "out"
     out.mkdir()
     return Case(name, case_dir, origpath, readme, out / project)

@@ -120,3 +120,41 @@ def test_the_readme_is_rendered_from_the_facts_alone(
         plan, readme.TEMPLATE, {p.dest.as_posix(): 1 for p in plan.placements}, found
     )
     assert found.casa_versions[0] in text and found.notes[0][0] in text
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket", "copy", "hard"])
+def test_blank_required_header_fields_warn_for_review_and_stop_a_delivery(
+    mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: PI name, project title, configuration and proposed rms are the reducer's to
+    fill; a package for the PI (copy, hard) is refused without them, a review (fake, ticket)
+    is warned; --allow-blank-header lets a delivery through."""
+    from almaqa2.package.readme import TEMPLATE
+
+    case = make_case("flat", tmp_path)
+    case.readme.write_text(TEMPLATE.replace("PI name:", "PI name: A. Astronomer"))
+    code = case.run_cli(mode)
+    said = capsys.readouterr().err
+    for field in ("Project title", "Configuration", "Proposed rms"):
+        assert field in said, said
+    assert "PI name" not in said.replace(str(case.readme), "")
+    if mode in ("copy", "hard"):
+        assert code == 2 and "--allow-blank-header" in said and not case.packpath.exists()
+        assert case.run_cli(mode, "--allow-blank-header") == 0
+    else:
+        assert code == 0 and "warning" in said.lower()
+    assert next(case.packpath.rglob("README")).is_file()
+
+
+def test_the_old_call_checks_the_header_too(tmp_path: Path) -> None:
+    from almaqa2.errors import InputError
+    from almaqa2.package.legacy import QA_Packager
+    from almaqa2.package.readme import TEMPLATE
+
+    case = make_case("flat", tmp_path)
+    case.readme.write_text(TEMPLATE)
+    args = {"origpath": str(case.origpath), "readme": str(case.readme),
+            "packpath": str(case.packpath), "mode": "copy"}  # fmt: skip
+    with pytest.raises(InputError, match="PI name, Project title"):
+        QA_Packager(**args)
+    assert QA_Packager(**args, allow_blank_header=True).packpath == case.packpath

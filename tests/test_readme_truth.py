@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main
+from almaqa2.testing import reductions as example
 from almaqa2.version import __version__
 from test_stage import MOUS, PROJECT, staged_case2
 
@@ -29,7 +30,7 @@ def _packaged(kind: str, tmp_path: Path) -> Path:
     if kind == "case2":
         staged = staged_case2(tmp_path)
         readme = tmp_path / "README.header.txt"
-        readme.write_text("Project code:\n")
+        readme.write_text(example.HEADER)
         packpath = tmp_path / "out" / PROJECT
         packpath.parent.mkdir()
         argv = ["package", str(staged), str(packpath), "--readme", str(readme)]

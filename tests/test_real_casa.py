@@ -16,7 +16,7 @@ from casacore import tables
 from almaqa2.cli import main
 from almaqa2.data import ms
 from almaqa2.helpers.fluxscale import parse
-from almaqa2.package.readme import TEMPLATE
+from almaqa2.testing import reductions as example
 
 from conftest import md5sum_check, tree_state
 
@@ -113,7 +113,7 @@ def test_a_reduction_of_real_tables_packages_strictly(
         "2025-01-01 00:00:00\tINFO\t::casa\tChecking Measures tables in data repository\n"
     )
     readme = tmp_path / "README.header.txt"
-    readme.write_text(TEMPLATE)
+    readme.write_text(example.HEADER)
     packpath = tmp_path / "out" / "2017.1.00001.S"
     packpath.parent.mkdir()
     before = tree_state(eb_dir.parent)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main
+from almaqa2.testing import reductions as example
 from test_stage import MEMBER, PROJECT, build_run, staged_case2
 
 from conftest import md5sum_check
@@ -31,7 +32,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for style in STYLES:
         out = tmp_path_factory.mktemp(style)
         readme = out / "README.header.txt"
-        readme.write_text("Project code:\n")
+        readme.write_text(example.HEADER)
         packpath = out / PROJECT
         argv = ["package", str(case2), str(packpath), "--readme", str(readme), "--mode", "copy"]
         assert main([*argv, "--style", style]) == 0

@@ -247,7 +247,7 @@ def staged_case2(tmp: Path) -> Path:
 def test_case2_package_from_a_staged_package(style: str, case2: Path, tmp_path: Path) -> None:
     before = tree_state(case2)
     readme = tmp_path / "README.header.txt"
-    readme.write_text("Project code:\n")
+    readme.write_text(example.HEADER)
     packpath = tmp_path / PROJECT
 
     assert cli_main(
@@ -266,7 +266,7 @@ def test_case2_legacy_call_from_the_member_directory(case2: Path, tmp_path: Path
     from almaqa2.package.legacy import QA_Packager
 
     readme = tmp_path / "README.header.txt"
-    readme.write_text("Project code:\n")
+    readme.write_text(example.HEADER)
     result = QA_Packager(
         origpath=f"{case2 / MEMBER}/", readme=str(readme), packpath=str(tmp_path / PROJECT),
         style="cycle4-pipe", mode="fake", PIscript="",
@@ -289,7 +289,7 @@ def test_a_staged_package_needs_a_pipe_style(
 
 def test_case2_with_a_modern_pipe_style(case2: Path, tmp_path: Path) -> None:
     readme = tmp_path / "h.txt"
-    readme.write_text("x\n")
+    readme.write_text(example.HEADER)
     packpath = tmp_path / PROJECT
     argv = ["package", str(case2), str(packpath), "--readme", str(readme), "--mode", "copy"]
     assert cli_main([*argv, "--style", "cycle6-pipe"]) == 0
@@ -333,6 +333,6 @@ def test_packaging_a_pipeline_run_says_to_stage_it_first(
     """Every layout goes through recognise; a run is recognised as one (issue 15)."""
     run = build_run(tmp_path)
     readme = tmp_path / "h.txt"
-    readme.write_text("x\n")
+    readme.write_text(example.HEADER)
     text = _error(["package", str(run), str(tmp_path / PROJECT), "--readme", str(readme)], capsys)
     assert "pipeline run" in text and "qa2 stage" in text

@@ -46,6 +46,12 @@ from almaqa2.package.rules import MODES, STYLES
 @click.option("--mous", help="Member OUS UID.")
 @click.option("--sb-name", help="SB name (names the ticket files).")
 @click.option("--strict", is_flag=True, help="Fail on unclassified files.")
+@click.option(
+    "--allow-blank-header",
+    is_flag=True,
+    help="Package in copy or hard mode though the README header leaves PI name, project"
+    " title, configuration or proposed rms blank.",
+)
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:

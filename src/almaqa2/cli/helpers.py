@@ -40,15 +40,23 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
 @cli.command("fluxscale")
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
+@click.option(
+    "--threshold", default=0.1, show_default=True,
+    help="Flag flux densities further than this fraction from the median of their spw's EBs"
+    " (an EB alone: from its fitted spectrum).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def fluxscale_cmd(path: Path, png: Path | None, as_json: bool) -> None:
-    """Tabulate the fluxscale results of an EB or of every EB of an SB (PATH, default .)."""
+def fluxscale_cmd(path: Path, png: Path | None, threshold: float, as_json: bool) -> None:
+    """Tabulate the fluxscale results of an EB or of every EB of an SB (PATH, default .);
+    exit 1 if any flux density is flagged."""
     from almaqa2.helpers import fluxscale
 
     fluxes = fluxscale.read(path)
     if png is not None:
-        fluxscale.plot(fluxes, png)
-    render.fluxes(fluxes, png, as_json)
+        fluxscale.plot(fluxes, png, threshold, title=path.resolve().name)
+    render.fluxes(fluxes, png, threshold, as_json)
+    if fluxes.outliers(threshold):
+        raise click.exceptions.Exit(1)
 
 
 @cli.command("fluxequal")
@@ -96,11 +104,13 @@ def allfluxes_cmd(
     calibrated: Path, recompute: bool, threshold: float, dry_run: bool, as_json: bool
 ) -> None:
     """Make allFluxes.txt in CALIBRATED from the EBs' fluxscale results, or check the one
-    there against their fitted spectra."""
+    there against their fitted spectra; exit 1 if a row is flagged."""
     from almaqa2.helpers import allfluxes
 
     done = allfluxes.allfluxes(calibrated, recompute, threshold, dry_run)
     render.allfluxes(done, allfluxes.write(done.rows), as_json)
+    if done.flags:
+        raise click.exceptions.Exit(1)
 
 
 @cli.command("check")

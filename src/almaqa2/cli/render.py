@@ -16,6 +16,7 @@ from rich.table import Table
 
 from almaqa2.cli.app import err, out
 from almaqa2.sizes import human_size
+from almaqa2.uid import short_name
 
 if TYPE_CHECKING:
     from almaqa2.batch.ledger import Record
@@ -205,31 +206,37 @@ def _percent(fraction: float) -> str:
     return f"{fraction * 100:.1f} %" if math.isfinite(fraction) else "n/a"
 
 
-def fluxes(fluxes: Fluxes, png: Path | None, as_json: bool) -> None:
-    """The fluxscale results of one EB or of every EB of an SB."""
+def fluxes(fluxes: Fluxes, png: Path | None, threshold: float, as_json: bool) -> None:
+    """The fluxscale results of one EB or of every EB of an SB, outliers marked ``!``."""
     if as_json:
-        _json(fluxes.as_dict())
+        _json(fluxes.as_dict(threshold))
         return
+    outliers = fluxes.outliers(threshold)
+    marked = {(o.measurement.eb, o.measurement.source, o.measurement.spw) for o in outliers}
     for source in sorted({m.source for m in fluxes.measurements}):
         table = Table(title=source, show_edge=False)
-        for column in ("spw", "GHz", *fluxes.ebs, "spread"):
+        for column in ("spw", "GHz", *map(short_name, fluxes.ebs), "spread"):
             table.add_column(column, justify="right")
         for row in fluxes.by_spw(source):
             cells = [
-                f"{m.flux:.4g} ± {m.error:.2g}" if (m := row.by_eb.get(eb)) else "-"
+                "-" if (m := row.by_eb.get(eb)) is None
+                else f"{m.flux:.4g} ± {m.error:.2g}"
+                + (" [red]![/red]" if (eb, source, row.spw) in marked else "")
                 for eb in fluxes.ebs
-            ]
-            table.add_row(str(row.spw), f"{row.ghz:.6f}", *cells, _percent(row.spread))
+            ]  # fmt: skip
+            spread = "-" if row.spread is None else _percent(row.spread)
+            table.add_row(str(row.spw), f"{row.ghz:.6f}", *cells, spread)
         out.print(table)
     for fit in fluxes.fits:
         spidx = f", spectral index {fit.spidx:.3g} ± {fit.spidx_error:.2g}" if fit.spidx else ""
-        out.print(
-            f"{fit.eb}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at {fit.freq_ghz:g} GHz"
-            + spidx,
-            markup=False,
+        _line(
+            f"{short_name(fit.eb)}: {fit.source} {fit.flux:.4g} ± {fit.error:.2g} Jy at"
+            f" {fit.freq_ghz:g} GHz{spidx}"
         )
+    for outlier in outliers:
+        out.print(f"[yellow]outlier (> {threshold:.0%}):[/yellow] {escape(str(outlier))}")
     if png is not None:
-        out.print(f"plot: {png}", markup=False)
+        _line(f"plot: {png}")
 
 
 def links(links: list[Link], dry_run: bool, as_json: bool) -> None:

@@ -22,14 +22,13 @@ from typing import Any
 from almaqa2.atomic import write_atomically
 from almaqa2.data import ms
 from almaqa2.errors import InputError
-from almaqa2.helpers.fluxscale import Fit, Fluxes
+from almaqa2.helpers.fluxscale import THRESHOLD, Fit, Fluxes
 from almaqa2.helpers.fluxscale import read as read_fluxes
 from almaqa2.uid import eb_of_name
 
 log = logging.getLogger(__name__)
 
 NAME = "allFluxes.txt"
-THRESHOLD = 0.10
 UNKNOWN_TIME = "unknown"
 
 
@@ -50,7 +49,14 @@ class Row:
         return f'"{self.source}" {numbers} {self.time} {self.ms}'
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The row with its numbers as numbers (the text keeps them as written)."""
+        return {
+            **asdict(self),
+            "spw": int(self.spw),
+            "freq_ghz": float(self.freq_ghz),
+            "flux": float(self.flux),
+            "mean": float(self.mean),
+        }
 
 
 def read(text: str, where: str = NAME) -> list[Row]:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import math
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from almaqa2.errors import Almaqa2Error, InputError
-from almaqa2.uid import eb_of_name
+from almaqa2.uid import eb_of_name, short_name
+
+THRESHOLD = 0.10
+"""A flux density further than this fraction from what it is compared with is flagged."""
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _COUNT = r"\d{1,9}"  # spw ids, antenna counts, fit orders: a longer run is not CASA's
@@ -81,12 +85,43 @@ class Row:
     by_eb: dict[str, Measurement]
 
     @property
-    def spread(self) -> float:
+    def spread(self) -> float | None:
         """(highest - lowest) / mean of the EBs' flux densities: how far they disagree
-        (NaN where the mean is zero)."""
+        (None with one EB, where there is nothing to compare; NaN where the mean is 0)."""
         values = [m.flux for m in self.by_eb.values()]
+        if len(values) < 2:
+            return None
         mean = sum(values) / len(values)
         return (max(values) - min(values)) / mean if mean else math.nan
+
+
+@dataclass(frozen=True)
+class Outlier:
+    """A measurement further than the threshold from what it is compared with: the median
+    of the EBs in its spw, or, for an EB alone there, its own fitted spectrum."""
+
+    measurement: Measurement
+    reference: float  # Jy
+    against: str  # "the median of the EBs" | "its fitted spectrum"
+
+    @property
+    def deviation(self) -> float:
+        return (self.measurement.flux - self.reference) / self.reference
+
+    def __str__(self) -> str:
+        m = self.measurement
+        return (
+            f"{short_name(m.eb)} {m.source} spw {m.spw} ({m.freq_hz / 1e9:.3f} GHz):"
+            f" {m.flux:.4g} Jy is {self.deviation:+.1%} from {self.against}"
+            f" ({self.reference:.4g} Jy)"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        m = self.measurement
+        return {
+            "eb": m.eb, "source": m.source, "spw": m.spw, "freq_hz": m.freq_hz, "flux": m.flux,
+            "reference": self.reference, "against": self.against, "deviation": self.deviation,
+        }  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -103,11 +138,39 @@ class Fluxes:
                 rows.setdefault((m.spw, round(m.freq_hz / 1e9, 6)), {})[m.eb] = m
         return [Row(spw, ghz, by_eb) for (spw, ghz), by_eb in sorted(rows.items())]
 
-    def as_dict(self) -> dict[str, Any]:
+    def outliers(self, threshold: float = THRESHOLD) -> list[Outlier]:
+        """The measurements more than ``threshold`` (a fraction) from the median of their
+        spw's EBs; an EB alone in its spw is compared with its fitted spectrum."""
+        found = []
+        for source in sorted({m.source for m in self.measurements}):
+            for row in self.by_spw(source):
+                values = sorted(m.flux for m in row.by_eb.values())
+                for m in row.by_eb.values():
+                    reference, against = statistics.median(values), "the median of the EBs"
+                    if len(values) == 1:
+                        fit = next((f for f in self.fits
+                                    if (f.eb, f.source) == (m.eb, m.source)), None)  # fmt: skip
+                        if fit is None:
+                            continue
+                        reference, against = fit.at(m.freq_hz / 1e9), "its fitted spectrum"
+                    if reference and math.isfinite(reference):
+                        outlier = Outlier(m, reference, against)
+                        if abs(outlier.deviation) > threshold:
+                            found.append(outlier)
+        return found
+
+    def as_dict(self, threshold: float = THRESHOLD) -> dict[str, Any]:
         return {
             "ebs": list(self.ebs),
             "measurements": [asdict(m) for m in self.measurements],
             "fits": [asdict(f) for f in self.fits],
+            "spread": [
+                {"source": source, "spw": row.spw, "ghz": row.ghz, "spread": row.spread}
+                for source in sorted({m.source for m in self.measurements})
+                for row in self.by_spw(source)
+            ],
+            "threshold": threshold,
+            "outliers": [o.as_dict() for o in self.outliers(threshold)],
         }
 
 
@@ -180,9 +243,10 @@ def read(path: Path) -> Fluxes:
     return Fluxes(ebs, tuple(measurements), tuple(fits))
 
 
-def plot(fluxes: Fluxes, out: Path) -> Path:
-    """A PNG of flux density against frequency, one panel per source, one colour per EB,
-    each EB's fitted spectrum drawn through its points."""
+def plot(fluxes: Fluxes, out: Path, threshold: float = THRESHOLD, title: str = "") -> Path:
+    """A PNG of flux density against frequency, one panel per source, one colour per EB
+    (named short), each EB's fitted spectrum drawn through its points, each point labelled
+    with its spw, and the outliers ringed in red."""
     try:
         import matplotlib
 
@@ -191,6 +255,7 @@ def plot(fluxes: Fluxes, out: Path) -> Path:
     except ImportError:
         raise InputError("--plot needs matplotlib", fix="pip install 'almaqa2[plot]'") from None
     sources = sorted({m.source for m in fluxes.measurements})
+    outliers = fluxes.outliers(threshold)
     fig, axes = plt.subplots(len(sources), 1, figsize=(7, 3.2 * len(sources)), squeeze=False)
     for ax, source in zip(axes[:, 0], sources, strict=True):
         for i, eb in enumerate(fluxes.ebs):
@@ -203,16 +268,26 @@ def plot(fluxes: Fluxes, out: Path) -> Path:
                 continue
             colour = f"C{i}"
             freqs, flux, error = zip(*points, strict=True)
-            ax.errorbar(freqs, flux, yerr=error, fmt="o", color=colour, label=eb)
+            ax.errorbar(freqs, flux, yerr=error, fmt="o", color=colour, label=short_name(eb))
+            for m in fluxes.measurements:
+                if m.eb == eb and m.source == source:
+                    ax.annotate(f"spw {m.spw}", (m.freq_hz / 1e9, m.flux), fontsize="x-small",
+                                xytext=(4, 4), textcoords="offset points")  # fmt: skip
             for fit in (f for f in fluxes.fits if f.eb == eb and f.source == source):
                 low, high = min(freqs), max(freqs)
                 grid = [low + (high - low) * k / 50 for k in range(51)]
                 if math.isfinite(fit.at(low)):
                     ax.plot(grid, [fit.at(g) for g in grid], "-", color=colour, alpha=0.7)
+        bad = [o.measurement for o in outliers if o.measurement.source == source]
+        if bad:
+            ax.scatter([m.freq_hz / 1e9 for m in bad], [m.flux for m in bad], s=220,
+                       facecolors="none", edgecolors="red", linewidths=2,
+                       label=f"outlier (> {threshold:.0%})", zorder=3)  # fmt: skip
         ax.set_title(source)
         ax.set_xlabel("frequency (GHz)")
         ax.set_ylabel("flux density (Jy)")
         ax.legend(fontsize="small")
+    fig.suptitle(f"fluxscale{': ' + title if title else ''} ({len(fluxes.ebs)} EBs)")
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

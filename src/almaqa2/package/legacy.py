@@ -36,6 +36,7 @@ def QA_Packager(
     mous: str | None = None,
     sb_name: str | None = None,
     strict: bool = False,
+    allow_blank_header: bool = False,
 ) -> Result:
     """Package the SB reduction at ``origpath`` into ``packpath`` (see ``qa2 package``)."""
     _log_to_terminal("QA_Packager")
@@ -54,6 +55,7 @@ def QA_Packager(
             mous=mous,
             sb_name=sb_name,
             strict=strict,
+            allow_blank_header=allow_blank_header,
         )
     )
 

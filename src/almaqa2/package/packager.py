@@ -47,6 +47,7 @@ class Request:
     mous: str | None = None
     sb_name: str | None = None
     strict: bool = False
+    allow_blank_header: bool = False
 
 
 @dataclass(frozen=True)
@@ -191,10 +192,28 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     with package_dir.holding(packpath):
         plan = _plan(request)
         header = request.readme.read_text(errors="replace")
+        _check_header(header, request)
         built = build(plan, packpath, header, progress, tickets=True)
     return Result(
         plan, packpath, packpath / plan.member_path, built.tickets, built.manifest, built.sizes
     )
+
+
+def _check_header(header: str, request: Request) -> None:
+    """Blank required header fields: refused for a package that goes to the PI (copy,
+    hard) unless allowed, a warning for one that goes to review only (fake, ticket)."""
+    blank = readme.blank_fields(header)
+    if not blank:
+        return
+    said = f"the README header leaves {', '.join(blank)} blank"
+    if request.mode in ("copy", "hard") and not request.allow_blank_header:
+        raise InputError(
+            said,
+            request.readme,
+            fix="fill them in (qa2 readme-template shows every field), or give"
+            " --allow-blank-header",
+        )
+    log.warning("%s: %s", said, request.readme)
 
 
 @dataclass(frozen=True)

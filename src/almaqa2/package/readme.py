@@ -82,6 +82,10 @@ SUBDIRS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 package meets; the README says nothing its package does not hold."""
 
 
+REQUIRED = ("PI name", "Project title", "Configuration", "Proposed rms")
+"""Header fields only the reducer can fill and the PI and DRM rely on: a copy or hard
+package with any of them blank is refused (``--allow-blank-header`` lets it through)."""
+
 ALWAYS = ("script", "qa")
 """Subdirectories every member directory has, even when empty."""
 
@@ -120,6 +124,16 @@ def fill_header(header: str, facts: dict[str, str]) -> str:
                 line = f"{blank['label']}: {facts[key]}"
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def blank_fields(header: str) -> list[str]:
+    """The ``REQUIRED`` fields that ``header`` leaves blank or lacks."""
+    given: dict[str, str] = {}
+    for line in header.splitlines():
+        label, colon, value = line.partition(":")
+        if colon:
+            given.setdefault(label.strip().lower(), value.strip())
+    return [field for field in REQUIRED if not given.get(field.lower())]
 
 
 def tree(root: str, items: Iterable[TreeItem], dirs: Iterable[str] = ()) -> list[str]:

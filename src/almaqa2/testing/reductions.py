@@ -35,6 +35,26 @@ from almaqa2.uid import eb_of_name, is_uid, uid_prefix
 
 CASA_VERSION = "4.2.2"
 PROJECT = "2011.0.00229.S"
+HEADER = """\
+Atacama Large Millimeter/submillimeter Array (ALMA)
+#####
+Cycle:
+Project code:
+SB name:
+MOUS UID:
+Execution blocks:
+Packaging style:
+PI name: A. Astronomer
+Project title: The molecular envelope of IRC+10216
+Configuration: C34-4
+Proposed rms: 0.5 mJy/beam in 1 km/s
+Proposed beam size: 0.8 arcsec
+CASA version used for reduction:
+QA2 Result: Pass
+Comments from Reducer:
+#####
+"""
+"""A README header as a reducer fills it: the example's fields only the reducer knows."""
 _PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
 
 
