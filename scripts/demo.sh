@@ -49,6 +49,22 @@ echo "== 5. checks with the standard tools"
 md5sum -c --quiet 2011.0.00229.S/manifest.md5 && echo "   md5sum -c manifest.md5: all files OK"
 unzip -tq 2011.0.00229.S.ticket.zip | sed 's/^/   unzip -t ticket: /'
 echo "   ticket tar holds $(tar tf 2011.0.00229.S.ticket.tar | wc -l) files"
+echo "   the DRM's review page, beside the tickets and as review.html inside them:"
+python - <<'PY'
+import tempfile
+from pathlib import Path
+from almaqa2.testing.browser import Browser
+page = Path("2011.0.00229.S.review.html").resolve()
+with tempfile.TemporaryDirectory() as tmp:
+    browser = Browser(Path(tmp) / "downloads", Path(tmp) / "profile")
+    try:
+        browser.open(page.as_uri())
+        plots = browser.run("return document.querySelectorAll('#plots img').length")
+        shot = browser.screenshot(Path("review.png").resolve())
+    finally:
+        browser.close()
+print(f"     {page.name} in Chromium: {plots} QA2 plots shown; screenshot {shot}")
+PY
 
 echo
 echo "== 6. transfer: split into checksummed chunks, verify, unpack safely, publish"

@@ -110,3 +110,34 @@ def test_each_missing_item_fails_alone(
 def test_not_a_reduction(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["check", str(tmp_path)]) == 2
     assert "no execution block found" in " ".join(capsys.readouterr().err.split())
+
+
+def test_an_allegro_sb_gets_the_allegro_list_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17 (seed 002): checklists and README header beside origpath, casapy logs,
+    calibrated/ for the combination; not NRAO's Combination/ and Imaging/."""
+    case = make_case("allegro", tmp_path)
+    origpath = case.origpath
+    for script in origpath.glob("X*/*.scriptForCalibration.py"):
+        script.write_text("thesteps = []\n")
+    (origpath.parent / "README.header.txt").write_text(case.readme.read_text())
+    code, found = _check(origpath, capsys)
+    assert found["list"] == "Allegro (seed 002)"
+    items = {(i["item"], i["where"]): i for i in found["items"]}
+    assert not [w for _, w in items if w.startswith(("Combination", "Imaging"))]
+    assert items[("clean CASA log", "X66d")]["detail"] == "casapy-20140827-170100.log"
+    assert code == 0 and found["ok"], [i for i in found["items"] if not i["ok"]]
+
+    (origpath.parent / "Checklist_SB_B6_IRAS12345_uid___A002_X4sda4d_Xa12.txt").unlink()
+    (origpath / "calibrated" / "uid___A002_Xdd9c61_X66d.ms.split.cal.fluxscale").unlink()
+    (origpath.parent / "README.header.txt").write_text("PI name:\nProject title: x\n")
+    code, found = _check(origpath, capsys)
+    failed = {i["item"]: i["detail"] for i in found["items"] if not i["ok"]}
+    assert code == 1 and set(failed) == {
+        "EB checklists", "EBs linked for the combination", "README header filled",
+    }  # fmt: skip
+    assert "uid___A002_X4sda4d_Xa12" in failed["EB checklists"]
+    assert "PI name" in failed["README header filled"]
+    cli_main(["check", str(origpath)])
+    assert "final checklist, Allegro (seed 002)" in capsys.readouterr().out

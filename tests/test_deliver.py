@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from almaqa2.cli import main
+from almaqa2.testing.browser import Browser, free_port, wait_for
 
 P = "2013.1.00123.S"
 TOKEN = re.compile(rf"^{re.escape(P)}-[A-Za-z0-9_-]{{32}}$")
@@ -57,7 +57,7 @@ def test_chunks_are_linked_into_a_new_unguessable_folder_with_an_index(
     assert folder.parent == web and TOKEN.match(folder.name)
     sources = sorted((nrao_split / "chunks").iterdir())
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [p.name for p in sources] + ["index.html"]
+        [p.name for p in sources] + ["index.html", ".delivery.json"]
     )
     for source in sources:
         assert (folder / source.name).stat().st_ino == source.stat().st_ino, "a hard link"
@@ -126,28 +126,12 @@ def test_bad_input_publishes_nothing(
 # -- in a real browser ---------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(url: str) -> None:
-    for _ in range(200):
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"nothing answers at {url}")
-
-
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
     """A web root served by ``python -m http.server`` on 127.0.0.1, and its address."""
     web = tmp_path / "web"
     web.mkdir()
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
         cwd=web,
@@ -155,73 +139,11 @@ def served(tmp_path: Path) -> Iterator[tuple[Path, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/")
+        wait_for(f"http://127.0.0.1:{port}/")
         yield web, f"http://127.0.0.1:{port}"
     finally:
         server.terminate()
         server.wait()
-
-
-class _Browser:
-    """Headless Debian Chromium driven by chromedriver's W3C WebDriver protocol (JSON over
-    HTTP, spoken here with urllib: no client library needed)."""
-
-    ARGS = (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    )
-
-    def __init__(self, downloads: Path, profile: Path):
-        self.port = _free_port()
-        self.driver = subprocess.Popen(
-            ["chromedriver", f"--port={self.port}"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for(f"http://127.0.0.1:{self.port}/status")
-        options = {
-            "binary": shutil.which("chromium"),
-            "args": [*self.ARGS, f"--user-data-dir={profile}"],
-            "prefs": {
-                "download.default_directory": str(downloads),
-                "download.prompt_for_download": False,
-                "profile.default_content_setting_values.automatic_downloads": 1,
-            },
-        }
-        capabilities = {"browserName": "chrome", "goog:chromeOptions": options}
-        session = self._call("POST", "/session", {"capabilities": {"alwaysMatch": capabilities}})
-        self.session = f"/session/{session['sessionId']}"
-
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            method=method,
-            data=None if body is None else json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=60) as answer:
-            return json.load(answer)["value"]
-
-    def open(self, url: str) -> None:
-        self._call("POST", f"{self.session}/url", {"url": url})
-
-    def click_link(self, text: str) -> None:
-        found = self._call("POST", f"{self.session}/element", {"using": "link text", "value": text})
-        element = next(iter(found.values()))
-        self._call("POST", f"{self.session}/element/{element}/click", {})
-
-    def close(self) -> None:
-        try:
-            self._call("DELETE", self.session)
-        finally:
-            self.driver.terminate()
-            self.driver.wait()
 
 
 def _downloaded(path: Path, size: int) -> Path:
@@ -244,7 +166,7 @@ def test_a_browser_downloads_the_chunks_from_the_index(
     folder = Path(done["folder"])
     downloads = tmp_path / "downloads"
     downloads.mkdir()
-    browser = _Browser(downloads, tmp_path / "profile")
+    browser = Browser(downloads, tmp_path / "profile")
     try:
         browser.open(f"{address}/{folder.name}/index.html")
         for entry in done["files"]:
@@ -271,6 +193,69 @@ def test_chunks_with_only_the_list_of_md5s_are_published(
     web = tmp_path / "web"
     web.mkdir()
     code, done = _deliver(capsys, chunks, "--web-root", web)
-    assert code == 0 and done["md5"] == [f"{P}_uid___A001_X13e_X1fe.md5sums"]
+    assert code == 0 and done["checksum_files"] == [f"{P}_uid___A001_X13e_X1fe.md5sums"]
     for entry in done["files"]:
         assert entry["md5"] == _md5(chunks / entry["name"])
+
+
+def test_the_page_the_link_and_the_message_do_with_plain_tools(
+    nrao_split: Path, served: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 17: with --base-url the link to send and a text for the ticket are printed; the
+    page's own instructions (wget -i, md5sum -c, tar xf) fetch, check and unpack the package
+    with the standard tools, nothing of ours."""
+    web, address = served
+    code, done = _deliver(
+        capsys, nrao_split / "chunks", "--web-root", web, "--base-url", address,
+        "--expires", "14", "--contact", "drm@example.org",
+    )  # fmt: skip
+    assert code == 0
+    folder = Path(done["folder"])
+    assert done["url"] == f"{address}/{folder.name}/"
+    assert done["url"] in done["message"] and "wget -i" in done["message"]
+    assert done["tags"] == ["uid___A001_X13e_X1fe"] and done["contact"] == "drm@example.org"
+    page = (folder / "index.html").read_text()
+    for fact in (P, "uid___A001_X13e_X1fe", done["expires"], "drm@example.org", "md5sum -c"):
+        assert fact in page, fact
+    assert "qa2" not in page.replace(P, "")  # the PI has no qa2
+    assert "text-decoration: none" in page  # no underline hides the underscores
+    fetched = tmp_path / "fetched"
+    fetched.mkdir()
+    urls = urllib.request.urlopen(f"{done['url']}files.txt").read().decode().split()
+    assert len(urls) == len(done["files"]) + len(done["checksum_files"])
+    for url in urls:
+        (fetched / url.rsplit("/", 1)[1]).write_bytes(urllib.request.urlopen(url).read())
+    steps = (
+        f"md5sum -c {P}_uid___A001_X13e_X1fe.md5sums"
+        f' && for t in *.tar; do tar xf "$t"; done && md5sum -c {P}/manifest.md5'
+    )
+    done_steps = subprocess.run(["sh", "-c", steps], cwd=fetched, capture_output=True, text=True)
+    assert done_steps.returncode == 0, done_steps.stdout + done_steps.stderr
+    capsys.readouterr()
+    assert main(["deliver", str(nrao_split / "chunks"), "--web-root", str(web),
+                 "--base-url", address]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert f"send: {address}/" in text and "Download page:" in text
+
+
+def test_old_deliveries_are_listed_and_removed(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "someone-elses").mkdir()
+    first = _deliver(capsys, nrao_split / "chunks", "--web-root", web)[1]
+    second = _deliver(capsys, nrao_split / "chunks", "--web-root", web, "--expires", "1")[1]
+    capsys.readouterr()
+    assert main(["deliver", "--list", "--web-root", str(web), "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["deliveries"]
+    assert sorted(d["folder"] for d in listed) == sorted([first["folder"], second["folder"]])
+    assert not any(d["expired"] for d in listed)
+    assert main(["deliver", "--remove", Path(first["folder"]).name, "--web-root", str(web)]) == 0
+    assert not Path(first["folder"]).exists() and Path(second["folder"]).is_dir()
+    assert (web / "someone-elses").is_dir()
+    assert (nrao_split / "chunks").is_dir() and any((nrao_split / "chunks").iterdir())
+    capsys.readouterr()
+    assert main(["deliver", "--remove", "someone-elses", "--web-root", str(web)]) == 2
+    assert "no delivery of this name" in capsys.readouterr().err
+    assert (web / "someone-elses").is_dir()

@@ -158,3 +158,24 @@ def test_the_old_call_checks_the_header_too(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="PI name, Project title"):
         QA_Packager(**args)
     assert QA_Packager(**args, allow_blank_header=True).packpath == case.packpath
+
+
+def test_the_old_call_prints_the_package_tree_as_the_original(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seed 000: 'the following package was created:' and the tree from the project down."""
+    case229.run_legacy("fake")
+    printed = capsys.readouterr().out.splitlines()
+    start = printed.index("the following package was created:")
+    tree = printed[start + 1 :]
+    assert tree[:4] == [
+        "2011.0.00229.S/",
+        "|-- sg_ouss_id/",
+        "|   |-- group_ouss_id/",
+        "|   |   |-- member_ouss_id/",
+    ]
+    files = sorted(p for p in _member(case229).rglob("*") if p.is_file() or p.suffix == ".cal")
+    shown = "\n".join(tree)
+    for path in files:
+        if path.parent.parent == _member(case229) or path.parent == _member(case229):
+            assert f"-- {path.name}" in shown, path

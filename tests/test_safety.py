@@ -113,7 +113,10 @@ def test_sigkill_mid_copy_keeps_the_previous_package(case229: Case, tmp_path: Pa
     )
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in packpath.parent.iterdir()) == sorted(
-        [packpath.name, f"{packpath.name}.ticket.tar", f"{packpath.name}.ticket.zip"]
+        [
+            packpath.name,
+            *(f"{packpath.name}.{end}" for end in ("ticket.tar", "ticket.zip", "review.html")),
+        ]
     ), "the next run tidies what the killed one left"
     assert (packpath / "manifest.md5").exists()
 
@@ -174,7 +177,7 @@ def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.Monk
     assert case229.run_cli("copy") == 0
     assert '"mode": "copy"' in (case229.packpath / ".almaqa2.json").read_text()
     assert sorted(p.name for p in case229.packpath.parent.iterdir()) == sorted(
-        [case229.packpath.name, *case229.expected_beside]
+        [case229.packpath.name, *case229.expected_beside, f"{case229.packpath.name}.review.html"]
     )
 
 

@@ -33,7 +33,7 @@ def _expected_names(case: Case) -> list[str]:
         for p in (member / sub).rglob("*")
         if p.is_file()
     ]
-    return sorted([*names, "README", "expected_size.txt"])
+    return sorted([*names, "README", "expected_size.txt", "review.html"])
 
 
 @pytest.mark.parametrize("name", ["project229", "allegro"])

@@ -103,8 +103,11 @@ def stage_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     """Show what a package directory or a set of tar chunks holds (no unpacking)."""
-    from almaqa2.transfer.inspection import inspect
+    from almaqa2.transfer.inspection import TICKET_NAME, inspect, ticket
 
+    if len(paths) == 1 and TICKET_NAME.fullmatch(paths[0].name):
+        render.ticket(ticket(paths[0]), as_json)
+        return
     render.inventory(inspect(paths), as_json)
 
 
@@ -172,7 +175,7 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 
 
 @cli.command("deliver")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--web-root",
     type=click.Path(path_type=Path),
@@ -180,15 +183,36 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
     help="The directory the web server serves.",
 )
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk, for a package.")
+@click.option("--base-url", help="The address WEB_ROOT is served at: prints the link to send.")
+@click.option("--expires", "expires_days", type=click.IntRange(min=1), default=30,
+              show_default=True, help="Days the page says the files stay available.")  # fmt: skip
+@click.option("--contact", help="Whom the PI asks (shown on the page).")
+@click.option("--list", "listing", is_flag=True, help="List the deliveries under WEB_ROOT.")
+@click.option("--remove", metavar="FOLDER", help="Remove this delivery from WEB_ROOT.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def deliver_cmd(paths: tuple[Path, ...], web_root: Path, max_size: str, as_json: bool) -> None:
+def deliver_cmd(
+    paths: tuple[Path, ...], web_root: Path, max_size: str, base_url: str | None,
+    expires_days: int, contact: str | None, listing: bool, remove: str | None, as_json: bool,
+) -> None:  # fmt: skip
     """Publish chunks (files or their directory), or a package split on the way, into a new
-    hard-to-guess directory of WEB_ROOT with an index.html; prints the directory."""
-    from almaqa2.transfer.deliver import INDEX, deliver
+    hard-to-guess directory of WEB_ROOT with a page for the PI; prints the link to send and
+    a text for the ticket or the email.  --list and --remove manage old deliveries."""
+    from almaqa2.transfer import deliver
 
+    if listing or remove:
+        if paths or (listing and remove):
+            raise click.UsageError("--list and --remove take only --web-root")
+        if remove:
+            render.undelivered(deliver.remove(web_root, remove), as_json)
+        else:
+            render.deliveries(deliver.deliveries(web_root), as_json)
+        return
+    if not paths:
+        raise click.UsageError("give the chunks (or their directory) or a package to deliver")
+    notice = deliver.Notice(base_url, expires_days, contact)
     with progress_bar("publishing") as progress:
-        done = deliver(paths, web_root, max_size, progress)
-    render.delivered(done, INDEX, as_json)
+        done = deliver.deliver(paths, web_root, max_size, progress, notice)
+    render.delivered(done, deliver.INDEX, as_json)
 
 
 @cli.command("readme-template")

@@ -117,11 +117,12 @@ def allfluxes_cmd(
 @click.argument("origpath", type=click.Path(path_type=Path), default=".")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check_cmd(origpath: Path, as_json: bool) -> None:
-    """Seed 004's final checklist for the reduction ORIGPATH; exit 1 if an item fails."""
+    """The final checklist of the reduction ORIGPATH (NRAO's or Allegro's, by its layout);
+    exit 1 if an item fails."""
     from almaqa2.helpers.check import check
 
-    results = check(origpath)
-    render.checklist(origpath, results, as_json)
+    applied, results = check(origpath)
+    render.checklist(origpath, applied, results, as_json)
     if not all(r.ok for r in results):
         raise click.exceptions.Exit(1)
 

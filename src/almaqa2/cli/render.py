@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from almaqa2.helpers.start import Area
     from almaqa2.package.packager import Result
     from almaqa2.package.plan import Plan
-    from almaqa2.transfer.deliver import Published
-    from almaqa2.transfer.inspection import Inventory
+    from almaqa2.transfer.deliver import Delivery, Published
+    from almaqa2.transfer.inspection import Inventory, Ticket
     from almaqa2.transfer.tarsplit import Split
     from almaqa2.transfer.untar import Untarred
     from almaqa2.transfer.verify import Report
@@ -146,6 +146,27 @@ def _member(m: dict[str, Any]) -> None:
     _line("        " + ", ".join(f"{k} {human_size(v)}" for k, v in m["sizes"].items()))
 
 
+def ticket(ticket: Ticket, as_json: bool) -> None:
+    """What ``inspect`` found in a review ticket."""
+    if as_json:
+        _json(ticket.as_dict())
+        return
+    if ticket.dummy:
+        _line(f"{ticket.path}: a dummy ticket (the package was made in fake mode)")
+        return
+    _line(f"ticket {ticket.path}")
+    for label in ("Project code", "SB name", "MOUS UID", "PI name", "Project title", "QA2 Result"):
+        _line(f"  {label}: {ticket.header.get(label) or '(blank)'}")
+    size = "unknown" if ticket.expected_total is None else human_size(ticket.expected_total)
+    _line(f"  expected package size: {size}")
+    _line(f"  {len(ticket.checklists)} checklist(s), {len(ticket.plots)} QA2 plot(s),"
+          f" {len(ticket.scripts)} script(s); open review.html inside it to see them")  # fmt: skip
+    for name in ticket.checklists:
+        _line(f"    {name}")
+    for warning in ticket.warnings:
+        out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
+
+
 def split(split: Split, as_json: bool) -> None:
     """The chunks ``tarsplit`` wrote."""
     chunks: list[dict[str, Any]] = [
@@ -183,13 +204,36 @@ def untarred(done: Untarred) -> None:
 
 
 def delivered(done: Published, index: str, as_json: bool) -> None:
+    """What ``deliver`` published: the files, the link to send and a text to paste."""
     if as_json:
-        files = [{"name": n, "size": size, "md5": md5} for n, size, md5 in done.files]
-        _json({"folder": str(done.folder), "files": files, "md5": list(done.lists)})
+        _json({**done.as_dict(), "message": done.message()})
         return
     for name, size, md5 in done.files:
         _line(f"{name}  {human_size(size)}  {md5}")
     _line(f"published: {done.folder / index}")
+    _line(f"send: {done.url}" if done.url else "send: its address (give --base-url to print it)")
+    _line("")
+    out.print(done.message(), markup=False, highlight=False, end="")
+
+
+def deliveries(found: list[Delivery], as_json: bool) -> None:
+    if as_json:
+        _json({"deliveries": [d.as_dict() for d in found]})
+        return
+    for delivery in found:
+        record = delivery.record
+        size = human_size(sum(f["size"] for f in record.get("files", [])))
+        state = "EXPIRED" if delivery.expired else f"until {record.get('expires')}"
+        _line(f"{delivery.folder.name}  {record.get('created')}  {size}  {state}")
+    if not found:
+        _line("no deliveries")
+
+
+def undelivered(gone: Delivery, as_json: bool) -> None:
+    if as_json:
+        _json({"removed": gone.as_dict()})
+    else:
+        _line(f"removed: {gone.folder}")
 
 
 # -- the reducer's helpers -----------------------------------------------------------------
@@ -310,12 +354,12 @@ def allfluxes(done: Outcome, text: str, as_json: bool) -> None:
     out.print(f"{'written' if done.written else 'read'}: {done.path}", markup=False)
 
 
-def checklist(origpath: Path, results: list[Verdict], as_json: bool) -> None:
+def checklist(origpath: Path, applied: str, results: list[Verdict], as_json: bool) -> None:
     if as_json:
         ok = all(r.ok for r in results)
-        _json({"ok": ok, "items": [r.as_dict() for r in results]})
+        _json({"list": applied, "ok": ok, "items": [r.as_dict() for r in results]})
         return
-    table = Table(title=f"final checklist: {origpath}", show_edge=False)
+    table = Table(title=f"final checklist, {applied}: {origpath}", show_edge=False)
     for column in ("item", "where", "", "detail"):
         table.add_column(column)
     for r in results:

@@ -1,11 +1,17 @@
-"""``qa2 check``: seed 004's final checklist of an NRAO-layout reduction, as a report
-(SPEC §9).  Each item is one row of ``ITEMS``: where it looks and what must be true there.
+"""``qa2 check``: the final checklist of a reduction, as a report (SPEC §9), from the list
+of its layout (``LISTS``).  Each item is one row: where it looks and what must be true there.
 
-Per EB (``Calibration_X*``): one clean CASA log (no SEVERE line), the complete
-``<EB>.ms.scriptForCalibration.py`` (its last ``thesteps`` is ``[]``: every step runs) and a
-``qa2/`` directory.  Per MOUS: a README, ``Imaging/scriptForImaging.py``, with several EBs
-``Combination/calibrated/scriptForFluxCalibration.py`` and a combination log, an imaging
-log, a ``*.pbcor.fits`` and a primary-beam image (``*.flux.fits`` or ``*.pb.fits``).
+NRAO (seed 004).  Per EB (``Calibration_X*``): one clean CASA log (no SEVERE line), the
+complete ``<EB>.ms.scriptForCalibration.py`` (its last ``thesteps`` is ``[]``: every step
+runs) and a ``qa2/`` directory.  Per MOUS: a README, ``Imaging/scriptForImaging.py``, with
+several EBs ``Combination/calibrated/scriptForFluxCalibration.py`` and a combination log,
+an imaging log, a ``*.pbcor.fits`` and a primary-beam image (``*.flux.fits``/``*.pb.fits``).
+
+Allegro (seed 002).  Per EB: one clean ``casapy-*.log`` (or ``casa-*.log``), the complete
+calibration script and ``qa2/``.  Per SB: the SB checklist and one per EB beside origpath,
+the README header there with its required fields filled, the scriptForPI there, and in
+``calibrated/`` the imaging script and, with several EBs, the flux calibration script and
+each EB's ``*.split.cal`` and ``*.fluxscale`` linked.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from almaqa2.errors import existing_dir
 from almaqa2.package.layouts import recognise
+from almaqa2.package.readme import blank_fields
 
 _THESTEPS = re.compile(r"^\s*thesteps\s*=\s*(\[.*?\])", re.M)
 _SEVERE = re.compile(r"\bSEVERE\b")
@@ -34,10 +41,10 @@ class Verdict:
         return asdict(self)
 
 
-def _one_clean_log(directory: Path) -> tuple[bool, str]:
-    logs = sorted(directory.glob("casa-*.log"))
+def _one_clean_log(directory: Path, *patterns: str) -> tuple[bool, str]:
+    logs = sorted(p for pattern in patterns or ("casa-*.log",) for p in directory.glob(pattern))
     if not logs:
-        return False, "no casa-*.log"
+        return False, f"no {' or '.join(patterns or ('casa-*.log',))}"
     if len(logs) > 1:
         return (
             False,
@@ -71,7 +78,8 @@ def _runs_all_steps(script: Path) -> tuple[bool, str]:
     return True, "thesteps = []"
 
 
-Check = Callable[[Path, str], tuple[bool, str]]  # (directory, EB uid) -> (ok, detail)
+Check = Callable[[Path, str], tuple[bool, str]]
+"""(directory, the EB's UID, or at SB level the EBs' UIDs) -> (ok, detail)."""
 
 EB_ITEMS: tuple[tuple[str, Check], ...] = (
     ("clean CASA log", lambda d, uid: _one_clean_log(d)),
@@ -97,20 +105,74 @@ MOUS_ITEMS: tuple[tuple[str, str, bool, Check], ...] = (
 )  # fmt: skip
 
 
-def check(origpath: Path) -> list[Verdict]:
-    """Every item of the final checklist for the reduction at ``origpath``."""
+def _header_filled(directory: Path) -> tuple[bool, str]:
+    header = directory / "README.header.txt"
+    if not header.is_file():
+        return False, "README.header.txt is missing"
+    blank = blank_fields(header.read_text(errors="replace"))
+    return (False, f"{', '.join(blank)} blank") if blank else (True, header.name)
+
+
+def _linked_per_eb(directory: Path, uids: list[str]) -> tuple[bool, str]:
+    missing = [
+        f"{uid}{suffix}"
+        for uid in uids
+        for suffix in (".ms.split.cal", ".ms.split.cal.fluxscale")
+        if not (directory / f"{uid}{suffix}").exists()
+    ]
+    return (False, "missing " + ", ".join(missing)) if missing else (True, "every EB's")
+
+
+ALLEGRO_EB_ITEMS: tuple[tuple[str, Check], ...] = (
+    ("clean CASA log", lambda d, uid: _one_clean_log(d, "casapy-*.log", "casa-*.log")),
+    EB_ITEMS[1],
+    EB_ITEMS[2],
+)
+ALLEGRO_SB_ITEMS: tuple[tuple[str, str, bool, Check], ...] = (
+    ("SB checklist", "..", False, lambda d, _: _any(d, f"Checklist_SB_{d.resolve().name}.txt")),
+    ("EB checklists", "..", False, lambda d, uids: _checklists(d, uids.split())),
+    ("README header filled", "..", False, lambda d, _: _header_filled(d)),
+    ("scriptForPI", "..", False, lambda d, _: _file(d / "scriptForPI.py")),
+    ("imaging script", "calibrated", False, lambda d, _: _file(d / "scriptForImaging.py")),
+    ("flux calibration script", "calibrated", True,
+     lambda d, _: _file(d / "scriptForFluxCalibration.py")),
+    ("EBs linked for the combination", "calibrated", True,
+     lambda d, uids: _linked_per_eb(d, uids.split())),
+)  # fmt: skip
+
+
+def _checklists(directory: Path, uids: list[str]) -> tuple[bool, str]:
+    sb = directory.resolve().name
+    missing = [u for u in uids if not (directory / f"Checklist_SB_{sb}_{u}.txt").is_file()]
+    if missing:
+        return False, "no checklist for " + ", ".join(missing)
+    return True, f"{len(uids)} EB checklist(s)"
+
+
+LISTS = {
+    "nrao": ("NRAO (seed 004)", EB_ITEMS, MOUS_ITEMS),
+    "allegro": ("Allegro (seed 002)", ALLEGRO_EB_ITEMS, ALLEGRO_SB_ITEMS),
+}
+"""The checklist of each layout; any other layout gets NRAO's."""
+
+
+def check(origpath: Path) -> tuple[str, list[Verdict]]:
+    """The final checklist applied to the reduction at ``origpath`` (the list's name) and
+    every item of it."""
     origpath = existing_dir(origpath, "the reduction", "give the MOUS reduction directory")
     reduction = recognise(origpath)
+    name, eb_items, sb_items = LISTS.get(reduction.layout, LISTS["nrao"])
     results = []
     for eb in reduction.ebs:
         directory = origpath / (eb.dir or ".")
-        for item, test in EB_ITEMS:
+        for item, test in eb_items:
             ok, detail = test(directory, eb.uid)
             results.append(Verdict(item, f"{eb.dir}", ok, detail))
     several = len(reduction.ebs) > 1
-    for item, below, only_several, test in MOUS_ITEMS:
+    uids = " ".join(eb.uid for eb in reduction.ebs)
+    for item, below, only_several, test in sb_items:
         if only_several and not several:
             continue
-        ok, detail = test(origpath / below, "")
+        ok, detail = test(origpath / below, uids)
         results.append(Verdict(item, below, ok, detail))
-    return results
+    return name, results

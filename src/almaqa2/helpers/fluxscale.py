@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from almaqa2.errors import Almaqa2Error, InputError
 from almaqa2.uid import eb_of_name, short_name
@@ -225,25 +226,35 @@ def files_in(path: Path) -> list[Path]:
     return found
 
 
-def read(path: Path) -> Fluxes:
-    """Every fluxscale result under ``path``; NoFluxError if there is none."""
+def collect(results: Iterable[tuple[str, str]]) -> Fluxes | None:
+    """The fluxscale results of ``(text, EB)`` pairs together; None if there is none."""
     measurements: list[Measurement] = []
     fits: list[Fit] = []
-    for file in files_in(path):
-        found = parse(file.read_text(errors="replace"), eb_of(file))
+    for text, eb in results:
+        found = parse(text, eb)
         measurements += found[0]
         fits += found[1]
     if not measurements:
+        return None
+    ebs = tuple(sorted({m.eb for m in measurements}))
+    return Fluxes(ebs, tuple(measurements), tuple(fits))
+
+
+def read(path: Path) -> Fluxes:
+    """Every fluxscale result under ``path``; NoFluxError if there is none."""
+    found = collect((f.read_text(errors="replace"), eb_of(f)) for f in files_in(path))
+    if found is None:
         raise NoFluxError(
             "no 'Flux density for ... in SpW=...' line found",
             path,
             fix="give the EB's *.fluxscale file (CASA fluxscale writes it) or its directory",
         )
-    ebs = tuple(sorted({m.eb for m in measurements}))
-    return Fluxes(ebs, tuple(measurements), tuple(fits))
+    return found
 
 
-def plot(fluxes: Fluxes, out: Path, threshold: float = THRESHOLD, title: str = "") -> Path:
+def plot(
+    fluxes: Fluxes, out: Path | BinaryIO, threshold: float = THRESHOLD, title: str = ""
+) -> Path | BinaryIO:
     """A PNG of flux density against frequency, one panel per source, one colour per EB
     (named short), each EB's fitted spectrum drawn through its points, each point labelled
     with its spw, and the outliers ringed in red."""
@@ -289,6 +300,6 @@ def plot(fluxes: Fluxes, out: Path, threshold: float = THRESHOLD, title: str = "
         ax.legend(fontsize="small")
     fig.suptitle(f"fluxscale{': ' + title if title else ''} ({len(fluxes.ebs)} EBs)")
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, format="png")
     plt.close(fig)
     return out

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from almaqa2.data import fitsio, ms
 from almaqa2.errors import InputError
+from almaqa2.helpers import fluxscale
 from almaqa2.package.plan import Plan
 from almaqa2.package.scan import Kind, SourceEntry
 from almaqa2.uid import uid_prefix
@@ -32,6 +33,7 @@ class Facts:
     opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
     casa_versions: tuple[str, ...] = ()  # named at the top of the packaged logs, in order
     notes: tuple[tuple[str, str], ...] = ()  # the reducer's notes for the PI: (name, text)
+    fluxes: fluxscale.Fluxes | None = None  # the packaged fluxscale results, for the review
 
 
 CASA_VERSION = re.compile(
@@ -66,7 +68,20 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
-    return Facts(_ebs(plan, describing, opened), products, opened, _casa_versions(plan), notes)
+    ebs = _ebs(plan, describing, opened)
+    return Facts(ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
+
+
+def _fluxes(plan: Plan) -> fluxscale.Fluxes | None:
+    """The fluxscale results among the packaged files (None: there are none)."""
+    return fluxscale.collect(
+        (
+            p.source.path.read_text(errors="replace"),
+            p.eb.uid if p.eb else fluxscale.eb_of(p.source.path),
+        )
+        for p in plan.placements
+        if p.source.kind is Kind.FILE and p.source.name.endswith("fluxscale")
+    )
 
 
 def _casa_versions(plan: Plan) -> tuple[str, ...]:

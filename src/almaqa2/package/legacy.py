@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from almaqa2.package import readme
 from almaqa2.package.packager import Request, Result, package
+from almaqa2.package.scan import Kind
 
 
 def _path(value: str) -> Path:
@@ -40,7 +42,7 @@ def QA_Packager(
 ) -> Result:
     """Package the SB reduction at ``origpath`` into ``packpath`` (see ``qa2 package``)."""
     _log_to_terminal("QA_Packager")
-    return package(
+    result = package(
         Request(
             origpath=_path(origpath),
             packpath=_path(packpath),
@@ -58,6 +60,23 @@ def QA_Packager(
             allow_blank_header=allow_blank_header,
         )
     )
+    print("the following package was created:")
+    print("\n".join(_tree(result)))
+    return result
+
+
+def _tree(result: Result) -> list[str]:
+    """The member's tree from the project directory down, as the original printed it
+    (directories and tables end in ``/``; no sizes)."""
+    plan = result.plan
+    items = [readme.TreeItem(plan.member_path / plan.readme_name, False, None)]
+    items += [
+        readme.TreeItem(
+            plan.member_path / p.packaged, p.source.kind is not Kind.FILE and not p.bundle, None
+        )
+        for p in plan.placements
+    ]
+    return readme.tree(plan.project, items, ())
 
 
 def QA_Pipeline_Stager(

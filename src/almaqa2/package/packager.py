@@ -6,6 +6,8 @@ This is the orchestration the CLI and the legacy ``QA_Packager`` share; it reads
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
@@ -16,7 +18,8 @@ from pathlib import Path, PurePosixPath
 from almaqa2 import manifest
 from almaqa2.atomic import write_atomically
 from almaqa2.errors import DestinationError, InputError, existing_dir
-from almaqa2.package import facts, materialize, package_dir, readme, ticket
+from almaqa2.helpers import fluxscale
+from almaqa2.package import facts, materialize, package_dir, readme, review, ticket
 from almaqa2.package.layouts import recognise
 from almaqa2.package.naming import APPENDS
 from almaqa2.package.package_dir import MARKER, Package, is_ours
@@ -281,12 +284,40 @@ def _build(
             others += sum((stage / name).stat().st_size for name in outside)
             readme_size = len(readme_text.encode())
             expected = ticket.expected_size(plan, sizes, readme_size, others)
-            written = ticket.write(
-                plan, packpath, readme_text, expected, plan.mode == "fake", then=install
+            page = (
+                None
+                if plan.mode == "fake"
+                else _review(plan, header, readme_text, expected, found, sizes)
             )
+            written = ticket.write(plan, packpath, readme_text, expected, page, then=install)
         else:
             install()
     return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None, written)
+
+
+def _review(
+    plan: Plan,
+    header: str,
+    readme_text: str,
+    expected: str,
+    found: facts.Facts,
+    sizes: dict[str, int],
+) -> ticket.Page:
+    """How the ticket's review page is rendered for this package."""
+    tree = readme.package_tree(plan, sizes)
+    plot = None
+    if found.fluxes is not None:
+        with contextlib.suppress(InputError):  # no matplotlib: the page has the table only
+            buffer = io.BytesIO()
+            fluxscale.plot(found.fluxes, buffer, title=plan.sb_name or plan.project)
+            plot = buffer.getvalue()
+
+    def page(items: list[tuple[str, Path | bytes]], embed: bool) -> str:
+        return review.render(
+            plan, header, readme_text, expected, items, found.fluxes, tree, embed, plot
+        )
+
+    return page
 
 
 def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:

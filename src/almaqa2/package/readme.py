@@ -276,6 +276,16 @@ def how_to_use(plan: Plan, facts: Facts, hashed: bool) -> list[str]:
     return [f"{n}. {text}" for n, text in enumerate(steps, 1)]
 
 
+def package_tree(plan: Plan, sizes: dict[str, int]) -> list[str]:
+    """The member directory's tree with sizes, as the README shows it."""
+    items = [TreeItem(PurePosixPath(plan.readme_name), False, None)]
+    items += [
+        TreeItem(p.packaged, p.source.kind is not Kind.FILE and not p.bundle, sizes[path])
+        for path, p in {p.packaged.as_posix(): p for p in plan.placements}.items()
+    ]
+    return tree(plan.units.member, items, ALWAYS)
+
+
 def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     """The README text (pure: ``facts`` holds all that was read); ``sizes`` {dest: bytes}."""
     parts = [fill_header(header, known_facts(plan, facts))]
@@ -297,13 +307,8 @@ def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     if steps:
         parts.append("How to use this delivery\n========================\n\n"
                      + "\n".join(steps) + "\n")  # fmt: skip
-    items = [TreeItem(PurePosixPath(plan.readme_name), False, None)]
-    items += [
-        TreeItem(p.packaged, p.source.kind is not Kind.FILE and not p.bundle, sizes[path])
-        for path, p in {p.packaged.as_posix(): p for p in plan.placements}.items()
-    ]
     parts.append("\nDirectory tree\n==============\n")
-    parts.append("\n".join(tree(member, items, ALWAYS)) + "\n")
+    parts.append("\n".join(package_tree(plan, sizes)) + "\n")
     parts.append(f"Packaged with almaqa2 {__version__}.\n")
     return readable("\n".join(parts))
 

@@ -304,6 +304,9 @@ the member directory carries the MOUS UID; plain before, as Cycle-4 deliveries h
 TICKET_NAMES = ("{stem}.ticket.zip", "{stem}.ticket.tar")
 """Beside packpath, for the review ticket; ``stem`` is the project or ``<project>.<SB name>``."""
 
+REVIEW_NAMES = ("review.html", "{stem}.review.html")
+"""The DRM's review page: inside the ticket files, and beside them (images embedded)."""
+
 CHUNK_NAMES = {
     "numbered": "{project}_{tag}_{n}_of_{total}.tar",
     "auxiliary": "{project}_{tag}_auxiliary.tar",

@@ -7,6 +7,7 @@ In fake mode they are valid archives that hold only a note saying they are dummi
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tarfile
@@ -20,7 +21,7 @@ from pathlib import Path
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
-from almaqa2.package.rules import TICKET_NAMES
+from almaqa2.package.rules import REVIEW_NAMES, TICKET_NAMES
 from almaqa2.sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
@@ -32,9 +33,12 @@ EXPECTED_NAME = "expected_size.txt"
 _TICKET_DIRS = ("qa", "script")
 
 
+def _stem(plan: Plan) -> str:
+    return plan.project if not plan.sb_name else f"{plan.project}.{plan.sb_name}"
+
+
 def ticket_names(plan: Plan) -> tuple[str, str]:
-    stem = plan.project if not plan.sb_name else f"{plan.project}.{plan.sb_name}"
-    zip_name, tar_name = (name.format(stem=stem) for name in TICKET_NAMES)
+    zip_name, tar_name = (name.format(stem=_stem(plan)) for name in TICKET_NAMES)
     return zip_name, tar_name
 
 
@@ -99,28 +103,48 @@ def _write_tar(path: Path, items: list[tuple[str, Path | bytes]]) -> None:
                 tf.add(source, name, recursive=False)
 
 
+Page = Callable[[list[tuple[str, Path | bytes]], bool], str]
+"""Renders the review page of the ticket's items, with images embedded or linked."""
+
+
 def write(
     plan: Plan,
     packpath: Path,
     readme_text: str,
     expected: str,
-    dummy: bool,
+    page: Page | None,
     then: Callable[[], None],
-) -> tuple[Path, Path]:
-    """Write both ticket files beside ``packpath`` under hidden names, call ``then`` (the
-    package's install), and only then rename them into place: a failure on the way leaves
-    neither new tickets nor a new package.  Returns their paths."""
+) -> tuple[Path, ...]:
+    """Write both ticket files, and the review page beside them, under hidden names beside
+    ``packpath``, call ``then`` (the package's install), and only then rename them into
+    place: a failure on the way leaves neither new tickets nor a new package.  Without a
+    ``page`` (fake mode) the tickets are dummies.  Returns their paths."""
     where = packpath.parent
     items: list[tuple[str, Path | bytes]] = (
-        [(DUMMY_NAME, DUMMY_TEXT.encode())] if dummy else _contents(plan, readme_text, expected)
+        [(DUMMY_NAME, DUMMY_TEXT.encode())]
+        if page is None
+        else _contents(plan, readme_text, expected)
     )
+    writers: list[tuple[str, Callable[[Path], None]]] = [
+        (name, functools.partial(writer, items=items))  # with the review page, added below
+        for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True)
+    ]
+    if page is not None:
+        inside, beside = REVIEW_NAMES
+        items.insert(0, (inside, readable(page(items, False)).encode()))
+        text = readable(page(items[1:], True))  # a name that is not UTF-8: its bytes as \xNN
+
+        def alone(draft: Path) -> None:
+            draft.write_text(text)
+
+        writers.append((beside.format(stem=_stem(plan)), alone))
     drafts: list[tuple[Path, Path]] = []
     try:
-        for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True):
+        for name, make in writers:
             fd, draft = tempfile.mkstemp(prefix=ticket_prefix(packpath), dir=where)
             os.close(fd)
             drafts.append((Path(draft), where / name))
-            writer(Path(draft), items)
+            make(Path(draft))
             os.chmod(draft, 0o644)
         then()
         for written, final in drafts:
@@ -128,4 +152,4 @@ def write(
     finally:
         for written, _ in drafts:
             written.unlink(missing_ok=True)
-    return drafts[0][1], drafts[1][1]
+    return tuple(final for _, final in drafts)

@@ -19,9 +19,12 @@ A test fixture and a demonstration, not part of packaging: nothing in ``almaqa2`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import struct
 import sys
+import zlib
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
@@ -55,7 +58,42 @@ Comments from Reducer:
 #####
 """
 """A README header as a reducer fills it: the example's fields only the reducer knows."""
-_PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000")
+
+
+def fluxscale_output(label: str) -> str:
+    """CASA fluxscale's lines (as seed 002 shows them) for a phase calibrator in four spws,
+    its flux density a few per cent different for each ``label`` (each EB)."""
+    scale = 1 + hashlib.md5(label.encode()).digest()[0] / 255 * 0.04
+    lines = [
+        f"INFO fluxscale\t Flux density for J1751+0939 in SpW={spw} (freq={ghz * 1e9:.6g} Hz)"
+        f" is: {flux * scale:.6g} +/- 0.00677892 (SNR = 328.631, N = 9)"
+        for spw, ghz, flux in ((0, 216.276, 2.22776), (1, 217.226, 2.22697),
+                               (2, 219.950, 2.20802), (3, 218.298, 2.22391))
+    ]  # fmt: skip
+    lines.append(
+        f"INFO fluxscale\t Fitted spectrum for J1751+0939 with fitorder=1: Flux density ="
+        f" {2.19474 * scale:.6g} +/- 0.00107564 (freq=223.031 GHz) spidx=-0.549826 +/- 0.016824"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def png(label: str) -> bytes:
+    """A real 16x16 PNG of one colour chosen by ``label``, which it also carries as a
+    comment (so that every plot's bytes differ): browsers draw it, ``file`` knows it."""
+    red, green, blue = hashlib.md5(label.encode()).digest()[:3]
+    rows = b"".join(b"\0" + bytes([red, green, blue]) * 16 for _ in range(16))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 16, 16, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+        + chunk(b"tEXt", b"Comment\0" + label.encode()) + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )  # fmt: skip
 
 
 def write_fits(path: Path, name: str) -> None:
@@ -165,7 +203,9 @@ def _file(path: Path, rel: str, lines: list[str], ebs: list[str], project: str) 
     elif rel.endswith(".fits"):
         write_fits(path, rel)
     elif rel.endswith(".png"):
-        path.write_bytes(_PNG + rel.encode())
+        path.write_bytes(png(rel))
+    elif rel.endswith(".fluxscale"):
+        path.write_text(fluxscale_output(rel))
     elif rel.endswith(".log"):
         path.write_text(f"INFO casa CASA Version {CASA_VERSION} (r30986)\nlog of {rel}\n")
     else:
@@ -195,7 +235,7 @@ def build(listing: Iterable[str], root: Path, project: str = PROJECT) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         if name.endswith(".plots"):
             for i in (1, 2):
-                (path / f"plot{i}.png").write_bytes(_PNG + f"{line}{i}".encode())
+                (path / f"plot{i}.png").write_bytes(png(f"{line}{i}"))
         elif is_uid(name) or name.endswith(".asdm.sdm"):
             (path / "ASDM.xml").write_text(f"<ASDM>{name}</ASDM>\n")
         else:

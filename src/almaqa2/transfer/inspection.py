@@ -19,8 +19,10 @@ repeated level is collapsed and reported.
 
 from __future__ import annotations
 
+import html
 import re
 import tarfile
+import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -190,3 +192,80 @@ def inspect(paths: Sequence[Path]) -> Inventory:
         return describe(_walk(paths[0]), "directory", shown)
     chunks = [c for p in paths for c in (chunks_in(p) if p.is_dir() else [p])]
     return describe(_tar_members(chunks), "chunks", shown)
+
+
+# -- a review ticket ------------------------------------------------------------------------
+
+TICKET_NAME = re.compile(r".*\.ticket\.(zip|tar)")
+_WARNING = re.compile(r'<p class="warn">(.*?)</p>', re.S)
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """What the DRM needs first from a ticket zip or tar, read without unpacking it."""
+
+    path: str
+    dummy: bool
+    header: dict[str, str]  # the README header's fields
+    checklists: list[str]
+    plots: list[str]
+    scripts: list[str]
+    expected_total: int | None  # bytes of the package, from expected_size.txt
+    warnings: list[str]  # from the review page
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def ticket(path: Path) -> Ticket:
+    """Read the ticket file at ``path`` (``*.ticket.zip`` or ``*.ticket.tar``)."""
+    try:
+        files = _ticket_files(path)
+    except (OSError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise InputError(
+            f"cannot read this ticket file ({reason(exc)})", path, fix="make the ticket again"
+        ) from None
+    names = sorted(files)
+    if "DUMMY_TICKET.txt" in files:
+        return Ticket(str(path), True, {}, [], [], [], None, [])
+    readme = next((files[n] for n in names if n.endswith("README") or "README" in n), b"")
+    header: dict[str, str] = {}
+    text = readme.decode("utf-8", "replace")
+    fenced = text.split("#####", 2)  # the template's header sits between two fences
+    for line in (fenced[1] if len(fenced) == 3 else text.split("\n\n", 1)[0]).splitlines():
+        label, colon, value = line.partition(":")
+        if colon:
+            header[label.strip()] = value.strip()
+    total = re.search(rb"^package total\s+(\d+)", files.get("expected_size.txt", b""), re.M)
+    page = files.get("review.html", b"").decode("utf-8", "replace")
+    warnings = page.split('id="warnings"', 1)[1].split("</section>", 1)[0] if page else ""
+    return Ticket(
+        str(path),
+        False,
+        header,
+        [n for n in names if "checklist" in n.lower()],
+        [n for n in names if n.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".svg"))],
+        [n for n in names if n.startswith("script/")],
+        int(total[1]) if total else None,
+        [html.unescape(w) for w in _WARNING.findall(warnings)],
+    )
+
+
+def _ticket_files(path: Path) -> dict[str, bytes]:
+    """The small files of a ticket (README, expected size, review page, checklists) by
+    name, and the others by name with no bytes: a ticket's plots are not read."""
+    wanted = ("README", "expected_size.txt", "review.html", "DUMMY_TICKET.txt")
+
+    def read(name: str) -> bool:
+        return name in wanted or "README" in name or "checklist" in name.lower()
+
+    if path.name.endswith(".zip"):
+        with zipfile.ZipFile(path) as zf:
+            return {n: zf.read(n) if read(n) else b"" for n in zf.namelist()}
+    found: dict[str, bytes] = {}
+    with tarfile.open(path, "r:") as tar:
+        for member in tar:
+            if member.isfile():
+                extracted = tar.extractfile(member) if read(member.name) else None
+                found[member.name] = extracted.read() if extracted else b""
+    return found
