@@ -174,3 +174,23 @@ def test_inspect_summarises_a_ticket_zip_or_tar(
     capsys.readouterr()
     assert main(["inspect", str(_ticket(ticketed_blank))]) == 0
     assert "warning: the README header leaves PI name" in capsys.readouterr().out
+
+
+def test_jira_gets_what_the_ticket_needs_attached(tmp_path: Path) -> None:
+    """Seed 002's JIRA/ directory: the ticket zip, the checklists, and the review page."""
+    case = make_case("allegro", tmp_path)
+    jira = tmp_path / "JIRA"
+    assert case.run_cli("ticket", "--jira", str(jira)) == 0
+    assert sorted(p.name for p in jira.iterdir()) == [
+        "2013.1.12345.S.B6_IRAS12345.review.html",
+        "2013.1.12345.S.B6_IRAS12345.ticket.zip",
+        "Checklist_SB_B6_IRAS12345.txt",
+        "Checklist_SB_B6_IRAS12345_uid___A002_X4sda4d_Xa12.txt",
+        "Checklist_SB_B6_IRAS12345_uid___A002_Xdd9c61_X66d.txt",
+    ]
+    assert (jira / "2013.1.12345.S.B6_IRAS12345.ticket.zip").read_bytes() == _ticket(
+        case
+    ).read_bytes()
+    fake = make_case("flat", tmp_path / "fake")
+    assert fake.run_cli("fake", "--jira", str(tmp_path / "JIRA2")) == 2
+    assert not (tmp_path / "JIRA2").exists() and not fake.packpath.exists()

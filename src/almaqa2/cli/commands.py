@@ -47,6 +47,12 @@ from almaqa2.package.rules import MODES, STYLES
 @click.option("--sb-name", help="SB name (names the ticket files).")
 @click.option("--strict", is_flag=True, help="Fail on unclassified files.")
 @click.option(
+    "--jira",
+    type=click.Path(path_type=Path),
+    help="Also fill this directory with what the review ticket needs attached: the ticket"
+    " zip, the review page and the checklists.",
+)
+@click.option(
     "--allow-blank-header",
     is_flag=True,
     help="Package in copy or hard mode though the README header leaves PI name, project"

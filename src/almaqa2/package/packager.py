@@ -51,6 +51,7 @@ class Request:
     sb_name: str | None = None
     strict: bool = False
     allow_blank_header: bool = False
+    jira: Path | None = None  # a directory to fill with what the ticket needs attached
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,14 @@ def resolve(request: Request) -> Request:
         "give a README header file (qa2 readme-template prints one)",
     )
     packpath = destination(request.packpath, origpath)
+    if request.jira is not None:
+        existing_dir(request.jira.parent, "the directory to hold --jira", "create it first")
+        if request.mode == "fake":
+            raise InputError(
+                "a fake package has dummy tickets, nothing to attach",
+                request.jira,
+                fix="use --mode ticket (or copy, hard) with --jira",
+            )
     return replace(
         request,
         origpath=origpath,
@@ -197,6 +206,8 @@ def package(request: Request, progress: Progress | None = None) -> Result:
         header = request.readme.read_text(errors="replace")
         _check_header(header, request)
         built = build(plan, packpath, header, progress, tickets=True)
+        if request.jira is not None:
+            ticket.attach(plan, built.tickets, request.jira)
     return Result(
         plan, packpath, packpath / plan.member_path, built.tickets, built.manifest, built.sizes
     )

@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from almaqa2.atomic import write_atomically
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
@@ -153,3 +154,18 @@ def write(
         for written, _ in drafts:
             written.unlink(missing_ok=True)
     return tuple(final for _, final in drafts)
+
+
+def attach(plan: Plan, written: tuple[Path, ...], folder: Path) -> list[Path]:
+    """Fill ``folder`` with what the JIRA ticket needs attached (seed 002's ``JIRA/``):
+    the ticket zip, the review page and the checklists, each written whole."""
+    folder.mkdir(exist_ok=True)
+    wanted = [p for p in written if p.name.endswith((".zip", ".html"))]
+    checklists = [
+        (p.dest.name, p.source.path)
+        for p in plan.placements
+        if p.dest.parts[0] == "qa" and "checklist" in p.dest.name.lower()
+    ]
+    made = [write_atomically(folder / p.name, p.read_bytes()) for p in wanted]
+    made += [write_atomically(folder / name, path.read_bytes()) for name, path in checklists]
+    return made
