@@ -28,6 +28,8 @@ def test_demo_script(tmp_path: Path) -> None:
     assert "qa2 verify chunks: OK" in done.stdout
     assert "corrupt: " in done.stdout and "FAILED" in done.stdout
     assert (tmp_path / "demo" / "unpacked" / "2011.0.00229.S" / "manifest.md5").is_file()
+    assert "in Chromium: 6 QA2 plots shown" in done.stdout  # the review page, really drawn
+    assert (tmp_path / "demo" / "review.png").stat().st_size > 10_000
     assert len(list((tmp_path / "demo" / "web").glob("2011.0.00229.S-*/index.html"))) == 1
     assert "qa2 verify staged: OK" in done.stdout
     assert "pipeline calibration, 2 EB(s)" in done.stdout

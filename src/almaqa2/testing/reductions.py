@@ -32,31 +32,21 @@ import numpy as np
 from astropy.io import fits
 
 from almaqa2.package.layouts.pipeline import XML_NAMES
+from almaqa2.package.readme import TEMPLATE
 from almaqa2.package.scan import MS_NAME
 from almaqa2.testing import measurementsets as example_ms
 from almaqa2.uid import eb_of_name, is_uid, uid_prefix
 
 CASA_VERSION = "4.2.2"
 PROJECT = "2011.0.00229.S"
-HEADER = """\
-Atacama Large Millimeter/submillimeter Array (ALMA)
-#####
-Cycle:
-Project code:
-SB name:
-MOUS UID:
-Execution blocks:
-Packaging style:
-PI name: A. Astronomer
-Project title: The molecular envelope of IRC+10216
-Configuration: C34-4
-Proposed rms: 0.5 mJy/beam in 1 km/s
-Proposed beam size: 0.8 arcsec
-CASA version used for reduction:
-QA2 Result: Pass
-Comments from Reducer:
-#####
-"""
+HEADER = (
+    TEMPLATE.replace("PI name:", "PI name: A. Astronomer")
+    .replace("Project title:", "Project title: The molecular envelope of IRC+10216")
+    .replace("Configuration:", "Configuration: C34-4")
+    .replace("Proposed rms:", "Proposed rms: 0.5 mJy/beam in 1 km/s")
+    .replace("Proposed beam size:", "Proposed beam size: 0.8 arcsec")
+    .replace("QA2 Result:", "QA2 Result: Pass")
+)
 """A README header as a reducer fills it: the example's fields only the reducer knows."""
 
 
