@@ -96,3 +96,15 @@ def test_ticket_named_after_the_sb_when_given(case229: Case) -> None:
 
     assert main([*argv, "--sb-name", "IRC10216_setup3"]) == 0
     assert (case229.packpath.parent / "2011.0.00229.S.IRC10216_setup3.ticket.zip").is_file()
+
+
+def test_a_ticket_mode_size_says_it_is_an_estimate(case229: Case) -> None:
+    """Issue 17: in ticket mode the reduced MSes are not made, so their size is not known;
+    the file says so, and which sizes are exact (copy and hard mode's)."""
+    assert case229.run_cli("ticket") == 0
+    with zipfile.ZipFile(_tickets(case229)[0]) as zf:
+        text = zf.read("expected_size.txt").decode()
+    assert "An estimate: 4 file(s) are reduced" in text  # 2 EBs x raw and calibrated MS
+    assert case229.run_cli("copy") == 0
+    with zipfile.ZipFile(_tickets(case229)[0]) as zf:
+        assert "estimate" not in zf.read("expected_size.txt").decode()

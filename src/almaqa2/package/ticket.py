@@ -22,7 +22,7 @@ from almaqa2.atomic import write_atomically
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
-from almaqa2.package.rules import REVIEW_NAMES, TICKET_NAMES
+from almaqa2.package.rules import REVIEW_NAMES, TICKET_NAMES, Transform
 from almaqa2.sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
@@ -63,6 +63,14 @@ def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: i
         f"{'part':<16} {'bytes':>16}  human",
     ]
     lines += [f"{name:<16} {size:>16}  {human_size(size)}" for name, size in rows]
+    shrunk = [p for p in plan.placements if p.transform is not Transform.NONE or p.bundle]
+    if plan.mode in ("fake", "ticket") and shrunk:
+        lines += [
+            "",
+            f"An estimate: {len(shrunk)} file(s) are reduced, gzipped, bundled or rewritten on"
+            " their way into the package and are counted at their sources' size. The",
+            "expected_size.txt of a copy or hard package is exact.",
+        ]
     return "\n".join(lines) + "\n"
 
 
