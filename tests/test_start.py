@@ -176,3 +176,19 @@ def test_dry_run_shows_the_tree_and_makes_nothing(
     if layout == "nrao":
         assert (analysis / MOUS / "Calibration_X66d" / EBS[1]).resolve() == archive / SB / EBS[1]
         assert (analysis / MOUS / "Combination" / "calibrated").is_dir()
+
+
+def test_a_relative_archive_gives_links_that_resolve(
+    archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 18: the README's own example, `qa2 start SB --archive ../archive`, typed in
+    the analysis directory: the links are made to the ASDMs themselves."""
+    analysis = tmp_path / "analysis"
+    analysis.mkdir()
+    monkeypatch.chdir(analysis)
+    assert cli_main(["start", SB, "--archive", "../archive", "--project", PROJECT]) == 0
+    links = [p for p in (analysis / SB).rglob("uid___*") if p.is_symlink()]
+    assert len(links) == len(EBS)
+    for link in links:
+        assert (link / "ASDM.xml").is_file(), os.readlink(link)
+        assert link.resolve() == (archive / SB / link.name).resolve()

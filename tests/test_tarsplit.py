@@ -248,3 +248,24 @@ def test_progress_reaches_the_total_in_order(case229: Case, tmp_path: Path) -> N
     total = sum(c.size for c in chunks)
     assert len(seen) >= len(chunks) and {t for _, t in seen} == {total}
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == total
+
+
+def test_the_tag_is_said_and_today_is_a_warning(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: --date is the long name of -n; without it and without a MOUS UID, today's
+    date is used and said, not silently."""
+    import datetime as dt
+
+    assert case229.run_cli("copy") == 0
+    out = tmp_path / "chunks"
+    out.mkdir()
+    capsys.readouterr()
+    argv = ["tarsplit", str(case229.packpath), "--out", str(out)]
+    assert main([*argv, "--date", "2012-06-20"]) == 0
+    assert "named by the date given: 2012_06_20" in capsys.readouterr().out
+    assert main(argv) == 0
+    said = capsys.readouterr()
+    today = dt.date.today().strftime("%Y_%m_%d")
+    assert f"named by today's date: {today}" in said.out
+    assert "give --date YYYY-MM-DD" in said.err

@@ -25,18 +25,21 @@ from rich.progress import (
 
 from almaqa2.version import __version__
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True)
+out = Console(soft_wrap=True, highlight=False)  # no colours inside project codes, UIDs
+err = Console(stderr=True, highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qa2")
 @click.option("-v", "--verbose", count=True, help="Say more (-vv: everything).")
-@click.option("-q", "--quiet", is_flag=True, help="Only errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors (and --json output).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
-    """Package ALMA QA2 data reductions for review and delivery."""
+    """Package ALMA QA2 data reductions for review and delivery.
+
+    -v, -q and --debug may be given anywhere on the line."""
+    out.quiet = quiet  # results too: only errors (and --json, which a script asked for)
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )

@@ -119,7 +119,11 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 
 @cli.command("tarsplit")
 @click.argument("packpath", type=click.Path(path_type=Path))
-@click.option("-n", "date", help="Date for the chunk names (YYYY-MM-DD) when no MOUS UID.")
+@click.option(
+    "--date", "-n", "date",
+    help="Date for the chunk names (YYYY-MM-DD) instead of the MOUS UID or today's date;"
+    " -n is the old tarsplit.py's name for it.",
+)  # fmt: skip
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks.")
 @click.option("--auxiliary", is_flag=True, help="All but product/ in one auxiliary tar.")

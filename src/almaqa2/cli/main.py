@@ -52,10 +52,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signum, handler)
 
 
+GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose", "--debug"})
+"""The group's options, which a reducer may type anywhere on the line."""
+
+
+def hoisted(argv: Sequence[str]) -> list[str]:
+    """``argv`` with the group's options moved before the command, wherever they were
+    typed (up to a ``--``, after which everything is an argument)."""
+    end = list(argv).index("--") if "--" in argv else len(argv)
+    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
+    return [*flags, *(a for a in argv[:end] if a not in GLOBAL_FLAGS), *argv[end:]]
+
+
 def _run(argv: Sequence[str] | None, debug: bool) -> int:
     try:
         code = cli.main(
-            args=list(argv) if argv is not None else None, prog_name="qa2", standalone_mode=False
+            args=hoisted(sys.argv[1:] if argv is None else argv),
+            prog_name="qa2",
+            standalone_mode=False,
         )
     except click.ClickException as exc:
         exc.show()

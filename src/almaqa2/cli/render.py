@@ -40,7 +40,12 @@ if TYPE_CHECKING:
 
 
 def _json(document: dict[str, Any]) -> None:
-    out.print_json(json.dumps(document))
+    """Printed even with -q: a script asked for it."""
+    quiet, out.quiet = out.quiet, False
+    try:
+        out.print_json(json.dumps(document))
+    finally:
+        out.quiet = quiet
 
 
 def _line(text: str) -> None:
@@ -174,8 +179,10 @@ def split(split: Split, as_json: bool) -> None:
         for c in split.chunks
     ]
     if as_json:
-        _json({"chunks": chunks, "md5sums": str(split.md5sums)})
+        _json({"chunks": chunks, "md5sums": str(split.md5sums), "tag": split.tag,
+               "tagged_by": split.tagged_by})  # fmt: skip
         return
+    _line(f"named by {split.tagged_by}: {split.tag}")
     for chunk in chunks:
         _line(f"{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries")
     _line(f"checksums: {split.md5sums}")

@@ -150,6 +150,8 @@ def start(
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout '{layout}'", fix="use allegro or nrao")
     into = Path(os.path.abspath(into))
+    if archive is not None:  # the links live deeper than where a relative path was typed
+        archive = Path(os.path.abspath(archive))
     source = archive / sb if archive is not None else into
     asdms = _asdms(source) if source.is_dir() else []
     if not asdms:

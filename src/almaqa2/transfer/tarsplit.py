@@ -256,6 +256,8 @@ class Split:
     chunks: tuple[Chunk, ...]
     digests: dict[str, str]
     md5sums: Path
+    tag: str = ""  # what the chunk names carry
+    tagged_by: str = ""  # why: "the MOUS UID", "the date given" or "today's date"
 
 
 def tarsplit(
@@ -284,6 +286,14 @@ def tarsplit(
         )
     limit = parse_size(max_size)
     names = Package(packpath).chunk_names(date)
+    tagged_by = "the date given" if date else "the MOUS UID"
+    if not date and not names.tag.startswith("uid___"):
+        tagged_by = "today's date"
+        log.warning(
+            "the package has no single member named by its MOUS UID, so the chunks carry"
+            " today's date (%s); give --date YYYY-MM-DD to choose it",
+            names.tag,
+        )
     with package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
         for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)
@@ -300,7 +310,7 @@ def tarsplit(
             log.warning("removing a chunk of an earlier split of this package: %s", out / name)
             (out / name).unlink(missing_ok=True)
             (out / f"{name}.md5sum").unlink(missing_ok=True)
-    return Split(tuple(chunks), digests, listing)
+    return Split(tuple(chunks), digests, listing, names.tag, tagged_by)
 
 
 def check_real(packpath: Path) -> None:
