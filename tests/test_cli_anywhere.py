@@ -50,3 +50,38 @@ def test_project_codes_are_not_coloured_piecewise(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "\x1b[" in done.stdout  # colours are on (the table's header)
     assert f"package: {case.packpath}" in done.stdout  # whole, no escape inside
+
+
+def test_dry_runs_of_the_commands_that_write_gigabytes_write_nothing(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 18: tarsplit, untar and deliver have --dry-run: every check, the plan shown
+    (and as --json), nothing written anywhere."""
+    from conftest import tree_state
+
+    package = nrao_split / "out" / "2013.1.00123.S"
+    chunks = nrao_split / "chunks"
+    for folder in ("split", "unpacked", "web"):
+        (tmp_path / folder).mkdir()
+    runs = {
+        "tarsplit": ["tarsplit", str(package), "--out", str(tmp_path / "split"), "--max-size",
+                     "20K"],
+        "untar": ["untar", str(chunks), "--out", str(tmp_path / "unpacked")],
+        "deliver chunks": ["deliver", str(chunks), "--web-root", str(tmp_path / "web")],
+        "deliver a package": ["deliver", str(package), "--web-root", str(tmp_path / "web")],
+    }  # fmt: skip
+    before = tree_state(nrao_split), tree_state(tmp_path)
+    for name, argv in runs.items():
+        capsys.readouterr()
+        assert main([*argv, "--dry-run"]) == 0, name
+        said = capsys.readouterr().out
+        assert "dry run: nothing was written" in said and "would" in said, (name, said)
+        assert main([*argv, "--dry-run", "--json"]) == 0, name
+        assert json.loads(capsys.readouterr().out)["dry_run"] is True, name
+    assert (tree_state(nrao_split), tree_state(tmp_path)) == before
+    assert main(runs["tarsplit"]) == 0
+    written = sorted(p.name for p in (tmp_path / "split").glob("*.tar"))
+    capsys.readouterr()
+    assert main([*runs["tarsplit"], "--dry-run"]) == 0
+    shown = [ln.split()[2] for ln in capsys.readouterr().out.splitlines() if ln.startswith("would")]
+    assert shown == written and len(written) > 1  # the plan is what a real run writes

@@ -127,17 +127,18 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks.")
 @click.option("--auxiliary", is_flag=True, help="All but product/ in one auxiliary tar.")
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def tarsplit_cmd(
     packpath: Path, date: str | None, max_size: str, out_dir: Path | None, auxiliary: bool,
-    as_json: bool,
+    dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Split PACKPATH into checksummed tar chunks named as the ALMA archive names them."""
     from almaqa2.transfer import tarsplit
 
     with progress_bar("splitting") as progress:
-        split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress)
-    render.split(split, as_json)
+        split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress, dry_run)
+    render.split(split, as_json, dry_run)
 
 
 @cli.command("verify")
@@ -166,8 +167,12 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Where to extract."
 )
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> None:
+def untar_cmd(
+    ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path, dry_run: bool, as_json: bool
+) -> None:
     """Verify a package's CHUNKS (files or their directory) and extract them safely.
 
     The package appears in OUT only if every chunk and every file matches its md5.
@@ -177,11 +182,11 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 
     try:
         with progress_bar("extracting") as progress:
-            done = untar(chunks, out_dir, progress)
+            done = untar(chunks, out_dir, progress, dry_run)
     except VerificationError as exc:
-        render.refused_untar(exc.report)
+        render.refused_untar(exc.report, as_json)
         ctx.exit(1)
-    render.untarred(done)
+    render.untarred(done, as_json, dry_run)
 
 
 @cli.command("deliver")
@@ -199,10 +204,12 @@ def untar_cmd(ctx: click.Context, chunks: tuple[Path, ...], out_dir: Path) -> No
 @click.option("--contact", help="Whom the PI asks (shown on the page).")
 @click.option("--list", "listing", is_flag=True, help="List the deliveries under WEB_ROOT.")
 @click.option("--remove", metavar="FOLDER", help="Remove this delivery from WEB_ROOT.")
+@click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def deliver_cmd(
     paths: tuple[Path, ...], web_root: Path, max_size: str, base_url: str | None,
-    expires_days: int, contact: str | None, listing: bool, remove: str | None, as_json: bool,
+    expires_days: int, contact: str | None, listing: bool, remove: str | None, dry_run: bool,
+    as_json: bool,
 ) -> None:  # fmt: skip
     """Publish chunks (files or their directory), or a package split on the way, into a new
     hard-to-guess directory of WEB_ROOT with a page for the PI; prints the link to send and
@@ -221,8 +228,8 @@ def deliver_cmd(
         raise click.UsageError("give the chunks (or their directory) or a package to deliver")
     notice = deliver.Notice(base_url, expires_days, contact)
     with progress_bar("publishing") as progress:
-        done = deliver.deliver(paths, web_root, max_size, progress, notice)
-    render.delivered(done, deliver.INDEX, as_json)
+        done = deliver.deliver(paths, web_root, max_size, progress, notice, dry_run)
+    render.delivered(done, deliver.INDEX, as_json, dry_run)
 
 
 @cli.command("readme-template")

@@ -172,20 +172,22 @@ def ticket(ticket: Ticket, as_json: bool) -> None:
         out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
 
 
-def split(split: Split, as_json: bool) -> None:
-    """The chunks ``tarsplit`` wrote."""
+def split(split: Split, as_json: bool, dry_run: bool = False) -> None:
+    """The chunks ``tarsplit`` wrote (or, with ``dry_run``, would write)."""
     chunks: list[dict[str, Any]] = [
-        {"name": c.name, "size": c.size, "md5": split.digests[c.name], "entries": len(c.entries)}
+        {"name": c.name, "size": c.size, "md5": split.digests.get(c.name),
+         "entries": len(c.entries)}
         for c in split.chunks
-    ]
+    ]  # fmt: skip
     if as_json:
         _json({"chunks": chunks, "md5sums": str(split.md5sums), "tag": split.tag,
-               "tagged_by": split.tagged_by})  # fmt: skip
+               "tagged_by": split.tagged_by, "dry_run": dry_run})  # fmt: skip
         return
     _line(f"named by {split.tagged_by}: {split.tag}")
     for chunk in chunks:
-        _line(f"{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries")
-    _line(f"checksums: {split.md5sums}")
+        would = "would write " if dry_run else ""
+        _line(f"{would}{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries")
+    _line("dry run: nothing was written" if dry_run else f"checksums: {split.md5sums}")
 
 
 def report(report: Report, as_json: bool = False) -> None:
@@ -201,19 +203,30 @@ def report(report: Report, as_json: bool = False) -> None:
     out.print(f"[red]FAILED[/red]: {len(report.problems)} problem(s) in {report.checked} checked")
 
 
-def refused_untar(report_: Report) -> None:
-    report(report_)
+def refused_untar(report_: Report, as_json: bool = False) -> None:
+    report(report_, as_json)
     err.print("nothing was extracted", highlight=False)
 
 
-def untarred(done: Untarred) -> None:
-    _line(f"extracted, {done.report.checked} files and chunks checked: {done.package}")
+def untarred(done: Untarred, as_json: bool = False, dry_run: bool = False) -> None:
+    if as_json:
+        _json({"package": str(done.package), "dry_run": dry_run, **done.report.as_dict()})
+    elif dry_run:
+        _line(f"would check {len(done.report.paths)} chunk(s) and extract {done.package}")
+        _line("dry run: nothing was written")
+    else:
+        _line(f"extracted, {done.report.checked} files and chunks checked: {done.package}")
 
 
-def delivered(done: Published, index: str, as_json: bool) -> None:
+def delivered(done: Published, index: str, as_json: bool, dry_run: bool = False) -> None:
     """What ``deliver`` published: the files, the link to send and a text to paste."""
     if as_json:
-        _json({**done.as_dict(), "message": done.message()})
+        _json({**done.as_dict(), "message": done.message(), "dry_run": dry_run})
+        return
+    if dry_run:
+        for name, size, _ in done.files:
+            _line(f"would publish {name}  {human_size(size)}")
+        _line(f"into a new directory {done.folder}; dry run: nothing was written")
         return
     for name, size, md5 in done.files:
         _line(f"{name}  {human_size(size)}  {md5}")

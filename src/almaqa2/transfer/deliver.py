@@ -113,8 +113,11 @@ def deliver(
     max_size: str = "10G",
     progress: Progress | None = None,
     notice: Notice | None = None,
+    dry_run: bool = False,
 ) -> Published:
-    """Publish the chunks at ``paths`` (or the package at ``paths[0]``) under ``web_root``."""
+    """Publish the chunks at ``paths`` (or the package at ``paths[0]``) under ``web_root``;
+    ``dry_run``: what would be published (a package's chunks as planned, without md5s),
+    and nothing written."""
     notice = notice or Notice()
     if notice.base_url is not None and not re.match(r"https?://[^/\s]+", notice.base_url):
         raise InputError(
@@ -135,6 +138,8 @@ def deliver(
             fix="deliver one project at a time",
         )
     project = projects.pop()
+    if dry_run:
+        return _would_publish(web_root / f"{project}-<token>", package, sets, max_size, notice)
     target = web_root / f"{project}-{secrets.token_urlsafe(24)}"
     runs = web_root / f"{project}.deliver"  # names this project's staging and lock
     with package_dir.holding(runs), package_dir.staging(runs, private=True) as stage:
@@ -162,6 +167,23 @@ def deliver(
         package_dir.public(stage)
         package_dir.rename_new(stage, target)
     return published
+
+
+def _would_publish(
+    target: Path, package: Path | None, sets: list[ChunkSet], max_size: str, notice: Notice
+) -> Published:
+    if package is not None:
+        split = tarsplit.tarsplit(package, target.parent, max_size, dry_run=True)
+        files = [(c.name, c.size, "") for c in split.chunks]
+        lists = [split.md5sums.name, *(f"{c.name}.md5sum" for c in split.chunks)]
+    else:
+        files = [
+            (name, path.stat().st_size, chunk_set.expected.get(name, ""))
+            for chunk_set in sets
+            for name, path in sorted(chunk_set.present.items())
+        ]
+        lists = [chunk_set.naming.listing for chunk_set in sets]
+    return Published(target, tuple(files), tuple(sorted(lists)), notice=notice)
 
 
 def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:

@@ -267,8 +267,10 @@ def tarsplit(
     date: str | None = None,
     auxiliary: bool = False,
     progress: Progress | None = None,
+    dry_run: bool = False,
 ) -> Split:
-    """Split the package at ``packpath`` into chunks in ``out`` (default: beside it).
+    """Split the package at ``packpath`` into chunks in ``out`` (default: beside it);
+    ``dry_run``: the chunks it would write, with no md5s, and nothing written.
 
     One split of a package at a time writes into ``out`` (a lock); a set of chunks of the
     same package and tag already there (another ``--max-size``) is replaced: its chunks
@@ -294,6 +296,9 @@ def tarsplit(
             " today's date (%s); give --date YYYY-MM-DD to choose it",
             names.tag,
         )
+    if dry_run:  # the plan only: no lock taken, nothing written
+        chunks, _ = plan(packpath, limit, names, auxiliary)
+        return Split(tuple(chunks), {}, out / names.listing, names.tag, tagged_by)
     with package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
         for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)

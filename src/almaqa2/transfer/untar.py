@@ -47,9 +47,12 @@ def check_members(chunk_set: ChunkSet) -> None:
             continue
 
 
-def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -> Untarred:
+def untar(
+    chunks: Sequence[Path], out: Path, progress: Progress | None = None, dry_run: bool = False
+) -> Untarred:
     """Extract the chunks of one package into ``out/<project>``; raises VerificationError
-    (and extracts nothing) if anything is missing or corrupt."""
+    (and extracts nothing) if anything is missing or corrupt.  ``dry_run``: every check
+    that reads no file data (names, members, the destination), and nothing written."""
     sets = find_chunks(chunks)
     if len(sets) > 1:
         raise InputError(
@@ -60,14 +63,21 @@ def untar(chunks: Sequence[Path], out: Path, progress: Progress | None = None) -
     project = sets[0].project
     target = existing_dir(out, "the output directory", "create it first") / project
     check_members(sets[0])
+    if dry_run:
+        _refuse_existing(target)
+        return Untarred(target, Report("chunks", tuple(sets[0].names()), 0, ()))
     with package_dir.holding(target):  # tidies what a killed untar left, whatever follows
-        if target.exists() or target.is_symlink():
-            raise DestinationError(
-                "the package is already there", target, fix="remove it or choose another --out"
-            )
+        _refuse_existing(target)
         with package_dir.staging(target) as stage:
             report = check_chunks(sets, progress, Extraction(stage, project))
             if not report.ok:
                 raise VerificationError(report)
             package_dir.rename_new(stage / project, target)
     return Untarred(target, report)
+
+
+def _refuse_existing(target: Path) -> None:
+    if target.exists() or target.is_symlink():
+        raise DestinationError(
+            "the package is already there", target, fix="remove it or choose another --out"
+        )
