@@ -259,3 +259,12 @@ def test_old_deliveries_are_listed_and_removed(
     assert main(["deliver", "--remove", "someone-elses", "--web-root", str(web)]) == 2
     assert "no delivery of this name" in capsys.readouterr().err
     assert (web / "someone-elses").is_dir()
+
+
+def test_the_message_names_the_project_whatever_the_token_holds() -> None:
+    """The token is URL-safe base64: it may hold '-', which must not cut the project."""
+    from almaqa2.transfer.deliver import Published
+
+    done = Published(Path(f"/web/{P}-ab-c_d"), ((f"{P}_t_001_of_001.tar", 10, "x"),), (),
+                     ("t",), "2026-12-02T00:00:00Z", "2027-01-01")  # fmt: skip
+    assert f"The ALMA data of {P} (t) are ready" in done.message()

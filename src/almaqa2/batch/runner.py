@@ -23,6 +23,7 @@ from almaqa2.batch.ledger import Record
 from almaqa2.batch.plan import BatchPlan, Job
 from almaqa2.errors import InputError, reason
 from almaqa2.package import lockfile
+from almaqa2.package.package_dir import lock_path
 
 _CONNECT_TIMEOUT = "30s"
 
@@ -78,7 +79,7 @@ def run(
     previous = ledger.read(plan.ledger)
     records: dict[str, Record] = {}
     with contextlib.ExitStack() as stack:
-        stack.enter_context(lockfile.hold(_lock_of(plan), f"running {plan.path}"))
+        stack.enter_context(lockfile.hold(lock_path(plan.path), f"running {plan.path}"))
         writer = stack.enter_context(ledger.Writer(plan.ledger))
         client, cluster = _connect(where, stack)
         said(cluster)
@@ -106,10 +107,6 @@ def run(
                 progress(len(records), len(futures))
     ordered = tuple(records[job.name] for job in plan.jobs)
     return Outcome(plan, cluster, ordered, time.monotonic() - started)
-
-
-def _lock_of(plan: BatchPlan) -> Path:
-    return plan.path.with_name(f".{plan.path.name}.almaqa2.lock")
 
 
 def _lost(job: Job, steps: tuple[str, ...], exc: BaseException) -> Record:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from almaqa2.errors import DestinationError, InputError, reason
+from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.uid import to_fs, uid_prefix
 
@@ -85,7 +86,8 @@ _SHADOW = "almaqa2-ms-"
 @contextlib.contextmanager
 def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
     """A tree of links to ``ms``'s files (lock files copied), removed afterwards.
-    ``inside``: its files and directories as the scan listed them (None: listed here)."""
+    ``inside``: its files and directories as the scan listed them (None: an MS read
+    outside a reduction, listed here the same way)."""
     if not (ms / "table.dat").is_file():
         raise InputError(
             "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
@@ -94,7 +96,8 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
     try:
         root = os.path.join(top, ms.name)
         os.mkdir(root)
-        for member in _listed(ms) if inside is None else inside:  # a directory first
+        listed = scan.members(os.path.abspath(ms))[0] if inside is None else inside
+        for member in listed:  # sorted: a directory comes before what it holds
             link = os.path.join(root, member.rel)
             if member.size is None:
                 os.mkdir(link)
@@ -107,28 +110,6 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
         yield root
     finally:
         shutil.rmtree(top, ignore_errors=True)
-
-
-@dataclass(frozen=True)
-class _Found:
-    """A file or directory of an MS that no scan listed (``Inside``)."""
-
-    rel: str
-    size: int | None
-    target: str | None = None
-
-
-def _listed(ms: Path) -> list[_Found]:
-    """The files and directories of ``ms``, parents first (links followed, as CASA links
-    the subtables of a multi-MS), for an MS read outside a reduction."""
-    top = os.path.abspath(ms)
-    found: list[_Found] = []
-    for dirpath, dirs, files in os.walk(top, followlinks=True):
-        here = os.path.relpath(dirpath, top)
-        prefix = "" if here == "." else here + "/"
-        found += [_Found(prefix + name, None) for name in sorted(dirs)]
-        found += [_Found(prefix + name, 0) for name in files]
-    return found
 
 
 @contextlib.contextmanager

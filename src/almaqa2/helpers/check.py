@@ -42,9 +42,10 @@ class Verdict:
 
 
 def _one_clean_log(directory: Path, *patterns: str) -> tuple[bool, str]:
-    logs = sorted(p for pattern in patterns or ("casa-*.log",) for p in directory.glob(pattern))
+    patterns = patterns or ("casa-*.log",)
+    logs = sorted(p for pattern in patterns for p in directory.glob(pattern))
     if not logs:
-        return False, f"no {' or '.join(patterns or ('casa-*.log',))}"
+        return False, f"no {' or '.join(patterns)}"
     if len(logs) > 1:
         return (
             False,

@@ -230,11 +230,15 @@ def ticket_prefix(packpath: Path) -> str:
     return f".{packpath.name}.almaqa2-ticket-"
 
 
+def lock_path(path: Path) -> Path:
+    """The lock file that keeps two runs from writing ``path`` at once, beside it."""
+    return path.parent / f".{path.name}.almaqa2.lock"
+
+
 @contextlib.contextmanager
 def holding(packpath: Path) -> Iterator[None]:
     """Hold the lock on ``packpath`` and tidy what a killed run left beside it."""
-    lock_path = packpath.parent / f".{packpath.name}.almaqa2.lock"
-    with lock.hold(lock_path, f"writing {packpath}"):
+    with lock.hold(lock_path(packpath), f"writing {packpath}"):
         recover(packpath)
         yield
 

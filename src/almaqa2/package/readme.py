@@ -126,13 +126,19 @@ def fill_header(header: str, facts: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def blank_fields(header: str) -> list[str]:
-    """The ``REQUIRED`` fields that ``header`` leaves blank or lacks."""
+def header_fields(header: str) -> dict[str, str]:
+    """``Label: value`` lines of a README header: {label: value}, the first of each."""
     given: dict[str, str] = {}
     for line in header.splitlines():
         label, colon, value = line.partition(":")
         if colon:
-            given.setdefault(label.strip().lower(), value.strip())
+            given.setdefault(label.strip(), value.strip())
+    return given
+
+
+def blank_fields(header: str) -> list[str]:
+    """The ``REQUIRED`` fields that ``header`` leaves blank or lacks."""
+    given = {label.lower(): value for label, value in header_fields(header).items()}
     return [field for field in REQUIRED if not given.get(field.lower())]
 
 

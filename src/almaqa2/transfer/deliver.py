@@ -94,7 +94,7 @@ class Published:
 
     def message(self) -> str:
         """A text to paste into the ticket or the email to the PI."""
-        project = self.folder.name.rsplit("-", 1)[0]
+        project = self.folder.name.split("-", 1)[0]  # the token may hold "-" too
         size = human_size(sum(size for _, size, _ in self.files))
         where = self.url or f"{self.folder}/ (give its web address)"
         return (

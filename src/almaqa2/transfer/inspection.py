@@ -32,6 +32,7 @@ from almaqa2.errors import InputError, reason
 from almaqa2.manifest import sizes_under
 from almaqa2.package.naming import unit_uid
 from almaqa2.package.package_dir import chunks_in
+from almaqa2.package.readme import header_fields
 from almaqa2.uid import PROJECT_CODE, eb_of_name
 
 _PIPELINE_REQUEST = re.compile(r".*\.pprequest\.xml|PPR_.*\.xml")
@@ -229,13 +230,9 @@ def ticket(path: Path) -> Ticket:
     if "DUMMY_TICKET.txt" in files:
         return Ticket(str(path), True, {}, [], [], [], None, [])
     readme = next((files[n] for n in names if n.endswith("README") or "README" in n), b"")
-    header: dict[str, str] = {}
     text = readme.decode("utf-8", "replace")
     fenced = text.split("#####", 2)  # the template's header sits between two fences
-    for line in (fenced[1] if len(fenced) == 3 else text.split("\n\n", 1)[0]).splitlines():
-        label, colon, value = line.partition(":")
-        if colon:
-            header[label.strip()] = value.strip()
+    header = header_fields(fenced[1] if len(fenced) == 3 else text.split("\n\n", 1)[0])
     total = re.search(rb"^package total\s+(\d+)", files.get("expected_size.txt", b""), re.M)
     page = files.get("review.html", b"").decode("utf-8", "replace")
     warnings = page.split('id="warnings"', 1)[1].split("</section>", 1)[0] if page else ""
