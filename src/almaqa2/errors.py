@@ -68,6 +68,12 @@ def existing_dir(path: Path, what: str, fix: str) -> Path:
     return Path(os.path.realpath(path))
 
 
+def refused(exc: OSError) -> str:
+    """The one sentence for something the system refused that no check could foresee."""
+    where = f": {shown(str(exc.filename))}" if exc.filename else ""
+    return f"{exc.strerror}{where}; fix this and run again."
+
+
 def reason(exc: BaseException) -> str:
     """The first line of a library's exception, to quote inside one of our sentences."""
     text = str(exc).strip()

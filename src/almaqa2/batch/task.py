@@ -21,7 +21,7 @@ from pathlib import Path
 
 from almaqa2.batch.ledger import Record
 from almaqa2.batch.plan import Job
-from almaqa2.errors import Almaqa2Error, LockedError, shown
+from almaqa2.errors import Almaqa2Error, LockedError, refused
 from almaqa2.package.package_dir import MARKER, Package
 from almaqa2.version import __version__
 
@@ -36,6 +36,7 @@ def run(job: Job, steps: tuple[str, ...], previous: Record | None, force: bool) 
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "worker": _worker(),
     }
+    made: list[Path] = []
     with _warnings() as warnings:
         try:
             record["fingerprint"] = fingerprint(job)
@@ -45,7 +46,7 @@ def run(job: Job, steps: tuple[str, ...], previous: Record | None, force: bool) 
                 record["status"] = "skipped"
             else:
                 record["status"] = "done"
-                _made_room(job, steps)
+                made = _made_room(job, steps)
                 if "package" in steps:
                     record |= _package(job)
                 if "tarsplit" in steps:
@@ -57,10 +58,11 @@ def run(job: Job, steps: tuple[str, ...], previous: Record | None, force: bool) 
         except Almaqa2Error as exc:
             record |= {"status": "failed", "error": str(exc)}
         except OSError as exc:
-            where = f": {shown(str(exc.filename))}" if exc.filename else ""
-            record |= {"status": "failed", "error": f"{exc.strerror}{where}; fix this and rerun."}
+            record |= {"status": "failed", "error": refused(exc)}
     if record["status"] == "failed":
-        _tidy(job)
+        for folder in reversed(made):  # what _made_room made, if nothing was put in it
+            with contextlib.suppress(OSError):
+                folder.rmdir()
     record["warnings"] = warnings
     record["seconds"] = round(time.time() - started, 3)
     return record
@@ -151,21 +153,17 @@ def _marker_digest(job: Job) -> str | None:
         return None
 
 
-def _made_room(job: Job, steps: tuple[str, ...]) -> None:
-    """The package's directory (``<out>/<name>``) and the chunks' directory, when the
-    directory they go in exists."""
+def _made_room(job: Job, steps: tuple[str, ...]) -> list[Path]:
+    """Make the package's directory (``<out>/<name>``) and the chunks' directory where
+    the directory they go in exists; returns those it made."""
     wanted = [job.packpath.parent] if "package" in steps else []
     wanted += [job.chunks] if "tarsplit" in steps else []
+    made = []
     for folder in wanted:
-        if folder.parent.is_dir():
-            folder.mkdir(exist_ok=True)
-
-
-def _tidy(job: Job) -> None:
-    """After a failure: the directories ``_made_room`` made, if they hold nothing."""
-    for folder in (job.chunks, job.packpath.parent):
-        with contextlib.suppress(OSError):
-            folder.rmdir()
+        if folder.parent.is_dir() and not folder.exists():
+            folder.mkdir()
+            made.append(folder)
+    return made
 
 
 def _package(job: Job) -> Record:

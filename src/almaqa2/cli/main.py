@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from almaqa2.cli import batch, commands, helpers  # noqa: F401 - they add their commands to the group
 from almaqa2.cli.app import cli, err
-from almaqa2.errors import Almaqa2Error, shown
+from almaqa2.errors import Almaqa2Error, refused
 
 
 class Stopped(BaseException):
@@ -88,9 +88,8 @@ def _run(argv: Sequence[str] | None, debug: bool) -> int:
     except OSError as exc:  # the system refused something the checks could not foresee
         if debug:
             raise
-        where = f": {shown(str(exc.filename))}" if exc.filename else ""
         err.print(
-            f"[red]error:[/red] {escape(f'{exc.strerror}{where}')}; fix this and run again.",
+            f"[red]error:[/red] {escape(refused(exc))}",
             highlight=False,
             soft_wrap=True,
         )
