@@ -94,9 +94,10 @@ def render(
     )
     plots = [n for n, _ in items if n.lower().endswith(IMAGES)]
     figures = [
-        f'<figure><a href="{link(n)}"><img src="{link(n)}" alt="{html.escape(n)}"></a>'
+        f'<figure><a href="{src}"><img src="{src}" alt="{html.escape(n)}"></a>'
         f"<figcaption>{html.escape(n)}</figcaption></figure>"
         for n in plots
+        for src in (link(n),)  # an embedded image is read and encoded once
     ]
     parts += _section(
         "plots", f"QA2 plots ({len(plots)})", ['<div class="plots">', *figures, "</div>"]
