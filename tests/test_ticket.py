@@ -4,6 +4,7 @@ expected_size.txt, and the expected size is the package's real size."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tarfile
 import zipfile
@@ -11,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from almaqa2.cli import main
 from almaqa2.package.ticket import DUMMY_NAME
+from almaqa2.testing import reductions as example
+from test_stage import PROJECT, staged_case2
 
 from conftest import Case, make_case
 
@@ -98,13 +102,60 @@ def test_ticket_named_after_the_sb_when_given(case229: Case) -> None:
     assert (case229.packpath.parent / "2011.0.00229.S.IRC10216_setup3.ticket.zip").is_file()
 
 
-def test_a_ticket_mode_size_says_it_is_an_estimate(case229: Case) -> None:
-    """Issue 17: in ticket mode the reduced MSes are not made, so their size is not known;
-    the file says so, and which sizes are exact (copy and hard mode's)."""
-    assert case229.run_cli("ticket") == 0
-    with zipfile.ZipFile(_tickets(case229)[0]) as zf:
-        text = zf.read("expected_size.txt").decode()
-    assert "An estimate: 4 file(s) are reduced" in text  # 2 EBs x raw and calibrated MS
-    assert case229.run_cli("copy") == 0
-    with zipfile.ZipFile(_tickets(case229)[0]) as zf:
-        assert "estimate" not in zf.read("expected_size.txt").decode()
+def _expected(packpath: Path) -> dict[str, int]:
+    zip_path = next(packpath.parent.glob("*.ticket.zip"))
+    with zipfile.ZipFile(zip_path) as zf:
+        return _sizes(zf.read("expected_size.txt").decode())
+
+
+def _actual(packpath: Path) -> dict[str, int]:
+    """What expected_size.txt must say of a package on disk."""
+    member = next(p for p in packpath.glob("*/*/*") if p.is_dir())
+    found = {
+        sub.name: sum(p.stat().st_size for p in sub.rglob("*") if p.is_file())
+        for sub in member.iterdir()
+        if sub.is_dir()
+    }
+    found["member total"] = sum(p.stat().st_size for p in member.rglob("*") if p.is_file())
+    found["package total"] = sum(p.stat().st_size for p in packpath.rglob("*") if p.is_file())
+    return found
+
+
+def _ticket_then_copy(argv: list[str], packpath: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """What the ticket-mode ticket expects, and what the copy then holds; the ticket-mode
+    package has the copy's files (empty), the reduced MSes' included."""
+    assert main([*argv, "--mode", "ticket"]) == 0
+    expected = _expected(packpath)
+    files = sorted(p.relative_to(packpath) for p in packpath.rglob("*") if p.is_file())
+    shutil.rmtree(packpath)
+    for made in packpath.parent.glob("*.ticket.*"):
+        made.unlink()
+    assert main([*argv, "--mode", "copy"]) == 0
+    copied = sorted(p.relative_to(packpath) for p in packpath.rglob("*") if p.is_file())
+    assert files == [p for p in copied if p.name != "manifest.md5"]
+    return expected, _actual(packpath)
+
+
+@pytest.mark.parametrize("name", ["project229", "nrao"])
+def test_a_ticket_gives_the_copy_packages_size_exactly(name: str, tmp_path: Path) -> None:
+    """Issue 17: the sizes a ticket gives are the delivered package's, byte for byte, with
+    MSes reduced (cycle 0: a data column dropped) and images gzipped (cycle 4) on the way."""
+    case = make_case(name, tmp_path)
+    argv, _ = case.commands("copy")
+    at = argv.index("--mode")
+    del argv[at : at + 2]
+    expected, actual = _ticket_then_copy(argv, case.packpath)
+    assert {k: expected[k] for k in actual} == actual
+
+
+def test_a_pipeline_ticket_gives_the_copy_packages_size_exactly(tmp_path: Path) -> None:
+    """Issue 17, with the pipeline's rewritten manifest and tgz bundles of tables."""
+    staged = staged_case2(tmp_path)
+    readme = tmp_path / "README.header.txt"
+    readme.write_text(example.HEADER)
+    packpath = tmp_path / "out" / PROJECT
+    packpath.parent.mkdir()
+    argv = ["package", str(staged), str(packpath), "--readme", str(readme)]
+    expected, actual = _ticket_then_copy([*argv, "--style", "cycle4-pipe"], packpath)
+    assert next(packpath.rglob("*.tgz"), None) is not None, "a bundle is sized"
+    assert {k: expected[k] for k in actual} == actual

@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from isal import igzip
 
@@ -86,7 +86,15 @@ def _number(header: Any, *keys: str) -> float | None:
     return None
 
 
-def compress(fin: BinaryIO, fout: BinaryIO, mtime: float) -> None:
+class Sink(Protocol):
+    """Where compressed bytes go: a file open for writing, or a count of them (gzip puts
+    the sink's ``name`` in its header)."""
+
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+
+
+def compress(fin: BinaryIO, fout: Sink, mtime: float) -> None:
     """Write the gzip of ``fin`` to ``fout``, streaming (``mtime`` goes in the gzip header)."""
     with igzip.IGzipFile(fileobj=fout, mode="wb", compresslevel=LEVEL, mtime=int(mtime)) as out:
         shutil.copyfileobj(fin, out, _CHUNK)

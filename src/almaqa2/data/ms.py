@@ -74,8 +74,8 @@ def tables() -> Any:
     except ImportError:
         raise InputError(
             "python-casacore is not installed, and it is needed to reduce the MeasurementSets"
-            " of a cycle-0 package in copy or hard mode",
-            fix=f"install it with {EXTRA} (fake and ticket modes work without it)",
+            " of a cycle-0 package in copy, hard or ticket mode (a ticket is sized by reducing)",
+            fix=f"install it with {EXTRA} (fake mode works without it)",
         ) from None
     return casacore_tables
 

@@ -45,11 +45,11 @@ _LOG_HEAD = 256 * 1024
 
 
 def collect(plan: Plan, reduce: bool) -> Facts:
-    """Read the facts, each MS opened once.  With ``reduce`` (copy and hard modes), every
-    MS to reduce must open and have the column to deliver (else InputError, before anything
-    is written), and what its open found serves the reduction; an EB's MS that only
-    describes it, and every MS in fake and ticket modes (which never need casacore), is a
-    warning when unreadable.  A product that is not FITS is an error."""
+    """Read the facts, each MS opened once.  With ``reduce`` (every mode but fake: a ticket
+    is sized by reducing), every MS to reduce must open and have the column to deliver
+    (else InputError, before anything is written), and what its open found serves the
+    reduction; an EB's MS that only describes it, and every MS in fake mode (which never
+    needs casacore), is a warning when unreadable.  A product that is not FITS is an error."""
     products = tuple(
         (p.dest.as_posix(), fitsio.summary(p.source.path))
         for p in plan.placements

@@ -10,6 +10,7 @@ import abc
 import errno
 import logging
 import os
+import re
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from isal import igzip
 
 from almaqa2.copying import copy_file, copy_metadata
 from almaqa2.data import fitsio, ms
+from almaqa2.data.ms import Written
 from almaqa2.errors import DestinationError
 from almaqa2.package import pipemanifest
 from almaqa2.package.plan import Placement, Plan
@@ -162,16 +164,9 @@ class Writer(abc.ABC):
 
     def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
         """Write the tgz ``dst`` of ``members`` ((path inside, placement), sorted; tables
-        and plots with their files), reproducibly: no time in the gzip header."""
+        and plots with their files); returns its size."""
         with open(dst, "xb") as raw:
-            with (
-                igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
-                tarfile.open(
-                    fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=True
-                ) as tar,
-            ):
-                for inside, placement in members:
-                    tar.add(placement.source.path, inside, filter=_anonymous)
+            _bundle(members, raw)
             raw.flush()
             return os.fstat(raw.fileno()).st_size
 
@@ -182,17 +177,33 @@ class Writer(abc.ABC):
         Progress counts the whole source MS when the last of its files is reported.
         """
         files = ms.reduce(
-            source.path, dest, transform, _copy, self.opened[source.path], source.members
+            source.path, dest, transform, self.ms_file, self.opened[source.path], source.members
         )
+        size = sum(written.size for written in files)
+        self.reduced(files)
         if done:
             for i, written in enumerate(files, 1):
                 done(written.path, source.size if i == len(files) else 0, written.source, None)
-        return sum(written.size for written in files)
+        return size
+
+    def reduced(self, files: list[Written]) -> None:  # noqa: B027 - optional hook
+        """Called with the files of each reduced MS once it is complete."""
+
+    @staticmethod
+    def ms_file(src: str, dst: str) -> None:
+        """A file of an MS to reduce, copied as ``cp -a`` (``ms.Place``)."""
+        copy_file(src, dst)
 
 
-def _copy(src: str, dst: str) -> None:
-    """A file of an MS to reduce, copied as ``cp -a`` (``ms.Place``)."""
-    copy_file(src, dst)
+def _bundle(members: list[tuple[str, Placement]], raw: fitsio.Sink) -> None:
+    """Write the tgz of ``members`` to ``raw``, reproducibly: no time in the gzip header,
+    no user or group in the tar."""
+    with (
+        igzip.IGzipFile(fileobj=raw, mode="wb", compresslevel=fitsio.LEVEL, mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT, dereference=True) as tar,
+    ):
+        for inside, placement in members:
+            tar.add(placement.source.path, inside, filter=_anonymous)
 
 
 def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -248,6 +259,67 @@ class FakeWriter(Writer):
         return mirror(source, dest, self, done)
 
 
+class TicketWriter(FakeWriter):
+    """Empty files, as in fake mode, with the sizes of the real package, so that the
+    ticket's expected size is exact: what gzip, the tgz bundles and the manifest rewrite
+    make is counted and not kept, and each reduced MS is made with its data cubes as holes
+    of their size (casacore never reads them to drop or rename a column), then emptied."""
+
+    def gzip(self, src: str, dst: str) -> int:
+        self.file(src, dst)
+        counted = _Counted(dst)
+        with open(src, "rb") as fin:
+            fitsio.compress(fin, counted, os.fstat(fin.fileno()).st_mtime)
+        return counted.size
+
+    def tgz(self, members: list[tuple[str, Placement]], dst: str) -> int:
+        self.file("", dst)
+        counted = _Counted(dst)
+        _bundle(members, counted)
+        return counted.size
+
+    def manifest(self, src: str, dst: str) -> int:
+        self.file(src, dst)
+        with open(src, "rb") as fin:
+            return len(pipemanifest.rename(fin.read(), self.renames, src))
+
+    ms = Writer.ms
+
+    def reduced(self, files: list[Written]) -> None:
+        for written in files:
+            os.truncate(written.path, 0)
+
+    @staticmethod
+    def ms_file(src: str, dst: str) -> None:
+        """A file of an MS to reduce: a tiled storage manager's cube (``table.f<N>_TSM<k>``,
+        nearly all of an MS's bytes) as a hole of its size, any other file copied."""
+        if _CUBE.fullmatch(os.path.basename(src)):
+            with open(dst, "xb") as hole:
+                hole.truncate(os.stat(src).st_size)
+        else:
+            copy_file(src, dst)
+
+
+_CUBE = re.compile(r"table\.f\d+_TSM\d+")
+
+
+class _Counted:
+    """A write-only file that keeps nothing but the count of bytes written to it; named as
+    the file it stands for, since gzip writes that name into its header."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.size = 0
+
+    def write(self, data: bytes, /) -> int:
+        size = memoryview(data).nbytes
+        self.size += size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+
 class CopyWriter(Writer):
     copies = True
 
@@ -271,7 +343,7 @@ class HardWriter(Writer):
 
 _WRITERS: dict[str, type[Writer]] = {
     "fake": FakeWriter,
-    "ticket": FakeWriter,
+    "ticket": TicketWriter,
     "copy": CopyWriter,
     "hard": HardWriter,
 }

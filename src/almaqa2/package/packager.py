@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -193,7 +194,7 @@ def build(
     ticket files if asked (hold the packpath lock)."""
     if plan.mode == "hard":
         materialize.check_same_device(plan, packpath)
-    found = facts.collect(plan, reduce=plan.mode in ("copy", "hard"))
+    found = facts.collect(plan, reduce=plan.mode != "fake")
     return _build(plan, packpath, header, found, progress, tickets)
 
 
@@ -278,7 +279,8 @@ def _build(
         new_files = {
             path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
         }
-        _write_marker(stage, plan, [*members, plan.member_path.as_posix()])
+        members.append(plan.member_path.as_posix())
+        _write_marker(stage, plan, members)
         if hashing:
             new_files[MARKER] = manifest.md5_file(stage / MARKER)
             Package(stage, plan.project).write_digests(
@@ -290,9 +292,7 @@ def _build(
 
         written: tuple[Path, ...] = ()
         if tickets:
-            outside = [MARKER, manifest.NAME] if hashing else [MARKER]
-            others = sum(kept.values()) - sum(kept.get(name, 0) for name in outside)
-            others += sum((stage / name).stat().st_size for name in outside)
+            others = _rest_as_delivered(plan, members, kept, new_files or _walked(member_dir, plan))
             readme_size = len(readme_text.encode())
             expected = ticket.expected_size(plan, sizes, readme_size, others)
             page = (
@@ -332,15 +332,40 @@ def _review(
 
 
 def _write_marker(where: Path, plan: Plan, members: list[str]) -> None:
+    write_atomically(where / MARKER, _marker(plan, members, plan.mode))
+
+
+def _marker(plan: Plan, members: list[str], mode: str) -> str:
     info = {
         "tool": "almaqa2",
         "version": __version__,
         "style": plan.style.name,
-        "mode": plan.mode,
+        "mode": mode,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "members": members,
     }
-    write_atomically(where / MARKER, json.dumps(info, indent=2) + "\n")
+    return json.dumps(info, indent=2) + "\n"
+
+
+def _rest_as_delivered(
+    plan: Plan, members: list[str], kept: dict[str, int], new_files: Iterable[str]
+) -> int:
+    """The size of the package beside the new member's files, as a copy or hard package
+    has it: the files ``kept`` from an append, the marker (listing ``members``), and the
+    manifest of them, the member's ``new_files`` and the marker (paths below the package)."""
+    ours = {rel: size for rel, size in kept.items() if rel not in (MARKER, manifest.NAME)}
+    marker = _marker(plan, members, plan.mode if plan.mode in ("copy", "hard") else "copy")
+    listed = {*ours, *new_files, MARKER}
+    lines = (manifest.format_line(32 * "0", f"{plan.project}/{rel}") for rel in listed)
+    size = len(marker.encode()) + sum(
+        len(line.encode("utf-8", "surrogateescape")) for line in lines
+    )
+    return sum(ours.values()) + size
+
+
+def _walked(member_dir: Path, plan: Plan) -> list[str]:
+    """The files of the member being built, by their paths below the package."""
+    return [f"{plan.member_path.as_posix()}/{rel}" for rel in manifest.files_under(member_dir)]
 
 
 def _kept_digests(package: Package, kept: dict[str, int]) -> dict[str, str]:

@@ -309,7 +309,7 @@ def render(plan: Plan, header: str, sizes: dict[str, int], facts: Facts) -> str:
     parts.append(
         f"Contents\n========\n\nThe directory {member} holds this README and:\n{described}"
     )
-    steps = how_to_use(plan, facts, plan.mode in ("copy", "hard"))
+    steps = how_to_use(plan, facts, plan.mode != "fake")  # a ticket shows the delivered one
     if steps:
         parts.append("How to use this delivery\n========================\n\n"
                      + "\n".join(steps) + "\n")  # fmt: skip

@@ -22,7 +22,7 @@ from almaqa2.atomic import write_atomically
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
-from almaqa2.package.rules import REVIEW_NAMES, TICKET_NAMES, Transform
+from almaqa2.package.rules import REVIEW_NAMES, TICKET_NAMES
 from almaqa2.sizes import human_size
 
 DUMMY_NAME = "DUMMY_TICKET.txt"
@@ -44,7 +44,8 @@ def ticket_names(plan: Plan) -> tuple[str, str]:
 
 
 def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: int) -> str:
-    """The package size per subdirectory of this member, for the member and in total.
+    """The delivered package's size per subdirectory of this member, for the member and
+    in total, exact in every mode that makes a real ticket (``materialize.TicketWriter``).
 
     ``others`` is the size of the rest of the package: its bookkeeping files
     (manifest, marker) and any members already there.
@@ -57,20 +58,12 @@ def expected_size(plan: Plan, sizes: dict[str, int], readme_size: int, others: i
     rows += [(plan.readme_name, readme_size), ("member total", member_total)]
     rows += [("rest of package", others), ("package total", member_total + others)]
     lines = [
-        f"Expected size of {plan.project}/{plan.member_path} (style {plan.style.name or '-'},"
-        f" mode {plan.mode})",
+        f"Expected size of {plan.project}/{plan.member_path} as delivered (style"
+        f" {plan.style.name or '-'}, a copy or hard package; this ticket: mode {plan.mode})",
         "",
         f"{'part':<16} {'bytes':>16}  human",
     ]
     lines += [f"{name:<16} {size:>16}  {human_size(size)}" for name, size in rows]
-    shrunk = [p for p in plan.placements if p.transform is not Transform.NONE or p.bundle]
-    if plan.mode in ("fake", "ticket") and shrunk:
-        lines += [
-            "",
-            f"An estimate: {len(shrunk)} file(s) are reduced, gzipped, bundled or rewritten on"
-            " their way into the package and are counted at their sources' size. The",
-            "expected_size.txt of a copy or hard package is exact.",
-        ]
     return "\n".join(lines) + "\n"
 
 
