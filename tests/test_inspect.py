@@ -127,7 +127,8 @@ def test_json_follows_the_documented_schema(
     nrao_split: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     found = _inspect(capsys, nrao_split / "chunks")
-    _check_schema(found, SCHEMA)
+    envelope = {"ok": bool, "warnings": [str], "problems": [dict]}  # every --json (README)
+    _check_schema(found, {**envelope, **SCHEMA})
     assert found["projects"][0]["science_goals"][0]["uid"] is None  # sg_ouss_id
     doc = (Path(__file__).parents[1] / "src" / "almaqa2" / "transfer" / "inspection.py").read_text()
     for key in (*SCHEMA, *MEMBER_SCHEMA):

@@ -75,6 +75,8 @@ def test_every_damage_to_a_package_is_reported_by_path(
 
     code, report = _verify(capsys, pack)
     assert code == 1 and not report["ok"]
+    for problem in report["problems"]:  # the envelope's sentence, then the details
+        assert problem.pop("text").startswith(f"{problem['kind']}: {problem['path']}")
     assert sorted(report["problems"], key=lambda p: p["path"]) == sorted(
         [
             {"kind": "corrupt", "path": rel(flipped), "expected": listed[rel(flipped)],

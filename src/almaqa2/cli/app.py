@@ -43,13 +43,31 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
+    shown = RichHandler(console=err, show_time=False, show_path=False, level=level)
     logging.basicConfig(
-        level=level,
+        level=min(level, logging.WARNING),
         format="%(message)s",
-        handlers=[RichHandler(console=err, show_time=False, show_path=False)],
+        handlers=[shown, warned],
         force=True,
     )
+    warned.seen.clear()
     ctx.obj = {"debug": debug}
+
+
+class _Warned(logging.Handler):
+    """Keeps each warning of the run as its sentence, for the ``warnings`` of ``--json``
+    output (whatever -q hides from the terminal)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.seen.append(record.getMessage())
+
+
+warned = _Warned()
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ from almaqa2.cli.app import cli, err, progress_bar
 from almaqa2.errors import DestinationError, InputError
 
 
-@cli.command("batch")
+@cli.command("batch", short_help="Package, split and verify many MOUSes on Dask.")
 @click.argument("plan_file", metavar="PLAN", type=click.Path(path_type=Path))
 @click.option(
     "--init",

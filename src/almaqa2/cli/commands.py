@@ -13,7 +13,7 @@ from almaqa2.cli.app import cli, progress_bar
 from almaqa2.package.rules import MODES, STYLES
 
 
-@cli.command("package")
+@cli.command("package", short_help="Package a reduction for review and delivery.")
 @click.argument("origpath", type=click.Path(path_type=Path))
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option(
@@ -73,7 +73,7 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
     render.packaged(result, as_json)
 
 
-@cli.command("stage")
+@cli.command("stage", short_help="Stage a pipeline run as a delivery-style package.")
 @click.argument("pipeline_root", type=click.Path(path_type=Path))
 @click.argument("staged_root", type=click.Path(path_type=Path))
 @click.option("--mode", default="copy", show_default=True, help="copy|hard|fake")
@@ -104,7 +104,7 @@ def stage_cmd(
     render.packaged(result, as_json)
 
 
-@cli.command("inspect")
+@cli.command("inspect", short_help="Show what a package, its chunks or a ticket hold.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
@@ -117,7 +117,7 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     render.inventory(inspect(paths), as_json)
 
 
-@cli.command("tarsplit")
+@cli.command("tarsplit", short_help="Split a package into checksummed tar chunks.")
 @click.argument("packpath", type=click.Path(path_type=Path))
 @click.option(
     "--date", "-n", "date",
@@ -141,7 +141,7 @@ def tarsplit_cmd(
     render.split(split, as_json, dry_run)
 
 
-@cli.command("verify")
+@cli.command("verify", short_help="Check a package or its chunks against their md5s.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
@@ -162,7 +162,7 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
     ctx.exit(0 if report.ok else 1)
 
 
-@cli.command("untar")
+@cli.command("untar", short_help="Verify chunks, then extract the package they hold.")
 @click.argument("chunks", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Where to extract."
@@ -189,7 +189,7 @@ def untar_cmd(
     render.untarred(done, as_json, dry_run)
 
 
-@cli.command("deliver")
+@cli.command("deliver", short_help="Publish chunks on a web page for the PI.")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--web-root",
@@ -232,7 +232,7 @@ def deliver_cmd(
     render.delivered(done, deliver.INDEX, as_json, dry_run)
 
 
-@cli.command("readme-template")
+@cli.command("readme-template", short_help="Print a README header template to fill in.")
 def readme_template() -> None:
     """Print a README header template to fill in and give with --readme."""
     from almaqa2.package.readme import TEMPLATE

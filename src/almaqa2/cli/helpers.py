@@ -14,7 +14,7 @@ from almaqa2.cli import render
 from almaqa2.cli.app import cli, progress_bar
 
 
-@cli.command("lock")
+@cli.command("lock", short_help="Take, release or show a lock.")
 @click.argument("action", type=click.Choice(["on", "off", "status"]), default="status")
 @click.option("--name", default="analysisUtils", show_default=True, help="Which lock.")
 @click.option("--force", is_flag=True, help="off: break a lock someone else holds.")
@@ -37,7 +37,7 @@ def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
     render.lock(action, name, holder, said, as_json)
 
 
-@cli.command("fluxscale")
+@cli.command("fluxscale", short_help="Tabulate and plot the fluxscale results.")
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
 @click.option(
@@ -59,7 +59,7 @@ def fluxscale_cmd(path: Path, png: Path | None, threshold: float, as_json: bool)
         raise click.exceptions.Exit(1)
 
 
-@cli.command("fluxequal")
+@cli.command("fluxequal", short_help="Gather each EB's calibrated MS and fluxscale file.")
 @click.argument("calibrated", type=click.Path(path_type=Path), default=".")
 @click.option("--dry-run", is_flag=True, help="Print the links; make none.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -73,7 +73,7 @@ def fluxequal_cmd(calibrated: Path, dry_run: bool, as_json: bool) -> None:
     render.links(links, dry_run, as_json)
 
 
-@cli.command("clear")
+@cli.command("clear", short_help="Delete all but the ASDM and scripts of an EB.")
 @click.argument("directory", type=click.Path(path_type=Path), default=".")
 @click.option("--yes", is_flag=True, help="Do not ask.")
 @click.option("--dry-run", is_flag=True, help="List what would go; delete nothing.")
@@ -94,7 +94,7 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     render.cleared(len(clearing.delete), as_json)
 
 
-@cli.command("allfluxes")
+@cli.command("allfluxes", short_help="Make or check allFluxes.txt of an SB.")
 @click.argument("calibrated", type=click.Path(path_type=Path), default=".")
 @click.option("--recompute", is_flag=True, help="Make allFluxes.txt again (the old one is kept).")
 @click.option("--threshold", default=0.1, show_default=True, help="Flag beyond this fraction.")
@@ -113,7 +113,7 @@ def allfluxes_cmd(
         raise click.exceptions.Exit(1)
 
 
-@cli.command("check")
+@cli.command("check", short_help="Run the final checklist on a reduction.")
 @click.argument("origpath", type=click.Path(path_type=Path), default=".")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def check_cmd(origpath: Path, as_json: bool) -> None:
@@ -127,7 +127,7 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
         raise click.exceptions.Exit(1)
 
 
-@cli.command("download")
+@cli.command("download", short_help="Download the ASDMs a page links, md5-checked.")
 @click.argument("url")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=".", help="Where to.")
 @click.option("--dry-run", is_flag=True, help="List what would be fetched; write nothing.")
@@ -145,7 +145,7 @@ def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
     render.downloaded(result, as_json)
 
 
-@cli.command("start")
+@cli.command("start", short_help="Set up the reduction area of an SB.")
 @click.argument("sb", required=False)
 @click.option("--layout", default="allegro", show_default=True, help="allegro or nrao.")
 @click.option("--archive", type=click.Path(path_type=Path), help="Holds <SB>/uid___* ASDMs.")

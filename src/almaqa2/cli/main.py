@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import click
 from rich.markup import escape
 
-from almaqa2.cli import batch, commands, helpers  # noqa: F401 - they add their commands to the group
+from almaqa2.cli import batch, commands, helpers, render  # noqa: F401 - they add their commands
 from almaqa2.cli.app import cli, err
 from almaqa2.errors import Almaqa2Error, refused
 
@@ -65,14 +65,13 @@ def hoisted(argv: Sequence[str]) -> list[str]:
 
 
 def _run(argv: Sequence[str] | None, debug: bool) -> int:
+    args = hoisted(sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(
-            args=hoisted(sys.argv[1:] if argv is None else argv),
-            prog_name="qa2",
-            standalone_mode=False,
-        )
+        code = cli.main(args=args, prog_name="qa2", standalone_mode=False)
     except click.ClickException as exc:
-        exc.show()
+        exc.show()  # with its usage line
+        if "--json" in args:
+            render.failure(exc.format_message(), 2)
         return 2
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
@@ -83,18 +82,21 @@ def _run(argv: Sequence[str] | None, debug: bool) -> int:
     except Almaqa2Error as exc:
         if debug:
             raise
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
+        return _failed(args, str(exc), exc.exit_code)
     except OSError as exc:  # the system refused something the checks could not foresee
         if debug:
             raise
-        err.print(
-            f"[red]error:[/red] {escape(refused(exc))}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        return 2
+        return _failed(args, refused(exc), 2)
     return code if isinstance(code, int) else 0
+
+
+def _failed(args: Sequence[str], sentence: str, code: int) -> int:
+    """Say why the command stopped: its one sentence on stderr, and with ``--json`` the
+    envelope on stdout too, so that a script reads every outcome the same way."""
+    err.print(f"[red]error:[/red] {escape(sentence)}", highlight=False, soft_wrap=True)
+    if "--json" in args:
+        render.failure(sentence, code)
+    return code
 
 
 def entrypoint() -> None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.markup import escape
 from rich.table import Table
 
-from almaqa2.cli.app import err, out
+from almaqa2.cli.app import err, out, warned
 from almaqa2.sizes import human_size
 from almaqa2.uid import short_name
 
@@ -39,13 +40,27 @@ if TYPE_CHECKING:
     from almaqa2.transfer.verify import Report
 
 
-def _json(document: dict[str, Any]) -> None:
-    """Printed even with -q: a script asked for it."""
+def _json(document: dict[str, Any], problems: Sequence[dict[str, Any]] = ()) -> None:
+    """Printed even with -q: a script asked for it.
+
+    Every document opens with one envelope: ``ok`` (nothing wrong was found), ``warnings``
+    (what the run warned of, one sentence each) and ``problems`` (what was found wrong:
+    objects, each with its sentence as ``text``), given here or as the document's own
+    ``problems``."""
+    document = dict(document)
+    document.pop("ok", None)
+    found = [dict(p) for p in document.pop("problems", problems)]
+    envelope = {"ok": not found, "warnings": list(warned.seen), "problems": found}
     quiet, out.quiet = out.quiet, False
     try:
-        out.print_json(json.dumps(document))
+        out.print_json(json.dumps({**envelope, **document}))
     finally:
         out.quiet = quiet
+
+
+def failure(sentence: str, code: int) -> None:
+    """What ``--json`` prints when the command stopped (bad input, a refusal)."""
+    _json({"exit_code": code}, [{"text": sentence}])
 
 
 def _line(text: str) -> None:
@@ -273,7 +288,8 @@ def _percent(fraction: float) -> str:
 def fluxes(fluxes: Fluxes, png: Path | None, threshold: float, as_json: bool) -> None:
     """The fluxscale results of one EB or of every EB of an SB, outliers marked ``!``."""
     if as_json:
-        _json(fluxes.as_dict(threshold))
+        problems = [{"text": str(o), **o.as_dict()} for o in fluxes.outliers(threshold)]
+        _json(fluxes.as_dict(threshold), problems)
         return
     outliers = fluxes.outliers(threshold)
     marked = {(o.measurement.eb, o.measurement.source, o.measurement.spw) for o in outliers}
@@ -365,7 +381,8 @@ def allfluxes(done: Outcome, text: str, as_json: bool) -> None:
                 "rows": [row.as_dict() for row in done.rows],
                 "flags": [{**f.row.as_dict(), "fitted": f.fitted, "deviation": f.deviation}
                           for f in done.flags],
-            }
+            },
+            [{"text": str(f)} for f in done.flags],
         )  # fmt: skip
         return
     out.print(text, markup=False, end="")
@@ -376,8 +393,8 @@ def allfluxes(done: Outcome, text: str, as_json: bool) -> None:
 
 def checklist(origpath: Path, applied: str, results: list[Verdict], as_json: bool) -> None:
     if as_json:
-        ok = all(r.ok for r in results)
-        _json({"list": applied, "ok": ok, "items": [r.as_dict() for r in results]})
+        failed = [{"text": f"{r.item}: {r.detail}", **r.as_dict()} for r in results if not r.ok]
+        _json({"list": applied, "items": [r.as_dict() for r in results]}, failed)
         return
     table = Table(title=f"final checklist, {applied}: {origpath}", show_edge=False)
     for column in ("item", "where", "", "detail"):
@@ -456,7 +473,8 @@ def batch_outcome(outcome: BatchOutcome, as_json: bool) -> None:
     """Each MOUS's status, size and time, then each failure's sentence and each warning,
     then the totals."""
     if as_json:
-        _json(outcome.as_dict())
+        failed = [r for r in outcome.records if r["status"] == "failed"]
+        _json(outcome.as_dict(), [{"text": f"{r['name']}: {r.get('error')}"} for r in failed])
         return
     table = Table(title=f"batch: {outcome.plan.path}", show_edge=False)
     for column in ("name", "status", "size", "seconds", "chunks"):

@@ -74,7 +74,7 @@ class Report:
             "paths": list(self.paths),
             "checked": self.checked,
             "ok": self.ok,
-            "problems": [vars(p) for p in self.problems],
+            "problems": [{"text": str(p), **vars(p)} for p in self.problems],
         }
 
 
