@@ -103,14 +103,14 @@ def test_a_package_is_split_into_the_new_folder(
     assert main(["verify", done["folder"]]) == 0
 
 
-@pytest.mark.parametrize("damage", ["no web root", "a missing chunk", "two projects"])
+@pytest.mark.parametrize("damage", ["no parent of the web root", "a missing chunk", "two projects"])
 def test_bad_input_publishes_nothing(
     nrao_split: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     web = tmp_path / "web"
     chunks = Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
-    if damage != "no web root":
-        web.mkdir()
+    if damage == "no parent of the web root":
+        web = tmp_path / "typo" / "web"
     if damage == "a missing chunk":
         sorted(chunks.glob("*.tar"))[1].unlink()
     if damage == "two projects":

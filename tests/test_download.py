@@ -112,7 +112,7 @@ def test_a_partial_file_is_resumed_with_a_range_request(
     whole = (root / f"{ASDMS[0]}.tar").read_bytes()
     (out / f"{ASDMS[0]}.tar.part").write_bytes(whole[:100_000])
     seen: list[tuple[int, int]] = []
-    result = download(url, out, lambda done, total: seen.append((done, total)))
+    result = download(url, out, lambda done, total, *_: seen.append((done, total)))
     first = next(f for f in result.fetched if f.name == f"{ASDMS[0]}.tar")
     assert first.resumed_from == 100_000 and first.ok
     assert RangeHandler.ranges == [f"{ASDMS[0]}.tar bytes=100000-"]
@@ -146,6 +146,7 @@ def test_an_unsafe_member_is_refused(
     sums[0] = f"{digest}  {ASDMS[0]}.tar"
     (root / "md5sums.txt").write_text("\n".join(sums) + "\n")
     out = tmp_path / "area" / "raw"
+    out.parent.mkdir()  # raw/ itself is made: the last level only
     assert cli_main(["download", url, "--out", str(out)]) == 2
     assert "not safe to extract" in " ".join(capsys.readouterr().err.split())
     assert not (tmp_path / "area" / "outside.txt").exists()

@@ -57,18 +57,29 @@ def test_missing_readme(case229: Case, capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
-def test_unknown_style_lists_the_valid_ones(
-    case229: Case, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("option", "value", "listed"),
+    [("style", "cycle99", "'cycle0-nopipe'"), ("mode", "soft", "'ticket'"),
+     ("append", "project", "'member'")],
+)  # fmt: skip
+def test_an_unknown_choice_lists_the_valid_ones(
+    case229: Case, capsys: pytest.CaptureFixture[str], option: str, value: str, listed: str
 ) -> None:
-    _fails(_argv(case229, style="cycle99"), capsys, "cycle99", "cycle0-nopipe", "cycle4-nopipe")
+    """Issue 18: enumerations are click choices (so completion offers them): one sentence."""
+    argv = [*_argv(case229), f"--{option}", value]
+    _fails(argv, capsys, f"'{value}' is not one of", listed, "qa2 package --help")
+    assert os.listdir(case229.packpath.parent) == []
 
 
-@pytest.mark.parametrize(("option", "value"), [("mode", "soft"), ("append", "project")])
-def test_unknown_mode_or_append(
-    case229: Case, capsys: pytest.CaptureFixture[str], option: str, value: str
-) -> None:
-    argv = _argv(case229, mode=value) if option == "mode" else [*_argv(case229), "--append", value]
-    _fails(argv, capsys, f"unknown {option} '{value}'", "use one of")
+def test_the_old_call_names_an_unknown_style_mode_or_append(case229: Case) -> None:
+    from almaqa2.errors import InputError
+    from almaqa2.package.legacy import QA_Packager
+
+    common = {"origpath": str(case229.origpath), "readme": str(case229.readme),
+              "packpath": str(case229.packpath)}  # fmt: skip
+    for option, value in (("style", "cycle99"), ("mode", "soft"), ("append", "project")):
+        with pytest.raises(InputError, match=f"unknown {option} '{value}'"):
+            QA_Packager(**common, **{option: value})
 
 
 def test_no_eb_found(case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -63,7 +63,8 @@ def test_on_status_off(shared: Path, capsys: pytest.CaptureFixture[str]) -> None
     code, text = _run(capsys, "status")
     assert f"analysisUtils is locked by {holder['user']}@{holder['host']} since" in text
     code, text = _run(capsys, "on")
-    assert code == 2 and f"the lock analysisUtils is held by {holder['user']}@" in text
+    assert code == 2 and "you hold the lock analysisUtils already" in text  # issue 18
+    assert "'qa2 lock off'" in text and "ask them" not in text
     assert _run(capsys, "off")[0] == 0
     assert _run(capsys, "status") == (0, "analysisUtils is not locked")
 

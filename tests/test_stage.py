@@ -186,7 +186,7 @@ def test_xml_names_the_ebs_when_no_file_does(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("argv_tail", "words"),
     [
-        (["--mode", "ticket"], "unknown mode 'ticket'; use one of: copy, hard, fake"),
+        (["--mode", "ticket"], "'ticket' is not one of 'copy', 'hard', 'fake'"),
         (["--pi-script", "/nowhere/scriptForPI.py"], "scriptForPI not found: /nowhere"),
     ],
 )

@@ -244,7 +244,7 @@ def test_progress_reaches_the_total_in_order(case229: Case, tmp_path: Path) -> N
     pack = _package(case229)
     chunks, _ = tarsplit.plan(pack, 64 * 1024, ChunkNames(pack.name, "2012_06_20"), auxiliary=False)
     seen: list[tuple[int, int]] = []
-    tarsplit.write(chunks, tmp_path, lambda done, total: seen.append((done, total)))
+    tarsplit.write(chunks, tmp_path, lambda done, total, *_: seen.append((done, total)))
     total = sum(c.size for c in chunks)
     assert len(seen) >= len(chunks) and {t for _, t in seen} == {total}
     assert [d for d, _ in seen] == sorted(d for d, _ in seen) and seen[-1][0] == total

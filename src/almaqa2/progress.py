@@ -1,5 +1,8 @@
-"""How long work reports its progress: ``(bytes done, bytes in all)``, to a bar or nowhere."""
+"""How long work reports its progress: bytes done and bytes in all (or items, for a batch),
+and the item at work when it has a name, to a bar on a terminal or nowhere."""
 
-from collections.abc import Callable
+from typing import Protocol
 
-Progress = Callable[[int, int], None]
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int, item: str = "", /) -> None: ...

@@ -24,6 +24,7 @@ from almaqa2.batch.plan import BatchPlan, Job
 from almaqa2.errors import InputError, reason
 from almaqa2.package import lockfile
 from almaqa2.package.package_dir import lock_path
+from almaqa2.progress import Progress
 
 _CONNECT_TIMEOUT = "30s"
 
@@ -71,7 +72,7 @@ def run(
     retries: int = 0,
     force: bool = False,
     said: Callable[[str], None] = print,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Outcome:
     """Do ``steps`` for every MOUS of ``plan`` on the cluster ``where`` names; each record
     goes into the ledger as its task ends.  One batch of a PLAN at a time (a lock)."""
@@ -104,7 +105,7 @@ def run(
             writer.add(record)
             records[job.name] = record
             if progress:
-                progress(len(records), len(futures))
+                progress(len(records), len(futures), job.name)
     ordered = tuple(records[job.name] for job in plan.jobs)
     return Outcome(plan, cluster, ordered, time.monotonic() - started)
 

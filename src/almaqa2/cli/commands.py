@@ -10,7 +10,8 @@ import click
 
 from almaqa2.cli import render
 from almaqa2.cli.app import cli, progress_bar
-from almaqa2.package.rules import MODES, STYLES
+from almaqa2.package.naming import APPENDS
+from almaqa2.package.rules import MODES, STAGE_MODES, STYLES
 
 
 @cli.command("package", short_help="Package a reduction for review and delivery.")
@@ -22,15 +23,30 @@ from almaqa2.package.rules import MODES, STYLES
     required=True,
     help="README header file (see 'qa2 readme-template').",
 )
-@click.option("--mode", default="fake", show_default=True, help="|".join(MODES))
-@click.option("--append", default="", help="'' (replace), group or member.")
+@click.option(
+    "--mode",
+    type=click.Choice(MODES),
+    default="fake",
+    show_default=True,
+    help="fake: empty files, a dummy ticket; ticket: empty files, the real ticket; copy;"
+    " hard: hard links.",
+)
+@click.option(
+    "--append",
+    type=click.Choice(APPENDS),
+    default="",
+    help="'' (a new package, replacing one there), group or member.",
+)
 @click.option(
     "--style",
+    type=click.Choice(["", *STYLES]),
+    metavar="STYLE",
     default="",
     help="Packaging style: "
     + ", ".join(STYLES)
-    + ". From cycle5 on files are named as the archive names them: member.<MOUS>.<name>,"
-    " an EB's files under the EB's name, <EB>.calibration.tgz bundles.",
+    + " ('': from the reduction, as the old call). From cycle5 on files are named as the"
+    " archive names them: member.<MOUS>.<name>, an EB's files under the EB's name,"
+    " <EB>.calibration.tgz bundles.",
 )
 @click.option(
     "--pi-script",
@@ -76,7 +92,10 @@ def package_cmd(dry_run: bool, as_json: bool, **options: Any) -> None:
 @cli.command("stage", short_help="Stage a pipeline run as a delivery-style package.")
 @click.argument("pipeline_root", type=click.Path(path_type=Path))
 @click.argument("staged_root", type=click.Path(path_type=Path))
-@click.option("--mode", default="copy", show_default=True, help="copy|hard|fake")
+@click.option(
+    "--mode", type=click.Choice(STAGE_MODES), default="copy", show_default=True,
+    help="copy, hard links, or fake (empty files).",
+)  # fmt: skip
 @click.option(
     "--pi-script",
     type=click.Path(path_type=Path),
@@ -125,7 +144,12 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     " -n is the old tarsplit.py's name for it.",
 )  # fmt: skip
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Directory for the chunks.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    help="Directory for the chunks (default: beside the package; made if missing).",
+)
 @click.option("--auxiliary", is_flag=True, help="All but product/ in one auxiliary tar.")
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -165,7 +189,11 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> No
 @cli.command("untar", short_help="Verify chunks, then extract the package they hold.")
 @click.argument("chunks", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Where to extract."
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to extract (made if missing).",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -195,7 +223,7 @@ def untar_cmd(
     "--web-root",
     type=click.Path(path_type=Path),
     required=True,
-    help="The directory the web server serves.",
+    help="The directory the web server serves (made if missing).",
 )
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk, for a package.")
 @click.option("--base-url", help="The address WEB_ROOT is served at: prints the link to send.")

@@ -12,6 +12,8 @@ import click
 
 from almaqa2.cli import render
 from almaqa2.cli.app import cli, progress_bar
+from almaqa2.package.rules import AREA_LAYOUTS as LAYOUTS
+from almaqa2.package.rules import STYLES
 
 
 @cli.command("lock", short_help="Take, release or show a lock.")
@@ -129,7 +131,10 @@ def check_cmd(origpath: Path, as_json: bool) -> None:
 
 @cli.command("download", short_help="Download the ASDMs a page links, md5-checked.")
 @click.argument("url")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=".", help="Where to.")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=".", show_default=True,
+    help="Where to (its last level is made if missing).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="List what would be fetched; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
@@ -147,11 +152,20 @@ def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
 
 @cli.command("start", short_help="Set up the reduction area of an SB.")
 @click.argument("sb", required=False)
-@click.option("--layout", default="allegro", show_default=True, help="allegro or nrao.")
+@click.option(
+    "--layout", type=click.Choice(LAYOUTS), default="allegro", show_default=True,
+    help="The regional centre's layout of the area.",
+)  # fmt: skip
 @click.option("--archive", type=click.Path(path_type=Path), help="Holds <SB>/uid___* ASDMs.")
-@click.option("--into", type=click.Path(path_type=Path), default=".", help="Where to set up.")
+@click.option(
+    "--into", type=click.Path(path_type=Path), default=".", show_default=True,
+    help="Where to set up (its last level is made if missing).",
+)  # fmt: skip
 @click.option("--project", help="Project code (Allegro; default: from the path).")
-@click.option("--style", default="cycle4-nopipe", show_default=True, help="For run_packaging.py.")
+@click.option(
+    "--style", type=click.Choice(STYLES), metavar="STYLE", default="cycle4-nopipe",
+    show_default=True, help="The style run_packaging.py packages with.",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show the tree; make nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def start_cmd(

@@ -68,11 +68,10 @@ def _run(argv: Sequence[str] | None, debug: bool) -> int:
     args = hoisted(sys.argv[1:] if argv is None else argv)
     try:
         code = cli.main(args=args, prog_name="qa2", standalone_mode=False)
-    except click.ClickException as exc:
-        exc.show()  # with its usage line
-        if "--json" in args:
-            render.failure(exc.format_message(), 2)
-        return 2
+    except click.ClickException as exc:  # a usage error: one sentence, as for bad input
+        ctx = getattr(exc, "ctx", None)
+        see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
+        return _failed(args, exc.format_message().rstrip(".") + see + ".", 2)
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             err.print("interrupted; nothing half-written was kept")

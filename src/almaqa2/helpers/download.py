@@ -25,6 +25,7 @@ from http.client import HTTPResponse
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
+from almaqa2 import destination
 from almaqa2.atomic import write_atomically
 from almaqa2.errors import Almaqa2Error, InputError, reason
 from almaqa2.manifest import md5_file
@@ -196,13 +197,34 @@ def listing(url: str) -> tuple[list[str], str, str]:
 
 def download(url: str, out: Path, progress: Progress | None = None) -> Download:
     """Fetch, check and unpack everything the listing page at ``url`` links to."""
+    out = destination.planned(out, "the download directory")
     tars, md5_url, md5_text = listing(url)
-    out.mkdir(parents=True, exist_ok=True)
+    with destination.made(out):
+        return _fetch_all(out, tars, md5_url, md5_text, progress)
+
+
+def _counted(progress: Progress | None, before: int, item: str) -> Progress | None:
+    """``progress`` of one file as the whole download's: the ``before`` bytes of the files
+    already fetched added, and which file of how many is coming."""
+    if progress is None:
+        return None
+    shown = progress
+
+    def named(done: int, total: int, _: str = "", /) -> None:
+        shown(before + done, before + total, item)
+
+    return named
+
+
+def _fetch_all(
+    out: Path, tars: list[str], md5_url: str, md5_text: str, progress: Progress | None
+) -> Download:
     write_atomically(out / _file_name(md5_url), md5_text)
     expected = parse_md5s(md5_text)
     result = Download(out)
     bad = []
-    for tar_url in tars:
+    before = 0  # bytes fetched so far
+    for number, tar_url in enumerate(tars, 1):
         name = _file_name(tar_url)
         if name not in expected:
             raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
@@ -210,7 +232,9 @@ def download(url: str, out: Path, progress: Progress | None = None) -> Download:
         if dest.exists():
             fetched = Fetched(name, 0, md5_file(dest), True)
         else:
-            fetched = fetch(tar_url, dest, progress)
+            item = f"{name}, {number} of {len(tars)}"
+            fetched = fetch(tar_url, dest, _counted(progress, before, item))
+            before += dest.stat().st_size
         fetched.ok = fetched.md5 == expected[name]
         result.fetched.append(fetched)
         if not fetched.ok:

@@ -78,8 +78,15 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
     try:
         os.link(draft, target)
     except FileExistsError:
+        holder = status(directory, name)
+        if holder is not None and (holder.user, holder.host) == (me.user, me.host):
+            raise LockedError(  # another shell of the same reducer: still one at a time
+                f"you hold the lock {name} already ({holder})",
+                target,
+                fix="finish that work and release it with 'qa2 lock off' first",
+            ) from None
         raise LockedError(
-            f"the lock {name} is held by {status(directory, name) or 'someone'}",
+            f"the lock {name} is held by {holder or 'someone'}",
             target,
             fix="ask them to release it (qa2 lock off), or break it with --force",
         ) from None

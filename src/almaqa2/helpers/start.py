@@ -18,6 +18,7 @@ and renamed when complete; an existing directory is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -25,8 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from almaqa2 import destination
 from almaqa2.errors import InputError
 from almaqa2.package.readme import TEMPLATE
+from almaqa2.package.rules import AREA_LAYOUTS as LAYOUTS
 from almaqa2.uid import check_project_code, is_uid, short_name, to_fs
 
 EB_CHECKLIST = """\
@@ -106,8 +109,6 @@ QA_Packager(
 )
 """
 
-LAYOUTS = ("allegro", "nrao")
-
 
 @dataclass(frozen=True)
 class Area:
@@ -149,7 +150,8 @@ def start(
     tree it would have, built in a temporary directory and removed)."""
     if layout not in LAYOUTS:
         raise InputError(f"unknown layout '{layout}'", fix="use allegro or nrao")
-    into = Path(os.path.abspath(into))
+    into = Path(os.path.abspath(into))  # as typed, not resolved: it may name the project
+    destination.planned(into, "the directory to set up in")
     if archive is not None:  # the links live deeper than where a relative path was typed
         archive = Path(os.path.abspath(archive))
     source = archive / sb if archive is not None else into
@@ -171,21 +173,24 @@ def start(
             fix="remove it or choose another directory",
         )
     ebs = tuple(p.name for p in asdms)
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}.qa2-start-", dir=None if dry_run else into))
-    try:
-        top = staging / name
-        eb_dirs = (
-            _allegro(top, sb, ebs, project or "", style, target)
-            if layout == "allegro"
-            else _nrao(top, ebs)
+    with contextlib.nullcontext(into) if dry_run else destination.made(into):
+        staging = Path(
+            tempfile.mkdtemp(prefix=f".{name}.qa2-start-", dir=None if dry_run else into)
         )
-        for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
-            (top / eb_dir / asdm.name).symlink_to(asdm)  # the archive's, or a stand-in
-        tree = _tree(staging)
-        if not dry_run:
-            os.rename(top, target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            top = staging / name
+            eb_dirs = (
+                _allegro(top, sb, ebs, project or "", style, target)
+                if layout == "allegro"
+                else _nrao(top, ebs)
+            )
+            for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
+                (top / eb_dir / asdm.name).symlink_to(asdm)  # the archive's, or a stand-in
+            tree = _tree(staging)
+            if not dry_run:
+                os.rename(top, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     if archive is None and not dry_run:  # moved in only once the area is in place
         for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
             stand_in = target / eb_dir / asdm.name

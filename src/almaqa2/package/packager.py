@@ -264,7 +264,7 @@ def _build(
                 hasher.add(path, size, source, digest)
             if progress:
                 done_bytes += size
-                progress(done_bytes, total)
+                progress(done_bytes, total, path)
 
         member_dir = stage / plan.member_path
         member_dir.mkdir(parents=True)

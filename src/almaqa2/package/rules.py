@@ -59,6 +59,12 @@ def _style(name: str, cycle: int, noms: bool = True) -> Style:
 MODES = ("fake", "ticket", "copy", "hard")
 """How files reach the package: empty placeholders, ticket files only, copies, hard links."""
 
+STAGE_MODES = ("copy", "hard", "fake")
+"""How ``qa2 stage`` makes a staged package (it has no tickets)."""
+
+AREA_LAYOUTS = ("allegro", "nrao")
+"""The regional centres' layouts of a reduction area (``qa2 start``)."""
+
 LAST_CYCLE = 12
 
 STYLES: dict[str, Style] = {

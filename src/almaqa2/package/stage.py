@@ -28,10 +28,9 @@ from almaqa2.package.packager import (
 )
 from almaqa2.package.plan import Plan, Uids, make_plan
 from almaqa2.package.rules import PIPELINE_README, STAGE
+from almaqa2.package.rules import STAGE_MODES as MODES
 
 log = logging.getLogger(__name__)
-
-MODES = ("copy", "hard", "fake")
 
 
 def _header(plan: Plan, pipe_readme: Path | None) -> str:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from almaqa2 import destination
 from almaqa2.copying import copy_file
 from almaqa2.errors import InputError, existing_dir
 from almaqa2.package import package_dir
@@ -125,7 +126,7 @@ def deliver(
             notice.base_url,
             fix="give the address the web root is served at, like https://host/deliveries",
         )
-    web_root = existing_dir(web_root, "the web root", "give the directory the server serves")
+    web_root = destination.planned(web_root, "the web root")
     if len(paths) == 1 and paths[0].is_dir():
         tarsplit.check_real(paths[0])
     package = package_in(paths)
@@ -142,7 +143,11 @@ def deliver(
         return _would_publish(web_root / f"{project}-<token>", package, sets, max_size, notice)
     target = web_root / f"{project}-{secrets.token_urlsafe(24)}"
     runs = web_root / f"{project}.deliver"  # names this project's staging and lock
-    with package_dir.holding(runs), package_dir.staging(runs, private=True) as stage:
+    with (
+        destination.made(web_root),
+        package_dir.holding(runs),
+        package_dir.staging(runs, private=True) as stage,
+    ):
         if package:
             split = tarsplit.tarsplit(package, stage, max_size, progress=progress)
             files = [(c.name, c.size, split.digests[c.name]) for c in split.chunks]

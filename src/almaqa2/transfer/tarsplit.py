@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from almaqa2 import manifest
+from almaqa2 import destination, manifest
 from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
@@ -169,7 +169,7 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
     def advanced(nbytes: int) -> None:
         done[0] += nbytes
         if progress:
-            progress(done[0], total)
+            progress(done[0], total, at.name)
 
     digests: dict[str, str] = {}
     hashing: list[tuple[Chunk, Path, manifest.Follower]] = []  # written, md5 still being computed
@@ -279,7 +279,7 @@ def tarsplit(
     packpath = existing_dir(packpath, "the package directory", "give a packpath")
     check_project_code(packpath.name)
     check_real(packpath)
-    out = existing_dir(out or packpath.parent, "the output directory", "create it first")
+    out = destination.planned(out or packpath.parent, "the output directory")
     if out.is_relative_to(packpath):
         raise DestinationError(
             "the chunks cannot be written inside the package they hold",
@@ -299,7 +299,7 @@ def tarsplit(
     if dry_run:  # the plan only: no lock taken, nothing written
         chunks, _ = plan(packpath, limit, names, auxiliary)
         return Split(tuple(chunks), {}, out / names.listing, names.tag, tagged_by)
-    with package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
+    with destination.made(out), package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
         for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)
             stale.unlink()

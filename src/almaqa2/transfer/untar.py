@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from almaqa2.errors import DestinationError, InputError, existing_dir
+from almaqa2 import destination
+from almaqa2.errors import DestinationError, InputError
 from almaqa2.package import package_dir
 from almaqa2.transfer import safetar
 from almaqa2.transfer.verify import (
@@ -61,12 +62,13 @@ def untar(
             fix="untar one package at a time, each into its own --out",
         )
     project = sets[0].project
-    target = existing_dir(out, "the output directory", "create it first") / project
+    target = destination.planned(out, "the output directory") / project
     check_members(sets[0])
     if dry_run:
         _refuse_existing(target)
         return Untarred(target, Report("chunks", tuple(sets[0].names()), 0, ()))
-    with package_dir.holding(target):  # tidies what a killed untar left, whatever follows
+    # holding: tidies what a killed untar left, whatever follows
+    with destination.made(target.parent), package_dir.holding(target):
         _refuse_existing(target)
         with package_dir.staging(target) as stage:
             report = check_chunks(sets, progress, Extraction(stage, project))
