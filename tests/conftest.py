@@ -75,6 +75,16 @@ def make_case(name: str, tmp_path: Path) -> Case:
     return Case(name, case_dir, origpath, readme, out / project)
 
 
+@pytest.fixture(autouse=True)
+def _no_site_config(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No test reads the config file or QA2_* variables of the machine it runs on."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.mktemp("config-home")))
+    for name in [n for n in os.environ if n.startswith("QA2_")]:
+        monkeypatch.delenv(name)
+
+
 @pytest.fixture
 def case229(tmp_path: Path) -> Case:
     return make_case("project229", tmp_path)

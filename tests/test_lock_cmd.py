@@ -91,4 +91,4 @@ def test_without_a_lock_directory(
 ) -> None:
     monkeypatch.delenv("QA2_LOCK_DIR", raising=False)
     code, text = _run(capsys, "on")
-    assert code == 2 and "QA2_LOCK_DIR is not set" in text
+    assert code == 2 and "no lock directory is set; export QA2_LOCK_DIR=" in text

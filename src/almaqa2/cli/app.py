@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,6 +31,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from almaqa2.errors import InputError
 from almaqa2.sizes import human_size
 from almaqa2.version import __version__
 
@@ -40,24 +44,46 @@ err = Console(stderr=True, highlight=False)
 @click.option("-v", "--verbose", count=True, help="Say more (-vv: everything).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors (and --json output).")
 @click.option("--debug", is_flag=True, help="Show tracebacks of errors.")
+@click.option(
+    "--log-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also append everything the run logs, with times, to this file.",
+)
 @click.pass_context
-def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool) -> None:
+def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, log_file: Path | None) -> None:
     """Package ALMA QA2 data reductions for review and delivery.
 
-    -v, -q and --debug may be given anywhere on the line."""
+    -v, -q, --debug and --log-file may be given anywhere on the line.  Site defaults for
+    any option: 'qa2 config' shows them and where each comes from."""
     out.quiet = quiet  # results too: only errors (and --json, which a script asked for)
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
     shown = RichHandler(console=err, show_time=False, show_path=False, level=level)
-    logging.basicConfig(
-        level=min(level, logging.WARNING),
-        format="%(message)s",
-        handlers=[shown, warned],
-        force=True,
-    )
+    shown.addFilter(lambda record: not getattr(record, "said", False))  # printed already
+    handlers: list[logging.Handler] = [shown, warned]
+    if log_file is not None:
+        handlers.append(_log_file(log_file))
+    lowest = min(level, logging.WARNING, logging.DEBUG if log_file else logging.WARNING)
+    logging.basicConfig(level=lowest, format="%(message)s", handlers=handlers, force=True)
+    if log_file is not None:
+        logging.getLogger("almaqa2").debug(
+            "qa2 %s %s", __version__, " ".join(shlex.quote(a) for a in sys.argv[1:])
+        )
     warned.seen.clear()
     ctx.obj = {"debug": debug}
+
+
+def _log_file(path: Path) -> logging.Handler:
+    """A handler appending every record, with its time, level and module, to ``path``."""
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise InputError("the log file cannot be opened for writing", path,
+                         fix="give a file in a directory you can write") from exc  # fmt: skip
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
 
 
 class _Warned(logging.Handler):

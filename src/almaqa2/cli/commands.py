@@ -143,7 +143,12 @@ def inspect_cmd(paths: tuple[Path, ...], as_json: bool) -> None:
     help="Date for the chunk names (YYYY-MM-DD) instead of the MOUS UID or today's date;"
     " -n is the old tarsplit.py's name for it.",
 )  # fmt: skip
-@click.option("--max-size", default="10G", show_default=True, help="Largest chunk (10G, 500M).")
+@click.option(
+    "--max-size",
+    default="10G",
+    show_default=True,
+    help="Largest chunk: 10G or 10GiB (binary), 10GB (decimal), 500M.",
+)
 @click.option(
     "--out",
     "out_dir",
@@ -162,7 +167,7 @@ def tarsplit_cmd(
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress, dry_run)
-    render.split(split, as_json, dry_run)
+    render.split(split, as_json, dry_run, unit=max_size)
 
 
 @cli.command("verify", short_help="Check a package or its chunks against their md5s.")
@@ -266,3 +271,13 @@ def readme_template() -> None:
     from almaqa2.package.readme import TEMPLATE
 
     click.echo(TEMPLATE, nl=False)
+
+
+@cli.command("config", short_help="Show the site defaults and where each comes from.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def config_cmd(as_json: bool) -> None:
+    """Show every option whose default is not the built-in one: its value and where it
+    comes from (the config file or the environment); the command line overrides both."""
+    from almaqa2.cli import settings
+
+    render.settings(settings.path(), settings.sources(cli), as_json)

@@ -20,12 +20,16 @@ from almaqa2.package.rules import STYLES
 @click.argument("action", type=click.Choice(["on", "off", "status"]), default="status")
 @click.option("--name", default="analysisUtils", show_default=True, help="Which lock.")
 @click.option("--force", is_flag=True, help="off: break a lock someone else holds.")
+@click.option(
+    "--dir", "directory", type=click.Path(path_type=Path), envvar="QA2_LOCK_DIR",
+    help="The directory every reducer shares the locks in (also $QA2_LOCK_DIR).",
+)  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def lock_cmd(action: str, name: str, force: bool, as_json: bool) -> None:
-    """Take (on), release (off) or show (status) a lock shared through $QA2_LOCK_DIR."""
+def lock_cmd(action: str, name: str, force: bool, directory: Path | None, as_json: bool) -> None:
+    """Take (on), release (off) or show (status) a lock shared in a directory."""
     from almaqa2.helpers import lock
 
-    directory = lock.lock_dir()
+    directory = lock.lock_dir(directory)
     holder: lock.Holder | None
     if action == "on":
         holder = lock.take(directory, name)

@@ -3,6 +3,7 @@ sentence.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 128 + N a s
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 import threading
@@ -11,7 +12,7 @@ from collections.abc import Sequence
 import click
 from rich.markup import escape
 
-from almaqa2.cli import batch, commands, helpers, render  # noqa: F401 - they add their commands
+from almaqa2.cli import batch, commands, helpers, render, settings  # noqa: F401 - they add
 from almaqa2.cli.app import cli, err
 from almaqa2.errors import Almaqa2Error, refused
 
@@ -53,6 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose", "--debug"})
+GLOBAL_VALUED = "--log-file"
 """The group's options, which a reducer may type anywhere on the line."""
 
 
@@ -60,14 +62,29 @@ def hoisted(argv: Sequence[str]) -> list[str]:
     """``argv`` with the group's options moved before the command, wherever they were
     typed (up to a ``--``, after which everything is an argument)."""
     end = list(argv).index("--") if "--" in argv else len(argv)
-    flags = [a for a in argv[:end] if a in GLOBAL_FLAGS]
-    return [*flags, *(a for a in argv[:end] if a not in GLOBAL_FLAGS), *argv[end:]]
+    moved: list[str] = []
+    kept: list[str] = []
+    words = iter(argv[:end])
+    for word in words:
+        if word in GLOBAL_FLAGS or word.startswith(f"{GLOBAL_VALUED}="):
+            moved.append(word)
+        elif word == GLOBAL_VALUED:
+            moved += [word, next(words, "")]
+        else:
+            kept.append(word)
+    return [*moved, *kept, *argv[end:]]
 
 
 def _run(argv: Sequence[str] | None, debug: bool) -> int:
     args = hoisted(sys.argv[1:] if argv is None else argv)
     try:
-        code = cli.main(args=args, prog_name="qa2", standalone_mode=False)
+        code = cli.main(
+            args=args,
+            prog_name="qa2",
+            standalone_mode=False,
+            default_map=settings.default_map(cli),
+            auto_envvar_prefix=settings.ENV_PREFIX,
+        )
     except click.ClickException as exc:  # a usage error: one sentence, as for bad input
         ctx = getattr(exc, "ctx", None)
         see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
@@ -93,6 +110,7 @@ def _failed(args: Sequence[str], sentence: str, code: int) -> int:
     """Say why the command stopped: its one sentence on stderr, and with ``--json`` the
     envelope on stdout too, so that a script reads every outcome the same way."""
     err.print(f"[red]error:[/red] {escape(sentence)}", highlight=False, soft_wrap=True)
+    logging.getLogger("almaqa2").error("%s", sentence, extra={"said": True})  # a --log-file
     if "--json" in args:
         render.failure(sentence, code)
     return code

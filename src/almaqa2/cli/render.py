@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from almaqa2.cli.app import err, out, warned
-from almaqa2.sizes import human_size
+from almaqa2.sizes import human_size, size_in
 from almaqa2.uid import short_name
 
 if TYPE_CHECKING:
@@ -187,8 +188,9 @@ def ticket(ticket: Ticket, as_json: bool) -> None:
         out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
 
 
-def split(split: Split, as_json: bool, dry_run: bool = False) -> None:
-    """The chunks ``tarsplit`` wrote (or, with ``dry_run``, would write)."""
+def split(split: Split, as_json: bool, dry_run: bool = False, unit: str = "1GB") -> None:
+    """The chunks ``tarsplit`` wrote (or, with ``dry_run``, would write), their sizes in
+    the ``unit`` of the --max-size typed."""
     chunks: list[dict[str, Any]] = [
         {"name": c.name, "size": c.size, "md5": split.digests.get(c.name),
          "entries": len(c.entries)}
@@ -201,7 +203,7 @@ def split(split: Split, as_json: bool, dry_run: bool = False) -> None:
     _line(f"named by {split.tagged_by}: {split.tag}")
     for chunk in chunks:
         would = "would write " if dry_run else ""
-        _line(f"{would}{chunk['name']}  {human_size(chunk['size'])}  {chunk['entries']} entries")
+        _line(f"{would}{chunk['name']}  {size_in(chunk['size'], unit)}  {chunk['entries']} entries")
     _line("dry run: nothing was written" if dry_run else f"checksums: {split.md5sums}")
 
 
@@ -499,3 +501,31 @@ def batch_outcome(outcome: BatchOutcome, as_json: bool) -> None:
         f"{totals['done']} done, {totals['skipped']} skipped, {totals['failed']} failed;"
         f" {human_size(totals['bytes'])} in {outcome.seconds:.1f} s; ledger: {outcome.plan.ledger}"
     )
+
+
+def settings(path: Path, rows: list[tuple[str, str, Any, str]], as_json: bool) -> None:
+    """``qa2 config``: the file read, and each value that is not the built-in default."""
+    exists = os.path.isfile(path)
+    where = f"{path}" if exists else f"{path} (none there)"
+    if as_json:
+        values = [
+            {"command": c, "option": o, "value": v if _plain(v) else str(v), "from": f}
+            for c, o, v, f in rows
+        ]
+        _json({"file": str(path), "exists": exists, "values": values})
+        return
+    _line(f"config file: {where}")
+    if not rows:
+        _line("every option is at its built-in default")
+        return
+    table = Table(show_edge=False)
+    for column in ("command", "option", "value", "from"):
+        table.add_column(column)
+    for command, option, value, source in rows:
+        table.add_row(escape(command), option, escape(str(value)), escape(source))
+    out.print(table)
+
+
+def _plain(value: Any) -> bool:
+    """A value JSON carries as it is (a path, say, is given as its text)."""
+    return value is None or isinstance(value, str | int | float | bool)

@@ -48,7 +48,7 @@ def default_map(group: click.Group) -> dict[str, Any]:
     """The file's values as click's ``default_map``: {param: value, command: {param:
     value}}; InputError (naming the file, table and key) for anything it cannot use."""
     where = path()
-    if not where.is_file():
+    if not os.path.isfile(where):  # also where a directory on the way cannot be searched
         if os.environ.get(ENV):
             raise InputError(f"the config file named by {ENV} is missing", where,
                              fix=f"create it, or unset {ENV}")  # fmt: skip
@@ -100,7 +100,9 @@ def sources(group: click.Group) -> list[tuple[str, str, Any, str]]:
         (name, command, defaults.get(name, {})) for name, command in sorted(group.commands.items())
     ]
     for name, command, values in contexts:
-        prefix = ENV_PREFIX if command is group else f"{ENV_PREFIX}_{name.upper().replace('-', '_')}"
+        prefix = (
+            ENV_PREFIX if command is group else f"{ENV_PREFIX}_{name.upper().replace('-', '_')}"
+        )
         with command.make_context(
             name, [], resilient_parsing=True, default_map=values, auto_envvar_prefix=prefix
         ) as ctx:

@@ -39,16 +39,16 @@ class Holder:
         return asdict(self)
 
 
-def lock_dir() -> Path:
-    """The shared directory of the locks, from ``QA2_LOCK_DIR``."""
-    value = os.environ.get(ENV, "")
-    if not value:
+def lock_dir(path: Path | None) -> Path:
+    """The shared directory of the locks (``--dir``, ``QA2_LOCK_DIR`` or the config)."""
+    if path is None or not str(path):
         raise InputError(
-            f"{ENV} is not set", fix=f"export {ENV}=<a directory every reducer can write>"
+            "no lock directory is set",
+            fix=f"export {ENV}=<a directory every reducer can write>, or set dir in the"
+            " [lock] table of the config file",
         )
-    path = Path(value)
     if not path.is_dir():
-        raise InputError(f"the lock directory ({ENV}) does not exist", path, fix="create it")
+        raise InputError("the lock directory does not exist", path, fix="create it")
     return path
 
 

@@ -1,0 +1,132 @@
+"""Issue 18: site defaults from a TOML file, under the environment, under the option typed;
+``qa2 config`` says where each value comes from; ``--log-file``; shell completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from almaqa2.cli import main
+
+QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+
+
+def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    assert main([*argv, "--json"]) == 0, capsys.readouterr().err
+    return json.loads(capsys.readouterr().out)
+
+
+def test_file_then_environment_then_option(
+    nrao_split: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    package = nrao_split / "out" / "2013.1.00123.S"
+    config = tmp_path / "site.toml"
+    config.write_text('[tarsplit]\nmax-size = "20K"\n')
+    monkeypatch.setenv("QA2_CONFIG", str(config))
+    split = ["tarsplit", str(package), "--out", str(tmp_path), "--dry-run"]
+
+    def chunks(*extra: str) -> int:
+        return len(_json([*split, *extra], capsys)["chunks"])
+
+    from_file = chunks()
+    shown = _json(["config"], capsys)
+    assert shown["file"] == str(config) and shown["exists"] is True
+    assert shown["values"] == [
+        {"command": "tarsplit", "option": "--max-size", "value": "20K", "from": f"config {config}"}
+    ]
+    monkeypatch.delenv("QA2_CONFIG")
+    assert chunks() == 1 < from_file  # 10G, the built-in default: one chunk
+    monkeypatch.setenv("QA2_CONFIG", str(config))
+    monkeypatch.setenv("QA2_TARSPLIT_MAX_SIZE", "60K")
+    from_environment = chunks()
+    assert 1 < from_environment < from_file
+    assert _json(["config"], capsys)["values"][0]["from"] == "environment QA2_TARSPLIT_MAX_SIZE"
+    assert chunks("--max-size", "10G") == 1  # the option typed wins
+    assert main(["config"]) == 0
+    said = capsys.readouterr().out
+    assert "environment QA2_TARSPLIT_MAX_SIZE" in said and "--max-size" in said
+
+
+def test_the_xdg_place_and_the_lock_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = Path(os.environ["XDG_CONFIG_HOME"])  # a fresh one per session (conftest)
+    (home / "almaqa2").mkdir(exist_ok=True)
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    (home / "almaqa2" / "config.toml").write_text(f'[lock]\ndir = "{locks}"\n')
+    try:
+        assert main(["lock", "on"]) == 0
+        assert (locks / "analysisUtils.lock").is_file()
+        assert main(["lock", "off"]) == 0
+    finally:
+        (home / "almaqa2" / "config.toml").unlink()
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[tarsplit]\nmaxsize = "5G"\n', "[tarsplit] of the config file has no option 'maxsize'"),
+        ('log_file = "x"\n', "the top level of the config file has no option 'log_file'"),
+        ("[tarsplit\n", "the config file cannot be read"),
+    ],
+)
+def test_a_bad_config_file_is_one_sentence(
+    text: str, said: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    config = tmp_path / "site.toml"
+    config.write_text(text)
+    monkeypatch.setenv("QA2_CONFIG", str(config))
+    assert main(["verify", str(tmp_path)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1 and said in err[0] and str(config) in err[0], err
+
+
+def test_a_missing_config_file_named_by_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("QA2_CONFIG", str(tmp_path / "nothing.toml"))
+    assert main(["config"]) == 2
+    assert "the config file named by QA2_CONFIG is missing" in capsys.readouterr().err
+
+
+def test_log_file_typed_anywhere_keeps_the_runs_story(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from conftest import make_case
+
+    case = make_case("flat", tmp_path)
+    (case.origpath / "notes-to-self.xyz").write_text("a stray file\n")
+    log = tmp_path / "run.log"
+    argv, _ = case.commands("fake")
+    assert main([*argv, "--log-file", str(log), "-q"]) == 0
+    assert main(["verify", str(tmp_path / "nothing"), f"--log-file={log}"]) == 2
+    capsys.readouterr()
+    lines = log.read_text().splitlines()
+    assert any(" DEBUG almaqa2: qa2 " in line for line in lines)
+    assert any("WARNING" in line and "notes-to-self.xyz" in line for line in lines)  # -q or not
+    assert any("ERROR" in line and "nothing to verify here" in line for line in lines)
+    assert all(line[:2] == "20" for line in lines)  # each with its time
+
+
+def test_shell_completion_offers_the_choices(tmp_path: Path) -> None:
+    """The README's completion line works: bash asks, click answers with the choices."""
+    env = {
+        **os.environ, "_QA2_COMPLETE": "bash_complete",
+        "COMP_WORDS": "qa2 package a b --mode ", "COMP_CWORD": "5",
+    }  # fmt: skip
+    done = subprocess.run([*QA2], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    offered = [line.split(",", 1)[1] for line in done.stdout.splitlines()]
+    assert offered == ["fake", "ticket", "copy", "hard"]
+    env["_QA2_COMPLETE"] = "bash_source"
+    source = subprocess.run([*QA2], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert "complete " in source.stdout and "_QA2_COMPLETE" in source.stdout
