@@ -191,3 +191,93 @@ def test_a_refused_run_leaves_no_directory_it_made(
     capsys.readouterr()
     assert not out.exists(), "the directory made for the package is gone with it"
     assert os.listdir(tmp_path) == ["chunks"]
+
+
+def test_a_dry_run_plan_shows_whole_paths_in_a_narrow_terminal(tmp_path: Path) -> None:
+    """Issue 18: the plan cut paths short with '…' at 80 and even 160 columns."""
+    import subprocess
+    import sys
+
+    from almaqa2.package.packager import Request, prepare
+
+    from conftest import make_case
+
+    case = make_case("nrao", tmp_path / ("a-long-directory-name-" * 3))
+    argv, _ = case.commands("copy")
+    entry = "from almaqa2.cli import entrypoint; entrypoint()"
+    done = subprocess.run(
+        [sys.executable, "-c", entry, *argv, "--dry-run"],
+        capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout and str(case.origpath) in done.stdout
+    from_cli = {tuple(ln.strip().split(" -> ")) for ln in done.stdout.splitlines() if " -> " in ln}
+    options = dict(zip(argv[3::2], argv[4::2], strict=False))
+    plan = prepare(Request(case.origpath, case.packpath, Path(options["--readme"]),
+                           style="cycle4-nopipe", mode="copy",
+                           pi_script=Path(options["--pi-script"])))  # fmt: skip
+    assert len(from_cli) == len(plan.placements)
+    assert {str(p.source.rel) for p in plan.placements} == {src for src, _ in from_cli}
+
+
+def test_start_lists_the_sbs_of_an_archive_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for sb in ("B6_A", "B6_B"):
+        _asdm(tmp_path / "archive" / sb, EBS[0])
+    found = _envelope(["start", "--archive", str(tmp_path / "archive")], capsys)
+    assert found["sbs"] == ["B6_A", "B6_B"] and found["ok"] is True
+
+
+def test_every_dry_run_writes_nothing(
+    nrao_split: Path,
+    site: tuple[str, Path],  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Every command of WRITES, with --dry-run on real inputs: the trees of its inputs and
+    of its destinations hashed before and after."""
+    from test_stage import build_run
+
+    from conftest import make_case
+
+    case = make_case("nrao", tmp_path / "case")
+    package, chunks = nrao_split / "out" / "2013.1.00123.S", nrao_split / "chunks"
+    run = build_run(tmp_path / "pipeline")
+    archive = _archive(tmp_path)
+    calibrated = case.origpath / "Combination" / "calibrated"
+    eb = next(case.origpath.glob("Calibration_*"))
+    for entry in calibrated.glob("uid___*"):  # what fluxequal links back in
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    for made in ("out", "web", "unpacked", "area/2019.1.01234.S", "staged"):
+        (tmp_path / made).mkdir(parents=True)
+    plan = tmp_path / "plan.toml"
+    assert main(["batch", str(plan), "--init", str(case.origpath.parent)]) == 0
+    text = plan.read_text()  # the reducer fills in what --init cannot know
+    text = text.replace('out = "FILL-IN"', 'out = "out"')
+    text = text.replace('readme = "FILL-IN"', f'readme = "{case.readme}"')
+    plan.write_text(text.replace('"FILL-IN"', '"2013.1.00123.S"'))
+    argv, _ = case.commands("copy")
+    monkeypatch.chdir(tmp_path)
+    runs = {
+        "package": argv,
+        "stage": ["stage", str(run), str(tmp_path / "staged" / "2013.1.00456.S")],
+        "batch": ["batch", str(plan)],
+        "tarsplit": ["tarsplit", str(package), "--out", str(tmp_path / "out")],
+        "untar": ["untar", str(chunks), "--out", str(tmp_path / "unpacked")],
+        "deliver": ["deliver", str(package), "--web-root", str(tmp_path / "web")],
+        "start": ["start", SB, "--archive", str(archive), "--into",
+                  str(tmp_path / "area" / "2019.1.01234.S")],
+        "clear": ["clear", str(eb), "--yes"],
+        "fluxequal": ["fluxequal", str(calibrated)],
+        "allfluxes": ["allfluxes", str(calibrated), "--recompute"],
+        "download": ["download", site[0], "--out", str(tmp_path / "downloads")],
+    }  # fmt: skip
+    assert set(runs) == WRITES
+    before = tree_state(tmp_path), tree_state(nrao_split), tree_state(site[1])
+    for name, command in runs.items():
+        code = main([*command, "--dry-run"])
+        assert code in ((0, 1) if name == "allfluxes" else (0,)), (name, capsys.readouterr())
+    capsys.readouterr()
+    assert (tree_state(tmp_path), tree_state(nrao_split), tree_state(site[1])) == before

@@ -185,7 +185,7 @@ def start_cmd(
             raise click.UsageError("give the SB name, or --archive to choose from")
         found = start.sbs_in(archive)
         if len(found) != 1:
-            render.sbs(archive, found)
+            render.sbs(archive, found, as_json)
             return
         sb = found[0]
     area = start.start(sb, into, layout, archive, project, style, dry_run)

@@ -77,15 +77,10 @@ def plan(plan: Plan, as_json: bool) -> None:
     if as_json:
         _json(plan.as_dict())
         return
-    table = Table(title=f"plan: {plan.project}/{plan.member_path} ({plan.mode})", show_edge=False)
-    table.add_column("from")
-    table.add_column("to")
-    for p in plan.placements:
+    _line(f"plan: {plan.project}/{plan.member_path} ({plan.mode}), from {plan.reduction.root}")
+    for p in plan.placements:  # whole paths, one line each: for reading, grep and copying
         dest = p.dest.as_posix() + ("/" if p.source.members else "")
-        table.add_row(
-            str(p.source.rel), f"{p.bundle.path} ({p.bundle.inside})" if p.bundle else dest
-        )
-    out.print(table)
+        _line(f"  {p.source.rel} -> {f'{p.bundle.path} ({p.bundle.inside})' if p.bundle else dest}")
     for skip in plan.skipped:
         out.print(f"[dim]not packaged: {escape(f'{skip.source.rel} ({skip.why})')}[/dim]")
     for entry in plan.unclassified:
@@ -429,7 +424,11 @@ def downloaded(result: Download, as_json: bool) -> None:
         out.print(f"unpacked: {result.out / name}", markup=False)
 
 
-def sbs(archive: Path, found: list[str]) -> None:
+def sbs(archive: Path, found: list[str], as_json: bool) -> None:
+    """``start`` without an SB, when the archive holds none or several to choose from."""
+    if as_json:
+        _json({"archive": str(archive), "sbs": found})
+        return
     out.print(f"SBs in {archive}: " + (", ".join(found) or "none"), markup=False)
 
 
