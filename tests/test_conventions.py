@@ -34,6 +34,7 @@ BAD_INPUT = {  # command: arguments that reach the library with a path that does
     "fluxequal": ["missing"],
     "fluxscale": ["missing"],
     "inspect": ["missing"],
+    "legacy-module": ["--install", "missing/deeper"],
     "lock": ["frob"],
     "package": ["missing", "out/p", "--readme", "missing"],
     "stage": ["missing", "out"],
@@ -45,8 +46,8 @@ BAD_INPUT = {  # command: arguments that reach the library with a path that does
 PRINTS_ONLY = {"readme-template"}  # prints a template to fill in: nothing to parse
 NO_INPUT = {"config"}  # reads only the config file: test_config.py gives it a bad one
 WRITES = {  # commands that write, each with --dry-run
-    "allfluxes", "batch", "clear", "deliver", "download", "fluxequal", "package", "stage",
-    "start", "tarsplit", "untar",
+    "allfluxes", "batch", "clear", "deliver", "download", "fluxequal", "legacy-module",
+    "package", "stage", "start", "tarsplit", "untar",
 }  # fmt: skip
 ENVELOPE = ["ok", "warnings", "problems"]
 
@@ -273,6 +274,7 @@ def test_every_dry_run_writes_nothing(
         "fluxequal": ["fluxequal", str(calibrated)],
         "allfluxes": ["allfluxes", str(calibrated), "--recompute"],
         "download": ["download", site[0], "--out", str(tmp_path / "downloads")],
+        "legacy-module": ["legacy-module", "--install", str(tmp_path / "casa")],
     }  # fmt: skip
     assert set(runs) == WRITES
     before = tree_state(tmp_path), tree_state(nrao_split), tree_state(site[1])

@@ -281,3 +281,26 @@ def config_cmd(as_json: bool) -> None:
     from almaqa2.cli import settings
 
     render.settings(settings.path(), settings.sources(cli), as_json)
+
+
+@cli.command("legacy-module", short_help="Write QA2_Packaging_module.py for any CASA.")
+@click.option("--print", "show", is_flag=True, help="Print the module instead.")
+@click.option(
+    "--install", "directory", type=click.Path(path_type=Path),
+    help="Write it into this directory (made if missing), e.g. ~/.casa.",
+)  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Say what would be written; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def legacy_module_cmd(show: bool, directory: Path | None, dry_run: bool, as_json: bool) -> None:
+    """Write the old call's module, QA2_Packaging_module.py, for the Python of any CASA
+    (2.7 on, nothing but the standard library): 'from QA2_Packaging_module import *' then
+    runs this installation's qa2.  --print shows it; --install DIR writes it there."""
+    from almaqa2.package import legacy
+
+    if show == (directory is not None):
+        raise click.UsageError("give either --print or --install DIR")
+    if show:
+        render.legacy_module(legacy.module_text(legacy.this_qa2()), None, dry_run, as_json)
+        return
+    assert directory is not None
+    render.legacy_module(None, legacy.install_module(directory, dry_run), dry_run, as_json)

@@ -90,6 +90,8 @@ def plan(plan: Plan, as_json: bool) -> None:
 
 def packaged(result: Result, as_json: bool) -> None:
     """A package or staged package made."""
+    from almaqa2.package.legacy import printed_tree
+
     if as_json:
         _json(
             {
@@ -98,6 +100,7 @@ def packaged(result: Result, as_json: bool) -> None:
                 "member_dir": str(result.member_dir),
                 "tickets": [str(p) for p in result.tickets],
                 "manifest": str(result.manifest) if result.manifest else None,
+                "tree": printed_tree(result),  # as the old call printed it
             }
         )
         return
@@ -528,3 +531,21 @@ def settings(path: Path, rows: list[tuple[str, str, Any, str]], as_json: bool) -
 def _plain(value: Any) -> bool:
     """A value JSON carries as it is (a path, say, is given as its text)."""
     return value is None or isinstance(value, str | int | float | bool)
+
+
+def legacy_module(text: str | None, written: tuple[Path, Path] | None, dry_run: bool,
+                  as_json: bool) -> None:  # fmt: skip
+    """``legacy-module``: the module's text (--print), or where it was written."""
+    if text is not None:
+        if as_json:
+            _json({"module": text})
+        else:
+            out.print(text, markup=False, highlight=False, end="")
+        return
+    assert written is not None
+    path, qa2 = written
+    if as_json:
+        _json({"file": str(path), "qa2": str(qa2), "dry_run": dry_run})
+        return
+    _line(f"{'would write' if dry_run else 'wrote'} {path} (it runs {qa2})")
+    _line(f"in CASA: sys.path.insert(0, {str(path.parent)!r}); from {path.stem} import *")
