@@ -18,7 +18,6 @@ from __future__ import print_function
 import json
 import os
 import subprocess
-import sys
 
 __all__ = ["QA_Packager", "QA_Pipeline_Stager", "Qa2Error"]
 
