@@ -21,7 +21,7 @@ import pytest
 from almaqa2.cli import main
 from test_stage import PROJECT, build_run
 
-from conftest import Case, listing, make_case
+from conftest import CASES, Case, listing, make_case
 
 MODULE = Path(__file__).parents[1] / "src" / "QA2_Packaging_module.py"
 QA2 = Path(sys.executable).parent / "qa2"  # this project's, in its venv
@@ -94,12 +94,12 @@ def _packager_kwargs(case: Case, packpath: Path) -> dict:
     options = dict(zip(argv[3::2], argv[4::2], strict=False))
     kwargs = {"origpath": str(case.origpath) + "/", "readme": str(case.readme),
               "packpath": str(packpath), "mode": "copy", "style": options["--style"]}  # fmt: skip
-    if "--pi-script" in options:
-        kwargs["PIscript"] = options["--pi-script"]
+    legacy = {"--pi-script": "PIscript", "--sg": "sg", "--gous": "gous", "--mous": "mous"}
+    kwargs |= {legacy[o]: value for o, value in options.items() if o in legacy}
     return kwargs
 
 
-@pytest.mark.parametrize("name", ["project229", "nrao", "allegro"])
+@pytest.mark.parametrize("name", CASES)
 def test_the_old_call_in_a_bare_python_gives_the_clis_package(
     name: str, bare_python: Path, tmp_path: Path
 ) -> None:

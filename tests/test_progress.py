@@ -34,11 +34,13 @@ class SlowHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:  # quiet
         pass
 
+    pause = 0.08  # seconds between pieces
+
     def copyfile(self, source: BinaryIO, outputfile: BinaryIO) -> None:  # type: ignore[override]
         while piece := source.read(8192):
             outputfile.write(piece)
             outputfile.flush()
-            time.sleep(0.08)
+            time.sleep(self.pause)
 
 
 @pytest.fixture

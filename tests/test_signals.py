@@ -22,7 +22,7 @@ import pytest
 
 from almaqa2.cli import main
 from almaqa2.testing.reductions import HEADER
-from test_progress import slow_site  # noqa: F401 - a fixture: the DRM's page, served slowly
+from test_progress import SlowHandler, slow_site  # noqa: F401 - slow_site: a fixture
 
 QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
 PROJECT = "2019.1.01234.S"
@@ -122,7 +122,12 @@ def test_deliver(big: dict[str, Path], tmp_path: Path, signum: int) -> None:
 
 
 @pytest.mark.parametrize("signum", SIGNALS, ids=["SIGINT", "SIGTERM"])
-def test_download(slow_site: str, tmp_path: Path, signum: int) -> None:  # noqa: F811
+def test_download(
+    slow_site: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+    signum: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out = tmp_path / "raw"
     argv = ["download", slow_site, "--out", str(out)]
     _stopped(argv, _started(tmp_path, "raw/*.part"), signum)
@@ -130,5 +135,6 @@ def test_download(slow_site: str, tmp_path: Path, signum: int) -> None:  # noqa:
     assert [n for n in kept if n != "md5sums.txt"] and all(
         n.endswith(".part") for n in kept if n != "md5sums.txt"
     ), kept  # the resume point, and nothing else
+    monkeypatch.setattr(SlowHandler, "pause", 0.0)  # the rerun need not wait
     assert main(argv) == 0
     assert not list(out.glob("*.part"))
