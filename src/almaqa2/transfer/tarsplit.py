@@ -68,21 +68,59 @@ def member_size(entry: Entry) -> int:
 
 
 def _header_size(entry: Entry) -> int:
-    """The common case (ASCII name, size and time in range) by tarfile's own rule: a PAX
-    ``path`` record when the name is longer than the ustar field; anything else is built."""
+    """``len(header(entry))``, worked out without building it (planning sizes every file)."""
     name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
     if not (
         name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
     ):
-        header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        return len(header)
+        return len(header(entry))
     if len(name) <= _USTAR_NAME:
         return BLOCK
-    record = len("path") + len(name) + 3  # "<length> path=<name>\n"
-    length = 0
-    while (with_digits := record + len(str(length))) != length:
-        length = with_digits
-    return 2 * BLOCK + -(-length // BLOCK) * BLOCK
+    return 2 * BLOCK + -(-_pax_length(len(name)) // BLOCK) * BLOCK
+
+
+def _pax_length(name_length: int) -> int:
+    """The length of the record ``"<length> path=<name>\\n"``, its own digits included."""
+    length = len("path") + name_length + 3
+    total = 0
+    while (with_digits := length + len(str(total))) != total:
+        total = with_digits
+    return total
+
+
+def header(entry: Entry) -> bytes:
+    """The header(s) of ``entry`` exactly as tarfile writes them in PAX format.
+
+    The common case (an ASCII name, size and time in range: every file a package holds) is
+    built here, ~10 times faster than tarfile: a ustar block, after a PAX ``path`` record
+    when the name is longer than the ustar field, as tarfile does.  Anything else is
+    tarfile's own.  ``test_tar_headers`` holds the two equal."""
+    name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
+    if not (
+        name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
+    ):
+        return entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    raw = name.encode("ascii")
+    kind = tarfile.DIRTYPE if entry.size < 0 else tarfile.REGTYPE
+    main = _ustar(raw, entry.mode & 0o7777, max(entry.size, 0), entry.mtime, kind)
+    if len(raw) <= _USTAR_NAME:
+        return main
+    record = b"%d path=%s\n" % (_pax_length(len(raw)), raw)
+    pax = _ustar(b"././@PaxHeader", 0, len(record), 0, tarfile.XHDTYPE)
+    return pax + record + bytes(-len(record) % BLOCK) + main
+
+
+_USTAR_TAIL = tarfile.POSIX_MAGIC + bytes(32 + 32 + 8 + 8 + 155 + 12)  # owners, devices, prefix
+_TAIL_SUM = sum(_USTAR_TAIL) + 8 * 32  # and the checksum field, counted as spaces
+
+
+def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
+    """A ustar block as tarfile's ``_create_header`` makes it: no owner, no link."""
+    head = b"%s%07o\x000000000\x000000000\x00%011o\x00%011o\x00" % (
+        name[:_USTAR_NAME].ljust(_USTAR_NAME, b"\0"), mode, size, mtime,
+    )  # fmt: skip
+    checksum = sum(head) + kind[0] + _TAIL_SUM
+    return head + b"%06o\x00 " % checksum + kind + bytes(_USTAR_NAME) + _USTAR_TAIL
 
 
 def tar_size(members: int) -> int:
@@ -233,10 +271,10 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
 
 def _add(fd: int, entry: Entry) -> int:
     """Append ``entry`` (header, data, padding) at ``fd``; returns the bytes written."""
-    header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    write_all(fd, header)
+    head = header(entry)
+    write_all(fd, head)
     if entry.size <= 0:
-        return len(header)
+        return len(head)
     with open(entry.path, "rb", buffering=0) as f:
         if os.fstat(f.fileno()).st_size != entry.size:
             raise InputError(
@@ -248,7 +286,7 @@ def _add(fd: int, entry: Entry) -> int:
             )
     padding = -entry.size % BLOCK
     write_all(fd, bytes(padding))
-    return len(header) + entry.size + padding
+    return len(head) + entry.size + padding
 
 
 @dataclass(frozen=True)
