@@ -148,15 +148,18 @@ def _package(package: Path, progress: Progress | None) -> Report:
 def _restore(package: Path, project: str, files: Iterable[str]) -> list[Problem]:
     """What the PI's restore would not find in each member of a pipeline package; ``files``:
     the package's files as already listed (below the project), not listed again."""
-    by_member: dict[PurePosixPath, list[PurePosixPath]] = {}
+    by_member: dict[str, list[str]] = {}  # plain strings: this loop runs once per file
     for rel in files:
-        parts = PurePosixPath(rel).parts[1:]
-        if len(parts) > 4:  # <sg>/<gous>/<member>/<subdir>/...
-            by_member.setdefault(PurePosixPath(*parts[:3]), []).append(PurePosixPath(*parts[3:]))
+        parts = rel.split("/", 4)  # <project>/<sg>/<gous>/<member>/<subdir>/...
+        if len(parts) == 5 and "/" in parts[4]:
+            by_member.setdefault("/".join(parts[1:4]), []).append(parts[4])
     return [
         Problem(Trouble.RESTORE, f"{project}/{member}/{rel}", found=why)
         for member, inside in sorted(by_member.items())
-        for rel, why in pipemanifest.restore_problems(package / member, inside)
+        if any(pipemanifest.NAME.fullmatch(f.rpartition("/")[2]) for f in inside)  # pipeline
+        for rel, why in pipemanifest.restore_problems(
+            package / member, [PurePosixPath(f) for f in inside]
+        )
     ]
 
 
