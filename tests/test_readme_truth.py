@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main
-from almaqa2.testing import reductions as example
 from almaqa2.version import __version__
-from test_stage import MOUS, PROJECT, staged_case2
+from test_stage import MOUS, case2_argv
 
 from conftest import make_case
 
@@ -28,12 +27,7 @@ CASES = {  # id: (acceptance case, style)
 def _packaged(kind: str, tmp_path: Path) -> Path:
     """The member directory of a copy-mode package of the case ``kind``."""
     if kind == "case2":
-        staged = staged_case2(tmp_path)
-        readme = tmp_path / "README.header.txt"
-        readme.write_text(example.HEADER)
-        packpath = tmp_path / "out" / PROJECT
-        packpath.parent.mkdir()
-        argv = ["package", str(staged), str(packpath), "--readme", str(readme)]
+        argv, packpath = case2_argv(tmp_path)
         assert main([*argv, "--style", "cycle4-pipe", "--mode", "copy"]) == 0
         return next(packpath.glob(f"*/*/member.{MOUS}"))
     name, style = CASES[kind]

@@ -243,6 +243,17 @@ def staged_case2(tmp: Path) -> Path:
     return staged
 
 
+def case2_argv(tmp: Path) -> tuple[list[str], Path]:
+    """``qa2 package``'s arguments for the staged Case-2 package (add the style and mode),
+    and its packpath (whose parent is made)."""
+    staged = staged_case2(tmp)
+    readme = tmp / "README.header.txt"
+    readme.write_text(example.HEADER)
+    packpath = tmp / "out" / PROJECT
+    packpath.parent.mkdir()
+    return ["package", str(staged), str(packpath), "--readme", str(readme)], packpath
+
+
 @pytest.mark.parametrize("style", STAGED_STYLES)
 def test_case2_package_from_a_staged_package(style: str, case2: Path, tmp_path: Path) -> None:
     before = tree_state(case2)

@@ -14,8 +14,7 @@ import pytest
 
 from almaqa2.cli import main
 from almaqa2.package.ticket import DUMMY_NAME
-from almaqa2.testing import reductions as example
-from test_stage import PROJECT, staged_case2
+from test_stage import case2_argv
 
 from conftest import Case, make_case
 
@@ -150,12 +149,7 @@ def test_a_ticket_gives_the_copy_packages_size_exactly(name: str, tmp_path: Path
 
 def test_a_pipeline_ticket_gives_the_copy_packages_size_exactly(tmp_path: Path) -> None:
     """Issue 17, with the pipeline's rewritten manifest and tgz bundles of tables."""
-    staged = staged_case2(tmp_path)
-    readme = tmp_path / "README.header.txt"
-    readme.write_text(example.HEADER)
-    packpath = tmp_path / "out" / PROJECT
-    packpath.parent.mkdir()
-    argv = ["package", str(staged), str(packpath), "--readme", str(readme)]
+    argv, packpath = case2_argv(tmp_path)
     expected, actual = _ticket_then_copy([*argv, "--style", "cycle4-pipe"], packpath)
     assert next(packpath.rglob("*.tgz"), None) is not None, "a bundle is sized"
     assert {k: expected[k] for k in actual} == actual
