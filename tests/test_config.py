@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main
+from almaqa2.sizes import parse_size
 
 QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
 
@@ -31,23 +32,27 @@ def test_file_then_environment_then_option(
     monkeypatch.setenv("QA2_CONFIG", str(config))
     split = ["tarsplit", str(package), "--out", str(tmp_path), "--dry-run"]
 
-    def chunks(*extra: str) -> int:
-        return len(_json([*split, *extra], capsys)["chunks"])
+    def chunks(*extra: str) -> tuple[int, int]:
+        """How many chunks the split would write, each checked to fit the size in effect."""
+        found = _json([*split, *extra], capsys)["chunks"]
+        return len(found), max(c["size"] for c in found)
 
-    from_file = chunks()
+    from_file, largest = chunks()
+    assert largest <= parse_size("20K")
     shown = _json(["config"], capsys)
     assert shown["file"] == str(config) and shown["exists"] is True
     assert shown["values"] == [
         {"command": "tarsplit", "option": "--max-size", "value": "20K", "from": f"config {config}"}
     ]
     monkeypatch.delenv("QA2_CONFIG")
-    assert chunks() == 1 < from_file  # 10G, the built-in default: one chunk
+    assert chunks()[0] == 1 < from_file  # 10G, the built-in default: one chunk
     monkeypatch.setenv("QA2_CONFIG", str(config))
     monkeypatch.setenv("QA2_TARSPLIT_MAX_SIZE", "60K")
-    from_environment = chunks()
-    assert 1 < from_environment < from_file
+    from_environment, largest = chunks()
+    assert parse_size("20K") < largest <= parse_size("60K")  # 60K, not the file's 20K
+    assert from_environment < from_file
     assert _json(["config"], capsys)["values"][0]["from"] == "environment QA2_TARSPLIT_MAX_SIZE"
-    assert chunks("--max-size", "10G") == 1  # the option typed wins
+    assert chunks("--max-size", "10G")[0] == 1  # the option typed wins
     assert main(["config"]) == 0
     said = capsys.readouterr().out
     assert "environment QA2_TARSPLIT_MAX_SIZE" in said and "--max-size" in said

@@ -110,12 +110,12 @@ class Hasher:
         self._hashed = hashed
         self._digests: dict[str, str] = {}
         self._errors: dict[str, BaseException] = {}
+        queues = [self._queue] * (workers or os.cpu_count() or 2) + [self._small]
         self._threads = [
-            threading.Thread(target=self._work, args=(self._queue,), daemon=True)
-            for _ in range(workers or os.cpu_count() or 2)
+            (threading.Thread(target=self._work, args=(work,), daemon=True), work)
+            for work in queues
         ]
-        self._threads.append(threading.Thread(target=self._work, args=(self._small,), daemon=True))
-        for thread in self._threads:
+        for thread, _ in self._threads:
             thread.start()
 
     def _work(self, work: queue.SimpleQueue[tuple[str, int, str | None] | None]) -> None:
@@ -163,10 +163,9 @@ class Hasher:
         return self._digests, self._errors
 
     def _stop(self) -> None:
-        for _ in self._threads[:-1]:
-            self._queue.put(None)
-        self._small.put(None)
-        for thread in self._threads:
+        for _, work in self._threads:
+            work.put(None)
+        for thread, _ in self._threads:
             thread.join()
         self._threads = []
 

@@ -64,7 +64,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, log_file: Pa
     handlers: list[logging.Handler] = [shown, warned]
     if log_file is not None:
         handlers.append(_log_file(log_file))
-    lowest = min(level, logging.WARNING, logging.DEBUG if log_file else logging.WARNING)
+    lowest = logging.DEBUG if log_file else min(level, logging.WARNING)  # warned sees -q's too
     logging.basicConfig(level=lowest, format="%(message)s", handlers=handlers, force=True)
     if log_file is not None:
         logging.getLogger("almaqa2").debug(

@@ -167,7 +167,7 @@ def tarsplit_cmd(
 
     with progress_bar("splitting") as progress:
         split = tarsplit.tarsplit(packpath, out_dir, max_size, date, auxiliary, progress, dry_run)
-    render.split(split, as_json, dry_run, unit=max_size)
+    render.split(split, as_json, dry_run, max_size)
 
 
 @cli.command("verify", short_help="Check a package or its chunks against their md5s.")
@@ -275,12 +275,14 @@ def readme_template() -> None:
 
 @cli.command("config", short_help="Show the site defaults and where each comes from.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def config_cmd(as_json: bool) -> None:
+@click.pass_context
+def config_cmd(ctx: click.Context, as_json: bool) -> None:
     """Show every option whose default is not the built-in one: its value and where it
     comes from (the config file or the environment); the command line overrides both."""
     from almaqa2.cli import settings
 
-    render.settings(settings.path(), settings.sources(cli), as_json)
+    defaults = ctx.find_root().default_map or {}  # read once, by main
+    render.settings(settings.path(), settings.sources(cli, defaults), as_json)
 
 
 @cli.command("legacy-module", short_help="Write QA2_Packaging_module.py for any CASA.")
@@ -299,8 +301,7 @@ def legacy_module_cmd(show: bool, directory: Path | None, dry_run: bool, as_json
 
     if show == (directory is not None):
         raise click.UsageError("give either --print or --install DIR")
-    if show:
-        render.legacy_module(legacy.module_text(legacy.this_qa2()), None, dry_run, as_json)
+    if directory is None:
+        render.legacy_module(legacy.module_text(legacy.this_qa2()), as_json)
         return
-    assert directory is not None
-    render.legacy_module(None, legacy.install_module(directory, dry_run), dry_run, as_json)
+    render.legacy_module_written(*legacy.install_module(directory, dry_run), dry_run, as_json)

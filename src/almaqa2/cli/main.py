@@ -54,8 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose", "--debug"})
+"""The group's flags, which a reducer may type anywhere on the line."""
 GLOBAL_VALUED = "--log-file"
-"""The group's options, which a reducer may type anywhere on the line."""
+"""The group's option with a value, which may be typed anywhere too."""
 
 
 def hoisted(argv: Sequence[str]) -> list[str]:

@@ -54,7 +54,7 @@ def _json(document: dict[str, Any], problems: Sequence[dict[str, Any]] = ()) -> 
     envelope = {"ok": not found, "warnings": list(warned.seen), "problems": found}
     quiet, out.quiet = out.quiet, False
     try:
-        out.print_json(json.dumps({**envelope, **document}))
+        out.print_json(json.dumps({**envelope, **document}, default=str))  # a path: its text
     finally:
         out.quiet = quiet
 
@@ -186,7 +186,7 @@ def ticket(ticket: Ticket, as_json: bool) -> None:
         out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
 
 
-def split(split: Split, as_json: bool, dry_run: bool = False, unit: str = "1GB") -> None:
+def split(split: Split, as_json: bool, dry_run: bool, unit: str) -> None:
     """The chunks ``tarsplit`` wrote (or, with ``dry_run``, would write), their sizes in
     the ``unit`` of the --max-size typed."""
     chunks: list[dict[str, Any]] = [
@@ -510,10 +510,7 @@ def settings(path: Path, rows: list[tuple[str, str, Any, str]], as_json: bool) -
     exists = os.path.isfile(path)
     where = f"{path}" if exists else f"{path} (none there)"
     if as_json:
-        values = [
-            {"command": c, "option": o, "value": v if _plain(v) else str(v), "from": f}
-            for c, o, v, f in rows
-        ]
+        values = [{"command": c, "option": o, "value": v, "from": f} for c, o, v, f in rows]
         _json({"file": str(path), "exists": exists, "values": values})
         return
     _line(f"config file: {where}")
@@ -528,22 +525,16 @@ def settings(path: Path, rows: list[tuple[str, str, Any, str]], as_json: bool) -
     out.print(table)
 
 
-def _plain(value: Any) -> bool:
-    """A value JSON carries as it is (a path, say, is given as its text)."""
-    return value is None or isinstance(value, str | int | float | bool)
+def legacy_module(text: str, as_json: bool) -> None:
+    """``legacy-module --print``: the module's text."""
+    if as_json:
+        _json({"module": text})
+    else:
+        out.print(text, markup=False, highlight=False, end="")
 
 
-def legacy_module(text: str | None, written: tuple[Path, Path] | None, dry_run: bool,
-                  as_json: bool) -> None:  # fmt: skip
-    """``legacy-module``: the module's text (--print), or where it was written."""
-    if text is not None:
-        if as_json:
-            _json({"module": text})
-        else:
-            out.print(text, markup=False, highlight=False, end="")
-        return
-    assert written is not None
-    path, qa2 = written
+def legacy_module_written(path: Path, qa2: Path, dry_run: bool, as_json: bool) -> None:
+    """``legacy-module --install``: where the module was (or would be) written."""
     if as_json:
         _json({"file": str(path), "qa2": str(qa2), "dry_run": dry_run})
         return

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,10 @@ def _values(command: click.Command, table: dict[str, Any], where: Path, part: st
     return found
 
 
-def sources(group: click.Group) -> list[tuple[str, str, Any, str]]:
+def sources(group: click.Group, defaults: Mapping[str, Any]) -> list[tuple[str, str, Any, str]]:
     """(command, option, value, where it comes from) of every option that is not at its
-    built-in default, for ``qa2 config``."""
-    defaults = default_map(group)
+    built-in default, for ``qa2 config``; ``defaults``: ``default_map``'s, as the run has
+    them."""
     rows = []
     contexts = [("qa2", group, defaults)] + [
         (name, command, defaults.get(name, {})) for name, command in sorted(group.commands.items())

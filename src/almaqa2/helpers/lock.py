@@ -41,7 +41,7 @@ class Holder:
 
 def lock_dir(path: Path | None) -> Path:
     """The shared directory of the locks (``--dir``, ``QA2_LOCK_DIR`` or the config)."""
-    if path is None or not str(path):
+    if path is None:
         raise InputError(
             "no lock directory is set",
             fix=f"export {ENV}=<a directory every reducer can write>, or set dir in the"

@@ -292,15 +292,15 @@ def _build(
 
         written: tuple[Path, ...] = ()
         if tickets:
-            others = _rest_as_delivered(plan, members, kept, new_files or _walked(member_dir, plan))
-            readme_size = len(readme_text.encode())
-            expected = ticket.expected_size(plan, sizes, readme_size, others)
-            page = (
-                None
-                if plan.mode == "fake"
-                else _review(plan, header, readme_text, expected, found, sizes)
-            )
-            written = ticket.write(plan, packpath, readme_text, expected, page, then=install)
+            review = None  # fake mode: dummy tickets, nothing to size (no walk of the member)
+            if plan.mode != "fake":
+                listed = new_files or _walked(member_dir, plan)
+                others = _rest_as_delivered(plan, members, kept, listed)
+                expected = ticket.expected_size(plan, sizes, len(readme_text.encode()), others)
+                review = ticket.Review(
+                    expected, _review(plan, header, readme_text, expected, found, sizes)
+                )
+            written = ticket.write(plan, packpath, readme_text, review, then=install)
         else:
             install()
     return Built(sizes, readme_text, packpath / manifest.NAME if hashing else None, written)

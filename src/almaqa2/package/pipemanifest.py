@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -109,24 +109,26 @@ def rename(text: bytes, renames: Mapping[str, str], where: Path | str) -> bytes:
     return pattern.sub(lambda m: m[1] + m[2] + renames[m[3].decode()].encode() + m[2], text)
 
 
-def restore_problems(member: Path, files: Sequence[PurePosixPath]) -> list[tuple[str, str]]:
+def restore_problems(member: Path, files: Sequence[str]) -> list[tuple[str, str]]:
     """Why the PI's restore would fail on the member directory ``member`` of a pipeline
-    package, whose ``files`` (below it) are given, as (path below member, what is wrong);
-    empty if it would find everything."""
-    manifests = sorted(f for f in files if NAME.fullmatch(f.name))
+    package, whose ``files`` (POSIX paths below it, plain strings: a package may hold a
+    million) are given, as (path below member, what is wrong); empty if it would find
+    everything, or if the member has no pipeline manifest."""
+    manifests = sorted(f for f in files if NAME.fullmatch(f.rpartition("/")[2]))
     if not manifests:
         return []
     problems = []
-    present = {f.name for f in files if f.parent == PurePosixPath("script")}
+    present = {
+        f.removeprefix("script/") for f in files if f.count("/") == 1 and f.startswith("script/")
+    }
     for what, pattern in SCRIPT_NEEDS:
         if not any(pattern.fullmatch(n) for n in present):
             problems.append(("script/", f"no {what} where the scriptForPI looks for it"))
     delivered: dict[str, set[str]] = {}
     for f in files:
-        delivered.setdefault(f.name, set()).add(f.parts[0])
-    for manifest in manifests:
-        rel = manifest.as_posix()
-        for named in names((member / manifest).read_bytes(), member / manifest):
+        delivered.setdefault(f.rpartition("/")[2], set()).add(f.partition("/")[0])
+    for rel in manifests:
+        for named in names((member / rel).read_bytes(), member / rel):
             places = delivered.get(named.name, set())
             needed = RESTORE_READS.get(named.element)
             of_eb = f" of {named.eb}" if named.eb else ""

@@ -17,6 +17,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from almaqa2.atomic import write_atomically
 from almaqa2.package.package_dir import ticket_prefix
@@ -109,32 +110,39 @@ Page = Callable[[list[tuple[str, Path | bytes]], bool], str]
 """Renders the review page of the ticket's items, with images embedded or linked."""
 
 
+class Review(NamedTuple):
+    """What a real ticket holds beside the package's files: ``expected_size.txt`` and the
+    review page."""
+
+    expected: str
+    page: Page
+
+
 def write(
     plan: Plan,
     packpath: Path,
     readme_text: str,
-    expected: str,
-    page: Page | None,
+    review: Review | None,
     then: Callable[[], None],
 ) -> tuple[Path, ...]:
     """Write both ticket files, and the review page beside them, under hidden names beside
     ``packpath``, call ``then`` (the package's install), and only then rename them into
     place: a failure on the way leaves neither new tickets nor a new package.  Without a
-    ``page`` (fake mode) the tickets are dummies.  Returns their paths."""
+    ``review`` (fake mode) the tickets are dummies.  Returns their paths."""
     where = packpath.parent
     items: list[tuple[str, Path | bytes]] = (
         [(DUMMY_NAME, DUMMY_TEXT.encode())]
-        if page is None
-        else _contents(plan, readme_text, expected)
+        if review is None
+        else _contents(plan, readme_text, review.expected)
     )
     writers: list[tuple[str, Callable[[Path], None]]] = [
         (name, functools.partial(writer, items=items))  # with the review page, added below
         for name, writer in zip(ticket_names(plan), (_write_zip, _write_tar), strict=True)
     ]
-    if page is not None:
+    if review is not None:
         inside, beside = REVIEW_NAMES
-        items.insert(0, (inside, readable(page(items, False)).encode()))
-        text = readable(page(items[1:], True))  # a name that is not UTF-8: its bytes as \xNN
+        items.insert(0, (inside, readable(review.page(items, False)).encode()))
+        text = readable(review.page(items[1:], True))  # a name that is not UTF-8: its bytes as \xNN
 
         def alone(draft: Path) -> None:
             draft.write_text(text)

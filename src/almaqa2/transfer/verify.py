@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from almaqa2 import manifest
@@ -156,10 +156,7 @@ def _restore(package: Path, project: str, files: Iterable[str]) -> list[Problem]
     return [
         Problem(Trouble.RESTORE, f"{project}/{member}/{rel}", found=why)
         for member, inside in sorted(by_member.items())
-        if any(pipemanifest.NAME.fullmatch(f.rpartition("/")[2]) for f in inside)  # pipeline
-        for rel, why in pipemanifest.restore_problems(
-            package / member, [PurePosixPath(f) for f in inside]
-        )
+        for rel, why in pipemanifest.restore_problems(package / member, inside)
     ]
 
 
