@@ -19,6 +19,7 @@ import pytest
 
 from almaqa2.cli import main
 from almaqa2.cli.app import cli
+from almaqa2.testing import measurementsets as example_ms
 from test_download import site  # noqa: F401 - the DRM's page on 127.0.0.1, a fixture
 from test_start import EBS, SB, _asdm
 
@@ -37,6 +38,7 @@ BAD_INPUT = {  # command: arguments that reach the library with a path that does
     "legacy-module": ["--install", "missing/deeper"],
     "lock": ["frob"],
     "package": ["missing", "out/p", "--readme", "missing"],
+    "split": ["missing"],
     "stage": ["missing", "out"],
     "start": ["SB", "--archive", "missing"],
     "tarsplit": ["missing"],
@@ -47,7 +49,7 @@ PRINTS_ONLY = {"readme-template"}  # prints a template to fill in: nothing to pa
 NO_INPUT = {"config"}  # reads only the config file: test_config.py gives it a bad one
 WRITES = {  # commands that write, each with --dry-run
     "allfluxes", "batch", "clear", "deliver", "download", "fluxequal", "legacy-module",
-    "package", "stage", "start", "tarsplit", "untar",
+    "package", "split", "stage", "start", "tarsplit", "untar",
 }  # fmt: skip
 ENVELOPE = ["ok", "warnings", "problems"]
 
@@ -251,8 +253,10 @@ def test_every_dry_run_writes_nothing(
     eb = next(case.origpath.glob("Calibration_*"))
     for entry in calibrated.glob("uid___*"):  # what fluxequal links back in
         shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    for made in ("out", "web", "unpacked", "area/2019.1.01234.S", "staged"):
+    for made in ("out", "web", "unpacked", "area/2019.1.01234.S", "staged", "restored"):
         (tmp_path / made).mkdir(parents=True)
+    restored = tmp_path / "restored" / "uid___A002_X1_X2.ms"
+    example_ms.write_ms(restored, "uid___A002_X1_X2", "2013.1.00123.S")
     plan = tmp_path / "plan.toml"
     assert main(["batch", str(plan), "--init", str(case.origpath.parent)]) == 0
     text = plan.read_text()  # the reducer fills in what --init cannot know
@@ -275,6 +279,7 @@ def test_every_dry_run_writes_nothing(
         "allfluxes": ["allfluxes", str(calibrated), "--recompute"],
         "download": ["download", site[0], "--out", str(tmp_path / "downloads")],
         "legacy-module": ["legacy-module", "--install", str(tmp_path / "casa")],
+        "split": ["split", str(restored)],
     }  # fmt: skip
     assert set(runs) == WRITES
     before = tree_state(tmp_path), tree_state(nrao_split), tree_state(site[1])

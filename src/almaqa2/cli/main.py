@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import click
 from rich.markup import escape
 
-from almaqa2.cli import batch, commands, helpers, render, settings  # noqa: F401 - they add
+from almaqa2.cli import batch, commands, helpers, render, science, settings  # noqa: F401 - they add
 from almaqa2.cli.app import cli, err
 from almaqa2.errors import Almaqa2Error, refused
 

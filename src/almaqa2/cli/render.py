@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from almaqa2.batch.ledger import Record
     from almaqa2.batch.plan import BatchPlan
     from almaqa2.batch.runner import Outcome as BatchOutcome
+    from almaqa2.data.split import Made, Planned
     from almaqa2.helpers.allfluxes import Outcome
     from almaqa2.helpers.check import Verdict
     from almaqa2.helpers.clear import Clearing
@@ -203,6 +204,42 @@ def split(split: Split, as_json: bool, dry_run: bool, unit: str) -> None:
         would = "would write " if dry_run else ""
         _line(f"{would}{chunk['name']}  {size_in(chunk['size'], unit)}  {chunk['entries']} entries")
     _line("dry run: nothing was written" if dry_run else f"checksums: {split.md5sums}")
+
+
+# -- the PI's science split ----------------------------------------------------------------
+
+
+def science_plan(planned: list[Planned], as_json: bool) -> None:
+    """What ``split --dry-run`` would make."""
+    if as_json:
+        _json({"dry_run": True, "splits": [p.as_dict() for p in planned]})
+        return
+    for one in planned:
+        _line(f"{one.ms}:")
+        for step in one.as_dict()["makes"]:
+            _line(f"  would make {one.into / step['name']} ({_selected(step)})")
+    out.print("dry run: nothing was written")
+
+
+def _selected(step: dict[str, Any]) -> str:
+    said = [f"{step['datacolumn']} as DATA"]
+    if step["spws"] is not None:
+        said.append("spws " + ", ".join(f"{s['id']} ({s['channels']} ch)" for s in step["spws"]))
+    if step["states"] is not None:
+        said.append(f"{len(step['states'])} state(s): " + "; ".join(step["states"]))
+    if step["fields"] is not None:
+        said.append("fields " + ", ".join(step["fields"]))
+    return ", ".join(said)
+
+
+def science_split(planned: list[Planned], made: list[Made], as_json: bool) -> None:
+    """The MSes ``split`` made, each with its flag versions."""
+    if as_json:
+        _json({"splits": [p.as_dict() for p in planned], "made": [m.as_dict() for m in made]})
+        return
+    for m in made:
+        _line(f"made {m.path} ({m.rows} rows, {human_size(m.size)}; flags saved as"
+              f" original_flags in {m.path.name}.flagversions)")  # fmt: skip
 
 
 def report(report: Report, as_json: bool = False) -> None:

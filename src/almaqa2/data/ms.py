@@ -113,13 +113,13 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def _table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
+def open_table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
     """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened and
     closed again; casacore failures name ``ms``."""
     try:
         table = tables().table(path, readonly=readonly, ack=False)
     except RuntimeError as exc:
-        raise _unreadable(ms, exc) from exc
+        raise unreadable(ms, exc) from exc
     try:
         yield table
     finally:
@@ -127,13 +127,13 @@ def _table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
 
 
 @contextlib.contextmanager
-def _opened(ms: Path, inside: Sequence[Inside] | None) -> Iterator[Any]:
+def opened(ms: Path, inside: Sequence[Inside] | None) -> Iterator[Any]:
     """``ms`` opened read-only through a shadow."""
-    with _shadow(ms, inside) as shadow, _table(shadow, ms) as table:
+    with _shadow(ms, inside) as shadow, open_table(shadow, ms) as table:
         yield table
 
 
-def _unreadable(ms: Path, exc: Exception) -> InputError:
+def unreadable(ms: Path, exc: Exception) -> InputError:
     """casacore's complaint, with the shadow tree it read through named as the MS itself."""
     said = re.sub(rf"\S*{_SHADOW}[^/\s]*/{re.escape(ms.name)}", str(ms), reason(exc))
     return InputError(
@@ -167,12 +167,12 @@ class Opened:
 def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
     """Open ``ms`` once (through a shadow of ``inside``, its files as the scan listed
     them) and read what the package needs of it."""
-    with _opened(ms, inside) as table:
+    with opened(ms, inside) as table:
         try:
             info = _describe(table, ms) if describe else None
             return Opened(tuple(table.colnames()), table.getdminfo(), info)
         except RuntimeError as exc:
-            raise _unreadable(ms, exc) from exc
+            raise unreadable(ms, exc) from exc
 
 
 def check(ms: Path, transform: Transform, opened: Opened) -> str:
@@ -207,7 +207,7 @@ def reduce(
         shutil.rmtree(dest)
         _value_copy(ms, dest, kept, copy, inside)
     if kept != "DATA":
-        with _table(str(dest), ms, readonly=False) as table:
+        with open_table(str(dest), ms, readonly=False) as table:
             table.renamecol(kept, "DATA")
     return _sources(ms, dest)
 
@@ -256,7 +256,7 @@ def _copy_files(
 
 def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
     """Remove the visibility columns but ``kept`` from the copy."""
-    with _table(str(dest), ms, readonly=False) as table:  # the copy, never the source
+    with open_table(str(dest), ms, readonly=False) as table:  # the copy, never the source
         columns = table.colnames()
         try:
             table.removecols([c for c in columns if c in DROPPED and c != kept])
@@ -275,12 +275,12 @@ def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[I
             dest,
             fix="choose a packpath without ' in it",
         )
-    with _opened(ms, inside) as table:
+    with opened(ms, inside) as table:
         selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
         try:
             selection = table.query(columns=", ".join(selected))
         except RuntimeError as exc:
-            raise _unreadable(ms, exc) from exc
+            raise unreadable(ms, exc) from exc
         try:
             selection.copy(str(dest), deep=True).close()
         except RuntimeError as exc:
@@ -291,6 +291,12 @@ def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[I
             ) from exc
         finally:
             selection.close()
+    replace_links(dest, copy)
+
+
+def replace_links(dest: Path, copy: Place) -> None:
+    """Replace each link under ``dest`` (to a shadow's file, as casacore's deep copy of a
+    table read through a shadow leaves its subtables) by a ``copy`` of the file."""
     for dirpath, _dirs, files in os.walk(dest):
         for name in files:
             path = os.path.join(dirpath, name)
@@ -368,7 +374,7 @@ def describe(ms: Path) -> MsInfo:
 
 def _describe(table: Any, ms: Path) -> MsInfo:
     def sub(name: str) -> contextlib.AbstractContextManager[Any]:
-        return _table(table.getkeyword(name), ms)
+        return open_table(table.getkeyword(name), ms)
 
     with sub("OBSERVATION") as obs:
         ranges = obs.getcol("TIME_RANGE")

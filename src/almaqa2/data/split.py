@@ -1,0 +1,682 @@
+"""``qa2 split``: the PI's science split of a calibrated MeasurementSet (seed 003) with
+python-casacore, as CASA's ``split`` makes it, without CASA.
+
+For each MS ``<vis>`` two MSes beside it, as the PI's steps make them:
+
+- ``<vis>.split.cal``: the science spectral windows (those a target was observed in, of
+  more than 4 channels: ``msmd.spwsforintent('OBSERVE_TARGET*')``), the calibrated column
+  as DATA; its flags saved in ``<vis>.split.cal.flagversions`` as ``original_flags``;
+- ``<vis>.split.cal.source``: the rows of that MS whose intent matches ``*TARGET*``, its
+  DATA as DATA; flags saved too.
+
+Rows are selected with TaQL and copied by casacore (streamed, memory bounded); then the ids
+are renumbered as CASA renumbers them (``RENUMBERED``, observed with CASA 6.7.0.31's split
+on an ALMA-like MS: see ``make interop``).  Everything is built in a staging directory
+beside the outputs and renamed into place when complete; the source MS is read through a
+shadow (``ms.opened``), never opened writable.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import fnmatch
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from almaqa2 import destination
+from almaqa2.copying import copy_file
+from almaqa2.data import ms as msio
+from almaqa2.errors import DestinationError, InputError, reason
+from almaqa2.manifest import sizes_under
+from almaqa2.progress import Progress
+
+log = logging.getLogger(__name__)
+
+SCIENCE_INTENT = "OBSERVE_TARGET*"
+"""The spws a science split keeps: those observed with this intent (one of a state's)..."""
+SCIENCE_MIN_CHANNELS = 5
+"""... of at least this many channels (ALMA's WVR spw has 4, channel averages 1)."""
+TARGET_INTENT = "*TARGET*"
+"""The ``.source`` split's rows: states whose OBS_MODE (the whole text) matches this."""
+
+DATA_COLUMNS = {"corrected": "CORRECTED_DATA", "data": "DATA"}
+"""``--datacolumn``: the column delivered as DATA."""
+
+ROW = ""
+"""In ``RENUMBERED``: the subtable's row number is the id."""
+MAIN = ""
+"""In ``RENUMBERED``: the main table."""
+
+RENUMBERED: dict[str, tuple[tuple[str, str], ...]] = {
+    "spw": (
+        ("SPECTRAL_WINDOW", ROW),
+        ("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID"),
+        ("SOURCE", "SPECTRAL_WINDOW_ID"),
+        ("FEED", "SPECTRAL_WINDOW_ID"),
+        ("SYSCAL", "SPECTRAL_WINDOW_ID"),
+        ("CALDEVICE", "SPECTRAL_WINDOW_ID"),
+        ("SYSPOWER", "SPECTRAL_WINDOW_ID"),
+    ),
+    "data description": (("DATA_DESCRIPTION", ROW), (MAIN, "DATA_DESC_ID")),
+    "state": (("STATE", ROW), (MAIN, "STATE_ID")),
+    "field": (("FIELD", ROW), (MAIN, "FIELD_ID")),
+    "source": (("SOURCE", "SOURCE_ID"), ("FIELD", "SOURCE_ID")),
+}
+"""For each kind of id a selection narrows, the (subtable, column) holding it: there rows
+of an id not selected go, and the others are renumbered 0, 1, ... in the order of the
+old ids; an id of -1 (any) stays.  A spw selection renumbers spws and data descriptions,
+an intent selection states, a field selection fields and sources.  Not renumbered, as in
+CASA: POLARIZATION (never), FREQ_OFFSET, and STATE or FIELD unless intents or fields
+are selected."""
+
+FLAG_VERSION = "original_flags"
+_CHUNK_ROWS = 200_000  # main-table rows read or written at a time: bounded memory
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the split needs to know of an MS, read once through a shadow."""
+
+    columns: tuple[str, ...]
+    rows: int
+    spw_channels: tuple[int, ...]  # NUM_CHAN per spw
+    spw_names: tuple[str, ...]
+    dd_spw: tuple[int, ...]  # SPECTRAL_WINDOW_ID per data description
+    state_modes: tuple[str, ...]  # OBS_MODE per state
+    field_names: tuple[str, ...]
+    field_sources: tuple[int, ...]  # SOURCE_ID per field
+    observed: tuple[tuple[int, int], ...]  # the (data description, state) pairs of the rows
+    missing: tuple[str, ...] = ()  # subtables the MS names that do not exist
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which ids of each kind the split keeps (None: all, nothing renumbered)."""
+
+    spws: tuple[int, ...] | None = None
+    states: tuple[int, ...] | None = None
+    fields: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One MS to make: ``name`` from ``column`` of the MS before it, keeping ``kept``."""
+
+    name: str
+    column: str  # the source column delivered as DATA
+    selection: Selection
+    kept: dict[str, tuple[int, ...]]  # RENUMBERED's kinds -> the ids kept
+    where: str  # TaQL condition on the main table ("" for every row)
+
+    def as_dict(self, facts: Facts) -> dict[str, Any]:
+        spws = self.selection.spws
+        return {
+            "name": self.name,
+            "flagversions": f"{self.name}.flagversions",
+            "datacolumn": self.column,
+            "spws": None if spws is None else [
+                {"id": i, "name": facts.spw_names[i], "channels": facts.spw_channels[i]}
+                for i in spws
+            ],
+            "states": None if self.selection.states is None else [
+                facts.state_modes[i] for i in self.selection.states
+            ],
+            "fields": None if self.selection.fields is None else [
+                facts.field_names[i] for i in self.selection.fields
+            ],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Request:
+    """``qa2 split``'s options."""
+
+    paths: tuple[Path, ...]
+    spw: str = "science"
+    intent: str = TARGET_INTENT
+    fields: str | None = None
+    datacolumn: str = "corrected"
+    source: bool = True
+    out: Path | None = None
+
+
+@dataclass
+class Planned:
+    """The split of one MS: where its outputs go and the steps that make them."""
+
+    ms: Path
+    into: Path
+    facts: Facts
+    steps: list[Step] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ms": str(self.ms),
+            "into": str(self.into),
+            "makes": [s.as_dict(self.facts) for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class Made:
+    """An MS written: its path, rows and size in bytes (with its flag versions)."""
+
+    path: Path
+    rows: int
+    size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"path": str(self.path), "rows": self.rows, "size": self.size}
+
+
+# -- which MSes ------------------------------------------------------------------------------
+
+
+def measurement_sets(paths: Sequence[Path]) -> list[Path]:
+    """The MSes named (an MS, or a directory holding MSes, like ``calibrated/``): each
+    ``*.ms`` in it, links followed (the restore leaves ``uid.ms -> working/uid.ms``)."""
+    found: list[Path] = []
+    for path in paths:
+        if (path / "table.dat").is_file():
+            found.append(path)
+        elif path.is_dir():
+            inside = sorted(
+                p for p in path.iterdir() if p.name.endswith(".ms") and (p / "table.dat").is_file()
+            )
+            if not inside:
+                raise InputError(
+                    "no MeasurementSet (*.ms) in this directory",
+                    path,
+                    fix="give a calibrated directory after the restore, or the MSes themselves",
+                )
+            found += inside
+        elif path.exists():
+            raise InputError(
+                "not a MeasurementSet (no table.dat)", path, fix="give an MS or its directory"
+            )
+        else:
+            raise InputError("not found", path, fix="give an MS or the directory holding it")
+    return found
+
+
+def beside(ms: Path) -> Path:
+    """Where the outputs of ``ms`` go by default: its directory as named, but never
+    ``working/`` (an MS named there directly puts them in the directory above, where the
+    restore links it)."""
+    parent = Path(os.path.abspath(ms)).parent
+    return parent.parent if parent.name == "working" else parent
+
+
+# -- what an MS holds ------------------------------------------------------------------------
+
+
+def read_facts(ms: Path) -> Facts:
+    """Read the ids the selection works on (through a shadow; nothing written)."""
+    with msio.opened(ms, None) as table:
+        try:
+            return _facts(table, ms)
+        except RuntimeError as exc:
+            raise msio.unreadable(ms, exc) from exc
+
+
+def _facts(table: Any, ms: Path) -> Facts:
+    def column(sub: str, name: str) -> list[Any]:
+        if sub not in table.getkeywords():
+            return []
+        with msio.open_table(table.getkeyword(sub), ms) as t:
+            return list(t.getcol(name)) if t.nrows() and name in t.colnames() else []
+
+    pairs = msio.tables().taql("SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1", tables=[table])
+    try:
+        observed = (
+            tuple(
+                (int(d), int(s))
+                for d, s in zip(pairs.getcol("DATA_DESC_ID"), pairs.getcol("STATE_ID"), strict=True)
+            )
+            if pairs.nrows()
+            else ()
+        )
+    finally:
+        pairs.close()  # fmt: skip
+    named = {k: str(v) for k, v in table.getkeywords().items() if str(v).startswith("Table: ")}
+    return Facts(
+        missing=tuple(k for k, v in sorted(named.items()) if not os.path.isdir(v[7:])),
+        columns=tuple(table.colnames()),
+        rows=table.nrows(),
+        spw_channels=tuple(int(n) for n in column("SPECTRAL_WINDOW", "NUM_CHAN")),
+        spw_names=tuple(str(n) for n in column("SPECTRAL_WINDOW", "NAME")),
+        dd_spw=tuple(int(s) for s in column("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")),
+        state_modes=tuple(str(m) for m in column("STATE", "OBS_MODE")),
+        field_names=tuple(str(n) for n in column("FIELD", "NAME")),
+        field_sources=tuple(int(s) for s in column("FIELD", "SOURCE_ID")),
+        observed=observed,
+    )
+
+
+# -- planning (pure) -------------------------------------------------------------------------
+
+
+def science_spws(facts: Facts) -> tuple[int, ...]:
+    """As ``msmd.spwsforintent('OBSERVE_TARGET*')``, keeping spws of more than 4 channels:
+    the spws of the rows one of whose intents matches."""
+    found = {
+        facts.dd_spw[dd]
+        for dd, state in facts.observed
+        if 0 <= dd < len(facts.dd_spw)
+        and 0 <= state < len(facts.state_modes)
+        and any(
+            fnmatch.fnmatchcase(mode.split("#")[0], SCIENCE_INTENT)
+            for mode in facts.state_modes[state].split(",")
+        )
+    }
+    return tuple(s for s in sorted(found) if facts.spw_channels[s] >= SCIENCE_MIN_CHANNELS)
+
+
+def _ids(text: str, count: int, what: str, ms: Path) -> tuple[int, ...]:
+    """``1,3`` or ``1~3`` (CASA's syntax for a list or a range of ids) as ids below ``count``."""
+    ids: set[int] = set()
+    for item in text.split(","):
+        low, _, high = item.strip().partition("~")
+        try:
+            first, last = int(low), int(high or low)
+        except ValueError:
+            raise InputError(
+                f"'{text}' is not a list of {what} ids", ms, fix="write them as 1,3 or 1~3"
+            ) from None
+        if not 0 <= first <= last < count:
+            raise InputError(
+                f"the MS has no {what} {item.strip()} (it has {count})",
+                ms,
+                fix=f"choose among 0~{count - 1}",
+            )
+        ids.update(range(first, last + 1))
+    return tuple(sorted(ids))
+
+
+def _field_ids(text: str, facts: Facts, ms: Path) -> tuple[int, ...]:
+    """Fields by name or id, comma-separated (every field of a mosaic shares its name)."""
+    ids: set[int] = set()
+    for item in (i.strip() for i in text.split(",")):
+        named = {i for i, name in enumerate(facts.field_names) if fnmatch.fnmatchcase(name, item)}
+        if not named and item.isdigit() and int(item) < len(facts.field_names):
+            named = {int(item)}
+        if not named:
+            raise InputError(
+                f"the MS has no field {item}",
+                ms,
+                fix="give field names or ids (qa2 split --dry-run --json lists them)",
+            )
+        ids |= named
+    return tuple(sorted(ids))
+
+
+def kept(selection: Selection, facts: Facts) -> dict[str, tuple[int, ...]]:
+    """The ids of each kind in ``RENUMBERED`` that a selection keeps."""
+    found: dict[str, tuple[int, ...]] = {}
+    if selection.spws is not None:
+        found["spw"] = selection.spws
+        found["data description"] = tuple(
+            dd for dd, spw in enumerate(facts.dd_spw) if spw in selection.spws
+        )
+    if selection.states is not None:
+        found["state"] = selection.states
+    if selection.fields is not None:
+        found["field"] = selection.fields
+        found["source"] = tuple(sorted({facts.field_sources[f] for f in selection.fields}))
+    return found
+
+
+def _where(ids: dict[str, tuple[int, ...]]) -> str:
+    """The TaQL condition selecting the main table's rows of the ids kept."""
+    terms = [
+        f"{column} IN [{','.join(map(str, ids[kind]))}]"
+        for kind, places in RENUMBERED.items()
+        for table, column in places
+        if table == MAIN and kind in ids
+    ]
+    return " AND ".join(terms)
+
+
+def _step(name: str, column: str, selection: Selection, facts: Facts, ms: Path) -> Step:
+    ids = kept(selection, facts)
+    chosen = [kind for kind in ("spw", "state", "field") if kind in ids and not ids[kind]]
+    if chosen or (ids and not _selects_rows(ids, facts)):
+        raise InputError(
+            f"the selection for {name} selects no data",
+            ms,
+            fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
+        )
+    return Step(name, column, selection, ids, _where(ids))
+
+
+def _selects_rows(ids: dict[str, tuple[int, ...]], facts: Facts) -> bool:
+    """True if some (data description, state) of the rows survives the selection (fields
+    are checked when the rows are copied)."""
+    dds = ids.get("data description")
+    states = ids.get("state")
+    return any(
+        (dds is None or dd in dds) and (states is None or state in states)
+        for dd, state in facts.observed
+    )
+
+
+def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
+    """The steps that split ``ms`` as ``request`` asks (pure: no file touched)."""
+    column = DATA_COLUMNS[request.datacolumn]
+    if column not in facts.columns:
+        raise InputError(
+            f"the MS has no {column} column to split",
+            ms,
+            fix="restore the calibration first (scriptForPI.py), or split --datacolumn data",
+        )
+    if request.spw == "science":
+        spws = science_spws(facts)
+        if not spws:
+            raise InputError(
+                "no science spectral window (none observed with intent OBSERVE_TARGET with"
+                " more than 4 channels)",
+                ms,
+                fix="name the spws with --spw, e.g. --spw 1,3",
+            )
+    else:
+        spws = _ids(request.spw, len(facts.spw_channels), "spw", ms)
+    for name in facts.missing:
+        log.warning("%s names a subtable %s that does not exist: the split MSes do not name it",
+                    ms, name)  # fmt: skip
+    planned = Planned(ms, into, facts)
+    cal = f"{ms.name}.split.cal"
+    planned.steps.append(_step(cal, column, Selection(spws=spws), facts, ms))
+    if request.source:
+        states = tuple(
+            i for i, mode in enumerate(facts.state_modes)
+            if fnmatch.fnmatchcase(mode, request.intent)
+        )  # fmt: skip
+        fields = None if request.fields is None else _field_ids(request.fields, facts, ms)
+        selection = Selection(spws=spws, states=states, fields=fields)
+        planned.steps.append(_step(f"{cal}.source", column, selection, facts, ms))
+    return planned
+
+
+def plan(request: Request) -> list[Planned]:
+    """Every MS's split, checked before anything is written."""
+    if request.fields is not None and not request.source:
+        raise InputError(
+            "--field selects the targets of the .source split, and --no-source makes none",
+            fix="drop one of the two",
+        )
+    into = None if request.out is None else destination.planned(request.out, "--out")
+    planned = []
+    for ms in measurement_sets(request.paths):
+        one = plan_one(ms, read_facts(ms), request, into or beside(ms))
+        for step in one.steps:
+            target = one.into / step.name
+            for path in (target, target.with_name(f"{step.name}.flagversions")):
+                if path.exists() or path.is_symlink():
+                    raise DestinationError(
+                        "already exists (split never replaces an MS)",
+                        path,
+                        fix="remove it, or write elsewhere with --out",
+                    )
+        planned.append(one)
+    names = [p.into / s.name for p in planned for s in p.steps]
+    if len(set(names)) < len(names):
+        raise InputError(
+            "two MSes of the same name would be split into one place",
+            fix="split them one at a time, or into different --out directories",
+        )
+    return planned
+
+
+# -- the split (file-system effects) ---------------------------------------------------------
+
+
+def split(
+    request: Request, progress: Progress | None = None, planned: list[Planned] | None = None
+) -> list[Made]:
+    """Split every MS ``request`` names (``planned``: its ``plan``, if made already);
+    returns the MSes made.  ``progress`` counts the MSes split."""
+    planned = plan(request) if planned is None else planned
+    made: list[Made] = []
+    for done, one in enumerate(planned, 1):
+        with destination.made(one.into):
+            made += _split_one(one)
+        if progress is not None:
+            progress(done, len(planned), one.ms.name)
+    return made
+
+
+def _split_one(one: Planned) -> list[Made]:
+    """Build ``one``'s outputs in a staging directory in ``one.into``, then rename them in.
+
+    The ``.source`` MS is made from the source MS too, with both selections at once (the
+    same rows, values and ids as CASA's split of the ``.split.cal``: SIGMA is set there
+    from WEIGHT already), in a second process: both cores work, the MS's bytes are read
+    once from the disk's cache."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
+    try:
+        first, *rest = one.steps
+        with (
+            concurrent.futures.ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("fork")
+            )
+            if rest
+            else contextlib.nullcontext() as pool
+        ):
+            missing = one.facts.missing
+            later = [pool.submit(_make, one.ms, staging, s, missing) for s in rest] if pool else []
+            rows = [_make(one.ms, staging, first, missing)] + [f.result() for f in later]
+        for step in one.steps:
+            for name in (step.name, f"{step.name}.flagversions"):
+                os.rename(staging / name, one.into / name)
+        return [
+            Made(path, n, _size(path) + _size(Path(f"{path}.flagversions")))
+            for path, n in zip((one.into / s.name for s in one.steps), rows, strict=True)
+        ]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
+    """Make ``step``'s MS and its flag versions in ``staging``; returns its rows."""
+    target = staging / step.name
+    with msio.opened(ms, None) as table:
+        for name in missing:  # an empty stand-in in the shadow, for casacore to copy
+            _stand_in(Path(table.name()) / name)
+        _copy_selected(table, ms, target, step, missing)
+    rows = _finish(target, ms, step)
+    save_flags(target, staging / f"{step.name}.flagversions")
+    return rows
+
+
+def _copy_selected(
+    table: Any, ms: Path, target: Path, step: Step, missing: tuple[str, ...]
+) -> None:
+    """casacore copies the selected rows and columns to ``target`` (row by row, in C++);
+    subtables come along, as links where the source was read through a shadow: they are
+    replaced by copies, which the renumbering then changes.  A subtable the MS names but
+    does not have (``missing``: pyuvdata's real MS names an ASDM_CALATMOSPHERE it left out,
+    which stops CASA's split) is copied from an empty stand-in in the shadow, then removed
+    and left unnamed."""
+    columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
+    query = f"SELECT {', '.join(columns)} FROM $1" + (f" WHERE {step.where}" if step.where else "")
+    if "'" in str(target):
+        raise DestinationError(
+            "casacore cannot write a table whose path holds a single quote",
+            target,
+            fix="split into a directory without ' in its path (--out)",
+        )
+    try:
+        selection = msio.tables().taql(query, tables=[table])
+    except RuntimeError as exc:
+        raise msio.unreadable(ms, exc) from exc
+    try:
+        if selection.nrows() == 0:
+            raise InputError(
+                f"the selection for {step.name} selects no data",
+                ms,
+                fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
+            )
+        selection.copy(str(target), deep=True).close()
+    except RuntimeError as exc:
+        raise DestinationError(
+            f"casacore could not write the split MeasurementSet ({reason(exc)})",
+            target,
+            fix="check the free space and permissions of the output directory",
+        ) from exc
+    finally:
+        selection.close()
+    msio.replace_links(target, _copy)
+    if missing:
+        with msio.open_table(str(target), ms, readonly=False) as made:
+            for name in missing:
+                made.removekeyword(name)
+                shutil.rmtree(target / name)
+
+
+def _stand_in(path: Path) -> None:
+    """An empty table at ``path``."""
+    tables = msio.tables()
+    desc = tables.maketabdesc([tables.makescacoldesc("STAND_IN", 0)])
+    tables.table(str(path), desc, nrow=0, ack=False).close()
+
+
+def _copy(source: str, dest: str) -> None:
+    copy_file(source, dest)
+
+
+def _finish(target: Path, ms: Path, step: Step) -> int:
+    """Name the column DATA, set SIGMA for calibrated data, renumber the ids; returns the
+    number of rows."""
+    with msio.open_table(str(target), ms, readonly=False) as table:
+        if step.column != "DATA":
+            table.renamecol(step.column, "DATA")
+        rows = table.nrows()
+        main = {col: _lookup(step.kept[k]) for k, col in _main_columns(step.kept)}
+        for start in range(0, rows, _CHUNK_ROWS):
+            n = min(_CHUNK_ROWS, rows - start)
+            for column, lookup in main.items():
+                table.putcol(column, _renumbered(table.getcol(column, start, n), lookup), start, n)
+        if step.column == "CORRECTED_DATA":
+            for start, n in runs(table):
+                _sigma_from_weight(table, start, n)
+        for sub, places in _sub_places(step.kept).items():
+            if sub in table.getkeywords():
+                with msio.open_table(table.getkeyword(sub), ms, readonly=False) as subtable:
+                    _renumber_subtable(subtable, places)
+    return rows
+
+
+def runs(table: Any) -> Iterator[tuple[int, int]]:
+    """(first row, rows) of the runs of rows of one data description, at most
+    ``_CHUNK_ROWS`` long: the rows whose cells have one shape, which casacore reads and
+    writes as one array."""
+    rows = table.nrows()
+    for start in range(0, rows, _CHUNK_ROWS):
+        n = min(_CHUNK_ROWS, rows - start)
+        dds = table.getcol("DATA_DESC_ID", start, n)
+        edges = [0, *(np.flatnonzero(dds[1:] != dds[:-1]) + 1).tolist(), n]
+        for first, end in itertools.pairwise(edges):
+            yield start + first, end - first
+
+
+def _main_columns(ids: dict[str, tuple[int, ...]]) -> list[tuple[str, str]]:
+    return [(kind, col) for kind in ids for table, col in RENUMBERED[kind] if table == MAIN]
+
+
+def _sub_places(ids: dict[str, tuple[int, ...]]) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """For each subtable, its (column or ROW, old -> new id lookup) pairs to apply."""
+    places: dict[str, list[tuple[str, np.ndarray]]] = {}
+    for kind, kept_ids in ids.items():
+        for table, column in RENUMBERED[kind]:
+            if table != MAIN:
+                places.setdefault(table, []).append((column, _lookup(kept_ids)))
+    return places
+
+
+def _lookup(kept_ids: tuple[int, ...]) -> np.ndarray:
+    """old id -> new id (-1 where the id goes)."""
+    lookup = np.full(max(kept_ids, default=-1) + 1, -1, np.int64)
+    lookup[list(kept_ids)] = np.arange(len(kept_ids))
+    return lookup
+
+
+def _renumbered(values: np.ndarray, lookup: np.ndarray) -> np.ndarray:
+    """``values`` through ``lookup``; -1 (any) stays, an id not kept becomes -2 (its row
+    goes)."""
+    out = values.copy()
+    ids = values >= 0
+    new = np.full(values.shape, -1, np.int64)
+    known = ids & (values < len(lookup))
+    new[known] = lookup[values[known]]
+    out[ids] = np.where(new[ids] >= 0, new[ids], -2)
+    return out
+
+
+def _renumber_subtable(subtable: Any, places: list[tuple[str, np.ndarray]]) -> None:
+    """Remove the rows of ids not kept and renumber the rest, in each of ``places``."""
+    n = subtable.nrows()
+    keep = np.ones(n, bool)
+    columns: dict[str, np.ndarray] = {}
+    for column, lookup in places:
+        if column == ROW:
+            keep &= _renumbered(np.arange(n), lookup) >= 0
+        elif column in subtable.colnames() and n:
+            new = _renumbered(subtable.getcol(column), lookup)
+            keep &= new != -2
+            columns[column] = new
+    for column, values in columns.items():
+        subtable.putcol(column, values)
+    gone = np.flatnonzero(~keep)
+    if len(gone):
+        subtable.removerows(gone.tolist())
+
+
+def _sigma_from_weight(table: Any, start: int, n: int) -> None:
+    """Splitting the corrected column, CASA sets SIGMA = 1/sqrt(WEIGHT) (-1 where WEIGHT
+    is 0), and SIGMA_SPECTRUM from WEIGHT_SPECTRUM where both exist."""
+    pairs = [("WEIGHT", "SIGMA"), ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")]
+    for weight_col, sigma_col in pairs:
+        if weight_col in table.colnames() and sigma_col in table.colnames():
+            if not table.iscelldefined(weight_col, start):
+                continue
+            weight = table.getcol(weight_col, start, n).astype(np.float64)
+            with np.errstate(divide="ignore"):
+                sigma = np.where(weight > 0, 1.0 / np.sqrt(weight), -1.0)
+            table.putcol(sigma_col, sigma.astype(np.float32), start, n)
+
+
+def save_flags(ms: Path, into: Path, version: str = FLAG_VERSION, comment: str = "") -> None:
+    """Save the FLAG and FLAG_ROW of ``ms`` as ``flagmanager(mode='save')`` does: a
+    directory with FLAG_VERSION_LIST (``name : comment`` lines) and a table
+    ``flags.<name>`` holding the two columns."""
+    tables = msio.tables()
+    into.mkdir()
+    (into / "FLAG_VERSION_LIST").write_text(f"{version} : {comment}\n")
+    with msio.open_table(str(ms), ms) as table:
+        desc = tables.maketabdesc([
+            tables.makearrcoldesc("FLAG", False, ndim=2, valuetype="boolean"),
+            tables.makescacoldesc("FLAG_ROW", False),
+        ])  # fmt: skip
+        dminfo = {"*1": {"TYPE": "TiledShapeStMan", "NAME": "TiledFlag", "COLUMNS": ["FLAG"]}}
+        path = str(into / f"flags.{version}")
+        with contextlib.closing(
+            tables.table(path, desc, nrow=table.nrows(), dminfo=dminfo, ack=False)
+        ) as flags:
+            for start, n in runs(table):
+                flags.putcol("FLAG", table.getcol("FLAG", start, n), start, n)
+                flags.putcol("FLAG_ROW", table.getcol("FLAG_ROW", start, n), start, n)
+
+
+def _size(path: Path) -> int:
+    return sum(sizes_under(path).values())

@@ -1,0 +1,313 @@
+"""Issue 21: ``qa2 split``, seed 003's science split without CASA.
+
+What CASA 6.7's split makes, observed with CASA itself (``make interop`` compares value by
+value): a spw selection renumbers SPECTRAL_WINDOW, DATA_DESCRIPTION and the rows of SOURCE,
+FEED, SYSCAL, CALDEVICE and SYSPOWER; an intent selection renumbers STATE, not FIELD; a
+field selection renumbers FIELD and SOURCE; POLARIZATION never; splitting the corrected
+column sets SIGMA = 1/sqrt(WEIGHT) (-1 where WEIGHT is 0).  The expectations below are
+computed here from the source MS with numpy, row by row, not with the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from casacore import tables as pt
+
+from almaqa2.cli import main
+from almaqa2.testing import measurementsets as example_ms
+from test_real_casa import REAL, REAL_MS
+
+from conftest import tree_state
+
+EB = "uid___A002_Xc1f2b3_X4d5"
+SCIENCE = (1, 3)  # in example_ms.ALMA: the target's spws of more than 4 channels
+TARGET_STATE = 3  # OBSERVE_TARGET#ON_SOURCE
+ANY_INTENT = "*"
+
+
+@pytest.fixture(scope="module")
+def alma_ms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ALMA-like MS (example_ms.ALMA), never changed by the tests."""
+    path = tmp_path_factory.mktemp("alma") / "working" / f"{EB}.ms"
+    path.parent.mkdir()
+    example_ms.write_ms(path, EB, "2019.1.00001.S", nchan=16, times=5, layout=example_ms.ALMA)
+    return path
+
+
+@pytest.fixture
+def calibrated(alma_ms: Path, tmp_path: Path) -> Path:
+    """``calibrated/`` as the restore leaves it: ``uid.ms -> working/uid.ms``."""
+    where = tmp_path / "calibrated"
+    shutil.copytree(alma_ms.parent, where / "working")
+    (where / alma_ms.name).symlink_to(f"working/{alma_ms.name}")
+    return where
+
+
+def _open(path: Path, sub: str = "") -> Any:
+    return pt.table(str(path / sub) if sub else str(path), ack=False)
+
+
+def _cells(table: Any, column: str) -> list[np.ndarray]:
+    return [table.getcell(column, row) for row in range(table.nrows())]
+
+
+def _rows(source: Path, spws: tuple[int, ...], states: tuple[int, ...] | None) -> list[int]:
+    """The source rows a selection keeps, found row by row."""
+    with _open(source) as t:
+        dds, st = t.getcol("DATA_DESC_ID"), t.getcol("STATE_ID")
+        return [r for r in range(t.nrows())
+                if dds[r] in spws and (states is None or st[r] in states)]  # fmt: skip
+
+
+def _check_rows(made: Path, source: Path, rows: list[int]) -> None:
+    """The main table holds the source's ``rows``: CORRECTED_DATA as DATA, FLAG, WEIGHT,
+    FLAG_ROW, UVW, TIME copied; SIGMA = 1/sqrt(WEIGHT), -1 where WEIGHT is 0."""
+    with _open(made) as got, _open(source) as want:
+        assert got.nrows() == len(rows)
+        assert "CORRECTED_DATA" not in got.colnames() and "MODEL_DATA" not in got.colnames()
+        for i, row in enumerate(rows):
+            assert np.array_equal(got.getcell("DATA", i), want.getcell("CORRECTED_DATA", row))
+            assert np.array_equal(got.getcell("FLAG", i), want.getcell("FLAG", row))
+            weight = want.getcell("WEIGHT", row)
+            assert np.array_equal(got.getcell("WEIGHT", i), weight)
+            sigma = np.where(weight > 0, 1 / np.sqrt(np.maximum(weight, 1e-30)), -1)
+            assert np.allclose(got.getcell("SIGMA", i), sigma, rtol=1e-6)
+        for column in ("FLAG_ROW", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "SCAN_NUMBER"):
+            assert np.array_equal(got.getcol(column), want.getcol(column)[rows]), column
+
+
+def test_science_split_and_source_as_casa_makes_them(calibrated: Path) -> None:
+    working = calibrated / "working"
+    before = tree_state(working)
+    assert main(["split", str(calibrated)]) == 0
+    assert tree_state(working) == before, "the source MS is never changed"
+    assert sorted(os.listdir(calibrated)) == sorted([
+        "working", f"{EB}.ms", f"{EB}.ms.split.cal", f"{EB}.ms.split.cal.flagversions",
+        f"{EB}.ms.split.cal.source", f"{EB}.ms.split.cal.source.flagversions",
+    ])  # fmt: skip
+    source = working / f"{EB}.ms"
+    cal, target = calibrated / f"{EB}.ms.split.cal", calibrated / f"{EB}.ms.split.cal.source"
+
+    _check_rows(cal, source, _rows(source, SCIENCE, None))
+    with _open(cal) as t, _open(source) as s:
+        old_dd = s.getcol("DATA_DESC_ID")[_rows(source, SCIENCE, None)]
+        assert np.array_equal(t.getcol("DATA_DESC_ID"), np.searchsorted(SCIENCE, old_dd))
+        assert np.array_equal(
+            t.getcol("STATE_ID"), s.getcol("STATE_ID")[_rows(source, SCIENCE, None)]
+        )
+    _check_subtables(cal, source, states=None)
+    _opens_as_an_ms(cal)
+
+    _check_rows(target, source, _rows(source, SCIENCE, (TARGET_STATE,)))
+    with _open(target) as t:
+        assert set(t.getcol("STATE_ID")) == {0}
+        assert set(t.getcol("FIELD_ID")) == {2, 3}  # FIELD is not renumbered by intent
+    _check_subtables(target, source, states=(TARGET_STATE,))
+
+
+def _check_subtables(made: Path, source: Path, states: tuple[int, ...] | None) -> None:
+    spw_names = [example_ms.ALMA.spws[i].name for i in SCIENCE]
+    with _open(made, "SPECTRAL_WINDOW") as spw, _open(source, "SPECTRAL_WINDOW") as old:
+        assert list(spw.getcol("NAME")) == spw_names
+        for new, was in enumerate(SCIENCE):
+            assert np.array_equal(spw.getcell("CHAN_FREQ", new), old.getcell("CHAN_FREQ", was))
+    with _open(made, "DATA_DESCRIPTION") as dd:
+        assert list(dd.getcol("SPECTRAL_WINDOW_ID")) == [0, 1]
+        assert list(dd.getcol("POLARIZATION_ID")) == [0, 0]  # POLARIZATION keeps its ids
+    with _open(made, "POLARIZATION") as pol, _open(source, "POLARIZATION") as old:
+        assert pol.nrows() == old.nrows() == 2
+    with _open(made, "SOURCE") as src:  # a row per source per spw kept, spw renumbered
+        assert list(zip(src.getcol("SOURCE_ID"), src.getcol("SPECTRAL_WINDOW_ID"),
+                        strict=True)) == [(s, w) for s in (0, 1, 2) for w in (0, 1)]  # fmt: skip
+    with _open(made, "FEED") as feed:
+        assert list(feed.getcol("SPECTRAL_WINDOW_ID")) == [0, 1] * len(example_ms.ANTENNAS)
+    with _open(made, "STATE") as st, _open(source, "STATE") as old:
+        want = list(old.getcol("OBS_MODE"))
+        assert list(st.getcol("OBS_MODE")) == (
+            want if states is None else [want[i] for i in states]
+        )
+    with _open(made, "FIELD") as field, _open(source, "FIELD") as old:
+        assert list(field.getcol("NAME")) == list(old.getcol("NAME"))
+
+
+def test_flags_are_saved_as_flagmanager_saves_them_and_restore(calibrated: Path) -> None:
+    assert main(["split", str(calibrated / f"{EB}.ms"), "--no-source"]) == 0
+    cal = calibrated / f"{EB}.ms.split.cal"
+    versions = calibrated / f"{EB}.ms.split.cal.flagversions"
+    assert sorted(os.listdir(versions)) == ["FLAG_VERSION_LIST", "flags.original_flags"]
+    assert (versions / "FLAG_VERSION_LIST").read_text() == "original_flags : \n"
+    assert not (calibrated / f"{EB}.ms.split.cal.source").exists()
+    with _open(cal) as t:
+        saved = _cells(t, "FLAG")
+        saved_rows = t.getcol("FLAG_ROW")
+    assert any(f.any() for f in saved) and not all(f.all() for f in saved)
+    with pt.table(str(cal), readonly=False, ack=False) as t:  # flag everything, then restore
+        for row in range(t.nrows()):
+            t.putcell("FLAG", row, np.ones_like(saved[row]))
+        t.putcol("FLAG_ROW", np.ones(t.nrows(), bool))
+    with (
+        pt.table(str(cal), readonly=False, ack=False) as t,
+        _open(versions, "flags.original_flags") as flags,
+    ):
+        assert flags.nrows() == t.nrows()
+        for row in range(t.nrows()):
+            t.putcell("FLAG", row, flags.getcell("FLAG", row))
+        t.putcol("FLAG_ROW", flags.getcol("FLAG_ROW"))
+    with _open(cal) as t:
+        assert all(np.array_equal(a, b) for a, b in zip(_cells(t, "FLAG"), saved, strict=True))
+        assert np.array_equal(t.getcol("FLAG_ROW"), saved_rows)
+
+
+def test_a_field_selection_renumbers_fields_and_sources(alma_ms: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    argv = ["split", str(alma_ms), "--out", str(out), "--intent", ANY_INTENT,
+            "--field", "J1256-0547"]  # fmt: skip
+    assert main(argv) == 0
+    target = out / f"{EB}.ms.split.cal.source"
+    with _open(target) as t:
+        assert set(t.getcol("FIELD_ID")) == {0}
+        assert set(t.getcol("STATE_ID")) == {2}  # every state kept: ids unchanged
+    with _open(target, "FIELD") as field:
+        assert list(field.getcol("NAME")) == ["J1256-0547"]
+        assert list(field.getcol("SOURCE_ID")) == [0]
+    with _open(target, "SOURCE") as src:
+        assert list(src.getcol("NAME")) == ["J1256-0547"] * 2
+        assert list(src.getcol("SOURCE_ID")) == [0, 0]
+        assert list(src.getcol("SPECTRAL_WINDOW_ID")) == [0, 1]
+
+
+def test_spw_list_and_data_column(alma_ms: Path, tmp_path: Path) -> None:
+    """``--spw 0,5`` keeps the WVR spw (one correlation, its own POLARIZATION row) and the
+    calibrator-only spw; ``--datacolumn data`` keeps SIGMA as it was."""
+    out = tmp_path / "out"
+    assert main(["split", str(alma_ms), "--out", str(out), "--spw", "0,5",
+                 "--datacolumn", "data", "--no-source"]) == 0  # fmt: skip
+    cal = out / f"{EB}.ms.split.cal"
+    rows = _rows(alma_ms, (0, 5), None)
+    with _open(cal) as got, _open(alma_ms) as want:
+        assert got.nrows() == len(rows)
+        assert all(np.array_equal(got.getcell("DATA", i), want.getcell("DATA", r))
+                   for i, r in enumerate(rows))  # fmt: skip
+        assert np.array_equal(got.getcol("SIGMA", 0, 1), want.getcol("SIGMA", rows[0], 1))
+    with _open(cal, "DATA_DESCRIPTION") as dd:
+        assert list(dd.getcol("POLARIZATION_ID")) == [1, 0]
+
+
+def test_dry_run_says_what_would_be_made_and_writes_nothing(
+    calibrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tree_state(calibrated)
+    assert main(["split", str(calibrated), "--dry-run", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    made = found["splits"][0]["makes"]
+    assert [m["name"] for m in made] == [f"{EB}.ms.split.cal", f"{EB}.ms.split.cal.source"]
+    assert [s["id"] for s in made[0]["spws"]] == list(SCIENCE)
+    assert made[1]["states"] == ["OBSERVE_TARGET#ON_SOURCE"]
+    assert tree_state(calibrated) == before
+
+
+def test_the_real_alma_ms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """pyuvdata's real ALMA MS: DATA only (no CORRECTED_DATA), one spw of 11 channels,
+    OBSERVE_TARGET; its ASDM_* subtables come along."""
+    if not (REAL / ".done").is_file():
+        pytest.fail("the real data is missing: run 'make real-data' (make test does)")
+    calibrated = tmp_path / "calibrated"
+    shutil.copytree(REAL / REAL_MS, calibrated / "uid___A002_Xca5b1c_X5707.ms")
+    before = tree_state(calibrated)
+    assert main(["split", str(calibrated)]) == 2
+    assert "no CORRECTED_DATA column" in capsys.readouterr().err
+    assert tree_state(calibrated) == before, "nothing written"
+    assert main(["split", str(calibrated), "--datacolumn", "data"]) == 0
+    said = " ".join(capsys.readouterr().err.split())
+    assert "names a subtable ASDM_CALATMOSPHERE that does not exist" in said  # pyuvdata's cut
+    source = calibrated / "uid___A002_Xca5b1c_X5707.ms"
+    for made in (
+        "uid___A002_Xca5b1c_X5707.ms.split.cal",
+        "uid___A002_Xca5b1c_X5707.ms.split.cal.source",
+    ):
+        with _open(calibrated / made) as got, _open(source) as want:
+            assert got.nrows() == want.nrows() == 40
+            assert np.array_equal(got.getcol("DATA"), want.getcol("DATA"))
+            assert np.array_equal(got.getcol("SIGMA"), want.getcol("SIGMA"))
+            asdm = sorted(
+                k for k in want.getkeywords() if k.startswith("ASDM_") and (source / k).is_dir()
+            )
+            assert asdm and sorted(k for k in got.getkeywords() if k.startswith("ASDM_")) == asdm
+            for name in asdm:
+                with _open(calibrated / made, name) as a, _open(source, name) as b:
+                    assert a.nrows() == b.nrows()
+        _opens_as_an_ms(calibrated / made)
+
+
+def _opens_as_an_ms(path: Path) -> None:
+    """casacore opens the MS and every subtable it names."""
+    with _open(path) as ms:
+        assert ms.getkeyword("MS_VERSION") == 2.0
+        subtables = [k for k, v in ms.getkeywords().items() if str(v).startswith("Table: ")]
+        assert {"ANTENNA", "SPECTRAL_WINDOW", "FIELD", "STATE"} <= set(subtables)
+        for name in subtables:
+            with pt.table(ms.getkeyword(name), ack=False) as sub:
+                assert sub.nrows() >= 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["--intent", "NOTHING*"], "selects no data"),
+        (["--spw", "9"], "has no spw 9"),
+        (["--spw", "one"], "is not a list of spw ids"),
+        (["--field", "NGC253"], "has no field NGC253"),
+        (["--field", "J1229+0203", "--no-source"], "--no-source makes none"),
+    ],
+)
+def test_a_selection_that_cannot_be_made_is_refused(
+    calibrated: Path, argv: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = tree_state(calibrated)
+    assert main(["split", str(calibrated), *argv]) == 2
+    err = capsys.readouterr().err
+    assert said in " ".join(err.split()) and err.count("error:") == 1 and "Traceback" not in err
+    assert tree_state(calibrated) == before
+
+
+def test_not_an_ms_and_an_existing_output_are_refused(
+    calibrated: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["split", str(empty)]) == 2
+    assert "no MeasurementSet" in capsys.readouterr().err
+    fake = tmp_path / "fake.ms"
+    fake.mkdir()
+    (fake / "table.dat").write_bytes(b"not a table")
+    assert main(["split", str(fake)]) == 2
+    assert "casacore cannot read this MeasurementSet" in capsys.readouterr().err
+    (calibrated / f"{EB}.ms.split.cal.source").mkdir()
+    before = tree_state(calibrated)
+    assert main(["split", str(calibrated)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert tree_state(calibrated) == before
+
+
+def test_out_is_made_as_its_last_level_only(alma_ms: Path, tmp_path: Path) -> None:
+    typo = tmp_path / "typo" / "new"
+    assert main(["split", str(alma_ms), "--out", str(typo), "--no-source"]) == 2
+    assert not typo.parent.exists()
+    assert main(["split", str(alma_ms), "--out", str(tmp_path / "new"), "--no-source"]) == 0
+    assert sorted(os.listdir(tmp_path / "new")) == [
+        f"{EB}.ms.split.cal",
+        f"{EB}.ms.split.cal.flagversions",
+    ]
+
+
+def test_an_ms_named_inside_working_splits_beside_its_link(calibrated: Path) -> None:
+    assert main(["split", str(calibrated / "working" / f"{EB}.ms"), "--no-source"]) == 0
+    assert (calibrated / f"{EB}.ms.split.cal").is_dir()
+    assert sorted(os.listdir(calibrated / "working")) == [f"{EB}.ms"]
