@@ -11,7 +11,7 @@ REAL   := .cache/real-data
 # A real ALMA MeasurementSet and real SMA caltables ship in this wheel (not in later ones)
 PYUVDATA := pyuvdata==3.2.3
 
-.PHONY: demo test lint tools bench bench-scale clean real-data
+.PHONY: demo test lint tools bench bench-scale clean real-data interop
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,10 +51,27 @@ test: $(STAMP) tools lint real-data
 bench: $(STAMP)
 	$(BIN)/python benchmarks/package_bench.py
 	$(BIN)/python benchmarks/ms_bench.py
+	$(BIN)/python benchmarks/split_bench.py
 	$(BIN)/python benchmarks/transfer_bench.py
 	$(BIN)/python benchmarks/batch_bench.py
 	$(BIN)/python benchmarks/batch_bench.py --workdir /dev/shm  # CPU-bound: the 1.6x target's case
 	$(BIN)/python benchmarks/scale_bench.py --workdir /dev/shm
+
+# CASA itself (from PyPI, in a venv of its own: it is heavy), for `make interop` only.
+# casatasks imports six without declaring it.
+CASA_VENV := .cache/casa-venv
+CASA_PKGS := casatools==6.7.0.31 casatasks==6.7.0.31 casadata==2025.9.22 six
+
+$(CASA_VENV)/.installed:
+	$(PYTHON) -m venv $(CASA_VENV)
+	$(CASA_VENV)/bin/pip install --quiet --upgrade pip
+	$(CASA_VENV)/bin/pip install --quiet $(CASA_PKGS)
+	touch $@
+
+# qa2 split against CASA's own split, value by value (not part of make test).
+interop: $(STAMP) real-data $(CASA_VENV)/.installed
+	$(BIN)/python scripts/interop_split.py --casa-python $(CASA_VENV)/bin/python
+	$(BIN)/python benchmarks/split_bench.py --casa-python $(CASA_VENV)/bin/python
 
 # The million-file case of scale_bench (about 10 minutes, 2 GB of tmpfs).
 bench-scale: $(STAMP)

@@ -50,6 +50,7 @@ def test_final_package_and_its_chunks(nrao_split: Path, capsys: pytest.CaptureFi
     assert member["ebs"] == NRAO_EBS
     assert member["script_for_pi"] == "script/scriptForPI.py"  # cycle 4: unprefixed
     assert member["script_for_pi_creates"] == [f"calibrated/{eb}.ms.split.cal" for eb in NRAO_EBS]
+    assert member["split_creates"] == []  # the manual scriptForPI splits itself
     member_dir = package / "sg_ouss_id" / "group_ouss_id" / member["name"]
     assert member["sizes"] == _sizes_on_disk(member_dir)
     assert from_dir["source"] == "directory" and from_dir["doubled"] is False
@@ -87,6 +88,9 @@ def test_staged_pipeline_package(
     assert member["script_for_pi_creates"] == [
         f"calibrated/working/{eb}.ms" for eb in member["ebs"]
     ]
+    assert member["split_creates"] == [  # issue 21: what qa2 split then makes of them
+        f"calibrated/{eb}.ms.split.cal{end}" for eb in member["ebs"] for end in ("", ".source")
+    ]
     assert member["sizes"] == _sizes_on_disk(staged / MEMBER)
 
     monkeypatch.chdir(tmp_path)
@@ -94,6 +98,9 @@ def test_staged_pipeline_package(
     text = capsys.readouterr().out
     assert f"project {PROJECT}" in text and "pipeline calibration, 2 EB(s)" in text
     assert "science_goal.uid___A001_X122_X1f" in text
+    first = f"calibrated/{member['ebs'][0]}.ms.split.cal"
+    said = " ".join(text.split())
+    assert f"then 'qa2 split calibrated' (science spws, targets) makes: {first}," in said
 
 
 def _check_schema(value: object, schema: object, where: str = "$") -> None:
@@ -112,7 +119,8 @@ def _check_schema(value: object, schema: object, where: str = "$") -> None:
 
 MEMBER_SCHEMA = {
     "name": str, "uid": (str, type(None)), "calibration": str, "ebs": [str],
-    "script_for_pi": (str, type(None)), "script_for_pi_creates": [str], "files": int,
+    "script_for_pi": (str, type(None)), "script_for_pi_creates": [str],
+    "split_creates": [str], "files": int,
     "size": int, "sizes": dict,
 }  # fmt: skip
 SCHEMA = {

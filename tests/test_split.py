@@ -66,9 +66,22 @@ def _rows(source: Path, spws: tuple[int, ...], states: tuple[int, ...] | None) -
                 if dds[r] in spws and (states is None or st[r] in states)]  # fmt: skip
 
 
-def _check_rows(made: Path, source: Path, rows: list[int]) -> None:
-    """The main table holds the source's ``rows``: CORRECTED_DATA as DATA, FLAG, WEIGHT,
-    FLAG_ROW, UVW, TIME copied; SIGMA = 1/sqrt(WEIGHT), -1 where WEIGHT is 0."""
+def _sigma_from_weight(weight: np.ndarray) -> np.ndarray:
+    """CASA's SIGMA of a split corrected column, in single precision; -1 for no weight."""
+    with np.errstate(divide="ignore"):
+        return np.where(weight > 0, np.float32(1) / np.sqrt(weight), -1).astype(np.float32)
+
+
+def _weight_from_sigma(sigma: np.ndarray) -> np.ndarray:
+    """CASA's WEIGHT of a split data column, in single precision; 0 for no sigma."""
+    with np.errstate(divide="ignore"):
+        return np.where(sigma > 0, np.float32(1) / (sigma * sigma), 0).astype(np.float32)
+
+
+def _check_rows(made: Path, source: Path, rows: list[int], then_data: bool = False) -> None:
+    """The main table holds the source's ``rows``: CORRECTED_DATA as DATA, FLAG, FLAG_ROW,
+    UVW, TIME copied; SIGMA from WEIGHT; ``then_data``: split again as the data column
+    (the .source), WEIGHT from that SIGMA."""
     with _open(made) as got, _open(source) as want:
         assert got.nrows() == len(rows)
         assert "CORRECTED_DATA" not in got.colnames() and "MODEL_DATA" not in got.colnames()
@@ -76,9 +89,11 @@ def _check_rows(made: Path, source: Path, rows: list[int]) -> None:
             assert np.array_equal(got.getcell("DATA", i), want.getcell("CORRECTED_DATA", row))
             assert np.array_equal(got.getcell("FLAG", i), want.getcell("FLAG", row))
             weight = want.getcell("WEIGHT", row)
+            sigma = _sigma_from_weight(weight)
+            if then_data:
+                weight = _weight_from_sigma(sigma)
             assert np.array_equal(got.getcell("WEIGHT", i), weight)
-            sigma = np.where(weight > 0, 1 / np.sqrt(np.maximum(weight, 1e-30)), -1)
-            assert np.allclose(got.getcell("SIGMA", i), sigma, rtol=1e-6)
+            assert np.array_equal(got.getcell("SIGMA", i), sigma)
         for column in ("FLAG_ROW", "UVW", "TIME", "ANTENNA1", "ANTENNA2", "SCAN_NUMBER"):
             assert np.array_equal(got.getcol(column), want.getcol(column)[rows]), column
 
@@ -105,7 +120,7 @@ def test_science_split_and_source_as_casa_makes_them(calibrated: Path) -> None:
     _check_subtables(cal, source, states=None)
     _opens_as_an_ms(cal)
 
-    _check_rows(target, source, _rows(source, SCIENCE, (TARGET_STATE,)))
+    _check_rows(target, source, _rows(source, SCIENCE, (TARGET_STATE,)), then_data=True)
     with _open(target) as t:
         assert set(t.getcol("STATE_ID")) == {0}
         assert set(t.getcol("FIELD_ID")) == {2, 3}  # FIELD is not renumbered by intent
@@ -185,7 +200,7 @@ def test_a_field_selection_renumbers_fields_and_sources(alma_ms: Path, tmp_path:
 
 def test_spw_list_and_data_column(alma_ms: Path, tmp_path: Path) -> None:
     """``--spw 0,5`` keeps the WVR spw (one correlation, its own POLARIZATION row) and the
-    calibrator-only spw; ``--datacolumn data`` keeps SIGMA as it was."""
+    calibrator-only spw; ``--datacolumn data`` sets WEIGHT from SIGMA, as CASA does."""
     out = tmp_path / "out"
     assert main(["split", str(alma_ms), "--out", str(out), "--spw", "0,5",
                  "--datacolumn", "data", "--no-source"]) == 0  # fmt: skip
@@ -193,9 +208,14 @@ def test_spw_list_and_data_column(alma_ms: Path, tmp_path: Path) -> None:
     rows = _rows(alma_ms, (0, 5), None)
     with _open(cal) as got, _open(alma_ms) as want:
         assert got.nrows() == len(rows)
-        assert all(np.array_equal(got.getcell("DATA", i), want.getcell("DATA", r))
+        for i, r in enumerate(rows):
+            assert np.array_equal(got.getcell("DATA", i), want.getcell("DATA", r))
+            assert np.array_equal(got.getcell("SIGMA", i), want.getcell("SIGMA", r))
+            assert np.array_equal(
+                got.getcell("WEIGHT", i), _weight_from_sigma(want.getcell("SIGMA", r))
+            )
+        assert any(not np.array_equal(got.getcell("WEIGHT", i), want.getcell("WEIGHT", r))
                    for i, r in enumerate(rows))  # fmt: skip
-        assert np.array_equal(got.getcol("SIGMA", 0, 1), want.getcol("SIGMA", rows[0], 1))
     with _open(cal, "DATA_DESCRIPTION") as dd:
         assert list(dd.getcol("POLARIZATION_ID")) == [1, 0]
 

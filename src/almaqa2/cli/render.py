@@ -161,6 +161,9 @@ def _member(m: dict[str, Any]) -> None:
     if m["script_for_pi"]:
         creates = ", ".join(m["script_for_pi_creates"]) or "nothing listed"
         _line(f"        {m['script_for_pi']} creates: {creates}")
+        if m["split_creates"]:
+            _line("        then 'qa2 split calibrated' (science spws, targets) makes: "
+                  + ", ".join(m["split_creates"]))  # fmt: skip
     else:
         _line("        no scriptForPI in script/")
     _line("        " + ", ".join(f"{k} {human_size(v)}" for k, v in m["sizes"].items()))

@@ -115,6 +115,7 @@ class Step:
 
     name: str
     column: str  # the source column delivered as DATA
+    reweighed: tuple[str, ...]  # REWEIGHED's rules applied, in order
     selection: Selection
     kept: dict[str, tuple[int, ...]]  # RENUMBERED's kinds -> the ids kept
     where: str  # TaQL condition on the main table ("" for every row)
@@ -348,7 +349,10 @@ def _where(ids: dict[str, tuple[int, ...]]) -> str:
     return " AND ".join(terms)
 
 
-def _step(name: str, column: str, selection: Selection, facts: Facts, ms: Path) -> Step:
+def _step(
+    name: str, column: str, reweighed: tuple[str, ...], selection: Selection, facts: Facts,
+    ms: Path,
+) -> Step:  # fmt: skip
     ids = kept(selection, facts)
     chosen = [kind for kind in ("spw", "state", "field") if kind in ids and not ids[kind]]
     if chosen or (ids and not _selects_rows(ids, facts)):
@@ -357,7 +361,7 @@ def _step(name: str, column: str, selection: Selection, facts: Facts, ms: Path) 
             ms,
             fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
         )
-    return Step(name, column, selection, ids, _where(ids))
+    return Step(name, column, reweighed, selection, ids, _where(ids))
 
 
 def _selects_rows(ids: dict[str, tuple[int, ...]], facts: Facts) -> bool:
@@ -396,7 +400,8 @@ def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
                     ms, name)  # fmt: skip
     planned = Planned(ms, into, facts)
     cal = f"{ms.name}.split.cal"
-    planned.steps.append(_step(cal, column, Selection(spws=spws), facts, ms))
+    reweighed = (REWEIGHED[column],)
+    planned.steps.append(_step(cal, column, reweighed, Selection(spws=spws), facts, ms))
     if request.source:
         states = tuple(
             i for i, mode in enumerate(facts.state_modes)
@@ -404,7 +409,8 @@ def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
         )  # fmt: skip
         fields = None if request.fields is None else _field_ids(request.fields, facts, ms)
         selection = Selection(spws=spws, states=states, fields=fields)
-        planned.steps.append(_step(f"{cal}.source", column, selection, facts, ms))
+        then = (*reweighed, REWEIGHED["DATA"])  # CASA splits the .split.cal's DATA
+        planned.steps.append(_step(f"{cal}.source", column, then, selection, facts, ms))
     return planned
 
 
@@ -567,9 +573,9 @@ def _finish(target: Path, ms: Path, step: Step) -> int:
             n = min(_CHUNK_ROWS, rows - start)
             for column, lookup in main.items():
                 table.putcol(column, _renumbered(table.getcol(column, start, n), lookup), start, n)
-        if step.column == "CORRECTED_DATA":
+        for how in step.reweighed:
             for start, n in runs(table):
-                _sigma_from_weight(table, start, n)
+                _reweigh(table, start, n, how)
         for sub, places in _sub_places(step.kept).items():
             if sub in table.getkeywords():
                 with msio.open_table(table.getkeyword(sub), ms, readonly=False) as subtable:
@@ -642,18 +648,34 @@ def _renumber_subtable(subtable: Any, places: list[tuple[str, np.ndarray]]) -> N
         subtable.removerows(gone.tolist())
 
 
-def _sigma_from_weight(table: Any, start: int, n: int) -> None:
-    """Splitting the corrected column, CASA sets SIGMA = 1/sqrt(WEIGHT) (-1 where WEIGHT
-    is 0), and SIGMA_SPECTRUM from WEIGHT_SPECTRUM where both exist."""
-    pairs = [("WEIGHT", "SIGMA"), ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")]
-    for weight_col, sigma_col in pairs:
-        if weight_col in table.colnames() and sigma_col in table.colnames():
-            if not table.iscelldefined(weight_col, start):
-                continue
-            weight = table.getcol(weight_col, start, n).astype(np.float64)
-            with np.errstate(divide="ignore"):
-                sigma = np.where(weight > 0, 1.0 / np.sqrt(weight), -1.0)
-            table.putcol(sigma_col, sigma.astype(np.float32), start, n)
+SIGMA_FROM_WEIGHT = "SIGMA = 1/sqrt(WEIGHT)"
+WEIGHT_FROM_SIGMA = "WEIGHT = 1/SIGMA^2"
+REWEIGHED = {"CORRECTED_DATA": SIGMA_FROM_WEIGHT, "DATA": WEIGHT_FROM_SIGMA}
+"""What CASA's split does to the weights as it moves a column to DATA (observed with CASA
+6.7.0.31): the corrected column's SIGMA follows WEIGHT (-1 where WEIGHT is 0); the data
+column's WEIGHT follows SIGMA (0 where SIGMA is not positive); both computed in single
+precision, as CASA's values are.  The
+same for SIGMA_SPECTRUM and WEIGHT_SPECTRUM where an MS has both."""
+
+_FLT_MIN = np.finfo(np.float32).tiny
+
+
+def _reweigh(table: Any, start: int, n: int, how: str) -> None:
+    """Apply one of REWEIGHED to rows ``start`` to ``start + n`` (of one shape)."""
+    for weight_col, sigma_col in (("WEIGHT", "SIGMA"), ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")):
+        if not {weight_col, sigma_col} <= set(table.colnames()):
+            continue
+        if not (table.iscelldefined(weight_col, start) and table.iscelldefined(sigma_col, start)):
+            continue
+        with np.errstate(divide="ignore"):
+            if how == SIGMA_FROM_WEIGHT:
+                weight = table.getcol(weight_col, start, n).astype(np.float32)
+                sigma = np.where(weight > 0, np.float32(1) / np.sqrt(weight), -1)
+                table.putcol(sigma_col, sigma.astype(np.float32), start, n)
+            else:
+                sigma = table.getcol(sigma_col, start, n).astype(np.float32)
+                weight = np.where(sigma > _FLT_MIN, np.float32(1) / (sigma * sigma), 0)
+                table.putcol(weight_col, weight.astype(np.float32), start, n)
 
 
 def save_flags(ms: Path, into: Path, version: str = FLAG_VERSION, comment: str = "") -> None:

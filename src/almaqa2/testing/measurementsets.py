@@ -222,10 +222,12 @@ def _put_rows(
     ms.addrows(n)
     noise = rng.standard_normal((2, *shape), dtype=np.float32)
     data = ((1 + noise[0] + 1j * noise[1]) / 10).astype(np.complex64)
-    weight = np.ones((n, cell[1]), np.float32)
+    weight = sigma = np.ones((n, cell[1]), np.float32)
     flag = np.zeros(shape, bool)
-    if varied:
-        weight = rng.choice(np.array([0.0, 0.25, 1.0, 4.0], np.float32), (n, cell[1]))
+    if varied:  # SIGMA (of DATA) and the calibrated WEIGHT independent, as after applycal
+        sigma = rng.uniform(0.3, 3.0, (n, cell[1])).astype(np.float32)
+        weight = rng.uniform(0.1, 4.0, (n, cell[1])).astype(np.float32)
+        weight[rng.random((n, cell[1])) < 0.1] = 0  # some correlations weigh nothing
         flag = rng.random(shape) < 0.1
         flag[:: max(n // 3, 1)] = True  # a few rows wholly flagged
     values = {
@@ -241,7 +243,7 @@ def _put_rows(
         "EXPOSURE": np.full(n, INTEGRATION_S),
         "UVW": rng.uniform(-300, 300, (n, 3)),
         "WEIGHT": weight,
-        "SIGMA": np.ones((n, cell[1]), np.float32),
+        "SIGMA": sigma,
         "FLAG": flag,
         "FLAG_ROW": flag.all(axis=(1, 2)),
         "DATA": data,
@@ -300,7 +302,7 @@ def _subtables(
         len(pols),
         NUM_CORR=np.array([len(p) for p in pols], np.int32),
         CORR_TYPE=[np.array(p, np.int32) for p in pols],
-        CORR_PRODUCT=[np.array([_receptors(p)] * 2, np.int32) for p in pols],
+        CORR_PRODUCT=[np.array([[r, r] for r in _receptors(p)], np.int32) for p in pols],
     )
     fill(
         "DATA_DESCRIPTION",
@@ -345,7 +347,8 @@ def _subtables(
 
 
 def _receptors(correlations: tuple[int, ...]) -> list[int]:
-    """The receptor of each of XX (9) or YY (12): both sides of the product are the same."""
+    """The receptor of each of XX (9) or YY (12), both sides of its product (CORR_PRODUCT
+    holds a (receptor, receptor) pair per correlation)."""
     return [0 if c == 9 else 1 for c in correlations]
 
 

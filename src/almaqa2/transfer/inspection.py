@@ -14,6 +14,7 @@ repeated level is collapsed and reported.
          {"name": str, "uid": str | null, "members": [
            {"name": str, "uid": str | null, "calibration": "pipeline" | "manual",
             "ebs": [str], "script_for_pi": str | null, "script_for_pi_creates": [str],
+            "split_creates": [str],
             "files": int, "size": int, "sizes": {subdirectory or file: int}}]}]}]}]}
 """
 
@@ -61,6 +62,17 @@ class MemberOus:
             return [f"calibrated/working/{eb}.ms" for eb in sorted(self.ebs)]
         return [f"calibrated/{eb}.ms.split.cal" for eb in sorted(self.ebs)]
 
+    def split_creates(self) -> list[str]:
+        """What ``qa2 split calibrated`` then makes of each restored MS (the pipeline's:
+        a manual calibration's scriptForPI makes the ``.split.cal`` itself)."""
+        if self.script_for_pi is None or not self.pipeline:
+            return []
+        return [
+            f"calibrated/{eb}.ms.split.cal{end}"
+            for eb in sorted(self.ebs)
+            for end in ("", ".source")
+        ]
+
     def add(self, inside: tuple[str, ...], size: int) -> None:
         self.files += 1
         self.size += size
@@ -83,6 +95,7 @@ class MemberOus:
             "ebs": sorted(self.ebs),
             "script_for_pi": self.script_for_pi,
             "script_for_pi_creates": self.creates(),
+            "split_creates": self.split_creates(),
             "files": self.files,
             "size": self.size,
             "sizes": dict(sorted(self.sizes.items())),

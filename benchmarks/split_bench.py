@@ -1,0 +1,116 @@
+"""``qa2 split`` (seed 003's science split and targets, flags saved) against its floor and,
+with ``--casa-python``, against CASA's own split of the same MS in the same run.
+
+Builds an ALMA-like MS of ~1 GB (example_ms.ALMA: science spws of 2048 and 8 channels, the
+WVR and channel-average spws, calibrators and a mosaic target) and prints, best of
+``--repeat`` runs from the same slate (outputs removed, ``sync``), warm page cache:
+
+    qa2 split     seconds, s/GB of the MS, peak RSS            target <= 0.6 s/GB, < 500 MB
+    cp -a         of the whole MS: the disk's floor for reading it and writing
+    CASA          split + flagmanager + split + flagmanager, as the seed types them
+                  (``make interop`` passes the CASA venv's Python)
+
+Usage: python benchmarks/split_bench.py [--workdir DIR] [--repeat N] [--casa-python PY]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from almaqa2.testing import measurementsets as example_ms
+
+EB = "uid___A002_Xb00001_X1a1"
+NCHAN, TIMES = 2048, 350  # 5 scans x 350 integrations x 6 baselines of the 2048-channel spw
+QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+CASA_CONFIG = """\
+import casadata
+measurespath = casadata.datapath
+measures_auto_update = False
+data_auto_update = False
+nologfile = True
+"""
+CASA_STEPS = """\
+import os, sys
+from casatasks import split, flagmanager
+vis, out = sys.argv[1], sys.argv[2]
+cal = os.path.join(out, os.path.basename(vis) + '.split.cal')
+split(vis=vis, outputvis=cal, spw='1,3')
+flagmanager(vis=cal, mode='save', versionname='original_flags')
+split(vis=cal, outputvis=cal + '.source', intent='*TARGET*', datacolumn='data')
+flagmanager(vis=cal + '.source', mode='save', versionname='original_flags')
+"""
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _run(cmd: list[str], out: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS in MB of the largest process) of ``cmd`` writing into ``out``,
+    which is emptied first; all written back before the clock starts."""
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=out, env=env)
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"failed: {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--casa-python", type=Path, help="a Python with casatasks")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="almaqa2-splitbench-", dir=args.workdir))
+    try:
+        source = work / f"{EB}.ms"
+        example_ms.write_ms(source, EB, "2019.1.00001.S", nchan=NCHAN, times=TIMES,
+                            layout=example_ms.ALMA)  # fmt: skip
+        gb = _size(source) / 1e9
+        files = [str(p) for p in source.rglob("*") if p.is_file()]
+        subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)  # warm cache
+        out = work / "out"
+        runs: dict[str, list[tuple[float, float]]] = {"qa2 split": [], "cp -a": []}
+        env = None
+        if args.casa_python:
+            runs["CASA split"] = []
+            home = work / "home"
+            (home / ".casa").mkdir(parents=True)
+            (home / ".casa" / "config.py").write_text(CASA_CONFIG)
+            env = {**os.environ, "HOME": str(home)}
+        for _ in range(args.repeat):  # interleaved: no kind gets the disk's best moments
+            runs["cp -a"].append(_run(["cp", "-a", str(source), str(out / "copy")], out))
+            runs["qa2 split"].append(_run([*QA2, "split", str(source), "--out", str(out)], out))
+            if args.casa_python:
+                cmd = [str(args.casa_python), "-c", CASA_STEPS, str(source), str(out)]
+                runs["CASA split"].append(_run(cmd, out, env))
+        print(f"MS: {gb:.2f} GB ({source.name}); best of {args.repeat}, warm cache, in {work}")
+        print(f"{'':<12} {'seconds':>8} {'s/GB':>6} {'peak MB':>8}")
+        for name, found in runs.items():
+            best = min(s for s, _ in found)
+            print(f"{name:<12} {best:>8.2f} {best / gb:>6.2f} {max(r for _, r in found):>8.0f}")
+        ours = min(s for s, _ in runs["qa2 split"])
+        print(f"qa2 split / cp -a of the MS: {ours / min(s for s, _ in runs['cp -a']):.2f}"
+              "  (target: 0.6 s/GB; peak RSS < 500 MB)")  # fmt: skip
+        if args.casa_python:
+            casa = min(s for s, _ in runs["CASA split"])
+            print(f"CASA / qa2 split: {casa / ours:.1f} x  (target >= 4)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
