@@ -27,6 +27,7 @@ import numpy as np
 from casacore import tables as pt
 
 from almaqa2.cli import main as qa2
+from almaqa2.testing import casa
 from almaqa2.testing import measurementsets as example_ms
 
 REAL = (
@@ -38,34 +39,6 @@ REAL = (
 EB = "uid___A002_Xc1f2b3_X4d5"
 REAL_EB = "uid___A002_Xca5b1c_X5707"
 
-CASA_CONFIG = """\
-import casadata
-measurespath = casadata.datapath
-measures_auto_update = False
-data_auto_update = False
-nologfile = True
-"""
-
-# Seed 003's steps, as a PI types them in CASA (the science spws found with msmd), then a
-# field selection of the targets' split.
-CASA_STEPS = """\
-import os, sys, casatools
-from casatasks import split, flagmanager
-vis, datacolumn, field = sys.argv[1], sys.argv[2], sys.argv[3]
-msmd = casatools.msmetadata()
-msmd.open(vis)
-spws = ','.join(str(s) for s in msmd.spwsforintent('OBSERVE_TARGET*') if msmd.nchan(s) > 4)
-msmd.close()
-split(vis=vis, outputvis=vis + '.split.cal', spw=spws, datacolumn=datacolumn)
-flagmanager(vis=vis + '.split.cal', mode='save', versionname='original_flags')
-for name, selection in (('.source', dict(intent='*TARGET*')),
-                        ('.field', dict(intent='*', field=field))):
-    out = vis + '.split.cal' + name
-    split(vis=vis + '.split.cal', outputvis=out, datacolumn='data', **selection)
-    os.system('rm -rf ' + out + '.flagversions')
-    flagmanager(vis=out, mode='save', versionname='original_flags')
-"""
-
 SKIPPED_SUBTABLES = {"HISTORY"}  # each tool writes its own history
 SKIPPED_COLUMNS = {"FLAG_CATEGORY"}  # undefined in both
 
@@ -75,6 +48,8 @@ def main() -> int:
     parser.add_argument("--casa-python", required=True, type=Path)
     parser.add_argument("--keep", type=Path, help="work here and keep what was made")
     args = parser.parse_args()
+    if args.casa_python:  # absolute, not resolved: a venv's python is a link out of it
+        args.casa_python = Path(os.path.abspath(args.casa_python))
     top = args.keep or Path(tempfile.mkdtemp(prefix="qa2-interop-"))
     top.mkdir(parents=True, exist_ok=True)
     try:
@@ -119,14 +94,11 @@ def _real(where: Path) -> Path:
 
 
 def _casa(python: Path, ms: Path, datacolumn: str, field: str, where: Path) -> Path:
-    """Seed 003's steps run by CASA on a copy of ``ms`` in ``where``."""
-    home = where / "home"
-    (home / ".casa").mkdir(parents=True)
-    (home / ".casa" / "config.py").write_text(CASA_CONFIG)
-    shutil.copytree(ms, where / ms.name)
+    """Seed 003's steps run by CASA on ``ms``, into ``where``."""
+    where.mkdir(parents=True)
     done = subprocess.run(
-        [str(python), "-c", CASA_STEPS, ms.name, datacolumn, field],
-        cwd=where, env={**os.environ, "HOME": str(home)}, capture_output=True, text=True,
+        [str(python), "-c", casa.SEED_003, str(ms), datacolumn, str(where), field],
+        cwd=where, env=casa.environment(where / "home"), capture_output=True, text=True,
     )  # fmt: skip
     if done.returncode != 0:
         sys.exit(f"CASA failed on {ms}:\n{done.stdout}\n{done.stderr}")

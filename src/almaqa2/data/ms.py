@@ -266,32 +266,43 @@ def _drop_columns(ms: Path, dest: Path, kept: str) -> None:
 
 def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[Inside]) -> None:
     """casacore copies the selected columns (``kept`` among the visibility columns) row by
-    row; subtables come as links to the shadow's files (casacore copies them with
-    ``cp -r``), replaced by copies.  ``kept`` is renamed afterwards: a hypercube may still
-    reserve the name DATA here."""
+    row.  ``kept`` is renamed afterwards: a hypercube may still reserve the name DATA here."""
+    with opened(ms, inside) as table:
+        selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
+        copy_rows(table, ms, f"SELECT {', '.join(selected)} FROM $1", dest, copy, "packpath")
+
+
+def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: str) -> int:
+    """casacore writes the rows and columns that ``query`` (TaQL on ``table`` as ``$1``)
+    selects to a new table ``dest``, row by row; subtables come as links to the shadow's
+    files (casacore copies them with ``cp -r``), replaced by ``copy``s.  Returns the rows
+    written; with none, nothing is written.  ``where``: what the user calls ``dest``'s
+    directory, for the advice."""
     if "'" in str(dest):
         raise DestinationError(
             "casacore cannot write a table whose path holds a single quote",
             dest,
-            fix="choose a packpath without ' in it",
+            fix=f"choose a {where} without ' in it",
         )
-    with opened(ms, inside) as table:
-        selected = [c for c in table.colnames() if c not in DROPPED] + [kept]
-        try:
-            selection = table.query(columns=", ".join(selected))
-        except RuntimeError as exc:
-            raise unreadable(ms, exc) from exc
-        try:
+    try:
+        selection = tables().taql(query, tables=[table])
+    except RuntimeError as exc:
+        raise unreadable(ms, exc) from exc
+    try:
+        rows = selection.nrows()
+        if rows:
             selection.copy(str(dest), deep=True).close()
-        except RuntimeError as exc:
-            raise DestinationError(
-                f"casacore could not write the reduced MeasurementSet ({reason(exc)})",
-                dest,
-                fix="check the free space and permissions of the packpath's file system",
-            ) from exc
-        finally:
-            selection.close()
-    replace_links(dest, copy)
+    except RuntimeError as exc:
+        raise DestinationError(
+            f"casacore could not write the MeasurementSet ({reason(exc)})",
+            dest,
+            fix=f"check the free space and permissions of the {where}'s file system",
+        ) from exc
+    finally:
+        selection.close()
+    if rows:
+        replace_links(dest, copy)
+    return rows
 
 
 def replace_links(dest: Path, copy: Place) -> None:

@@ -37,7 +37,7 @@ import numpy as np
 from almaqa2 import destination
 from almaqa2.copying import copy_file
 from almaqa2.data import ms as msio
-from almaqa2.errors import DestinationError, InputError, reason
+from almaqa2.errors import DestinationError, InputError
 from almaqa2.manifest import sizes_under
 from almaqa2.progress import Progress
 
@@ -356,12 +356,16 @@ def _step(
     ids = kept(selection, facts)
     chosen = [kind for kind in ("spw", "state", "field") if kind in ids and not ids[kind]]
     if chosen or (ids and not _selects_rows(ids, facts)):
-        raise InputError(
-            f"the selection for {name} selects no data",
-            ms,
-            fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
-        )
+        raise _selects_nothing(name, ms)
     return Step(name, column, reweighed, selection, ids, _where(ids))
+
+
+def _selects_nothing(name: str, ms: Path) -> InputError:
+    return InputError(
+        f"the selection for {name} selects no data",
+        ms,
+        fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
+    )
 
 
 def _selects_rows(ids: dict[str, tuple[int, ...]], facts: Facts) -> bool:
@@ -516,33 +520,8 @@ def _copy_selected(
     and left unnamed."""
     columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
     query = f"SELECT {', '.join(columns)} FROM $1" + (f" WHERE {step.where}" if step.where else "")
-    if "'" in str(target):
-        raise DestinationError(
-            "casacore cannot write a table whose path holds a single quote",
-            target,
-            fix="split into a directory without ' in its path (--out)",
-        )
-    try:
-        selection = msio.tables().taql(query, tables=[table])
-    except RuntimeError as exc:
-        raise msio.unreadable(ms, exc) from exc
-    try:
-        if selection.nrows() == 0:
-            raise InputError(
-                f"the selection for {step.name} selects no data",
-                ms,
-                fix="check --spw, --intent and --field against the MS (qa2 split --dry-run)",
-            )
-        selection.copy(str(target), deep=True).close()
-    except RuntimeError as exc:
-        raise DestinationError(
-            f"casacore could not write the split MeasurementSet ({reason(exc)})",
-            target,
-            fix="check the free space and permissions of the output directory",
-        ) from exc
-    finally:
-        selection.close()
-    msio.replace_links(target, _copy)
+    if not msio.copy_rows(table, ms, query, target, _copy, "output directory"):
+        raise _selects_nothing(step.name, ms)
     if missing:
         with msio.open_table(str(target), ms, readonly=False) as made:
             for name in missing:
