@@ -14,6 +14,14 @@ are renumbered as CASA renumbers them (``RENUMBERED``, observed with CASA 6.7.0.
 on an ALMA-like MS: see ``make interop``).  Everything is built in a staging directory
 beside the outputs and renamed into place when complete; the source MS is read through a
 shadow (``ms.opened``), never opened writable.
+
+``--json`` schema (with the envelope every command prints)::
+
+    {"splits": [{"ms": str, "into": str, "makes": [
+        {"name": str, "flagversions": str, "datacolumn": str,
+         "spws": [{"id": int, "name": str, "channels": int}] | null,
+         "states": [str] | null, "fields": [str] | null}]}],   # null: all, not renumbered
+     "made": [{"path": str, "rows": int, "size": int}]}        # "dry_run": true instead
 """
 
 from __future__ import annotations
@@ -111,7 +119,8 @@ class Selection:
 
 @dataclass(frozen=True)
 class Step:
-    """One MS to make: ``name`` from ``column`` of the MS before it, keeping ``kept``."""
+    """One MS to make from the source MS: ``name``, with its ``column`` as DATA, the rows
+    ``where`` selects, the ids ``kept`` renumbered, the weights ``reweighed``."""
 
     name: str
     column: str  # the source column delivered as DATA
