@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import multiprocessing
 import os
 import queue
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +178,116 @@ class Hasher:
         self._stop()
 
 
+def mismatches(
+    top: str,
+    rels: Sequence[str],
+    sizes: Mapping[str, int],
+    expected: Callable[[str], str],
+    hashed: Callable[[int], None] | None = None,
+) -> list[tuple[str, str]]:
+    """The files of ``rels`` (paths below ``top``, largest first) whose md5 is not
+    ``expected(rel)``: (rel, the md5 found, or why it could not be read).
+
+    Hashed in two processes at once (this one and a forked one that reads the same lists):
+    a small file's hash is Python work under the GIL, so threads cannot share it, and
+    md5sum -c does the same work in a quarter of the time of one Python thread.  The two
+    take batches (a large file, or up to 256 small ones) from a shared counter, largest
+    first, so both stay busy to the end; only the mismatches come back through a pipe.
+    ``hashed(size)`` is called here after each batch, with the bytes both have hashed
+    since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
+    which may not fork one) all is hashed here."""
+    bounds = _batches(rels, sizes)
+    context = multiprocessing.get_context("fork")  # the child reads the lists as they are
+    taken, done = context.Value("q", 0), context.Value("q", 0)
+    if multiprocessing.current_process().daemon:  # a batch's Dask worker: a core of its own
+        return sorted(_hash_batches((top, rels, sizes, expected, bounds, taken, done), None))
+    reader, writer = context.Pipe(duplex=False)
+    shared = (top, rels, sizes, expected, bounds, taken, done)
+    child = context.Process(target=_hash_batches_to, args=(writer, shared), daemon=True)
+    child.start()
+    writer.close()
+    try:
+        reported = [0]
+
+        def report() -> None:
+            if hashed is not None:
+                now = done.value
+                hashed(now - reported[0])
+                reported[0] = now
+
+        found = _hash_batches(shared, report)
+        theirs = reader.recv()
+        child.join()
+        report()
+    except EOFError:
+        raise RuntimeError(f"the hashing process stopped (exit {child.exitcode})") from None
+    finally:
+        if child.is_alive():
+            child.terminate()
+            child.join()
+        reader.close()
+    if isinstance(theirs, str):
+        raise RuntimeError(f"the hashing process failed: {theirs}")
+    return sorted(found + theirs)
+
+
+_BATCH_FILES, _BATCH_BYTES = 256, 8 << 20
+
+
+def _batches(rels: Sequence[str], sizes: Mapping[str, int]) -> list[int]:
+    """Where each batch of ``rels`` starts (and, last, where they end): a large file alone,
+    small ones up to 256 files or 8 MB."""
+    bounds, count, size = [0], 0, 0
+    for i, rel in enumerate(rels):
+        count, size = count + 1, size + sizes[rel]
+        if count >= _BATCH_FILES or size >= _BATCH_BYTES:
+            bounds.append(i + 1)
+            count, size = 0, 0
+    if bounds[-1] != len(rels):
+        bounds.append(len(rels))
+    return bounds
+
+
+def _hash_batches_to(writer: Any, shared: tuple[Any, ...]) -> None:
+    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``."""
+    try:
+        writer.send(_hash_batches(shared, None))
+    except BaseException as exc:  # said to the parent, whatever it is
+        writer.send(f"{type(exc).__name__}: {exc}")
+    finally:
+        writer.close()
+
+
+def _hash_batches(
+    shared: tuple[Any, ...], report: Callable[[], None] | None
+) -> list[tuple[str, str]]:
+    """Hash the batches taken from the shared counter until none is left."""
+    top, rels, sizes, expected, bounds, taken, done = shared
+    found: list[tuple[str, str]] = []
+    buffer = bytearray(_BLOCK)
+    while True:
+        with taken.get_lock():
+            batch = taken.value
+            taken.value = batch + 1
+        if batch >= len(bounds) - 1:
+            return found
+        hashed = 0
+        for rel in rels[bounds[batch] : bounds[batch + 1]]:
+            path = os.path.join(top, rel)
+            try:
+                size = sizes[rel]
+                digest = _md5_small(path) if size <= _SMALL else md5_file(path, buffer)
+            except OSError as exc:
+                digest = f"unreadable ({exc.strerror})"
+            if digest != expected(rel):
+                found.append((rel, digest))
+            hashed += size
+        with done.get_lock():
+            done.value += hashed
+        if report is not None:
+            report()
+
+
 class Follower:
     """Hashes a file on another thread, reading it by itself as far as it is told.
 
@@ -278,14 +390,20 @@ def format_line(digest: str, path: str) -> str:
 def read(path: Path) -> dict[str, str]:
     """A manifest's entries: {path starting with the project code: md5}."""
     with open(path, "rb") as f:
-        return parse(f.read())
+        return _entries(f)
 
 
 def parse(data: bytes) -> dict[str, str]:
     """The entries of a manifest's bytes (as ``read``; also for one read from a tar)."""
+    return _entries(io.BytesIO(data))
+
+
+def _entries(lines: Iterable[bytes]) -> dict[str, str]:
+    """The entries of a manifest's lines, read one at a time: a million-line manifest is
+    never held whole beside its dict."""
     entries: dict[str, str] = {}
-    text = data.decode("utf-8", "surrogateescape")
-    for line in text.split("\n"):
+    for raw in lines:
+        line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
         if not line:
             continue
         escaped = line.startswith("\\")

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -126,42 +126,58 @@ def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
 
 
 def _package(package: Path, progress: Progress | None) -> Report:
+    """A package against its manifest.  Per file: its path once (the walk's string), its
+    size, and the manifest's line; the md5s found are compared as they come and only the
+    mismatches kept, so that a million files fit in a few hundred MB."""
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
-    top = str(package)
-    on_disk = {f"{project}/{rel}": size for rel, size in Package(package).files().items()}
-    common = sorted(listed.keys() & on_disk.keys(), key=lambda rel: -on_disk[rel])  # big first
+    prefix = f"{project}/"
+    on_disk = Package(package).files()
+    common = sorted(  # largest first
+        (rel for rel in on_disk if prefix + rel in listed), key=on_disk.__getitem__, reverse=True
+    )
     counter = _Counter(sum(on_disk[rel] for rel in common), progress)
-    paths = {rel: os.path.join(top, rel.partition("/")[2]) for rel in common}
-    with manifest.Hasher(hashed=counter.add) as hasher:
-        for rel in common:
-            hasher.add(paths[rel], on_disk[rel])
-        digests, errors = hasher.outcome()
-    found = dict.fromkeys(on_disk.keys() - listed.keys(), "a file")
-    for rel in common:
-        path = paths[rel]
-        found[rel] = digests[path] if path in digests else _unreadable(errors[path])
-    problems = _compare(listed, found) + _restore(package, project, on_disk)
+    bad = manifest.mismatches(
+        str(package), common, on_disk, lambda rel: listed[prefix + rel], counter.add
+    )
+    problems = [Problem(Trouble.CORRUPT, prefix + rel, listed[prefix + rel], found)
+                for rel, found in bad]  # fmt: skip
+    problems += [
+        Problem(Trouble.MISSING, path, md5)
+        for path, md5 in listed.items()
+        if not (path.startswith(prefix) and path[len(prefix) :] in on_disk)
+    ]
+    problems += [
+        Problem(Trouble.EXTRA, prefix + rel, None, "a file")
+        for rel in on_disk
+        if prefix + rel not in listed
+    ]
+    problems.sort(key=lambda p: p.path)
+    problems += _restore(package, project, on_disk.keys())
     return Report("package", (str(package),), len(common), tuple(problems))
 
 
-def _restore(package: Path, project: str, files: Iterable[str]) -> list[Problem]:
+def _restore(package: Path, project: str, files: Collection[str]) -> list[Problem]:
     """What the PI's restore would not find in each member of a pipeline package; ``files``:
-    the package's files as already listed (below the project), not listed again."""
-    by_member: dict[str, list[str]] = {}  # plain strings: this loop runs once per file
-    for rel in files:
-        parts = rel.split("/", 4)  # <project>/<sg>/<gous>/<member>/<subdir>/...
-        if len(parts) == 5 and "/" in parts[4]:
-            by_member.setdefault("/".join(parts[1:4]), []).append(parts[4])
+    the package's files as already listed (paths below it), not listed again.  Only the
+    members holding a pipeline manifest are looked into: two passes of plain strings, as
+    they run once per file."""
+    by_member: dict[str, list[str]] = {
+        "/".join(parts[:3]): []
+        for rel in files
+        if rel.endswith(".xml") and pipemanifest.NAME.fullmatch(rel.rpartition("/")[2])
+        and len(parts := rel.split("/", 3)) == 4
+    }  # fmt: skip
+    if by_member:
+        for rel in files:
+            parts = rel.split("/", 3)  # <sg>/<gous>/<member>/<subdir>/...
+            if len(parts) == 4 and "/" in parts[3] and (m := "/".join(parts[:3])) in by_member:
+                by_member[m].append(parts[3])
     return [
         Problem(Trouble.RESTORE, f"{project}/{member}/{rel}", found=why)
         for member, inside in sorted(by_member.items())
         for rel, why in pipemanifest.restore_problems(package / member, inside)
     ]
-
-
-def _unreadable(exc: BaseException) -> str:
-    return f"unreadable ({exc.strerror if isinstance(exc, OSError) else exc})"
 
 
 class _Counter:
