@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 
 from almaqa2.cli import main
+from almaqa2.errors import InputError
 from almaqa2.package.package_dir import ChunkNames
 from almaqa2.transfer import tarsplit
 
@@ -132,13 +133,14 @@ _KILL_AFTER = """
 import os, signal, sys
 from almaqa2.transfer import tarsplit
 from almaqa2.cli import main
-real, count = tarsplit._add, [0]
-def add(fd, entry):
+from almaqa2.errors import InputError
+real, count = tarsplit.header, [0]
+def header(entry):  # every member's header is made as it is written
     count[0] += 1
     if count[0] == int(sys.argv[1]):
         os.kill(os.getpid(), signal.SIGKILL)
-    return real(fd, entry)
-tarsplit._add = add
+    return real(entry)
+tarsplit.header = header
 sys.exit(main(["tarsplit", *sys.argv[2:]]))
 """
 
@@ -169,16 +171,24 @@ def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     pack = _package(case229)
-    real_copy = tarsplit.copy_bytes
-    copied = [0]
+    real_copy, real_write = tarsplit.copy_bytes, tarsplit.write_all
+    written = [0]
 
-    def copy(src: int, dst: int, count: int) -> int:
-        copied[0] += count
-        if copied[0] > 150 * 1024:  # the disk fills after 150 KB of data
+    def filled(count: int) -> None:
+        written[0] += count
+        if written[0] > 150 * 1024:  # the disk fills after 150 KB of tar
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def copy(src: int, dst: int, count: int) -> int:  # a large file, in the kernel
+        filled(count)
         return real_copy(src, dst, count)
 
+    def write(fd: int, data: bytes | bytearray) -> None:  # headers and gathered small files
+        filled(len(data))
+        real_write(fd, data)
+
     monkeypatch.setattr(tarsplit, "copy_bytes", copy)
+    monkeypatch.setattr(tarsplit, "write_all", write)
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
     err = capsys.readouterr().err
     named = re.search(r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar", err)
@@ -222,7 +232,7 @@ def test_bad_size_is_refused(
 def test_member_size_is_what_tarfile_writes(name: str, depth: int, size: int, mtime: int) -> None:
     """The planned size of every member, long, non-ASCII or huge, is tarfile's exactly."""
     rel = PurePosixPath(P, *[f"member.{name}"] * depth, name)
-    entry = tarsplit.Entry(rel, Path("/nonexistent"), size, 0o644, mtime)
+    entry = tarsplit.Entry(rel.as_posix(), "/nonexistent", size, 0o644, mtime)
     header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512
 
@@ -234,7 +244,7 @@ def test_member_size_at_every_name_length(size: int) -> None:
         n = length - len(P) - 1
         rel = PurePosixPath(P, "".join("/" if i % 60 == 59 < n - i else "x" for i in range(n)))
         assert len(rel.as_posix()) == length
-        entry = tarsplit.Entry(rel, Path("/nonexistent"), size, 0o644, 1_600_000_000)
+        entry = tarsplit.Entry(rel.as_posix(), "/nonexistent", size, 0o644, 1_600_000_000)
         header = entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512, length
 
@@ -269,3 +279,26 @@ def test_the_tag_is_said_and_today_is_a_warning(
     today = dt.date.today().strftime("%Y_%m_%d")
     assert f"named by today's date: {today}" in said.out
     assert "give --date YYYY-MM-DD" in said.err
+
+
+@pytest.mark.parametrize("size", [100, 200 * 1024], ids=["gathered", "kernel-copied"])
+@pytest.mark.parametrize("change", [b"more", None], ids=["grew", "shrank"])
+def test_a_file_that_changes_size_while_split_is_refused(
+    case229: Case, size: int, change: bytes | None
+) -> None:
+    """Small files are read into the chunk's buffer, large ones copied in the kernel: a
+    file whose size is no longer the planned one stops the split either way."""
+    pack = _package(case229)
+    victim = next(pack.rglob("README"))
+    victim.write_bytes(b"x" * size)
+    out = pack.parent / "chunks"
+    out.mkdir()
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(pack.name, "2012_06_20"), False)
+    if change is None:
+        victim.write_bytes(b"x" * (size - 1))
+    else:
+        with victim.open("ab") as f:
+            f.write(change)
+    with pytest.raises(InputError, match=r"changed size|shrank"):
+        tarsplit.write(chunks, out)
+    assert os.listdir(out) == [], "nothing half-written stays"

@@ -39,7 +39,7 @@ def copy_bytes(src: int, dst: int, count: int) -> int:
     return count - left
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | bytearray) -> None:
     """``os.write`` until all of ``data`` is written (it may write less at once)."""
     view = memoryview(data)
     while view:

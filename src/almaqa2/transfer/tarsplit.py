@@ -8,13 +8,14 @@ name, so a finished-looking ``.tar`` always has its checksum beside it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import stat
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from almaqa2 import destination, manifest
 from almaqa2.atomic import write_atomically
@@ -34,17 +35,19 @@ _USTAR_NAME = tarfile.LENGTH_NAME
 _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
-    rel: PurePosixPath  # inside the tar: starts with the project code
-    path: Path  # on disk
+    """A member of a chunk: plain strings and slots, as a package may hold a million."""
+
+    rel: str  # inside the tar (POSIX): starts with the project code
+    path: str  # on disk
     size: int  # bytes of the file; -1 for an (empty) directory entry
     mode: int
     mtime: int
 
     def info(self) -> tarfile.TarInfo:
         """The tar header of this entry: regular file (or directory), no owner names."""
-        info = tarfile.TarInfo(self.rel.as_posix())
+        info = tarfile.TarInfo(self.rel)
         info.mtime, info.mode = self.mtime, self.mode
         info.uname = info.gname = ""
         if self.size < 0:
@@ -69,7 +72,7 @@ def member_size(entry: Entry) -> int:
 
 def _header_size(entry: Entry) -> int:
     """``len(header(entry))``, worked out without building it (planning sizes every file)."""
-    name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
+    name = entry.rel + ("/" if entry.size < 0 else "")
     if not (
         name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
     ):
@@ -79,6 +82,7 @@ def _header_size(entry: Entry) -> int:
     return 2 * BLOCK + -(-_pax_length(len(name)) // BLOCK) * BLOCK
 
 
+@functools.cache
 def _pax_length(name_length: int) -> int:
     """The length of the record ``"<length> path=<name>\\n"``, its own digits included."""
     length = len("path") + name_length + 3
@@ -95,7 +99,7 @@ def header(entry: Entry) -> bytes:
     built here, ~10 times faster than tarfile: a ustar block, after a PAX ``path`` record
     when the name is longer than the ustar field, as tarfile does.  Anything else is
     tarfile's own.  ``test_tar_headers`` holds the two equal."""
-    name = entry.rel.as_posix() + ("/" if entry.size < 0 else "")
+    name = entry.rel + ("/" if entry.size < 0 else "")
     if not (
         name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
     ):
@@ -106,8 +110,13 @@ def header(entry: Entry) -> bytes:
     if len(raw) <= _USTAR_NAME:
         return main
     record = b"%d path=%s\n" % (_pax_length(len(raw)), raw)
-    pax = _ustar(b"././@PaxHeader", 0, len(record), 0, tarfile.XHDTYPE)
-    return pax + record + bytes(-len(record) % BLOCK) + main
+    return _pax_header(len(record)) + record + bytes(-len(record) % BLOCK) + main
+
+
+@functools.cache
+def _pax_header(length: int) -> bytes:
+    """The ustar block before a PAX record of ``length`` bytes (the same for each length)."""
+    return _ustar(b"././@PaxHeader", 0, length, 0, tarfile.XHDTYPE)
 
 
 _USTAR_TAIL = tarfile.POSIX_MAGIC + bytes(32 + 32 + 8 + 8 + 155 + 12)  # owners, devices, prefix
@@ -131,27 +140,29 @@ def tar_size(members: int) -> int:
 
 def entries_of(packpath: Path) -> list[Entry]:
     """Every file of the package (the manifest first) and every empty directory, sorted."""
-    project = packpath.name
+    project, top = packpath.name, str(packpath)
     found: list[Entry] = []
-    for dirpath, dirnames, filenames in os.walk(packpath):
+    modes: dict[int, int] = {}  # one int object per mode, not one per file
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames.sort()
-        here = Path(dirpath)
-        rel = PurePosixPath(project, *here.relative_to(packpath).parts)
+        inside = os.path.relpath(dirpath, top)
+        rel = project if inside == "." else f"{project}/{inside}"
         if not dirnames and not filenames:
-            st = here.stat()
-            found.append(Entry(rel, here, -1, st.st_mode & 0o7777, int(st.st_mtime)))
+            st = os.stat(dirpath)
+            found.append(Entry(rel, dirpath, -1, st.st_mode & 0o7777, int(st.st_mtime)))
         for name in sorted(filenames):
-            path = here / name
-            st = path.lstat()
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(
                     "a package holds only files and directories, and this is not one",
                     path,
                     fix="remove it, or package again with qa2 package",
                 )
-            found.append(Entry(rel / name, path, st.st_size, st.st_mode & 0o7777, int(st.st_mtime)))
-    first = PurePosixPath(project, manifest.NAME)
-    return sorted(found, key=lambda e: (e.rel != first, e.rel.as_posix()))
+            mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
+            found.append(Entry(f"{rel}/{name}", path, st.st_size, mode, int(st.st_mtime)))
+    first = f"{project}/{manifest.NAME}"
+    return sorted(found, key=lambda e: (e.rel != first, e.rel))
 
 
 def plan(
@@ -164,7 +175,7 @@ def plan(
         products: list[Entry] = []
         rest: list[Entry] = []
         for entry in entries:
-            (products if "product" in entry.rel.parts[1:] else rest).append(entry)
+            (products if "product" in entry.rel.split("/")[1:] else rest).append(entry)
         size = tar_size(sum(member_size(e) for e in rest))
         chunks.append(Chunk(names.auxiliary, tuple(rest), size))
         entries = products
@@ -246,27 +257,69 @@ def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:
 _FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB
 
 
+_BATCH = 1 << 20  # small members gathered before one write
+
+
 def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> manifest.Follower:
     """Write the tar exactly as tarfile would (same headers, padding, end blocks); returns
-    the follower that is hashing it."""
+    the follower that is hashing it.  Small files are read and gathered with their headers
+    into one buffer, written a megabyte at a time (a write per file costs more than its
+    bytes); large ones are copied in the kernel."""
     with open(part, "wb", buffering=0) as out:
         fd = out.fileno()
         follower = manifest.Follower(part)
         try:
             written = told = 0
+            gathered = bytearray()
             for entry in chunk.entries:
-                written += _add(fd, entry)
-                if written - told >= _FOLLOW:
+                small = entry.size <= _SMALL_MEMBER
+                if small:
+                    written += _gather(gathered, entry)
+                    if len(gathered) < _BATCH:
+                        continue
+                write_all(fd, gathered)
+                gathered.clear()
+                if not small:
+                    written += _add(fd, entry)
+                if written - told >= _FOLLOW:  # every byte counted is in the file
                     follower.written(written)
                     advanced(written - told)
                     told = written
-            write_all(fd, bytes(chunk.size - written))  # two zero blocks, record padding
+            write_all(fd, gathered + bytes(chunk.size - written))  # end blocks, padding
         except BaseException:
             follower.close()
             raise
     follower.written(chunk.size)
     advanced(chunk.size - told)
     return follower
+
+
+_SMALL_MEMBER = 64 << 10
+
+
+def _gather(into: bytearray, entry: Entry) -> int:
+    """Append ``entry`` (a directory or a small file: header, data, padding) to ``into``;
+    returns its bytes."""
+    head = header(entry)
+    into += head
+    if entry.size <= 0:
+        return len(head)
+    fd = os.open(entry.path, os.O_RDONLY)
+    try:  # one byte more than planned: a file that grew is seen (a regular file's read
+        # returns less than asked only at its end)
+        data = os.read(fd, entry.size + 1)
+        while len(data) < entry.size and (more := os.read(fd, entry.size + 1 - len(data))):
+            data += more
+    finally:
+        os.close(fd)
+    if len(data) != entry.size:
+        raise InputError(
+            "the file changed size while it was being split", entry.path, fix="run again"
+        )
+    into += data
+    padding = -entry.size % BLOCK
+    into += bytes(padding)
+    return len(head) + entry.size + padding
 
 
 def _add(fd: int, entry: Entry) -> int:
