@@ -41,12 +41,26 @@ def why_unsafe(member: tarfile.TarInfo, top: str | None = None) -> str | None:
         return f"{_KINDS.get(member.type, 'a special member')}, not a file or directory"
     if member.sparse is not None:
         return "a sparse file, not a plain file"
-    name = PurePosixPath(member.name)
+    return why_unsafe_name(member.name, top)
+
+
+def why_unsafe_name(text: str, top: str | None = None) -> str | None:
+    """Why a file or directory named ``text`` must not be extracted (None: it may)."""
+    parts = text.split("/")
+    if (  # a plain relative name (every name a package's chunk holds): its parts as they are
+        parts[0] == top
+        and "" not in parts
+        and "." not in parts
+        and ".." not in parts
+        and not any(c in text for c in "\n\r\0")
+    ):
+        return None
+    name = PurePosixPath(text)
     if name.is_absolute() or not name.parts:
         return "an absolute or empty name"
     if ".." in name.parts:
         return "a name that climbs out with '..'"
-    if any(c in member.name for c in "\n\r\0"):
+    if any(c in text for c in "\n\r\0"):
         return "a name with a line break in it"
     if top is not None and name.parts[0] != top:
         return f"a name outside the package's directory {top}"

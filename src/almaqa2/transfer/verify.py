@@ -26,7 +26,7 @@ from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
 from almaqa2.progress import Progress
-from almaqa2.transfer import safetar
+from almaqa2.transfer import safetar, tarread
 
 _BLOCK = 1 << 20
 
@@ -376,15 +376,27 @@ def _read_members(path: Path, into: Extraction | None) -> _Read:
     """(members, unsafe members, the manifest's bytes, why the tar could not be read to
     its end), as ``ChunkContents`` holds them; with ``into``, the members are extracted.
 
-    Headers are read by tarfile; a member's data straight from the file at its offset
-    (tarfile's stream reader took twice as long).  A member that ``qa2 untar`` would
-    refuse is recorded as ``unsafe (why)``; with ``into`` it stops everything.
+    A chunk as tarsplit writes it is read front to back by ``tarread``; any other tar,
+    and every extraction, by tarfile.  A member that ``qa2 untar`` would refuse is
+    recorded as ``unsafe (why)``; with ``into`` it stops everything.
     """
+    top = into.top if into else _project_of(path)
+    if into is None:
+        try:
+            return _read_own(path, top)
+        except tarread.Irregular:
+            pass  # not as tarsplit writes it: tarfile reads it and judges
+    return _read_with_tarfile(path, top, into)
+
+
+def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None) -> _Read:
+    """``_read_members`` by tarfile: any tar, and the extraction of ``qa2 untar``.  Headers
+    are read by tarfile; a member's data straight from the file at its offset (tarfile's
+    stream reader took twice as long)."""
     members: dict[str, str] = {}
     unsafe: dict[str, str] = {}
     carried = None
     view = memoryview(bytearray(_BLOCK))
-    top = into.top if into else _project_of(path)
     try:
         with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
             for member in tar:
@@ -397,7 +409,7 @@ def _read_members(path: Path, into: Extraction | None) -> _Read:
                     safetar.extract(f.fileno(), member, into.folder, path)
                 elif member.isreg():
                     members[member.name] = _md5_at(f.fileno(), member, view)
-                    if member.name.count("/") == 1 and member.name.endswith("/" + manifest.NAME):
+                    if _carried(member.name):
                         carried = os.pread(f.fileno(), member.size, member.offset_data)
     except OSError as exc:
         if into is not None:
@@ -410,6 +422,32 @@ def _read_members(path: Path, into: Extraction | None) -> _Read:
     except (tarfile.TarError, EOFError) as exc:
         return members, unsafe, carried, f"an unreadable tar ({exc})"
     return members, unsafe, carried, None
+
+
+def _read_own(path: Path, top: str | None) -> _Read:
+    """``_read_members`` of a chunk as tarsplit writes it, read front to back once
+    (``tarread``); ``tarread.Irregular`` if it holds anything else."""
+    members: dict[str, str] = {}
+    unsafe: dict[str, str] = {}
+    carried = None
+    try:
+        with open(path, "rb", buffering=0) as f:
+            for member in tarread.members(f.fileno(), _carried):
+                why = safetar.why_unsafe_name(member.name, top)
+                if why is not None:
+                    unsafe[member.name] = why
+                elif member.md5 is not None:
+                    members[member.name] = member.md5
+                    if member.data is not None:
+                        carried = member.data
+    except OSError as exc:
+        return members, unsafe, carried, f"an unreadable file ({exc.strerror})"
+    return members, unsafe, carried, None
+
+
+def _carried(name: str) -> bool:
+    """Whether a chunk member is the package's manifest (at the top of the package)."""
+    return name.count("/") == 1 and name.endswith("/" + manifest.NAME)
 
 
 def _project_of(chunk: Path) -> str | None:
