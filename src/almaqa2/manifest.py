@@ -17,7 +17,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -181,12 +181,13 @@ class Hasher:
 def mismatches(
     top: str,
     rels: Sequence[str],
-    sizes: Mapping[str, int],
-    expected: Callable[[str], str],
+    sizes: Sequence[int],
+    expected: Sequence[str],
     hashed: Callable[[int], None] | None = None,
 ) -> list[tuple[str, str]]:
-    """The files of ``rels`` (paths below ``top``, largest first) whose md5 is not
-    ``expected(rel)``: (rel, the md5 found, or why it could not be read).
+    """The files of ``rels`` (paths below ``top``, largest first; ``sizes`` and
+    ``expected`` md5s in the same order) whose md5 is not the expected one: (rel, the md5
+    found, or why it could not be read), sorted.
 
     Hashed in two processes at once (this one and a forked one that reads the same lists):
     a small file's hash is Python work under the GIL, so threads cannot share it, and
@@ -196,13 +197,12 @@ def mismatches(
     ``hashed(size)`` is called here after each batch, with the bytes both have hashed
     since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
     which may not fork one) all is hashed here."""
-    bounds = _batches(rels, sizes)
     context = multiprocessing.get_context("fork")  # the child reads the lists as they are
     taken, done = context.Value("q", 0), context.Value("q", 0)
+    shared = (top, rels, sizes, expected, _batches(sizes), taken, done)
     if multiprocessing.current_process().daemon:  # a batch's Dask worker: a core of its own
-        return sorted(_hash_batches((top, rels, sizes, expected, bounds, taken, done), None))
+        return sorted(_hash_batches(shared, None))
     reader, writer = context.Pipe(duplex=False)
-    shared = (top, rels, sizes, expected, bounds, taken, done)
     child = context.Process(target=_hash_batches_to, args=(writer, shared), daemon=True)
     child.start()
     writer.close()
@@ -234,17 +234,17 @@ def mismatches(
 _BATCH_FILES, _BATCH_BYTES = 256, 8 << 20
 
 
-def _batches(rels: Sequence[str], sizes: Mapping[str, int]) -> list[int]:
-    """Where each batch of ``rels`` starts (and, last, where they end): a large file alone,
-    small ones up to 256 files or 8 MB."""
+def _batches(sizes: Sequence[int]) -> list[int]:
+    """Where each batch starts (and, last, where they all end): a large file alone, small
+    ones up to 256 files or 8 MB."""
     bounds, count, size = [0], 0, 0
-    for i, rel in enumerate(rels):
-        count, size = count + 1, size + sizes[rel]
+    for i, one in enumerate(sizes):
+        count, size = count + 1, size + one
         if count >= _BATCH_FILES or size >= _BATCH_BYTES:
             bounds.append(i + 1)
             count, size = 0, 0
-    if bounds[-1] != len(rels):
-        bounds.append(len(rels))
+    if bounds[-1] != len(sizes):
+        bounds.append(len(sizes))
     return bounds
 
 
@@ -271,19 +271,16 @@ def _hash_batches(
             taken.value = batch + 1
         if batch >= len(bounds) - 1:
             return found
-        hashed = 0
-        for rel in rels[bounds[batch] : bounds[batch + 1]]:
-            path = os.path.join(top, rel)
+        for i in range(bounds[batch], bounds[batch + 1]):
+            path = os.path.join(top, rels[i])
             try:
-                size = sizes[rel]
-                digest = _md5_small(path) if size <= _SMALL else md5_file(path, buffer)
+                digest = _md5_small(path) if sizes[i] <= _SMALL else md5_file(path, buffer)
             except OSError as exc:
                 digest = f"unreadable ({exc.strerror})"
-            if digest != expected(rel):
-                found.append((rel, digest))
-            hashed += size
+            if digest != expected[i]:
+                found.append((rels[i], digest))
         with done.get_lock():
-            done.value += hashed
+            done.value += sum(sizes[bounds[batch] : bounds[batch + 1]])
         if report is not None:
             report()
 
@@ -347,21 +344,24 @@ class Follower:
 
 
 def sizes_under(top: Path) -> dict[str, int]:
-    """Every file below ``top``: {path relative to top: size}, in sorted order.  Strings
-    and scandir, not pathlib: a package may hold 100,000 files."""
-    found: dict[str, int] = {}
+    """Every file below ``top``: {path relative to top: size}, in sorted order."""
+    return dict(walk(top))
 
-    def walk(folder: str, prefix: str) -> None:
+
+def walk(top: Path) -> Iterator[tuple[str, int]]:
+    """(path relative to ``top``, size) of every file below it, in sorted order.  Strings
+    and scandir, not pathlib: a package may hold a million files."""
+
+    def down(folder: str, prefix: str) -> Iterator[tuple[str, int]]:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                walk(entry.path, f"{prefix}{entry.name}/")
+                yield from down(entry.path, f"{prefix}{entry.name}/")
             else:
-                found[prefix + entry.name] = entry.stat().st_size
+                yield prefix + entry.name, entry.stat().st_size
 
-    walk(str(top), "")
-    return found
+    return down(str(top), "")
 
 
 def files_under(top: Path) -> dict[str, int]:

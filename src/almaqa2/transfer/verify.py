@@ -11,11 +11,13 @@ and hashed on the other core (the two reads go together, the second from the pag
 
 from __future__ import annotations
 
+import array
 import hashlib
+import itertools
 import os
 import tarfile
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +26,7 @@ from typing import Any
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
-from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
+from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar, tarread
 
@@ -126,50 +128,58 @@ def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
 
 
 def _package(package: Path, progress: Progress | None) -> Report:
-    """A package against its manifest.  Per file: its path once (the walk's string), its
-    size, and the manifest's line; the md5s found are compared as they come and only the
-    mismatches kept, so that a million files fit in a few hundred MB."""
+    """A package against its manifest.  Per file, only: the walk's path string, its size
+    (in an array) and the manifest's md5 string, moved out of the manifest's dict as the
+    walk meets the file; what is left there is missing.  The md5s found are compared as
+    they come and only the mismatches kept: a million files fit in a few hundred MB."""
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
     prefix = f"{project}/"
-    on_disk = Package(package).files()
-    common = sorted(  # largest first
-        (rel for rel in on_disk if prefix + rel in listed), key=on_disk.__getitem__, reverse=True
-    )
-    counter = _Counter(sum(on_disk[rel] for rel in common), progress)
+    rels: list[str] = []
+    sizes = array.array("q")
+    expected: list[str] = []
+    extra: list[str] = []
+    for rel, size in manifest.walk(package):
+        if rel == manifest.NAME:
+            continue
+        md5 = listed.pop(prefix + rel, None)
+        if md5 is None:
+            extra.append(rel)
+        else:
+            rels.append(rel)
+            sizes.append(size)
+            expected.append(md5)
+    order = sorted(range(len(rels)), key=sizes.__getitem__, reverse=True)  # largest first
+    counter = _Counter(sum(sizes), progress)
     bad = manifest.mismatches(
-        str(package), common, on_disk, lambda rel: listed[prefix + rel], counter.add
+        str(package),
+        [rels[i] for i in order],
+        array.array("q", (sizes[i] for i in order)),
+        [expected[i] for i in order],
+        counter.add,
     )
-    problems = [Problem(Trouble.CORRUPT, prefix + rel, listed[prefix + rel], found)
-                for rel, found in bad]  # fmt: skip
-    problems += [
-        Problem(Trouble.MISSING, path, md5)
-        for path, md5 in listed.items()
-        if not (path.startswith(prefix) and path[len(prefix) :] in on_disk)
-    ]
-    problems += [
-        Problem(Trouble.EXTRA, prefix + rel, None, "a file")
-        for rel in on_disk
-        if prefix + rel not in listed
-    ]
+    wanted = dict(zip(rels, expected, strict=True)) if bad else {}
+    problems = [Problem(Trouble.CORRUPT, prefix + rel, wanted[rel], found) for rel, found in bad]
+    problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
+    problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in extra]
     problems.sort(key=lambda p: p.path)
-    problems += _restore(package, project, on_disk.keys())
-    return Report("package", (str(package),), len(common), tuple(problems))
+    problems += _restore(package, project, rels, extra)
+    return Report("package", (str(package),), len(rels), tuple(problems))
 
 
-def _restore(package: Path, project: str, files: Collection[str]) -> list[Problem]:
+def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
     """What the PI's restore would not find in each member of a pipeline package; ``files``:
     the package's files as already listed (paths below it), not listed again.  Only the
     members holding a pipeline manifest are looked into: two passes of plain strings, as
     they run once per file."""
     by_member: dict[str, list[str]] = {
         "/".join(parts[:3]): []
-        for rel in files
+        for rel in itertools.chain(*files)
         if rel.endswith(".xml") and pipemanifest.NAME.fullmatch(rel.rpartition("/")[2])
         and len(parts := rel.split("/", 3)) == 4
     }  # fmt: skip
     if by_member:
-        for rel in files:
+        for rel in itertools.chain(*files):
             parts = rel.split("/", 3)  # <sg>/<gous>/<member>/<subdir>/...
             if len(parts) == 4 and "/" in parts[3] and (m := "/".join(parts[:3])) in by_member:
                 by_member[m].append(parts[3])
