@@ -53,7 +53,7 @@ def _tarsplit_bytes(entries: list[tuple[str, str, bytes]]) -> bytes:
         if kind not in ("file", "dir") or not name.startswith(TOP + "/"):
             continue  # tarsplit writes files and directories of the package only
         size = -1 if kind == "dir" else len(data)
-        out += tarsplit.header(tarsplit.Entry(name, "/nowhere", size, 0o644, 1_600_000_000))
+        out += tarsplit.header(tarsplit.Entry(name, size, 0o644, 1_600_000_000))
         if kind == "file":
             out += data + bytes(-len(data) % 512)
     return bytes(out) + bytes(tarsplit.tar_size(len(out)) - len(out))

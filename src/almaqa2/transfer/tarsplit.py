@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import os
 import stat
 import tarfile
@@ -39,8 +40,7 @@ _USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, p
 class Entry:
     """A member of a chunk: plain strings and slots, as a package may hold a million."""
 
-    rel: str  # inside the tar (POSIX): starts with the project code
-    path: str  # on disk
+    rel: str  # inside the tar (POSIX): starts with the project code, as on disk below
     size: int  # bytes of the file; -1 for an (empty) directory entry
     mode: int
     mtime: int
@@ -62,6 +62,7 @@ class Chunk:
     name: str  # file name of the tar
     entries: tuple[Entry, ...]
     size: int  # bytes of the tar, exactly
+    base: str  # the directory holding the package: an entry's file is base/rel
 
 
 def member_size(entry: Entry) -> int:
@@ -149,7 +150,7 @@ def entries_of(packpath: Path) -> list[Entry]:
         rel = project if inside == "." else f"{project}/{inside}"
         if not dirnames and not filenames:
             st = os.stat(dirpath)
-            found.append(Entry(rel, dirpath, -1, st.st_mode & 0o7777, int(st.st_mtime)))
+            found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
         for name in sorted(filenames):
             path = os.path.join(dirpath, name)
             st = os.lstat(path)
@@ -160,9 +161,11 @@ def entries_of(packpath: Path) -> list[Entry]:
                     fix="remove it, or package again with qa2 package",
                 )
             mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
-            found.append(Entry(f"{rel}/{name}", path, st.st_size, mode, int(st.st_mtime)))
+            found.append(Entry(f"{rel}/{name}", st.st_size, mode, int(st.st_mtime)))
+    found.sort(key=operator.attrgetter("rel"))
     first = f"{project}/{manifest.NAME}"
-    return sorted(found, key=lambda e: (e.rel != first, e.rel))
+    at = next((i for i, e in enumerate(found) if e.rel == first), None)
+    return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
 
 
 def plan(
@@ -170,6 +173,7 @@ def plan(
 ) -> tuple[list[Chunk], list[Entry]]:
     """The chunks (with their names) and the files larger than the limit (alone each)."""
     entries = entries_of(packpath)
+    base = str(packpath.parent)
     chunks: list[Chunk] = []
     if auxiliary:
         products: list[Entry] = []
@@ -177,7 +181,7 @@ def plan(
         for entry in entries:
             (products if "product" in entry.rel.split("/")[1:] else rest).append(entry)
         size = tar_size(sum(member_size(e) for e in rest))
-        chunks.append(Chunk(names.auxiliary, tuple(rest), size))
+        chunks.append(Chunk(names.auxiliary, tuple(rest), size, base))
         entries = products
     groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
     too_big = []
@@ -198,7 +202,7 @@ def plan(
         groups.append((group, members))
     total = len(groups)
     chunks += [
-        Chunk(names.numbered(n, total), tuple(files), tar_size(nbytes))
+        Chunk(names.numbered(n, total), tuple(files), tar_size(nbytes), base)
         for n, (files, nbytes) in enumerate(groups, 1)
     ]
     return chunks, too_big
@@ -274,13 +278,13 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
             for entry in chunk.entries:
                 small = entry.size <= _SMALL_MEMBER
                 if small:
-                    written += _gather(gathered, entry)
+                    written += _gather(gathered, entry, chunk.base)
                     if len(gathered) < _BATCH:
                         continue
                 write_all(fd, gathered)
                 gathered.clear()
                 if not small:
-                    written += _add(fd, entry)
+                    written += _add(fd, entry, chunk.base)
                 if written - told >= _FOLLOW:  # every byte counted is in the file
                     follower.written(written)
                     advanced(written - told)
@@ -297,14 +301,15 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
 _SMALL_MEMBER = 64 << 10
 
 
-def _gather(into: bytearray, entry: Entry) -> int:
-    """Append ``entry`` (a directory or a small file: header, data, padding) to ``into``;
-    returns its bytes."""
+def _gather(into: bytearray, entry: Entry, base: str) -> int:
+    """Append ``entry`` (a directory or a small file of the package in ``base``: header,
+    data, padding) to ``into``; returns its bytes."""
     head = header(entry)
     into += head
     if entry.size <= 0:
         return len(head)
-    fd = os.open(entry.path, os.O_RDONLY)
+    path = os.path.join(base, entry.rel)
+    fd = os.open(path, os.O_RDONLY)
     try:  # one byte more than planned: a file that grew is seen (a regular file's read
         # returns less than asked only at its end)
         data = os.read(fd, entry.size + 1)
@@ -313,30 +318,28 @@ def _gather(into: bytearray, entry: Entry) -> int:
     finally:
         os.close(fd)
     if len(data) != entry.size:
-        raise InputError(
-            "the file changed size while it was being split", entry.path, fix="run again"
-        )
+        raise InputError("the file changed size while it was being split", path, fix="run again")
     into += data
     padding = -entry.size % BLOCK
     into += bytes(padding)
     return len(head) + entry.size + padding
 
 
-def _add(fd: int, entry: Entry) -> int:
-    """Append ``entry`` (header, data, padding) at ``fd``; returns the bytes written."""
+def _add(fd: int, entry: Entry, base: str) -> int:
+    """Append ``entry`` (a file of the package in ``base``: header, data, padding) at
+    ``fd``; returns the bytes written."""
     head = header(entry)
     write_all(fd, head)
     if entry.size <= 0:
         return len(head)
-    with open(entry.path, "rb", buffering=0) as f:
+    path = os.path.join(base, entry.rel)
+    with open(path, "rb", buffering=0) as f:
         if os.fstat(f.fileno()).st_size != entry.size:
             raise InputError(
-                "the file changed size while it was being split", entry.path, fix="run again"
+                "the file changed size while it was being split", path, fix="run again"
             )
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
-            raise InputError(
-                "the file shrank while it was being split", entry.path, fix="run again"
-            )
+            raise InputError("the file shrank while it was being split", path, fix="run again")
     padding = -entry.size % BLOCK
     write_all(fd, bytes(padding))
     return len(head) + entry.size + padding
@@ -398,7 +401,9 @@ def tarsplit(
         chunks, too_big = plan(packpath, limit, names, auxiliary)
         for entry in too_big:
             log.warning(
-                "larger than --max-size %s, so alone in its chunk: %s", max_size, entry.path
+                "larger than --max-size %s, so alone in its chunk: %s",
+                max_size,
+                os.path.join(packpath.parent, entry.rel),
             )
         digests = write(chunks, out, progress)
         listing = write_list(out, names.listing, digests)
