@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
@@ -111,17 +111,6 @@ def package_in(paths: Sequence[Path]) -> Path | None:
     if len(paths) == 1 and (paths[0] / manifest.NAME).is_file():
         return paths[0]
     return None
-
-
-def _compare(listed: dict[str, str], found: dict[str, str]) -> list[Problem]:
-    """Problems between {path: md5} expected and {path: md5} found, sorted by path."""
-    return [
-        Problem(Trouble.MISSING, p, listed[p]) if p not in found
-        else Problem(Trouble.EXTRA, p, None, found[p]) if p not in listed
-        else Problem(Trouble.CORRUPT, p, listed[p], found[p])
-        for p in sorted(listed.keys() | found.keys())
-        if listed.get(p) != found.get(p)
-    ]  # fmt: skip
 
 
 # -- a package directory -------------------------------------------------------------------
@@ -278,63 +267,20 @@ def check_chunks(
     """Every chunk against its md5, every file against the manifest carried inside.
 
     With ``into``, each chunk is also extracted (as it is read) into a directory, and the
-    files are checked there, as written, against the manifest.
+    files are checked there, as written, against the manifest.  A set whose chunks are not
+    all as tarsplit writes them is read again, every chunk by tarfile.
     """
     problems: list[Problem] = []
     checked = 0
     total = sum(p.stat().st_size for s in sets for p in s.present.values())
     counter = _Counter(total, progress)
     for chunk_set in sets:
-        members: dict[str, str] = {}
-        listed: dict[str, str] | None = None
-        if len(chunk_set.totals) > 1:
-            splits = " and ".join(str(n) for n in sorted(chunk_set.totals))
-            problems.append(
-                Problem(
-                    Trouble.EXTRA,
-                    str(chunk_set.folder),
-                    "one split of the package",
-                    f"chunks of {len(chunk_set.totals)} splits (of {splits} chunks) mixed:"
-                    " keep one set",
-                )
-            )
-        for name in chunk_set.names():
-            path = chunk_set.present.get(name)
-            expected = chunk_set.expected.get(name)
-            if path is None:
-                problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected))
-                continue
-            contents = read_chunk(path, counter.add, into)
-            checked += 1 + len(contents.members)
-            if expected is None:
-                problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
-            elif expected != contents.md5:
-                problems.append(Problem(Trouble.CORRUPT, str(path), expected, contents.md5))
-            elif contents.error:
-                problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
-            problems += [
-                Problem(Trouble.UNSAFE, member, found=why)
-                for member, why in contents.unsafe.items()
-            ]
-            for member, digest in contents.members.items():
-                if member in members:
-                    problems.append(
-                        Problem(Trouble.EXTRA, member, found=f"a second copy in {path}")
-                    )
-                members[member] = digest
-            if contents.manifest is not None:
-                listed = manifest.parse(contents.manifest)
-        manifest_path = f"{chunk_set.project}/{manifest.NAME}"
-        extracted = into.folder / chunk_set.project if into else None
-        if extracted is not None and (extracted / manifest.NAME).is_file():
-            report = _package(extracted, None)  # the files as written
-            checked += report.checked
-            problems += report.problems
-        elif extracted is None and listed is not None:
-            members.pop(manifest_path, None)
-            problems += _compare(listed, members)
-        else:
-            problems.append(Problem(Trouble.MISSING, manifest_path))
+        try:
+            found, count = _check_set(chunk_set, counter, into, fast=into is None)
+        except tarread.Irregular:
+            found, count = _check_set(chunk_set, counter, into, fast=False)
+        problems += found
+        checked += count
     return Report(
         "chunks",
         tuple(str(p) for s in sets for p in s.present.values()),
@@ -343,12 +289,124 @@ def check_chunks(
     )
 
 
+def _check_set(
+    chunk_set: ChunkSet, counter: _Counter, into: Extraction | None, fast: bool
+) -> tuple[list[Problem], int]:
+    """(problems, chunks and files checked) of one chunk set; ``fast``: read by
+    ``tarread`` (``tarread.Irregular`` if a chunk is not as tarsplit writes it)."""
+    problems: list[Problem] = []
+    checked = 0
+    tally = _Tally(chunk_set.project)
+    if len(chunk_set.totals) > 1:
+        splits = " and ".join(str(n) for n in sorted(chunk_set.totals))
+        problems.append(
+            Problem(
+                Trouble.EXTRA,
+                str(chunk_set.folder),
+                "one split of the package",
+                f"chunks of {len(chunk_set.totals)} splits (of {splits} chunks) mixed:"
+                " keep one set",
+            )
+        )
+    for name in chunk_set.names():
+        path = chunk_set.present.get(name)
+        expected = chunk_set.expected.get(name)
+        if path is None:
+            problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected))
+            continue
+        before = tally.count
+        contents = read_chunk(path, counter.add, into, tally, fast)
+        checked += 1 + tally.count - before
+        if expected is None:
+            problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
+        elif expected != contents.md5:
+            problems.append(Problem(Trouble.CORRUPT, str(path), expected, contents.md5))
+        elif contents.error:
+            problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
+        problems += [
+            Problem(Trouble.UNSAFE, member, found=why) for member, why in contents.unsafe.items()
+        ]
+        problems += tally.copies
+        tally.copies = []
+    extracted = into.folder / chunk_set.project if into else None
+    if extracted is not None and (extracted / manifest.NAME).is_file():
+        report = _package(extracted, None)  # the files as written
+        checked += report.checked
+        problems += report.problems
+    elif extracted is None and tally.listed is not None:
+        problems += tally.outcome()
+    else:
+        problems.append(Problem(Trouble.MISSING, tally.manifest_path))
+    return problems, checked
+
+
+_CHECKED = "checked"  # a manifest line whose file has come (one object for them all)
+
+
+class _Tally:
+    """A chunk set's files against the manifest it carries, as they are read.
+
+    Once the manifest is known (tarsplit puts it first) each file is checked as it comes
+    and its line in the manifest's dict marked as checked (its md5 string freed); nothing
+    else is kept per file, so a million-file set fits beside its manifest."""
+
+    def __init__(self, project: str):
+        self.manifest_path = f"{project}/{manifest.NAME}"
+        self.listed: dict[str, str] | None = None
+        self.pending: dict[str, str] = {}  # files read before the manifest
+        self.unlisted: set[str] = set()  # files not in the manifest, met
+        self.differ: list[Problem] = []  # extra and corrupt files
+        self.copies: list[Problem] = []  # second copies, in the order met
+        self.count = 0
+
+    def carried(self, data: bytes) -> None:
+        """The manifest was read: check the files read before it."""
+        self.listed = manifest.parse(data)
+        pending, self.pending = self.pending, {}
+        for name, md5 in pending.items():
+            self._check(name, md5)
+
+    def member(self, name: str, md5: str, chunk: Path) -> None:
+        self.count += 1
+        if self.listed is None:
+            if name in self.pending:
+                self._copy(name, chunk)
+            self.pending[name] = md5
+        elif self.listed.get(name) is _CHECKED or name in self.unlisted:
+            self._copy(name, chunk)
+        else:
+            self._check(name, md5)
+
+    def _copy(self, name: str, chunk: Path) -> None:
+        self.copies.append(Problem(Trouble.EXTRA, name, found=f"a second copy in {chunk}"))
+
+    def _check(self, name: str, md5: str) -> None:
+        assert self.listed is not None
+        expected = None if name == self.manifest_path else self.listed.get(name)
+        if expected is None:  # the manifest itself is not in it, or a file it does not list
+            self.unlisted.add(name)
+            if name != self.manifest_path:
+                self.differ.append(Problem(Trouble.EXTRA, name, None, md5))
+            return
+        self.listed[name] = _CHECKED
+        if expected != md5:
+            self.differ.append(Problem(Trouble.CORRUPT, name, expected, md5))
+
+    def outcome(self) -> list[Problem]:
+        """The files that differ from the manifest, and those it lists that never came."""
+        assert self.listed is not None
+        missing = [
+            Problem(Trouble.MISSING, p, md5)
+            for p, md5 in self.listed.items()
+            if md5 is not _CHECKED
+        ]
+        return sorted(self.differ + missing, key=lambda p: p.path)
+
+
 @dataclass(frozen=True)
 class ChunkContents:
     md5: str  # of the whole chunk
-    members: dict[str, str]  # member name -> md5
     unsafe: dict[str, str]  # member name -> why untar refuses it
-    manifest: bytes | None  # the manifest it carries
     error: str | None  # why the tar could not be read to its end
 
 
@@ -361,14 +419,24 @@ class Extraction:
 
 
 def read_chunk(
-    path: Path, read: Callable[[int], None] = lambda _: None, into: Extraction | None = None
+    path: Path,
+    read: Callable[[int], None],
+    into: Extraction | None,
+    tally: _Tally,
+    fast: bool,
 ) -> ChunkContents:
-    """Hash a chunk and each of its members, or with ``into`` extract them (an unsafe
-    member stops everything: InputError).  ``read(size)`` follows the whole-chunk hash."""
+    """Hash a chunk and each of its members (handed to ``tally``), or with ``into``
+    extract them (an unsafe member stops everything: InputError).  ``read(size)`` follows
+    the whole-chunk hash; ``fast``: read by ``tarread`` (``tarread.Irregular`` if the
+    chunk is not as tarsplit writes it), else by tarfile."""
     follower = manifest.Follower(path, read)
     follower.written(path.stat().st_size)
+    top = into.top if into else _project_of(path)
     try:
-        members, unsafe, carried, error = _read_members(path, into)
+        if fast:
+            unsafe, error = _read_own(path, top, tally)
+        else:
+            unsafe, error = _read_with_tarfile(path, top, into, tally)
     except BaseException:
         follower.close()
         raise
@@ -376,36 +444,26 @@ def read_chunk(
         md5 = follower.hexdigest()
     except OSError as exc:
         md5 = f"unreadable ({exc.strerror})"
-    return ChunkContents(md5, members, unsafe, carried, error)
+    return ChunkContents(md5, unsafe, error)
 
 
-_Read = tuple[dict[str, str], dict[str, str], bytes | None, str | None]
+class Found(Protocol):
+    """What a chunk's reader hands its files to (``_Tally``)."""
+
+    def member(self, name: str, md5: str, chunk: Path) -> None: ...
+    def carried(self, data: bytes) -> None: ...
 
 
-def _read_members(path: Path, into: Extraction | None) -> _Read:
-    """(members, unsafe members, the manifest's bytes, why the tar could not be read to
-    its end), as ``ChunkContents`` holds them; with ``into``, the members are extracted.
-
-    A chunk as tarsplit writes it is read front to back by ``tarread``; any other tar,
-    and every extraction, by tarfile.  A member that ``qa2 untar`` would refuse is
-    recorded as ``unsafe (why)``; with ``into`` it stops everything.
-    """
-    top = into.top if into else _project_of(path)
-    if into is None:
-        try:
-            return _read_own(path, top)
-        except tarread.Irregular:
-            pass  # not as tarsplit writes it: tarfile reads it and judges
-    return _read_with_tarfile(path, top, into)
+_Read = tuple[dict[str, str], str | None]  # (unsafe members, why the tar could not be read)
 
 
-def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None) -> _Read:
-    """``_read_members`` by tarfile: any tar, and the extraction of ``qa2 untar``.  Headers
-    are read by tarfile; a member's data straight from the file at its offset (tarfile's
-    stream reader took twice as long)."""
-    members: dict[str, str] = {}
+def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, found: Found) -> _Read:
+    """A chunk read by tarfile (any tar; the extraction of ``qa2 untar``): its files'
+    md5s handed to ``found``, with ``into`` the members extracted instead.  A member that
+    ``qa2 untar`` would refuse is recorded as ``unsafe (why)``; with ``into`` it stops
+    everything.  Headers are read by tarfile; a member's data straight from the file at
+    its offset (tarfile's stream reader took twice as long)."""
     unsafe: dict[str, str] = {}
-    carried = None
     view = memoryview(bytearray(_BLOCK))
     try:
         with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
@@ -418,9 +476,9 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None) -> 
                 elif into is not None:
                     safetar.extract(f.fileno(), member, into.folder, path)
                 elif member.isreg():
-                    members[member.name] = _md5_at(f.fileno(), member, view)
                     if _carried(member.name):
-                        carried = os.pread(f.fileno(), member.size, member.offset_data)
+                        found.carried(os.pread(f.fileno(), member.size, member.offset_data))
+                    found.member(member.name, _md5_at(f.fileno(), member, view), path)
     except OSError as exc:
         if into is not None:
             raise DestinationError(
@@ -428,18 +486,16 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None) -> 
                 into.folder.parent,
                 fix="free some space or choose another --out, then run again",
             ) from exc
-        return members, unsafe, carried, f"an unreadable file ({exc.strerror})"
+        return unsafe, f"an unreadable file ({exc.strerror})"
     except (tarfile.TarError, EOFError) as exc:
-        return members, unsafe, carried, f"an unreadable tar ({exc})"
-    return members, unsafe, carried, None
+        return unsafe, f"an unreadable tar ({exc})"
+    return unsafe, None
 
 
-def _read_own(path: Path, top: str | None) -> _Read:
-    """``_read_members`` of a chunk as tarsplit writes it, read front to back once
-    (``tarread``); ``tarread.Irregular`` if it holds anything else."""
-    members: dict[str, str] = {}
+def _read_own(path: Path, top: str | None, found: Found) -> _Read:
+    """A chunk as tarsplit writes it, read front to back once (``tarread``), as
+    ``_read_with_tarfile`` reads it; ``tarread.Irregular`` if it holds anything else."""
     unsafe: dict[str, str] = {}
-    carried = None
     try:
         with open(path, "rb", buffering=0) as f:
             for member in tarread.members(f.fileno(), _carried):
@@ -447,12 +503,12 @@ def _read_own(path: Path, top: str | None) -> _Read:
                 if why is not None:
                     unsafe[member.name] = why
                 elif member.md5 is not None:
-                    members[member.name] = member.md5
                     if member.data is not None:
-                        carried = member.data
+                        found.carried(member.data)
+                    found.member(member.name, member.md5, path)
     except OSError as exc:
-        return members, unsafe, carried, f"an unreadable file ({exc.strerror})"
-    return members, unsafe, carried, None
+        return unsafe, f"an unreadable file ({exc.strerror})"
+    return unsafe, None
 
 
 def _carried(name: str) -> bool:
