@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -18,13 +19,21 @@ def draft_of(path: Path) -> Path:
 def write_atomically(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
     """Replace ``path`` by ``text`` (str: UTF-8, undecodable file-name bytes kept as they
     were) in one rename; returns ``path``."""
-    data = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+    return write_pieces_atomically(path, [text], mode)
+
+
+def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int = 0o644) -> Path:
+    """``write_atomically`` of the text made of ``pieces``, written as they come (a
+    million-line manifest is never held whole)."""
     draft = draft_of(path)
     draft.unlink(missing_ok=True)
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            for piece in pieces:
+                out.write(
+                    piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) else piece
+                )
             os.fchmod(out.fileno(), mode)
         os.replace(draft, path)
     except BaseException:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from almaqa2.atomic import write_atomically
+from almaqa2.atomic import write_pieces_atomically
 from almaqa2.errors import copy_differs
 
 NAME = "manifest.md5"
@@ -100,12 +100,19 @@ class Hasher:
     of their own: hashing them is Python work under the GIL, which two threads would
     only fight over (1.8 s for 100,000 files where one takes 1.0 s); large files release
     the GIL while read and hashed, so they go to ``workers`` threads.  Results are keyed
-    by the path string given.  Hand the largest files over first when they are known:
-    both cores then stay busy to the end.
+    by the path string given, less the prefix ``below`` (a package's staging directory:
+    its long path is not kept once per file).  Hand the largest files over first when
+    they are known: both cores then stay busy to the end.
     """
 
-    def __init__(self, workers: int | None = None, hashed: Callable[[int], None] | None = None):
+    def __init__(
+        self,
+        workers: int | None = None,
+        hashed: Callable[[int], None] | None = None,
+        below: str = "",
+    ):
         """``hashed(size)`` is called (on a worker) after each file, for a progress bar."""
+        self._cut = len(below)
         Item = tuple[str, int, str | None] | None
         self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
         self._small: queue.SimpleQueue[Item] = queue.SimpleQueue()
@@ -124,15 +131,16 @@ class Hasher:
         buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # one pair per thread, reused
         while (item := work.get()) is not None:
             path, size, source = item
+            key = path[self._cut :]
             try:
                 if source is not None:
-                    self._digests[path] = md5_of_copy(path, source, buffers)
+                    self._digests[key] = md5_of_copy(path, source, buffers)
                 elif work is self._small:
-                    self._digests[path] = _md5_small(path)
+                    self._digests[key] = _md5_small(path)
                 else:
-                    self._digests[path] = md5_file(path, buffers[0])
+                    self._digests[key] = md5_file(path, buffers[0])
             except BaseException as exc:  # reported by results() or outcome()
-                self._errors[path] = exc
+                self._errors[key] = exc
             if self._hashed:
                 self._hashed(size)
 
@@ -148,12 +156,13 @@ class Hasher:
             small = source is None and 0 <= size <= _SMALL
             (self._small if small else self._queue).put((path, size, source))
             return
-        self._digests[path] = digest
+        self._digests[path[self._cut :]] = digest
         if self._hashed:
             self._hashed(size)
 
     def results(self) -> dict[str, str]:
-        """{path: md5}, once every file is hashed; raises the first error met."""
+        """{path (less ``below``): md5}, once every file is hashed; raises the first
+        error met."""
         digests, errors = self.outcome()
         if errors:
             raise next(iter(errors.values()))
@@ -416,5 +425,5 @@ def _entries(lines: Iterable[bytes]) -> dict[str, str]:
 
 def write(package: Path, project: str, digests: dict[str, str]) -> Path:
     """Write ``<package>/manifest.md5`` atomically from {path below package: md5}."""
-    lines = [format_line(d, f"{project}/{rel}") for rel, d in sorted(digests.items())]
-    return write_atomically(package / NAME, "".join(lines))
+    lines = (format_line(digests[rel], f"{project}/{rel}") for rel in sorted(digests))
+    return write_pieces_atomically(package / NAME, lines)

@@ -254,7 +254,10 @@ def _build(
     hashing = plan.mode in ("copy", "hard")
     total = sum(p.size for p in plan.placements)
     done_bytes = 0
-    with package_dir.staging(packpath) as stage, manifest.Hasher() as hasher:
+    with (
+        package_dir.staging(packpath) as stage,
+        manifest.Hasher(below=f"{stage}/") as hasher,
+    ):
         members = [] if fresh else Package(packpath).members()
         kept = {} if fresh else Package(packpath).link_into(stage)  # the one walk of it
 
@@ -275,10 +278,7 @@ def _build(
         (member_dir / plan.readme_name).write_text(readme_text)
         if hashing:
             hasher.add(str(member_dir / plan.readme_name))
-        skip = len(str(stage)) + 1
-        new_files = {
-            path[skip:]: digest for path, digest in (hasher.results().items() if hashing else ())
-        }
+        new_files = hasher.results() if hashing else {}  # paths below the stage
         members.append(plan.member_path.as_posix())
         _write_marker(stage, plan, members)
         if hashing:

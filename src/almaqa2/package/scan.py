@@ -38,9 +38,10 @@ class Kind(Enum):
     LINK = "link"  # a symbolic link to something inside origpath: not packaged twice
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Member:
-    """A file (``size`` set) or directory (``size`` None) inside a table or plots dir."""
+    """A file (``size`` set) or directory (``size`` None) inside a table or plots dir (one
+    per file of a table: slots, as a reduction may hold a million)."""
 
     rel: str  # relative to the table or plots directory, with '/'
     size: int | None
