@@ -51,3 +51,26 @@ def timed(
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
     return time.perf_counter() - start
+
+
+def measured(
+    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[float, int]:
+    """(seconds, peak RSS in MB) of ``cmd``, run as the only child of a fresh process: a
+    child forked from a benchmark that holds data counts the benchmark's memory too."""
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
+        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
+        " code)\n"
+    )
+    subprocess.run(["sync"], check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=cwd, env=env,
+        check=True,
+    )  # fmt: skip
+    seconds, rss_kb, code = done.stdout.split()
+    if code not in ("0", "1"):
+        raise SystemExit(f"{' '.join(cmd[4:6])} failed with exit {code}: {done.stderr.strip()}")
+    return float(seconds), int(rss_kb) // 1024

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import QA2, workdir
+from common import QA2, measured, workdir
 
 from almaqa2.testing.reductions import HEADER
 
@@ -45,25 +44,6 @@ def make_reduction(root: Path, files: int) -> Path:
         for i in range(files // TABLES - 1):
             (table / f"table.f{i:07d}").write_bytes(f"{t} {i}".encode().ljust(64))
     return eb.parent
-
-
-def measured(cmd: list[str], cwd: Path | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS in MB) of ``cmd``, run as the only child of a fresh process."""
-    probe = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
-        " code)\n"
-    )
-    subprocess.run(["sync"], check=True)
-    done = subprocess.run(
-        [sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=cwd, check=True
-    )
-    seconds, rss_kb, code = done.stdout.split()
-    if code not in ("0", "1"):
-        raise SystemExit(f"{' '.join(cmd[4:6])} failed with exit {code}: {done.stderr.strip()}")
-    return float(seconds), int(rss_kb) // 1024
 
 
 def run(root: Path, files: int) -> dict[str, tuple[float, int, float]]:

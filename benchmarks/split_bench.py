@@ -21,8 +21,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from common import measured
 
 from almaqa2.testing import casa
 from almaqa2.testing import measurementsets as example_ms
@@ -36,19 +37,12 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _run(cmd: list[str], out: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
-    """(seconds, peak RSS in MB of the largest process) of ``cmd`` writing into ``out``,
-    which is emptied first; all written back before the clock starts."""
+def _run(cmd: list[str], out: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
+    """(seconds, peak RSS in MB) of ``cmd`` writing into ``out``, which is emptied first;
+    all written back before the clock starts."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=out, env=env)
-    _pid, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}")
-    return elapsed, usage.ru_maxrss / 1024
+    return measured(cmd, cwd=out, env=env)
 
 
 def main() -> int:
@@ -68,7 +62,7 @@ def main() -> int:
         files = [str(p) for p in source.rglob("*") if p.is_file()]
         subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)  # warm cache
         out = work / "out"
-        runs: dict[str, list[tuple[float, float]]] = {"qa2 split": [], "cp -a": []}
+        runs: dict[str, list[tuple[float, int]]] = {"qa2 split": [], "cp -a": []}
         env = None
         if args.casa_python:
             runs["CASA split"] = []
