@@ -6,14 +6,15 @@ For each MS ``<vis>`` two MSes beside it, as the PI's steps make them:
 - ``<vis>.split.cal``: the science spectral windows (those a target was observed in, of
   more than 4 channels: ``msmd.spwsforintent('OBSERVE_TARGET*')``), the calibrated column
   as DATA; its flags saved in ``<vis>.split.cal.flagversions`` as ``original_flags``;
-- ``<vis>.split.cal.source``: the rows of that MS whose intent matches ``*TARGET*``, its
-  DATA as DATA; flags saved too.
+- ``<vis>.split.cal.source``: the rows of that MS whose intent matches ``*TARGET*``; flags
+  saved too.  It is made from the source MS with both selections at once, in a second
+  process: the same values as CASA's split of the ``.split.cal``.
 
 Rows are selected with TaQL and copied by casacore (streamed, memory bounded); then the ids
-are renumbered as CASA renumbers them (``RENUMBERED``, observed with CASA 6.7.0.31's split
-on an ALMA-like MS: see ``make interop``).  Everything is built in a staging directory
-beside the outputs and renamed into place when complete; the source MS is read through a
-shadow (``ms.opened``), never opened writable.
+are renumbered and the weights set as CASA does (``RENUMBERED``, ``REWEIGHED``, observed
+with CASA 6.7.0.31's split on an ALMA-like MS: see ``make interop``).  Everything is built
+in a staging directory beside the outputs and renamed into place when complete; the source
+MS is read through a shadow (``ms.opened``), never opened writable.
 
 ``--json`` schema (with the envelope every command prints)::
 
@@ -97,7 +98,6 @@ class Facts:
     """What the split needs to know of an MS, read once through a shadow."""
 
     columns: tuple[str, ...]
-    rows: int
     spw_channels: tuple[int, ...]  # NUM_CHAN per spw
     spw_names: tuple[str, ...]
     dd_spw: tuple[int, ...]  # SPECTRAL_WINDOW_ID per data description
@@ -127,7 +127,14 @@ class Step:
     reweighed: tuple[str, ...]  # REWEIGHED's rules applied, in order
     selection: Selection
     kept: dict[str, tuple[int, ...]]  # RENUMBERED's kinds -> the ids kept
-    where: str  # TaQL condition on the main table ("" for every row)
+
+    @property
+    def where(self) -> str:
+        """The TaQL condition selecting the main table's rows of the ids kept ("" for all)."""
+        return " AND ".join(
+            f"{column} IN [{','.join(map(str, self.kept[kind]))}]"
+            for kind, column in _main(self.kept)
+        )
 
     def as_dict(self, facts: Facts) -> dict[str, Any]:
         spws = self.selection.spws
@@ -241,10 +248,13 @@ def read_facts(ms: Path) -> Facts:
 
 
 def _facts(table: Any, ms: Path) -> Facts:
+    named = {k: str(v)[7:] for k, v in table.getkeywords().items() if str(v).startswith("Table: ")}
+    missing = tuple(k for k, v in sorted(named.items()) if not os.path.isdir(v))
+
     def column(sub: str, name: str) -> list[Any]:
-        if sub not in table.getkeywords():
+        if sub not in named or sub in missing:
             return []
-        with msio.open_table(table.getkeyword(sub), ms) as t:
+        with msio.open_table(named[sub], ms) as t:
             return list(t.getcol(name)) if t.nrows() and name in t.colnames() else []
 
     pairs = msio.tables().taql("SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1", tables=[table])
@@ -259,11 +269,9 @@ def _facts(table: Any, ms: Path) -> Facts:
         )
     finally:
         pairs.close()  # fmt: skip
-    named = {k: str(v) for k, v in table.getkeywords().items() if str(v).startswith("Table: ")}
     return Facts(
-        missing=tuple(k for k, v in sorted(named.items()) if not os.path.isdir(v[7:])),
+        missing=missing,
         columns=tuple(table.colnames()),
-        rows=table.nrows(),
         spw_channels=tuple(int(n) for n in column("SPECTRAL_WINDOW", "NUM_CHAN")),
         spw_names=tuple(str(n) for n in column("SPECTRAL_WINDOW", "NAME")),
         dd_spw=tuple(int(s) for s in column("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")),
@@ -347,26 +355,14 @@ def kept(selection: Selection, facts: Facts) -> dict[str, tuple[int, ...]]:
     return found
 
 
-def _where(ids: dict[str, tuple[int, ...]]) -> str:
-    """The TaQL condition selecting the main table's rows of the ids kept."""
-    terms = [
-        f"{column} IN [{','.join(map(str, ids[kind]))}]"
-        for kind, places in RENUMBERED.items()
-        for table, column in places
-        if table == MAIN and kind in ids
-    ]
-    return " AND ".join(terms)
-
-
 def _step(
     name: str, column: str, reweighed: tuple[str, ...], selection: Selection, facts: Facts,
     ms: Path,
 ) -> Step:  # fmt: skip
     ids = kept(selection, facts)
-    chosen = [kind for kind in ("spw", "state", "field") if kind in ids and not ids[kind]]
-    if chosen or (ids and not _selects_rows(ids, facts)):
+    if ids and not _selects_rows(ids, facts):
         raise _selects_nothing(name, ms)
-    return Step(name, column, reweighed, selection, ids, _where(ids))
+    return Step(name, column, reweighed, selection, ids)
 
 
 def _selects_nothing(name: str, ms: Path) -> InputError:
@@ -379,7 +375,9 @@ def _selects_nothing(name: str, ms: Path) -> InputError:
 
 def _selects_rows(ids: dict[str, tuple[int, ...]], facts: Facts) -> bool:
     """True if some (data description, state) of the rows survives the selection (fields
-    are checked when the rows are copied)."""
+    are checked when the rows are copied); an empty selection of any kind keeps none."""
+    if not all(ids.values()):
+        return False
     dds = ids.get("data description")
     states = ids.get("state")
     return any(
@@ -485,16 +483,11 @@ def _split_one(one: Planned) -> list[Made]:
     staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
     try:
         first, *rest = one.steps
-        with (
-            concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("fork")
-            )
-            if rest
-            else contextlib.nullcontext() as pool
-        ):
+        fork = multiprocessing.get_context("fork")  # no process started without a step for it
+        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=fork) as pool:
             missing = one.facts.missing
-            later = [pool.submit(_make, one.ms, staging, s, missing) for s in rest] if pool else []
-            rows = [_make(one.ms, staging, first, missing)] + [f.result() for f in later]
+            later = [pool.submit(_make, one.ms, staging, step, missing) for step in rest]
+            rows = [_make(one.ms, staging, first, missing), *(f.result() for f in later)]
         for step in one.steps:
             for name in (step.name, f"{step.name}.flagversions"):
                 os.rename(staging / name, one.into / name)
@@ -507,35 +500,30 @@ def _split_one(one: Planned) -> list[Made]:
 
 
 def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
-    """Make ``step``'s MS and its flag versions in ``staging``; returns its rows."""
+    """Make ``step``'s MS and its flag versions in ``staging``; returns its rows.
+
+    casacore copies the selected rows and columns (row by row, in C++); subtables come
+    along, as links to the shadow's files, replaced by copies, which the renumbering then
+    changes.  A subtable the MS names but does not have (``missing``: pyuvdata's real MS
+    names an ASDM_CALATMOSPHERE it left out, which stops CASA's split) is copied from an
+    empty stand-in in the shadow, then removed and left unnamed.  The copy is then opened
+    once for all the rest."""
     target = staging / step.name
     with msio.opened(ms, None) as table:
-        for name in missing:  # an empty stand-in in the shadow, for casacore to copy
+        for name in missing:
             _stand_in(Path(table.name()) / name)
-        _copy_selected(table, ms, target, step, missing)
-    rows = _finish(target, ms, step)
-    save_flags(target, staging / f"{step.name}.flagversions")
-    return rows
-
-
-def _copy_selected(
-    table: Any, ms: Path, target: Path, step: Step, missing: tuple[str, ...]
-) -> None:
-    """casacore copies the selected rows and columns to ``target`` (row by row, in C++);
-    subtables come along, as links where the source was read through a shadow: they are
-    replaced by copies, which the renumbering then changes.  A subtable the MS names but
-    does not have (``missing``: pyuvdata's real MS names an ASDM_CALATMOSPHERE it left out,
-    which stops CASA's split) is copied from an empty stand-in in the shadow, then removed
-    and left unnamed."""
-    columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
-    query = f"SELECT {', '.join(columns)} FROM $1" + (f" WHERE {step.where}" if step.where else "")
-    if not msio.copy_rows(table, ms, query, target, _copy, "output directory"):
-        raise _selects_nothing(step.name, ms)
-    if missing:
-        with msio.open_table(str(target), ms, readonly=False) as made:
-            for name in missing:
-                made.removekeyword(name)
-                shutil.rmtree(target / name)
+        columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
+        where = f" WHERE {step.where}" if step.where else ""
+        query = f"SELECT {', '.join(columns)} FROM $1{where}"
+        if not msio.copy_rows(table, ms, query, target, _copy, "output directory"):
+            raise _selects_nothing(step.name, ms)
+    with msio.open_table(str(target), ms, readonly=False) as made:
+        for name in missing:
+            made.removekeyword(name)
+            shutil.rmtree(target / name)
+        spans = _finish(made, ms, step)
+        save_flags(made, spans, staging / f"{step.name}.flagversions")
+        return made.nrows()
 
 
 def _stand_in(path: Path) -> None:
@@ -549,26 +537,27 @@ def _copy(source: str, dest: str) -> None:
     copy_file(source, dest)
 
 
-def _finish(target: Path, ms: Path, step: Step) -> int:
-    """Name the column DATA, set SIGMA for calibrated data, renumber the ids; returns the
-    number of rows."""
-    with msio.open_table(str(target), ms, readonly=False) as table:
-        if step.column != "DATA":
-            table.renamecol(step.column, "DATA")
-        rows = table.nrows()
-        main = {col: _lookup(step.kept[k]) for k, col in _main_columns(step.kept)}
-        for start in range(0, rows, _CHUNK_ROWS):
-            n = min(_CHUNK_ROWS, rows - start)
-            for column, lookup in main.items():
-                table.putcol(column, _renumbered(table.getcol(column, start, n), lookup), start, n)
-        for how in step.reweighed:
-            for start, n in runs(table):
-                _reweigh(table, start, n, how)
-        for sub, places in _sub_places(step.kept).items():
-            if sub in table.getkeywords():
-                with msio.open_table(table.getkeyword(sub), ms, readonly=False) as subtable:
-                    _renumber_subtable(subtable, places)
-    return rows
+def _finish(table: Any, ms: Path, step: Step) -> list[tuple[int, int]]:
+    """Name the column DATA, renumber the ids, set the weights as CASA does; returns the
+    table's ``runs`` (the same before and after: renumbering keeps rows together)."""
+    if step.column != "DATA":
+        table.renamecol(step.column, "DATA")
+    spans = list(runs(table))
+    main = {col: _lookup(step.kept[k]) for k, col in _main(step.kept)}
+    for start in range(0, table.nrows(), _CHUNK_ROWS):
+        n = min(_CHUNK_ROWS, table.nrows() - start)
+        for column, lookup in main.items():
+            table.putcol(column, _renumbered(table.getcol(column, start, n), lookup), start, n)
+    pairs = _weight_pairs(table)
+    for how in step.reweighed:
+        for start, n in spans:
+            _reweigh(table, pairs, start, n, how)
+    keywords = table.getkeywords()
+    for sub, places in _sub_places(step.kept).items():
+        if sub in keywords:
+            with msio.open_table(table.getkeyword(sub), ms, readonly=False) as subtable:
+                _renumber_subtable(subtable, places)
+    return spans
 
 
 def runs(table: Any) -> Iterator[tuple[int, int]]:
@@ -584,7 +573,8 @@ def runs(table: Any) -> Iterator[tuple[int, int]]:
             yield start + first, end - first
 
 
-def _main_columns(ids: dict[str, tuple[int, ...]]) -> list[tuple[str, str]]:
+def _main(ids: dict[str, tuple[int, ...]]) -> list[tuple[str, str]]:
+    """(kind, main-table column) of each kind of id kept."""
     return [(kind, col) for kind in ids for table, col in RENUMBERED[kind] if table == MAIN]
 
 
@@ -642,17 +632,22 @@ REWEIGHED = {"CORRECTED_DATA": SIGMA_FROM_WEIGHT, "DATA": WEIGHT_FROM_SIGMA}
 """What CASA's split does to the weights as it moves a column to DATA (observed with CASA
 6.7.0.31): the corrected column's SIGMA follows WEIGHT (-1 where WEIGHT is 0); the data
 column's WEIGHT follows SIGMA (0 where SIGMA is not positive); both computed in single
-precision, as CASA's values are.  The
-same for SIGMA_SPECTRUM and WEIGHT_SPECTRUM where an MS has both."""
+precision, as CASA's values are.  The same for SIGMA_SPECTRUM and WEIGHT_SPECTRUM where an
+MS has both."""
 
 _FLT_MIN = np.finfo(np.float32).tiny
 
 
-def _reweigh(table: Any, start: int, n: int, how: str) -> None:
+def _weight_pairs(table: Any) -> list[tuple[str, str]]:
+    """The (weight, sigma) columns the table has both of."""
+    columns = set(table.colnames())
+    pairs = [("WEIGHT", "SIGMA"), ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")]
+    return [(w, s) for w, s in pairs if w in columns and s in columns]
+
+
+def _reweigh(table: Any, pairs: list[tuple[str, str]], start: int, n: int, how: str) -> None:
     """Apply one of REWEIGHED to rows ``start`` to ``start + n`` (of one shape)."""
-    for weight_col, sigma_col in (("WEIGHT", "SIGMA"), ("WEIGHT_SPECTRUM", "SIGMA_SPECTRUM")):
-        if not {weight_col, sigma_col} <= set(table.colnames()):
-            continue
+    for weight_col, sigma_col in pairs:
         if not (table.iscelldefined(weight_col, start) and table.iscelldefined(sigma_col, start)):
             continue
         with np.errstate(divide="ignore"):
@@ -666,26 +661,31 @@ def _reweigh(table: Any, start: int, n: int, how: str) -> None:
                 table.putcol(weight_col, weight.astype(np.float32), start, n)
 
 
-def save_flags(ms: Path, into: Path, version: str = FLAG_VERSION, comment: str = "") -> None:
-    """Save the FLAG and FLAG_ROW of ``ms`` as ``flagmanager(mode='save')`` does: a
-    directory with FLAG_VERSION_LIST (``name : comment`` lines) and a table
-    ``flags.<name>`` holding the two columns."""
+def save_flags(
+    table: Any,
+    spans: list[tuple[int, int]],
+    into: Path,
+    version: str = FLAG_VERSION,
+    comment: str = "",
+) -> None:
+    """Save the FLAG and FLAG_ROW of the MS open as ``table`` (``spans``: its ``runs``) as
+    ``flagmanager(mode='save')`` does: a directory with FLAG_VERSION_LIST (``name :
+    comment`` lines) and a table ``flags.<name>`` holding the two columns."""
     tables = msio.tables()
     into.mkdir()
     (into / "FLAG_VERSION_LIST").write_text(f"{version} : {comment}\n")
-    with msio.open_table(str(ms), ms) as table:
-        desc = tables.maketabdesc([
-            tables.makearrcoldesc("FLAG", False, ndim=2, valuetype="boolean"),
-            tables.makescacoldesc("FLAG_ROW", False),
-        ])  # fmt: skip
-        dminfo = {"*1": {"TYPE": "TiledShapeStMan", "NAME": "TiledFlag", "COLUMNS": ["FLAG"]}}
-        path = str(into / f"flags.{version}")
-        with contextlib.closing(
-            tables.table(path, desc, nrow=table.nrows(), dminfo=dminfo, ack=False)
-        ) as flags:
-            for start, n in runs(table):
-                flags.putcol("FLAG", table.getcol("FLAG", start, n), start, n)
-                flags.putcol("FLAG_ROW", table.getcol("FLAG_ROW", start, n), start, n)
+    desc = tables.maketabdesc([
+        tables.makearrcoldesc("FLAG", False, ndim=2, valuetype="boolean"),
+        tables.makescacoldesc("FLAG_ROW", False),
+    ])  # fmt: skip
+    dminfo = {"*1": {"TYPE": "TiledShapeStMan", "NAME": "TiledFlag", "COLUMNS": ["FLAG"]}}
+    path = str(into / f"flags.{version}")
+    with contextlib.closing(
+        tables.table(path, desc, nrow=table.nrows(), dminfo=dminfo, ack=False)
+    ) as flags:
+        for start, n in spans:
+            flags.putcol("FLAG", table.getcol("FLAG", start, n), start, n)
+            flags.putcol("FLAG_ROW", table.getcol("FLAG_ROW", start, n), start, n)
 
 
 def _size(path: Path) -> int:
