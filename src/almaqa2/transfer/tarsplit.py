@@ -71,12 +71,18 @@ def member_size(entry: Entry) -> int:
     return _header_size(entry) + -(-max(entry.size, 0) // BLOCK) * BLOCK
 
 
+def _plain_name(entry: Entry) -> str | None:
+    """The entry's name in the tar when it is the common case (an ASCII name, size and
+    time in range: every file a package holds), which ``header`` builds itself."""
+    name = entry.rel + ("/" if entry.size < 0 else "")
+    plain = name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
+    return name if plain else None
+
+
 def _header_size(entry: Entry) -> int:
     """``len(header(entry))``, worked out without building it (planning sizes every file)."""
-    name = entry.rel + ("/" if entry.size < 0 else "")
-    if not (
-        name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
-    ):
+    name = _plain_name(entry)
+    if name is None:
         return len(header(entry))
     if len(name) <= _USTAR_NAME:
         return BLOCK
@@ -100,10 +106,8 @@ def header(entry: Entry) -> bytes:
     built here, ~10 times faster than tarfile: a ustar block, after a PAX ``path`` record
     when the name is longer than the ustar field, as tarfile does.  Anything else is
     tarfile's own.  ``test_tar_headers`` holds the two equal."""
-    name = entry.rel + ("/" if entry.size < 0 else "")
-    if not (
-        name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
-    ):
+    name = _plain_name(entry)
+    if name is None:
         return entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
     raw = name.encode("ascii")
     kind = tarfile.DIRTYPE if entry.size < 0 else tarfile.REGTYPE
@@ -261,35 +265,38 @@ def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:
 _FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB
 
 
-_BATCH = 1 << 20  # small members gathered before one write
+_BATCH = 1 << 20  # headers and small files gathered before one write
+_SMALL_MEMBER = 64 << 10  # a file read into the buffer; a larger one is copied in the kernel
 
 
 def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> manifest.Follower:
     """Write the tar exactly as tarfile would (same headers, padding, end blocks); returns
-    the follower that is hashing it.  Small files are read and gathered with their headers
-    into one buffer, written a megabyte at a time (a write per file costs more than its
-    bytes); large ones are copied in the kernel."""
+    the follower that is hashing it.  Headers, padding and small files are gathered in one
+    buffer, written a megabyte at a time (a write per file costs more than its bytes);
+    large files are copied in the kernel between two writes of the buffer."""
     with open(part, "wb", buffering=0) as out:
         fd = out.fileno()
         follower = manifest.Follower(part)
         try:
-            written = told = 0
+            flushed = told = 0  # bytes in the file; of them, told to the follower
             gathered = bytearray()
             for entry in chunk.entries:
-                small = entry.size <= _SMALL_MEMBER
-                if small:
-                    written += _gather(gathered, entry, chunk.base)
-                    if len(gathered) < _BATCH:
-                        continue
-                write_all(fd, gathered)
-                gathered.clear()
-                if not small:
-                    written += _add(fd, entry, chunk.base)
-                if written - told >= _FOLLOW:  # every byte counted is in the file
-                    follower.written(written)
-                    advanced(written - told)
-                    told = written
-            write_all(fd, gathered + bytes(chunk.size - written))  # end blocks, padding
+                gathered += header(entry)
+                large = entry.size > _SMALL_MEMBER
+                if large:
+                    flushed += _flush(fd, gathered)
+                    flushed += _copy_member(fd, entry, chunk.base)
+                elif entry.size > 0:
+                    gathered += _read_member(entry, chunk.base)
+                gathered += bytes(-max(entry.size, 0) % BLOCK)
+                if large or len(gathered) >= _BATCH:
+                    flushed += _flush(fd, gathered)
+                    if flushed - told >= _FOLLOW:
+                        follower.written(flushed)
+                        advanced(flushed - told)
+                        told = flushed
+            gathered += bytes(chunk.size - flushed - len(gathered))  # end blocks, padding
+            _flush(fd, gathered)
         except BaseException:
             follower.close()
             raise
@@ -298,16 +305,16 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
     return follower
 
 
-_SMALL_MEMBER = 64 << 10
+def _flush(fd: int, gathered: bytearray) -> int:
+    """Write and empty the buffer; returns the bytes written."""
+    write_all(fd, gathered)
+    size = len(gathered)
+    gathered.clear()
+    return size
 
 
-def _gather(into: bytearray, entry: Entry, base: str) -> int:
-    """Append ``entry`` (a directory or a small file of the package in ``base``: header,
-    data, padding) to ``into``; returns its bytes."""
-    head = header(entry)
-    into += head
-    if entry.size <= 0:
-        return len(head)
+def _read_member(entry: Entry, base: str) -> bytes:
+    """The bytes of a small file of the package in ``base``, read at once."""
     path = os.path.join(base, entry.rel)
     fd = os.open(path, os.O_RDONLY)
     try:  # one byte more than planned: a file that grew is seen (a regular file's read
@@ -319,19 +326,12 @@ def _gather(into: bytearray, entry: Entry, base: str) -> int:
         os.close(fd)
     if len(data) != entry.size:
         raise InputError("the file changed size while it was being split", path, fix="run again")
-    into += data
-    padding = -entry.size % BLOCK
-    into += bytes(padding)
-    return len(head) + entry.size + padding
+    return data
 
 
-def _add(fd: int, entry: Entry, base: str) -> int:
-    """Append ``entry`` (a file of the package in ``base``: header, data, padding) at
-    ``fd``; returns the bytes written."""
-    head = header(entry)
-    write_all(fd, head)
-    if entry.size <= 0:
-        return len(head)
+def _copy_member(fd: int, entry: Entry, base: str) -> int:
+    """Copy a large file of the package in ``base`` to ``fd``, in the kernel; returns its
+    size."""
     path = os.path.join(base, entry.rel)
     with open(path, "rb", buffering=0) as f:
         if os.fstat(f.fileno()).st_size != entry.size:
@@ -340,9 +340,7 @@ def _add(fd: int, entry: Entry, base: str) -> int:
             )
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
-    padding = -entry.size % BLOCK
-    write_all(fd, bytes(padding))
-    return len(head) + entry.size + padding
+    return entry.size
 
 
 @dataclass(frozen=True)
