@@ -163,15 +163,10 @@ class Hasher:
     def results(self) -> dict[str, str]:
         """{path (less ``below``): md5}, once every file is hashed; raises the first
         error met."""
-        digests, errors = self.outcome()
-        if errors:
-            raise next(iter(errors.values()))
-        return digests
-
-    def outcome(self) -> tuple[dict[str, str], dict[str, BaseException]]:
-        """({path: md5}, {path: error}) once every file is hashed: for reports of them all."""
         self._stop()
-        return self._digests, self._errors
+        if self._errors:
+            raise next(iter(self._errors.values()))
+        return self._digests
 
     def _stop(self) -> None:
         for _, work in self._threads:
@@ -193,10 +188,10 @@ def mismatches(
     sizes: Sequence[int],
     expected: Sequence[str],
     hashed: Callable[[int], None] | None = None,
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, str]]:
     """The files of ``rels`` (paths below ``top``, largest first; ``sizes`` and
     ``expected`` md5s in the same order) whose md5 is not the expected one: (rel, the md5
-    found, or why it could not be read), sorted.
+    expected, the md5 found or why it could not be read), sorted.
 
     Hashed in two processes at once (this one and a forked one that reads the same lists):
     a small file's hash is Python work under the GIL, so threads cannot share it, and
@@ -269,10 +264,10 @@ def _hash_batches_to(writer: Any, shared: tuple[Any, ...]) -> None:
 
 def _hash_batches(
     shared: tuple[Any, ...], report: Callable[[], None] | None
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, str]]:
     """Hash the batches taken from the shared counter until none is left."""
     top, rels, sizes, expected, bounds, taken, done = shared
-    found: list[tuple[str, str]] = []
+    found: list[tuple[str, str, str]] = []
     buffer = bytearray(_BLOCK)
     while True:
         with taken.get_lock():
@@ -287,7 +282,7 @@ def _hash_batches(
             except OSError as exc:
                 digest = f"unreadable ({exc.strerror})"
             if digest != expected[i]:
-                found.append((rels[i], digest))
+                found.append((rels[i], expected[i], digest))
         with done.get_lock():
             done.value += sum(sizes[bounds[batch] : bounds[batch + 1]])
         if report is not None:
@@ -375,9 +370,12 @@ def walk(top: Path) -> Iterator[tuple[str, int]]:
 
 def files_under(top: Path) -> dict[str, int]:
     """The files a package's manifest lists: all below ``top`` but the manifest itself."""
-    found = sizes_under(top)
-    found.pop(NAME, None)
-    return found
+    return dict(listed_files(top))
+
+
+def listed_files(top: Path) -> Iterator[tuple[str, int]]:
+    """``files_under`` one at a time, as ``walk`` finds them."""
+    return ((rel, size) for rel, size in walk(top) if rel != NAME)
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}

@@ -30,8 +30,7 @@ class Irregular(Exception):
 @dataclass(frozen=True, slots=True)
 class Member:
     name: str
-    type: bytes  # tarfile.REGTYPE or tarfile.DIRTYPE
-    md5: str | None  # of a file's data
+    md5: str | None  # of a file's data; None for a directory
     data: bytes | None  # a file's data, when asked to keep it
 
 
@@ -142,7 +141,7 @@ def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[
         if kind == _OLD_FILE and name.endswith("/"):
             raise Irregular("an old-style directory")
         if kind == _DIR:
-            yield Member(name.rstrip("/"), _DIR, None, None)
+            yield Member(name.rstrip("/"), None, None)
             continue
         digest = hashlib.md5()
         kept: list[bytes] | None = [] if keep(name) else None
@@ -150,5 +149,5 @@ def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[
         buffer.pass_on(-size % BLOCK, None, None)
         content = b"".join(kept) if kept is not None else None
         kept = None  # not held twice while the caller reads it (a manifest: 130 MB a million)
-        yield Member(name, _FILE, digest.hexdigest(), content)
+        yield Member(name, digest.hexdigest(), content)
         content = None

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
@@ -128,9 +128,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
     sizes = array.array("q")
     expected: list[str] = []
     extra: list[str] = []
-    for rel, size in manifest.walk(package):
-        if rel == manifest.NAME:
-            continue
+    for rel, size in manifest.listed_files(package):
         md5 = listed.pop(prefix + rel, None)
         if md5 is None:
             extra.append(rel)
@@ -147,8 +145,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
         [expected[i] for i in order],
         counter.add,
     )
-    wanted = dict(zip(rels, expected, strict=True)) if bad else {}
-    problems = [Problem(Trouble.CORRUPT, prefix + rel, wanted[rel], found) for rel, found in bad]
+    problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, found) for rel, md5, found in bad]
     problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
     problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in extra]
     problems.sort(key=lambda p: p.path)
@@ -340,19 +337,17 @@ def _check_set(
     return problems, checked
 
 
-_CHECKED = "checked"  # a manifest line whose file has come (one object for them all)
-
-
 class _Tally:
     """A chunk set's files against the manifest it carries, as they are read.
 
     Once the manifest is known (tarsplit puts it first) each file is checked as it comes
-    and its line in the manifest's dict marked as checked (its md5 string freed); nothing
-    else is kept per file, so a million-file set fits beside its manifest."""
+    and its line in the manifest's dict marked as checked (its md5 replaced by None, the
+    string freed); nothing else is kept per file, so a million-file set fits beside its
+    manifest."""
 
     def __init__(self, project: str):
         self.manifest_path = f"{project}/{manifest.NAME}"
-        self.listed: dict[str, str] | None = None
+        self.listed: dict[str, str | None] | None = None
         self.pending: dict[str, str] = {}  # files read before the manifest
         self.unlisted: set[str] = set()  # files not in the manifest, met
         self.differ: list[Problem] = []  # extra and corrupt files
@@ -361,7 +356,7 @@ class _Tally:
 
     def carried(self, data: bytes) -> None:
         """The manifest was read: check the files read before it."""
-        self.listed = manifest.parse(data)
+        self.listed = cast("dict[str, str | None]", manifest.parse(data))  # the same dict
         pending, self.pending = self.pending, {}
         for name, md5 in pending.items():
             self._check(name, md5)
@@ -372,7 +367,7 @@ class _Tally:
             if name in self.pending:
                 self._copy(name, chunk)
             self.pending[name] = md5
-        elif self.listed.get(name) is _CHECKED or name in self.unlisted:
+        elif name in self.unlisted or (name in self.listed and self.listed[name] is None):
             self._copy(name, chunk)
         else:
             self._check(name, md5)
@@ -382,13 +377,12 @@ class _Tally:
 
     def _check(self, name: str, md5: str) -> None:
         assert self.listed is not None
-        expected = None if name == self.manifest_path else self.listed.get(name)
-        if expected is None:  # the manifest itself is not in it, or a file it does not list
+        if name == self.manifest_path or name not in self.listed:  # not a file it lists
             self.unlisted.add(name)
             if name != self.manifest_path:
                 self.differ.append(Problem(Trouble.EXTRA, name, None, md5))
             return
-        self.listed[name] = _CHECKED
+        expected, self.listed[name] = self.listed[name], None
         if expected != md5:
             self.differ.append(Problem(Trouble.CORRUPT, name, expected, md5))
 
@@ -396,9 +390,7 @@ class _Tally:
         """The files that differ from the manifest, and those it lists that never came."""
         assert self.listed is not None
         missing = [
-            Problem(Trouble.MISSING, p, md5)
-            for p, md5 in self.listed.items()
-            if md5 is not _CHECKED
+            Problem(Trouble.MISSING, p, md5) for p, md5 in self.listed.items() if md5 is not None
         ]
         return sorted(self.differ + missing, key=lambda p: p.path)
 
