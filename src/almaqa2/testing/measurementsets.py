@@ -58,6 +58,10 @@ class Layout:
     def nchan(self, spw: int, default: int) -> int:
         return self.spws[spw].nchan or default
 
+    def cell(self, spw: int, default: int) -> tuple[int, int]:
+        """The shape of a visibility cell of ``spw``: (channels, correlations)."""
+        return self.nchan(spw, default), len(self.polarizations[self.spws[spw].polarization])
+
     def scan_spws(self, scan: Scan) -> tuple[int, ...]:
         return scan.spws if scan.spws is not None else tuple(range(len(self.spws)))
 
@@ -153,10 +157,7 @@ def write_ms(
     """
     from casacore import tables
 
-    shapes = {
-        (layout.nchan(i, nchan), len(layout.polarizations[s.polarization]))
-        for i, s in enumerate(layout.spws)
-    }
+    shapes = {layout.cell(spw, nchan) for spw in range(len(layout.spws))}
     fixed = next(iter(shapes)) if len(shapes) == 1 else None
     columns = [_arcol(name, 0j, "complex", fixed) for name in DATA_COLUMNS]
     if fixed is None:  # the MS's own FLAG column is of fixed shape: one of the row's instead
@@ -192,11 +193,8 @@ def _main_rows(ms: Any, layout: Layout, nchan: int, times: int, rng: np.random.G
             stamps = [t + i * INTEGRATION_S for i in range(first, min(first + _BLOCK, times))]
             for spw in layout.scan_spws(scan):  # one shape per block
                 rows = [(time, a, b, spw) for time in stamps for a, b in pairs]
-                shape = (
-                    layout.nchan(spw, nchan),
-                    len(layout.polarizations[layout.spws[spw].polarization]),
-                )
-                _put_rows(ms, np.array(rows), shape, (number, scan), layout.sources, rng)
+                cell = layout.cell(spw, nchan)
+                _put_rows(ms, np.array(rows), cell, (number, scan), layout.sources, rng)
         end = t + times * INTEGRATION_S
         t = end + 30.0  # slewing to the next scan
     return end
