@@ -168,6 +168,38 @@ def test_concurrent_run_is_refused_naming_the_holder(
     assert case229.run_cli("fake") == 0, "a dead holder's lock does not block"
 
 
+def test_a_lock_dies_with_its_holder_not_with_the_holders_children(case229: Case) -> None:
+    """verify forks a second hashing process while the lock is held: killing the holder must
+    free the lock although that child, which shares its open files, still runs."""
+    lock_path = case229.packpath.parent / f".{case229.packpath.name}.almaqa2.lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import multiprocessing, pathlib, time\n"
+            "from almaqa2.package import lockfile as lock\n"
+            f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):\n"
+            "    fork = multiprocessing.get_context('fork')\n"
+            "    child = fork.Process(target=time.sleep, args=(60,))\n"
+            "    child.start()\n"
+            "    print(child.pid, flush=True)\n"
+            "    time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    child = int(holder.stdout.readline())
+    holder.stdout.close()  # the child has it too: wait for the holder alone
+    try:
+        holder.kill()
+        holder.wait()
+        os.kill(child, 0)  # still running, with its copy of every descriptor but the lock's
+        assert case229.run_cli("fake") == 0
+    finally:
+        os.kill(child, signal.SIGKILL)
+
+
 def test_replace_without_atomic_exchange(case229: Case, monkeypatch: pytest.MonkeyPatch) -> None:
     """File systems without renameat2's exchange get two renames; the result is the same."""
     from almaqa2.package import package_dir

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -205,3 +206,43 @@ def test_bad_input_exits_2(
     assert main(["verify", str(path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert said in err and "Traceback" not in err
+
+
+def test_the_second_hashing_process_stops_when_verify_is_killed(tmp_path: Path) -> None:
+    """verify hashes in two processes; if it is killed, the forked one must not go on reading
+    the whole package alone.  Six sparse files of 512 MB (no disk used): the child is caught
+    reading its first one, the parent killed, and the child may then finish that file only."""
+    size, names = 512 << 20, [f"f{i}" for i in range(6)]
+    for name in names:
+        with open(tmp_path / name, "wb") as out:
+            out.truncate(size)
+    script = (
+        "import sys\n"
+        "from almaqa2 import manifest\n"
+        f"manifest.mismatches({str(tmp_path)!r}, {names!r}, {[size] * 6!r}, ['x'] * 6)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        child, read = 0, 0
+        while not read:  # the child's pid, then its first bytes of a file
+            assert parent.poll() is None, "verify ended before its child was seen reading"
+            children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+            child = child or int((children.read_text().split() or ["0"])[0])
+            read = child and _bytes_read(child) > size // 64
+        parent.kill()
+        parent.wait()
+        while (now := _bytes_read(child)) >= 0:
+            read = max(read, now)
+        assert read < 2 * size, f"the orphan read {read >> 20} MB"
+    finally:
+        parent.kill()
+        parent.wait()
+
+
+def _bytes_read(pid: int) -> int:
+    """The bytes ``pid`` has read (/proc/pid/io's rchar); -1 once it is gone."""
+    try:
+        io = Path(f"/proc/{pid}/io").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return -1
+    return int(io.split("rchar:")[1].split()[0])

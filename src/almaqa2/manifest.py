@@ -207,7 +207,9 @@ def mismatches(
     if multiprocessing.current_process().daemon:  # a batch's Dask worker: a core of its own
         return sorted(_hash_batches(shared, None))
     reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_hash_batches_to, args=(writer, shared), daemon=True)
+    child = context.Process(
+        target=_hash_batches_to, args=(writer, shared, os.getpid()), daemon=True
+    )
     child.start()
     writer.close()
     try:
@@ -252,10 +254,16 @@ def _batches(sizes: Sequence[int]) -> list[int]:
     return bounds
 
 
-def _hash_batches_to(writer: Any, shared: tuple[Any, ...]) -> None:
-    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``."""
+def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
+    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``;
+    it stops after a batch if its parent is gone (killed: nobody is left to tell)."""
+
+    def orphaned() -> None:
+        if os.getppid() != parent:
+            os._exit(0)
+
     try:
-        writer.send(_hash_batches(shared, None))
+        writer.send(_hash_batches(shared, orphaned))
     except BaseException as exc:  # said to the parent, whatever it is
         writer.send(f"{type(exc).__name__}: {exc}")
     finally:

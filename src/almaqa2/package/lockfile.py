@@ -5,6 +5,10 @@ The kernel drops it when the holder dies (even by SIGKILL), so a stale lock neve
 The lock file sits in a directory others may write (beside a package, in a web root), so
 it is opened without following a link and must be a regular file with no other name: a
 link or hard link planted there is refused, never written through.
+
+A process forked while a lock is held (verify's second hashing process, split's) would share
+the lock and keep it after its parent is killed, so a fork closes the child's copies of the
+held locks' descriptors at once: a lock lives as long as the process that took it.
 """
 
 from __future__ import annotations
@@ -17,12 +21,29 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from almaqa2 import signals
 from almaqa2.errors import DestinationError, LockedError
+
+_held: set[int] = set()  # the descriptors of the lock files this process has open
+_opening = threading.Lock()  # held by a fork, so no descriptor is opened but not yet in _held
+
+
+def _forget_held() -> None:
+    """In a forked child: close its copies of the lock descriptors (the parent keeps its own)."""
+    for fd in _held:
+        os.close(fd)
+    _held.clear()
+    _opening.release()
+
+
+os.register_at_fork(
+    before=_opening.acquire, after_in_parent=_opening.release, after_in_child=_forget_held
+)
 
 
 def _holder_text(path: Path) -> str:
@@ -59,7 +80,7 @@ def _take(path: Path, purpose: str) -> int:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            os.close(fd)
+            _close(fd)
             raise LockedError(
                 f"{purpose} is in progress by {_holder_text(path)}, lock",
                 path,
@@ -72,7 +93,7 @@ def _take(path: Path, purpose: str) -> int:
             same = False
         if same:
             return fd
-        os.close(fd)
+        _close(fd)
 
 
 def _release(path: Path, fd: int) -> None:
@@ -80,20 +101,28 @@ def _release(path: Path, fd: int) -> None:
     with contextlib.suppress(FileNotFoundError):
         if os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino:
             os.unlink(path)
-    os.close(fd)
+    _close(fd)
+
+
+def _close(fd: int) -> None:
+    with _opening:
+        _held.discard(fd)
+        os.close(fd)
 
 
 def _open(path: Path) -> int:
     """The lock file, opened for writing only if it is a plain file of ours to write."""
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with _opening:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            _held.add(fd)
     except OSError as exc:
         if exc.errno != errno.ELOOP:
             raise
         raise _planted(path, "a symbolic link") from None
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
-        os.close(fd)
+        _close(fd)
         raise _planted(path, "not a plain file" if st.st_nlink == 1 else "a hard link")
     return fd
 
