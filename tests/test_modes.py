@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import pytest
 
 from almaqa2 import copying, manifest
 from almaqa2.cli import main
+from almaqa2.errors import ChecksumError
 from almaqa2.package.package_dir import MARKER
 
 from conftest import Case, make_case, md5sum_check, tree_state
@@ -161,8 +163,8 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
 @pytest.mark.parametrize(
     "damaged",
     [
-        "X528.ms.split.phase_int/table.f0",  # small: checked as it is copied
-        "X8c/qa2/large.bin",  # larger than copying.SMALL: checked by the hashing threads
+        "X528.ms.split.phase_int/table.f0",  # small: checked by the small files' process
+        "X8c/qa2/large.bin",  # more than 64 KB: checked by the hashing threads
         "X8c/qa2/huge.bin",  # a block and a long tail, damaged in the tail
     ],
 )
@@ -176,7 +178,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
 ) -> None:
     """Fault injection: the kernel copy of one file comes out wrong (a bad disk, say), or
     one byte short (as if the source grew while it was copied)."""
-    (case229.origpath / "X8c" / "qa2" / "large.bin").write_bytes(os.urandom(copying.SMALL + 1))
+    (case229.origpath / "X8c" / "qa2" / "large.bin").write_bytes(os.urandom((1 << 20) + 1))
     (case229.origpath / "X8c" / "qa2" / "huge.bin").write_bytes(os.urandom((1 << 20) + 300_000))
     real_copy = copying.copy_bytes
 
@@ -196,6 +198,27 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
         lambda: monkeypatch.setattr(copying, "copy_bytes", faulty_copy),
     )
     assert "differs from its source" in err and damaged in err
+
+
+@pytest.mark.parametrize("grown", [100, 200_000], ids=["still-small", "now-large"])
+def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(
+    tmp_path: Path, grown: int
+) -> None:
+    """The packager hands a copy to the hasher with the size it scanned; a file that grew
+    since (a log still written) is compared and hashed whole, whatever its size now."""
+    source, copy = tmp_path / "source.log", tmp_path / "copy.log"
+    data = os.urandom(grown)
+    source.write_bytes(data)
+    copy.write_bytes(data)
+    with manifest.Hasher() as hasher:
+        hasher.add(str(copy), 10, str(source))
+        hasher.add(str(source), 10)
+        found = hasher.results()
+    assert found == {str(copy): hashlib.md5(data).hexdigest(), str(source): found[str(copy)]}
+    copy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    with manifest.Hasher() as hasher, pytest.raises(ChecksumError, match="differs"):
+        hasher.add(str(copy), 10, str(source))
+        hasher.results()
 
 
 def test_compressed_images_hold_their_source(tmp_path: Path) -> None:

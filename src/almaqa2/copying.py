@@ -9,18 +9,11 @@ where it stopped (both advance the same file positions).
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 
-from almaqa2.errors import copy_differs
-
 _CHUNK = 1 << 24  # 16 MiB per call
 _REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
-SMALL = 1 << 20
-"""Up to this size ``copy_file`` checks and hashes a copy itself, through the descriptors
-that made it: opening both files again costs more than reading them (an open took
-~100 us on the machines measured, md5 of 12 KB ~20 us)."""
 
 
 def copy_bytes(src: int, dst: int, count: int) -> int:
@@ -46,29 +39,12 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
         view = view[os.write(fd, view) :]
 
 
-def copy_file(src: str, dst: str, digest: bool = False) -> str | None:
-    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``.
-
-    With ``digest``, a file of up to ``SMALL`` bytes is read back from both descriptors:
-    its md5 is returned if the copy holds the source's bytes (else ChecksumError).  Larger
-    files, and copies without ``digest``, return None: the caller hashes them elsewhere.
-    """
-    with open(src, "rb") as fin, open(dst, "x+b" if digest else "xb") as fout:
+def copy_file(src: str, dst: str) -> None:
+    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``."""
+    with open(src, "rb") as fin, open(dst, "xb") as fout:
         st = os.fstat(fin.fileno())
         copy_bytes(fin.fileno(), fout.fileno(), st.st_size)
         copy_metadata(st, fout.fileno())
-        if digest and st.st_size <= SMALL:
-            return _checked_md5(fin.fileno(), fout.fileno(), st.st_size, src, dst)
-    return None
-
-
-def _checked_md5(src_fd: int, dst_fd: int, size: int, src: str, dst: str) -> str:
-    """The md5 of the copy, once it is found to hold the source's bytes (one byte more is
-    asked for, to notice a source that grew while it was copied)."""
-    copied = os.pread(dst_fd, size + 1, 0)
-    if copied != os.pread(src_fd, size + 1, 0):
-        raise copy_differs(dst, src)
-    return hashlib.md5(copied).hexdigest()
 
 
 def copy_metadata(st: os.stat_result, fd: int) -> None:

@@ -16,15 +16,18 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from almaqa2 import signals
 from almaqa2.atomic import write_pieces_atomically
-from almaqa2.errors import copy_differs
+from almaqa2.errors import ChecksumError, copy_differs
 
 NAME = "manifest.md5"
+_BATCH_FILES = 256
 _BLOCK = 1 << 20
 _FOLLOW_BLOCK = 4 << 20
 _SMALL = 64 << 10
@@ -93,72 +96,71 @@ def _read_fully(f: Any, buffer: bytearray, n: int) -> int:
 
 
 class Hasher:
-    """Hash files on worker threads as they are handed over; ``results()`` waits for all.
+    """Hash files as they are handed over; ``results()`` waits for all.
 
-    A plain queue and long-lived workers: a future per file costs more than hashing a
-    small file.  Small files to hash (up to 64 KB, no source to compare) go to one thread
-    of their own: hashing them is Python work under the GIL, which two threads would
-    only fight over (1.8 s for 100,000 files where one takes 1.0 s); large files release
-    the GIL while read and hashed, so they go to ``workers`` threads.  Results are keyed
-    by the path string given, less the prefix ``below`` (a package's staging directory:
-    its long path is not kept once per file).  Hand the largest files over first when
-    they are known: both cores then stay busy to the end.
+    Large files go to a long-lived thread per core (a plain queue: a future per file
+    costs more than hashing a small file); they release the GIL while read and hashed.
+    Small files (up to 64 KB, a copy's source compared too) are hashed by a forked process
+    of their own, in batches: hashing them is Python work under the GIL, which a thread
+    would share with the one writing the package (hard mode, ~48,000 files: the writer
+    waited 2.1 s for that thread at the end).  In a daemonic process (a worker of ``qa2
+    batch``, which has a core of its own and may not fork) a thread hashes them.  Results
+    are keyed by the path string given, less the prefix ``below`` (a package's staging
+    directory: its long path is not kept once per file).  Hand the largest files over
+    first when they are known: both cores then stay busy to the end.
     """
 
-    def __init__(
-        self,
-        workers: int | None = None,
-        hashed: Callable[[int], None] | None = None,
-        below: str = "",
-    ):
-        """``hashed(size)`` is called (on a worker) after each file, for a progress bar."""
+    def __init__(self, below: str = ""):
         self._cut = len(below)
-        Item = tuple[str, int, str | None] | None
-        self._queue: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._small: queue.SimpleQueue[Item] = queue.SimpleQueue()
-        self._hashed = hashed
+        self._queue: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._digests: dict[str, str] = {}
         self._errors: dict[str, BaseException] = {}
-        queues = [self._queue] * (workers or os.cpu_count() or 2) + [self._small]
+        self._batch: list[_Item] = []
+        self._small: _Batches | None = None  # started with the first small file
         self._threads = [
-            (threading.Thread(target=self._work, args=(work,), daemon=True), work)
-            for work in queues
+            threading.Thread(target=self._work, daemon=True)
+            for _ in range(os.cpu_count() or 2)
         ]
-        for thread, _ in self._threads:
+        for thread in self._threads:
             thread.start()
 
-    def _work(self, work: queue.SimpleQueue[tuple[str, int, str | None] | None]) -> None:
+    def _work(self) -> None:
         buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # one pair per thread, reused
-        while (item := work.get()) is not None:
-            path, size, source = item
+        while (item := self._queue.get()) is not None:
+            path, _, source = item
             key = path[self._cut :]
             try:
                 if source is not None:
                     self._digests[key] = md5_of_copy(path, source, buffers)
-                elif work is self._small:
-                    self._digests[key] = _md5_small(path)
                 else:
                     self._digests[key] = md5_file(path, buffers[0])
-            except BaseException as exc:  # reported by results() or outcome()
+            except BaseException as exc:  # reported by results()
                 self._errors[key] = exc
-            if self._hashed:
-                self._hashed(size)
 
-    def add(
-        self, path: str, size: int = 0, source: str | None = None, digest: str | None = None
-    ) -> None:
-        """Queue ``path``; with ``source``, also check that both hold the same bytes.
+    def add(self, path: str, size: int = -1, source: str | None = None) -> None:
+        """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
+        with ``source``, also check that both hold the same bytes."""
+        if 0 <= size <= _SMALL:
+            self._batch.append((path, size, source))
+            if len(self._batch) >= _BATCH_FILES:
+                self._send()
+        else:
+            self._queue.put((path, size, source))
 
-        The signature fits materialize's ``done`` callback: a ``digest`` given (the writer
-        hashed the file as it made it) is taken as it is, and nothing is read.
-        """
-        if digest is None:
-            small = source is None and 0 <= size <= _SMALL
-            (self._small if small else self._queue).put((path, size, source))
-            return
-        self._digests[path[self._cut :]] = digest
-        if self._hashed:
-            self._hashed(size)
+    def _send(self) -> None:
+        if self._small is None:
+            self._small = _Batches(self._answered)
+        self._small.send(self._batch)
+        self._batch = []
+
+    def _answered(self, batch: list[_Item], found: list[str | OSError | None]) -> None:
+        """Keep the md5s of a batch of small files (None: a copy unlike its source)."""
+        for (path, _, source), got in zip(batch, found, strict=True):
+            key = path[self._cut :]
+            if isinstance(got, str):
+                self._digests[key] = got
+            else:
+                self._errors[key] = got or copy_differs(path, source or "")
 
     def results(self) -> dict[str, str]:
         """{path (less ``below``): md5}, once every file is hashed; raises the first
@@ -168,18 +170,151 @@ class Hasher:
             raise next(iter(self._errors.values()))
         return self._digests
 
-    def _stop(self) -> None:
-        for _, work in self._threads:
-            work.put(None)
-        for thread, _ in self._threads:
+    def _stop(self, abandon: bool = False) -> None:
+        if self._batch and not abandon:
+            self._send()
+        if self._small is not None:
+            self._small.close(abandon)
+            self._small = None
+        for _ in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
             thread.join()
         self._threads = []
 
     def __enter__(self) -> Hasher:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop()
+    def __exit__(self, kind: object, *exc: object) -> None:
+        self._stop(abandon=kind is not None)
+
+
+_Item = tuple[str, int, str | None]  # (path, size, the source it must equal or None)
+
+
+class _Batches:
+    """Batches of small files hashed in a forked process (a thread in a daemonic one),
+    answered in order to ``answered`` on a thread of this process."""
+
+    def __init__(self, answered: Callable[[list[_Item], list[str | OSError | None]], None]):
+        self._answered = answered
+        self._sent: queue.SimpleQueue[list[_Item]] = queue.SimpleQueue()  # awaiting answers
+        if multiprocessing.current_process().daemon:
+            self._requests: Any = _InProcess()
+            self._child = None
+            answers: Any = self._requests
+        else:
+            context = multiprocessing.get_context("fork")
+            theirs, self._requests = context.Pipe(duplex=False)
+            answers, mine = context.Pipe(duplex=False)
+            self._child = context.Process(
+                target=_answer_batches,
+                args=(theirs, mine, (self._requests, answers)),
+                daemon=True,
+            )
+            self._child.start()
+            theirs.close()
+            mine.close()
+        self._collector = threading.Thread(target=self._collect, args=(answers,), daemon=True)
+        self._collector.start()
+
+    def send(self, batch: list[_Item]) -> None:
+        self._sent.put(batch)
+        self._requests.send(batch)
+
+    def _collect(self, answers: Any) -> None:
+        try:
+            while (found := answers.recv()) is not None:
+                self._answered(self._sent.get(), found)
+        except EOFError:  # the process died: every file not answered is an error
+            while not self._sent.empty():
+                batch = self._sent.get()
+                self._answered(batch, [OSError("the hashing process stopped")] * len(batch))
+
+    def close(self, abandon: bool) -> None:
+        """Wait for the answers to every batch sent (``abandon``: stop the process now)."""
+        if abandon and self._child is not None:
+            self._child.kill()
+        else:
+            self._requests.send(None)
+        self._collector.join()
+        if self._child is not None:
+            self._child.join()
+            self._requests.close()
+
+
+class _InProcess:
+    """``_Batches``' pipe to a thread of this process, for a process that may not fork."""
+
+    def __init__(self) -> None:
+        self._todo: queue.SimpleQueue[list[_Item] | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[list[str | OSError | None] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._work, daemon=True).start()
+
+    def _work(self) -> None:
+        while (batch := self._todo.get()) is not None:
+            self._done.put(_hash_small(batch))
+        self._done.put(None)
+
+    def send(self, batch: list[_Item] | None) -> None:
+        self._todo.put(batch)
+
+    def recv(self) -> list[str | OSError | None] | None:
+        return self._done.get()
+
+
+def _answer_batches(requests: Any, answers: Any, parents_ends: tuple[Any, ...]) -> None:
+    """The forked process: hash each batch of small files that comes, until told to stop
+    or until this process's parent is gone (the requests end, as no one else holds
+    their pipe's writing end).  Stopping signals are left to the parent."""
+    for end in parents_ends:
+        end.close()
+    _leave_stops_to_the_parent()
+    try:
+        while (batch := requests.recv()) is not None:
+            answers.send(_hash_small(batch))
+    except EOFError:
+        return
+    answers.send(None)
+
+
+def _leave_stops_to_the_parent() -> None:
+    """In a forked hashing process: Ctrl-C or a SIGTERM to the whole group stops the
+    parent, which tidies up and ends this process; here they would print a traceback."""
+    for held in signals.HELD:
+        signal.signal(held, signal.SIG_IGN)
+
+
+def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
+    """The md5 of each small file of ``batch``: None for a copy whose bytes are not its
+    source's (one byte more is read from both, to notice a source that grew while it was
+    copied), the OSError met if it could not be read."""
+    found: list[str | OSError | None] = []
+    for path, _, source in batch:
+        try:
+            if source is None:
+                found.append(_md5_small(path))
+                continue
+            data = _read_small(path)
+            if len(data) > _SMALL:  # the source grew before it was copied: compare it all
+                found.append(md5_of_copy(path, source))
+            elif data == _read_small(source):
+                found.append(hashlib.md5(data).hexdigest())
+            else:
+                found.append(None)
+        except ChecksumError:
+            found.append(None)
+        except OSError as exc:
+            found.append(exc)
+    return found
+
+
+def _read_small(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, _SMALL + 1)
+    finally:
+        os.close(fd)
 
 
 def mismatches(
@@ -237,7 +372,7 @@ def mismatches(
     return sorted(found + theirs)
 
 
-_BATCH_FILES, _BATCH_BYTES = 256, 8 << 20
+_BATCH_BYTES = 8 << 20
 
 
 def _batches(sizes: Sequence[int]) -> list[int]:
@@ -257,6 +392,7 @@ def _batches(sizes: Sequence[int]) -> list[int]:
 def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
     """The forked process: its batches' mismatches, or why it failed, sent to ``writer``;
     it stops after a batch if its parent is gone (killed: nobody is left to tell)."""
+    _leave_stops_to_the_parent()
 
     def orphaned() -> None:
         if os.getppid() != parent:

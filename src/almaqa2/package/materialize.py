@@ -29,10 +29,10 @@ from almaqa2.package.scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[str, int, str | None, str | None], None]
-"""Called with each payload file written, the bytes it took from its source, the source
-it must equal byte for byte (copies; None for links, fakes and compressed files) and its
-md5 if the writer already has it (a small copy, checked as it was made)."""
+Done = Callable[[str, int, int, str | None], None]
+"""Called with each payload file written, its size, the bytes of the source it accounts
+for (a reduced MS: all of them with its last file) and the source it must equal byte for
+byte (copies; None for links, fakes and files with new content)."""
 
 
 def check_same_device(plan: Plan, packpath: Path) -> None:
@@ -78,9 +78,10 @@ def write_payload(
         for path, members in sorted(bundles.items()):
             dest = member_dir / path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            sizes[path.as_posix()] = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
+            size = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
+            sizes[path.as_posix()] = size
             if done:
-                done(str(dest), sum(p.size for _, p in members), None, None)
+                done(str(dest), size, sum(p.size for _, p in members), None)
     finally:
         writer.finish()
     return sizes
@@ -96,12 +97,13 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
     if rewrite is not None:  # new content, hashed from what was written
         size = rewrite(str(source.path), str(dest))
         if done:
-            done(str(dest), source.size, None, None)
+            done(str(dest), size, source.size, None)
         return size
     if source.kind is Kind.FILE:
-        digest = writer.file(str(source.path), str(dest))
+        writer.file(str(source.path), str(dest))
         if done:
-            done(str(dest), source.size, str(source.path) if writer.copies else None, digest)
+            copied = str(source.path) if writer.copies else None
+            done(str(dest), source.size, source.size, copied)
         return source.size
     return mirror(source, dest, writer, done)
 
@@ -116,9 +118,9 @@ def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -
             os.mkdir(target)
             continue
         source_file = member.target or src_dir + member.rel  # a link: the file it reaches
-        digest = writer.file(source_file, target)
+        writer.file(source_file, target)
         if done:
-            done(target, member.size, source_file if writer.copies else None, digest)
+            done(target, member.size, member.size, source_file if writer.copies else None)
     return source.size
 
 
@@ -136,9 +138,8 @@ class Writer(abc.ABC):
         """Called once after the last file."""
 
     @abc.abstractmethod
-    def file(self, src: str, dst: str) -> str | None:
-        """Make ``dst`` (which does not exist yet) from ``src``; returns its md5 if that
-        came for free (see ``copying.copy_file``)."""
+    def file(self, src: str, dst: str) -> None:
+        """Make ``dst`` (which does not exist yet) from ``src``."""
 
     def gzip(self, src: str, dst: str) -> int:
         """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
@@ -183,7 +184,8 @@ class Writer(abc.ABC):
         self.reduced(files)
         if done:
             for i, written in enumerate(files, 1):
-                done(written.path, source.size if i == len(files) else 0, written.source, None)
+                counted = source.size if i == len(files) else 0
+                done(written.path, written.size, counted, written.source)
         return size
 
     def reduced(self, files: list[Written]) -> None:  # noqa: B027 - optional hook
@@ -323,8 +325,8 @@ class _Counted:
 class CopyWriter(Writer):
     copies = True
 
-    def file(self, src: str, dst: str) -> str | None:
-        return copy_file(src, dst, digest=True)
+    def file(self, src: str, dst: str) -> None:
+        copy_file(src, dst)
 
 
 class HardWriter(Writer):

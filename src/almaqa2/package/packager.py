@@ -261,12 +261,12 @@ def _build(
         members = [] if fresh else Package(packpath).members()
         kept = {} if fresh else Package(packpath).link_into(stage)  # the one walk of it
 
-        def done(path: str, size: int, source: str | None, digest: str | None) -> None:
+        def done(path: str, size: int, counted: int, source: str | None) -> None:
             nonlocal done_bytes
             if hashing:
-                hasher.add(path, size, source, digest)
+                hasher.add(path, size, source)
             if progress:
-                done_bytes += size
+                done_bytes += counted
                 progress(done_bytes, total, path)
 
         member_dir = stage / plan.member_path
