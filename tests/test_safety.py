@@ -139,23 +139,24 @@ def test_sigkill_on_first_run_leaves_nothing_under_packpath(case229: Case, tmp_p
     assert not case229.packpath.exists()
 
 
+def _holding(case: Case, *lines: str) -> subprocess.Popen[str]:
+    """A Python process that holds the package's lock, runs ``lines``, then sleeps."""
+    lock_path = case.packpath.parent / f".{case.packpath.name}.almaqa2.lock"
+    script = [
+        "import pathlib, time",
+        "from almaqa2.package import lockfile as lock",
+        f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):",
+        *(f"    {line}" for line in [*lines, "time.sleep(60)"]),
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-c", "\n".join(script)], stdout=subprocess.PIPE, text=True
+    )
+
+
 def test_concurrent_run_is_refused_naming_the_holder(
     case229: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    lock_path = case229.packpath.parent / f".{case229.packpath.name}.almaqa2.lock"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import sys, time, pathlib\n"
-            "from almaqa2.package import lockfile as lock\n"
-            f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):\n"
-            "    print('held', flush=True)\n"
-            "    time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _holding(case229, "print('held', flush=True)")
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
         assert case229.run_cli("fake") == 2
@@ -171,22 +172,12 @@ def test_concurrent_run_is_refused_naming_the_holder(
 def test_a_lock_dies_with_its_holder_not_with_the_holders_children(case229: Case) -> None:
     """verify forks a second hashing process while the lock is held: killing the holder must
     free the lock although that child, which shares its open files, still runs."""
-    lock_path = case229.packpath.parent / f".{case229.packpath.name}.almaqa2.lock"
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import multiprocessing, pathlib, time\n"
-            "from almaqa2.package import lockfile as lock\n"
-            f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):\n"
-            "    fork = multiprocessing.get_context('fork')\n"
-            "    child = fork.Process(target=time.sleep, args=(60,))\n"
-            "    child.start()\n"
-            "    print(child.pid, flush=True)\n"
-            "    time.sleep(60)\n",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
+    holder = _holding(
+        case229,
+        "import multiprocessing",
+        "child = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))",
+        "child.start()",
+        "print(child.pid, flush=True)",
     )
     assert holder.stdout is not None
     child = int(holder.stdout.readline())
