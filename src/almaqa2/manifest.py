@@ -498,18 +498,23 @@ def sizes_under(top: Path) -> dict[str, int]:
 
 def walk(top: Path) -> Iterator[tuple[str, int]]:
     """(path relative to ``top``, size) of every file below it, in sorted order.  Strings
-    and scandir, not pathlib: a package may hold a million files."""
-
-    def down(folder: str, prefix: str) -> Iterator[tuple[str, int]]:
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+    and scandir, not pathlib: a package may hold a million files; a stack of listings, not
+    a generator per directory level, which would pass each file up through every level."""
+    stack = [(iter(_sorted_listing(str(top))), "")]
+    while stack:
+        entries, prefix = stack[-1]
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                yield from down(entry.path, f"{prefix}{entry.name}/")
-            else:
-                yield prefix + entry.name, entry.stat().st_size
+                stack.append((iter(_sorted_listing(entry.path)), f"{prefix}{entry.name}/"))
+                break
+            yield prefix + entry.name, entry.stat().st_size
+        else:
+            stack.pop()
 
-    return down(str(top), "")
+
+def _sorted_listing(folder: str) -> list[os.DirEntry[str]]:
+    with os.scandir(folder) as listing:
+        return sorted(listing, key=lambda e: e.name)
 
 
 def files_under(top: Path) -> dict[str, int]:
