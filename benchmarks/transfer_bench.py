@@ -56,8 +56,8 @@ def make_package(root: Path) -> tuple[int, int]:
         files, size = files + 1, size + (LARGE_MB << 20)
     package = root / PROJECT
     with manifest.Hasher() as hasher:
-        for rel, size in manifest.files_under(package).items():
-            hasher.add(str(package / rel), size)
+        for rel, bytes_ in manifest.files_under(package).items():
+            hasher.add(str(package / rel), bytes_)
         digests = hasher.results()
     manifest.write(
         package, PROJECT, {str(Path(p).relative_to(package)): d for p, d in digests.items()}
