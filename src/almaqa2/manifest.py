@@ -420,7 +420,7 @@ def _hash_batches(
         if batch >= len(bounds) - 1:
             return found
         for i in range(bounds[batch], bounds[batch + 1]):
-            path = os.path.join(top, rels[i])
+            path = f"{top}/{rels[i]}"
             try:
                 digest = _md5_small(path) if sizes[i] <= _SMALL else md5_file(path, buffer)
             except OSError as exc:
