@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import random
 import re
 import subprocess
 import sys
@@ -302,3 +303,57 @@ def test_a_file_that_changes_size_while_split_is_refused(
     with pytest.raises(InputError, match=r"changed size|shrank"):
         tarsplit.write(chunks, out)
     assert os.listdir(out) == [], "nothing half-written stays"
+
+
+def _many_pieces(tmp_path: Path) -> Path:
+    """A package-like tree whose one chunk takes many pieces: 900 small files (empty, a
+    few bytes, up to a block and a half, just under the kernel-copy size), large files
+    between them, and an empty directory."""
+    pack = tmp_path / P
+    rng = random.Random(20)
+    for i in range(900):
+        folder = pack / f"table{i // 100}"
+        folder.mkdir(parents=True, exist_ok=True)
+        size = rng.choice([0, 7, 512, 700, (64 << 10) - 1])
+        (folder / f"f{i:04d}").write_bytes(os.urandom(size))
+        if i % 250 == 100:
+            (folder / f"f{i:04d}.large").write_bytes(os.urandom((64 << 10) + 1 + i))
+    (pack / "empty").mkdir()
+    return pack
+
+
+def test_a_chunk_of_many_pieces_is_tarfiles_byte_for_byte(tmp_path: Path) -> None:
+    """The pieces of a chunk are built by two processes: the tar is still exactly the one
+    tarfile writes for the same members."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    assert len(chunks) == 1 and len(tarsplit._spans(chunks[0].entries)) > 4
+    out = tmp_path / "chunks"
+    out.mkdir()
+    tarsplit.write(chunks, out)
+    expected = tmp_path / "expected.tar"
+    with tarfile.open(expected, "w", format=tarfile.PAX_FORMAT) as tar:
+        for entry in chunks[0].entries:
+            if entry.size < 0:
+                tar.addfile(entry.info())
+            else:
+                with open(tmp_path / entry.rel, "rb") as data:
+                    tar.addfile(entry.info(), data)
+    assert (out / chunks[0].name).read_bytes() == expected.read_bytes()
+
+
+@pytest.mark.parametrize("victim", [5, 300, 899], ids=["first-piece", "second", "last"])
+def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int) -> None:
+    """Whichever process builds the piece holding a file that changed size, the split
+    stops naming that file, and nothing is left in the output."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    changed = pack / f"table{victim // 100}" / f"f{victim:04d}"
+    with changed.open("ab") as f:
+        f.write(b"grew")
+    out = tmp_path / "chunks"
+    out.mkdir()
+    with pytest.raises(InputError, match="changed size") as caught:
+        tarsplit.write(chunks, out)
+    assert caught.value.path == str(changed)
+    assert os.listdir(out) == []

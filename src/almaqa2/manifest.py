@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import queue
 import re
-import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -269,20 +268,13 @@ def _answer_batches(requests: Any, answers: Any, parents_ends: tuple[Any, ...]) 
     their pipe's writing end).  Stopping signals are left to the parent."""
     for end in parents_ends:
         end.close()
-    _leave_stops_to_the_parent()
+    signals.leave_to_parent()
     try:
         while (batch := requests.recv()) is not None:
             answers.send(_hash_small(batch))
     except EOFError:
         return
     answers.send(None)
-
-
-def _leave_stops_to_the_parent() -> None:
-    """In a forked hashing process: Ctrl-C or a SIGTERM to the whole group stops the
-    parent, which tidies up and ends this process; here they would print a traceback."""
-    for held in signals.HELD:
-        signal.signal(held, signal.SIG_IGN)
 
 
 def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
@@ -392,7 +384,7 @@ def _batches(sizes: Sequence[int]) -> list[int]:
 def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
     """The forked process: its batches' mismatches, or why it failed, sent to ``writer``;
     it stops after a batch if its parent is gone (killed: nobody is left to tell)."""
-    _leave_stops_to_the_parent()
+    signals.leave_to_parent()
 
     def orphaned() -> None:
         if os.getppid() != parent:

@@ -25,3 +25,11 @@ def deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def leave_to_parent() -> None:
+    """In a forked helper process (hashing, building tar pieces): Ctrl-C or a SIGTERM to
+    the whole group stops the parent, which tidies up and ends the helper; here they
+    would only print a traceback."""
+    for held in HELD:
+        signal.signal(held, signal.SIG_IGN)
