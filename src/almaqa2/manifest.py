@@ -42,14 +42,18 @@ def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
     return digest.hexdigest()
 
 
-def _md5_small(path: str) -> str:
-    """``md5_file`` for a file of a few KB: bare system calls (a file object costs more
-    than the hash), read to its end whatever its size has become."""
+def _md5_small(path: str, size: int) -> str:
+    """``md5_file`` for a file of a few KB (``size``, as last seen): bare system calls (a
+    file object costs more than the hash), read to its end whatever its size has become.
+    A regular file's read returns less than asked only at its end, so a file that has not
+    grown is read in one call."""
     fd = os.open(path, os.O_RDONLY)
     try:
-        digest = hashlib.md5()
-        while data := os.read(fd, _SMALL):
-            digest.update(data)
+        data = os.read(fd, max(size, 0) + 1)
+        digest = hashlib.md5(data)
+        if len(data) > size:  # it grew: read on to its end
+            while more := os.read(fd, _SMALL):
+                digest.update(more)
     finally:
         os.close(fd)
     return digest.hexdigest()
@@ -282,10 +286,10 @@ def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
     source's (one byte more is read from both, to notice a source that grew while it was
     copied), the OSError met if it could not be read."""
     found: list[str | OSError | None] = []
-    for path, _, source in batch:
+    for path, size, source in batch:
         try:
             if source is None:
-                found.append(_md5_small(path))
+                found.append(_md5_small(path, size))
                 continue
             data = _read_small(path)
             if len(data) > _SMALL:  # the source grew before it was copied: compare it all
@@ -414,7 +418,8 @@ def _hash_batches(
         for i in range(bounds[batch], bounds[batch + 1]):
             path = f"{top}/{rels[i]}"
             try:
-                digest = _md5_small(path) if sizes[i] <= _SMALL else md5_file(path, buffer)
+                size = sizes[i]
+                digest = _md5_small(path, size) if size <= _SMALL else md5_file(path, buffer)
             except OSError as exc:
                 digest = f"unreadable ({exc.strerror})"
             if digest != expected[i]:
