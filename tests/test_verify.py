@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -246,3 +249,38 @@ def _bytes_read(pid: int) -> int:
     except (FileNotFoundError, ProcessLookupError):
         return -1
     return int(io.split("rchar:")[1].split()[0])
+
+
+def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
+    tmp_path: Path,
+) -> None:
+    """The two hashing processes take batches under one lock; if verify is killed while it
+    holds it, the forked one, waiting for it, must still see its parent gone and end."""
+    for i in range(600):
+        (tmp_path / f"f{i:03d}").write_bytes(b"x" * i)
+    names = [f"f{i:03d}" for i in range(600)]
+    script = (
+        "import multiprocessing, os, signal\n"
+        "from almaqa2 import manifest\n"
+        "hash_batches = manifest._hash_batches\n"
+        "def dying(shared, me, after, stuck):\n"
+        "    if me == 0:  # this process: say the child's pid, take the lock, die with it\n"
+        "        print(multiprocessing.active_children()[0].pid, flush=True)\n"
+        "        shared[6].acquire()\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n"
+        "    return hash_batches(shared, me, after, stuck)\n"
+        "manifest._hash_batches = dying\n"
+        f"manifest.mismatches({str(tmp_path)!r}, {names!r}, list(range(600)), ['x'] * 600)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.stdout.close()
+    assert parent.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 60  # it looks for its parent each second it waits
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists()
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the orphan waits for a lock its dead parent holds"

@@ -333,10 +333,10 @@ def mismatches(
     since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
     which may not fork one) all is hashed here."""
     context = multiprocessing.get_context("fork")  # the child reads the lists as they are
-    taken, done = context.Value("q", 0), context.Value("q", 0)
-    shared = (top, rels, sizes, expected, _batches(sizes), taken, done)
+    taken, done = context.RawValue("q", 0), context.RawArray("q", 2)  # done: each its own
+    shared = (top, rels, sizes, expected, _batches(sizes), taken, context.Lock(), done)
     if multiprocessing.current_process().daemon:  # a batch's Dask worker: a core of its own
-        return sorted(_hash_batches(shared, None))
+        return sorted(_hash_batches(shared, 0, _nothing, _nothing))
     reader, writer = context.Pipe(duplex=False)
     child = context.Process(
         target=_hash_batches_to, args=(writer, shared, os.getpid()), daemon=True
@@ -348,11 +348,15 @@ def mismatches(
 
         def report() -> None:
             if hashed is not None:
-                now = done.value
+                now = done[0] + done[1]
                 hashed(now - reported[0])
                 reported[0] = now
 
-        found = _hash_batches(shared, report)
+        def stuck() -> None:  # the counter's lock held a second: by a child that died?
+            if not child.is_alive():
+                raise EOFError
+
+        found = _hash_batches(shared, 0, report, stuck)
         theirs = reader.recv()
         child.join()
         report()
@@ -366,6 +370,10 @@ def mismatches(
     if isinstance(theirs, str):
         raise RuntimeError(f"the hashing process failed: {theirs}")
     return sorted(found + theirs)
+
+
+def _nothing() -> None:
+    pass
 
 
 _BATCH_BYTES = 8 << 20
@@ -386,8 +394,9 @@ def _batches(sizes: Sequence[int]) -> list[int]:
 
 
 def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
-    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``;
-    it stops after a batch if its parent is gone (killed: nobody is left to tell)."""
+    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``.
+    It stops if its parent is gone (killed: nobody is left to tell), as seen after each
+    batch or while it waits for the counter's lock (which a killed parent may hold)."""
     signals.leave_to_parent()
 
     def orphaned() -> None:
@@ -395,7 +404,7 @@ def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
             os._exit(0)
 
     try:
-        writer.send(_hash_batches(shared, orphaned))
+        writer.send(_hash_batches(shared, 1, orphaned, orphaned))
     except BaseException as exc:  # said to the parent, whatever it is
         writer.send(f"{type(exc).__name__}: {exc}")
     finally:
@@ -403,16 +412,21 @@ def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
 
 
 def _hash_batches(
-    shared: tuple[Any, ...], report: Callable[[], None] | None
+    shared: tuple[Any, ...], me: int, after: Callable[[], None], stuck: Callable[[], None]
 ) -> list[tuple[str, str, str]]:
-    """Hash the batches taken from the shared counter until none is left."""
-    top, rels, sizes, expected, bounds, taken, done = shared
+    """Hash the batches taken from the shared counter until none is left, adding the bytes
+    hashed to ``done[me]`` and calling ``after()`` after each batch.  The counter's lock is
+    waited for a second at a time, calling ``stuck()`` between: the other process may have
+    died holding it."""
+    top, rels, sizes, expected, bounds, taken, lock, done = shared
     found: list[tuple[str, str, str]] = []
     buffer = bytearray(_BLOCK)
     while True:
-        with taken.get_lock():
-            batch = taken.value
-            taken.value = batch + 1
+        while not lock.acquire(timeout=1):
+            stuck()
+        batch = taken.value
+        taken.value = batch + 1
+        lock.release()
         if batch >= len(bounds) - 1:
             return found
         for i in range(bounds[batch], bounds[batch + 1]):
@@ -424,10 +438,8 @@ def _hash_batches(
                 digest = f"unreadable ({exc.strerror})"
             if digest != expected[i]:
                 found.append((rels[i], expected[i], digest))
-        with done.get_lock():
-            done.value += sum(sizes[bounds[batch] : bounds[batch + 1]])
-        if report is not None:
-            report()
+        done[me] += sum(sizes[bounds[batch] : bounds[batch + 1]])
+        after()
 
 
 class Follower:
