@@ -268,17 +268,17 @@ class _InProcess:
 
 def _answer_batches(requests: Any, answers: Any, parents_ends: tuple[Any, ...]) -> None:
     """The forked process: hash each batch of small files that comes, until told to stop
-    or until this process's parent is gone (the requests end, as no one else holds
-    their pipe's writing end).  Stopping signals are left to the parent."""
+    or until this process's parent is gone (the requests end, or the answers pipe breaks:
+    no one else holds their other ends).  Stopping signals are left to the parent."""
     for end in parents_ends:
         end.close()
     signals.leave_to_parent()
     try:
         while (batch := requests.recv()) is not None:
             answers.send(_hash_small(batch))
-    except EOFError:
+        answers.send(None)
+    except (EOFError, OSError):
         return
-    answers.send(None)
 
 
 def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
