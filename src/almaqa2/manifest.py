@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from almaqa2 import signals
+from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
 from almaqa2.errors import ChecksumError, copy_differs
 
@@ -196,54 +196,39 @@ _Item = tuple[str, int, str | None]  # (path, size, the source it must equal or 
 
 
 class _Batches:
-    """Batches of small files hashed in a forked process (a thread in a daemonic one),
+    """Batches of small files hashed by a forked helper (a thread in a daemonic process),
     answered in order to ``answered`` on a thread of this process."""
 
     def __init__(self, answered: Callable[[list[_Item], list[str | OSError | None]], None]):
         self._answered = answered
         self._sent: queue.SimpleQueue[list[_Item]] = queue.SimpleQueue()  # awaiting answers
-        if multiprocessing.current_process().daemon:
-            self._requests: Any = _InProcess()
-            self._child = None
-            answers: Any = self._requests
-        else:
-            context = multiprocessing.get_context("fork")
-            theirs, self._requests = context.Pipe(duplex=False)
-            answers, mine = context.Pipe(duplex=False)
-            self._child = context.Process(
-                target=_answer_batches,
-                args=(theirs, mine, (self._requests, answers)),
-                daemon=True,
-            )
-            self._child.start()
-            theirs.close()
-            mine.close()
-        self._collector = threading.Thread(target=self._collect, args=(answers,), daemon=True)
+        self._helper = forked.Helper(_answer_batches) if forked.may_fork() else None
+        self._pipe: Any = self._helper.pipe if self._helper else _InProcess()
+        self._collector = threading.Thread(target=self._collect, daemon=True)
         self._collector.start()
 
     def send(self, batch: list[_Item]) -> None:
         self._sent.put(batch)
-        self._requests.send(batch)
+        self._pipe.send(batch)
 
-    def _collect(self, answers: Any) -> None:
+    def _collect(self) -> None:
         try:
-            while (found := answers.recv()) is not None:
+            while (found := self._pipe.recv()) is not None:
                 self._answered(self._sent.get(), found)
-        except EOFError:  # the process died: every file not answered is an error
+        except EOFError:  # the helper died: every file not answered is an error
             while not self._sent.empty():
                 batch = self._sent.get()
                 self._answered(batch, [OSError("the hashing process stopped")] * len(batch))
 
     def close(self, abandon: bool) -> None:
-        """Wait for the answers to every batch sent (``abandon``: stop the process now)."""
-        if abandon and self._child is not None:
-            self._child.kill()
+        """Wait for the answers to every batch sent (``abandon``: stop the helper now)."""
+        if abandon and self._helper is not None:
+            self._helper.kill()
         else:
-            self._requests.send(None)
+            self._pipe.send(None)
         self._collector.join()
-        if self._child is not None:
-            self._child.join()
-            self._requests.close()
+        if self._helper is not None:
+            self._helper.stop()
 
 
 class _InProcess:
@@ -266,19 +251,11 @@ class _InProcess:
         return self._done.get()
 
 
-def _answer_batches(requests: Any, answers: Any, parents_ends: tuple[Any, ...]) -> None:
-    """The forked process: hash each batch of small files that comes, until told to stop
-    or until this process's parent is gone (the requests end, or the answers pipe breaks:
-    no one else holds their other ends).  Stopping signals are left to the parent."""
-    for end in parents_ends:
-        end.close()
-    signals.leave_to_parent()
-    try:
-        while (batch := requests.recv()) is not None:
-            answers.send(_hash_small(batch))
-        answers.send(None)
-    except (EOFError, OSError):
-        return
+def _answer_batches(pipe: Any) -> None:
+    """The helper: hash each batch of small files that comes, until told to stop."""
+    while (batch := pipe.recv()) is not None:
+        pipe.send(_hash_small(batch))
+    pipe.send(None)
 
 
 def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
@@ -335,14 +312,9 @@ def mismatches(
     context = multiprocessing.get_context("fork")  # the child reads the lists as they are
     taken, done = context.RawValue("q", 0), context.RawArray("q", 2)  # done: each its own
     shared = (top, rels, sizes, expected, _batches(sizes), taken, context.Lock(), done)
-    if multiprocessing.current_process().daemon:  # a batch's Dask worker: a core of its own
+    if not forked.may_fork():  # a batch's Dask worker: a core of its own
         return sorted(_hash_batches(shared, 0, _nothing, _nothing))
-    reader, writer = context.Pipe(duplex=False)
-    child = context.Process(
-        target=_hash_batches_to, args=(writer, shared, os.getpid()), daemon=True
-    )
-    child.start()
-    writer.close()
+    helper = forked.Helper(_hash_batches_to, shared, os.getpid())
     try:
         reported = [0]
 
@@ -352,21 +324,17 @@ def mismatches(
                 hashed(now - reported[0])
                 reported[0] = now
 
-        def stuck() -> None:  # the counter's lock held a second: by a child that died?
-            if not child.is_alive():
+        def stuck() -> None:  # the counter's lock held a second: by a helper that died?
+            if not helper.alive():
                 raise EOFError
 
         found = _hash_batches(shared, 0, report, stuck)
-        theirs = reader.recv()
-        child.join()
+        theirs = helper.pipe.recv()
         report()
     except EOFError:
-        raise RuntimeError(f"the hashing process stopped (exit {child.exitcode})") from None
+        raise RuntimeError("the hashing process stopped") from None
     finally:
-        if child.is_alive():
-            child.terminate()
-            child.join()
-        reader.close()
+        helper.stop()
     if isinstance(theirs, str):
         raise RuntimeError(f"the hashing process failed: {theirs}")
     return sorted(found + theirs)
@@ -393,22 +361,19 @@ def _batches(sizes: Sequence[int]) -> list[int]:
     return bounds
 
 
-def _hash_batches_to(writer: Any, shared: tuple[Any, ...], parent: int) -> None:
-    """The forked process: its batches' mismatches, or why it failed, sent to ``writer``.
-    It stops if its parent is gone (killed: nobody is left to tell), as seen after each
-    batch or while it waits for the counter's lock (which a killed parent may hold)."""
-    signals.leave_to_parent()
+def _hash_batches_to(pipe: Any, shared: tuple[Any, ...], parent: int) -> None:
+    """The helper: its batches' mismatches, or why it failed, sent through ``pipe``.  It
+    stops if its parent is gone (killed: nobody is left to tell), as seen after each batch
+    or while it waits for the counter's lock (which a killed parent may hold)."""
 
     def orphaned() -> None:
         if os.getppid() != parent:
             os._exit(0)
 
     try:
-        writer.send(_hash_batches(shared, 1, orphaned, orphaned))
-    except BaseException as exc:  # said to the parent, whatever it is
-        writer.send(f"{type(exc).__name__}: {exc}")
-    finally:
-        writer.close()
+        pipe.send(_hash_batches(shared, 1, orphaned, orphaned))
+    except Exception as exc:  # said to the parent, whatever it is
+        pipe.send(f"{type(exc).__name__}: {exc}")
 
 
 def _hash_batches(

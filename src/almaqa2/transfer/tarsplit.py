@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import multiprocessing
 import operator
 import os
 import stat
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almaqa2 import destination, manifest, signals
+from almaqa2 import destination, forked, manifest
 from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
@@ -337,21 +336,15 @@ class _Pieces:
 
     def __init__(self, chunk: Chunk, spans: list[tuple[int, int]]):
         self._chunk, self._spans = chunk, spans
-        self._helper: Any = None
-        if len(spans) > 1 and not multiprocessing.current_process().daemon:
-            fork = multiprocessing.get_context("fork")
-            self._pieces, theirs = fork.Pipe(duplex=False)
-            self._helper = fork.Process(
-                target=_build_pieces, args=(chunk, spans, theirs, self._pieces), daemon=True
-            )
-            self._helper.start()
-            theirs.close()
+        self._helper: forked.Helper | None = None
+        if len(spans) > 1 and forked.may_fork():
+            self._helper = forked.Helper(_build_pieces, chunk, spans)
 
     def get(self, n: int) -> bytes:
         """Piece ``n``: from the helper (odd ones, while it works), else built here."""
         if self._helper is not None and n % 2:
             try:
-                piece = self._pieces.recv()
+                piece = self._helper.pipe.recv()
             except EOFError:
                 piece = None
             if piece is not None:
@@ -361,9 +354,7 @@ class _Pieces:
 
     def _stop(self) -> None:
         if self._helper is not None:
-            self._helper.kill()
-            self._helper.join()
-            self._pieces.close()
+            self._helper.stop()
             self._helper = None
 
     def __enter__(self) -> _Pieces:
@@ -373,22 +364,17 @@ class _Pieces:
         self._stop()
 
 
-def _build_pieces(chunk: Chunk, spans: list[tuple[int, int]], pieces: Any, theirs: Any) -> None:
-    """The helper process: build the odd pieces and send them in order; None, and stop, at
-    the first that fails.  It ends when its parent does (the pipe breaks)."""
-    theirs.close()
-    signals.leave_to_parent()
-    try:
-        for span in spans[1::2]:
-            try:
-                piece: bytes | None = _piece(chunk, span)
-            except (OSError, InputError):
-                piece = None
-            pieces.send(piece)
-            if piece is None:
-                return
-    except OSError:  # the parent is gone
-        return
+def _build_pieces(pipe: Any, chunk: Chunk, spans: list[tuple[int, int]]) -> None:
+    """The helper: build the odd pieces and send them in order; None, and stop, at the
+    first that fails."""
+    for span in spans[1::2]:
+        try:
+            piece: bytes | None = _piece(chunk, span)
+        except (OSError, InputError):
+            piece = None
+        pipe.send(piece)
+        if piece is None:
+            return
 
 
 def _flush(fd: int, data: bytes) -> int:

@@ -1,0 +1,57 @@
+"""A helper process forked from this one, so that per-file Python work (hashing small
+files, building tar pieces) uses the second core: threads would share one GIL.
+
+The helper is forked (it sees this process's data as it is, nothing is pickled) and talks
+through one duplex pipe.  It closes this process's end at once, so that if this process
+dies, even by SIGKILL, the helper's next read or write on the pipe fails and it ends
+quietly; it leaves the stop signals to this process, which tidies up and stops it.  A
+daemonic process (a worker of ``qa2 batch``, which has a core of its own) may not fork:
+``may_fork`` says so, and the callers then do the work themselves.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+from collections.abc import Callable
+from typing import Any
+
+from almaqa2 import signals
+
+
+def may_fork() -> bool:
+    return not multiprocessing.current_process().daemon
+
+
+class Helper:
+    """A forked process running ``target(pipe, *args)``; ``self.pipe`` is this side's end."""
+
+    def __init__(self, target: Callable[..., None], *args: Any):
+        fork = multiprocessing.get_context("fork")
+        self.pipe, theirs = fork.Pipe()
+        self._process = fork.Process(
+            target=_run, args=(target, theirs, self.pipe, args), daemon=True
+        )
+        self._process.start()
+        theirs.close()
+
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    def kill(self) -> None:
+        """End the helper now, whatever it is doing."""
+        if self._process.is_alive():
+            self._process.kill()
+
+    def stop(self) -> None:
+        """End the helper (if it has not ended by itself), wait for it, close the pipe."""
+        self.kill()
+        self._process.join()
+        self.pipe.close()
+
+
+def _run(target: Callable[..., None], pipe: Any, parents_end: Any, args: tuple[Any, ...]) -> None:
+    parents_end.close()
+    signals.leave_to_parent()
+    with contextlib.suppress(EOFError, ConnectionError):  # the parent is gone
+        target(pipe, *args)
