@@ -9,6 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pytest
 from casacore import tables
 
@@ -264,6 +265,42 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
     assert tree_state(source) == before
     verified = [(Path(f.path), Path(f.source)) for f in files if f.source is not None]
     assert verified and all(p.read_bytes() == src.read_bytes() for p, src in verified)
+
+
+def test_a_value_copy_keeps_cells_of_any_shape_and_leaves_undefined_cells_undefined(
+    tmp_path: Path,
+) -> None:
+    """copy_rows moves array columns in runs of one data description, a shape assumed per
+    run; a run whose cells differ in shape, and cells never written, come through as
+    they are, in the selected rows' order."""
+    source = tmp_path / "cells.tab"
+    desc = tables.maketabdesc([
+        tables.makescacoldesc("DATA_DESC_ID", 0),
+        tables.makearrcoldesc("ANY_SHAPE", 0.0, ndim=1),
+        tables.makearrcoldesc("SOMETIMES", 0, ndim=2),
+        tables.makearrcoldesc("NEVER", False, ndim=2),
+    ])  # fmt: skip
+    dds = [0, 0, 0, 1, 1, 2, 2, 2, 0, 0]
+    table = tables.table(str(source), desc, nrow=len(dds), ack=False)
+    table.putcol("DATA_DESC_ID", np.array(dds, np.int32))
+    for row, dd in enumerate(dds):
+        table.putcell("ANY_SHAPE", row, np.arange(row % 4 + 1) + 0.5 * row)
+        if row % 3:
+            table.putcell("SOMETIMES", row, np.full((2, dd + 1), row))
+    table.close()
+    dest = tmp_path / "copy.tab"
+    with ms.opened(source, None) as shadow:
+        query = "SELECT * FROM $1 WHERE DATA_DESC_ID IN [0,2]"
+        assert ms.copy_rows(shadow, source, query, dest, copy_file, "test directory") == 8
+    got, want = _open(dest), _open(source)
+    rows = [row for row, dd in enumerate(dds) if dd in (0, 2)]
+    assert got.getcol("DATA_DESC_ID").tolist() == [dds[row] for row in rows]
+    for new, old in enumerate(rows):
+        assert np.array_equal(got.getcell("ANY_SHAPE", new), want.getcell("ANY_SHAPE", old))
+        assert got.iscelldefined("SOMETIMES", new) == bool(old % 3)
+        if old % 3:
+            assert np.array_equal(got.getcell("SOMETIMES", new), want.getcell("SOMETIMES", old))
+        assert not got.iscelldefined("NEVER", new)
 
 
 def test_each_source_ms_is_opened_once_in_a_hard_package(

@@ -13,20 +13,24 @@ temporary tree of symbolic links to its files with copies of its lock files.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from almaqa2.errors import DestinationError, InputError, reason
 from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.uid import to_fs, uid_prefix
+
+if TYPE_CHECKING:  # numpy comes with python-casacore, when the MS code runs
+    import numpy as np
 
 EXTRA = "pip install 'almaqa2[ms]'"
 
@@ -273,11 +277,14 @@ def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[I
 
 
 def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: str) -> int:
-    """casacore writes the rows and columns that ``query`` (TaQL on ``table`` as ``$1``)
-    selects to a new table ``dest``, row by row; subtables come as links to the shadow's
-    files (casacore copies them with ``cp -r``), replaced by ``copy``s.  Returns the rows
-    written; with none, nothing is written.  ``where``: what the user calls ``dest``'s
-    directory, for the advice."""
+    """Write the rows and columns that ``query`` (TaQL on ``table`` as ``$1``) selects to a
+    new table ``dest``; returns the rows written (with none, nothing is written).
+
+    casacore makes the table's structure (its columns, storage managers and keywords;
+    its subtables, left empty, are replaced by ``copy``s of the source's); the values then
+    go column by column in runs of rows (``copy_columns``), faster than casacore's own
+    copy of a selection, which goes cell by cell.  ``where``: what the user calls
+    ``dest``'s directory, for the advice."""
     if "'" in str(dest):
         raise DestinationError(
             "casacore cannot write a table whose path holds a single quote",
@@ -291,7 +298,12 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
     try:
         rows = selection.nrows()
         if rows:
-            selection.copy(str(dest), deep=True).close()
+            _copy_subtables(
+                selection, selection.copy(str(dest), deep=True, copynorows=True), dest, copy
+            )
+            with contextlib.closing(tables().table(str(dest), readonly=False, ack=False)) as made:
+                made.addrows(rows)
+                copy_columns(selection, made)
     except RuntimeError as exc:
         raise DestinationError(
             f"casacore could not write the MeasurementSet ({reason(exc)})",
@@ -300,21 +312,108 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
         ) from exc
     finally:
         selection.close()
-    if rows:
-        replace_links(dest, copy)
     return rows
 
 
-def replace_links(dest: Path, copy: Place) -> None:
-    """Replace each link under ``dest`` (to a shadow's file, as casacore's deep copy of a
-    table read through a shadow leaves its subtables) by a ``copy`` of the file."""
-    for dirpath, _dirs, files in os.walk(dest):
-        for name in files:
-            path = os.path.join(dirpath, name)
-            if os.path.islink(path):
-                source = os.readlink(path)
-                os.unlink(path)
-                copy(source, path)
+CHUNK_ROWS = 200_000  # rows of a scalar column read or written at a time: bounded memory
+_ARRAY_BYTES = 32 << 20  # bytes of an array column read or written at a time (reused)
+
+
+def copy_columns(source: Any, made: Any) -> None:
+    """Copy every column of ``made`` from ``source`` (as many rows, the same columns).
+
+    An array column goes in runs of one data description (the rows whose cells have one
+    shape, which casacore reads and writes as one array), through one buffer reused for
+    each of its shapes: a new array per read would cost the kernel a page fault per 4 KB.
+    A column whose cells are not all defined (FLAG_CATEGORY is often left empty) goes cell
+    by cell, its defined cells only; so does a run whose cells are not of one shape."""
+    rows = source.nrows()
+    spans = list(runs(source))
+    for column in made.colnames():
+        if made.isscalarcol(column):
+            for start in range(0, rows, CHUNK_ROWS):
+                n = min(CHUNK_ROWS, rows - start)
+                made.putcol(column, source.getcol(column, start, n), start, n)
+            continue
+        with contextlib.closing(source.query(f"isdefined({column})")) as defined:
+            if defined.nrows() < rows:
+                _copy_cells(source, made, column, defined.rownumbers(source))
+                continue
+        buffers: dict[tuple[tuple[int, ...], str], np.ndarray] = {}
+        for start, n in spans:
+            try:
+                _copy_run(source, made, column, start, n, buffers)
+            except RuntimeError:  # not of one shape
+                _copy_cells(source, made, column, range(start, start + n))
+
+
+def _copy_cells(source: Any, made: Any, column: str, rows: Iterable[int]) -> None:
+    for row in rows:
+        made.putcell(column, row, source.getcell(column, row))
+
+
+def runs(table: Any) -> Iterator[tuple[int, int]]:
+    """(first row, rows) of the runs of rows of one data description, at most
+    ``CHUNK_ROWS`` long: the rows whose cells have one shape, which casacore reads and
+    writes as one array (all rows, in pieces, in a table without DATA_DESC_ID)."""
+    import numpy as np
+
+    rows = table.nrows()
+    for start in range(0, rows, CHUNK_ROWS):
+        n = min(CHUNK_ROWS, rows - start)
+        if "DATA_DESC_ID" not in table.colnames():
+            yield start, n
+            continue
+        dds = table.getcol("DATA_DESC_ID", start, n)
+        edges = [0, *(np.flatnonzero(dds[1:] != dds[:-1]) + 1).tolist(), n]
+        for first, end in itertools.pairwise(edges):
+            yield start + first, end - first
+
+
+def _copy_run(
+    source: Any,
+    made: Any,
+    column: str,
+    start: int,
+    n: int,
+    buffers: dict[tuple[tuple[int, ...], str], np.ndarray],
+) -> None:
+    """Copy ``n`` rows of ``column`` from ``start``, cells of the first one's shape, in
+    pieces that fit the column's buffer for that shape."""
+    import numpy as np
+
+    first = np.asarray(source.getcell(column, start))
+    key = (first.shape, first.dtype.str)
+    if key not in buffers:
+        per_row = max(1, _ARRAY_BYTES // max(1, first.nbytes))
+        buffers[key] = np.empty((per_row, *first.shape), first.dtype)
+    buffer = buffers[key]
+    for at in range(start, start + n, len(buffer)):
+        piece = buffer[: min(len(buffer), start + n - at)]
+        source.getcolnp(column, piece, at, len(piece))
+        made.putcol(column, piece, at, len(piece))
+
+
+def _copy_subtables(selection: Any, made: Any, dest: Path, copy: Place) -> None:
+    """Replace each subtable of ``dest`` (``made``, the new table open; casacore leaves its
+    subtables as empty as itself) by a ``copy`` of the source's (``selection``'s)."""
+    subtables = [
+        (name, str(value).removeprefix(_TABLE), os.path.basename(made.getkeyword(name)))
+        for name, value in selection.getkeywords().items()
+        if str(value).startswith(_TABLE)
+    ]
+    made.close()
+    for _name, source, directory in subtables:
+        target = dest / directory
+        shutil.rmtree(target)
+        for dirpath, _dirs, files in os.walk(source):
+            here = target / os.path.relpath(dirpath, source)
+            here.mkdir()
+            for file in files:
+                copy(f"{dirpath}/{file}", f"{here}/{file}")
+
+
+_TABLE = "Table: "  # how python-casacore gives a keyword that refers to a table
 
 
 def _sources(ms: Path, dest: Path) -> list[Written]:

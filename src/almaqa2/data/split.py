@@ -30,13 +30,12 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import fnmatch
-import itertools
 import logging
 import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +89,6 @@ CASA: POLARIZATION (never), FREQ_OFFSET, and STATE or FIELD unless intents or fi
 are selected."""
 
 FLAG_VERSION = "original_flags"
-_CHUNK_ROWS = 200_000  # main-table rows read or written at a time: bounded memory
 
 
 @dataclass(frozen=True)
@@ -476,10 +474,11 @@ def split(
 def _split_one(one: Planned) -> list[Made]:
     """Build ``one``'s outputs in a staging directory in ``one.into``, then rename them in.
 
-    The ``.source`` MS is made from the source MS too, with both selections at once (the
-    same rows, values and ids as CASA's split of the ``.split.cal``: SIGMA is set there
-    from WEIGHT already), in a second process: both cores work, the MS's bytes are read
-    once from the disk's cache."""
+    This process makes the first MS; a second process makes the others (the ``.source``
+    MS, from the source MS too, with both selections at once: the same rows, values and
+    ids as CASA's split of the ``.split.cal``, where SIGMA is set from WEIGHT already), then
+    every MS's flag versions (the flags of its rows in the source MS: the split does not
+    change them).  Both cores work; the MS's bytes are read once from the disk's cache."""
     staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
     try:
         first, *rest = one.steps
@@ -487,7 +486,10 @@ def _split_one(one: Planned) -> list[Made]:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=fork) as pool:
             missing = one.facts.missing
             later = [pool.submit(_make, one.ms, staging, step, missing) for step in rest]
+            flags = [pool.submit(_save_flags, one.ms, staging, step) for step in one.steps]
             rows = [_make(one.ms, staging, first, missing), *(f.result() for f in later)]
+            for saved in flags:
+                saved.result()
         for step in one.steps:
             for name in (step.name, f"{step.name}.flagversions"):
                 os.rename(staging / name, one.into / name)
@@ -500,30 +502,40 @@ def _split_one(one: Planned) -> list[Made]:
 
 
 def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
-    """Make ``step``'s MS and its flag versions in ``staging``; returns its rows.
+    """Make ``step``'s MS in ``staging``; returns its rows.
 
-    casacore copies the selected rows and columns (row by row, in C++); subtables come
-    along, as links to the shadow's files, replaced by copies, which the renumbering then
-    changes.  A subtable the MS names but does not have (``missing``: pyuvdata's real MS
-    names an ASDM_CALATMOSPHERE it left out, which stops CASA's split) is copied from an
-    empty stand-in in the shadow, then removed and left unnamed.  The copy is then opened
-    once for all the rest."""
+    Subtables come as copies of the source's, which the renumbering then changes.  A
+    subtable the MS names but does not have (``missing``: pyuvdata's real MS names an
+    ASDM_CALATMOSPHERE it left out, which stops CASA's split) is copied from an empty
+    stand-in in the shadow, then removed and left unnamed.  The copy is then opened once
+    for all the rest."""
     target = staging / step.name
     with msio.opened(ms, None) as table:
         for name in missing:
             _stand_in(Path(table.name()) / name)
         columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
-        where = f" WHERE {step.where}" if step.where else ""
-        query = f"SELECT {', '.join(columns)} FROM $1{where}"
-        if not msio.copy_rows(table, ms, query, target, _copy, "output directory"):
+        if not msio.copy_rows(table, ms, _query(columns, step), target, _copy, "output directory"):
             raise _selects_nothing(step.name, ms)
     with msio.open_table(str(target), ms, readonly=False) as made:
         for name in missing:
             made.removekeyword(name)
             shutil.rmtree(target / name)
-        spans = _finish(made, ms, step)
-        save_flags(made, spans, staging / f"{step.name}.flagversions")
+        _finish(made, ms, step)
         return made.nrows()
+
+
+def _save_flags(ms: Path, staging: Path, step: Step) -> None:
+    """Save the flags of ``step``'s rows of ``ms`` as its MS's flag versions in ``staging``."""
+    with msio.opened(ms, None) as table:
+        query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
+        with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
+            save_flags(rows, list(msio.runs(rows)), staging / f"{step.name}.flagversions")
+
+
+def _query(columns: list[str], step: Step) -> str:
+    """TaQL selecting ``columns`` of ``step``'s rows of the table given as ``$1``."""
+    where = f" WHERE {step.where}" if step.where else ""
+    return f"SELECT {', '.join(columns)} FROM $1{where}"
 
 
 def _stand_in(path: Path) -> None:
@@ -537,40 +549,24 @@ def _copy(source: str, dest: str) -> None:
     copy_file(source, dest)
 
 
-def _finish(table: Any, ms: Path, step: Step) -> list[tuple[int, int]]:
-    """Name the column DATA, renumber the ids, set the weights as CASA does; returns the
-    table's ``runs`` (the same before and after: renumbering keeps rows together)."""
+def _finish(table: Any, ms: Path, step: Step) -> None:
+    """Name the column DATA, renumber the ids, set the weights as CASA does."""
     if step.column != "DATA":
         table.renamecol(step.column, "DATA")
-    spans = list(runs(table))
     main = {col: _lookup(step.kept[k]) for k, col in _main(step.kept)}
-    for start in range(0, table.nrows(), _CHUNK_ROWS):
-        n = min(_CHUNK_ROWS, table.nrows() - start)
+    for start in range(0, table.nrows(), msio.CHUNK_ROWS):
+        n = min(msio.CHUNK_ROWS, table.nrows() - start)
         for column, lookup in main.items():
             table.putcol(column, _renumbered(table.getcol(column, start, n), lookup), start, n)
     pairs = _weight_pairs(table)
     for how in step.reweighed:
-        for start, n in spans:
+        for start, n in msio.runs(table):
             _reweigh(table, pairs, start, n, how)
     keywords = table.getkeywords()
     for sub, places in _sub_places(step.kept).items():
         if sub in keywords:
             with msio.open_table(table.getkeyword(sub), ms, readonly=False) as subtable:
                 _renumber_subtable(subtable, places)
-    return spans
-
-
-def runs(table: Any) -> Iterator[tuple[int, int]]:
-    """(first row, rows) of the runs of rows of one data description, at most
-    ``_CHUNK_ROWS`` long: the rows whose cells have one shape, which casacore reads and
-    writes as one array."""
-    rows = table.nrows()
-    for start in range(0, rows, _CHUNK_ROWS):
-        n = min(_CHUNK_ROWS, rows - start)
-        dds = table.getcol("DATA_DESC_ID", start, n)
-        edges = [0, *(np.flatnonzero(dds[1:] != dds[:-1]) + 1).tolist(), n]
-        for first, end in itertools.pairwise(edges):
-            yield start + first, end - first
 
 
 def _main(ids: dict[str, tuple[int, ...]]) -> list[tuple[str, str]]:
