@@ -54,6 +54,7 @@ class Layout:
     states: tuple[str, ...]  # OBS_MODE
     scans: tuple[Scan, ...]  # in observing order
     sources: bool = False  # a SOURCE table (a row per source per spw) and FEED rows
+    tiled_flags: bool = False  # FLAG, WEIGHT, SIGMA in tiled managers of their own, as ALMA's
 
     def nchan(self, spw: int, default: int) -> int:
         return self.spws[spw].nchan or default
@@ -109,6 +110,7 @@ ALMA = Layout(
         Scan(3, 3, (0, 1, 2, 3, 4)),
     ),
     sources=True,
+    tiled_flags=True,
 )
 """Science spws 1 (``nchan``) and 3 (8 channels) with their channel averages; the WVR spw
 0 (4 channels, one correlation); spw 5 (32 channels) in the pointing scan only; calibrators
@@ -151,7 +153,8 @@ def write_ms(
     DATA is noise around 0.1, CORRECTED_DATA = DATA x 2 (a gain), MODEL_DATA = 1; in the
     ALMA layout WEIGHT varies (some 0) and some data are flagged, a few rows wholly.  Rows
     are written a block at a time, so that large MSes (benchmarks) need little memory.
-    Each visibility column has a tiled storage manager of its own, as CASA writes them;
+    Each visibility column has a tiled storage manager of its own, as CASA writes them (so
+    have FLAG, WEIGHT and SIGMA in the ALMA layout, as in pyuvdata's real ALMA MS);
     ``shared_tiles`` puts the three in one hypercube instead, which casacore cannot remove
     a column from.
     """
@@ -169,14 +172,21 @@ def write_ms(
             "TiledVis": {"HCdatanames": np.array(DATA_COLUMNS), "HCndim": 3}
         }
     tile = [max(c for _n, c in shapes), max(n for n, _c in shapes), 128]
+    managers = [("TiledVis" if shared_tiles else f"Tiled{g[0]}", g, tile) for g in groups]
+    if layout.tiled_flags:
+        managers += [
+            ("TiledFlag", ("FLAG",), tile),
+            ("TiledWgt", ("WEIGHT",), [tile[0], 1024]),
+            ("TiledSigma", ("SIGMA",), [tile[0], 1024]),
+        ]
     dminfo = {
         f"*{i}": {
             "TYPE": "TiledShapeStMan",
-            "NAME": "TiledVis" if shared_tiles else f"Tiled{names[0]}",
-            "SPEC": {"DEFAULTTILESHAPE": np.array(tile, np.int32)},
+            "NAME": name,
+            "SPEC": {"DEFAULTTILESHAPE": np.array(shape, np.int32)},
             "COLUMNS": np.array(names),
         }
-        for i, names in enumerate(groups, 1)
+        for i, (name, names, shape) in enumerate(managers, 1)
     }
     ms = tables.default_ms(str(path), desc, dminfo)
     end = _main_rows(ms, layout, nchan, times, np.random.default_rng(seed))
