@@ -15,6 +15,7 @@ import pytest
 from almaqa2 import copying, manifest
 from almaqa2.cli import main
 from almaqa2.errors import ChecksumError
+from almaqa2.package import materialize
 from almaqa2.package.package_dir import MARKER
 
 from conftest import Case, make_case, md5sum_check, tree_state
@@ -45,6 +46,40 @@ def test_fake_files_are_empty_and_tables_are_created(case229: Case, mode: str) -
     ]
     assert len(tables) == 8  # 2 raw, 2 calibrated, 4 calibration tables
     assert all(list(t.parent.glob("table.f[0-9]*")) for t in tables)  # their data files
+
+
+@pytest.mark.parametrize("mode", ["fake", "ticket"])
+def test_a_large_fake_package_is_linked_by_two_processes_to_fresh_empty_files(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, mode: str
+) -> None:
+    """Past 256 files, every other 256 are linked by a helper process, each process to an
+    empty file of its own, a fresh one every ``_MAX_LINKS`` links (lowered here): every
+    file is there and empty, and no empty file of theirs is left over."""
+    monkeypatch.setattr(materialize._Empty, "_MAX_LINKS", 100)
+    table = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
+    for i in range(1500):
+        (table / f"table.f{i}_extra").write_bytes(b"x" * 64)
+    assert case229.run_cli(mode) == 0
+    packaged = next(case229.packpath.rglob(table.name))
+    inside = sorted(p.relative_to(table) for p in table.rglob("*") if p.is_file())
+    assert sorted(p.relative_to(packaged) for p in packaged.rglob("*") if p.is_file()) == inside
+    files = _payload(case229)
+    assert all(p.stat().st_size == 0 for p in files)
+    assert max(p.stat().st_nlink for p in files) <= 100
+    assert len({p.stat().st_ino for p in files}) >= len(files) / 100
+    assert not list(case229.packpath.parent.rglob(".almaqa2-empty-*"))
+
+
+def test_a_link_the_helper_cannot_make_is_raised_and_its_empty_file_removed(
+    tmp_path: Path,
+) -> None:
+    links = materialize._HelperLinks(str(tmp_path))
+    for i in range(300):
+        links.add(str(tmp_path / ("missing" if i == 200 else ".") / f"f{i}"))
+    with pytest.raises(FileNotFoundError) as raised:
+        links.close(failed=False)
+    assert str(tmp_path / "missing" / "f200") in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(200))
 
 
 def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:
@@ -201,9 +236,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
 
 
 @pytest.mark.parametrize("grown", [100, 200_000], ids=["still-small", "now-large"])
-def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(
-    tmp_path: Path, grown: int
-) -> None:
+def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, grown: int) -> None:
     """The packager hands a copy to the hasher with the size it scanned; a file that grew
     since (a log still written) is compared and hashed whole, whatever its size now."""
     source, copy = tmp_path / "source.log", tmp_path / "copy.log"

@@ -15,9 +15,11 @@ import tarfile
 import tempfile
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from isal import igzip
 
+from almaqa2 import forked
 from almaqa2.copying import copy_file, copy_metadata
 from almaqa2.data import fitsio, ms
 from almaqa2.data.ms import Written
@@ -82,8 +84,10 @@ def write_payload(
             sizes[path.as_posix()] = size
             if done:
                 done(str(dest), size, sum(p.size for _, p in members), None)
-    finally:
-        writer.finish()
+    except BaseException:
+        writer.finish(failed=True)
+        raise
+    writer.finish()
     return sizes
 
 
@@ -134,8 +138,8 @@ class Writer(abc.ABC):
     def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
         """Called once before the first file is written under ``member_dir``."""
 
-    def finish(self) -> None:  # noqa: B027 - optional hook
-        """Called once after the last file."""
+    def finish(self, failed: bool = False) -> None:  # noqa: B027 - optional hook
+        """Called once after the last file (``failed``: the payload is being abandoned)."""
 
     @abc.abstractmethod
     def file(self, src: str, dst: str) -> None:
@@ -216,34 +220,39 @@ def _anonymous(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 class FakeWriter(Writer):
-    """Empty files, made as hard links to one empty file.
+    """Empty files, made as hard links to an empty file (``_Empty``).
 
     Creating an inode costs ~20 times more than a link on the file systems measured, and
     a fake package can hold tens of thousands of files; an empty file has nothing that its
-    links could share.  A fresh empty file is started before the link count limit.
+    links could share.  Past the first ``_SHARE`` files, every other ``_SHARE`` are linked
+    by a forked helper (``_HelperLinks``): the links and the Python around them are most
+    of a fake package's time, and a second core halves them.
     """
 
-    _MAX_LINKS = 30_000  # ext4 allows 65,000 links to one inode
-
     def start(self, member_dir: Path) -> None:
-        self._dir = member_dir
-        self._links = self._MAX_LINKS
-        self._empty = ""
+        self._dir = str(member_dir)
+        self._empty = _Empty(self._dir)
+        self._helper: _HelperLinks | None = None
+        self._files = 0
 
     def file(self, src: str, dst: str) -> None:
-        if self._links >= self._MAX_LINKS:
-            self.finish()
-            fd, self._empty = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
-            os.close(fd)
-            os.chmod(self._empty, 0o644)
-            self._links = 0
-        os.link(self._empty, dst)
-        self._links += 1
+        self._files += 1
+        if self._files // _SHARE % 2 == 0:
+            self._empty.link(dst)
+            return
+        if self._helper is None:
+            if not forked.may_fork():
+                self._empty.link(dst)
+                return
+            self._helper = _HelperLinks(self._dir)
+        self._helper.add(dst)
 
-    def finish(self) -> None:
-        if self._empty:
-            os.unlink(self._empty)
-            self._empty = ""
+    def finish(self, failed: bool = False) -> None:
+        try:
+            if self._helper is not None:
+                self._helper.close(failed)
+        finally:
+            self._empty.close()
 
     def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
@@ -320,6 +329,90 @@ class _Counted:
 
     def flush(self) -> None:
         pass
+
+
+_SHARE = 256  # files linked by one process before the other's turn
+
+
+class _Empty:
+    """Links to an empty file in ``directory``, a fresh one started before the link count
+    limit (ext4 allows 65,000 links to one inode)."""
+
+    _MAX_LINKS = 30_000
+
+    def __init__(self, directory: str) -> None:
+        self._dir = directory
+        self._links = self._MAX_LINKS
+        self._path = ""
+
+    def link(self, dst: str) -> None:
+        if self._links >= self._MAX_LINKS:
+            self.close()
+            fd, self._path = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
+            os.close(fd)
+            os.chmod(self._path, 0o644)
+            self._links = 0
+        os.link(self._path, dst)
+        self._links += 1
+
+    def close(self) -> None:
+        if self._path:
+            os.unlink(self._path)
+            self._path = ""
+
+
+class _HelperLinks:
+    """Links to an empty file of its own, made by a forked helper from batches of paths
+    (their directories already made); its first failure is raised by ``close``, as this
+    process's own would have been."""
+
+    def __init__(self, directory: str) -> None:
+        self._helper = forked.Helper(_link_for_parent, directory)
+        self._batch: list[str] = []
+
+    def add(self, dst: str) -> None:
+        self._batch.append(dst)
+        if len(self._batch) == _SHARE:
+            self._send(self._batch)
+            self._batch = []
+
+    def close(self, failed: bool) -> None:
+        """Wait for the helper to make every link sent (``failed``: the payload is being
+        abandoned: stop it at once)."""
+        try:
+            if failed:
+                return
+            self._send(self._batch)
+            self._send(None)
+            error = self._helper.pipe.recv()
+        except EOFError:
+            error = (errno.EPIPE, "the process making links stopped", None)
+        finally:
+            self._helper.stop()
+        if error is not None:
+            raise OSError(*error)
+
+    def _send(self, batch: list[str] | None) -> None:
+        try:
+            self._helper.pipe.send(batch)
+        except ConnectionError as exc:
+            raise OSError(errno.EPIPE, "the process making links stopped") from exc
+
+
+def _link_for_parent(pipe: Any, directory: str) -> None:
+    empty = _Empty(directory)
+    error = None
+    try:
+        while (batch := pipe.recv()) is not None:
+            for dst in batch if error is None else ():
+                try:
+                    empty.link(dst)
+                except OSError as exc:
+                    error = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)
+                    break
+    finally:
+        empty.close()
+    pipe.send(error)
 
 
 class CopyWriter(Writer):

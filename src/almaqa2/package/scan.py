@@ -9,6 +9,7 @@ unit.  Every other directory is walked.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -17,7 +18,9 @@ import stat
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
+from typing import Any, NamedTuple
 
+from almaqa2 import forked
 from almaqa2.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -38,10 +41,10 @@ class Kind(Enum):
     LINK = "link"  # a symbolic link to something inside origpath: not packaged twice
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
+class Member(NamedTuple):
     """A file (``size`` set) or directory (``size`` None) inside a table or plots dir (one
-    per file of a table: slots, as a reduction may hold a million)."""
+    per file of a table, and a reduction may hold a million: a tuple is made in half the
+    time of a frozen dataclass, in as little memory)."""
 
     rel: str  # relative to the table or plots directory, with '/'
     size: int | None
@@ -133,7 +136,7 @@ def members(top: str) -> tuple[tuple[Member, ...], int]:
 
     st = os.stat(top)
     walk(top, "", frozenset({(st.st_dev, st.st_ino)}))
-    found.sort(key=lambda m: m.rel)
+    found.sort()  # by rel: no two members have the same
     return tuple(found), total
 
 
@@ -184,11 +187,105 @@ def scan(root: Path) -> tuple[SourceEntry, ...]:
                 if kind is None:
                     visit(path, child_rel, seen | {(st.st_dev, st.st_ino)})
                     continue
-                inside, size = ((), 0) if kind is Kind.ASDM else members(path)
+                if kind is not Kind.ASDM:  # listed afterwards, all at once
+                    units.append((len(entries), path, st.st_size))
+                size = 0
             else:
-                kind, inside, size = Kind.FILE, (), _regular_size(path, st)
-            entries.append(SourceEntry(child_rel, Path(real), kind, size, st.st_dev, inside, link))
+                kind, size = Kind.FILE, _regular_size(path, st)
+            entries.append(SourceEntry(child_rel, Path(real), kind, size, st.st_dev, (), link))
 
+    units: list[tuple[int, str, int]] = []  # (entry, path, size of the directory itself)
     st = os.stat(top)
     visit(top, PurePosixPath(), frozenset({(st.st_dev, st.st_ino)}))
+    listed = _list_units([(path, size) for _i, path, size in units])
+    for (i, _path, _size), (inside, size) in zip(units, listed, strict=True):
+        entries[i] = dataclasses.replace(entries[i], size=size, members=inside)
     return tuple(entries)
+
+
+_WORTH_A_HELPER = 64 << 10
+"""Bytes of directory entries (a directory's own size grows with the names it holds)
+above which the tables and plots directories are listed by two processes."""
+
+
+def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
+    """``members`` of each table or plots directory (path, the directory's own size).
+
+    Listing is a system call or two per file and Python around them: with thousands of
+    files, the second core lists part of the directories, those given to it chosen to
+    balance the two by the directories' sizes.  The first problem in the order given is
+    the one raised."""
+    theirs = _their_share([size for _path, size in units])
+    if not theirs or not forked.may_fork():
+        return [members(path) for path, _size in units]
+    helper = forked.Helper(_list_for_parent, [units[i][0] for i in theirs])
+    try:
+        listed: dict[int, Listing | InputError] = {}
+        for i, (path, _size) in enumerate(units):
+            if i not in theirs:
+                listed[i] = _listed(path)
+        try:
+            answers = helper.pipe.recv()
+        except (EOFError, ConnectionError):  # the helper died: list its share here
+            answers = [_answer(units[i][0]) for i in theirs]
+    finally:
+        helper.stop()
+    for i, answer in zip(theirs, answers, strict=True):
+        listed[i] = _from_answer(answer)
+    found = []
+    for i in range(len(units)):
+        result = listed[i]
+        if isinstance(result, InputError):
+            raise result
+        found.append(result)
+    return found
+
+
+def _their_share(sizes: list[int]) -> list[int]:
+    """Indexes (ascending) of the directories for the helper: about half the bytes of
+    entries, the largest placed first; none when the whole is not worth a process."""
+    if len(sizes) < 2 or sum(sizes) < _WORTH_A_HELPER:
+        return []
+    mine = theirs_total = 0
+    theirs = []
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        if theirs_total < mine:
+            theirs.append(i)
+            theirs_total += sizes[i]
+        else:
+            mine += sizes[i]
+    return sorted(theirs)
+
+
+Listing = tuple[tuple[Member, ...], int]
+"""What ``members`` returns: the members of a directory, and their bytes."""
+
+
+def _listed(path: str) -> Listing | InputError:
+    try:
+        return members(path)
+    except InputError as exc:
+        return exc
+
+
+def _answer(path: str) -> tuple[list[tuple[str, int | None, str | None]] | None, Any]:
+    """``members`` of ``path`` as plain tuples, quick to send (None and the error's fields
+    where it cannot be listed)."""
+    result = _listed(path)
+    if isinstance(result, InputError):
+        return None, (result.what, result.path, result.fix)
+    found, total = result
+    return [(m.rel, m.size, m.target) for m in found], total
+
+
+def _from_answer(
+    answer: tuple[list[tuple[str, int | None, str | None]] | None, Any],
+) -> Listing | InputError:
+    rows, rest = answer
+    if rows is None:
+        return InputError(*rest)
+    return tuple(Member(*m) for m in rows), rest
+
+
+def _list_for_parent(pipe: Any, paths: list[str]) -> None:
+    pipe.send([_answer(path) for path in paths])
