@@ -235,6 +235,55 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
     assert "differs from its source" in err and damaged in err
 
 
+def _many_small_files(case: Case, count: int = 1500) -> Path:
+    """``count`` small files more in a calibration table of ``case``: its copy hands every
+    other 256 over to be copied where small files are hashed."""
+    table = case.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
+    for i in range(count):
+        (table / f"table.f{i}_extra").write_bytes(os.urandom(64 + i % 7))
+    return table
+
+
+def test_a_table_of_many_small_files_is_copied_by_both_processes(case229: Case) -> None:
+    table = _many_small_files(case229)
+    assert case229.run_cli("copy") == 0
+    packaged = next(case229.packpath.rglob(table.name))
+    sources = sorted(p for p in table.rglob("*") if p.is_file())
+    for source in sources:
+        copy = packaged / source.relative_to(table)
+        assert copy.read_bytes() == source.read_bytes(), copy
+        assert copy.stat().st_mtime_ns == source.stat().st_mtime_ns
+        assert copy.stat().st_mode == source.stat().st_mode and copy.stat().st_nlink == 1
+    done = md5sum_check(case229.packpath)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("short", [False, True], ids=["flipped", "short"])
+def test_a_small_copy_made_where_it_is_hashed_is_checked_too(
+    case229: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    short: bool,
+) -> None:
+    """Fault injection: the small files copied where they are hashed (through memory,
+    ``copying.write_all``) come out wrong or one byte short."""
+    _many_small_files(case229)
+    real_write_all = copying.write_all
+
+    def faulty_write_all(fd: int, data: bytes | bytearray) -> None:
+        if not os.readlink(f"/proc/self/fd/{fd}").endswith("_extra"):
+            return real_write_all(fd, data)
+        return real_write_all(fd, data[:-1] if short else bytes([data[0] ^ 0xFF]) + data[1:])
+
+    err = _fault_keeps_the_previous_package(
+        case229,
+        capsys,
+        "copy",
+        lambda: monkeypatch.setattr(copying, "write_all", faulty_write_all),
+    )
+    assert "differs from its source" in err and "_extra" in err
+
+
 @pytest.mark.parametrize("grown", [100, 200_000], ids=["still-small", "now-large"])
 def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, grown: int) -> None:
     """The packager hands a copy to the hasher with the size it scanned; a file that grew

@@ -55,6 +55,27 @@ def copy_file(src: str, dst: str) -> None:
         os.close(fin)
 
 
+def copy_small(src: str, dst: str, limit: int) -> bytes | None:
+    """Copy ``src``, if it holds at most ``limit`` bytes, to the new file ``dst`` as
+    ``copy_file`` does, through memory (one read): returns the bytes written; None, and
+    nothing written, for a larger file."""
+    fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fin)
+        data = os.read(fin, limit + 1)
+    finally:
+        os.close(fin)
+    if len(data) > limit:
+        return None
+    fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        write_all(fout, data)
+        copy_metadata(st, fout)
+    finally:
+        os.close(fout)
+    return data
+
+
 def copy_metadata(st: os.stat_result, fd: int) -> None:
     """Permissions and times of the source, as ``cp -a`` keeps them (by descriptor: no
     second look-up of either path on this per-file path)."""

@@ -23,13 +23,14 @@ from typing import Any
 
 from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
+from almaqa2.copying import copy_file, copy_small
 from almaqa2.errors import ChecksumError, copy_differs
 
 NAME = "manifest.md5"
 _BATCH_FILES = 256
 _BLOCK = 1 << 20
 _FOLLOW_BLOCK = 4 << 20
-_SMALL = 64 << 10
+SMALL = 64 << 10
 
 
 def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
@@ -52,7 +53,7 @@ def _md5_small(path: str, size: int) -> str:
         data = os.read(fd, max(size, 0) + 1)
         digest = hashlib.md5(data)
         if len(data) > size:  # it grew: read on to its end
-            while more := os.read(fd, _SMALL):
+            while more := os.read(fd, SMALL):
                 digest.update(more)
     finally:
         os.close(fd)
@@ -84,7 +85,7 @@ def _differ(mine: bytearray, theirs: bytearray, n: int) -> bool:
     that size, or memoryviews, cost more than the hash)."""
     if n == len(mine):
         return mine != theirs
-    if n <= _SMALL:
+    if n <= SMALL:
         return mine[:n] != theirs[:n]
     memoryview(mine)[n:] = memoryview(theirs)[n:]
     return mine != theirs
@@ -121,8 +122,7 @@ class Hasher:
         self._batch: list[_Item] = []
         self._small: _Batches | None = None  # started with the first small file
         self._threads = [
-            threading.Thread(target=self._work, daemon=True)
-            for _ in range(os.cpu_count() or 2)
+            threading.Thread(target=self._work, daemon=True) for _ in range(os.cpu_count() or 2)
         ]
         for thread in self._threads:
             thread.start()
@@ -130,7 +130,7 @@ class Hasher:
     def _work(self) -> None:
         buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # one pair per thread, reused
         while (item := self._queue.get()) is not None:
-            path, _, source = item
+            path, _, source, _ = item
             key = path[self._cut :]
             try:
                 if source is not None:
@@ -140,15 +140,19 @@ class Hasher:
             except BaseException as exc:  # reported by results()
                 self._errors[key] = exc
 
-    def add(self, path: str, size: int = -1, source: str | None = None) -> None:
+    def add(self, path: str, size: int = -1, source: str | None = None, copy: bool = False) -> None:
         """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
-        with ``source``, also check that both hold the same bytes."""
-        if 0 <= size <= _SMALL:
-            self._batch.append((path, size, source))
+        with ``source``, also check that both hold the same bytes.  ``copy``: ``path``
+        is not written yet: ``source``, a small file, is copied to it first, where small
+        files are hashed (a second core: the packager hands it every other batch of its
+        copies)."""
+        if 0 <= size <= SMALL:
+            self._batch.append((path, size, source, copy))
             if len(self._batch) >= _BATCH_FILES:
                 self._send()
         else:
-            self._queue.put((path, size, source))
+            assert not copy, "only small files are copied where they are hashed"
+            self._queue.put((path, size, source, False))
 
     def _send(self) -> None:
         if self._small is None:
@@ -158,7 +162,7 @@ class Hasher:
 
     def _answered(self, batch: list[_Item], found: list[str | OSError | None]) -> None:
         """Keep the md5s of a batch of small files (None: a copy unlike its source)."""
-        for (path, _, source), got in zip(batch, found, strict=True):
+        for (path, _, source, _), got in zip(batch, found, strict=True):
             key = path[self._cut :]
             if isinstance(got, str):
                 self._digests[key] = got
@@ -192,7 +196,8 @@ class Hasher:
         self._stop(abandon=kind is not None)
 
 
-_Item = tuple[str, int, str | None]  # (path, size, the source it must equal or None)
+_Item = tuple[str, int, str | None, bool]
+"""(path, size, the source it must equal or None, whether to copy the source to it first)"""
 
 
 class _Batches:
@@ -259,17 +264,21 @@ def _answer_batches(pipe: Any) -> None:
 
 
 def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
-    """The md5 of each small file of ``batch``: None for a copy whose bytes are not its
-    source's (one byte more is read from both, to notice a source that grew while it was
-    copied), the OSError met if it could not be read."""
+    """The md5 of each small file of ``batch`` (copied from its source first where asked):
+    None for a copy whose bytes are not its source's (one byte more is read from both, to
+    notice a source that grew while it was copied), the OSError met if it could not be
+    read or written."""
     found: list[str | OSError | None] = []
-    for path, size, source in batch:
+    for path, size, source, copy in batch:
         try:
+            if copy and source is not None:
+                found.append(_copy_small(source, path))
+                continue
             if source is None:
                 found.append(_md5_small(path, size))
                 continue
             data = _read_small(path)
-            if len(data) > _SMALL:  # the source grew before it was copied: compare it all
+            if len(data) > SMALL:  # the source grew before it was copied: compare it all
                 found.append(md5_of_copy(path, source))
             elif data == _read_small(source):
                 found.append(hashlib.md5(data).hexdigest())
@@ -282,10 +291,20 @@ def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
     return found
 
 
+def _copy_small(source: str, path: str) -> str | None:
+    """Copy ``source`` to ``path`` from the bytes read once (``copy_file`` for one that
+    grew past small): their md5 once ``path`` is read back the same, None if not."""
+    data = copy_small(source, path, SMALL)
+    if data is None:
+        copy_file(source, path)
+        return md5_of_copy(path, source)
+    return hashlib.md5(data).hexdigest() if _read_small(path) == data else None
+
+
 def _read_small(path: str) -> bytes:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return os.read(fd, _SMALL + 1)
+        return os.read(fd, SMALL + 1)
     finally:
         os.close(fd)
 
@@ -398,7 +417,7 @@ def _hash_batches(
             path = f"{top}/{rels[i]}"
             try:
                 size = sizes[i]
-                digest = _md5_small(path, size) if size <= _SMALL else md5_file(path, buffer)
+                digest = _md5_small(path, size) if size <= SMALL else md5_file(path, buffer)
             except OSError as exc:
                 digest = f"unreadable ({exc.strerror})"
             if digest != expected[i]:

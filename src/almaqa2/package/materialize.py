@@ -13,13 +13,12 @@ import os
 import re
 import tarfile
 import tempfile
-from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from isal import igzip
 
-from almaqa2 import forked
+from almaqa2 import forked, manifest
 from almaqa2.copying import copy_file, copy_metadata
 from almaqa2.data import fitsio, ms
 from almaqa2.data.ms import Written
@@ -31,10 +30,17 @@ from almaqa2.package.scan import Kind, SourceEntry
 
 log = logging.getLogger(__name__)
 
-Done = Callable[[str, int, int, str | None], None]
-"""Called with each payload file written, its size, the bytes of the source it accounts
-for (a reduced MS: all of them with its last file) and the source it must equal byte for
-byte (copies; None for links, fakes and files with new content)."""
+
+class Done(Protocol):
+    """Called with each payload file written, its size, the bytes of the source it accounts
+    for (a reduced MS: all of them with its last file) and the source it must equal byte
+    for byte (copies; None for links, fakes and files with new content); ``copy``: the
+    file is not written yet, its (small) source is to be copied to it where it is hashed
+    (``Writer.hands_over``)."""
+
+    def __call__(
+        self, path: str, size: int, counted: int, source: str | None, copy: bool = False
+    ) -> None: ...
 
 
 def check_same_device(plan: Plan, packpath: Path) -> None:
@@ -122,6 +128,9 @@ def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -
             os.mkdir(target)
             continue
         source_file = member.target or src_dir + member.rel  # a link: the file it reaches
+        if done and writer.hands_over(member.size):
+            done(target, member.size, member.size, source_file, copy=True)
+            continue
         writer.file(source_file, target)
         if done:
             done(target, member.size, member.size, source_file if writer.copies else None)
@@ -144,6 +153,10 @@ class Writer(abc.ABC):
     @abc.abstractmethod
     def file(self, src: str, dst: str) -> None:
         """Make ``dst`` (which does not exist yet) from ``src``."""
+
+    def hands_over(self, size: int) -> bool:
+        """Whether a file of a table of ``size`` bytes is left to ``Done`` to copy."""
+        return False
 
     def gzip(self, src: str, dst: str) -> int:
         """Compress ``src`` to ``dst`` (a real package writes new data in every mode);
@@ -416,10 +429,20 @@ def _link_for_parent(pipe: Any, directory: str) -> None:
 
 
 class CopyWriter(Writer):
+    """Copies, every other ``_SHARE`` small files of tables handed over to be copied where
+    they are hashed (``manifest.Hasher``: a forked process), so that both cores copy."""
+
     copies = True
+    _small = 0
 
     def file(self, src: str, dst: str) -> None:
         copy_file(src, dst)
+
+    def hands_over(self, size: int) -> bool:
+        if size > manifest.SMALL:
+            return False
+        self._small += 1
+        return self._small // _SHARE % 2 == 1
 
 
 class HardWriter(Writer):

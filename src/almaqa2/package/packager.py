@@ -261,10 +261,12 @@ def _build(
         members = [] if fresh else Package(packpath).members()
         kept = {} if fresh else Package(packpath).link_into(stage)  # the one walk of it
 
-        def done(path: str, size: int, counted: int, source: str | None) -> None:
+        def done(
+            path: str, size: int, counted: int, source: str | None, copy: bool = False
+        ) -> None:
             nonlocal done_bytes
             if hashing:
-                hasher.add(path, size, source)
+                hasher.add(path, size, source, copy)
             if progress:
                 done_bytes += counted
                 progress(done_bytes, total, path)
