@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from almaqa2 import signals
 
@@ -48,6 +48,42 @@ class Helper:
         self.kill()
         self._process.join()
         self.pipe.close()
+
+
+T = TypeVar("T")
+
+
+class Later(Generic[T]):
+    """``function(*args)`` computed in a forked helper while this process does something
+    else; ``result()`` waits for its value (pickled: keep it plain lists and strings) and
+    raises what it raised.  Computed by ``result()`` itself where this process may not
+    fork, or if the helper died."""
+
+    def __init__(self, function: Callable[..., T], *args: Any):
+        self._call = function, args
+        self._helper = Helper(_send_result, function, args) if may_fork() else None
+
+    def result(self) -> T:
+        function, args = self._call
+        if self._helper is None:
+            return function(*args)
+        try:
+            done, value = self._helper.pipe.recv()
+        except EOFError:
+            done, value = True, function(*args)
+        finally:
+            self._helper.stop()
+        if not done:
+            raise value
+        return value
+
+
+def _send_result(pipe: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        answer = True, function(*args)
+    except Exception as exc:  # raised by result()
+        answer = False, exc
+    pipe.send(answer)
 
 
 def _run(target: Callable[..., None], pipe: Any, parents_end: Any, args: tuple[Any, ...]) -> None:

@@ -9,12 +9,14 @@ unit.  Every other directory is walked.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -85,25 +87,40 @@ def _unreadable(path: str, what: str, exc: OSError | None = None) -> InputError:
     )
 
 
-def _regular_size(path: str, st: os.stat_result) -> int:
+def _regular_size(path: str, st: os.stat_result, name: str = "", dir_fd: int | None = None) -> int:
+    """The size of the file ``path`` (``name`` in the directory open as ``dir_fd``, if
+    given), if it is a regular file this process can read."""
     if not stat.S_ISREG(st.st_mode):
         raise InputError(
             "not a regular file, directory or link (a pipe, socket or device) cannot be packaged",
             path,
             fix="remove it from the reduction directory",
         )
-    if not os.access(path, os.R_OK):
+    if not os.access(name or path, os.R_OK, dir_fd=dir_fd):
         raise _unreadable(path, "this file")
     return st.st_size
 
 
-def _listing(path: str) -> list[os.DirEntry[str]]:
-    """The entries of the directory ``path``, sorted by name."""
+def _listing(path: str, fd: int | None = None) -> list[os.DirEntry[str]]:
+    """The entries of the directory ``path`` (open as ``fd``, if given), sorted by name."""
     try:
-        with os.scandir(path) as it:
+        with os.scandir(path if fd is None else fd) as it:
             return sorted(it, key=lambda e: e.name)
     except OSError as exc:
         raise _unreadable(path, "this directory", exc) from exc
+
+
+@contextlib.contextmanager
+def _directory(path: str, name: str, dir_fd: int | None) -> Iterator[int]:
+    """The directory ``path`` (``name`` in the directory open as ``dir_fd``) open."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as exc:
+        raise _unreadable(path, "this directory", exc) from exc
+    try:
+        yield fd
+    finally:
+        os.close(fd)
 
 
 def members(top: str) -> tuple[tuple[Member, ...], int]:
@@ -111,31 +128,35 @@ def members(top: str) -> tuple[tuple[Member, ...], int]:
 
     Links are followed (CASA links the subtables of a multi-MS to the first one's) and
     the files they reach are recorded as such, so that every writer packages the file,
-    never the link; a link back to a directory already being walked is an error."""
+    never the link; a link back to a directory already being walked is an error.  Each
+    directory is opened and its files looked at through it (``fstatat``, ``faccessat``):
+    the kernel then resolves one name per file, not the whole path."""
     found: list[Member] = []
     total = 0
 
-    def walk(path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
+    def walk(fd: int, path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
         nonlocal total
-        for child in _listing(path):
-            rel = base + child.name
+        for child in _listing(path, fd):
+            rel, child_path = base + child.name, f"{path}/{child.name}"
             try:
                 st = child.stat()
             except OSError as exc:
-                raise _unreadable(child.path, "this file", exc) from exc
+                raise _unreadable(child_path, "this file", exc) from exc
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in seen:
-                    raise _unreadable(child.path, "this link", OSError(errno.ELOOP, "loop"))
+                    raise _unreadable(child_path, "this link", OSError(errno.ELOOP, "loop"))
                 found.append(Member(rel, None))
-                walk(child.path, rel + "/", seen | {(st.st_dev, st.st_ino)})
+                with _directory(child_path, child.name, fd) as sub:
+                    walk(sub, child_path, rel + "/", seen | {(st.st_dev, st.st_ino)})
                 continue
-            size = _regular_size(child.path, st)
-            target = os.path.realpath(child.path) if child.is_symlink() else None
+            size = _regular_size(child_path, st, child.name, fd)
+            target = os.path.realpath(child_path) if child.is_symlink() else None
             found.append(Member(rel, size, target))
             total += size
 
     st = os.stat(top)
-    walk(top, "", frozenset({(st.st_dev, st.st_ino)}))
+    with _directory(top, top, None) as fd:
+        walk(fd, top, "", frozenset({(st.st_dev, st.st_ino)}))
     found.sort()  # by rel: no two members have the same
     return tuple(found), total
 
@@ -216,22 +237,11 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     balance the two by the directories' sizes.  The first problem in the order given is
     the one raised."""
     theirs = _their_share([size for _path, size in units])
-    if not theirs or not forked.may_fork():
-        return [members(path) for path, _size in units]
-    helper = forked.Helper(_list_for_parent, [units[i][0] for i in theirs])
-    try:
-        listed: dict[int, Listing | InputError] = {}
-        for i, (path, _size) in enumerate(units):
-            if i not in theirs:
-                listed[i] = _listed(path)
-        try:
-            answers = helper.pipe.recv()
-        except (EOFError, ConnectionError):  # the helper died: list its share here
-            answers = [_answer(units[i][0]) for i in theirs]
-    finally:
-        helper.stop()
-    for i, answer in zip(theirs, answers, strict=True):
-        listed[i] = _from_answer(answer)
+    later = forked.Later(_answers, [units[i][0] for i in theirs]) if theirs else None
+    listed = {i: _listed(path) for i, (path, _size) in enumerate(units) if i not in theirs}
+    if later is not None:
+        for i, answer in zip(theirs, later.result(), strict=True):
+            listed[i] = _from_answer(answer)
     found = []
     for i in range(len(units)):
         result = listed[i]
@@ -268,7 +278,11 @@ def _listed(path: str) -> Listing | InputError:
         return exc
 
 
-def _answer(path: str) -> tuple[list[tuple[str, int | None, str | None]] | None, Any]:
+Answer = tuple[list[tuple[str, int | None, str | None]] | None, Any]
+"""``members`` as plain tuples, quick to send, or None and the error's fields."""
+
+
+def _answer(path: str) -> Answer:
     """``members`` of ``path`` as plain tuples, quick to send (None and the error's fields
     where it cannot be listed)."""
     result = _listed(path)
@@ -278,14 +292,12 @@ def _answer(path: str) -> tuple[list[tuple[str, int | None, str | None]] | None,
     return [(m.rel, m.size, m.target) for m in found], total
 
 
-def _from_answer(
-    answer: tuple[list[tuple[str, int | None, str | None]] | None, Any],
-) -> Listing | InputError:
+def _from_answer(answer: Answer) -> Listing | InputError:
     rows, rest = answer
     if rows is None:
         return InputError(*rest)
     return tuple(Member(*m) for m in rows), rest
 
 
-def _list_for_parent(pipe: Any, paths: list[str]) -> None:
-    pipe.send([_answer(path) for path in paths])
+def _answers(paths: list[str]) -> list[Answer]:
+    return [_answer(path) for path in paths]

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from almaqa2 import manifest
+from almaqa2 import forked, manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
@@ -121,6 +121,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
     (in an array) and the manifest's md5 string, moved out of the manifest's dict as the
     walk meets the file; what is left there is missing.  The md5s found are compared as
     they come and only the mismatches kept: a million files fit in a few hundred MB."""
+    walked = forked.Later(_walk, package)  # on the second core while the manifest is read
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
     prefix = f"{project}/"
@@ -128,7 +129,8 @@ def _package(package: Path, progress: Progress | None) -> Report:
     sizes = array.array("q")
     expected: list[str] = []
     extra: list[str] = []
-    for rel, size in manifest.listed_files(package):
+    found, found_sizes = walked.result()
+    for rel, size in zip(found, found_sizes, strict=True):
         md5 = listed.pop(prefix + rel, None)
         if md5 is None:
             extra.append(rel)
@@ -151,6 +153,16 @@ def _package(package: Path, progress: Progress | None) -> Report:
     problems.sort(key=lambda p: p.path)
     problems += _restore(package, project, rels, extra)
     return Report("package", (str(package),), len(rels), tuple(problems))
+
+
+def _walk(package: Path) -> tuple[list[str], array.array[int]]:
+    """The files below ``package`` but its manifest, and their sizes, as two lists (one
+    string per file: quick to send from a helper)."""
+    rels, sizes = [], array.array("q")
+    for rel, size in manifest.listed_files(package):
+        rels.append(rel)
+        sizes.append(size)
+    return rels, sizes
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
