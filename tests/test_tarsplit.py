@@ -357,3 +357,23 @@ def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int
         tarsplit.write(chunks, out)
     assert caught.value.path == str(changed)
     assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("target", ["file", "directory"])
+def test_a_link_in_a_package_is_refused_whatever_it_reaches(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
+    """A package holds files and directories only: a link (to a directory too, which a
+    walk that does not follow links would pass by, its files missing from the chunks)
+    stops the split, named, with nothing written."""
+    case = make_case("nrao", tmp_path)
+    package = _package(case)
+    reached = next(p for p in package.rglob("*") if p.is_dir() == (target == "directory"))
+    link = reached.parent / "a-link"
+    link.symlink_to(reached)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    assert _run(str(package), "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "not one" in err and str(link) in err
+    assert os.listdir(out) == []
