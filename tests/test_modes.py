@@ -284,6 +284,28 @@ def test_a_small_copy_made_where_it_is_hashed_is_checked_too(
     assert "differs from its source" in err and "_extra" in err
 
 
+def test_a_disk_full_midway_through_many_small_files_is_one_sentence(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The copy stops with ENOSPC while the hashing process still has batches to read:
+    it is stopped, and its end of the pipe closing with data unread (a reset, not an end
+    of file) is no traceback of a thread."""
+    _many_small_files(case229, 3000)
+    real_copy_file, calls = materialize.copy_file, []
+
+    def disk_full_at_the_1000th(src: str, dst: str) -> None:
+        calls.append(dst)
+        if len(calls) == 1000:
+            raise OSError(errno.ENOSPC, "No space left on device", dst)
+        real_copy_file(src, dst)
+
+    monkeypatch.setattr(materialize, "copy_file", disk_full_at_the_1000th)
+    assert case229.run_cli("copy") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert sorted(os.listdir(case229.packpath.parent)) == []
+
+
 @pytest.mark.parametrize("grown", [100, 200_000], ids=["still-small", "now-large"])
 def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, grown: int) -> None:
     """The packager hands a copy to the hasher with the size it scanned; a file that grew

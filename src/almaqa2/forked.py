@@ -69,7 +69,7 @@ class Later(Generic[T]):
             return function(*args)
         try:
             done, value = self._helper.pipe.recv()
-        except EOFError:
+        except (EOFError, ConnectionError):
             done, value = True, function(*args)
         finally:
             self._helper.stop()

@@ -220,7 +220,7 @@ class _Batches:
         try:
             while (found := self._pipe.recv()) is not None:
                 self._answered(self._sent.get(), found)
-        except EOFError:  # the helper died: every file not answered is an error
+        except (EOFError, ConnectionError):  # the helper died: each file not answered fails
             while not self._sent.empty():
                 batch = self._sent.get()
                 self._answered(batch, [OSError("the hashing process stopped")] * len(batch))
@@ -350,7 +350,7 @@ def mismatches(
         found = _hash_batches(shared, 0, report, stuck)
         theirs = helper.pipe.recv()
         report()
-    except EOFError:
+    except (EOFError, ConnectionError):
         raise RuntimeError("the hashing process stopped") from None
     finally:
         helper.stop()

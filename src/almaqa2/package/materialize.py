@@ -398,7 +398,7 @@ class _HelperLinks:
             self._send(self._batch)
             self._send(None)
             error = self._helper.pipe.recv()
-        except EOFError:
+        except (EOFError, ConnectionError):
             error = (errno.EPIPE, "the process making links stopped", None)
         finally:
             self._helper.stop()

@@ -365,7 +365,7 @@ class _Pieces:
         if self._helper is not None and n % 2:
             try:
                 piece = self._helper.pipe.recv()
-            except EOFError:
+            except (EOFError, ConnectionError):
                 piece = None
             if piece is not None:
                 return piece
