@@ -284,3 +284,31 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
     if alive:
         os.kill(child, signal.SIGKILL)
     assert not alive, "the orphan waits for a lock its dead parent holds"
+
+
+@pytest.mark.parametrize("killed_after", [0, 1, 3], ids=lambda n: f"after-{n}-pieces")
+def test_the_walk_of_a_package_is_whole_whenever_its_process_dies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
+) -> None:
+    """verify walks the package in a helper, which sends it in pieces (here of 1,000 long
+    names: more than a pipe holds, so that the helper is still sending when it is
+    killed); if it dies, the rest of the walk (not what was already given) is made here:
+    each file once, in order."""
+    from almaqa2 import manifest
+    from almaqa2.transfer import verify
+
+    package = tmp_path / P
+    for d in range(5):
+        (package / f"{d}-{'d' * 60}").mkdir(parents=True)
+        for f in range(1000):
+            (package / f"{d}-{'d' * 60}" / f"{f:04d}-{'f' * 80}").write_bytes(b"")
+    monkeypatch.setattr(verify._Walk, "_PIECE", 1000)
+    walk = verify._Walk(package)
+    assert walk._helper is not None
+    found = []
+    for rel_size in walk.files():
+        if len(found) == killed_after * 1000:
+            walk._helper.kill()
+            time.sleep(0.2)  # dead, its pipe closed, before the next piece is asked for
+        found.append(rel_size)
+    assert found == list(manifest.listed_files(package)) and len(found) == 5000

@@ -15,9 +15,10 @@ import array
 import hashlib
 import itertools
 import os
+import pickle
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -121,7 +122,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
     (in an array) and the manifest's md5 string, moved out of the manifest's dict as the
     walk meets the file; what is left there is missing.  The md5s found are compared as
     they come and only the mismatches kept: a million files fit in a few hundred MB."""
-    walked = forked.Later(_walk, package)  # on the second core while the manifest is read
+    walked = _Walk(package)  # on the second core while the manifest is read
     listed = manifest.read(package / manifest.NAME)
     project = next(iter(listed), package.name).split("/")[0]
     prefix = f"{project}/"
@@ -129,8 +130,7 @@ def _package(package: Path, progress: Progress | None) -> Report:
     sizes = array.array("q")
     expected: list[str] = []
     extra: list[str] = []
-    found, found_sizes = walked.result()
-    for rel, size in zip(found, found_sizes, strict=True):
+    for rel, size in walked.files():
         md5 = listed.pop(prefix + rel, None)
         if md5 is None:
             extra.append(rel)
@@ -155,14 +155,55 @@ def _package(package: Path, progress: Progress | None) -> Report:
     return Report("package", (str(package),), len(rels), tuple(problems))
 
 
-def _walk(package: Path) -> tuple[list[str], array.array[int]]:
-    """The files below ``package`` but its manifest, and their sizes, as two lists (one
-    string per file: quick to send from a helper)."""
-    rels, sizes = [], array.array("q")
-    for rel, size in manifest.listed_files(package):
-        rels.append(rel)
-        sizes.append(size)
-    return rels, sizes
+class _Walk:
+    """The files below a package but its manifest, with their sizes, walked by a forked
+    helper and sent in pieces of ``_PIECE`` (pickled as it walks: plain lists, compact),
+    so that only one piece at a time is held here beside the manifest's entries.  Walked
+    here where this process may not fork or the helper died."""
+
+    _PIECE = 50_000
+
+    def __init__(self, package: Path):
+        self._package = package
+        self._helper = forked.Helper(_walk_in_pieces, package) if forked.may_fork() else None
+
+    def files(self) -> Iterator[tuple[str, int]]:
+        """(path below the package, size) of each file, in the walk's (sorted) order."""
+        if self._helper is None:
+            yield from manifest.listed_files(self._package)
+            return
+        given = 0
+        try:
+            while piece := self._helper.pipe.recv_bytes():
+                rels, sizes = pickle.loads(piece)
+                given += len(rels)
+                yield from zip(rels, sizes, strict=True)
+        except (EOFError, ConnectionError):  # it died, or met a file it could not look at
+            yield from itertools.islice(manifest.listed_files(self._package), given, None)
+        finally:
+            self._helper.stop()
+
+
+def _walk_in_pieces(pipe: Any, package: Path) -> None:
+    """The helper: the whole walk first (sent as it is made, the pipe would hold it back),
+    then its pieces; a walk that fails is left for ``_Walk.files`` to walk again and say
+    why, as without a helper."""
+    pieces: list[bytes] = []
+    rels: list[str] = []
+    sizes = array.array("q")
+    try:
+        for rel, size in manifest.listed_files(package):
+            rels.append(rel)
+            sizes.append(size)
+            if len(rels) == _Walk._PIECE:
+                pieces.append(pickle.dumps((rels, sizes)))
+                rels, sizes = [], array.array("q")
+    except OSError:
+        return
+    pieces.append(pickle.dumps((rels, sizes)))
+    for piece in pieces:
+        pipe.send_bytes(piece)
+    pipe.send_bytes(b"")
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
