@@ -286,29 +286,37 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
     assert not alive, "the orphan waits for a lock its dead parent holds"
 
 
+@pytest.fixture(scope="module")
+def long_names(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A package-like tree of 2,500 empty files with long names (5 directories of 500):
+    half a megabyte of names, more than a pipe holds."""
+    package = tmp_path_factory.mktemp("walk") / P
+    for d in range(5):
+        folder = package / f"{d}-{'d' * 60}"
+        folder.mkdir(parents=True)
+        for f in range(500):
+            (folder / f"{f:04d}-{'f' * 180}").write_bytes(b"")
+    return package
+
+
 @pytest.mark.parametrize("killed_after", [0, 1, 3], ids=lambda n: f"after-{n}-pieces")
 def test_the_walk_of_a_package_is_whole_whenever_its_process_dies(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
+    long_names: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
 ) -> None:
-    """verify walks the package in a helper, which sends it in pieces (here of 1,000 long
+    """verify walks the package in a helper, which sends it in pieces (here of 500 long
     names: more than a pipe holds, so that the helper is still sending when it is
     killed); if it dies, the rest of the walk (not what was already given) is made here:
     each file once, in order."""
     from almaqa2 import manifest
     from almaqa2.transfer import verify
 
-    package = tmp_path / P
-    for d in range(5):
-        (package / f"{d}-{'d' * 60}").mkdir(parents=True)
-        for f in range(1000):
-            (package / f"{d}-{'d' * 60}" / f"{f:04d}-{'f' * 80}").write_bytes(b"")
-    monkeypatch.setattr(verify._Walk, "_PIECE", 1000)
-    walk = verify._Walk(package)
+    monkeypatch.setattr(verify._Walk, "_PIECE", 500)
+    walk = verify._Walk(long_names)
     assert walk._helper is not None
     found = []
     for rel_size in walk.files():
-        if len(found) == killed_after * 1000:
+        if len(found) == killed_after * 500:
             walk._helper.kill()
             time.sleep(0.2)  # dead, its pipe closed, before the next piece is asked for
         found.append(rel_size)
-    assert found == list(manifest.listed_files(package)) and len(found) == 5000
+    assert found == list(manifest.listed_files(long_names)) and len(found) == 2500

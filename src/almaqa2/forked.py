@@ -50,6 +50,16 @@ class Helper:
         self.pipe.close()
 
 
+def receive(pipe: Any, raw: bool = False) -> Any:
+    """The next message on ``pipe`` (``raw``: its bytes); EOFError however the other side
+    went: its end closed (an end of file), closed with data unread (a reset), or killed
+    while it was sending (a message cut short)."""
+    try:
+        return pipe.recv_bytes() if raw else pipe.recv()
+    except OSError as exc:
+        raise EOFError(str(exc)) from exc
+
+
 T = TypeVar("T")
 
 
@@ -68,8 +78,8 @@ class Later(Generic[T]):
         if self._helper is None:
             return function(*args)
         try:
-            done, value = self._helper.pipe.recv()
-        except (EOFError, ConnectionError):
+            done, value = receive(self._helper.pipe)
+        except EOFError:
             done, value = True, function(*args)
         finally:
             self._helper.stop()

@@ -218,9 +218,9 @@ class _Batches:
 
     def _collect(self) -> None:
         try:
-            while (found := self._pipe.recv()) is not None:
+            while (found := forked.receive(self._pipe)) is not None:
                 self._answered(self._sent.get(), found)
-        except (EOFError, ConnectionError):  # the helper died: each file not answered fails
+        except EOFError:  # the helper died: each file not answered fails
             while not self._sent.empty():
                 batch = self._sent.get()
                 self._answered(batch, [OSError("the hashing process stopped")] * len(batch))
@@ -258,7 +258,7 @@ class _InProcess:
 
 def _answer_batches(pipe: Any) -> None:
     """The helper: hash each batch of small files that comes, until told to stop."""
-    while (batch := pipe.recv()) is not None:
+    while (batch := forked.receive(pipe)) is not None:
         pipe.send(_hash_small(batch))
     pipe.send(None)
 
@@ -348,9 +348,9 @@ def mismatches(
                 raise EOFError
 
         found = _hash_batches(shared, 0, report, stuck)
-        theirs = helper.pipe.recv()
+        theirs = forked.receive(helper.pipe)
         report()
-    except (EOFError, ConnectionError):
+    except EOFError:
         raise RuntimeError("the hashing process stopped") from None
     finally:
         helper.stop()

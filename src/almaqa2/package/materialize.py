@@ -397,8 +397,8 @@ class _HelperLinks:
                 return
             self._send(self._batch)
             self._send(None)
-            error = self._helper.pipe.recv()
-        except (EOFError, ConnectionError):
+            error = forked.receive(self._helper.pipe)
+        except EOFError:
             error = (errno.EPIPE, "the process making links stopped", None)
         finally:
             self._helper.stop()
@@ -416,7 +416,7 @@ def _link_for_parent(pipe: Any, directory: str) -> None:
     empty = _Empty(directory)
     error = None
     try:
-        while (batch := pipe.recv()) is not None:
+        while (batch := forked.receive(pipe)) is not None:
             for dst in batch if error is None else ():
                 try:
                     empty.link(dst)

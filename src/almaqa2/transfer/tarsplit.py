@@ -364,8 +364,8 @@ class _Pieces:
         """Piece ``n``: from the helper (odd ones, while it works), else built here."""
         if self._helper is not None and n % 2:
             try:
-                piece = self._helper.pipe.recv()
-            except (EOFError, ConnectionError):
+                piece = forked.receive(self._helper.pipe)
+            except EOFError:
                 piece = None
             if piece is not None:
                 return piece

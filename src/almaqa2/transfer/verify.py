@@ -174,11 +174,11 @@ class _Walk:
             return
         given = 0
         try:
-            while piece := self._helper.pipe.recv_bytes():
+            while piece := forked.receive(self._helper.pipe, raw=True):
                 rels, sizes = pickle.loads(piece)
                 given += len(rels)
                 yield from zip(rels, sizes, strict=True)
-        except (EOFError, ConnectionError):  # it died, or met a file it could not look at
+        except EOFError:  # it died, or met a file it could not look at
             yield from itertools.islice(manifest.listed_files(self._package), given, None)
         finally:
             self._helper.stop()
