@@ -398,12 +398,12 @@ def _copy_subtables(selection: Any, made: Any, dest: Path, copy: Place) -> None:
     """Replace each subtable of ``dest`` (``made``, the new table open; casacore leaves its
     subtables as empty as itself) by a ``copy`` of the source's (``selection``'s)."""
     subtables = [
-        (name, str(value).removeprefix(_TABLE), os.path.basename(made.getkeyword(name)))
+        (str(value).removeprefix(_TABLE), os.path.basename(made.getkeyword(name)))
         for name, value in selection.getkeywords().items()
         if str(value).startswith(_TABLE)
     ]
     made.close()
-    for _name, source, directory in subtables:
+    for source, directory in subtables:
         target = dest / directory
         shutil.rmtree(target)
         for dirpath, _dirs, files in os.walk(source):

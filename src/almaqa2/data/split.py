@@ -486,10 +486,9 @@ def _split_one(one: Planned) -> list[Made]:
         with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=fork) as pool:
             missing = one.facts.missing
             later = [pool.submit(_make, one.ms, staging, step, missing) for step in rest]
-            flags = [pool.submit(_save_flags, one.ms, staging, step) for step in one.steps]
+            flags = pool.submit(_save_flags, one.ms, staging, one.steps)
             rows = [_make(one.ms, staging, first, missing), *(f.result() for f in later)]
-            for saved in flags:
-                saved.result()
+            flags.result()
         for step in one.steps:
             for name in (step.name, f"{step.name}.flagversions"):
                 os.rename(staging / name, one.into / name)
@@ -514,7 +513,8 @@ def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
         for name in missing:
             _stand_in(Path(table.name()) / name)
         columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
-        if not msio.copy_rows(table, ms, _query(columns, step), target, _copy, "output directory"):
+        query = _query(columns, step)
+        if not msio.copy_rows(table, ms, query, target, copy_file, "output directory"):
             raise _selects_nothing(step.name, ms)
     with msio.open_table(str(target), ms, readonly=False) as made:
         for name in missing:
@@ -524,12 +524,14 @@ def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
         return made.nrows()
 
 
-def _save_flags(ms: Path, staging: Path, step: Step) -> None:
-    """Save the flags of ``step``'s rows of ``ms`` as its MS's flag versions in ``staging``."""
+def _save_flags(ms: Path, staging: Path, steps: list[Step]) -> None:
+    """Save the flags of each step's rows of ``ms`` (opened once) as its MS's flag versions
+    in ``staging``."""
     with msio.opened(ms, None) as table:
-        query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
-        with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
-            save_flags(rows, list(msio.runs(rows)), staging / f"{step.name}.flagversions")
+        for step in steps:
+            query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
+            with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
+                save_flags(rows, staging / f"{step.name}.flagversions")
 
 
 def _query(columns: list[str], step: Step) -> str:
@@ -543,10 +545,6 @@ def _stand_in(path: Path) -> None:
     tables = msio.tables()
     desc = tables.maketabdesc([tables.makescacoldesc("STAND_IN", 0)])
     tables.table(str(path), desc, nrow=0, ack=False).close()
-
-
-def _copy(source: str, dest: str) -> None:
-    copy_file(source, dest)
 
 
 def _finish(table: Any, ms: Path, step: Step) -> None:
@@ -657,16 +655,11 @@ def _reweigh(table: Any, pairs: list[tuple[str, str]], start: int, n: int, how: 
                 table.putcol(weight_col, weight.astype(np.float32), start, n)
 
 
-def save_flags(
-    table: Any,
-    spans: list[tuple[int, int]],
-    into: Path,
-    version: str = FLAG_VERSION,
-    comment: str = "",
-) -> None:
-    """Save the FLAG and FLAG_ROW of the MS open as ``table`` (``spans``: its ``runs``) as
-    ``flagmanager(mode='save')`` does: a directory with FLAG_VERSION_LIST (``name :
-    comment`` lines) and a table ``flags.<name>`` holding the two columns."""
+def save_flags(table: Any, into: Path, version: str = FLAG_VERSION, comment: str = "") -> None:
+    """Save the FLAG and FLAG_ROW of the MS open as ``table`` (its rows, or a selection of
+    them with DATA_DESC_ID) as ``flagmanager(mode='save')`` does: a directory with
+    FLAG_VERSION_LIST (``name : comment`` lines) and a table ``flags.<name>`` holding the
+    two columns, written in runs of one shape."""
     tables = msio.tables()
     into.mkdir()
     (into / "FLAG_VERSION_LIST").write_text(f"{version} : {comment}\n")
@@ -679,7 +672,7 @@ def save_flags(
     with contextlib.closing(
         tables.table(path, desc, nrow=table.nrows(), dminfo=dminfo, ack=False)
     ) as flags:
-        for start, n in spans:
+        for start, n in msio.runs(table):
             flags.putcol("FLAG", table.getcol("FLAG", start, n), start, n)
             flags.putcol("FLAG_ROW", table.getcol("FLAG_ROW", start, n), start, n)
 

@@ -246,19 +246,15 @@ class FakeWriter(Writer):
         self._dir = str(member_dir)
         self._empty = _Empty(self._dir)
         self._helper: _HelperLinks | None = None
-        self._files = 0
+        self._turns = _Turns() if forked.may_fork() else None
 
     def file(self, src: str, dst: str) -> None:
-        self._files += 1
-        if self._files // _SHARE % 2 == 0:
+        if self._turns is not None and self._turns.helpers():
+            if self._helper is None:
+                self._helper = _HelperLinks(self._dir)
+            self._helper.add(dst)
+        else:
             self._empty.link(dst)
-            return
-        if self._helper is None:
-            if not forked.may_fork():
-                self._empty.link(dst)
-                return
-            self._helper = _HelperLinks(self._dir)
-        self._helper.add(dst)
 
     def finish(self, failed: bool = False) -> None:
         try:
@@ -344,7 +340,18 @@ class _Counted:
         pass
 
 
-_SHARE = 256  # files linked by one process before the other's turn
+_SHARE = 256  # files one process makes before the other's turn
+
+
+class _Turns:
+    """Whose turn each file is: ``_SHARE`` this process's, then ``_SHARE`` the helper's."""
+
+    def __init__(self) -> None:
+        self._files = 0
+
+    def helpers(self) -> bool:
+        self._files += 1
+        return self._files // _SHARE % 2 == 1
 
 
 class _Empty:
@@ -433,16 +440,15 @@ class CopyWriter(Writer):
     they are hashed (``manifest.Hasher``: a forked process), so that both cores copy."""
 
     copies = True
-    _small = 0
+
+    def start(self, member_dir: Path) -> None:
+        self._turns = _Turns()
 
     def file(self, src: str, dst: str) -> None:
         copy_file(src, dst)
 
     def hands_over(self, size: int) -> bool:
-        if size > manifest.SMALL:
-            return False
-        self._small += 1
-        return self._small // _SHARE % 2 == 1
+        return size <= manifest.SMALL and self._turns.helpers()
 
 
 class HardWriter(Writer):

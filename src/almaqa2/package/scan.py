@@ -22,7 +22,7 @@ from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
-from almaqa2 import forked
+from almaqa2 import forked, manifest
 from almaqa2.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _listing(path: str, fd: int | None = None) -> list[os.DirEntry[str]]:
 def _directory(path: str, name: str, dir_fd: int | None) -> Iterator[int]:
     """The directory ``path`` (``name`` in the directory open as ``dir_fd``) open."""
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
+        fd = manifest.open_directory(name, dir_fd)
     except OSError as exc:
         raise _unreadable(path, "this directory", exc) from exc
     try:

@@ -8,13 +8,12 @@ name, so a finished-looking ``.tar`` always has its checksum beside it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import stat
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -162,7 +161,7 @@ def entries_of(packpath: Path) -> list[Entry]:
             found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
         for child in children:
             if child.is_dir(follow_symlinks=False):
-                with _directory(child.name, fd) as sub:
+                with manifest.opened_directory(child.name, fd) as sub:
                     visit(sub, f"{path}/{child.name}", f"{rel}/{child.name}")
                 continue
             st = child.stat(follow_symlinks=False)
@@ -175,22 +174,12 @@ def entries_of(packpath: Path) -> list[Entry]:
             mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
             found.append(Entry(f"{rel}/{child.name}", st.st_size, mode, int(st.st_mtime)))
 
-    with _directory(str(packpath), None) as top:
+    with manifest.opened_directory(str(packpath)) as top:
         visit(top, str(packpath), project)
     found.sort()  # by rel: no two entries have the same
     first = f"{project}/{manifest.NAME}"
     at = next((i for i, e in enumerate(found) if e.rel == first), None)
     return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
-
-
-@contextlib.contextmanager
-def _directory(name: str, dir_fd: int | None) -> Iterator[int]:
-    """The directory ``name`` (in the one open as ``dir_fd``) open, for as long as needed."""
-    fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd)
-    try:
-        yield fd
-    finally:
-        os.close(fd)
 
 
 def plan(
