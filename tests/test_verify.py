@@ -313,10 +313,13 @@ def test_the_walk_of_a_package_is_whole_whenever_its_process_dies(
     monkeypatch.setattr(verify._Walk, "_PIECE", 500)
     walk = verify._Walk(long_names)
     assert walk._helper is not None
-    found = []
-    for rel_size in walk.files():
+    found: list[tuple[str, int]] = []
+    pieces = walk.pieces()
+    while True:
         if len(found) == killed_after * 500:
             walk._helper.kill()
             time.sleep(0.2)  # dead, its pipe closed, before the next piece is asked for
-        found.append(rel_size)
+        if (piece := next(pieces, None)) is None:
+            break
+        found += zip(*piece, strict=True)
     assert found == list(manifest.listed_files(long_names)) and len(found) == 2500

@@ -20,6 +20,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from stat import S_ISDIR, S_ISLNK
 from typing import Any
 
 from almaqa2 import forked
@@ -491,37 +492,38 @@ def sizes_under(top: Path) -> dict[str, int]:
 
 
 def walk(top: Path) -> Iterator[tuple[str, int]]:
-    """(path relative to ``top``, size) of every file below it, in sorted order.  Strings
-    and scandir, not pathlib: a package may hold a million files; a stack of listings, not
-    a generator per directory level, which would pass each file up through every level.
-    Each directory is opened and its files looked at through it (``fstatat``): the kernel
-    then resolves one name per file, not the whole path, a third less time."""
+    """(path relative to ``top``, size) of every file below it, in sorted order; a link is
+    not followed into a directory, but its size is its target's.  Strings, not pathlib: a
+    package may hold a million files; a stack of listings, not a generator per directory
+    level, which would pass each file up through every level.  Each directory is opened
+    and its names looked at through it, once each (``fstatat``): the kernel then resolves
+    one name per file, not the whole path, and a name list costs less than DirEntries."""
     stack = [_opened_listing(str(top), None, "")]
     try:
         while stack:
-            fd, entries, prefix = stack[-1]
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append(_opened_listing(entry.name, fd, f"{prefix}{entry.name}/"))
+            fd, names, prefix = stack[-1]
+            for name in names:
+                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if S_ISDIR(info.st_mode):
+                    stack.append(_opened_listing(name, fd, f"{prefix}{name}/"))
                     break
-                yield prefix + entry.name, entry.stat().st_size
+                if S_ISLNK(info.st_mode):
+                    info = os.stat(name, dir_fd=fd)
+                yield prefix + name, info.st_size
             else:
                 stack.pop()
                 os.close(fd)
     finally:
-        for fd, _entries, _prefix in stack:
+        for fd, _names, _prefix in stack:
             os.close(fd)
 
 
-def _opened_listing(
-    name: str, parent: int | None, prefix: str
-) -> tuple[int, Iterator[os.DirEntry[str]], str]:
-    """The directory ``name`` (in the directory open as ``parent``) opened, its entries
-    sorted by name (looked at through the descriptor, which stays open for them)."""
+def _opened_listing(name: str, parent: int | None, prefix: str) -> tuple[int, Iterator[str], str]:
+    """The directory ``name`` (in the directory open as ``parent``) opened, its names
+    sorted (looked at through the descriptor, which stays open for them)."""
     fd = open_directory(name, parent)
     try:
-        with os.scandir(fd) as listing:
-            return fd, iter(sorted(listing, key=lambda e: e.name)), prefix
+        return fd, iter(sorted(os.listdir(fd))), prefix
     except BaseException:
         os.close(fd)
         raise

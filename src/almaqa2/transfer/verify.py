@@ -12,10 +12,12 @@ and hashed on the other core (the two reads go together, the second from the pag
 from __future__ import annotations
 
 import array
+import contextlib
 import hashlib
 import itertools
 import os
 import pickle
+import queue
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -130,23 +132,31 @@ def _package(package: Path, progress: Progress | None) -> Report:
     sizes = array.array("q")
     expected: list[str] = []
     extra: list[str] = []
-    for rel, size in walked.files():
-        md5 = listed.pop(prefix + rel, None)
-        if md5 is None:
-            extra.append(rel)
-        else:
-            rels.append(rel)
-            sizes.append(size)
-            expected.append(md5)
-    order = sorted(range(len(rels)), key=sizes.__getitem__, reverse=True)  # largest first
-    counter = _Counter(sum(sizes), progress)
-    bad = manifest.mismatches(
-        str(package),
-        [rels[i] for i in order],
-        array.array("q", (sizes[i] for i in order)),
-        [expected[i] for i in order],
-        counter.add,
+    for piece, their_sizes in walked.pieces():
+        md5s = [listed.pop(prefix + rel, None) for rel in piece]
+        if None not in md5s:
+            rels += piece
+            sizes += their_sizes
+            expected += md5s  # type: ignore[arg-type]  # (no None in it)
+            continue
+        for rel, size, md5 in zip(piece, their_sizes, md5s, strict=True):
+            if md5 is None:
+                extra.append(rel)
+            else:
+                rels.append(rel)
+                sizes.append(size)
+                expected.append(md5)
+    large = sorted(  # first, largest first: both cores stay busy to the end
+        (i for i, size in enumerate(sizes) if size > manifest.SMALL),
+        key=sizes.__getitem__,
+        reverse=True,
     )
+    if large:  # then the small ones, in the walk's order
+        order = large + [i for i, size in enumerate(sizes) if size <= manifest.SMALL]
+        rels, expected = [rels[i] for i in order], [expected[i] for i in order]
+        sizes = array.array("q", (sizes[i] for i in order))
+    counter = _Counter(sum(sizes), progress)
+    bad = manifest.mismatches(str(package), rels, sizes, expected, counter.add)
     problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, found) for rel, md5, found in bad]
     problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
     problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in extra]
@@ -157,53 +167,75 @@ def _package(package: Path, progress: Progress | None) -> Report:
 
 class _Walk:
     """The files below a package but its manifest, with their sizes, walked by a forked
-    helper and sent in pieces of ``_PIECE`` (pickled as it walks: plain lists, compact),
-    so that only one piece at a time is held here beside the manifest's entries.  Walked
-    here where this process may not fork or the helper died."""
+    helper and sent in pieces of ``_PIECE`` as it walks (pickled: plain lists, compact),
+    so that they are matched with the manifest while the walk goes on, and only a few
+    pieces at a time are held here beside the manifest's entries.  Walked here where this
+    process may not fork or the helper died."""
 
-    _PIECE = 50_000
+    _PIECE = 10_000
 
     def __init__(self, package: Path):
         self._package = package
         self._helper = forked.Helper(_walk_in_pieces, package) if forked.may_fork() else None
 
-    def files(self) -> Iterator[tuple[str, int]]:
-        """(path below the package, size) of each file, in the walk's (sorted) order."""
-        if self._helper is None:
-            yield from manifest.listed_files(self._package)
-            return
+    def pieces(self) -> Iterator[tuple[list[str], array.array[int]]]:
+        """(paths below the package, their sizes) of the files, a piece at a time, in the
+        walk's (sorted) order."""
         given = 0
-        try:
-            while piece := forked.receive(self._helper.pipe, raw=True):
-                rels, sizes = pickle.loads(piece)
-                given += len(rels)
-                yield from zip(rels, sizes, strict=True)
-        except EOFError:  # it died, or met a file it could not look at
-            yield from itertools.islice(manifest.listed_files(self._package), given, None)
-        finally:
-            self._helper.stop()
+        if self._helper is not None:
+            try:
+                while piece := forked.receive(self._helper.pipe, raw=True):
+                    rels, sizes = pickle.loads(piece)
+                    given += len(rels)
+                    yield rels, sizes
+                return
+            except EOFError:  # it died, or met a file it could not look at
+                pass
+            finally:
+                self._helper.stop()
+        rest = itertools.islice(manifest.listed_files(self._package), given, None)
+        yield from _in_pieces(rest, self._PIECE)
+
+
+def _in_pieces(
+    files: Iterator[tuple[str, int]], count: int
+) -> Iterator[tuple[list[str], array.array[int]]]:
+    """``files``' paths and sizes in lists of up to ``count``."""
+    rels: list[str] = []
+    sizes = array.array("q")
+    for rel, size in files:
+        rels.append(rel)
+        sizes.append(size)
+        if len(rels) == count:
+            yield rels, sizes
+            rels, sizes = [], array.array("q")
+    if rels:
+        yield rels, sizes
 
 
 def _walk_in_pieces(pipe: Any, package: Path) -> None:
-    """The helper: the whole walk first (sent as it is made, the pipe would hold it back),
-    then its pieces; a walk that fails is left for ``_Walk.files`` to walk again and say
-    why, as without a helper."""
-    pieces: list[bytes] = []
-    rels: list[str] = []
-    sizes = array.array("q")
+    """The helper: the walk's pieces sent as they are made, by a thread (the pipe holds
+    them back until verify has read the manifest: the walk goes on meanwhile), then an
+    empty one; a walk that fails is left for ``_Walk.pieces`` to walk again and say why,
+    as without a helper."""
+    made: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_pieces, args=(pipe, made))
+    sender.start()
     try:
-        for rel, size in manifest.listed_files(package):
-            rels.append(rel)
-            sizes.append(size)
-            if len(rels) == _Walk._PIECE:
-                pieces.append(pickle.dumps((rels, sizes)))
-                rels, sizes = [], array.array("q")
+        for piece in _in_pieces(manifest.listed_files(package), _Walk._PIECE):
+            made.put(pickle.dumps(piece))
+        made.put(b"")
     except OSError:
-        return
-    pieces.append(pickle.dumps((rels, sizes)))
-    for piece in pieces:
-        pipe.send_bytes(piece)
-    pipe.send_bytes(b"")
+        pass
+    finally:
+        made.put(None)
+        sender.join()
+
+
+def _send_pieces(pipe: Any, made: queue.SimpleQueue[bytes | None]) -> None:
+    with contextlib.suppress(OSError):  # verify is gone: nobody to tell
+        while (piece := made.get()) is not None:
+            pipe.send_bytes(piece)
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
