@@ -122,6 +122,31 @@ def test_the_readme_is_rendered_from_the_facts_alone(
     assert found.casa_versions[0] in text and found.notes[0][0] in text
 
 
+def test_fake_mode_reads_the_ebs_in_a_helper_and_says_here_what_it_could_not(
+    case229: Case, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """In fake mode the EBs' MSes are read by a helper process while the package is
+    written.  An EB whose MSes cannot be read is warned of once, by this process (so that
+    --json carries the warning), and the README says why the EB is not described; the
+    other EBs are described from their MSes."""
+    import json
+
+    from almaqa2.cli.main import main
+
+    for table in case229.origpath.glob("X8c/uid___A002_X3c9295_X8c.ms*/table.dat"):
+        table.write_bytes(b"not a table")
+    argv, _ = case229.commands("fake")
+    assert main([*argv, "--json"]) == 0
+    out, err = capfd.readouterr()
+    said = [w for w in json.loads(out)["warnings"] if "uid___A002_X3c9295_X8c.ms" in w]
+    assert len(said) == 1, said
+    assert err.count("cannot read this MeasurementSet") == 1, err
+    text = next(case229.packpath.rglob("README")).read_text()
+    assert "uid___A002_X3c9295_X8c: not described (" in text
+    assert "uid___A002_X3dc0e7_X528: not described" not in text
+    assert "uid___A002_X3dc0e7_X528" in text
+
+
 @pytest.mark.parametrize("mode", ["fake", "ticket", "copy", "hard"])
 def test_blank_required_header_fields_warn_for_review_and_stop_a_delivery(
     mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]

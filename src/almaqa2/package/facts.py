@@ -4,11 +4,15 @@ product from its header (SPEC §6).  Read-only; the reading is done by ``ms`` an
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+from almaqa2 import forked
 from almaqa2.data import fitsio, ms
 from almaqa2.errors import InputError
 from almaqa2.helpers import fluxscale
@@ -17,6 +21,7 @@ from almaqa2.package.scan import Kind, SourceEntry
 from almaqa2.uid import uid_prefix
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -28,12 +33,19 @@ class EbFacts:
 
 @dataclass(frozen=True)
 class Facts:
-    ebs: tuple[EbFacts, ...]
+    read_ebs: Callable[[], tuple[EbFacts, ...]]  # see ``ebs``
     products: tuple[tuple[str, fitsio.FitsInfo], ...]  # (dest in the package, header facts)
     opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
     casa_versions: tuple[str, ...] = ()  # named at the top of the packaged logs, in order
     notes: tuple[tuple[str, str], ...] = ()  # the reducer's notes for the PI: (name, text)
     fluxes: fluxscale.Fluxes | None = None  # the packaged fluxscale results, for the review
+
+    @functools.cached_property
+    def ebs(self) -> tuple[EbFacts, ...]:
+        """Each EB's facts.  In fake mode they serve the README only, and a helper process
+        reads them (importing casacore, opening the MSes) while the package is written:
+        they are waited for here, when the README is."""
+        return self.read_ebs()
 
 
 CASA_VERSION = re.compile(
@@ -68,8 +80,11 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
-    ebs = _ebs(plan, describing, opened)
-    return Facts(ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
+    if reduce:
+        read_ebs = _known(_ebs(plan, describing, opened))
+    else:
+        read_ebs = _beside(_ebs_quietly, plan, describing)
+    return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
 
 
 def _fluxes(plan: Plan) -> fluxscale.Fluxes | None:
@@ -135,6 +150,50 @@ def _ebs(
             log.warning("%s", exc)
             facts.append(EbFacts(eb.uid, None, exc.what))
     return tuple(facts)
+
+
+def _known(value: T) -> Callable[[], T]:
+    return lambda: value
+
+
+def _beside(
+    function: Callable[..., tuple[T, list[logging.LogRecord]]], *args: Any
+) -> Callable[[], T]:
+    """``function(*args)`` run in a forked helper from now on; the function returned waits
+    for its value, and logs here what it logged there."""
+    later = forked.Later(function, *args)
+
+    def result() -> T:
+        value, records = later.result()
+        for record in records:
+            logging.getLogger(record.name).handle(record)
+        return value
+
+    return result
+
+
+def _ebs_quietly(
+    plan: Plan, describing: dict[str, SourceEntry]
+) -> tuple[tuple[EbFacts, ...], list[logging.LogRecord]]:
+    """``_ebs`` without opened MSes, its log records kept (as plain sentences, which
+    pickle) rather than shown: ``_beside`` shows them in the process that asked."""
+    kept = _Kept()
+    root = logging.getLogger()
+    shown, root.handlers = root.handlers, [kept]
+    try:
+        return _ebs(plan, describing, {}), kept.records
+    finally:
+        root.handlers = shown
+
+
+class _Kept(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info = record.getMessage(), None, None
+        self.records.append(record)
 
 
 def _rank(name: str) -> int | None:
