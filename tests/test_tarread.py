@@ -157,3 +157,129 @@ def test_a_set_with_one_chunk_written_by_another_tool_is_read_again_by_tarfile(
     report = verify.verify([chunks])
     assert report.ok, report.problems
     assert report.checked == verify.verify([nrao_split / "chunks"]).checked
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(tars())
+def test_read_in_two_halves_the_fast_reader_still_judges_as_tarfile(
+    tmp_path_factory, made: tuple[bytes, bool]
+) -> None:
+    """The same random tars, damaged or not, each read in two processes (a helper from the
+    first header past the middle): the same members, or handed over to tarfile."""
+    raw, ours = made
+    chunk = Path(tmp_path_factory.mktemp("tar")) / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(raw)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tarread, "_WORTH_A_HELPER", 0)
+        both = _both(chunk, TOP)
+    if both is None:
+        assert not ours, "a chunk as tarsplit writes it is read by the fast reader"
+        return
+    assert both[0] == both[1]
+
+
+def _package_like(count: int) -> list[tuple[str, str, bytes]]:
+    """A chunk's members: the manifest first, directories, files of 0 to a few blocks,
+    every other one named longer than a ustar header holds (a PAX record before it)."""
+    entries = [(f"{TOP}/manifest.md5", "file", b"d41d8cd98f00b204e9800998ecf8427e  x\n")]
+    for i in range(count):
+        if i % 40 == 0:
+            entries.append((f"{TOP}/d{i // 40}", "dir", b""))
+        long = "n" * 120 if i % 2 else ""
+        entries.append((f"{TOP}/d{i // 40}/{long}f{i}", "file", bytes([i % 251]) * (i * 37 % 1500)))
+    return entries
+
+
+@pytest.mark.parametrize("count", range(100, 108))
+def test_a_large_chunk_is_read_in_two_halves_alike(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, count: int
+) -> None:
+    """Wherever the middle falls (in a PAX header or its record, a header, a file's data),
+    the helper starts at a member's start, its half is taken, and the members are
+    tarfile's."""
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(_package_like(count)))
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("DEBUG", "almaqa2"):
+        patch.setattr(tarread, "_WORTH_A_HELPER", 0)
+        both = _both(chunk, TOP)
+    assert both is not None and both[0] == both[1]
+    assert len(both[0][1]) > count, "every file read"
+    assert "were read by a helper" in caplog.text
+
+
+def test_a_header_inside_a_file_is_not_taken_for_a_members_start(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A file holding a tar (its headers on the chunk's block boundaries) across the middle:
+    the helper starts at a header inside it; this process passes that point inside the
+    file, reads on by itself, and the members are tarfile's (not the inner tar's)."""
+    inner = _tarsplit_bytes(
+        [(f"{TOP}/inner/{'i' * 110}{n}", "file", b"x" * 700) for n in range(40)]
+    )
+    entries = _package_like(20)
+    entries.insert(10, (f"{TOP}/tars/archive.tar", "file", inner))
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(entries))
+    middle = len(chunk.read_bytes()) // 2
+    start = chunk.read_bytes().index(inner)
+    assert start < middle < start + len(inner), "the inner tar spans the middle"
+    with pytest.MonkeyPatch.context() as patch, caplog.at_level("DEBUG", "almaqa2"):
+        patch.setattr(tarread, "_WORTH_A_HELPER", 0)
+        both = _both(chunk, TOP)
+    assert both is not None and both[0] == both[1]
+    assert not any("/inner/" in name for name, _ in both[0][1])
+    assert "were read by a helper" not in caplog.text
+
+
+def test_a_helper_killed_while_it_hands_its_half_over_hands_the_chunk_to_tarfile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's half comes in many pieces, more than a pipe holds; killed after the
+    first, the rest cannot come: ``Irregular``, and verify reads the set again with
+    tarfile (never a member lost or made up)."""
+    import multiprocessing
+
+    from almaqa2 import forked
+
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(_package_like(3000)))
+    monkeypatch.setattr(tarread, "_WORTH_A_HELPER", 0)
+    monkeypatch.setattr(tarread._Half, "_PIECE", 5)
+    real, calls = forked.receive, []
+
+    def receive_then_kill(pipe, raw=False):  # start, the first piece, then the helper dies
+        calls.append(1)
+        if len(calls) == 3:
+            for child in multiprocessing.active_children():
+                child.kill()
+                child.join()
+        return real(pipe, raw)
+
+    monkeypatch.setattr(forked, "receive", receive_then_kill)
+    found = Recorded()
+    with pytest.raises(tarread.Irregular, match="helper"):
+        _read_own(chunk, TOP, found)
+    expected = Recorded()
+    _read_with_tarfile(chunk, TOP, None, expected)
+    assert found.seen == expected.seen[: len(found.seen)], "what came before was right"
+
+
+def test_a_half_of_large_members_is_left_to_this_process(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Large members are hashing, which the chunk's own hash and this process already keep
+    both cores busy with: the helper reads a sample of its half, finds them large on
+    average, and leaves its half to this process; the members are tarfile's."""
+    entries = [(f"{TOP}/product/cube{n}.fits", "file", bytes([n]) * (300 << 10)) for n in range(12)]
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(entries))
+    monkeypatch.setattr(tarread, "_WORTH_A_HELPER", 0)
+    monkeypatch.setattr(tarread, "_SAMPLE", 1 << 20)
+    with caplog.at_level("DEBUG", "almaqa2"):
+        both = _both(chunk, TOP)
+    assert both is not None and both[0] == both[1] and len(both[0][1]) == 12
+    assert "were read by a helper" not in caplog.text
+    monkeypatch.setattr(tarread, "_SMALL_MEMBERS", 1 << 20)  # these count as small now
+    with caplog.at_level("DEBUG", "almaqa2"):
+        assert _both(chunk, TOP) == both
+    assert "were read by a helper" in caplog.text
