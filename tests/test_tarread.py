@@ -283,3 +283,9 @@ def test_a_half_of_large_members_is_left_to_this_process(
     with caplog.at_level("DEBUG", "almaqa2"):
         assert _both(chunk, TOP) == both
     assert "were read by a helper" in caplog.text
+
+
+@given(st.binary(max_size=1500) | st.integers(0, 1500).map(lambda n: b"\xff" * n))
+def test_byte_sum_is_sum(data: bytes) -> None:
+    """A header's checksum, summed by adler32 a quarter block at a time, is ``sum``'s."""
+    assert tarread.byte_sum(data) == sum(data)

@@ -26,6 +26,7 @@ from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
+from almaqa2.transfer.tarread import byte_sum
 from almaqa2.uid import check_project_code
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
     head = b"%s%07o\x000000000\x000000000\x00%011o\x00%011o\x00" % (
         name[:_USTAR_NAME].ljust(_USTAR_NAME, b"\0"), mode, size, mtime,
     )  # fmt: skip
-    checksum = sum(head) + kind[0] + _TAIL_SUM
+    checksum = byte_sum(head) + kind[0] + _TAIL_SUM
     return head + b"%06o\x00 " % checksum + kind + bytes(_USTAR_NAME) + _USTAR_TAIL
 
 
@@ -154,29 +155,29 @@ def entries_of(packpath: Path) -> list[Entry]:
     modes: dict[int, int] = {}  # one int object per mode, not one per file
 
     def visit(fd: int, path: str, rel: str) -> None:
-        with os.scandir(fd) as listing:
-            children = list(listing)
-        if not children:
+        names = sorted(os.listdir(fd))
+        if not names:
             st = os.fstat(fd)
             found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
-        for child in children:
-            if child.is_dir(follow_symlinks=False):
-                with manifest.opened_directory(child.name, fd) as sub:
-                    visit(sub, f"{path}/{child.name}", f"{rel}/{child.name}")
+        for name in names:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                with manifest.opened_directory(name, fd) as sub:
+                    visit(sub, f"{path}/{name}", f"{rel}/{name}")
                 continue
-            st = child.stat(follow_symlinks=False)
             if not stat.S_ISREG(st.st_mode):
                 raise InputError(
                     "a package holds only files and directories, and this is not one",
-                    f"{path}/{child.name}",
+                    f"{path}/{name}",
                     fix="remove it, or package again with qa2 package",
                 )
             mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
-            found.append(Entry(f"{rel}/{child.name}", st.st_size, mode, int(st.st_mtime)))
+            found.append(Entry(f"{rel}/{name}", st.st_size, mode, int(st.st_mtime)))
 
     with manifest.opened_directory(str(packpath)) as top:
         visit(top, str(packpath), project)
-    found.sort()  # by rel: no two entries have the same
+    found.sort()  # by rel (no two entries have the same): the walk's order but where a
+    # directory's name starts a sibling's ("d" and "d.txt"), so a few steps, not n log n
     first = f"{project}/{manifest.NAME}"
     at = next((i for i, e in enumerate(found) if e.rel == first), None)
     return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
