@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-from collections.abc import Callable
+import pickle
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
 from almaqa2 import signals
@@ -86,6 +89,37 @@ class Later(Generic[T]):
         if not done:
             raise value
         return value
+
+
+def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:
+    """The helper's side of a long answer: each piece pickled and sent as it is made, by a
+    thread (the pipe holds them back while the other side is busy: the making goes on
+    meanwhile), then an empty message.  If making them raises, the error is raised here
+    once the pieces made are sent, and no empty message: the other side knows the answer
+    is not whole (``received_pieces``)."""
+    made: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    sender = threading.Thread(target=_send_made, args=(pipe, made))
+    sender.start()
+    try:
+        for piece in pieces:
+            made.put(pickle.dumps(piece))
+        made.put(b"")
+    finally:
+        made.put(None)
+        sender.join()
+
+
+def _send_made(pipe: Any, made: queue.SimpleQueue[bytes | None]) -> None:
+    with contextlib.suppress(OSError):  # the other side is gone: nobody to tell
+        while (piece := made.get()) is not None:
+            pipe.send_bytes(piece)
+
+
+def received_pieces(pipe: Any) -> Iterator[Any]:
+    """The other side of ``send_pieces``: each piece; EOFError if the helper ended, or
+    stopped making them, before the last."""
+    while piece := receive(pipe, raw=True):
+        yield pickle.loads(piece)
 
 
 def _send_result(pipe: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:

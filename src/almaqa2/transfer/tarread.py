@@ -14,12 +14,13 @@ reading many small members is Python work per member, which one core does at hal
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import logging
 import os
-import pickle
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from zlib import adler32
@@ -167,10 +168,11 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
     checked: dict[bytes, tuple[bytes, int]] = {}  # PAX header blocks repeat: checked once
     while True:
         if half is not None and buffer.offset >= half.start:
-            theirs = half.members() if buffer.offset == half.start and path is None else None
-            if theirs is not None:
-                log.debug("the tar's members from byte %d on were read by a helper", half.start)
-                yield from theirs
+            if buffer.offset == half.start and path is None:  # at a member's start: theirs
+                given = yield from half.members()
+                if given is None:
+                    return
+                yield from itertools.islice(_read(buffer, keep, None), given, None)
                 return
             half.stop()
             half = None
@@ -212,8 +214,8 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
 
 class _Half:
     """The second half of a tar, read by a forked helper from the first header past the
-    middle (``start``; the tar's size if there is none): its members come back in pieces
-    of ``_PIECE``, pickled (names, md5s, kept data: compact), once it has read them all."""
+    middle (``start``; the tar's size if there is none), its members sent in pieces of
+    ``_PIECE`` (names, md5s, kept data: compact) as it reads them."""
 
     _PIECE = 10_000
 
@@ -225,36 +227,30 @@ class _Half:
     @property
     def start(self) -> int:
         if self._start is None:
-            found = self._receive()
+            try:
+                found = forked.receive(self._helper.pipe) if self._helper else None
+            except EOFError:
+                found = None
             self._start = found if isinstance(found, int) else self._size
         return self._start
 
-    def members(self) -> Iterator[Member] | None:
-        """The helper's members, None if it could not read to the tar's end (then what it
-        read says nothing: it may have started inside a file)."""
-        first = self._receive()
-        if first is None:
-            return None
-        return self._unpacked(first)
-
-    def _unpacked(self, piece: bytes) -> Iterator[Member]:
-        while piece:
-            names, md5s, data = pickle.loads(piece)
-            for i, (name, md5) in enumerate(zip(names, md5s, strict=True)):
-                yield Member(name, md5, data.get(i))
-            piece = self._receive()
-            if piece is None:  # killed while sending: what it read is not all here
-                raise Irregular("the helper reading the second half stopped")
-        self.stop()
-
-    def _receive(self) -> Any:
-        if self._helper is None:
-            return None
+    def members(self) -> Generator[Member, None, int | None]:
+        """The helper's members; returns None if they are all of them to the tar's end,
+        else how many it gave before it stopped (it died, met something this reader
+        leaves to tarfile, or found its half not worth it): the rest is read here."""
+        given = 0
         try:
-            return forked.receive(self._helper.pipe)
-        except EOFError:  # it died
-            self.stop()
+            assert self._helper is not None
+            for names, md5s, data in forked.received_pieces(self._helper.pipe):
+                for i, (name, md5) in enumerate(zip(names, md5s, strict=True)):
+                    yield Member(name, md5, data.get(i))
+                given += len(names)
+            log.debug("the tar's members from byte %d on were read by a helper", self.start)
             return None
+        except EOFError:
+            return given
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         if self._helper is not None:
@@ -265,41 +261,53 @@ class _Half:
 _SAMPLE, _SMALL_MEMBERS = 32 << 20, 32 << 10
 
 
+class _NotWorthIt(Exception):
+    """The helper's half is of large members: left to the reading process."""
+
+
 def _read_half(pipe: Any, fd: int, size: int, keep: Callable[[str], bool]) -> None:
-    """The helper: where it starts, then (if it read to the tar's end) its members in
-    pickled pieces and an empty one; nothing more if it could not, or if the members of
-    its first ``_SAMPLE`` bytes are ``_SMALL_MEMBERS`` or more on average.  Large members
-    are hashing, which the thread hashing the whole chunk and this process's reading
-    already keep both cores busy with: a third would only slow them."""
+    """The helper: where it starts, then its members in pieces (``forked.send_pieces``),
+    to the tar's end; no more if it meets what this reader leaves to tarfile (it may
+    have started inside a file), or if the members of its first ``_SAMPLE`` bytes are
+    ``_SMALL_MEMBERS`` or more on average.  Large members are hashing, which the thread
+    hashing the whole chunk and this process's reading already keep both cores busy
+    with: a third would only slow them."""
     start = _first_header(fd, size // 2 // BLOCK * BLOCK, size)
     pipe.send(start)
-    if start is None:
-        return
-    pieces: list[bytes] = []
+    if start is not None:
+        with contextlib.suppress(Irregular, OSError, _NotWorthIt):
+            forked.send_pieces(pipe, _pieces(_Buffer(fd, start), keep))
+
+
+_Piece = tuple[list[str], list[str | None], dict[int, bytes]]
+"""Members as the helper sends them: names, md5s (None: a directory), {index: data kept}."""
+
+
+def _pieces(buffer: _Buffer, keep: Callable[[str], bool]) -> Iterator[_Piece]:
+    """The members from ``buffer``'s offset in pieces; none before the first ``_SAMPLE``
+    bytes are read and found worth it (``_NotWorthIt`` if not)."""
+    start, sampled = buffer.offset, False
+    ready: list[_Piece] = []
     names: list[str] = []
     md5s: list[str | None] = []
     data: dict[int, bytes] = {}
-    buffer, count, sampled = _Buffer(fd, start), 0, False
-    try:
-        for member in _read(buffer, keep, None):
-            if member.data is not None:
-                data[len(names)] = member.data
-            names.append(member.name)
-            md5s.append(member.md5)
-            count += 1
-            if not sampled and (read := buffer.offset - start) >= _SAMPLE:
-                if read >= count * _SMALL_MEMBERS:
-                    return
-                sampled = True
-            if len(names) == _Half._PIECE:
-                pieces.append(pickle.dumps((names, md5s, data)))
-                names, md5s, data = [], [], {}
-    except (Irregular, OSError):
-        return
-    pieces.append(pickle.dumps((names, md5s, data)))
-    for piece in pieces:
-        pipe.send(piece)
-    pipe.send(b"")
+    for count, member in enumerate(_read(buffer, keep, None), 1):
+        if member.data is not None:
+            data[len(names)] = member.data
+        names.append(member.name)
+        md5s.append(member.md5)
+        if len(names) == _Half._PIECE:
+            ready.append((names, md5s, data))
+            names, md5s, data = [], [], {}
+        if not sampled and (read := buffer.offset - start) >= _SAMPLE:
+            if read >= count * _SMALL_MEMBERS:
+                raise _NotWorthIt
+            sampled = True
+        if sampled and ready:
+            yield from ready
+            ready = []
+    yield from ready
+    yield names, md5s, data
 
 
 def _first_header(fd: int, offset: int, size: int) -> int | None:

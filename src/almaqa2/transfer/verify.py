@@ -16,8 +16,6 @@ import contextlib
 import hashlib
 import itertools
 import os
-import pickle
-import queue
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -184,8 +182,7 @@ class _Walk:
         given = 0
         if self._helper is not None:
             try:
-                while piece := forked.receive(self._helper.pipe, raw=True):
-                    rels, sizes = pickle.loads(piece)
+                for rels, sizes in forked.received_pieces(self._helper.pipe):
                     given += len(rels)
                     yield rels, sizes
                 return
@@ -214,28 +211,11 @@ def _in_pieces(
 
 
 def _walk_in_pieces(pipe: Any, package: Path) -> None:
-    """The helper: the walk's pieces sent as they are made, by a thread (the pipe holds
-    them back until verify has read the manifest: the walk goes on meanwhile), then an
-    empty one; a walk that fails is left for ``_Walk.pieces`` to walk again and say why,
-    as without a helper."""
-    made: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    sender = threading.Thread(target=_send_pieces, args=(pipe, made))
-    sender.start()
-    try:
-        for piece in _in_pieces(manifest.listed_files(package), _Walk._PIECE):
-            made.put(pickle.dumps(piece))
-        made.put(b"")
-    except OSError:
-        pass
-    finally:
-        made.put(None)
-        sender.join()
-
-
-def _send_pieces(pipe: Any, made: queue.SimpleQueue[bytes | None]) -> None:
-    with contextlib.suppress(OSError):  # verify is gone: nobody to tell
-        while (piece := made.get()) is not None:
-            pipe.send_bytes(piece)
+    """The helper: the walk's pieces sent as they are made (the pipe holds them back until
+    verify has read the manifest: the walk goes on meanwhile); a walk that fails is left
+    for ``_Walk.pieces`` to walk again and say why, as without a helper."""
+    with contextlib.suppress(OSError):
+        forked.send_pieces(pipe, _in_pieces(manifest.listed_files(package), _Walk._PIECE))
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
