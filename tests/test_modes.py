@@ -201,7 +201,7 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
         "X528.ms.split.phase_int/table.f0",  # small: checked by the small files' process
         "X8c/qa2/large.bin",  # more than 64 KB: checked by the hashing threads
         "X8c/qa2/huge.bin",  # a block and a long tail, damaged in the tail
-        "_extra",  # 1,500 small files of a table: the half copied where they are hashed
+        "_extra",  # 1,500 small files of a table: copied where they are hashed, half here
     ],
 )
 @pytest.mark.parametrize("short", [False, True], ids=["flipped", "short"])
@@ -235,7 +235,7 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
             return real_write_all(fd, data)
         return real_write_all(fd, data[:-1] if short else bytes([data[0] ^ 0xFF]) + data[1:])
 
-    def faults() -> None:  # the many small files: only those copied where they are hashed
+    def faults() -> None:  # the many small files: copied through memory where they are hashed
         if damaged != "_extra":
             monkeypatch.setattr(copying, "copy_bytes", faulty_copy)
         monkeypatch.setattr(copying, "write_all", faulty_write_all)
@@ -245,8 +245,9 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
 
 
 def _many_small_files(case: Case, count: int = 1500) -> Path:
-    """``count`` small files more in a calibration table of ``case``: its copy hands every
-    other 256 over to be copied where small files are hashed."""
+    """``count`` small files more in a calibration table of ``case``: its copy hands them
+    over to be copied where small files are hashed, every other batch of 256 by the
+    hashing process."""
     table = case.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
     for i in range(count):
         (table / f"table.f{i}_extra").write_bytes(os.urandom(64 + i % 7))
@@ -270,20 +271,25 @@ def test_a_table_of_many_small_files_is_copied_by_both_processes(case229: Case) 
 def test_a_disk_full_midway_through_many_small_files_is_one_sentence(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The copy stops with ENOSPC while the hashing process still has batches to read:
-    it is stopped, and its end of the pipe closing with data unread (a reset, not an end
-    of file) is no traceback of a thread."""
+    """The copy of a small file made here (every other batch; the hashing process copies
+    the rest) stops with ENOSPC while the hashing process still has batches to read: the
+    copy stops with that batch, the helper is stopped, and its end of the pipe closing with data
+    unread (a reset, not an end of file) is no traceback of a thread."""
     _many_small_files(case229, 3000)
-    real_copy_file, calls = materialize.copy_file, []
+    real_write_all, calls, parent = copying.write_all, [], os.getpid()
 
-    def disk_full_at_the_1000th(src: str, dst: str) -> None:
-        calls.append(dst)
-        if len(calls) == 1000:
-            raise OSError(errno.ENOSPC, "No space left on device", dst)
-        real_copy_file(src, dst)
+    def disk_full_at_the_500th_here(fd: int, data: bytes | bytearray) -> None:
+        if os.getpid() == parent:
+            calls.append(fd)
+            if len(calls) == 500:
+                raise OSError(
+                    errno.ENOSPC, "No space left on device", os.readlink(f"/proc/self/fd/{fd}")
+                )
+        real_write_all(fd, data)
 
-    monkeypatch.setattr(materialize, "copy_file", disk_full_at_the_1000th)
+    monkeypatch.setattr(copying, "write_all", disk_full_at_the_500th_here)
     assert case229.run_cli("copy") == 2
+    assert len(calls) < 500 + 256, "the copy stopped with the batch it could not write"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err, err
     assert sorted(os.listdir(case229.packpath.parent)) == []

@@ -106,11 +106,13 @@ class Hasher:
 
     Large files go to a long-lived thread per core (a plain queue: a future per file
     costs more than hashing a small file); they release the GIL while read and hashed.
-    Small files (up to 64 KB, a copy's source compared too) are hashed by a forked process
-    of their own, in batches: hashing them is Python work under the GIL, which a thread
-    would share with the one writing the package (hard mode, ~48,000 files: the writer
-    waited 2.1 s for that thread at the end).  In a daemonic process (a worker of ``qa2
-    batch``, which has a core of its own and may not fork) a thread hashes them.  Results
+    Small files (up to 64 KB, a copy's source compared too) are hashed in batches, every
+    other batch by a forked process of its own and the rest here, when handed over:
+    hashing them is Python work under the GIL, which a thread would share with the one
+    writing the package (hard mode, ~48,000 files: the writer waited 2.1 s for that thread
+    at the end), and a helper doing them all would work while this process, its links
+    or copies made, waits.  In a daemonic process (a worker of ``qa2 batch``, which has a
+    core of its own and may not fork) a thread hashes the helper's share.  Results
     are keyed by the path string given, less the prefix ``below`` (a package's staging
     directory: its long path is not kept once per file).  Hand the largest files over
     first when they are known: both cores then stay busy to the end.
@@ -123,6 +125,7 @@ class Hasher:
         self._errors: dict[str, BaseException] = {}
         self._batch: list[_Item] = []
         self._small: _Batches | None = None  # started with the first small file
+        self._here = False  # whether the next batch of small files is hashed here
         self._threads = [
             threading.Thread(target=self._work, daemon=True) for _ in range(os.cpu_count() or 2)
         ]
@@ -146,8 +149,8 @@ class Hasher:
         """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
         with ``source``, also check that both hold the same bytes.  ``copy``: ``path``
         is not written yet: ``source``, a small file, is copied to it first, where small
-        files are hashed (a second core: the packager hands it every other batch of its
-        copies)."""
+        files are hashed (the copy goes through memory, read once: half of them on the
+        second core)."""
         if 0 <= size <= SMALL:
             self._batch.append((path, size, source, copy))
             if len(self._batch) >= _BATCH_FILES:
@@ -157,9 +160,15 @@ class Hasher:
             self._queue.put((path, size, source, False))
 
     def _send(self) -> None:
-        if self._small is None:
-            self._small = _Batches(self._answered)
-        self._small.send(self._batch)
+        if self._here:
+            self._answered(self._batch, _hash_small(self._batch))
+            if self._errors:  # stop now, as a copy that fails in the writer does
+                raise next(iter(self._errors.values()))
+        else:
+            if self._small is None:
+                self._small = _Batches(self._answered)
+            self._small.send(self._batch)
+        self._here = not self._here
         self._batch = []
 
     def _answered(self, batch: list[_Item], found: list[str | OSError | None]) -> None:

@@ -436,19 +436,17 @@ def _link_for_parent(pipe: Any, directory: str) -> None:
 
 
 class CopyWriter(Writer):
-    """Copies, every other ``_SHARE`` small files of tables handed over to be copied where
-    they are hashed (``manifest.Hasher``: a forked process), so that both cores copy."""
+    """Copies; the small files of tables are handed over to be copied where they are
+    hashed (``manifest.Hasher``: half by a forked process), through memory, read once: so
+    that both cores copy and hash them."""
 
     copies = True
-
-    def start(self, member_dir: Path) -> None:
-        self._turns = _Turns()
 
     def file(self, src: str, dst: str) -> None:
         copy_file(src, dst)
 
     def hands_over(self, size: int) -> bool:
-        return size <= manifest.SMALL and self._turns.helpers()
+        return size <= manifest.SMALL
 
 
 class HardWriter(Writer):
