@@ -134,8 +134,9 @@ def test_tarsplit_killed_anywhere(packaged: Case, tmp_path: Path) -> None:
     length = _timed(lambda: main(_split(packaged, out)))
     hits = []
     for delay in _delays(length, 3):
+        started = time.time()
         _run_killed(_split(packaged, out), delay)
-        hits.append(bool(list(out.glob("*.part"))))
+        hits.append(_split_midway(out, started))
         for md5 in out.glob("*.tar.md5sum"):  # every finished chunk is whole
             assert md5.with_suffix("").is_file()
             assert main(["verify", str(md5.with_suffix(""))]) in (0, 1)
@@ -143,6 +144,15 @@ def test_tarsplit_killed_anywhere(packaged: Case, tmp_path: Path) -> None:
         assert not list(out.glob("*.part")) and _ours_beside(out) == []
         assert _verifies(out)
     _caught_midway(hits)
+
+
+def _split_midway(out: Path, started: float) -> bool:
+    """Whether a split killed after ``started`` was writing: a chunk being written, or
+    chunks it wrote but not yet the list of their md5s (the last it writes)."""
+    listing = next(out.glob("*.md5sums"), None)
+    listed = listing.stat().st_mtime if listing else 0.0
+    wrote = [p.stat().st_mtime for p in out.glob("*.tar*")]
+    return bool(list(out.glob("*.part"))) or any(listed < t and t >= started for t in wrote)
 
 
 def test_untar_killed_anywhere(packaged: Case, tmp_path: Path) -> None:
