@@ -288,3 +288,20 @@ def test_a_half_of_large_members_is_left_to_this_process(
 def test_byte_sum_is_sum(data: bytes) -> None:
     """A header's checksum, summed by adler32 a quarter block at a time, is ``sum``'s."""
     assert tarread.byte_sum(data) == sum(data)
+
+
+def test_a_manifest_in_the_helpers_half_comes_back_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data of a member the reader keeps (the manifest a chunk carries) comes back from
+    the helper too, when it lies in the helper's half."""
+    entries = _package_like(60)
+    entries.append(entries.pop(0))  # the manifest last
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(entries))
+    monkeypatch.setattr(tarread, "_WORTH_A_HELPER", 0)
+    with caplog.at_level("DEBUG", "almaqa2"):
+        both = _both(chunk, TOP)
+    assert "were read by a helper" in caplog.text
+    assert both is not None and both[0] == both[1]
+    assert ("manifest", entries[-1][2]) in both[0][1]
