@@ -80,7 +80,7 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
-    if reduce or not describing:  # (no MS to read: nothing worth a helper)
+    if reduce or not describing or not forked.may_fork():  # (here: no helper to wait for)
         read_ebs = _known(_ebs(plan, describing, opened))
     else:
         read_ebs = _beside(_ebs_quietly, plan, describing)
