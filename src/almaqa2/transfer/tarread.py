@@ -149,9 +149,9 @@ def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[
     helper reads from the first header it finds past the middle (if its members are
     small: see ``_read_half``), while this process reads from the start.  When this
     process reaches that header, at the start of a member, the rest is the helper's
-    reading; if it is not a member's start (the bytes of a file that look like a header)
-    or the helper failed, this process reads on by itself.  The members are the same
-    either way."""
+    reading, and this process reads on past what it was given if the helper stopped
+    before the end; if it is not a member's start (the bytes of a file that look like a
+    header), this process reads on by itself.  The members are the same either way."""
     size = os.fstat(fd).st_size
     half = _Half(fd, size, keep) if size >= _WORTH_A_HELPER and forked.may_fork() else None
     try:
@@ -162,8 +162,8 @@ def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[
 
 
 def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> Iterator[Member]:
-    """The members from ``buffer``'s offset, at a member's start, to the tar's end (the
-    rest from ``half`` once its start is reached, if it read from there)."""
+    """The members from ``buffer``'s offset, at a member's start, to the tar's end (from
+    ``half``'s start on, those it gives, then the rest read here)."""
     path: str | None = None
     checked: dict[bytes, tuple[bytes, int]] = {}  # PAX header blocks repeat: checked once
     while True:
