@@ -12,6 +12,7 @@ daemonic process (a worker of ``qa2 batch``, which has a core of its own) may no
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import pickle
 import queue
@@ -69,8 +70,10 @@ T = TypeVar("T")
 class Later(Generic[T]):
     """``function(*args)`` computed in a forked helper while this process does something
     else; ``result()`` waits for its value (pickled: keep it plain lists and strings) and
-    raises what it raised.  Computed by ``result()`` itself where this process may not
-    fork, or if the helper died."""
+    raises what it raised.  What it logged there is logged here by ``result()``, so that
+    it is said once, by the process whose handlers count the warnings (``--json``).
+    Computed by ``result()`` itself where this process may not fork, or if the helper
+    died."""
 
     def __init__(self, function: Callable[..., T], *args: Any):
         self._call = function, args
@@ -81,11 +84,13 @@ class Later(Generic[T]):
         if self._helper is None:
             return function(*args)
         try:
-            done, value = receive(self._helper.pipe)
+            done, value, logged = receive(self._helper.pipe)
         except EOFError:
-            done, value = True, function(*args)
+            done, value, logged = True, function(*args), []
         finally:
             self._helper.stop()
+        for record in logged:
+            logging.getLogger(record.name).handle(record)
         if not done:
             raise value
         return value
@@ -123,11 +128,25 @@ def received_pieces(pipe: Any) -> Iterator[Any]:
 
 
 def _send_result(pipe: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    kept = _Kept()
+    logging.getLogger().handlers = [kept]  # (this process does nothing else)
     try:
-        answer = True, function(*args)
+        done, value = True, function(*args)
     except Exception as exc:  # raised by result()
-        answer = False, exc
-    pipe.send(answer)
+        done, value = False, exc
+    pipe.send((done, value, kept.records))
+
+
+class _Kept(logging.Handler):
+    """The records logged, made plain sentences (their arguments may not pickle)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record.msg, record.args, record.exc_info = record.getMessage(), None, None
+        self.records.append(record)
 
 
 def _run(target: Callable[..., None], pipe: Any, parents_end: Any, args: tuple[Any, ...]) -> None:

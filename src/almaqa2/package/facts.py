@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from almaqa2 import forked
 from almaqa2.data import fitsio, ms
@@ -83,7 +83,7 @@ def collect(plan: Plan, reduce: bool) -> Facts:
     if reduce or not describing or not forked.may_fork():  # (here: no helper to wait for)
         read_ebs = _known(_ebs(plan, describing, opened))
     else:
-        read_ebs = _beside(_ebs_quietly, plan, describing)
+        read_ebs = forked.Later(_ebs, plan, describing, {}).result
     return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
 
 
@@ -154,46 +154,6 @@ def _ebs(
 
 def _known(value: T) -> Callable[[], T]:
     return lambda: value
-
-
-def _beside(
-    function: Callable[..., tuple[T, list[logging.LogRecord]]], *args: Any
-) -> Callable[[], T]:
-    """``function(*args)`` run in a forked helper from now on; the function returned waits
-    for its value, and logs here what it logged there."""
-    later = forked.Later(function, *args)
-
-    def result() -> T:
-        value, records = later.result()
-        for record in records:
-            logging.getLogger(record.name).handle(record)
-        return value
-
-    return result
-
-
-def _ebs_quietly(
-    plan: Plan, describing: dict[str, SourceEntry]
-) -> tuple[tuple[EbFacts, ...], list[logging.LogRecord]]:
-    """``_ebs`` without opened MSes, its log records kept (as plain sentences, which
-    pickle) rather than shown: ``_beside`` shows them in the process that asked."""
-    kept = _Kept()
-    root = logging.getLogger()
-    shown, root.handlers = root.handlers, [kept]
-    try:
-        return _ebs(plan, describing, {}), kept.records
-    finally:
-        root.handlers = shown
-
-
-class _Kept(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        record.msg, record.args, record.exc_info = record.getMessage(), None, None
-        self.records.append(record)
 
 
 def _rank(name: str) -> int | None:
