@@ -35,8 +35,7 @@ _FILE, _OLD_FILE, _DIR, _PAX = tarfile.REGTYPE, tarfile.AREGTYPE, tarfile.DIRTYP
 
 
 class Irregular(Exception):
-    """The tar holds something this reader leaves to tarfile (or its helper stopped while
-    it handed its half over: tarfile reads it all again)."""
+    """The tar holds something this reader leaves to tarfile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +165,10 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
     ``half``'s start on, those it gives, then the rest read here)."""
     path: str | None = None
     checked: dict[bytes, tuple[bytes, int]] = {}  # PAX header blocks repeat: checked once
+    theirs = half.start if half is not None else -1  # where the helper's reading starts
     while True:
-        if half is not None and buffer.offset >= half.start:
-            if buffer.offset == half.start and path is None:  # at a member's start: theirs
+        if half is not None and buffer.offset >= theirs:
+            if buffer.offset == theirs and path is None:  # at a member's start: theirs
                 given = yield from half.members()
                 if given is None:
                     return
