@@ -246,10 +246,11 @@ class FakeWriter(Writer):
         self._dir = str(member_dir)
         self._empty = _Empty(self._dir)
         self._helper: _HelperLinks | None = None
-        self._turns = _Turns() if forked.may_fork() else None
+        self._forks, self._files = forked.may_fork(), 0  # the count says whose turn it is
 
     def file(self, src: str, dst: str) -> None:
-        if self._turns is not None and self._turns.helpers():
+        self._files += 1
+        if self._forks and self._files // _SHARE % 2:
             if self._helper is None:
                 self._helper = _HelperLinks(self._dir)
             self._helper.add(dst)
@@ -340,18 +341,7 @@ class _Counted:
         pass
 
 
-_SHARE = 256  # files one process makes before the other's turn
-
-
-class _Turns:
-    """Whose turn each file is: ``_SHARE`` this process's, then ``_SHARE`` the helper's."""
-
-    def __init__(self) -> None:
-        self._files = 0
-
-    def helpers(self) -> bool:
-        self._files += 1
-        return self._files // _SHARE % 2 == 1
+_SHARE = 256  # files one process links before the other's turn
 
 
 class _Empty:
