@@ -77,13 +77,14 @@ def _best(pairs: int, ours: Run, *theirs: Run) -> tuple[float, list[float], floa
     """Best times of ours and of each baseline, run in turn, and the median ratio of ours
     to the first baseline in the same round (the disk's write-back makes single runs of
     either vary by up to 2x)."""
-    times: list[list[float]] = [[] for _ in range(1 + len(theirs))]
+    runs = (*theirs, ours)  # the baselines first in each round
+    times: list[list[float]] = [[] for _ in runs]
     for _ in range(pairs):
-        for (cmd, cwd, fresh), kept in zip((*theirs, ours), times[1:] + times[:1], strict=True):
+        for (cmd, cwd, fresh), kept in zip(runs, times, strict=True):
             kept.append(timed(cmd, cwd, clear=fresh, make=True))
-    mine, base = times[0], times[1]
-    median = statistics.median(m / b for m, b in zip(mine, base, strict=True))
-    return min(mine), [min(t) for t in times[1:]], median
+    *bases, mine = times
+    median = statistics.median(m / b for m, b in zip(mine, bases[0], strict=True))
+    return min(mine), [min(t) for t in bases], median
 
 
 def _halves(listing: Path, into: Path) -> list[Path]:
