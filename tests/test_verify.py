@@ -6,12 +6,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -323,3 +325,101 @@ def test_the_walk_of_a_package_is_whole_whenever_its_process_dies(
             break
         found += zip(*piece, strict=True)
     assert found == list(manifest.listed_files(long_names)) and len(found) == 2500
+
+
+def test_files_are_hashed_while_a_slow_walk_goes_on(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """While the helper walks on (slowly here, as on a busy file system), the small files it
+    has sent are hashed by verify itself; the rest after, on both cores (the large ones
+    largest first, then the small ones not reached).  Each damage is found once, whoever
+    hashed the file."""
+    from almaqa2 import manifest
+    from almaqa2.transfer import verify
+
+    package = tmp_path / P
+    digests = {}
+    for n in range(1200):
+        rel = f"calibration/t{n // 400}.tbl/f{n:04d}"
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_bytes(b"%d" % n)
+        digests[rel] = hashlib.md5(b"%d" % n).hexdigest()
+    for n in range(3):  # first in the walk: they would be hashed first if not left aside
+        rel = f"calibration/cube{n}.fits"
+        (package / rel).write_bytes(bytes([n]) * (manifest.SMALL + 1000 * n + 1))
+        digests[rel] = _md5(package / rel)
+    manifest.write(package, P, digests)
+    damaged = ["calibration/t0.tbl/f0003", "calibration/t2.tbl/f1190", "calibration/cube1.fits"]
+    for rel in damaged:
+        with open(package / rel, "r+b") as f:
+            f.write(b"X")
+    (package / "calibration/t1.tbl/f0500").unlink()
+    (package / "calibration/t1.tbl/stray").write_bytes(b"")
+
+    walk = manifest.listed_files
+
+    def slowly(top: Path) -> Iterator[tuple[str, int]]:
+        for n, found in enumerate(walk(top)):
+            if n % 100 == 0:
+                time.sleep(0.02)
+            yield found
+
+    monkeypatch.setattr(manifest, "listed_files", slowly)  # the forked helper's walk
+    monkeypatch.setattr(verify._Walk, "_PIECE", 100)
+    with caplog.at_level("DEBUG", "almaqa2"):
+        report = verify.verify([package])
+    early = re.search(r"(\d+) of (\d+) files were hashed while the walk went on", caplog.text)
+    assert early and 0 < int(early[1]) < int(early[2]) == 1202
+    assert report.checked == 1202
+    found = sorted((p.kind.value, p.path) for p in report.problems)
+    assert found == sorted(
+        [("corrupt", f"{P}/{rel}") for rel in damaged]
+        + [("missing", f"{P}/calibration/t1.tbl/f0500"), ("extra", f"{P}/calibration/t1.tbl/stray")]
+    )
+
+
+def test_idle_work_is_done_only_while_no_piece_is_waiting() -> None:
+    """``forked.received_pieces`` calls ``idle`` while the helper has sent nothing, until it
+    says it is done; never when a piece (or the end) is waiting."""
+    import multiprocessing
+
+    from almaqa2 import forked
+
+    def send(pipe: object, go: object) -> None:
+        go.wait(10)  # type: ignore[attr-defined]
+        forked.send_pieces(pipe, [["a"], ["b"]])
+
+    go = multiprocessing.get_context("fork").Event()
+    helper = forked.Helper(send, go)
+    calls: list[int] = []
+    received: list[list[str]] = []
+
+    def idle() -> bool:
+        calls.append(len(received))
+        if len(calls) == 5:
+            go.set()
+        return len(calls) < 5
+
+    try:
+        received += forked.received_pieces(helper.pipe, idle)
+    finally:
+        helper.stop()
+    assert received == [["a"], ["b"]] and calls[:5] == [0] * 5
+
+    go.set()  # the next helper sends everything at once, and ends
+    helper = forked.Helper(send, go)
+    while helper.alive():
+        time.sleep(0.01)
+    waiting: list[int] = []
+
+    def counted() -> bool:
+        waiting.append(1)
+        return len(waiting) < 100
+
+    try:
+        assert list(forked.received_pieces(helper.pipe, counted)) == [["a"], ["b"]]
+    finally:
+        helper.stop()
+    assert waiting == []

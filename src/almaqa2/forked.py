@@ -120,11 +120,26 @@ def _send_made(pipe: Any, made: queue.SimpleQueue[bytes | None]) -> None:
             pipe.send_bytes(piece)
 
 
-def received_pieces(pipe: Any) -> Iterator[Any]:
+def received_pieces(pipe: Any, idle: Callable[[], bool] | None = None) -> Iterator[Any]:
     """The other side of ``send_pieces``: each piece; EOFError if the helper ended, or
-    stopped making them, before the last."""
-    while piece := receive(pipe, raw=True):
+    stopped making them, before the last.  ``idle()``, if given, is called while no piece
+    is waiting, until it says it has nothing left to do (False): work done meanwhile."""
+    while True:
+        while idle is not None and not _waiting(pipe) and idle():
+            pass
+        piece = receive(pipe, raw=True)
+        if not piece:
+            return
         yield pickle.loads(piece)
+
+
+def _waiting(pipe: Any) -> bool:
+    """Whether a message (or the end) is there to receive; a pipe that fails is left to
+    ``receive`` to say so."""
+    try:
+        return bool(pipe.poll())
+    except OSError:
+        return True
 
 
 def _send_result(pipe: Any, function: Callable[..., Any], args: tuple[Any, ...]) -> None:

@@ -424,17 +424,33 @@ def _hash_batches(
         lock.release()
         if batch >= len(bounds) - 1:
             return found
-        for i in range(bounds[batch], bounds[batch + 1]):
-            path = f"{top}/{rels[i]}"
-            try:
-                size = sizes[i]
-                digest = _md5_small(path, size) if size <= SMALL else md5_file(path, buffer)
-            except OSError as exc:
-                digest = f"unreadable ({exc.strerror})"
-            if digest != expected[i]:
-                found.append((rels[i], expected[i], digest))
+        batch_files = range(bounds[batch], bounds[batch + 1])
+        found += mismatches_here(top, rels, sizes, expected, batch_files, buffer)
         done[me] += sum(sizes[bounds[batch] : bounds[batch + 1]])
         after()
+
+
+def mismatches_here(
+    top: str,
+    rels: Sequence[str],
+    sizes: Sequence[int],
+    expected: Sequence[str],
+    which: Iterable[int],
+    buffer: bytearray | None = None,
+) -> list[tuple[str, str, str]]:
+    """``mismatches`` among the files ``which`` (indices into the lists), hashed in this
+    process, one after the other, large ones read into ``buffer`` (give one to reuse)."""
+    found = []
+    for i in which:
+        path = f"{top}/{rels[i]}"
+        try:
+            size = sizes[i]
+            digest = _md5_small(path, size) if size <= SMALL else md5_file(path, buffer)
+        except OSError as exc:
+            digest = f"unreadable ({exc.strerror})"
+        if digest != expected[i]:
+            found.append((rels[i], expected[i], digest))
+    return found
 
 
 class Follower:

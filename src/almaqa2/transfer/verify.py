@@ -15,6 +15,7 @@ import array
 import contextlib
 import hashlib
 import itertools
+import logging
 import os
 import tarfile
 import threading
@@ -30,6 +31,8 @@ from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar, tarread
+
+log = logging.getLogger(__name__)
 
 _BLOCK = 1 << 20
 
@@ -130,7 +133,8 @@ def _package(package: Path, progress: Progress | None) -> Report:
     sizes = array.array("q")
     expected: list[str] = []
     extra: list[str] = []
-    for piece, their_sizes in walked.pieces():
+    early = _WhileWalking(str(package), rels, sizes, expected)
+    for piece, their_sizes in walked.pieces(idle=early.batch):
         md5s = [listed.pop(prefix + rel, None) for rel in piece]
         if None not in md5s:
             rels += piece
@@ -149,12 +153,16 @@ def _package(package: Path, progress: Progress | None) -> Report:
         key=sizes.__getitem__,
         reverse=True,
     )
-    if large:  # then the small ones, in the walk's order
-        order = large + [i for i, size in enumerate(sizes) if size <= manifest.SMALL]
-        rels, expected = [rels[i] for i in order], [expected[i] for i in order]
-        sizes = array.array("q", (sizes[i] for i in order))
+    log.debug("%d of %d files were hashed while the walk went on", early.files, len(rels))
+    todo = (rels, sizes, expected)
+    if large or early.next:  # then the small ones not hashed yet, in the walk's order
+        small = itertools.islice(enumerate(sizes), early.next, None)
+        order = large + [i for i, size in small if size <= manifest.SMALL]
+        todo = ([rels[i] for i in order], array.array("q", (sizes[i] for i in order)),
+                [expected[i] for i in order])  # fmt: skip
     counter = _Counter(sum(sizes), progress)
-    bad = manifest.mismatches(str(package), rels, sizes, expected, counter.add)
+    counter.add(early.hashed)
+    bad = early.found + manifest.mismatches(str(package), *todo, counter.add)
     problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, found) for rel, md5, found in bad]
     problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
     problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in extra]
@@ -176,13 +184,16 @@ class _Walk:
         self._package = package
         self._helper = forked.Helper(_walk_in_pieces, package) if forked.may_fork() else None
 
-    def pieces(self) -> Iterator[tuple[list[str], array.array[int]]]:
+    def pieces(
+        self, idle: Callable[[], bool] | None = None
+    ) -> Iterator[tuple[list[str], array.array[int]]]:
         """(paths below the package, their sizes) of the files, a piece at a time, in the
-        walk's (sorted) order."""
+        walk's (sorted) order; ``idle()`` is called while the helper has sent none (see
+        ``forked.received_pieces``)."""
         given = 0
         if self._helper is not None:
             try:
-                for rels, sizes in forked.received_pieces(self._helper.pipe):
+                for rels, sizes in forked.received_pieces(self._helper.pipe, idle):
                     given += len(rels)
                     yield rels, sizes
                 return
@@ -192,6 +203,35 @@ class _Walk:
                 self._helper.stop()
         rest = itertools.islice(manifest.listed_files(self._package), given, None)
         yield from _in_pieces(rest, self._PIECE)
+
+
+class _WhileWalking:
+    """The small files matched so far (``rels``, ``sizes``, ``expected``: verify's lists,
+    as they grow), hashed here a batch at a time while the helper walks on: this process
+    would otherwise wait for the walk's next piece.  Those before ``next`` are done (the
+    large ones excepted, left to be hashed largest first): ``files`` of them, of ``hashed``
+    bytes, with the mismatches ``found``."""
+
+    _BATCH = 256
+
+    def __init__(self, top: str, rels: list[str], sizes: array.array[int], expected: list[str]):
+        self._top, self._rels, self._sizes, self._expected = top, rels, sizes, expected
+        self.next, self.files, self.hashed = 0, 0, 0
+        self.found: list[tuple[str, str, str]] = []
+
+    def batch(self) -> bool:
+        """Hash the next batch; False if every file matched so far is done."""
+        start, end = self.next, min(self.next + self._BATCH, len(self._rels))
+        if start == end:
+            return False
+        which = [i for i in range(start, end) if self._sizes[i] <= manifest.SMALL]
+        self.found += manifest.mismatches_here(
+            self._top, self._rels, self._sizes, self._expected, which
+        )
+        self.files += len(which)
+        self.hashed += sum(self._sizes[i] for i in which)
+        self.next = end
+        return True
 
 
 def _in_pieces(
