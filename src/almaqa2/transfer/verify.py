@@ -608,9 +608,12 @@ def _read_own(path: Path, top: str | None, found: Found) -> _Read:
     return unsafe, None
 
 
+_CARRIED = f"/{manifest.NAME}"
+
+
 def _carried(name: str) -> bool:
     """Whether a chunk member is the package's manifest (at the top of the package)."""
-    return name.count("/") == 1 and name.endswith("/" + manifest.NAME)
+    return name.endswith(_CARRIED) and name.count("/") == 1
 
 
 def _project_of(chunk: Path) -> str | None:
