@@ -24,7 +24,14 @@ from almaqa2.cli import main
 from almaqa2.testing.reductions import HEADER
 from test_progress import SlowHandler, slow_site  # noqa: F401 - slow_site: a fixture
 
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+QA2 = [
+    sys.executable,
+    "-c",
+    "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+    "from almaqa2.cli import entrypoint; entrypoint()",
+]
+"""qa2 as a terminal starts it, whoever started the tests: a shell starts a job in the
+background (a test run, say) with SIGINT ignored, and Python keeps it ignored."""
 PROJECT = "2019.1.01234.S"
 CODES = {signal.SIGINT: (130, "interrupted; nothing half-written was kept"),
          signal.SIGTERM: (143, "stopped by SIGTERM; nothing half-written was kept")}  # fmt: skip
