@@ -80,9 +80,9 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
-    if reduce or not describing or not forked.may_fork():  # (here: no helper to wait for)
+    if reduce or not describing:  # the MSes are open already, or there is none to read
         read_ebs = _known(_ebs(plan, describing, opened))
-    else:
+    else:  # (read when asked, where this process may not fork: ``Later``)
         read_ebs = forked.Later(_ebs, plan, describing, {}).result
     return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
 
