@@ -5,10 +5,13 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import multiprocessing
 import os
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -201,7 +204,7 @@ def test_manifest_escapes_odd_names_as_md5sum_does(case229: Case) -> None:
         "X528.ms.split.phase_int/table.f0",  # small: checked by the small files' process
         "X8c/qa2/large.bin",  # more than 64 KB: checked by the hashing threads
         "X8c/qa2/huge.bin",  # a block and a long tail, damaged in the tail
-        "_extra",  # 1,500 small files of a table: copied where they are hashed, half here
+        "_extra",  # 1,500 small files of a table: copied where they are hashed
     ],
 )
 @pytest.mark.parametrize("short", [False, True], ids=["flipped", "short"])
@@ -246,15 +249,15 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
 
 def _many_small_files(case: Case, count: int = 1500) -> Path:
     """``count`` small files more in a calibration table of ``case``: its copy hands them
-    over to be copied where small files are hashed, every other batch of 256 by the
-    hashing process."""
+    over to be copied where small files are hashed, in batches of 256, by the hashing
+    process or here."""
     table = case.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
     for i in range(count):
         (table / f"table.f{i}_extra").write_bytes(os.urandom(64 + i % 7))
     return table
 
 
-def test_a_table_of_many_small_files_is_copied_by_both_processes(case229: Case) -> None:
+def test_a_table_of_many_small_files_is_copied_whole(case229: Case) -> None:
     table = _many_small_files(case229)
     assert case229.run_cli("copy") == 0
     packaged = next(case229.packpath.rglob(table.name))
@@ -271,25 +274,28 @@ def test_a_table_of_many_small_files_is_copied_by_both_processes(case229: Case) 
 def test_a_disk_full_midway_through_many_small_files_is_one_sentence(
     case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The copy of a small file made here (every other batch; the hashing process copies
-    the rest) stops with ENOSPC while the hashing process still has batches to read: the
-    copy stops with that batch, the helper is stopped, and its end of the pipe closing with data
-    unread (a reset, not an end of file) is no traceback of a thread."""
+    """The disk fills up midway through the copies of small files, made where they are
+    hashed (by the hashing process, or here when it falls behind): every write fails from
+    the 500th on, in either process.  The copy stops within a few batches, the helper is
+    stopped, and its end of the pipe closing with data unread (a reset, not an end of
+    file) is no traceback of a thread."""
     _many_small_files(case229, 3000)
-    real_write_all, calls, parent = copying.write_all, [], os.getpid()
+    real_write_all = copying.write_all
+    writes = multiprocessing.get_context("fork").Value("i", 0)  # counted by both processes
 
-    def disk_full_at_the_500th_here(fd: int, data: bytes | bytearray) -> None:
-        if os.getpid() == parent:
-            calls.append(fd)
-            if len(calls) == 500:
-                raise OSError(
-                    errno.ENOSPC, "No space left on device", os.readlink(f"/proc/self/fd/{fd}")
-                )
+    def disk_full_from_the_500th(fd: int, data: bytes | bytearray) -> None:
+        with writes.get_lock():
+            writes.value += 1
+            full = writes.value >= 500
+        if full:
+            raise OSError(
+                errno.ENOSPC, "No space left on device", os.readlink(f"/proc/self/fd/{fd}")
+            )
         real_write_all(fd, data)
 
-    monkeypatch.setattr(copying, "write_all", disk_full_at_the_500th_here)
+    monkeypatch.setattr(copying, "write_all", disk_full_from_the_500th)
     assert case229.run_cli("copy") == 2
-    assert len(calls) < 500 + 256, "the copy stopped with the batch it could not write"
+    assert writes.value < 500 + 6 * 256, "the copy stopped within a few batches of the first"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err, err
     assert sorted(os.listdir(case229.packpath.parent)) == []
@@ -312,6 +318,53 @@ def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, 
     with manifest.Hasher() as hasher, pytest.raises(ChecksumError, match="differs"):
         hasher.add(str(copy), 10, str(source))
         hasher.results()
+
+
+def _tiny_files(folder: Path, batches: int) -> dict[str, str]:
+    """``batches`` batches of small files for a ``Hasher``: {path: md5}."""
+    found = {}
+    for i in range(batches * 256):
+        path = folder / f"f{i}"
+        path.write_bytes(data := os.urandom(10 + i % 50))
+        found[str(path)] = hashlib.md5(data).hexdigest()
+    return found
+
+
+def test_small_files_are_hashed_by_the_helper_while_it_keeps_up(tmp_path: Path) -> None:
+    """The writer hands a batch over only once the one before is answered: the helper
+    is never behind, and nothing is hashed here (the writer's core is left to write)."""
+    files = _tiny_files(tmp_path, 6)
+    with manifest.Hasher() as hasher:
+        for n, path in enumerate(files, 1):
+            hasher.add(path, 60)
+            while n % 256 == 0 and len(hasher._digests) < n:
+                time.sleep(0.001)
+        assert hasher.results() == files
+    assert (hasher.here, hasher.small) == (0, len(files))
+
+
+def test_small_files_are_hashed_here_while_the_helper_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper stalls on its first batch: it is given a few, a few more wait for it,
+    and this process hashes every batch past those itself, as handed over."""
+    files = _tiny_files(tmp_path, 12)
+    parent, go_on = os.getpid(), multiprocessing.get_context("fork").Event()
+    real = manifest._hash_small
+
+    def stalled_in_the_helper(batch: list[Any]) -> list[Any]:
+        if os.getpid() != parent:
+            go_on.wait()
+        return real(batch)
+
+    monkeypatch.setattr(manifest, "_hash_small", stalled_in_the_helper)
+    with manifest.Hasher() as hasher:
+        for path in files:
+            hasher.add(path, 60)
+        assert hasher.here >= (12 - 3 - 4) * 256  # past the helper's 3 and 4 waiting
+        go_on.set()  # (then the two share what waits)
+        assert hasher.results() == files
+    assert hasher.small == len(files)
 
 
 def test_compressed_images_hold_their_source(tmp_path: Path) -> None:

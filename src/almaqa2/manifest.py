@@ -9,10 +9,12 @@ chunk) on a thread as it is written or read.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import hashlib
 import io
+import logging
 import multiprocessing
 import os
 import queue
@@ -33,6 +35,8 @@ _BATCH_FILES = 256
 _BLOCK = 1 << 20
 _FOLLOW_BLOCK = 4 << 20
 SMALL = 64 << 10
+
+log = logging.getLogger(__name__)
 
 
 def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
@@ -106,16 +110,16 @@ class Hasher:
 
     Large files go to a long-lived thread per core (a plain queue: a future per file
     costs more than hashing a small file); they release the GIL while read and hashed.
-    Small files (up to 64 KB, a copy's source compared too) are hashed in batches, every
-    other batch by a forked process of its own and the rest here, when handed over:
-    hashing them is Python work under the GIL, which a thread would share with the one
-    writing the package (hard mode, ~48,000 files: the writer waited 2.1 s for that thread
-    at the end), and a helper doing them all would work while this process, its links
-    or copies made, waits.  In a daemonic process (a worker of ``qa2 batch``, which has a
-    core of its own and may not fork) a thread hashes the helper's share.  Results
-    are keyed by the path string given, less the prefix ``below`` (a package's staging
-    directory: its long path is not kept once per file).  Hand the largest files over
-    first when they are known: both cores then stay busy to the end.
+    Small files (up to 64 KB, a copy's source compared too) are hashed in batches by a
+    forked process of its own (``_Batches``): hashing them is Python work under the GIL,
+    which a thread would share with the one writing the package.  This process, which
+    also writes the package, hashes a batch itself only when the helper falls behind, and
+    at the end takes its share of what is still waiting, so that neither waits for the
+    other.  In a daemonic process (a worker of ``qa2 batch``, which has a core of its own
+    and may not fork) a thread stands in for the helper.  Results are keyed by the path
+    string given, less the prefix ``below`` (a package's staging directory: its long
+    path is not kept once per file).  Hand the largest files over first when they are
+    known: both cores then stay busy to the end.
     """
 
     def __init__(self, below: str = ""):
@@ -125,7 +129,7 @@ class Hasher:
         self._errors: dict[str, BaseException] = {}
         self._batch: list[_Item] = []
         self._small: _Batches | None = None  # started with the first small file
-        self._here = False  # whether the next batch of small files is hashed here
+        self.here, self.small = 0, 0  # small files hashed here, and in all
         self._threads = [
             threading.Thread(target=self._work, daemon=True) for _ in range(os.cpu_count() or 2)
         ]
@@ -149,7 +153,7 @@ class Hasher:
         """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
         with ``source``, also check that both hold the same bytes.  ``copy``: ``path``
         is not written yet: ``source``, a small file, is copied to it first, where small
-        files are hashed (the copy goes through memory, read once: half of them on the
+        files are hashed (the copy goes through memory, read once: most of them on the
         second core)."""
         if 0 <= size <= SMALL:
             self._batch.append((path, size, source, copy))
@@ -160,16 +164,23 @@ class Hasher:
             self._queue.put((path, size, source, False))
 
     def _send(self) -> None:
-        if self._here:
-            self._answered(self._batch, _hash_small(self._batch))
-            if self._errors:  # stop now, as a copy that fails in the writer does
-                raise next(iter(self._errors.values()))
-        else:
-            if self._small is None:
-                self._small = _Batches(self._answered)
-            self._small.send(self._batch)
-        self._here = not self._here
+        if self._small is None:
+            self._small = _Batches(self._answered)
+        self.small += len(self._batch)
+        self._small.send(self._batch)
         self._batch = []
+        if self._small.behind():
+            self._hash_here(self._small.take())
+        if self._errors:  # stop now, as a copy that fails in the writer does
+            raise next(iter(self._errors.values()))
+
+    def _hash_here(self, batch: list[_Item] | None) -> bool:
+        """Hash ``batch`` (one taken back from the helper) here; False if there was none."""
+        if batch is None:
+            return False
+        self._answered(batch, _hash_small(batch))
+        self.here += len(batch)
+        return True
 
     def _answered(self, batch: list[_Item], found: list[str | OSError | None]) -> None:
         """Keep the md5s of a batch of small files (None: a copy unlike its source)."""
@@ -192,8 +203,11 @@ class Hasher:
         if self._batch and not abandon:
             self._send()
         if self._small is not None:
+            while not abandon and not self._errors and self._hash_here(self._small.take()):
+                pass  # the rest shared with the helper
             self._small.close(abandon)
             self._small = None
+            log.debug("%d of %d small files were hashed here", self.here, self.small)
         for _ in self._threads:
             self._queue.put(None)
         for thread in self._threads:
@@ -213,36 +227,89 @@ _Item = tuple[str, int, str | None, bool]
 
 class _Batches:
     """Batches of small files hashed by a forked helper (a thread in a daemonic process),
-    answered in order to ``answered`` on a thread of this process."""
+    answered to ``answered``.  A thread of this process feeds the helper, at most
+    ``_AHEAD`` batches at a time: the writer never waits on a full pipe, and the rest wait
+    here, where the writer can ``take`` them back to hash itself.  Another thread reads
+    the answers."""
+
+    _AHEAD = 3  # batches given to the helper and not yet answered: enough to work on
+    # while the feeding thread waits for the GIL (up to 5 ms)
+    _BEHIND = 4  # batches waiting here when the helper is behind
 
     def __init__(self, answered: Callable[[list[_Item], list[str | OSError | None]], None]):
         self._answered = answered
-        self._sent: queue.SimpleQueue[list[_Item]] = queue.SimpleQueue()  # awaiting answers
+        self._turn = threading.Condition()
+        self._waiting: collections.deque[list[_Item]] = collections.deque()
+        self._given: collections.deque[list[_Item]] = collections.deque()  # to the helper
+        self._alive, self._closing = True, False  # the helper (till its pipe closes); close()
         self._helper = forked.Helper(_answer_batches) if forked.may_fork() else None
         self._pipe: Any = self._helper.pipe if self._helper else _InProcess()
-        self._collector = threading.Thread(target=self._collect, daemon=True)
-        self._collector.start()
+        self._threads = [
+            threading.Thread(target=work, daemon=True) for work in (self._feed, self._collect)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def send(self, batch: list[_Item]) -> None:
-        self._sent.put(batch)
-        self._pipe.send(batch)
+        with self._turn:
+            self._waiting.append(batch)
+            self._turn.notify_all()
+
+    def behind(self) -> bool:
+        return len(self._waiting) > self._BEHIND
+
+    def take(self) -> list[_Item] | None:
+        """The batch waiting last, taken back from the helper; None if none waits."""
+        with self._turn:
+            return self._waiting.pop() if self._waiting else None
+
+    def _feed(self) -> None:
+        """The feeding thread: each waiting batch to the helper once it has fewer than it
+        may, then (when closed and none waits) the end."""
+        batch: list[_Item] | None = []
+        while batch is not None:
+            with self._turn:
+                self._turn.wait_for(self._to_give)
+                if not self._alive:
+                    return
+                batch = self._waiting.popleft() if self._waiting else None
+                if batch is not None:
+                    self._given.append(batch)
+            with contextlib.suppress(OSError):  # it died: its batches fail (``_collect``)
+                self._pipe.send(batch)
+
+    def _to_give(self) -> bool:
+        if not self._alive or (self._closing and not self._waiting):
+            return True
+        return bool(self._waiting) and len(self._given) < self._AHEAD
 
     def _collect(self) -> None:
+        """The answering thread."""
         try:
             while (found := forked.receive(self._pipe)) is not None:
-                self._answered(self._sent.get(), found)
-        except EOFError:  # the helper died: each file not answered fails
-            while not self._sent.empty():
-                batch = self._sent.get()
+                with self._turn:
+                    batch = self._given.popleft()
+                    self._turn.notify_all()
+                self._answered(batch, found)
+        except EOFError:  # the helper died: each file given it fails, the rest wait here
+            with self._turn:
+                self._alive, lost = False, list(self._given)
+                self._turn.notify_all()
+            for batch in lost:
                 self._answered(batch, [OSError("the hashing process stopped")] * len(batch))
 
     def close(self, abandon: bool) -> None:
-        """Wait for the answers to every batch sent (``abandon``: stop the helper now)."""
+        """Wait for the answers to every batch given (``abandon``: stop the helper now,
+        drop those waiting); call it once none waits (``take``), unless abandoning."""
         if abandon and self._helper is not None:
             self._helper.kill()
-        else:
-            self._pipe.send(None)
-        self._collector.join()
+        with self._turn:
+            self._closing = True
+            if abandon:
+                self._waiting.clear()
+            self._turn.notify_all()
+        for thread in self._threads:
+            thread.join()
         if self._helper is not None:
             self._helper.stop()
 

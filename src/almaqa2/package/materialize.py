@@ -427,7 +427,7 @@ def _link_for_parent(pipe: Any, directory: str) -> None:
 
 class CopyWriter(Writer):
     """Copies; the small files of tables are handed over to be copied where they are
-    hashed (``manifest.Hasher``: half by a forked process), through memory, read once: so
+    hashed (``manifest.Hasher``: mostly by a forked process), through memory, read once: so
     that both cores copy and hash them."""
 
     copies = True
