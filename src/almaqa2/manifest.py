@@ -20,7 +20,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
 from typing import Any
@@ -35,6 +35,7 @@ _BATCH_FILES = 256
 _BLOCK = 1 << 20
 _FOLLOW_BLOCK = 4 << 20
 SMALL = 64 << 10
+_PIECE = 10_000  # lines made at once
 
 log = logging.getLogger(__name__)
 
@@ -652,9 +653,14 @@ _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
 _UNESCAPES = {"\\": "\\", "n": "\n", "r": "\r"}
 
 
+def _escaped(text: str) -> bool:
+    """Whether md5sum escapes a name in ``text`` (as _ESCAPES, spelt out: it runs often)."""
+    return "\\" in text or "\n" in text or "\r" in text
+
+
 def _escape(path: str) -> tuple[str, str]:
     """md5sum's escaping: a leading backslash marks a name with ``\\``, CR or LF in it."""
-    if "\\" in path or "\n" in path or "\r" in path:  # as _ESCAPES, spelt out: once per file
+    if _escaped(path):
         return "\\", "".join(_ESCAPES.get(c, c) for c in path)
     return "", path
 
@@ -662,6 +668,28 @@ def _escape(path: str) -> tuple[str, str]:
 def format_line(digest: str, path: str) -> str:
     flag, name = _escape(path)
     return f"{flag}{digest}  {name}\n"
+
+
+def _lines(project: str, rels: Sequence[str], digests: dict[str, str]) -> str:
+    """The manifest's lines of the files ``rels`` (paths below the package), made at once:
+    a manifest's cost is a line per file.  Names md5sum escapes (rare) are made one by one."""
+    if _escaped("".join(rels)):
+        return "".join(format_line(digests[rel], f"{project}/{rel}") for rel in rels)
+    return "".join([f"{digests[rel]}  {project}/{rel}\n" for rel in rels])
+
+
+def size(project: str, rels: Collection[str]) -> int:
+    """The bytes of a manifest listing the files ``rels`` (paths below the package), as
+    ``write`` writes it, counted without making its lines."""
+    names = "".join(rels)
+    if _escaped(names):
+        return _length(_lines(project, list(rels), dict.fromkeys(rels, 32 * "0")))
+    return _length(names) + len(rels) * _length(f"{32 * '0'}  {project}/\n")
+
+
+def _length(text: str) -> int:
+    """The bytes of ``text`` as written (a path's string holds its file name's bytes)."""
+    return len(text.encode("utf-8", "surrogateescape"))
 
 
 def read(path: Path) -> dict[str, str]:
@@ -693,5 +721,6 @@ def _entries(lines: Iterable[bytes]) -> dict[str, str]:
 
 def write(package: Path, project: str, digests: dict[str, str]) -> Path:
     """Write ``<package>/manifest.md5`` atomically from {path below package: md5}."""
-    lines = (format_line(digests[rel], f"{project}/{rel}") for rel in sorted(digests))
-    return write_pieces_atomically(package / NAME, lines)
+    rels = sorted(digests)
+    pieces = (_lines(project, rels[n : n + _PIECE], digests) for n in range(0, len(rels), _PIECE))
+    return write_pieces_atomically(package / NAME, pieces)

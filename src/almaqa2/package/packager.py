@@ -358,11 +358,7 @@ def _rest_as_delivered(
     ours = {rel: size for rel, size in kept.items() if rel not in (MARKER, manifest.NAME)}
     marker = _marker(plan, members, plan.mode if plan.mode in ("copy", "hard") else "copy")
     listed = {*ours, *new_files, MARKER}
-    lines = (manifest.format_line(32 * "0", f"{plan.project}/{rel}") for rel in listed)
-    size = len(marker.encode()) + sum(
-        len(line.encode("utf-8", "surrogateescape")) for line in lines
-    )
-    return sum(ours.values()) + size
+    return sum(ours.values()) + len(marker.encode()) + manifest.size(plan.project, listed)
 
 
 def _walked(member_dir: Path, plan: Plan) -> list[str]:
