@@ -43,7 +43,8 @@ def test_the_size_counted_is_the_size_written(
 def test_md5sum_checks_a_manifest_written_in_pieces(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Lines made a piece at a time, plain and escaped pieces, each path once, sorted."""
+    """Lines made (and counted) a piece at a time, plain and escaped pieces, each path
+    once, sorted."""
     monkeypatch.setattr(manifest, "_PIECE", 7)
     package = tmp_path / "2019.1.01234.S"
     digests = {}
@@ -55,6 +56,7 @@ def test_md5sum_checks_a_manifest_written_in_pieces(
     written = manifest.write(package, package.name, digests)
     lines = written.read_bytes().splitlines()
     assert len(lines) == 30 and sum(line.startswith(b"\\") for line in lines) == 4
+    assert written.stat().st_size == manifest.size(package.name, digests)  # counted in pieces
     done = subprocess.run(["md5sum", "-c", "--strict", str(written)], cwd=tmp_path,
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.count(": OK") == 30, done.stdout + done.stderr

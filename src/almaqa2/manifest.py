@@ -20,7 +20,7 @@ import os
 import queue
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
 from typing import Any
@@ -678,12 +678,17 @@ def _lines(project: str, rels: Sequence[str], digests: dict[str, str]) -> str:
     return "".join([f"{digests[rel]}  {project}/{rel}\n" for rel in rels])
 
 
-def size(project: str, rels: Collection[str]) -> int:
+def size(project: str, rels: Iterable[str]) -> int:
     """The bytes of a manifest listing the files ``rels`` (paths below the package), as
-    ``write`` writes it, counted without making its lines."""
+    ``write`` writes it, counted a piece at a time without making its lines."""
+    rels = list(rels)
+    return sum(_piece_size(project, rels[n : n + _PIECE]) for n in range(0, len(rels), _PIECE))
+
+
+def _piece_size(project: str, rels: Sequence[str]) -> int:
     names = "".join(rels)
     if _escaped(names):
-        return _length(_lines(project, list(rels), dict.fromkeys(rels, 32 * "0")))
+        return _length(_lines(project, rels, dict.fromkeys(rels, 32 * "0")))
     return _length(names) + len(rels) * _length(f"{32 * '0'}  {project}/\n")
 
 
