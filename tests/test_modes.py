@@ -8,6 +8,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,9 +56,10 @@ def test_fake_files_are_empty_and_tables_are_created(case229: Case, mode: str) -
 def test_a_large_fake_package_is_linked_by_two_processes_to_fresh_empty_files(
     case229: Case, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """Past 256 files, every other 256 are linked by a helper process, each process to an
-    empty file of its own, a fresh one every ``_MAX_LINKS`` links (lowered here): every
-    file is there and empty, and no empty file of theirs is left over."""
+    """Past 256 files, batches of 256 are linked by a helper process (and here while it
+    is behind), each process to an empty file of its own, a fresh one every
+    ``_MAX_LINKS`` links (lowered here): every file is there and empty, and no empty file
+    of theirs is left over."""
     monkeypatch.setattr(materialize._Empty, "_MAX_LINKS", 100)
     table = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
     for i in range(1500):
@@ -77,12 +79,57 @@ def test_a_link_the_helper_cannot_make_is_raised_and_its_empty_file_removed(
     tmp_path: Path,
 ) -> None:
     links = materialize._HelperLinks(str(tmp_path))
-    for i in range(300):
-        links.add(str(tmp_path / ("missing" if i == 200 else ".") / f"f{i}"))
+    for start in (0, 150):
+        links.send([str(tmp_path / ("missing" if i == 200 else ".") / f"f{i}")
+                    for i in range(start, start + 150)])  # fmt: skip
     with pytest.raises(FileNotFoundError) as raised:
         links.close(failed=False)
     assert str(tmp_path / "missing" / "f200") in str(raised.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(200))
+
+
+def test_links_are_made_by_the_helper_while_it_keeps_up(tmp_path: Path) -> None:
+    """Each batch handed over once the one before is made: past the first batch (made
+    here, before a helper is worth forking) the helper makes every link."""
+    writer = materialize.FakeWriter()
+    writer.start(tmp_path)
+    paths = [tmp_path / f"f{i}" for i in range(6 * 256)]
+    for n, path in enumerate(paths, 1):
+        writer.file("", str(path))
+        while n % 256 == 0 and not path.exists():
+            time.sleep(0.001)
+    writer.finish()
+    assert (writer.here, writer.files) == (256, len(paths))
+    assert sorted(tmp_path.iterdir()) == sorted(paths)
+
+
+def test_links_are_made_here_while_the_helper_is_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper stalls on its first batch: it is sent three, and this process makes
+    every batch past those itself; at the end the helper makes its three."""
+    parent, go_on = os.getpid(), multiprocessing.get_context("fork").Event()
+    real = materialize._Empty.link
+
+    def stalled_in_the_helper(self: materialize._Empty, dst: str) -> None:
+        if os.getpid() != parent:
+            go_on.wait()
+        real(self, dst)
+
+    monkeypatch.setattr(materialize._Empty, "link", stalled_in_the_helper)
+    timer = threading.Timer(20, go_on.set)  # should this process wait on the helper
+    timer.daemon = True
+    timer.start()
+    writer = materialize.FakeWriter()
+    writer.start(tmp_path)
+    paths = [tmp_path / f"f{i}" for i in range(10 * 256)]
+    for path in paths:
+        writer.file("", str(path))
+    assert writer.here == (10 - 3) * 256  # all but the helper's three
+    go_on.set()
+    timer.cancel()
+    writer.finish()
+    assert sorted(tmp_path.iterdir()) == sorted(paths)  # (no empty file of theirs left)
 
 
 def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:

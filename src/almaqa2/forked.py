@@ -125,7 +125,7 @@ def received_pieces(pipe: Any, idle: Callable[[], bool] | None = None) -> Iterat
     stopped making them, before the last.  ``idle()``, if given, is called while no piece
     is waiting, until it says it has nothing left to do (False): work done meanwhile."""
     while True:
-        while idle is not None and not _waiting(pipe) and idle():
+        while idle is not None and not waiting(pipe) and idle():
             pass
         piece = receive(pipe, raw=True)
         if not piece:
@@ -133,7 +133,7 @@ def received_pieces(pipe: Any, idle: Callable[[], bool] | None = None) -> Iterat
         yield pickle.loads(piece)
 
 
-def _waiting(pipe: Any) -> bool:
+def waiting(pipe: Any) -> bool:
     """Whether a message (or the end) is there to receive; a pipe that fails is left to
     ``receive`` to say so."""
     try:

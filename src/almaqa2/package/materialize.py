@@ -237,32 +237,51 @@ class FakeWriter(Writer):
 
     Creating an inode costs ~20 times more than a link on the file systems measured, and
     a fake package can hold tens of thousands of files; an empty file has nothing that its
-    links could share.  Past the first ``_SHARE`` files, every other ``_SHARE`` are linked
-    by a forked helper (``_HelperLinks``): the links and the Python around them are most
-    of a fake package's time, and a second core halves them.
+    links could share.  The links are made in batches of ``_SHARE``: the first here, the
+    rest by a forked helper (``_HelperLinks``) unless it is behind, when this process
+    makes the batch itself.  The Python around each link is this process's, so the
+    helper makes more than half of them: the two cores share the work as it comes.
     """
 
     def start(self, member_dir: Path) -> None:
         self._dir = str(member_dir)
         self._empty = _Empty(self._dir)
         self._helper: _HelperLinks | None = None
-        self._forks, self._files = forked.may_fork(), 0  # the count says whose turn it is
+        self._forks = forked.may_fork()
+        self._batch: list[str] = []
+        self.here = self.files = 0  # links made here, and in all
 
     def file(self, src: str, dst: str) -> None:
-        self._files += 1
-        if self._forks and self._files // _SHARE % 2:
-            if self._helper is None:
-                self._helper = _HelperLinks(self._dir)
-            self._helper.add(dst)
-        else:
+        self._batch.append(dst)
+        if len(self._batch) == _SHARE:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        batch, self._batch = self._batch, []
+        if self._helper is None and self._forks and self.files:  # past the first batch
+            self._helper = _HelperLinks(self._dir)
+        self.files += len(batch)
+        if self._helper is not None and not self._helper.behind():
+            self._helper.send(batch)
+            return
+        for dst in batch:
             self._empty.link(dst)
+        self.here += len(batch)
 
     def finish(self, failed: bool = False) -> None:
         try:
-            if self._helper is not None:
-                self._helper.close(failed)
+            if not failed and self._batch:  # the last, short
+                self._hand_over()
+        except BaseException:
+            failed = True
+            raise
         finally:
-            self._empty.close()
+            try:
+                if self._helper is not None:
+                    self._helper.close(failed)
+            finally:
+                self._empty.close()
+        log.debug("%d of %d empty files were linked here", self.here, self.files)
 
     def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
@@ -341,7 +360,7 @@ class _Counted:
         pass
 
 
-_SHARE = 256  # files one process links before the other's turn
+_SHARE = 256  # files linked in one batch, by one process
 
 
 class _Empty:
@@ -373,43 +392,64 @@ class _Empty:
 
 class _HelperLinks:
     """Links to an empty file of its own, made by a forked helper from batches of paths
-    (their directories already made); its first failure is raised by ``close``, as this
-    process's own would have been."""
+    (their directories already made), each batch answered once made; its first failure
+    is raised by ``behind`` or ``close``, as this process's own would have been."""
+
+    _AHEAD = 2  # batches sent and not yet made: more, and the helper is behind
 
     def __init__(self, directory: str) -> None:
         self._helper = forked.Helper(_link_for_parent, directory)
-        self._batch: list[str] = []
+        self._unanswered = 0
 
-    def add(self, dst: str) -> None:
-        self._batch.append(dst)
-        if len(self._batch) == _SHARE:
-            self._send(self._batch)
-            self._batch = []
+    def send(self, batch: list[str]) -> None:
+        self._put(batch)
+        self._unanswered += 1
 
-    def close(self, failed: bool) -> None:
-        """Wait for the helper to make every link sent (``failed``: the payload is being
-        abandoned: stop it at once)."""
+    def _put(self, message: list[str] | None) -> None:
         try:
-            if failed:
-                return
-            self._send(self._batch)
-            self._send(None)
-            error = forked.receive(self._helper.pipe)
-        except EOFError:
-            error = (errno.EPIPE, "the process making links stopped", None)
-        finally:
-            self._helper.stop()
-        if error is not None:
-            raise OSError(*error)
-
-    def _send(self, batch: list[str] | None) -> None:
-        try:
-            self._helper.pipe.send(batch)
+            self._helper.pipe.send(message)
         except ConnectionError as exc:
             raise OSError(errno.EPIPE, "the process making links stopped") from exc
 
+    def behind(self) -> bool:
+        """Whether more than ``_AHEAD`` batches sent are not made yet (the answers come
+        are read first)."""
+        while self._unanswered and forked.waiting(self._helper.pipe):
+            self._answer()
+        return self._unanswered > self._AHEAD
+
+    def _answer(self) -> None:
+        try:
+            error = forked.receive(self._helper.pipe)
+        except EOFError:
+            error = (errno.EPIPE, "the process making links stopped", None)
+        self._unanswered -= 1
+        if error is not None:
+            raise OSError(*error)
+
+    def close(self, failed: bool) -> None:
+        """Wait for the helper to make every link sent and remove its empty file, then
+        raise its first failure (``failed``: the payload is being abandoned: stop it at
+        once)."""
+        first = None
+        try:
+            if not failed:
+                self._put(None)
+                self._unanswered += 1  # the end: its empty file removed
+                while self._unanswered:
+                    try:
+                        self._answer()
+                    except OSError as exc:
+                        first = first or exc
+        finally:
+            self._helper.stop()
+        if first is not None:
+            raise first
+
 
 def _link_for_parent(pipe: Any, directory: str) -> None:
+    """The helper: each batch linked and answered (None, or the first failure, after which
+    nothing more is linked); at the end, its empty file removed, a last None."""
     empty = _Empty(directory)
     error = None
     try:
@@ -420,9 +460,10 @@ def _link_for_parent(pipe: Any, directory: str) -> None:
                 except OSError as exc:
                     error = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)
                     break
+            pipe.send(error)
     finally:
         empty.close()
-    pipe.send(error)
+    pipe.send(None)
 
 
 class CopyWriter(Writer):
