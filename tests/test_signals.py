@@ -145,3 +145,16 @@ def test_download(
     monkeypatch.setattr(SlowHandler, "pause", 0.0)  # the rerun need not wait
     assert main(argv) == 0
     assert not list(out.glob("*.part"))
+
+
+def test_a_helper_is_forked_without_an_import() -> None:
+    """A Ctrl-C that lands in an import (in its lock's clean-up) is printed and ignored by
+    Python: forking a helper, which commands do once their work is under way, must import
+    nothing."""
+    code = (
+        "import sys; from almaqa2 import forked; before = set(sys.modules);"
+        "helper = forked.Helper(lambda pipe: pipe.send(1)); forked.receive(helper.pipe);"
+        "helper.stop(); print(sorted(set(sys.modules) - before))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == "[]\n", done.stdout + done.stderr

@@ -7,6 +7,10 @@ dies, even by SIGKILL, the helper's next read or write on the pipe fails and it 
 quietly; it leaves the stop signals to this process, which tidies up and stops it.  A
 daemonic process (a worker of ``qa2 batch``, which has a core of its own) may not fork:
 ``may_fork`` says so, and the callers then do the work themselves.
+
+What forking imports is imported with this module, before any command's work starts: a
+Ctrl-C that lands in an import (in its lock's clean-up) is printed and ignored by Python,
+and the command would run on.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection  # (what forking a helper imports: see the top)
+import multiprocessing.popen_fork
 import pickle
 import queue
 import threading
