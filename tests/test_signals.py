@@ -158,3 +158,25 @@ def test_a_helper_is_forked_without_an_import() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == "[]\n", done.stdout + done.stderr
+
+
+def test_a_signal_held_back_is_handled_after_the_block_whichever_thread_it_reached() -> None:
+    """With another thread running (a hashing thread, say), a signal sent during a
+    ``deferred`` block is handled once the block is left, not inside it: a block that
+    only masked the signals in the main thread would see it handled there all the same."""
+    code = (
+        "import os, signal, threading, time; from almaqa2 import signals\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "threading.Thread(target=time.sleep, args=(2,), daemon=True).start()\n"
+        "inside = False\n"
+        "try:\n"
+        "    with signals.deferred():\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "        time.sleep(0.2)\n"
+        "        inside = True\n"
+        "    time.sleep(0.2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('after' if inside else 'inside')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout == "after\n", done.stdout + done.stderr

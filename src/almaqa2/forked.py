@@ -42,7 +42,8 @@ class Helper:
         self._process = fork.Process(
             target=_run, args=(target, theirs, self.pipe, args), daemon=True
         )
-        self._process.start()
+        with signals.deferred():  # (a fork's hooks would swallow Ctrl-C)
+            self._process.start()
         theirs.close()
 
     def alive(self) -> bool:
