@@ -170,18 +170,15 @@ class Hasher:
         self.small += len(self._batch)
         self._small.send(self._batch)
         self._batch = []
-        if self._small.behind():
-            self._hash_here(self._small.take())
+        if self._small.behind() and (taken := self._small.take()) is not None:
+            self._hash_here(taken)
         if self._errors:  # stop now, as a copy that fails in the writer does
             raise next(iter(self._errors.values()))
 
-    def _hash_here(self, batch: list[_Item] | None) -> bool:
-        """Hash ``batch`` (one taken back from the helper) here; False if there was none."""
-        if batch is None:
-            return False
+    def _hash_here(self, batch: list[_Item]) -> None:
+        """Hash ``batch`` (one taken back from the helper) here."""
         self._answered(batch, _hash_small(batch))
         self.here += len(batch)
-        return True
 
     def _answered(self, batch: list[_Item], found: list[str | OSError | None]) -> None:
         """Keep the md5s of a batch of small files (None: a copy unlike its source)."""
@@ -204,8 +201,8 @@ class Hasher:
         if self._batch and not abandon:
             self._send()
         if self._small is not None:
-            while not abandon and not self._errors and self._hash_here(self._small.take()):
-                pass  # the rest shared with the helper
+            while not abandon and not self._errors and (taken := self._small.take()):
+                self._hash_here(taken)  # the rest shared with the helper
             self._small.close(abandon)
             self._small = None
             log.debug("%d of %d small files were hashed here", self.here, self.small)
@@ -267,17 +264,18 @@ class _Batches:
     def _feed(self) -> None:
         """The feeding thread: each waiting batch to the helper once it has fewer than it
         may, then (when closed and none waits) the end."""
-        batch: list[_Item] | None = []
-        while batch is not None:
+        while True:
             with self._turn:
                 self._turn.wait_for(self._to_give)
                 if not self._alive:
                     return
-                batch = self._waiting.popleft() if self._waiting else None
+                batch = self._waiting.popleft() if self._waiting else None  # None: closed
                 if batch is not None:
                     self._given.append(batch)
             with contextlib.suppress(OSError):  # it died: its batches fail (``_collect``)
                 self._pipe.send(batch)
+            if batch is None:
+                return
 
     def _to_give(self) -> bool:
         if not self._alive or (self._closing and not self._waiting):
