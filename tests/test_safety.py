@@ -172,12 +172,13 @@ def test_concurrent_run_is_refused_naming_the_holder(
 def test_a_lock_dies_with_its_holder_not_with_the_holders_children(case229: Case) -> None:
     """verify forks a second hashing process while the lock is held: killing the holder must
     free the lock although that child, which shares its open files, still runs."""
+    # The child prints its pid from its target, which runs after the fork's hooks: the
+    # parent's own print after start() could come before the child has closed its copy.
     holder = _holding(
         case229,
-        "import multiprocessing",
-        "child = multiprocessing.get_context('fork').Process(target=time.sleep, args=(60,))",
-        "child.start()",
-        "print(child.pid, flush=True)",
+        "import multiprocessing, os",
+        "report = lambda: (print(os.getpid(), flush=True), time.sleep(60))",
+        "multiprocessing.get_context('fork').Process(target=report).start()",
     )
     assert holder.stdout is not None
     child = int(holder.stdout.readline())
