@@ -128,14 +128,16 @@ def _as_nobody(argv: list[str]) -> tuple[int, str]:
 
 
 @pytest.mark.parametrize(
-    ("rel", "mode"),
+    ("rel", "mode", "owned"),
     [
-        ("X8c/qa2/qa2_part1.png", "fake"),
-        ("X8c/uid___A002_X3c9295_X8c.ms.split.cal/table.dat", "copy"),  # an unreadable MS
+        ("X8c/qa2/qa2_part1.png", "fake", False),
+        ("X8c/uid___A002_X3c9295_X8c.ms.split.cal/table.dat", "copy", False),  # an MS
+        # a table's file of the reducer's own, not readable even by its owner
+        ("X8c/uid___A002_X3c9295_X8c.ms.split.cal/table.dat", "fake", True),
     ],
 )
 def test_unreadable_file_is_refused(
-    case229: Case, capsys: pytest.CaptureFixture[str], rel: str, mode: str
+    case229: Case, capsys: pytest.CaptureFixture[str], rel: str, mode: str, owned: bool
 ) -> None:
     if os.geteuid() != 0:
         raise RuntimeError("this test drops root's rights to make a file really unreadable")
@@ -145,7 +147,9 @@ def test_unreadable_file_is_refused(
         path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
     case229.packpath.parent.chmod(0o777)
     case229.readme.chmod(0o644)
-    secret.chmod(0)
+    secret.chmod(0o200 if owned else 0)
+    if owned:
+        os.chown(secret, 65534, -1)
     argv, _ = case229.commands(mode)
     capsys.readouterr()
     code, err = _as_nobody(argv)

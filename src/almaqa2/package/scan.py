@@ -130,13 +130,26 @@ def members(top: str) -> tuple[tuple[Member, ...], int]:
     the files they reach are recorded as such, so that every writer packages the file,
     never the link; a link back to a directory already being walked is an error.  Each
     directory is opened and its files looked at through it (``fstatat``, ``faccessat``):
-    the kernel then resolves one name per file, not the whole path."""
+    the kernel then resolves one name per file, not the whole path.  A plain file of our
+    own with its owner's read bit set is readable (the kernel checks no other bits for its
+    owner), so most files need no ``faccessat``: it was 1/8 of the walk."""
     found: list[Member] = []
     total = 0
+    me = os.geteuid()
 
     def walk(fd: int, path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
         nonlocal total
         for child in _listing(path, fd):
+            if child.is_file(follow_symlinks=False):  # no link: the type came with the name
+                try:
+                    st = child.stat(follow_symlinks=False)
+                except OSError:
+                    pass  # vanished: reported below
+                else:
+                    if st.st_uid == me and st.st_mode & stat.S_IRUSR:  # ours, readable
+                        found.append(Member(base + child.name, st.st_size))
+                        total += st.st_size
+                        continue
             rel, child_path = base + child.name, f"{path}/{child.name}"
             try:
                 st = child.stat()
