@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from almaqa2 import forked
 from almaqa2.errors import InputError
 from almaqa2.package import scan
 
@@ -71,7 +72,7 @@ def test_the_first_bad_file_in_order_is_named_whichever_process_listed_it(
     monkeypatch.setattr(scan, "_WORTH_A_HELPER", 0)
     units = sorted((root / "X1").glob(f"{UID}.ms.split.table*"))  # as the walk finds them
     assert [u.name[-6:] for u in units[:2]] == ["table0", "table1"]
-    assert len({0, 1} & set(scan._their_share([u.stat().st_size for u in units]))) == 1
+    assert len({0, 1} & set(forked.their_share([u.stat().st_size for u in units], 0))) == 1
     for t in bad:
         os.mkfifo(root / "X1" / f"{UID}.ms.split.table{t}" / "SUB" / "pipe")
     with pytest.raises(InputError, match="not a regular file") as raised:
@@ -80,9 +81,9 @@ def test_the_first_bad_file_in_order_is_named_whichever_process_listed_it(
 
 
 def test_the_helpers_share_balances_the_directories_sizes() -> None:
-    assert scan._their_share([100, 100]) == []  # not worth a process
+    assert forked.their_share([100, 100], 1000) == []  # not worth a process
     sizes = [40_000, 10_000, 30_000, 20_000, 5_000]
-    theirs = scan._their_share(sizes)
+    theirs = forked.their_share(sizes, 1000)
     mine = [i for i in range(len(sizes)) if i not in theirs]
     assert theirs == sorted(theirs) and theirs and mine
     assert abs(sum(sizes[i] for i in theirs) - sum(sizes[i] for i in mine)) <= 5_000

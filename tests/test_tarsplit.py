@@ -238,6 +238,61 @@ def test_member_size_is_what_tarfile_writes(name: str, depth: int, size: int, mt
     assert tarsplit.member_size(entry) == len(header) + -(-max(size, 0) // 512) * 512
 
 
+def _tables(top: Path) -> list[Path]:
+    """A package-like tree: a manifest, small directories, and four tables of 500 files
+    (each large enough to be left to the end of the walk, on ext4 as on tmpfs)."""
+    tables = [top / "sg" / "member" / "calibration" / f"uid.ms.split.cal{t}" for t in range(4)]
+    for table in tables:
+        table.mkdir(parents=True)
+        for i in range(500):
+            (table / f"table.f{i:04d}.with_a_name_as_long_as_casa_gives_some").write_text(str(i))
+    (top / "sg" / "README").write_text("read me")
+    (top / "manifest.md5").write_text("")
+    return tables
+
+
+def _walked_by(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:
+    """The large directories worth a helper, however few; ``record`` gets each walker's pid."""
+    monkeypatch.setattr(tarsplit, "_WORTH_A_HELPER", 0)
+    walked = tarsplit._walked
+
+    def noted(directories: list[tuple[str, str]]) -> list[tuple[str, int, int, int]]:
+        with record.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        return walked(directories)
+
+    monkeypatch.setattr(tarsplit, "_walked", noted)
+
+
+def test_large_directories_are_walked_by_two_processes_as_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tables(tmp_path / P)
+    alone = tarsplit.entries_of(tmp_path / P)  # not worth a helper
+    assert len(alone) == 2 + 4 * 500 and alone[0].rel == f"{P}/manifest.md5"
+    _walked_by(monkeypatch, tmp_path / "walkers")
+    assert tarsplit.entries_of(tmp_path / P) == alone
+    assert [int(pid) for pid in (tmp_path / "walkers").read_text().split()] != [os.getpid()]
+
+
+def test_a_bad_file_in_the_helpers_share_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tables = _tables(tmp_path / P)
+    _walked_by(monkeypatch, tmp_path / "walkers")
+    theirs = tarsplit.forked.their_share([t.stat().st_size for t in tables], 0)
+    fifo = tables[theirs[0]] / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="only files and directories") as raised:
+        tarsplit.entries_of(tmp_path / P)
+    assert raised.value.path == str(fifo)
+
+
+@given(members=st.integers(0, 10**8), max_size=st.integers(0, 10**8))
+def test_room_is_what_a_tar_of_the_largest_size_holds(members: int, max_size: int) -> None:
+    assert (tarsplit.tar_size(members) <= max_size) == (members <= tarsplit.room(max_size))
+
+
 @pytest.mark.parametrize("size", [-1, 0, 1, 512, 8**11 - 1, 8**11])
 def test_member_size_at_every_name_length(size: int) -> None:
     """Every ASCII name length up to 1,100 (the ustar limit, the PAX record's block edges)."""

@@ -71,6 +71,22 @@ def receive(pipe: Any, raw: bool = False) -> Any:
         raise EOFError(str(exc)) from exc
 
 
+def their_share(sizes: list[int], worth: int) -> list[int]:
+    """Indexes (ascending) of the pieces of work of ``sizes`` for a helper: about half of
+    the whole, the largest placed first; none when the whole is less than ``worth``."""
+    if len(sizes) < 2 or sum(sizes) < worth:
+        return []
+    mine = theirs_total = 0
+    theirs = []
+    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
+        if theirs_total < mine:
+            theirs.append(i)
+            theirs_total += sizes[i]
+        else:
+            mine += sizes[i]
+    return sorted(theirs)
+
+
 T = TypeVar("T")
 
 

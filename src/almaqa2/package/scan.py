@@ -249,7 +249,7 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     files, the second core lists part of the directories, those given to it chosen to
     balance the two by the directories' sizes.  The first problem in the order given is
     the one raised."""
-    theirs = _their_share([size for _path, size in units])
+    theirs = forked.their_share([size for _path, size in units], _WORTH_A_HELPER)
     later = forked.Later(_answers, [units[i][0] for i in theirs]) if theirs else None
     listed = {i: _listed(path) for i, (path, _size) in enumerate(units) if i not in theirs}
     if later is not None:
@@ -262,22 +262,6 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
             raise result
         found.append(result)
     return found
-
-
-def _their_share(sizes: list[int]) -> list[int]:
-    """Indexes (ascending) of the directories for the helper: about half the bytes of
-    entries, the largest placed first; none when the whole is not worth a process."""
-    if len(sizes) < 2 or sum(sizes) < _WORTH_A_HELPER:
-        return []
-    mine = theirs_total = 0
-    theirs = []
-    for i in sorted(range(len(sizes)), key=lambda i: -sizes[i]):
-        if theirs_total < mine:
-            theirs.append(i)
-            theirs_total += sizes[i]
-        else:
-            mine += sizes[i]
-    return sorted(theirs)
 
 
 Listing = tuple[tuple[Member, ...], int]

@@ -68,8 +68,14 @@ class Chunk:
 
 def member_size(entry: Entry) -> int:
     """Bytes ``entry`` takes in a tar: its header as tarfile writes it (with the PAX header a
-    long or non-ASCII name needs) and its data padded to whole blocks."""
-    return _header_size(entry) + -(-max(entry.size, 0) // BLOCK) * BLOCK
+    long or non-ASCII name needs) and its data padded to whole blocks.  The common case (a
+    file with an ASCII name, size and time in range) is worked out, not built: planning
+    sizes every file."""
+    rel, size, _mode, mtime = entry
+    data = -(-max(size, 0) // BLOCK) * BLOCK
+    if 0 <= size < _USTAR_NUMBER and 0 <= mtime < _USTAR_NUMBER and rel.isascii():
+        return _plain_header_size(len(rel)) + data
+    return len(header(entry)) + data
 
 
 def _plain_name(entry: Entry) -> str | None:
@@ -80,14 +86,12 @@ def _plain_name(entry: Entry) -> str | None:
     return name if plain else None
 
 
-def _header_size(entry: Entry) -> int:
-    """``len(header(entry))``, worked out without building it (planning sizes every file)."""
-    name = _plain_name(entry)
-    if name is None:
-        return len(header(entry))
-    if len(name) <= _USTAR_NAME:
+@functools.cache
+def _plain_header_size(name_length: int) -> int:
+    """The length of ``header`` for a plain name of ``name_length`` characters."""
+    if name_length <= _USTAR_NAME:
         return BLOCK
-    return 2 * BLOCK + -(-_pax_length(len(name)) // BLOCK) * BLOCK
+    return 2 * BLOCK + -(-_pax_length(name_length) // BLOCK) * BLOCK
 
 
 @functools.cache
@@ -144,13 +148,62 @@ def tar_size(members: int) -> int:
     return -(-(members + 2 * BLOCK) // RECORD) * RECORD
 
 
+def room(max_size: int) -> int:
+    """The most bytes of members a tar of at most ``max_size`` bytes holds (the inverse of
+    ``tar_size``: ``tar_size(m) <= max_size`` exactly when ``m <= room(max_size)``)."""
+    return max_size // RECORD * RECORD - 2 * BLOCK
+
+
+_LARGE_DIR = 8 << 10
+"""Bytes of a directory's own entries above which it is left to the end of the walk, to be
+walked by this process or the helper (a directory's size grows with the names it holds)."""
+
+_WORTH_A_HELPER = 64 << 10
+"""Bytes of the large directories' entries above which two processes walk them."""
+
+
 def entries_of(packpath: Path) -> list[Entry]:
     """Every file of the package (the manifest first) and every empty directory, sorted.
 
     Each directory is opened and its files looked at through it (``fstatat``): the kernel
     then resolves one name per file, not the whole path.  A link is refused like any
-    other file that is not a regular file: a package holds no links."""
+    other file that is not a regular file: a package holds no links.  The large
+    directories (tables of thousands of files) are walked last, about half of them by a
+    forked helper: a ``stat`` per file and the Python around it are most of the time."""
     project = packpath.name
+    large: list[tuple[str, str, int]] = []  # (path, rel, bytes of its entries)
+    with manifest.opened_directory(str(packpath)) as top:
+        found = _walk(top, str(packpath), project, large)
+    sizes = [size for _path, _rel, size in large]
+    theirs = forked.their_share(sizes, _WORTH_A_HELPER)
+    later = forked.Later(_walked, [large[i][:2] for i in theirs]) if theirs else None
+    for i, (path, rel, _size) in enumerate(large):
+        if i not in theirs:
+            with manifest.opened_directory(path) as fd:
+                found += _walk(fd, path, rel)
+    if later is not None:
+        found += map(Entry._make, later.result())
+    found.sort()  # by rel (no two entries have the same): the walk's order but where a
+    # directory's name starts a sibling's ("d" and "d.txt") and for the large directories
+    first = f"{project}/{manifest.NAME}"
+    at = next((i for i, e in enumerate(found) if e.rel == first), None)
+    return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
+
+
+def _walked(directories: list[tuple[str, str]]) -> list[tuple[str, int, int, int]]:
+    """The entries under each (path, rel), as plain tuples: the helper's share."""
+    found: list[Entry] = []
+    for path, rel in directories:
+        with manifest.opened_directory(path) as fd:
+            found += _walk(fd, path, rel)
+    return [(rel, size, mode, mtime) for rel, size, mode, mtime in found]  # (half the pickling)
+
+
+def _walk(
+    fd: int, path: str, rel: str, large: list[tuple[str, str, int]] | None = None
+) -> list[Entry]:
+    """The entries under the directory ``path`` (open as ``fd``, ``rel`` in the tar); the
+    large directories below it are put in ``large``, if given, instead."""
     found: list[Entry] = []
     modes: dict[int, int] = {}  # one int object per mode, not one per file
 
@@ -162,6 +215,9 @@ def entries_of(packpath: Path) -> list[Entry]:
         for name in names:
             st = os.stat(name, dir_fd=fd, follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
+                if large is not None and st.st_size > _LARGE_DIR:
+                    large.append((f"{path}/{name}", f"{rel}/{name}", st.st_size))
+                    continue
                 with manifest.opened_directory(name, fd) as sub:
                     visit(sub, f"{path}/{name}", f"{rel}/{name}")
                 continue
@@ -174,13 +230,8 @@ def entries_of(packpath: Path) -> list[Entry]:
             mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
             found.append(Entry(f"{rel}/{name}", st.st_size, mode, int(st.st_mtime)))
 
-    with manifest.opened_directory(str(packpath)) as top:
-        visit(top, str(packpath), project)
-    found.sort()  # by rel (no two entries have the same): the walk's order but where a
-    # directory's name starts a sibling's ("d" and "d.txt"), so a few steps, not n log n
-    first = f"{project}/{manifest.NAME}"
-    at = next((i for i, e in enumerate(found) if e.rel == first), None)
-    return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
+    visit(fd, path, rel)
+    return found
 
 
 def plan(
@@ -202,14 +253,15 @@ def plan(
     too_big = []
     group: list[Entry] = []
     members = 0
+    most = room(max_size)
     for entry in entries:
         size = member_size(entry)
-        if group and tar_size(members + size) > max_size:
+        if group and members + size > most:
             groups.append((group, members))
             group, members = [], 0
         group.append(entry)
         members += size
-        if tar_size(size) > max_size:  # alone in its chunk: nothing may join it
+        if size > most:  # alone in its chunk: nothing may join it
             too_big.append(entry)
             groups.append((group, members))
             group, members = [], 0
