@@ -383,3 +383,44 @@ def test_a_hard_package_is_not_walked_again_once_written(
         p for p in inside if not any(f"{member}/{d}/" in p + "/" for d in ("raw", "calibrated"))
     ]
     assert relisted == [] and inside, relisted
+
+
+def test_a_shadow_left_by_a_killed_run_is_removed_by_the_next_not_one_being_read(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "uid___A002_X3c9295_X8c.ms.split.cal"
+    example_ms.write_ms(source, "uid___A002_X3c9295_X8c", "2011.0.00229.S", nchan=4, times=2)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    reads = (
+        "import sys, time\nfrom pathlib import Path\nfrom almaqa2.data import ms\n"
+        "with ms.opened(Path(sys.argv[1]), None):\n"
+        "    print('reading', flush=True)\n    time.sleep(float(sys.argv[2]))\n"
+    )
+
+    def reader(seconds: float) -> tuple[subprocess.Popen[str], Path]:
+        before = set(temp.iterdir())
+        process = subprocess.Popen(
+            [sys.executable, "-c", reads, str(source), str(seconds)],
+            stdout=subprocess.PIPE, env=env, text=True,
+        )  # fmt: skip
+        assert process.stdout is not None and process.stdout.readline() == "reading\n"
+        (shadow,) = set(temp.iterdir()) - before
+        return process, shadow
+
+    killed, abandoned = reader(60)
+    killed.kill()
+    killed.wait()
+    assert abandoned.exists()  # SIGKILL: nobody tidied up
+    live, held = reader(60)
+    try:
+        assert not abandoned.exists(), "the next run removes what the killed one left"
+        later, _own = reader(0)
+        later.communicate()
+        assert later.returncode == 0
+        assert sorted(temp.iterdir()) == [held], "a shadow being read through is kept"
+    finally:
+        for process in (killed, live):
+            process.kill()
+            process.communicate()

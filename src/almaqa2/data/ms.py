@@ -7,12 +7,16 @@ casacore writes to ``table.lock`` in every table it opens (creating it when miss
 which would change the reducer's directory; yet the lock file also holds the table's
 current row count.  So casacore never opens a source MS in place: the reduction works on a
 copy in the staging directory, and checks and metadata read it through a *shadow*, a
-temporary tree of symbolic links to its files with copies of its lock files.
+temporary tree of symbolic links to its files with copies of its lock files.  A shadow is
+removed when it has been read, and one left by a run that was killed (SIGKILL) is removed
+by the next run: each is locked (``flock``) by the process reading through it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import functools
 import itertools
 import os
 import re
@@ -87,6 +91,51 @@ def tables() -> Any:
 _SHADOW = "almaqa2-ms-"
 
 
+_DIRECTORY_HERE = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@functools.cache  # once a run
+def _remove_abandoned_shadows() -> None:
+    """Remove the shadows no process holds (their reader was killed), ours only."""
+    temp = tempfile.gettempdir()
+    try:
+        names = [name for name in os.listdir(temp) if name.startswith(_SHADOW)]
+    except OSError:
+        return  # a temporary directory we may not list: nothing of ours to find
+    for name in names:
+        try:
+            fd = os.open(os.path.join(temp, name), _DIRECTORY_HERE)
+        except OSError:
+            continue  # gone meanwhile, or not a directory
+        try:
+            if os.fstat(fd).st_uid == os.geteuid():
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(os.path.join(temp, name), ignore_errors=True)
+        except BlockingIOError:
+            pass  # being read through
+        finally:
+            os.close(fd)
+
+
+def _held_directory() -> tuple[str, int]:
+    """A new private temporary directory for a shadow, and a descriptor of it that holds
+    its lock (released when it is closed, or when this process dies)."""
+    _remove_abandoned_shadows()
+    while True:
+        top = tempfile.mkdtemp(prefix=_SHADOW)
+        try:
+            fd = os.open(top, _DIRECTORY_HERE)
+        except FileNotFoundError:
+            continue  # another run found it free, and removed it
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another run removes it
+        try:
+            if os.stat(top).st_ino == os.fstat(fd).st_ino:
+                return top, fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
     """A tree of links to ``ms``'s files (lock files copied), removed afterwards.
@@ -96,7 +145,7 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
         raise InputError(
             "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
         )
-    top = tempfile.mkdtemp(prefix=_SHADOW)
+    top, held = _held_directory()
     try:
         root = os.path.join(top, ms.name)
         os.mkdir(root)
@@ -114,6 +163,7 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
         yield root
     finally:
         shutil.rmtree(top, ignore_errors=True)
+        os.close(held)
 
 
 @contextlib.contextmanager
