@@ -13,7 +13,7 @@ Then the floors of fake, hard and copy, measured in the same run: making every e
 tree (`cp -al`), copying it (`cp -a`), and hashing the package's files on two cores
 (`md5sum`), which no tool writing the manifest SPEC §8 asks for can avoid.
 
-Each command runs `--repeat` times (default 2) alternating with its baseline, best time
+Each command runs `--repeat` times (default 3) alternating with its baseline, best time
 kept; the page cache is warm for all (the data is read once first).
 Usage: python benchmarks/package_bench.py [--workdir DIR] [--keep] [--repeat N]
 """
@@ -77,7 +77,7 @@ def make_sb(root: Path) -> tuple[int, int]:
 
 
 def main() -> int:
-    args = options(__doc__, repeat=2)
+    args = options(__doc__, repeat=3)
     with workdir(args, "bench") as work:
         sb = work / "SB"
         sb.mkdir()
