@@ -62,6 +62,31 @@ def test_directories_listed_by_two_processes_are_listed_as_by_one(
     assert scan.Member("linked.f0", 22, str(root / "X1" / "outside.dat")) in linked
 
 
+@pytest.mark.parametrize("dies_after", [None, 1])
+def test_the_helper_lists_its_share_and_what_it_did_not_send_is_listed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dies_after: int | None
+) -> None:
+    root = _reduction(tmp_path / "reduction")
+    one = _listed(scan.scan(root))
+    monkeypatch.setattr(scan, "_WORTH_A_HELPER", 0)
+    record, answer = tmp_path / "answered", scan._answer
+
+    def noted(path: str) -> scan.Answer:
+        with record.open("a") as out:
+            out.write(f"{os.getpid()} {path}\n")
+        if dies_after is not None and len(record.read_text().splitlines()) > dies_after:
+            os._exit(1)  # the helper dies before sending this one
+        return answer(path)
+
+    monkeypatch.setattr(scan, "_answer", noted)
+    assert _listed(scan.scan(root)) == one
+    answered = [line.split() for line in record.read_text().splitlines()]
+    assert {int(pid) for pid, _path in answered} - {os.getpid()}, "a helper answered"
+    units = sorted(p for p in (root / "X1").iterdir() if p.is_dir())
+    theirs = forked.their_share([u.stat().st_size for u in units], 0)
+    assert len(answered) == (len(theirs) if dies_after is None else dies_after + 1)
+
+
 @pytest.mark.parametrize("bad", [(0,), (1,), (0, 1), (1, 3)], ids=str)
 def test_the_first_bad_file_in_order_is_named_whichever_process_listed_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: tuple[int, ...]

@@ -246,18 +246,34 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     """``members`` of each table or plots directory (path, the directory's own size).
 
     Listing is a system call or two per file and Python around them: with thousands of
-    files, the second core lists part of the directories, those given to it chosen to
-    balance the two by the directories' sizes.  The first problem in the order given is
-    the one raised."""
+    files, a forked helper lists part of the directories (chosen to balance the two by the
+    directories' sizes) and sends each as it is listed; this process lists its own while
+    none is waiting, and takes each in (a tuple per file) as it comes.  What the helper
+    did not send (it died) is listed here.  The first problem in the order given is the
+    one raised."""
     theirs = forked.their_share([size for _path, size in units], _WORTH_A_HELPER)
-    later = forked.Later(_answers, [units[i][0] for i in theirs]) if theirs else None
-    listed = {i: _listed(path) for i, (path, _size) in enumerate(units) if i not in theirs}
-    if later is not None:
-        for i, answer in zip(theirs, later.result(), strict=True):
-            listed[i] = _from_answer(answer)
+    listed: dict[int, Listing | InputError] = {}
+    if theirs and forked.may_fork():
+        mine = (i for i in range(len(units)) if i not in theirs)
+
+        def list_mine() -> bool:
+            i = next(mine, None)
+            if i is not None:
+                listed[i] = _listed(units[i][0])
+            return i is not None
+
+        helper = forked.Helper(_send_answers, [units[i][0] for i in theirs])
+        try:
+            answers = forked.received_pieces(helper.pipe, list_mine)
+            for i, answer in zip(theirs, answers, strict=True):
+                listed[i] = _from_answer(answer)
+        except EOFError:
+            pass
+        finally:
+            helper.stop()
     found = []
-    for i in range(len(units)):
-        result = listed[i]
+    for i, (path, _size) in enumerate(units):
+        result = listed[i] if i in listed else _listed(path)
         if isinstance(result, InputError):
             raise result
         found.append(result)
@@ -296,5 +312,7 @@ def _from_answer(answer: Answer) -> Listing | InputError:
     return tuple(Member(*m) for m in rows), rest
 
 
-def _answers(paths: list[str]) -> list[Answer]:
-    return [_answer(path) for path in paths]
+def _send_answers(pipe: Any, paths: list[str]) -> None:
+    """The helper: the answer for each of ``paths``, sent as it is made."""
+    with contextlib.suppress(OSError):  # the other side is gone
+        forked.send_pieces(pipe, map(_answer, paths))
