@@ -23,7 +23,7 @@ import multiprocessing.popen_fork
 import pickle
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from almaqa2 import signals
@@ -88,6 +88,48 @@ def their_share(sizes: list[int], worth: int) -> list[int]:
 
 
 T = TypeVar("T")
+A = TypeVar("A")
+
+
+def shared(
+    items: Sequence[A],
+    theirs: Sequence[int],
+    here: Callable[[A], T],
+    there: Callable[[A], Any],
+    taken: Callable[[Any], T],
+) -> list[T]:
+    """``here(item)`` for each of ``items``, in order; those at the indices ``theirs``
+    (ascending) done by a forked helper as ``there(item)`` (plain lists and strings, quick
+    to send), each sent as it is made and made ``taken(answer)`` here as it comes, while
+    this process does its own between.  What the helper did not send (it died, or
+    ``there`` raised) is done here, which says why; so is everything where this process
+    may not fork."""
+    done: dict[int, T] = {}
+    if theirs and may_fork():
+        theirs_set = set(theirs)
+        mine = (i for i in range(len(items)) if i not in theirs_set)
+
+        def do_mine() -> bool:
+            i = next(mine, None)
+            if i is not None:
+                done[i] = here(items[i])
+            return i is not None
+
+        helper = Helper(_send_each, there, [items[i] for i in theirs])
+        try:
+            answers = received_pieces(helper.pipe, do_mine)
+            for i, answer in zip(theirs, answers, strict=True):
+                done[i] = taken(answer)
+        except EOFError:
+            pass
+        finally:
+            helper.stop()
+    return [done[i] if i in done else here(item) for i, item in enumerate(items)]
+
+
+def _send_each(pipe: Any, function: Callable[[Any], Any], items: list[Any]) -> None:
+    with contextlib.suppress(Exception):  # whatever failed there is done again here
+        send_pieces(pipe, map(function, items))
 
 
 class Later(Generic[T]):

@@ -246,34 +246,12 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     """``members`` of each table or plots directory (path, the directory's own size).
 
     Listing is a system call or two per file and Python around them: with thousands of
-    files, a forked helper lists part of the directories (chosen to balance the two by the
-    directories' sizes) and sends each as it is listed; this process lists its own while
-    none is waiting, and takes each in (a tuple per file) as it comes.  What the helper
-    did not send (it died) is listed here.  The first problem in the order given is the
-    one raised."""
+    files, a forked helper lists part of the directories (chosen to balance the two by
+    the directories' sizes) and sends each as it is listed, while this process lists its
+    own (``forked.shared``).  The first problem in the order given is the one raised."""
     theirs = forked.their_share([size for _path, size in units], _WORTH_A_HELPER)
-    listed: dict[int, Listing | InputError] = {}
-    if theirs and forked.may_fork():
-        mine = (i for i in range(len(units)) if i not in theirs)
-
-        def list_mine() -> bool:
-            i = next(mine, None)
-            if i is not None:
-                listed[i] = _listed(units[i][0])
-            return i is not None
-
-        helper = forked.Helper(_send_answers, [units[i][0] for i in theirs])
-        try:
-            answers = forked.received_pieces(helper.pipe, list_mine)
-            for i, answer in zip(theirs, answers, strict=True):
-                listed[i] = _from_answer(answer)
-        except EOFError:
-            pass
-        finally:
-            helper.stop()
     found = []
-    for i, (path, _size) in enumerate(units):
-        result = listed[i] if i in listed else _listed(path)
+    for result in forked.shared([p for p, _size in units], theirs, _listed, _answer, _from_answer):
         if isinstance(result, InputError):
             raise result
         found.append(result)
@@ -309,10 +287,6 @@ def _from_answer(answer: Answer) -> Listing | InputError:
     rows, rest = answer
     if rows is None:
         return InputError(*rest)
-    return tuple(Member(*m) for m in rows), rest
+    return tuple(map(Member._make, rows)), rest
 
 
-def _send_answers(pipe: Any, paths: list[str]) -> None:
-    """The helper: the answer for each of ``paths``, sent as it is made."""
-    with contextlib.suppress(OSError):  # the other side is gone
-        forked.send_pieces(pipe, map(_answer, paths))

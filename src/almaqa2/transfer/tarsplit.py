@@ -174,15 +174,10 @@ def entries_of(packpath: Path) -> list[Entry]:
     large: list[tuple[str, str, int]] = []  # (path, rel, bytes of its entries)
     with manifest.opened_directory(str(packpath)) as top:
         found = _walk(top, str(packpath), project, large)
-    sizes = [size for _path, _rel, size in large]
-    theirs = forked.their_share(sizes, _WORTH_A_HELPER)
-    later = forked.Later(_walked, [large[i][:2] for i in theirs]) if theirs else None
-    for i, (path, rel, _size) in enumerate(large):
-        if i not in theirs:
-            with manifest.opened_directory(path) as fd:
-                found += _walk(fd, path, rel)
-    if later is not None:
-        found += map(Entry._make, later.result())
+    theirs = forked.their_share([size for _path, _rel, size in large], _WORTH_A_HELPER)
+    directories = [(path, rel) for path, rel, _size in large]
+    for entries in forked.shared(directories, theirs, _walked, _plain, _entries):
+        found += entries
     found.sort()  # by rel (no two entries have the same): the walk's order but where a
     # directory's name starts a sibling's ("d" and "d.txt") and for the large directories
     first = f"{project}/{manifest.NAME}"
@@ -190,13 +185,20 @@ def entries_of(packpath: Path) -> list[Entry]:
     return found if at is None else [found[at], *found[:at], *found[at + 1 :]]
 
 
-def _walked(directories: list[tuple[str, str]]) -> list[tuple[str, int, int, int]]:
-    """The entries under each (path, rel), as plain tuples: the helper's share."""
-    found: list[Entry] = []
-    for path, rel in directories:
-        with manifest.opened_directory(path) as fd:
-            found += _walk(fd, path, rel)
-    return [(rel, size, mode, mtime) for rel, size, mode, mtime in found]  # (half the pickling)
+def _walked(directory: tuple[str, str]) -> list[Entry]:
+    """The entries under the directory (path, rel)."""
+    path, rel = directory
+    with manifest.opened_directory(path) as fd:
+        return _walk(fd, path, rel)
+
+
+def _plain(directory: tuple[str, str]) -> list[tuple[str, int, int, int]]:
+    """``_walked``, as plain tuples: half the pickling."""
+    return [(rel, size, mode, mtime) for rel, size, mode, mtime in _walked(directory)]
+
+
+def _entries(rows: list[tuple[str, int, int, int]]) -> list[Entry]:
+    return list(map(Entry._make, rows))
 
 
 def _walk(
