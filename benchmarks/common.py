@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import resource
 import shutil
 import subprocess
 import sys
@@ -43,14 +44,24 @@ def timed(
 ) -> float:
     """Seconds ``cmd`` takes, after removing its output ``clear`` (made again, empty, with
     ``make``) and a ``sync``, so that no write-back of an earlier run lands in this one."""
+    return timed_with_cpu(cmd, cwd, clear, make)[0]
+
+
+def timed_with_cpu(
+    cmd: list[str], cwd: Path | None = None, clear: Path | None = None, make: bool = False
+) -> tuple[float, float]:
+    """``timed``, and the CPU seconds (user and system) ``cmd`` and its children used."""
     if clear is not None:
         shutil.rmtree(clear, ignore_errors=True)
         if make:
             clear.mkdir()
     subprocess.run(["sync"], check=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
 def measured(
