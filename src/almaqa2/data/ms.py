@@ -89,9 +89,8 @@ def tables() -> Any:
 
 
 _SHADOW = "almaqa2-ms-"
-
-
-_DIRECTORY_HERE = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+"""How a shadow's directory is opened to lock it: never through a link planted there."""
 
 
 @functools.cache  # once a run
@@ -104,7 +103,7 @@ def _remove_abandoned_shadows() -> None:
         return  # a temporary directory we may not list: nothing of ours to find
     for name in names:
         try:
-            fd = os.open(os.path.join(temp, name), _DIRECTORY_HERE)
+            fd = os.open(os.path.join(temp, name), _DIRECTORY_FLAGS)
         except OSError:
             continue  # gone meanwhile, or not a directory
         try:
@@ -124,7 +123,7 @@ def _held_directory() -> tuple[str, int]:
     while True:
         top = tempfile.mkdtemp(prefix=_SHADOW)
         try:
-            fd = os.open(top, _DIRECTORY_HERE)
+            fd = os.open(top, _DIRECTORY_FLAGS)
         except FileNotFoundError:
             continue  # another run found it free, and removed it
         fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another run removes it
