@@ -255,14 +255,14 @@ def _walked_by(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:
     """The large directories worth a helper, however few; ``record`` gets the pid of the
     process that walks each directory of the helper's share."""
     monkeypatch.setattr(tarsplit, "_WORTH_A_HELPER", 0)
-    plain = tarsplit._plain
+    plain = tarsplit._walked_plain
 
     def noted(directory: tuple[str, str]) -> list[tuple[str, int, int, int]]:
         with record.open("a") as out:
             out.write(f"{os.getpid()}\n")
         return plain(directory)
 
-    monkeypatch.setattr(tarsplit, "_plain", noted)
+    monkeypatch.setattr(tarsplit, "_walked_plain", noted)
 
 
 def test_large_directories_are_walked_by_two_processes_as_by_one(

@@ -68,22 +68,19 @@ class Chunk:
 
 def member_size(entry: Entry) -> int:
     """Bytes ``entry`` takes in a tar: its header as tarfile writes it (with the PAX header a
-    long or non-ASCII name needs) and its data padded to whole blocks.  The common case (a
-    file with an ASCII name, size and time in range) is worked out, not built: planning
-    sizes every file."""
-    rel, size, _mode, mtime = entry
-    data = -(-max(size, 0) // BLOCK) * BLOCK
-    if 0 <= size < _USTAR_NUMBER and 0 <= mtime < _USTAR_NUMBER and rel.isascii():
-        return _plain_header_size(len(rel)) + data
+    long or non-ASCII name needs) and its data padded to whole blocks.  The common case
+    (``_plain``) is worked out, not built: planning sizes every file."""
+    data = -(-max(entry.size, 0) // BLOCK) * BLOCK
+    if _plain(entry):
+        return _plain_header_size(len(entry.rel)) + data
     return len(header(entry)) + data
 
 
-def _plain_name(entry: Entry) -> str | None:
-    """The entry's name in the tar when it is the common case (an ASCII name, size and
-    time in range: every file a package holds), which ``header`` builds itself."""
-    name = entry.rel + ("/" if entry.size < 0 else "")
-    plain = name.isascii() and 0 <= entry.size < _USTAR_NUMBER and 0 <= entry.mtime < _USTAR_NUMBER
-    return name if plain else None
+def _plain(entry: Entry) -> bool:
+    """Whether ``entry`` is the common case, whose header is made here (``header``): a file
+    with an ASCII name, size and time in range (every file a package holds)."""
+    rel, size, _mode, mtime = entry
+    return 0 <= size < _USTAR_NUMBER and 0 <= mtime < _USTAR_NUMBER and rel.isascii()
 
 
 @functools.cache
@@ -111,12 +108,10 @@ def header(entry: Entry) -> bytes:
     built here, ~10 times faster than tarfile: a ustar block, after a PAX ``path`` record
     when the name is longer than the ustar field, as tarfile does.  Anything else is
     tarfile's own.  ``test_tar_headers`` holds the two equal."""
-    name = _plain_name(entry)
-    if name is None:
+    if not _plain(entry):
         return entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    raw = name.encode("ascii")
-    kind = tarfile.DIRTYPE if entry.size < 0 else tarfile.REGTYPE
-    main = _ustar(raw, entry.mode & 0o7777, max(entry.size, 0), entry.mtime, kind)
+    raw = entry.rel.encode("ascii")
+    main = _ustar(raw, entry.mode & 0o7777, entry.size, entry.mtime, tarfile.REGTYPE)
     if len(raw) <= _USTAR_NAME:
         return main
     record = b"%d path=%s\n" % (_pax_length(len(raw)), raw)
@@ -176,7 +171,7 @@ def entries_of(packpath: Path) -> list[Entry]:
         found = _walk(top, str(packpath), project, large)
     theirs = forked.their_share([size for _path, _rel, size in large], _WORTH_A_HELPER)
     directories = [(path, rel) for path, rel, _size in large]
-    for entries in forked.shared(directories, theirs, _walked, _plain, _entries):
+    for entries in forked.shared(directories, theirs, _walked, _walked_plain, _entries):
         found += entries
     found.sort()  # by rel (no two entries have the same): the walk's order but where a
     # directory's name starts a sibling's ("d" and "d.txt") and for the large directories
@@ -192,7 +187,7 @@ def _walked(directory: tuple[str, str]) -> list[Entry]:
         return _walk(fd, path, rel)
 
 
-def _plain(directory: tuple[str, str]) -> list[tuple[str, int, int, int]]:
+def _walked_plain(directory: tuple[str, str]) -> list[tuple[str, int, int, int]]:
     """``_walked``, as plain tuples: half the pickling."""
     return [(rel, size, mode, mtime) for rel, size, mode, mtime in _walked(directory)]
 
