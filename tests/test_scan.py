@@ -69,16 +69,16 @@ def test_the_helper_lists_its_share_and_what_it_did_not_send_is_listed_here(
     root = _reduction(tmp_path / "reduction")
     one = _listed(scan.scan(root))
     monkeypatch.setattr(scan, "_WORTH_A_HELPER", 0)
-    record, answer = tmp_path / "answered", scan._answer
+    record, answer = tmp_path / "answered", scan._plain
 
-    def noted(path: str) -> scan.Answer:
+    def noted(path: str) -> scan.Plain:
         with record.open("a") as out:
             out.write(f"{os.getpid()} {path}\n")
         if dies_after is not None and len(record.read_text().splitlines()) > dies_after:
             os._exit(1)  # the helper dies before sending this one
         return answer(path)
 
-    monkeypatch.setattr(scan, "_answer", noted)
+    monkeypatch.setattr(scan, "_plain", noted)
     assert _listed(scan.scan(root)) == one
     answered = [line.split() for line in record.read_text().splitlines()]
     assert {int(pid) for pid, _path in answered} - {os.getpid()}, "a helper answered"

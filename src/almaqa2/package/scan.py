@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from almaqa2 import forked, manifest
 from almaqa2.errors import InputError
@@ -140,21 +140,20 @@ def members(top: str) -> tuple[tuple[Member, ...], int]:
     def walk(fd: int, path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
         nonlocal total
         for child in _listing(path, fd):
-            if child.is_file(follow_symlinks=False):  # no link: the type came with the name
-                try:
-                    st = child.stat(follow_symlinks=False)
-                except OSError:
-                    pass  # vanished: reported below
-                else:
-                    if st.st_uid == me and st.st_mode & stat.S_IRUSR:  # ours, readable
-                        found.append(Member(base + child.name, st.st_size))
-                        total += st.st_size
-                        continue
-            rel, child_path = base + child.name, f"{path}/{child.name}"
+            rel = base + child.name
             try:
                 st = child.stat()
             except OSError as exc:
-                raise _unreadable(child_path, "this file", exc) from exc
+                raise _unreadable(f"{path}/{child.name}", "this file", exc) from exc
+            if (
+                child.is_file(follow_symlinks=False)
+                and st.st_uid == me
+                and st.st_mode & stat.S_IRUSR
+            ):
+                found.append(Member(rel, st.st_size))  # a plain file we may read: most
+                total += st.st_size
+                continue
+            child_path = f"{path}/{child.name}"
             if stat.S_ISDIR(st.st_mode):
                 if (st.st_dev, st.st_ino) in seen:
                     raise _unreadable(child_path, "this link", OSError(errno.ELOOP, "loop"))
@@ -248,10 +247,11 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     Listing is a system call or two per file and Python around them: with thousands of
     files, a forked helper lists part of the directories (chosen to balance the two by
     the directories' sizes) and sends each as it is listed, while this process lists its
-    own (``forked.shared``).  The first problem in the order given is the one raised."""
+    own (``forked.shared``; one the helper cannot list is listed again here, which says
+    why).  The first problem in the order given is the one raised."""
     theirs = forked.their_share([size for _path, size in units], _WORTH_A_HELPER)
     found = []
-    for result in forked.shared([p for p, _size in units], theirs, _listed, _answer, _from_answer):
+    for result in forked.shared([p for p, _size in units], theirs, _listed, _plain, _members):
         if isinstance(result, InputError):
             raise result
         found.append(result)
@@ -261,6 +261,9 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
 Listing = tuple[tuple[Member, ...], int]
 """What ``members`` returns: the members of a directory, and their bytes."""
 
+Plain = tuple[list[tuple[str, int | None, str | None]], int]
+"""``members`` as plain tuples, quick to send."""
+
 
 def _listed(path: str) -> Listing | InputError:
     try:
@@ -269,24 +272,11 @@ def _listed(path: str) -> Listing | InputError:
         return exc
 
 
-Answer = tuple[list[tuple[str, int | None, str | None]] | None, Any]
-"""``members`` as plain tuples, quick to send, or None and the error's fields."""
-
-
-def _answer(path: str) -> Answer:
-    """``members`` of ``path`` as plain tuples, quick to send (None and the error's fields
-    where it cannot be listed)."""
-    result = _listed(path)
-    if isinstance(result, InputError):
-        return None, (result.what, result.path, result.fix)
-    found, total = result
+def _plain(path: str) -> Plain:
+    found, total = members(path)
     return [(m.rel, m.size, m.target) for m in found], total
 
 
-def _from_answer(answer: Answer) -> Listing | InputError:
-    rows, rest = answer
-    if rows is None:
-        return InputError(*rest)
-    return tuple(map(Member._make, rows)), rest
-
-
+def _members(plain: Plain) -> Listing:
+    rows, total = plain
+    return tuple(map(Member._make, rows)), total
