@@ -412,8 +412,8 @@ class _HelperLinks:
             raise OSError(errno.EPIPE, "the process making links stopped") from exc
 
     def behind(self) -> bool:
-        """Whether more than ``_AHEAD`` batches sent are not made yet (the answers come
-        are read first)."""
+        """Whether more than ``_AHEAD`` batches sent are not made yet (the answers that
+        have come are read first)."""
         while self._unanswered and forked.waiting(self._helper.pipe):
             self._answer()
         return self._unanswered > self._AHEAD
