@@ -21,7 +21,7 @@ CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists(
 MODES = ("fake", "ticket", "copy", "hard")
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
-for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver"):
+for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace"):
     if shutil.which(_tool) is None:
         raise RuntimeError(f"the tests need '{_tool}' on PATH: run 'make test', which installs it")
 

@@ -257,20 +257,21 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
     tmp_path: Path,
 ) -> None:
     """The two hashing processes take batches under one lock; if verify is killed while it
-    holds it, the forked one, waiting for it, must still see its parent gone and end."""
+    holds it, the forked one, waiting for it, must not wait for ever: it hashes the rest
+    and ends (the kernel drops a dead process's record lock)."""
     for i in range(600):
         (tmp_path / f"f{i:03d}").write_bytes(b"x" * i)
     names = [f"f{i:03d}" for i in range(600)]
     script = (
-        "import multiprocessing, os, signal\n"
+        "import fcntl, multiprocessing, os, signal\n"
         "from almaqa2 import manifest\n"
         "hash_batches = manifest._hash_batches\n"
-        "def dying(shared, me, after, stuck):\n"
+        "def dying(shared, me, after):\n"
         "    if me == 0:  # this process: say the child's pid, take the lock, die with it\n"
         "        print(multiprocessing.active_children()[0].pid, flush=True)\n"
-        "        shared[6].acquire()\n"
+        "        fcntl.lockf(shared[5]._fd, fcntl.LOCK_EX)\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
-        "    return hash_batches(shared, me, after, stuck)\n"
+        "    return hash_batches(shared, me, after)\n"
         "manifest._hash_batches = dying\n"
         f"manifest.mismatches({str(tmp_path)!r}, {names!r}, list(range(600)), ['x'] * 600)\n"
     )
@@ -279,7 +280,7 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
     child = int(parent.stdout.readline())
     parent.stdout.close()
     assert parent.wait() == -signal.SIGKILL
-    deadline = time.monotonic() + 60  # it looks for its parent each second it waits
+    deadline = time.monotonic() + 60
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     alive = Path(f"/proc/{child}").exists()

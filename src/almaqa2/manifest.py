@@ -12,10 +12,11 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import logging
-import multiprocessing
+import mmap
 import os
 import queue
 import re
@@ -405,35 +406,72 @@ def mismatches(
     ``hashed(size)`` is called here after each batch, with the bytes both have hashed
     since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
     which may not fork one) all is hashed here."""
-    context = multiprocessing.get_context("fork")  # the child reads the lists as they are
-    taken, done = context.RawValue("q", 0), context.RawArray("q", 2)  # done: each its own
-    shared = (top, rels, sizes, expected, _batches(sizes), taken, context.Lock(), done)
-    if not forked.may_fork():  # a batch's Dask worker: a core of its own
-        return sorted(_hash_batches(shared, 0, _nothing, _nothing))
-    helper = forked.Helper(_hash_batches_to, shared, os.getpid())
-    try:
-        reported = [0]
+    with _Counter() as counter:
+        shared = (top, rels, sizes, expected, _batches(sizes), counter)
+        if not forked.may_fork():  # a batch's Dask worker: a core of its own
+            return sorted(_hash_batches(shared, 0, _nothing))
+        helper = forked.Helper(_hash_batches_to, shared, os.getpid())
+        try:
+            reported = [0]
 
-        def report() -> None:
-            if hashed is not None:
-                now = done[0] + done[1]
-                hashed(now - reported[0])
-                reported[0] = now
+            def report() -> None:
+                if hashed is not None:
+                    now = counter.hashed()
+                    hashed(now - reported[0])
+                    reported[0] = now
 
-        def stuck() -> None:  # the counter's lock held a second: by a helper that died?
-            if not helper.alive():
-                raise EOFError
-
-        found = _hash_batches(shared, 0, report, stuck)
-        theirs = forked.receive(helper.pipe)
-        report()
-    except EOFError:
-        raise RuntimeError("the hashing process stopped") from None
-    finally:
-        helper.stop()
+            found = _hash_batches(shared, 0, report)
+            theirs = forked.receive(helper.pipe)
+            report()
+        except EOFError:
+            raise RuntimeError("the hashing process stopped") from None
+        finally:
+            helper.stop()
     if isinstance(theirs, str):
         raise RuntimeError(f"the hashing process failed: {theirs}")
     return sorted(found + theirs)
+
+
+class _Counter:
+    """The next batch to take, and the bytes each of the two processes has hashed, in
+    memory that both map (the helper is forked once it is made), a batch taken under a
+    POSIX record lock on that memory.
+
+    Nothing has a name: multiprocessing's Lock and RawValue make files in /dev/shm and
+    remove them at once, and a run killed in that instant (by SIGKILL: a Ctrl-C waits)
+    leaves them there.  And the kernel drops the lock of a process that dies, however it
+    dies, so neither process can wait for a dead one."""
+
+    def __init__(self) -> None:
+        self._fd = os.memfd_create("almaqa2-hashing", os.MFD_CLOEXEC)
+        os.ftruncate(self._fd, 3 * 8)
+        self._memory = mmap.mmap(self._fd, 3 * 8)
+        self._slots = memoryview(self._memory).cast("q")  # next batch, bytes of 0, of 1
+
+    def __enter__(self) -> _Counter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._slots.release()
+        self._memory.close()
+        os.close(self._fd)
+
+    def take(self) -> int:
+        """The next batch's number, counted taken."""
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            batch: int = self._slots[0]
+            self._slots[0] = batch + 1
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+        return batch
+
+    def add(self, me: int, size: int) -> None:
+        """``size`` more bytes hashed by process ``me`` (its own slot: no lock)."""
+        self._slots[1 + me] += size
+
+    def hashed(self) -> int:
+        return int(self._slots[1] + self._slots[2])
 
 
 def _nothing() -> None:
@@ -459,41 +497,32 @@ def _batches(sizes: Sequence[int]) -> list[int]:
 
 def _hash_batches_to(pipe: Any, shared: tuple[Any, ...], parent: int) -> None:
     """The helper: its batches' mismatches, or why it failed, sent through ``pipe``.  It
-    stops if its parent is gone (killed: nobody is left to tell), as seen after each batch
-    or while it waits for the counter's lock (which a killed parent may hold)."""
+    stops after a batch if its parent is gone (killed: nobody is left to tell)."""
 
     def orphaned() -> None:
         if os.getppid() != parent:
             os._exit(0)
 
     try:
-        pipe.send(_hash_batches(shared, 1, orphaned, orphaned))
+        pipe.send(_hash_batches(shared, 1, orphaned))
     except Exception as exc:  # said to the parent, whatever it is
         pipe.send(f"{type(exc).__name__}: {exc}")
 
 
 def _hash_batches(
-    shared: tuple[Any, ...], me: int, after: Callable[[], None], stuck: Callable[[], None]
+    shared: tuple[Any, ...], me: int, after: Callable[[], None]
 ) -> list[tuple[str, str, str]]:
-    """Hash the batches taken from the shared counter until none is left, adding the bytes
-    hashed to ``done[me]`` and calling ``after()`` after each batch.  The counter's lock is
-    waited for a second at a time, calling ``stuck()`` between: the other process may have
-    died holding it."""
-    top, rels, sizes, expected, bounds, taken, lock, done = shared
+    """Hash the batches taken from the shared counter until none is left, counting the
+    bytes hashed as process ``me``'s and calling ``after()`` after each batch."""
+    top, rels, sizes, expected, bounds, counter = shared
     found: list[tuple[str, str, str]] = []
     buffer = bytearray(_BLOCK)
-    while True:
-        while not lock.acquire(timeout=1):
-            stuck()
-        batch = taken.value
-        taken.value = batch + 1
-        lock.release()
-        if batch >= len(bounds) - 1:
-            return found
+    while (batch := counter.take()) < len(bounds) - 1:
         batch_files = range(bounds[batch], bounds[batch + 1])
         found += mismatches_here(top, rels, sizes, expected, batch_files, buffer)
-        done[me] += sum(sizes[bounds[batch] : bounds[batch + 1]])
+        counter.add(me, sum(sizes[bounds[batch] : bounds[batch + 1]]))
         after()
+    return found
 
 
 def mismatches_here(

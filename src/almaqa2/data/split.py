@@ -27,11 +27,9 @@ MS is read through a shadow (``ms.opened``), never opened writable.
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import fnmatch
 import logging
-import multiprocessing
 import os
 import shutil
 import tempfile
@@ -42,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from almaqa2 import destination
+from almaqa2 import destination, forked
 from almaqa2.copying import copy_file
 from almaqa2.data import ms as msio
 from almaqa2.errors import DestinationError, InputError
@@ -482,13 +480,8 @@ def _split_one(one: Planned) -> list[Made]:
     staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
     try:
         first, *rest = one.steps
-        fork = multiprocessing.get_context("fork")  # no process started without a step for it
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=fork) as pool:
-            missing = one.facts.missing
-            later = [pool.submit(_make, one.ms, staging, step, missing) for step in rest]
-            flags = pool.submit(_save_flags, one.ms, staging, one.steps)
-            rows = [_make(one.ms, staging, first, missing), *(f.result() for f in later)]
-            flags.result()
+        later = forked.Later(_the_rest, one, staging, rest)
+        rows = [_make(one.ms, staging, first, one.facts.missing), *later.result()]
         for step in one.steps:
             for name in (step.name, f"{step.name}.flagversions"):
                 os.rename(staging / name, one.into / name)
@@ -498,6 +491,18 @@ def _split_one(one: Planned) -> list[Made]:
         ]
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _the_rest(one: Planned, staging: Path, rest: list[Step]) -> list[int]:
+    """The second process's part of ``_split_one``: the rows of each MS of ``rest``, made,
+    then the flag versions of all.  Made afresh where a helper that died left part."""
+    for step in rest:
+        shutil.rmtree(staging / step.name, ignore_errors=True)
+    for step in one.steps:
+        shutil.rmtree(staging / f"{step.name}.flagversions", ignore_errors=True)
+    rows = [_make(one.ms, staging, step, one.facts.missing) for step in rest]
+    _save_flags(one.ms, staging, one.steps)
+    return rows
 
 
 def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:

@@ -1,0 +1,116 @@
+"""Nothing is written outside the target a command was given (SPEC §13): every file,
+directory, link, rename and removal that a command's processes make, seen by strace, is
+inside its target.  Two exceptions, both named here: the MeasurementSet shadows in
+``$TMPDIR`` (see ``almaqa2.data.ms``), which a run removes, and matplotlib's own
+per-user configuration and font cache, made once when a review page's plot is first
+drawn.  Not even a name that lives an instant: multiprocessing's locks and shared values
+are files in /dev/shm, and a run killed in that instant leaves them there."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from almaqa2.testing import measurementsets as example_ms
+
+from conftest import Case
+
+QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+_TRACED = (
+    "open,openat,creat,mkdir,mkdirat,mknodat,link,linkat,symlink,symlinkat,"
+    "rename,renameat,renameat2,unlink,unlinkat,rmdir"
+)
+_CALL = re.compile(r"^(\w+)\((.*)\) += (-?\d+)")
+_PATH = re.compile(r'(?:(?:AT_FDCWD|\d+)<([^>]*)>, )?"([^"]*)"')
+_WRITING = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")
+
+
+def changed(argv: list[str], tmp: Path) -> set[str]:
+    """The paths that ``argv``'s processes, run in ``tmp``, created, opened to write,
+    linked, renamed or removed (what succeeded), absolute, as strace saw them."""
+    log = tmp / "strace" / "call"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    for made in ("tmp", "cache"):
+        (tmp / made).mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "TMPDIR": str(tmp / "tmp"),
+        "XDG_CACHE_HOME": str(tmp / "cache"),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    strace = ["strace", "-ff", "-qq", "-y", "-e", f"trace={_TRACED}", "-o", str(log)]
+    done = subprocess.run([*strace, *argv], cwd=tmp, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    paths: set[str] = set()
+    for one in log.parent.iterdir():
+        for line in one.read_text(errors="replace").splitlines():
+            if (call := _CALL.match(line)) is None or int(call[3]) < 0:
+                continue
+            name, args = call[1], call[2]
+            if name in ("open", "openat") and not any(flag in args for flag in _WRITING):
+                continue
+            found = [os.path.join(d or str(tmp), p) for d, p in _PATH.findall(args)]
+            if name.startswith("symlink"):
+                found = found[-1:]  # (the first is what the link says, not a path used)
+            paths.update(os.path.normpath(p) for p in found)
+        one.unlink()
+    return paths
+
+
+def outside(paths: set[str], tmp: Path, *targets: Path | str) -> list[str]:
+    """Those of ``paths`` in none of ``targets`` (a Path: it and what is under it; a
+    string: the paths that start with it), nor /dev/null, an MS shadow, the file Python's
+    tempfile makes and removes once to see that ``$TMPDIR`` can be written, or matplotlib's
+    configuration and cache."""
+    allowed = [
+        f"{tmp}/tmp/almaqa2-ms-",
+        f"{os.environ['XDG_CONFIG_HOME']}/matplotlib",
+        f"{tmp}/cache/matplotlib",
+    ]
+    for target in targets:
+        allowed += [target] if isinstance(target, str) else [f"{target}/"]
+    exactly = {"/dev/null", *(str(t) for t in targets)}
+    probe = re.compile(rf"{re.escape(str(tmp))}/tmp/[a-z0-9_]{{8}}")
+    return sorted(
+        p
+        for p in paths
+        if not p.startswith(tuple(allowed)) and p not in exactly and not probe.fullmatch(p)
+    )
+
+
+def test_package_tarsplit_and_verify_write_only_in_their_targets(
+    case229: Case, tmp_path: Path
+) -> None:
+    packpath = case229.packpath
+    argv, _ = case229.commands("copy")
+    made = changed([*QA2, *argv], tmp_path)
+    assert str(packpath) in made, "strace saw nothing made"  # (the staging renamed)
+    assert f"{packpath.parent}/.{packpath.name}.almaqa2.lock" in made
+    assert any(p.startswith(f"{tmp_path}/tmp/almaqa2-ms-") for p in made)  # MSes were read
+    # the target: packpath, its lock and staging directory, and its ticket files beside it
+    beside = f"{packpath.parent}/.{packpath.name}.almaqa2"
+    assert outside(made, tmp_path, packpath, beside, f"{packpath}.") == []
+
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    argv = ["tarsplit", str(packpath), "--out", str(chunks), "--max-size", "40K"]
+    assert outside(changed([*QA2, *argv], tmp_path), tmp_path, chunks) == []
+    assert len(list(chunks.glob("*.tar"))) > 1
+
+    for what in (packpath, chunks):
+        assert outside(changed([*QA2, "verify", str(what)], tmp_path), tmp_path) == []
+
+
+def test_split_writes_only_in_its_out_directory(tmp_path: Path) -> None:
+    eb = "uid___A002_Xb00001_X1a1"
+    ms = tmp_path / "calibrated" / f"{eb}.ms"
+    ms.parent.mkdir()
+    example_ms.write_ms(ms, eb, "2019.1.00001.S", nchan=16, times=5, layout=example_ms.ALMA)
+    into = tmp_path / "science"
+    into.mkdir()
+    made = changed([*QA2, "split", str(ms.parent), "--out", str(into)], tmp_path)
+    assert f"{into}/{eb}.ms.split.cal.source" in made  # (renamed from its staging)
+    assert outside(made, tmp_path, into) == []
