@@ -13,8 +13,8 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -263,13 +263,13 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
         (tmp_path / f"f{i:03d}").write_bytes(b"x" * i)
     names = [f"f{i:03d}" for i in range(600)]
     script = (
-        "import fcntl, multiprocessing, os, signal\n"
+        "import multiprocessing, os, signal\n"
         "from almaqa2 import manifest\n"
         "hash_batches = manifest._hash_batches\n"
         "def dying(shared, me, after):\n"
         "    if me == 0:  # this process: say the child's pid, take the lock, die with it\n"
         "        print(multiprocessing.active_children()[0].pid, flush=True)\n"
-        "        fcntl.lockf(shared[5]._fd, fcntl.LOCK_EX)\n"
+        "        shared[5]._locked().__enter__()\n"
         "        os.kill(os.getpid(), signal.SIGKILL)\n"
         "    return hash_batches(shared, me, after)\n"
         "manifest._hash_batches = dying\n"
@@ -289,61 +289,15 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
     assert not alive, "the orphan waits for a lock its dead parent holds"
 
 
-@pytest.fixture(scope="module")
-def long_names(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A package-like tree of 2,500 empty files with long names (5 directories of 500):
-    half a megabyte of names, more than a pipe holds."""
-    package = tmp_path_factory.mktemp("walk") / P
-    for d in range(5):
-        folder = package / f"{d}-{'d' * 60}"
-        folder.mkdir(parents=True)
-        for f in range(500):
-            (folder / f"{f:04d}-{'f' * 180}").write_bytes(b"")
-    return package
-
-
-@pytest.mark.parametrize("killed_after", [0, 1, 3], ids=lambda n: f"after-{n}-pieces")
-def test_the_walk_of_a_package_is_whole_whenever_its_process_dies(
-    long_names: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
-) -> None:
-    """verify walks the package in a helper, which sends it in pieces (here of 500 long
-    names: more than a pipe holds, so that the helper is still sending when it is
-    killed); if it dies, the rest of the walk (not what was already given) is made here:
-    each file once, in order."""
+def _damaged_package(root: Path, runs: int, per_run: int) -> tuple[Path, list[str]]:
+    """A package of ``runs`` directories of ``per_run`` small files, one file of each
+    damaged, and three large files (one damaged); a file missing, one extra."""
     from almaqa2 import manifest
-    from almaqa2.transfer import verify
 
-    monkeypatch.setattr(verify._Walk, "_PIECE", 500)
-    walk = verify._Walk(long_names)
-    assert walk._helper is not None
-    found: list[tuple[str, int]] = []
-    pieces = walk.pieces()
-    while True:
-        if len(found) == killed_after * 500:
-            walk._helper.kill()
-            time.sleep(0.2)  # dead, its pipe closed, before the next piece is asked for
-        if (piece := next(pieces, None)) is None:
-            break
-        found += zip(*piece, strict=True)
-    assert found == list(manifest.listed_files(long_names)) and len(found) == 2500
-
-
-def test_files_are_hashed_while_a_slow_walk_goes_on(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """While the helper walks on (slowly here, as on a busy file system), the small files it
-    has sent are hashed by verify itself; the rest after, on both cores (the large ones
-    largest first, then the small ones not reached).  Each damage is found once, whoever
-    hashed the file."""
-    from almaqa2 import manifest
-    from almaqa2.transfer import verify
-
-    package = tmp_path / P
+    package = root / P
     digests = {}
-    for n in range(1200):
-        rel = f"calibration/t{n // 400}.tbl/f{n:04d}"
+    for n in range(runs * per_run):
+        rel = f"calibration/t{n // per_run:02d}.tbl/f{n:04d}"
         (package / rel).parent.mkdir(parents=True, exist_ok=True)
         (package / rel).write_bytes(b"%d" % n)
         digests[rel] = hashlib.md5(b"%d" % n).hexdigest()
@@ -352,33 +306,71 @@ def test_files_are_hashed_while_a_slow_walk_goes_on(
         (package / rel).write_bytes(bytes([n]) * (manifest.SMALL + 1000 * n + 1))
         digests[rel] = _md5(package / rel)
     manifest.write(package, P, digests)
-    damaged = ["calibration/t0.tbl/f0003", "calibration/t2.tbl/f1190", "calibration/cube1.fits"]
+    damaged = [f"calibration/t{n:02d}.tbl/f{n * per_run + n:04d}" for n in range(runs)]
+    damaged.append("calibration/cube1.fits")
     for rel in damaged:
         with open(package / rel, "r+b") as f:
             f.write(b"X")
-    (package / "calibration/t1.tbl/f0500").unlink()
-    (package / "calibration/t1.tbl/stray").write_bytes(b"")
+    (package / "calibration/t01.tbl" / f"f{per_run + 7:04d}").unlink()
+    (package / "calibration/t01.tbl/stray").write_bytes(b"")
+    return package, damaged
 
-    walk = manifest.listed_files
 
-    def slowly(top: Path) -> Iterator[tuple[str, int]]:
-        for n, found in enumerate(walk(top)):
-            if n % 100 == 0:
-                time.sleep(0.02)
-            yield found
+def _problems(report: Any, damaged: list[str], per_run: int) -> None:
+    assert sorted((p.kind.value, p.path) for p in report.problems) == sorted(
+        [("corrupt", f"{P}/{rel}") for rel in damaged]
+        + [("missing", f"{P}/calibration/t01.tbl/f{per_run + 7:04d}")]
+        + [("extra", f"{P}/calibration/t01.tbl/stray")]
+    )
 
-    monkeypatch.setattr(manifest, "listed_files", slowly)  # the forked helper's walk
-    monkeypatch.setattr(verify._Walk, "_PIECE", 100)
+
+def test_both_processes_hash_and_each_damage_is_found_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """verify and its helper walk the package together, each hashing the runs of files it
+    comes to first; the large files are hashed last.  Each damage is found once,
+    whoever hashed the file."""
+    from almaqa2.transfer import package_hashes, verify
+
+    package, damaged = _damaged_package(tmp_path, runs=40, per_run=50)
+    monkeypatch.setattr(package_hashes, "_RUN", 10)
     with caplog.at_level("DEBUG", "almaqa2"):
         report = verify.verify([package])
-    early = re.search(r"(\d+) of (\d+) files were hashed while the walk went on", caplog.text)
-    assert early and 0 < int(early[1]) < int(early[2]) == 1202
-    assert report.checked == 1202
-    found = sorted((p.kind.value, p.path) for p in report.problems)
-    assert found == sorted(
-        [("corrupt", f"{P}/{rel}") for rel in damaged]
-        + [("missing", f"{P}/calibration/t1.tbl/f0500"), ("extra", f"{P}/calibration/t1.tbl/stray")]
-    )
+    assert report.checked == 40 * 50 - 1 + 3
+    _problems(report, damaged, 50)
+    theirs = re.search(r"(\d+) of (\d+) files were hashed by a helper", caplog.text)
+    assert theirs and 0 < int(theirs[1]) < int(theirs[2]) == 40 * 50 + 3
+
+
+@pytest.mark.parametrize("killed_after", [0, 1, 5], ids=lambda n: f"after-{n}-runs")
+def test_what_a_dying_helper_claimed_and_did_not_send_is_hashed_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, killed_after: int
+) -> None:
+    """If the helper dies (here: killed by itself after hashing some runs), the runs it
+    had claimed and not sent are hashed by verify: every damage is still found."""
+    from almaqa2.transfer import package_hashes, verify
+
+    package, damaged = _damaged_package(tmp_path, runs=12, per_run=20)
+    monkeypatch.setattr(package_hashes, "_RUN", 20)  # a damaged file in every run
+    hashed, us, done = package_hashes.hashed, os.getpid(), [0]
+
+    def dying(fd: int, names: list[str]) -> tuple[list[Any], int]:
+        if os.getpid() != us:
+            if done[0] == killed_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            done[0] += 1
+        return hashed(fd, names)
+
+    def slowly(path: Path) -> dict[str, str]:  # as a large manifest: the helper goes first
+        time.sleep(0.5)
+        return read(path)
+
+    read = verify.manifest.read
+    monkeypatch.setattr(package_hashes, "hashed", dying)
+    monkeypatch.setattr(verify.manifest, "read", slowly)
+    report = verify.verify([package])
+    assert report.checked == 12 * 20 - 1 + 3
+    _problems(report, damaged, 20)
 
 
 def test_idle_work_is_done_only_while_no_piece_is_waiting() -> None:

@@ -16,10 +16,13 @@ and the command would run on.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
+import mmap
 import multiprocessing
 import multiprocessing.connection  # (what forking a helper imports: see the top)
 import multiprocessing.popen_fork
+import os
 import pickle
 import queue
 import threading
@@ -59,6 +62,63 @@ class Helper:
         self.kill()
         self._process.join()
         self.pipe.close()
+
+
+class Shared:
+    """Numbers two processes share, in memory both map (the helper is forked once it is
+    made): the next piece of work to ``take``, or, for pieces both processes come to in
+    the same order, the first not yet ``claim``-ed; and the bytes each has done.
+
+    Nothing has a name: multiprocessing's Lock and Value make files in /dev/shm and remove
+    them at once, and a run killed in that instant (by SIGKILL) leaves them there.  The
+    pieces are counted under a POSIX record lock on that memory, which the kernel drops
+    when its holder dies, however it dies: neither process can wait for a dead one."""
+
+    def __init__(self) -> None:
+        self._fd = os.memfd_create("almaqa2-shared", os.MFD_CLOEXEC)
+        os.ftruncate(self._fd, 3 * 8)
+        self._memory = mmap.mmap(self._fd, 3 * 8)
+        self._slots = memoryview(self._memory).cast("q")  # next piece, bytes of 0, of 1
+
+    def __enter__(self) -> Shared:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._slots.release()
+        self._memory.close()
+        os.close(self._fd)
+
+    def take(self) -> int:
+        """The next piece's number, counted taken."""
+        with self._locked():
+            first: int = self._slots[0]
+            self._slots[0] = first + 1
+        return first
+
+    def claim(self, piece: int) -> bool:
+        """Whether ``piece`` is this process's to do: the other has not claimed it, nor a
+        later one.  For pieces both processes come to in the same order: whoever is ahead
+        claims each it comes to, so the two take turns as each is busy with one."""
+        with self._locked():
+            if piece < self._slots[0]:
+                return False
+            self._slots[0] = piece + 1
+        return True
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        fcntl.lockf(self._fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(self._fd, fcntl.LOCK_UN)
+
+    def add(self, me: int, size: int) -> None:
+        """``size`` more bytes done by process ``me`` (0 or 1: its own slot, no lock)."""
+        self._slots[1 + me] += size
+
+    def done(self) -> int:
+        return int(self._slots[1] + self._slots[2])
 
 
 def receive(pipe: Any, raw: bool = False) -> Any:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import fcntl
 import hashlib
 import io
 import logging
-import mmap
 import os
 import queue
 import re
@@ -406,7 +404,7 @@ def mismatches(
     ``hashed(size)`` is called here after each batch, with the bytes both have hashed
     since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
     which may not fork one) all is hashed here."""
-    with _Counter() as counter:
+    with forked.Shared() as counter:
         shared = (top, rels, sizes, expected, _batches(sizes), counter)
         if not forked.may_fork():  # a batch's Dask worker: a core of its own
             return sorted(_hash_batches(shared, 0, _nothing))
@@ -416,7 +414,7 @@ def mismatches(
 
             def report() -> None:
                 if hashed is not None:
-                    now = counter.hashed()
+                    now = counter.done()
                     hashed(now - reported[0])
                     reported[0] = now
 
@@ -430,48 +428,6 @@ def mismatches(
     if isinstance(theirs, str):
         raise RuntimeError(f"the hashing process failed: {theirs}")
     return sorted(found + theirs)
-
-
-class _Counter:
-    """The next batch to take, and the bytes each of the two processes has hashed, in
-    memory that both map (the helper is forked once it is made), a batch taken under a
-    POSIX record lock on that memory.
-
-    Nothing has a name: multiprocessing's Lock and RawValue make files in /dev/shm and
-    remove them at once, and a run killed in that instant (by SIGKILL: a Ctrl-C waits)
-    leaves them there.  And the kernel drops the lock of a process that dies, however it
-    dies, so neither process can wait for a dead one."""
-
-    def __init__(self) -> None:
-        self._fd = os.memfd_create("almaqa2-hashing", os.MFD_CLOEXEC)
-        os.ftruncate(self._fd, 3 * 8)
-        self._memory = mmap.mmap(self._fd, 3 * 8)
-        self._slots = memoryview(self._memory).cast("q")  # next batch, bytes of 0, of 1
-
-    def __enter__(self) -> _Counter:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._slots.release()
-        self._memory.close()
-        os.close(self._fd)
-
-    def take(self) -> int:
-        """The next batch's number, counted taken."""
-        fcntl.lockf(self._fd, fcntl.LOCK_EX)
-        try:
-            batch: int = self._slots[0]
-            self._slots[0] = batch + 1
-        finally:
-            fcntl.lockf(self._fd, fcntl.LOCK_UN)
-        return batch
-
-    def add(self, me: int, size: int) -> None:
-        """``size`` more bytes hashed by process ``me`` (its own slot: no lock)."""
-        self._slots[1 + me] += size
-
-    def hashed(self) -> int:
-        return int(self._slots[1] + self._slots[2])
 
 
 def _nothing() -> None:

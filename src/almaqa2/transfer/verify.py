@@ -4,33 +4,32 @@ the manifest they carry (SPEC §8).
 Every problem is collected and reported, none stops the check: a file or chunk listed but
 absent is *missing*, one present but not listed is *extra*, one whose bytes differ is
 *corrupt* (with the md5 expected and the md5 found).  Paths of files are given as in the
-manifest, starting with the project code.  A package's files are hashed on both cores,
-largest first; a chunk is hashed whole by a ``Follower`` thread while its members are read
-and hashed on the other core (the two reads go together, the second from the page cache).
+manifest, starting with the project code.  A package's files are hashed on both cores as
+they are walked (``package_hashes``); a chunk is hashed whole by a ``Follower`` thread while
+its members are read and hashed on the other core (the two reads go together, the second
+from the page cache).
 """
 
 from __future__ import annotations
 
-import array
-import contextlib
 import hashlib
 import itertools
 import logging
 import os
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from almaqa2 import forked, manifest
+from almaqa2 import manifest
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
-from almaqa2.transfer import safetar, tarread
+from almaqa2.transfer import package_hashes, safetar, tarread
 
 log = logging.getLogger(__name__)
 
@@ -121,141 +120,27 @@ def package_in(paths: Sequence[Path]) -> Path | None:
 
 
 def _package(package: Path, progress: Progress | None) -> Report:
-    """A package against its manifest.  Per file, only: the walk's path string, its size
-    (in an array) and the manifest's md5 string, moved out of the manifest's dict as the
-    walk meets the file; what is left there is missing.  The md5s found are compared as
-    they come and only the mismatches kept: a million files fit in a few hundred MB."""
-    walked = _Walk(package)  # on the second core while the manifest is read
-    listed = manifest.read(package / manifest.NAME)
-    project = next(iter(listed), package.name).split("/")[0]
-    prefix = f"{project}/"
-    rels: list[str] = []
-    sizes = array.array("q")
-    expected: list[str] = []
-    extra: list[str] = []
-    early = _WhileWalking(str(package), rels, sizes, expected)
-    for piece, their_sizes in walked.pieces(idle=early.batch):
-        md5s = [listed.pop(prefix + rel, None) for rel in piece]
-        if None not in md5s:
-            rels += piece
-            sizes += their_sizes
-            expected += md5s  # type: ignore[arg-type]  # (no None in it)
-            continue
-        for rel, size, md5 in zip(piece, their_sizes, md5s, strict=True):
-            if md5 is None:
-                extra.append(rel)
-            else:
-                rels.append(rel)
-                sizes.append(size)
-                expected.append(md5)
-    large = sorted(  # first, largest first: both cores stay busy to the end
-        (i for i, size in enumerate(sizes) if size > manifest.SMALL),
-        key=sizes.__getitem__,
-        reverse=True,
-    )
-    log.debug("%d of %d files were hashed while the walk went on", early.files, len(rels))
-    todo = (rels, sizes, expected)
-    if large or early.next:  # then the small ones not hashed yet, in the walk's order
-        small = itertools.islice(enumerate(sizes), early.next, None)
-        order = large + [i for i, size in small if size <= manifest.SMALL]
-        todo = ([rels[i] for i in order], array.array("q", (sizes[i] for i in order)),
-                [expected[i] for i in order])  # fmt: skip
-    counter = _Counter(sum(sizes), progress)
-    counter.add(early.hashed)
-    bad = early.found + manifest.mismatches(str(package), *todo, counter.add)
-    problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, found) for rel, md5, found in bad]
+    """A package against its manifest (see ``package_hashes``): the manifest is read while
+    a helper begins to hash; per file, only its path and the md5 listed are held, and the
+    mismatches."""
+    with package_hashes.Hashing(str(package)) as hashing:
+        listed = manifest.read(package / manifest.NAME)
+        project = next(iter(listed), package.name).split("/")[0]
+        prefix = f"{project}/"
+        counter = _Counter(progress)
+        found = hashing.compare(listed, prefix, counter.small)
+    large = sorted(found.large, key=lambda one: -one[1])  # largest first: both cores busy
+    bad = found.bad
+    if large:
+        counter.small(counter.done, counter.done + sum(size for _rel, size, _md5 in large))
+        rels, sizes, expected = zip(*large, strict=True)
+        bad += manifest.mismatches(str(package), rels, sizes, expected, counter.add)
+    problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, got) for rel, md5, got in bad]
     problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
-    problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in extra]
+    problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in found.extra]
     problems.sort(key=lambda p: p.path)
-    problems += _restore(package, project, rels, extra)
-    return Report("package", (str(package),), len(rels), tuple(problems))
-
-
-class _Walk:
-    """The files below a package but its manifest, with their sizes, walked by a forked
-    helper and sent in pieces of ``_PIECE`` as it walks (pickled: plain lists, compact),
-    so that they are matched with the manifest while the walk goes on, and only a few
-    pieces at a time are held here beside the manifest's entries.  Walked here where this
-    process may not fork or the helper died."""
-
-    _PIECE = 10_000
-
-    def __init__(self, package: Path):
-        self._package = package
-        self._helper = forked.Helper(_walk_in_pieces, package) if forked.may_fork() else None
-
-    def pieces(
-        self, idle: Callable[[], bool] | None = None
-    ) -> Iterator[tuple[list[str], array.array[int]]]:
-        """(paths below the package, their sizes) of the files, a piece at a time, in the
-        walk's (sorted) order; ``idle()`` is called while the helper has sent none (see
-        ``forked.received_pieces``)."""
-        given = 0
-        if self._helper is not None:
-            try:
-                for rels, sizes in forked.received_pieces(self._helper.pipe, idle):
-                    given += len(rels)
-                    yield rels, sizes
-                return
-            except EOFError:  # it died, or met a file it could not look at
-                pass
-            finally:
-                self._helper.stop()
-        rest = itertools.islice(manifest.listed_files(self._package), given, None)
-        yield from _in_pieces(rest, self._PIECE)
-
-
-class _WhileWalking:
-    """The small files matched so far (``rels``, ``sizes``, ``expected``: verify's lists,
-    as they grow), hashed here a batch at a time while the helper walks on: this process
-    would otherwise wait for the walk's next piece.  Those before ``next`` are done (the
-    large ones excepted, left to be hashed largest first): ``files`` of them, of ``hashed``
-    bytes, with the mismatches ``found``."""
-
-    _BATCH = 256
-
-    def __init__(self, top: str, rels: list[str], sizes: array.array[int], expected: list[str]):
-        self._top, self._rels, self._sizes, self._expected = top, rels, sizes, expected
-        self.next, self.files, self.hashed = 0, 0, 0
-        self.found: list[tuple[str, str, str]] = []
-
-    def batch(self) -> bool:
-        """Hash the next batch; False if every file matched so far is done."""
-        start, end = self.next, min(self.next + self._BATCH, len(self._rels))
-        if start == end:
-            return False
-        which = [i for i in range(start, end) if self._sizes[i] <= manifest.SMALL]
-        self.found += manifest.mismatches_here(
-            self._top, self._rels, self._sizes, self._expected, which
-        )
-        self.files += len(which)
-        self.hashed += sum(self._sizes[i] for i in which)
-        self.next = end
-        return True
-
-
-def _in_pieces(
-    files: Iterator[tuple[str, int]], count: int
-) -> Iterator[tuple[list[str], array.array[int]]]:
-    """``files``' paths and sizes in lists of up to ``count``."""
-    rels: list[str] = []
-    sizes = array.array("q")
-    for rel, size in files:
-        rels.append(rel)
-        sizes.append(size)
-        if len(rels) == count:
-            yield rels, sizes
-            rels, sizes = [], array.array("q")
-    if rels:
-        yield rels, sizes
-
-
-def _walk_in_pieces(pipe: Any, package: Path) -> None:
-    """The helper: the walk's pieces sent as they are made (the pipe holds them back until
-    verify has read the manifest: the walk goes on meanwhile); a walk that fails is left
-    for ``_Walk.pieces`` to walk again and say why, as without a helper."""
-    with contextlib.suppress(OSError):
-        forked.send_pieces(pipe, _in_pieces(manifest.listed_files(package), _Walk._PIECE))
+    problems += _restore(package, project, found.checked, found.extra)
+    return Report("package", (str(package),), len(found.checked), tuple(problems))
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
@@ -282,11 +167,20 @@ def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem
 
 
 class _Counter:
-    """Bytes done, handed to a progress callback from any thread."""
+    """Bytes hashed, and bytes found (a total that grows as the walk goes on), handed to a
+    progress callback from any thread."""
 
-    def __init__(self, total: int, progress: Progress | None):
-        self.total, self.done, self._progress = total, 0, progress
+    def __init__(self, progress: Progress | None, total: int = 0):
+        self.done, self.total = 0, total
+        self._progress = progress
         self._lock = threading.Lock()
+
+    def small(self, done: int, total: int) -> None:
+        """Where the hashing as files are walked is: ``done`` of ``total`` bytes."""
+        with self._lock:
+            self.done, self.total = done, total
+            if self._progress:
+                self._progress(done, total)
 
     def add(self, size: int) -> None:
         if self._progress:
@@ -375,7 +269,7 @@ def check_chunks(
     problems: list[Problem] = []
     checked = 0
     total = sum(p.stat().st_size for s in sets for p in s.present.values())
-    counter = _Counter(total, progress)
+    counter = _Counter(progress, total)
     for chunk_set in sets:
         try:
             found, count = _check_set(chunk_set, counter, into, fast=into is None)
