@@ -34,7 +34,7 @@ class EbFacts:
 @dataclass(frozen=True)
 class Facts:
     read_ebs: Callable[[], tuple[EbFacts, ...]]  # see ``ebs``
-    products: tuple[tuple[str, fitsio.FitsInfo], ...]  # (dest in the package, header facts)
+    read_products: Callable[[], tuple[tuple[str, fitsio.FitsInfo], ...]]  # see ``products``
     opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
     casa_versions: tuple[str, ...] = ()  # named at the top of the packaged logs, in order
     notes: tuple[tuple[str, str], ...] = ()  # the reducer's notes for the PI: (name, text)
@@ -46,6 +46,14 @@ class Facts:
         reads them (importing casacore, opening the MSes) while the package is written:
         they are waited for here, when the README is."""
         return self.read_ebs()
+
+    @functools.cached_property
+    def products(self) -> tuple[tuple[str, fitsio.FitsInfo], ...]:
+        """(dest in the package, header facts) of each FITS product, read by a helper
+        (astropy takes longer to import than a fake package of 10,000 files to make):
+        in fake mode waited for here, when the README is; in the others before anything
+        is written, while the MSes are read."""
+        return self.read_products()
 
 
 CASA_VERSION = re.compile(
@@ -62,11 +70,12 @@ def collect(plan: Plan, reduce: bool) -> Facts:
     (else InputError, before anything is written), and what its open found serves the
     reduction; an EB's MS that only describes it, and every MS in fake mode (which never
     needs casacore), is a warning when unreadable.  A product that is not FITS is an error."""
-    products = tuple(
-        (p.dest.as_posix(), fitsio.summary(p.source.path))
+    fits = [
+        (p.dest.as_posix(), p.source.path)
         for p in plan.placements
         if p.dest.parts[0] == "product" and ".fits" in p.source.name
-    )
+    ]
+    products = forked.Later(_summaries, fits).result if fits else _known(())
     describing = _describing(plan)
     opened: dict[Path, ms.Opened] = {}
     described = {entry.path for entry in describing.values()}
@@ -84,7 +93,13 @@ def collect(plan: Plan, reduce: bool) -> Facts:
         read_ebs = _known(_ebs(plan, describing, opened))
     else:  # (read when asked, where this process may not fork: ``Later``)
         read_ebs = forked.Later(_ebs, plan, describing, {}).result
+    if reduce:
+        products = _known(products())
     return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
+
+
+def _summaries(fits: list[tuple[str, Path]]) -> tuple[tuple[str, fitsio.FitsInfo], ...]:
+    return tuple((dest, fitsio.summary(path)) for dest, path in fits)
 
 
 def _fluxes(plan: Plan) -> fluxscale.Fluxes | None:
