@@ -334,6 +334,15 @@ def test_both_processes_hash_and_each_damage_is_found_once(
 
     package, damaged = _damaged_package(tmp_path, runs=40, per_run=50)
     monkeypatch.setattr(package_hashes, "_RUN", 10)
+    hashed = package_hashes.hashed
+
+    def slowly(fd: int, names: list[str]) -> tuple[list[Any], int]:
+        time.sleep(
+            0.003
+        )  # (as on a busy disk: this process cannot do all before the helper starts)
+        return hashed(fd, names)
+
+    monkeypatch.setattr(package_hashes, "hashed", slowly)
     with caplog.at_level("DEBUG", "almaqa2"):
         report = verify.verify([package])
     assert report.checked == 40 * 50 - 1 + 3

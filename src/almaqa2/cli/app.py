@@ -14,26 +14,18 @@ import shlex
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    Task,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from almaqa2.errors import InputError
 from almaqa2.sizes import human_size
 from almaqa2.version import __version__
+
+if TYPE_CHECKING:
+    from rich.progress import Task
 
 out = Console(soft_wrap=True, highlight=False)  # no colours inside project codes, UIDs
 err = Console(stderr=True, highlight=False)
@@ -111,6 +103,17 @@ def progress_bar(what: str = "packaging", counting: bool = False) -> Iterator[An
     if not err.is_terminal or out.quiet:
         yield None
         return
+    from rich.progress import (  # (only here: a tenth of a command's start-up, when piped)
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     bar = Progress(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
