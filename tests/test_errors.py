@@ -200,3 +200,23 @@ def test_dry_run_writes_nothing_and_shows_the_plan(
     assert main([*_argv(case229), "--dry-run"]) == 0
     text = capsys.readouterr().out
     assert "X8c/checklist.txt" in text and "nothing was written" in text
+
+
+def test_verify_of_a_package_with_a_directory_it_cannot_list_names_it(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both of verify's processes walk the package; the one that says why is this one."""
+    if os.geteuid() != 0:
+        raise RuntimeError("this test drops root's rights to make a directory really unreadable")
+    assert case229.run_cli("copy") == 0
+    for path in [*case229.packpath.rglob("*"), case229.packpath]:
+        os.chown(path, 65534, -1, follow_symlinks=False)
+    for path in [p for p in case229.packpath.parents if p.is_relative_to("/tmp")]:
+        path.chmod(path.stat().st_mode | 0o055)
+    secret = next(p for p in case229.packpath.rglob("*") if p.name == "calibration")
+    secret.chmod(0)
+    capsys.readouterr()
+    code, err = _as_nobody(["verify", str(case229.packpath)])
+    assert code == 2, err
+    assert "cannot be read (Permission denied)" in err and "Traceback" not in err
+    assert str(secret) in " ".join(err.split()), err

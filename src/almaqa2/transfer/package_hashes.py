@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from almaqa2 import forked, manifest
+from almaqa2.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,11 @@ def runs(top_fd: int) -> Iterator[tuple[Run, int]]:
     """The files below the package open as ``top_fd`` (but its manifest), in runs of up to
     ``_RUN`` of one directory, numbered from 0, each with its directory's descriptor (open
     until the next directory's run): each directory's files in sorted order, then its
-    directories.  A
-    link is hashed as what it points to; it is never walked into."""
+    directories.  A link is hashed as what it points to; it is never walked into."""
     folders, number = [""], 0
     while folders:
         folder = folders.pop()
-        fd = os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=top_fd)
+        fd = _opened(folder, top_fd)
         try:
             with os.scandir(fd) as listing:
                 entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in listing)
@@ -64,6 +64,13 @@ def runs(top_fd: int) -> Iterator[tuple[Run, int]]:
                 number += 1
         finally:
             os.close(fd)
+
+
+def _opened(folder: str, top_fd: int) -> int:
+    """A descriptor of ``folder`` (below the package open as ``top_fd``; "": itself)."""
+    return os.open(
+        folder.rstrip("/") or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=top_fd
+    )
 
 
 def hashed(fd: int, names: list[str]) -> tuple[list[Found], int]:
@@ -120,6 +127,7 @@ class Hashing:
     and what a helper that died did not send."""
 
     def __init__(self, top: str):
+        self._top = top
         self._shared = forked.Shared()
         self._top_fd = manifest.open_directory(top)
         may = forked.may_fork()
@@ -147,7 +155,15 @@ class Hashing:
         large, theirs = [0], 0
 
         def mine() -> bool:
-            if (item := next(walk, None)) is None:
+            try:
+                item = next(walk, None)
+            except OSError as exc:  # (the helper stops there too, and says nothing)
+                raise InputError(
+                    f"a directory of the package cannot be read ({exc.strerror})",
+                    os.path.join(self._top, exc.filename or ""),
+                    fix="make it readable, then verify again",
+                ) from exc
+            if item is None:
                 return False
             run, fd = item
             rels = [run.folder + name for name in run.names]
@@ -187,7 +203,7 @@ class Hashing:
         files = len(outcome.checked) + len(outcome.extra)
         log.debug("%d of %d files were hashed by a helper", theirs, files)
         for run, rels, expected in waiting.values():
-            fd = os.open(run.folder or ".", os.O_RDONLY | os.O_DIRECTORY, dir_fd=self._top_fd)
+            fd = _opened(run.folder, self._top_fd)
             try:
                 outcome.take(rels, expected, hashed(fd, run.names)[0])
             finally:
