@@ -128,8 +128,8 @@ class Hashing:
 
     def __init__(self, top: str):
         self._top = top
-        self._shared = forked.Shared()
         self._top_fd = manifest.open_directory(top)
+        self._shared = forked.Shared()
         may = forked.may_fork()
         self._helper = forked.Helper(_walk_there, self, os.getpid()) if may else None
 
