@@ -107,6 +107,7 @@ class Outcome:
     extra: list[str] = field(default_factory=list)
     bad: list[tuple[str, str, str]] = field(default_factory=list)
     large: list[tuple[str, int, str]] = field(default_factory=list)  # path, size, md5 listed
+    large_bytes: int = 0
 
     def take(self, rels: list[str], expected: list[str | None], found: list[Found]) -> None:
         if found == expected:  # (the common case, compared at once)
@@ -116,6 +117,7 @@ class Outcome:
                 continue  # an extra file, counted as walked
             if isinstance(what, int):
                 self.large.append((rel, what, md5))
+                self.large_bytes += what
             elif what != md5:
                 self.bad.append((rel, md5, what))
 
@@ -147,12 +149,13 @@ class Hashing:
     ) -> Outcome:
         """The package's files matched with ``listed`` (the manifest's entries, their paths
         starting with ``prefix``: each is moved out as it is met, so those left are
-        missing), the large files hashed last; ``hashed_bytes(done, found)`` as it goes."""
+        missing), the large files left to be hashed; ``hashed_bytes(done, found)`` as it
+        goes (``found``: the bytes hashed and the large files' met so far)."""
         outcome = Outcome()
         waiting: dict[int, tuple[Run, list[str], list[str | None]]] = {}  # the helper's runs
         answered: dict[int, list[Found]] = {}  # its answers for runs not walked here yet
         walk = runs(self._top_fd)
-        large, theirs = [0], 0
+        theirs = 0
 
         def mine() -> bool:
             try:
@@ -173,12 +176,10 @@ class Hashing:
                     (outcome.extra if md5 is None else outcome.checked).append(rel)
             else:
                 outcome.checked += rels
-            if self._shared.claim(run.number):
-                found, size = hashed(fd, run.names)
-                self._shared.add(0, size)
+            if (found := _if_claimed(self._shared, 0, run, fd)) is not None:
                 outcome.take(rels, expected, found)
-                large[0] += sum(f for f in found if isinstance(f, int))
-                hashed_bytes(self._shared.done(), self._shared.done() + large[0])
+                done = self._shared.done()
+                hashed_bytes(done, done + outcome.large_bytes)
             elif run.number in answered:
                 outcome.take(rels, expected, answered.pop(run.number))
             else:
@@ -211,6 +212,16 @@ class Hashing:
         return outcome
 
 
+def _if_claimed(shared: forked.Shared, me: int, run: Run, fd: int) -> list[Found] | None:
+    """What ``run``'s files are found to be, if process ``me`` claims it (None if the other
+    did), its bytes counted as ``me``'s."""
+    if not shared.claim(run.number):
+        return None
+    found, size = hashed(fd, run.names)
+    shared.add(me, size)
+    return found
+
+
 def _walk_there(pipe: Any, hashing: Hashing, parent: int) -> None:
     """The helper: the runs it claims, hashed, sent as (number, what was found) as it
     goes; it stops if its parent is gone (killed: nobody is left to tell), and at a
@@ -221,9 +232,7 @@ def _walk_there(pipe: Any, hashing: Hashing, parent: int) -> None:
         for run, fd in runs(hashing._top_fd):
             if os.getppid() != parent:
                 return
-            if shared.claim(run.number):
-                found, size = hashed(fd, run.names)
-                shared.add(1, size)
+            if (found := _if_claimed(shared, 1, run, fd)) is not None:
                 yield run.number, found
 
     with contextlib.suppress(OSError):
