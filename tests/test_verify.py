@@ -425,3 +425,30 @@ def test_idle_work_is_done_only_while_no_piece_is_waiting() -> None:
     finally:
         helper.stop()
     assert waiting == []
+
+
+def test_a_helper_sending_pieces_stops_when_its_parent_is_gone(tmp_path: Path) -> None:
+    """A helper that sends pieces as it makes them (verify's walk and hash, the second half
+    of a chunk) makes no more once its parent is killed: here, pieces without end."""
+    script = (
+        "import itertools, os, signal, time\n"
+        "from almaqa2 import forked\n"
+        "def endless(pipe):\n"
+        "    forked.send_pieces(pipe, (time.sleep(0.001) or n for n in itertools.count()))\n"
+        "helper = forked.Helper(endless)\n"
+        "forked.receive(helper.pipe, raw=True)  # it is sending\n"
+        "print(helper._process.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    parent.stdout.close()
+    assert parent.wait() == -signal.SIGKILL
+    deadline = time.monotonic() + 30
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = Path(f"/proc/{child}").exists()
+    if alive:
+        os.kill(child, signal.SIGKILL)
+    assert not alive, "the orphan goes on making pieces for nobody"

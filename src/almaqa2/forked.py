@@ -226,12 +226,16 @@ def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:
     thread (the pipe holds them back while the other side is busy: the making goes on
     meanwhile), then an empty message.  If making them raises, the error is raised here
     once the pieces made are sent, and no empty message: the other side knows the answer
-    is not whole (``received_pieces``)."""
+    is not whole (``received_pieces``).  Once the other side is gone (killed: its end of
+    the pipe fails), no more pieces are made: nobody is left to take them."""
     made: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    sender = threading.Thread(target=_send_made, args=(pipe, made))
+    gone = threading.Event()
+    sender = threading.Thread(target=_send_made, args=(pipe, made, gone))
     sender.start()
     try:
         for piece in pieces:
+            if gone.is_set():
+                return
             made.put(pickle.dumps(piece))
         made.put(b"")
     finally:
@@ -239,10 +243,12 @@ def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:
         sender.join()
 
 
-def _send_made(pipe: Any, made: queue.SimpleQueue[bytes | None]) -> None:
-    with contextlib.suppress(OSError):  # the other side is gone: nobody to tell
+def _send_made(pipe: Any, made: queue.SimpleQueue[bytes | None], gone: threading.Event) -> None:
+    try:
         while (piece := made.get()) is not None:
             pipe.send_bytes(piece)
+    except OSError:  # the other side is gone: nobody to tell
+        gone.set()
 
 
 def received_pieces(pipe: Any, idle: Callable[[], bool] | None = None) -> Iterator[Any]:

@@ -132,8 +132,7 @@ class Hashing:
         self._top = top
         self._top_fd = manifest.open_directory(top)
         self._shared = forked.Shared()
-        may = forked.may_fork()
-        self._helper = forked.Helper(_walk_there, self, os.getpid()) if may else None
+        self._helper = forked.Helper(_walk_there, self) if forked.may_fork() else None
 
     def __enter__(self) -> Hashing:
         return self
@@ -222,16 +221,14 @@ def _if_claimed(shared: forked.Shared, me: int, run: Run, fd: int) -> list[Found
     return found
 
 
-def _walk_there(pipe: Any, hashing: Hashing, parent: int) -> None:
+def _walk_there(pipe: Any, hashing: Hashing) -> None:
     """The helper: the runs it claims, hashed, sent as (number, what was found) as it
-    goes; it stops if its parent is gone (killed: nobody is left to tell), and at a
-    directory it cannot list (this process, which walks it too, says why)."""
+    goes; it stops if its parent is gone (``send_pieces``), and at a directory it cannot
+    list (this process, which walks it too, says why)."""
     shared = hashing._shared
 
     def claimed() -> Iterator[tuple[int, list[Found]]]:
         for run, fd in runs(hashing._top_fd):
-            if os.getppid() != parent:
-                return
             if (found := _if_claimed(shared, 1, run, fd)) is not None:
                 yield run.number, found
 
