@@ -624,12 +624,7 @@ def opened_directory(name: str, dir_fd: int | None = None) -> Iterator[int]:
 
 def files_under(top: Path) -> dict[str, int]:
     """The files a package's manifest lists: all below ``top`` but the manifest itself."""
-    return dict(listed_files(top))
-
-
-def listed_files(top: Path) -> Iterator[tuple[str, int]]:
-    """``files_under`` one at a time, as ``walk`` finds them."""
-    return ((rel, size) for rel, size in walk(top) if rel != NAME)
+    return {rel: size for rel, size in walk(top) if rel != NAME}
 
 
 _ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
