@@ -275,18 +275,24 @@ def test_the_second_hashing_process_ends_when_verify_dies_holding_the_counter(
         "manifest._hash_batches = dying\n"
         f"manifest.mismatches({str(tmp_path)!r}, {names!r}, list(range(600)), ['x'] * 600)\n"
     )
+    assert _orphan_ends(script, 60), "the orphan waits for a lock its dead parent holds"
+
+
+def _orphan_ends(script: str, seconds: float) -> bool:
+    """Whether the child whose pid ``script`` prints, before it kills itself, ends within
+    ``seconds`` of its parent's death (it is killed if not)."""
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     parent.stdout.close()
     assert parent.wait() == -signal.SIGKILL
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + seconds
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     alive = Path(f"/proc/{child}").exists()
     if alive:
         os.kill(child, signal.SIGKILL)
-    assert not alive, "the orphan waits for a lock its dead parent holds"
+    return not alive
 
 
 def _damaged_package(root: Path, runs: int, per_run: int) -> tuple[Path, list[str]]:
@@ -427,7 +433,7 @@ def test_idle_work_is_done_only_while_no_piece_is_waiting() -> None:
     assert waiting == []
 
 
-def test_a_helper_sending_pieces_stops_when_its_parent_is_gone(tmp_path: Path) -> None:
+def test_a_helper_sending_pieces_stops_when_its_parent_is_gone() -> None:
     """A helper that sends pieces as it makes them (verify's walk and hash, the second half
     of a chunk) makes no more once its parent is killed: here, pieces without end."""
     script = (
@@ -440,15 +446,4 @@ def test_a_helper_sending_pieces_stops_when_its_parent_is_gone(tmp_path: Path) -
         "print(helper._process.pid, flush=True)\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )
-    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert parent.stdout is not None
-    child = int(parent.stdout.readline())
-    parent.stdout.close()
-    assert parent.wait() == -signal.SIGKILL
-    deadline = time.monotonic() + 30
-    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    alive = Path(f"/proc/{child}").exists()
-    if alive:
-        os.kill(child, signal.SIGKILL)
-    assert not alive, "the orphan goes on making pieces for nobody"
+    assert _orphan_ends(script, 30), "the orphan goes on making pieces for nobody"
