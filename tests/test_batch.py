@@ -193,9 +193,8 @@ def cluster(tmp_path: Path) -> Any:
             )  # fmt: skip
         yield scheduler_file, processes[1:]
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
+        for process in reversed(processes):  # the workers first: one stopped with its
+            process.terminate()  # scheduler waits for it to come back
             try:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -211,15 +210,13 @@ def _wait_for(condition: Any, timeout: float = 60) -> None:
         time.sleep(0.02)
 
 
-def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
-    reductions: list[tuple[str, dict[str, Any]]], cluster: Any, tmp_path: Path
-) -> None:
-    from distributed import Client
-
-    scheduler_file, workers = cluster
-    # MOUSes slow enough to be caught at work: each with a 64 MB calibration table
+def _heavy(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path, count: int = 7
+) -> list[tuple[str, dict[str, Any]]]:
+    """The first ``count`` good reductions, copied, each MOUS with a 64 MB calibration
+    table: slow enough to be caught at work."""
     tables = []
-    for n, (kind, table) in enumerate(reductions[:7]):
+    for n, (kind, table) in enumerate(reductions[:count]):
         origpath = Path(table["origpath"])
         if kind == "mous" and origpath.is_dir():
             copy = tmp_path / "heavy" / f"{n}"  # with what is beside it (Allegro)
@@ -233,7 +230,16 @@ def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
             (big / "table.dat").write_bytes(b"table")
             (big / "table.f0").write_bytes(os.urandom(64 << 20))
         tables.append((kind, table))
-    plan = _write_plan(tmp_path / "cluster.toml", tables, tmp_path / "out")
+    return tables
+
+
+def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
+    reductions: list[tuple[str, dict[str, Any]]], cluster: Any, tmp_path: Path
+) -> None:
+    from distributed import Client
+
+    scheduler_file, workers = cluster
+    plan = _write_plan(tmp_path / "cluster.toml", _heavy(reductions, tmp_path), tmp_path / "out")
 
     with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
         _wait_for(lambda: len(client.scheduler_info()["workers"]) == 2)
@@ -266,6 +272,40 @@ def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
     assert caught and all(r["status"] == "done" for r in lines)  # each MOUS once, done
     assert _staging_left(tmp_path / "out") == []
     for record in lines:
+        assert main(["verify", record["packpath"]]) == 0
+
+
+def test_a_batch_whose_workers_on_this_machine_all_die_ends_and_its_rerun_redoes_it(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """No nanny restarts a worker of this machine (its queues would be names in /dev/shm):
+    once the only one is killed in the middle of a MOUS, the waiting tasks fail after a
+    few seconds, rather than wait for ever; the rerun does them all."""
+    import psutil
+
+    plan = _write_plan(tmp_path / "alone.toml", _heavy(reductions, tmp_path, 2), tmp_path / "out")
+    batch = subprocess.Popen(
+        [*QA2, "batch", str(plan), "--workers", "1", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def busy() -> bool:  # the worker with a MOUS in hand and its staging already made
+        workers = [p for p in psutil.Process(batch.pid).children() if "spec" in p.cmdline()]
+        if workers and any((tmp_path / "out").rglob(".*almaqa2-staging-*")):
+            workers[0].kill()
+            return True
+        return False
+
+    _wait_for(busy)
+    stdout, stderr = batch.communicate(timeout=120)
+    document = json.loads(stdout)
+    assert batch.returncode == 1 and (document["done"], document["failed"]) == (0, 2), stderr
+    for record in document["mous"]:
+        assert "no worker was left to run it for 5s" in record["error"], record
+    code, again, stderr = _batch(str(plan), "--workers", "1")
+    assert code == 0 and (again["done"], again["failed"]) == (2, 0), stderr
+    assert _staging_left(tmp_path / "out") == []
+    for record in again["mous"]:
         assert main(["verify", record["packpath"]]) == 0
 
 

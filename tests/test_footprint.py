@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from almaqa2.testing import measurementsets as example_ms
+from test_batch import _table, _write_plan
 
 from conftest import Case
 
@@ -124,3 +125,23 @@ def test_split_writes_only_in_its_out_directory(tmp_path: Path) -> None:
     made = changed([*QA2, "split", str(ms.parent), "--out", str(into)], tmp_path)
     assert f"{into}/{eb}.ms.split.cal.source" in made  # (renamed from its staging)
     assert outside(made, tmp_path, into) == []
+
+
+def test_a_batch_on_this_machine_writes_only_in_its_out_directory_and_beside_its_plan(
+    tmp_path: Path,
+) -> None:
+    """A cluster of this machine, two workers: its packages, chunks and md5s go to the
+    PLAN's out, and the ledger, lock and Dask's scratch files beside the PLAN; no name
+    in /dev/shm (a nanny's queues) or $TMPDIR (Dask's scratch), and no scratch left."""
+    table = _table("project229", tmp_path / "reduction")
+    out = tmp_path / "out"
+    (tmp_path / "plans").mkdir()
+    plan = _write_plan(tmp_path / "plans" / "cycle.toml", [("mous", table)], out)
+    argv = ["batch", str(plan), "--workers", "2", "--steps", "package,tarsplit,verify"]
+    made = changed([*QA2, *argv], tmp_path)
+    scratch = f"{plan.parent}/.cycle.toml.almaqa2-dask"
+    assert f"{scratch}/dask-scratch-space" in made  # the scheduler's and workers' files
+    assert any(p.endswith(".tar") for p in made)  # the steps ran
+    beside = (f"{plan.parent}/cycle.ledger.jsonl", f"{plan.parent}/.cycle.toml.almaqa2.lock")
+    assert outside(made, tmp_path, out, Path(scratch), scratch, *beside) == []
+    assert sorted(p.name for p in plan.parent.iterdir()) == ["cycle.ledger.jsonl", "cycle.toml"]

@@ -1,4 +1,4 @@
-"""Running a batch on Dask distributed: a ``LocalCluster`` of this machine's cores, or the
+"""Running a batch on Dask distributed: a cluster of this machine's cores (``_local``), or the
 cluster of a running scheduler (started by hand, by ``dask-jobqueue`` on SLURM/PBS/HTCondor,
 or by ``dask-mpi``).  Each MOUS is one task (``task.run``) on a worker, which must see the
 reductions and the output directories at the same paths as this process (a shared file
@@ -11,6 +11,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -27,11 +28,12 @@ from almaqa2.package.package_dir import lock_path
 from almaqa2.progress import Progress
 
 _CONNECT_TIMEOUT = "30s"
+_NO_WORKERS = "5s"  # a task's wait once every worker of this machine has died (none comes back)
 
 
 @dataclass(frozen=True)
 class Where:
-    """Where the tasks run: a scheduler's address or scheduler file, else a LocalCluster
+    """Where the tasks run: a scheduler's address or scheduler file, else a cluster
     of ``workers`` processes (default: the cores), one thread each."""
 
     scheduler: str | None = None
@@ -82,7 +84,7 @@ def run(
     with contextlib.ExitStack() as stack:
         stack.enter_context(lockfile.hold(lock_path(plan.path), f"running {plan.path}"))
         writer = stack.enter_context(ledger.Writer(plan.ledger))
-        client, cluster = _connect(where, stack)
+        client, cluster = _connect(where, _scratch(plan), stack)
         said(cluster)
         if (link := _dashboard(client)) is not None:
             said(f"dashboard: {link}")
@@ -110,10 +112,15 @@ def run(
     return Outcome(plan, cluster, ordered, time.monotonic() - started)
 
 
+_LOST = {
+    "KilledWorker": "the workers running it died, one after another; see their logs",
+    "NoWorkerError": f"no worker was left to run it for {_NO_WORKERS}; see their logs",
+}
+"""What a task lost with its workers says, by Dask's exception (others: their own text)."""
+
+
 def _lost(job: Job, steps: tuple[str, ...], exc: BaseException) -> Record:
-    why = reason(exc)
-    if type(exc).__name__ == "KilledWorker":
-        why = "the workers running it died, one after another; see their logs"
+    why = _LOST.get(type(exc).__name__) or reason(exc)
     return {
         "name": job.name,
         "steps": list(steps),
@@ -123,10 +130,11 @@ def _lost(job: Job, steps: tuple[str, ...], exc: BaseException) -> Record:
     }
 
 
-def _connect(where: Where, stack: contextlib.ExitStack) -> tuple[Any, str]:
-    """A client of the cluster ``where`` names, closed with ``stack``; and what it is."""
+def _connect(where: Where, scratch: Path, stack: contextlib.ExitStack) -> tuple[Any, str]:
+    """A client of the cluster ``where`` names, closed with ``stack``; and what it is.
+    ``scratch``: where a cluster of this machine keeps its files."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError:
         raise InputError(
             "qa2 batch runs on Dask distributed, which is not installed",
@@ -154,17 +162,58 @@ def _connect(where: Where, stack: contextlib.ExitStack) -> tuple[Any, str]:
         workers = len(client.scheduler_info().get("workers", {}))
         return client, f"cluster: scheduler {client.scheduler.address} ({workers} workers now)"
     count = where.workers or os.cpu_count() or 1
-    cluster = LocalCluster(
-        n_workers=count,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=":0",  # a free port (None does not turn it off: distributed#8136)
+    said = f"cluster: this machine, {count} worker process(es) of one thread"
+    return _local(count, scratch, stack), said
+
+
+def _local(count: int, scratch: Path, stack: contextlib.ExitStack) -> Any:
+    """A client of a cluster on this machine: its scheduler in this process, ``count``
+    worker processes of one thread (``dask spec``), all writing their scratch files in
+    ``scratch`` only, which is removed with ``stack``.
+
+    Not ``LocalCluster``: its nannies talk to their workers through multiprocessing
+    queues, named semaphores in /dev/shm, and keep their scratch files in $TMPDIR, both
+    outside what a batch may write.  What a nanny gives, a worker restarted when it
+    dies, is left to the scheduler: the task of a dead worker goes to another, and once
+    none is left, every task waiting fails after ``_NO_WORKERS`` (the rerun redoes them)."""
+    import dask
+    from dask.utils import parse_timedelta
+    from distributed import Client, Scheduler, SpecCluster
+    from distributed.deploy.subprocess import SubprocessWorker
+
+    shutil.rmtree(scratch, ignore_errors=True)  # a killed batch's (the PLAN is locked)
+    scratch.mkdir()
+    stack.callback(shutil.rmtree, scratch, ignore_errors=True)
+    stack.enter_context(dask.config.set({
+        "temporary-directory": str(scratch),  # the scheduler's
+        "distributed.scheduler.no-workers-timeout": _NO_WORKERS,
+    }))  # fmt: skip
+    host = "127.0.0.1"
+    worker = {
+        "cls": SubprocessWorker,
+        "options": {
+            "worker_class": "distributed.Worker",
+            "worker_kwargs": {"host": host, "nthreads": 1, "local_directory": str(scratch),
+                              "silence_logs": logging.ERROR},
+        },
+    }  # fmt: skip
+    cluster = SpecCluster(
+        scheduler={"cls": Scheduler, "options": {"host": host, "port": 0,
+                   "dashboard_address": ":0"}},  # (None does not turn it off: distributed#8136)
+        workers=dict.fromkeys(range(count), worker),
         silence_logs=logging.ERROR,
-    )
+        name="almaqa2",
+    )  # fmt: skip
     stack.callback(cluster.close)
     client = Client(cluster)
     stack.callback(client.close)
-    return client, f"cluster: this machine, {count} worker process(es) of one thread"
+    client.wait_for_workers(count, timeout=parse_timedelta(_CONNECT_TIMEOUT))
+    return client
+
+
+def _scratch(plan: BatchPlan) -> Path:
+    """The directory beside the PLAN where a cluster of this machine keeps its files."""
+    return plan.path.parent / f".{plan.path.name}.almaqa2-dask"
 
 
 def _has_dashboard() -> bool:
