@@ -4,7 +4,7 @@
 hashing them is the work), packaged in copy mode:
 
     serial loop       ``qa2 package`` run 16 times, one after another (the old way)
-    batch, 1 worker   ``qa2 batch --workers 1 --force`` (a LocalCluster of one process)
+    batch, 1 worker   ``qa2 batch --workers 1 --force`` (a cluster of one worker process)
     batch, 2 workers  ``qa2 batch --workers 2 --force``              target: >= 1.6 x the loop
     floors            ``cp -a`` of the 16 reductions, and ``md5sum`` of them on 2 cores
 
