@@ -108,8 +108,8 @@ def test_a_file_larger_than_the_limit_is_alone_with_a_warning(
     big = next(pack.rglob("casapy-long.log"))
     capsys.readouterr()
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "20K") == 0
-    warned = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
-    assert big.name in warned and "alone in its chunk" in warned
+    err = capsys.readouterr().err  # rich wraps long lines, a long path anywhere
+    assert big.name in "".join(err.split()) and "alone in its chunk" in " ".join(err.split())
     holders = [
         c for c in _chunks(pack.parent) if big.name in _gnu("tf", str(c), cwd=pack.parent).stdout
     ]
