@@ -207,7 +207,13 @@ def _local(count: int, scratch: Path, stack: contextlib.ExitStack) -> Any:
     stack.callback(cluster.close)
     client = Client(cluster)
     stack.callback(client.close)
-    client.wait_for_workers(count, timeout=parse_timedelta(_CONNECT_TIMEOUT))
+    try:
+        client.wait_for_workers(count, timeout=parse_timedelta(_CONNECT_TIMEOUT))
+    except TimeoutError:
+        raise InputError(
+            f"the {count} worker processes did not all start within {_CONNECT_TIMEOUT}",
+            fix="ask for fewer with --workers, or run with -vv to see what they said",
+        ) from None
     return client
 
 
