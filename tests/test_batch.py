@@ -1,6 +1,6 @@
-"""``qa2 batch`` on Dask distributed, for real: a LocalCluster of worker processes, and a
-separate ``dask scheduler`` with two ``dask worker`` processes on 127.0.0.1, one of them
-SIGKILLed in the middle of a MOUS (issue 16)."""
+"""``qa2 batch`` on Dask distributed, for real: a cluster of this machine's worker
+processes (``qa2 batch`` starts them), and a separate ``dask scheduler`` with two ``dask
+worker`` processes on 127.0.0.1; a worker of each SIGKILLed in the middle of a MOUS."""
 
 from __future__ import annotations
 
