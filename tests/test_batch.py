@@ -4,6 +4,7 @@ worker`` processes on 127.0.0.1; a worker of each SIGKILLed in the middle of a M
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -307,6 +308,34 @@ def test_a_batch_whose_workers_on_this_machine_all_die_ends_and_its_rerun_redoes
     assert _staging_left(tmp_path / "out") == []
     for record in again["mous"]:
         assert main(["verify", record["packpath"]]) == 0
+
+
+def test_workers_that_do_not_start_in_time_are_one_sentence_and_leave_nothing(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """The wait for this machine's workers cut to 10 ms, which no worker process meets."""
+    import psutil
+
+    plan = _write_plan(tmp_path / "slow.toml", reductions[2:3], tmp_path / "out")
+    script = (
+        "import sys; from almaqa2.batch import runner; runner._CONNECT_TIMEOUT = '10ms'; "
+        "from almaqa2.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    batch = subprocess.Popen(
+        [sys.executable, "-c", script, "batch", str(plan), "--workers", "2"],
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    workers: list[psutil.Process] = []
+    while batch.poll() is None:  # the worker processes it starts, to see them end
+        with contextlib.suppress(psutil.Error):
+            workers += [p for p in psutil.Process(batch.pid).children() if p not in workers]
+        time.sleep(0.01)
+    said = " ".join(batch.communicate()[1].split())
+    assert batch.returncode == 2 and said.startswith("error: the 2 worker processes did not all")
+    assert "Traceback" not in said and said.count("error:") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "slow.ledger.jsonl", "slow.toml"]
+    assert workers and psutil.wait_procs(workers, timeout=20)[1] == []  # all ended
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def test_a_bad_plan_is_one_sentence_naming_table_and_key_and_starts_nothing(
