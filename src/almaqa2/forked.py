@@ -84,6 +84,9 @@ class Shared:
         return self
 
     def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
         self._slots.release()
         self._memory.close()
         os.close(self._fd)

@@ -51,7 +51,7 @@ def runs(top_fd: int) -> Iterator[tuple[Run, int]]:
     folders, number = [""], 0
     while folders:
         folder = folders.pop()
-        fd = _opened(folder, top_fd)
+        fd = manifest.open_directory(_in_package(folder), top_fd)
         try:
             with os.scandir(fd) as listing:
                 entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for e in listing)
@@ -66,11 +66,10 @@ def runs(top_fd: int) -> Iterator[tuple[Run, int]]:
             os.close(fd)
 
 
-def _opened(folder: str, top_fd: int) -> int:
-    """A descriptor of ``folder`` (below the package open as ``top_fd``; "": itself)."""
-    return os.open(
-        folder.rstrip("/") or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=top_fd
-    )
+def _in_package(folder: str) -> str:
+    """``folder`` (below the package, with its trailing "/"; "": the package itself) as a
+    name to open in the package's directory."""
+    return folder.rstrip("/") or "."
 
 
 def hashed(fd: int, names: list[str]) -> tuple[list[Found], int]:
@@ -141,7 +140,7 @@ class Hashing:
         if self._helper is not None:
             self._helper.stop()
         os.close(self._top_fd)
-        self._shared.__exit__()
+        self._shared.close()
 
     def compare(
         self, listed: dict[str, str], prefix: str, hashed_bytes: Callable[[int, int], None]
@@ -203,11 +202,8 @@ class Hashing:
         files = len(outcome.checked) + len(outcome.extra)
         log.debug("%d of %d files were hashed by a helper", theirs, files)
         for run, rels, expected in waiting.values():
-            fd = _opened(run.folder, self._top_fd)
-            try:
+            with manifest.opened_directory(_in_package(run.folder), self._top_fd) as fd:
                 outcome.take(rels, expected, hashed(fd, run.names)[0])
-            finally:
-                os.close(fd)
         return outcome
 
 
