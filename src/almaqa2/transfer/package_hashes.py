@@ -148,7 +148,8 @@ class Hashing:
         """The package's files matched with ``listed`` (the manifest's entries, their paths
         starting with ``prefix``: each is moved out as it is met, so those left are
         missing), the large files left to be hashed; ``hashed_bytes(done, found)`` as it
-        goes (``found``: the bytes hashed and the large files' met so far)."""
+        goes and once at the end (``found``: the bytes hashed and the large files' met so
+        far)."""
         outcome = Outcome()
         waiting: dict[int, tuple[Run, list[str], list[str | None]]] = {}  # the helper's runs
         answered: dict[int, list[Found]] = {}  # its answers for runs not walked here yet
@@ -203,16 +204,21 @@ class Hashing:
         log.debug("%d of %d files were hashed by a helper", theirs, files)
         for run, rels, expected in waiting.values():
             with manifest.opened_directory(_in_package(run.folder), self._top_fd) as fd:
-                outcome.take(rels, expected, hashed(fd, run.names)[0])
+                outcome.take(rels, expected, _counted(self._shared, 0, fd, run.names))
+        done = self._shared.done()  # (both processes' runs, all answered now)
+        hashed_bytes(done, done + outcome.large_bytes)
         return outcome
 
 
 def _if_claimed(shared: forked.Shared, me: int, run: Run, fd: int) -> list[Found] | None:
     """What ``run``'s files are found to be, if process ``me`` claims it (None if the other
     did), its bytes counted as ``me``'s."""
-    if not shared.claim(run.number):
-        return None
-    found, size = hashed(fd, run.names)
+    return _counted(shared, me, fd, run.names) if shared.claim(run.number) else None
+
+
+def _counted(shared: forked.Shared, me: int, fd: int, names: list[str]) -> list[Found]:
+    """``hashed``, its bytes counted as process ``me``'s."""
+    found, size = hashed(fd, names)
     shared.add(me, size)
     return found
 

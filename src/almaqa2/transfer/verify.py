@@ -132,7 +132,6 @@ def _package(package: Path, progress: Progress | None) -> Report:
     large = sorted(found.large, key=lambda one: -one[1])  # largest first: both cores busy
     bad = found.bad
     if large:
-        counter.small(counter.done, counter.done + found.large_bytes)
         rels, sizes, expected = zip(*large, strict=True)
         bad += manifest.mismatches(str(package), rels, sizes, expected, counter.add)
     problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, got) for rel, md5, got in bad]
