@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
 """``qa2 -q`` run by this Python (the benchmarks run in the project's .venv)."""
@@ -64,24 +65,31 @@ def timed_with_cpu(
     return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
 
 
+class Measured(NamedTuple):
+    seconds: float
+    rss_mb: int  # peak resident memory of the largest process
+    cpu: float  # seconds of CPU (user and system) of all its processes
+
+
 def measured(
     cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[float, int]:
-    """(seconds, peak RSS in MB) of ``cmd``, run as the only child of a fresh process: a
-    child forked from a benchmark that holds data counts the benchmark's memory too."""
+) -> Measured:
+    """Wall time, peak RSS and CPU time of ``cmd``, run as the only child of a fresh
+    process: a child forked from a benchmark that holds data counts the benchmark's memory
+    too."""
     probe = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
         "code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode\n"
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,"
-        " code)\n"
+        "used = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(time.perf_counter() - t, used.ru_maxrss, used.ru_utime + used.ru_stime, code)\n"
     )
     subprocess.run(["sync"], check=True)
     done = subprocess.run(
         [sys.executable, "-c", probe, *cmd], capture_output=True, text=True, cwd=cwd, env=env,
         check=True,
     )  # fmt: skip
-    seconds, rss_kb, code = done.stdout.split()
+    seconds, rss_kb, cpu, code = done.stdout.split()
     if code not in ("0", "1"):
         raise SystemExit(f"{' '.join(cmd[4:6])} failed with exit {code}: {done.stderr.strip()}")
-    return float(seconds), int(rss_kb) // 1024
+    return Measured(float(seconds), int(rss_kb) // 1024, float(cpu))

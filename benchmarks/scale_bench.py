@@ -4,7 +4,10 @@ A reduction of N files of 64 bytes in 20 calibration tables of one EB (``cycle1-
 as ALMA calibration tables and plot directories are made of small files.  For each N, each
 step runs as its own process; printed: the time per file, the peak RSS, and the floor the
 system tools need for the same work in the same run, each the best of ``--repeat`` runs
-(default 3; the peak RSS is the largest), ours and the floor alternating:
+(default 3; the peak RSS is the largest), ours and the floor alternating.  Last, the ratio
+ours would have if all the CPU time it used (user and system, all its processes) were
+spread evenly over the machine's two cores: how far below its ratio less work per file,
+not more overlap, would have to take it.
 
     fake package      qa2 package --mode fake          floor: cp -al
     copy package      qa2 package --mode copy          floor: cp -a  (+ md5sum of it)
@@ -26,8 +29,9 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-from common import QA2, measured, workdir
+from common import QA2, Measured, measured, workdir
 
 from almaqa2.testing.reductions import HEADER
 
@@ -61,14 +65,21 @@ class Run:
             for path in self.makes.parent.glob(self.makes.name):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
-    def fresh(self, cwd: Path | None) -> tuple[float, int]:
+    def fresh(self, cwd: Path | None) -> Measured:
         self.clear()
         return measured([str(part) for part in self.command], cwd=cwd)
 
 
-def run(root: Path, files: int, repeat: int) -> dict[str, tuple[float, int, float]]:
-    """{step: (best seconds, largest RSS MB, best floor seconds)} for a reduction of ``files``
-    files, ``repeat`` runs each."""
+class Best(NamedTuple):
+    seconds: float  # ours, the best run
+    rss_mb: int  # ours, the largest
+    floor: float  # the floor's best run
+    cpu: float  # ours, the least CPU time of a run
+
+
+def run(root: Path, files: int, repeat: int) -> dict[str, Best]:
+    """{step: what ``repeat`` runs each of ours and its floor measured} for a reduction of
+    ``files`` files."""
     origpath = make_reduction(root, files)
     readme = root / "README.header.txt"
     readme.write_text(HEADER)
@@ -79,23 +90,24 @@ def run(root: Path, files: int, repeat: int) -> dict[str, tuple[float, int, floa
     manifest_of = f"{PROJECT}/manifest.md5"
     argv = [*QA2, "package", str(origpath), str(package), "--readme", str(readme),
             "--style", "cycle1-nopipe", "--mode"]  # fmt: skip
-    found: dict[str, tuple[float, int, float]] = {}
+    found: dict[str, Best] = {}
 
     def best(step: str, ours: Run, floor: Run, cwd: Path | None = None) -> None:
         """Record the best of ``repeat`` runs of ``ours`` and of its ``floor``, alternating,
         with the largest peak RSS of ours.  One tree of a million files at a time beside the
         reduction (a tmpfs counts each hard link as an inode, and holds ~3 million): the
         floor's is removed after it, and ours, run last, is left for the next step."""
-        runs = []
+        runs: list[tuple[Measured, Measured]] = []
         for _ in range(repeat):
             ours.clear()
-            base = floor.fresh(cwd)[0]
+            base = floor.fresh(cwd)
             floor.clear()
             runs.append((ours.fresh(cwd), base))
-        found[step] = (
-            min(seconds for (seconds, _rss), _floor in runs),
-            max(rss for (_seconds, rss), _floor in runs),
-            min(floor for _ours, floor in runs),
+        found[step] = Best(
+            min(mine.seconds for mine, _ in runs),
+            max(mine.rss_mb for mine, _ in runs),
+            min(base.seconds for _, base in runs),
+            min(mine.cpu for mine, _ in runs),
         )
 
     linked, copied = floors / "linked", floors / "copied"
@@ -131,15 +143,23 @@ def main() -> int:
             started = time.perf_counter()
             results[files] = run(root, files, args.repeat)
             print(f"{files:>9,} files: measured in {time.perf_counter() - started:.0f} s")
-    print(f"{'step':<16}" + "".join(f"{n:>28,}" for n in sizes))
-    print(f"{'':<16}" + "".join(f"{'us/file  RSS MB  / floor':>28}" for _ in sizes))
+    width = 38
+    print(f"{'step':<16}" + "".join(f"{n:>{width},}" for n in sizes))
+    heading = "us/file  RSS MB  / floor  CPU/2 cores"
+    print(f"{'':<16}" + "".join(f"{heading:>{width}}" for _ in sizes))
     for step in results[sizes[0]]:
         cells = []
         for files in sizes:
-            seconds, rss, floor = results[files][step]
-            cells.append(f"{seconds / files * 1e6:>9.1f} {rss:>7} {seconds / floor:>8.1f}x ")
-        first, last = results[sizes[0]][step][0] / sizes[0], results[sizes[-1]][step][0] / sizes[-1]
-        print(f"{step:<16}" + "".join(f"{c:>28}" for c in cells)
+            one = results[files][step]
+            per_file, ratio, spread = (
+                one.seconds / files * 1e6,
+                one.seconds / one.floor,
+                one.cpu / 2 / one.floor,
+            )
+            cells.append(f"{per_file:>9.1f} {one.rss_mb:>7} {ratio:>6.1f}x {spread:>10.1f}x ")
+        first = results[sizes[0]][step].seconds / sizes[0]
+        last = results[sizes[-1]][step].seconds / sizes[-1]
+        print(f"{step:<16}" + "".join(f"{c:>{width}}" for c in cells)
               + f"   per-file growth {last / first:.2f} (target <= 1.3)")  # fmt: skip
     return 0
 

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import measured
+from common import Measured, measured
 
 from almaqa2.testing import casa
 from almaqa2.testing import measurementsets as example_ms
@@ -40,8 +40,8 @@ def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def _run(cmd: list[str], out: Path, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """(seconds, peak RSS in MB) of ``cmd`` writing into ``out``, which is emptied first;
+def _run(cmd: list[str], out: Path, env: dict[str, str] | None = None) -> Measured:
+    """Seconds, peak RSS and CPU of ``cmd`` writing into ``out``, which is emptied first;
     all written back before the clock starts."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
@@ -65,7 +65,7 @@ def main() -> int:
         files = [str(p) for p in source.rglob("*") if p.is_file()]
         subprocess.run(["cat", *files], stdout=subprocess.DEVNULL, check=True)  # warm cache
         out = work / "out"
-        runs: dict[str, list[tuple[float, int]]] = {"qa2 split": [], "--dry-run": [], "cp -a": []}
+        runs: dict[str, list[Measured]] = {"qa2 split": [], "--dry-run": [], "cp -a": []}
         env = None
         if args.casa_python:
             runs["CASA split"] = []
@@ -79,18 +79,17 @@ def main() -> int:
                        str(out), ""]  # fmt: skip
                 runs["CASA split"].append(_run(cmd, out, env))
         print(f"MS: {gb:.2f} GB ({source.name}); best of {args.repeat}, warm cache, in {work}")
-        print(f"{'':<12} {'seconds':>8} {'s/GB':>6} {'peak MB':>8}")
+        print(f"{'':<12} {'seconds':>8} {'s/GB':>6} {'peak MB':>8} {'CPU s':>6}")
+        best = {name: min(m.seconds for m in found) for name, found in runs.items()}
         for name, found in runs.items():
-            best = min(s for s, _ in found)
-            print(f"{name:<12} {best:>8.2f} {best / gb:>6.2f} {max(r for _, r in found):>8.0f}")
-        ours = min(s for s, _ in runs["qa2 split"])
-        fixed = min(s for s, _ in runs["--dry-run"])
-        print(f"qa2 split / cp -a of the MS: {ours / min(s for s, _ in runs['cp -a']):.2f}"
+            rss, cpu = max(m.rss_mb for m in found), min(m.cpu for m in found)
+            print(f"{name:<12} {best[name]:>8.2f} {best[name] / gb:>6.2f} {rss:>8.0f} {cpu:>6.2f}")
+        ours, fixed = best["qa2 split"], best["--dry-run"]
+        print(f"qa2 split / cp -a of the MS: {ours / best['cp -a']:.2f}"
               "  (target: 0.6 s/GB; peak RSS < 500 MB)")  # fmt: skip
         print(f"qa2 split without its start-up and plan: {(ours - fixed) / gb:.2f} s/GB")
         if args.casa_python:
-            theirs = min(s for s, _ in runs["CASA split"])
-            print(f"CASA / qa2 split: {theirs / ours:.1f} x  (target >= 4)")
+            print(f"CASA / qa2 split: {best['CASA split'] / ours:.1f} x  (target >= 4)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0
