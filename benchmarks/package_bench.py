@@ -20,18 +20,18 @@ copying and hashing together: that floor is printed as well.
 Each command runs `--repeat` times (default 3) alternating with its baseline, best time
 kept; the page cache is warm for all (the data is read once first).
 Usage: python benchmarks/package_bench.py [--workdir DIR] [--keep] [--repeat N]
+       [--defer-removal]
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from common import QA2, options, timed, timed_with_cpu, workdir
+from common import QA2, aside_in, options, remove, timed, timed_with_cpu, workdir
 
 from almaqa2.testing import measurementsets as example_ms
 from almaqa2.testing import reductions as example
@@ -81,8 +81,9 @@ def make_sb(root: Path) -> tuple[int, int]:
 
 
 def main() -> int:
-    args = options(__doc__, repeat=3)
+    args = options(__doc__, repeat=3, deferrable=True)
     with workdir(args, "bench") as work:
+        aside = aside_in(work, args)
         sb = work / "SB"
         sb.mkdir()
         start = time.perf_counter()
@@ -125,8 +126,8 @@ def main() -> int:
         for mode, cmd, base, base_out in pairs:
             mine, theirs = [], []
             for _ in range(args.repeat):
-                theirs.append(timed_with_cpu(base, clear=base_out))
-                mine.append(timed(cmd, clear=pack))
+                theirs.append(timed_with_cpu(base, clear=base_out, aside=aside))
+                mine.append(timed(cmd, clear=pack, aside=aside))
             best[mode] = ours_s, base_s = min(mine), min(wall for wall, _cpu in theirs)
             base_cpu[mode] = min(cpu for _wall, cpu in theirs)
             name = "find" if base[0] == "find" else " ".join(base[:2])
@@ -135,10 +136,10 @@ def main() -> int:
                 hashed = [_hash_package(pack) for _ in range(args.repeat)]
                 hashing = min(wall for wall, _cpu in hashed)
                 hashing_cpu = min(cpu for _wall, cpu in hashed)
-                reduced = min(_write_reduced(pack, out) for _ in range(args.repeat))
+                reduced = min(_write_reduced(pack, out, aside) for _ in range(args.repeat))
             for path in (pack, base_out):
                 if path is not None and path.exists():
-                    shutil.rmtree(path)
+                    remove(path, aside)
         links = best["hard"][1]
         print(
             "floors, whatever the tool (same run):\n"
@@ -162,12 +163,12 @@ def main() -> int:
     return 0
 
 
-def _write_reduced(pack: Path, out: Path) -> float:
+def _write_reduced(pack: Path, out: Path, aside: Path | None) -> float:
     """Seconds ``cp -a`` takes to write the package's MSes (reduced to one visibility
     column, they are new bytes: hard mode cannot link them) into ``out``."""
     ms = [str(p) for p in pack.rglob("*.ms.split*") if p.name.endswith((".split", ".split.cal"))]
     target = out / "reduced"
-    return timed(["cp", "-a", *ms, str(target)], clear=target, make=True)
+    return timed(["cp", "-a", *ms, str(target)], clear=target, make=True, aside=aside)
 
 
 def _hash_package(pack: Path) -> tuple[float, float]:

@@ -17,21 +17,24 @@ not more overlap, would have to take it.
 
 Targets (issue 20): time per file at the largest N within 1.3 x of that at 10^4; peak RSS
 at 10^6 <= 600 MB.  Run on tmpfs for the CPU's share (``--workdir /dev/shm``).
+
+On a disk, give ``--defer-removal`` (see ``common.defer_removal_option``): each run's tree
+is then moved aside, and all are removed at the end.
 Usage: python benchmarks/scale_bench.py [--workdir DIR] [--keep] [--million] [--only N]
-       [--repeat N]
+       [--repeat N] [--defer-removal]
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import contextlib
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from common import QA2, Measured, measured, workdir
+from common import QA2, Measured, aside_in, defer_removal_option, measured, remove, workdir
 
 from almaqa2.testing.reductions import HEADER
 
@@ -55,15 +58,17 @@ def make_reduction(root: Path, files: int) -> Path:
 
 @dataclass(frozen=True)
 class Run:
-    """A command, and what it makes (a path, or a glob), removed before each run of it."""
+    """A command, and what it makes (a path, or a glob), removed (or moved ``aside``)
+    before each run of it."""
 
     command: list[str | Path]
     makes: Path | None = None
+    aside: Path | None = None
 
     def clear(self) -> None:
         if self.makes is not None:
             for path in self.makes.parent.glob(self.makes.name):
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+                remove(path, self.aside)
 
     def fresh(self, cwd: Path | None) -> Measured:
         self.clear()
@@ -77,9 +82,9 @@ class Best(NamedTuple):
     cpu: float  # ours, the least CPU time of a run
 
 
-def run(root: Path, files: int, repeat: int) -> dict[str, Best]:
+def run(root: Path, files: int, repeat: int, aside: Path | None) -> dict[str, Best]:
     """{step: what ``repeat`` runs each of ours and its floor measured} for a reduction of
-    ``files`` files."""
+    ``files`` files; the trees of the runs are moved into ``aside``, if given."""
     origpath = make_reduction(root, files)
     readme = root / "README.header.txt"
     readme.write_text(HEADER)
@@ -111,11 +116,10 @@ def run(root: Path, files: int, repeat: int) -> dict[str, Best]:
         )
 
     linked, copied = floors / "linked", floors / "copied"
-    best(
-        "fake package", Run([*argv, "fake"], package), Run(["cp", "-al", origpath, linked], linked)
-    )
-    shutil.rmtree(package)
-    best("copy package", Run([*argv, "copy"], package), Run(["cp", "-a", origpath, copied], copied))
+    fake, copy = Run([*argv, "fake"], package, aside), Run([*argv, "copy"], package, aside)
+    best("fake package", fake, Run(["cp", "-al", origpath, linked], linked, aside))
+    fake.clear()
+    best("copy package", copy, Run(["cp", "-a", origpath, copied], copied, aside))
     md5sum = ["md5sum", "-c", "--quiet"]
     best("verify package", Run([*QA2, "verify", package]), Run([*md5sum, manifest_of]), cwd=out)
     tar = f"tar cf - {PROJECT} | split -b 10G - {floors}/x_ && md5sum {floors}/x_* > /dev/null"
@@ -133,16 +137,21 @@ def main() -> int:
     parser.add_argument("--million", action="store_true", help="also 10^6 files")
     parser.add_argument("--only", type=int, help="this number of files only")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each command (best)")
+    defer_removal_option(parser)
     args = parser.parse_args()
     sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])
     if args.only:
         sizes = [args.only]
     results = {}
-    for files in sizes:
-        with workdir(args, f"scale{files}") as root:
+    with contextlib.ExitStack() as later:  # each N's data, removed at the end if deferred
+        for files in sizes:
+            root = later.enter_context(workdir(args, f"scale{files}"))
+            aside = aside_in(root, args)
             started = time.perf_counter()
-            results[files] = run(root, files, args.repeat)
+            results[files] = run(root, files, args.repeat, aside)
             print(f"{files:>9,} files: measured in {time.perf_counter() - started:.0f} s")
+            if aside is None:
+                later.close()
     width = 38
     print(f"{'step':<16}" + "".join(f"{n:>{width},}" for n in sizes))
     heading = "us/file  RSS MB  / floor  CPU/2 cores"
@@ -156,7 +165,7 @@ def main() -> int:
                 one.seconds / one.floor,
                 one.cpu / 2 / one.floor,
             )
-            cells.append(f"{per_file:>9.1f} {one.rss_mb:>7} {ratio:>6.1f}x {spread:>10.1f}x ")
+            cells.append(f"{per_file:>9.1f} {one.rss_mb:>7} {ratio:>6.2f}x {spread:>10.2f}x ")
         first = results[sizes[0]][step].seconds / sizes[0]
         last = results[sizes[-1]][step].seconds / sizes[-1]
         print(f"{step:<16}" + "".join(f"{c:>{width}}" for c in cells)
