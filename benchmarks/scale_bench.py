@@ -101,7 +101,8 @@ def run(root: Path, files: int, repeat: int, aside: Path | None) -> dict[str, Be
         """Record the best of ``repeat`` runs of ``ours`` and of its ``floor``, alternating,
         with the largest peak RSS of ours.  One tree of a million files at a time beside the
         reduction (a tmpfs counts each hard link as an inode, and holds ~3 million): the
-        floor's is removed after it, and ours, run last, is left for the next step."""
+        floor's is removed (or moved aside) after it, and ours, run last, is left for the
+        next step."""
         runs: list[tuple[Measured, Measured]] = []
         for _ in range(repeat):
             ours.clear()
