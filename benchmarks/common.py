@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import resource
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -21,14 +20,19 @@ QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()",
 
 
 def options(doc: str, repeat: int, deferrable: bool = False) -> argparse.Namespace:
-    """The options every benchmark takes; ``deferrable``: ``--defer-removal`` too."""
+    """The options every benchmark takes, parsed; ``deferrable``: ``--defer-removal`` too."""
+    return argument_parser(doc, repeat, deferrable).parse_args()
+
+
+def argument_parser(doc: str, repeat: int, deferrable: bool = False) -> argparse.ArgumentParser:
+    """The parser of ``options``, for a benchmark to add its own to."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="where to make the data")
     parser.add_argument("--keep", action="store_true", help="keep the data afterwards")
     parser.add_argument("--repeat", type=int, default=repeat, help="runs of each command")
     if deferrable:
         defer_removal_option(parser)
-    return parser.parse_args()
+    return parser
 
 
 def defer_removal_option(parser: argparse.ArgumentParser) -> None:
@@ -100,13 +104,8 @@ def timed_with_cpu(
             remove(clear, aside)
         if make:
             clear.mkdir()
-    subprocess.run(["sync"], check=True)
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    done = measured(cmd, cwd, codes=(0,))
+    return done.seconds, done.cpu
 
 
 class Measured(NamedTuple):
@@ -116,11 +115,15 @@ class Measured(NamedTuple):
 
 
 def measured(
-    cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = None
+    cmd: list[str],
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    codes: tuple[int, ...] = (0, 1),
 ) -> Measured:
-    """Wall time, peak RSS and CPU time of ``cmd``, run as the only child of a fresh
-    process: a child forked from a benchmark that holds data counts the benchmark's memory
-    too."""
+    """Wall time, peak RSS and CPU time of ``cmd`` (which must exit with one of ``codes``),
+    after a ``sync``, so that no write-back of an earlier run lands in this one.  It runs
+    as the only child of a fresh process: a child forked from a benchmark that holds data
+    counts the benchmark's memory too."""
     probe = (
         "import resource, subprocess, sys, time\n"
         "t = time.perf_counter()\n"
@@ -134,6 +137,6 @@ def measured(
         check=True,
     )  # fmt: skip
     seconds, rss_kb, cpu, code = done.stdout.split()
-    if code not in ("0", "1"):
-        raise SystemExit(f"{' '.join(cmd[4:6])} failed with exit {code}: {done.stderr.strip()}")
+    if int(code) not in codes:
+        raise SystemExit(f"{shlex.join(cmd)} failed with exit {code}: {done.stderr.strip()}")
     return Measured(float(seconds), int(rss_kb) // 1024, float(cpu))

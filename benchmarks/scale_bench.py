@@ -26,7 +26,6 @@ Usage: python benchmarks/scale_bench.py [--workdir DIR] [--keep] [--million] [--
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import sys
 import time
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from common import QA2, Measured, aside_in, defer_removal_option, measured, remove, workdir
+from common import QA2, Measured, argument_parser, aside_in, measured, remove, workdir
 
 from almaqa2.testing.reductions import HEADER
 
@@ -132,14 +131,10 @@ def run(root: Path, files: int, repeat: int, aside: Path | None) -> dict[str, Be
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", type=Path, default=None, help="where to make the data")
-    parser.add_argument("--keep", action="store_true", help="keep the data afterwards")
-    parser.add_argument("--million", action="store_true", help="also 10^6 files")
-    parser.add_argument("--only", type=int, help="this number of files only")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each command (best)")
-    defer_removal_option(parser)
-    args = parser.parse_args()
+    options = argument_parser(__doc__, repeat=3, deferrable=True)
+    options.add_argument("--million", action="store_true", help="also 10^6 files")
+    options.add_argument("--only", type=int, help="this number of files only")
+    args = options.parse_args()
     sizes = [10_000, 100_000] + ([1_000_000] if args.million else [])
     if args.only:
         sizes = [args.only]
