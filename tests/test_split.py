@@ -11,8 +11,11 @@ computed here from the source MS with numpy, row by row, not with the code under
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import shutil
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ import pytest
 from casacore import tables as pt
 
 from almaqa2.cli import main
+from almaqa2.data import split
+from almaqa2.errors import DestinationError
 from almaqa2.testing import measurementsets as example_ms
 from test_real_casa import REAL, REAL_MS
 
@@ -331,3 +336,113 @@ def test_an_ms_named_inside_working_splits_beside_its_link(calibrated: Path) -> 
     assert main(["split", str(calibrated / "working" / f"{EB}.ms"), "--no-source"]) == 0
     assert (calibrated / f"{EB}.ms.split.cal").is_dir()
     assert sorted(os.listdir(calibrated / "working")) == [f"{EB}.ms"]
+
+
+# -- several MSes: their parts shared by two processes ---------------------------------------
+
+THREE = ("uid___A002_Xc1f2b3_X1e1", "uid___A002_Xc1f2b3_X2e2", "uid___A002_Xc1f2b3_X3e3")
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """calibrated/ with three ALMA-like MSes of different sizes, never changed."""
+    where = tmp_path_factory.mktemp("three") / "calibrated"
+    where.mkdir()
+    for uid, times in zip(THREE, (5, 11, 3), strict=True):
+        example_ms.write_ms(where / f"{uid}.ms", uid, "2019.1.00001.S", nchan=16, times=times,
+                            layout=example_ms.ALMA)  # fmt: skip
+    return where
+
+
+@pytest.fixture(scope="module")
+def alone(three: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Each of the three MSes split alone, one after the other: every file made by its md5
+    (casacore writes the same bytes for the same split)."""
+    out = tmp_path_factory.mktemp("alone")
+    for uid in THREE:
+        split.split(split.Request((three / f"{uid}.ms",), out=out))
+    return _files(out)
+
+
+_OUTPUTS = {
+    f"{uid}.ms.split.cal{more}"
+    for uid in THREE
+    for more in ("", ".flagversions", ".source", ".source.flagversions")
+}
+
+
+def _files(out: Path) -> dict[str, str]:
+    """Every file below ``out`` by its md5; ``out`` holds outputs only (no staging left)."""
+    assert set(os.listdir(out)) <= _OUTPUTS
+    return {rel: value[1] for rel, value in tree_state(out).items() if value[0] == "file"}
+
+
+def test_several_mses_are_shared_by_two_processes_and_split_as_each_alone(
+    three: Path, alone: dict[str, str], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The six parts of three MSes are made by both processes; every file is the same as
+    when each MS is split alone."""
+    caplog.set_level(logging.DEBUG, logger="almaqa2.data.split")
+    done: list[tuple[int, int, str]] = []
+    made = split.split(split.Request((three,), out=tmp_path), lambda *a: done.append(a))
+    assert [m.path.name for m in made] == [
+        f"{uid}.ms.split.cal{more}" for uid in THREE for more in ("", ".source")
+    ]
+    assert _files(tmp_path) == alone
+    theirs = re.search(r"(\d+) of 6 parts were made by a helper", caplog.text)
+    assert theirs and 0 < int(theirs[1]) < 6
+    assert [(n, total) for n, total, _ in done] == [(1, 3), (2, 3), (3, 3)]
+    assert sorted(name for *_, name in done) == [f"{uid}.ms" for uid in THREE]
+
+
+@pytest.mark.parametrize("killed_after", [0, 1, 2], ids=lambda n: f"after-{n + 1}-writes")
+def test_the_parts_a_dying_helper_left_are_made_here(
+    three: Path, alone: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    killed_after: int,
+) -> None:  # fmt: skip
+    """If the helper dies (here: killed by itself once it has written an MS or an MS's flag
+    versions, before it says its part is made), the parts it did not finish are made
+    afresh here, over what it left: every file is still as when each MS is split alone."""
+    us, count = os.getpid(), [0]
+
+    def dying(write: Any) -> Any:
+        def written(*args: Any) -> Any:
+            done = write(*args)
+            if os.getpid() != us:
+                if count[0] == killed_after:
+                    os.kill(os.getpid(), signal.SIGKILL)
+                count[0] += 1
+            return done
+
+        return written
+
+    monkeypatch.setattr(split, "_make", dying(split._make))
+    monkeypatch.setattr(split, "_save_flags", dying(split._save_flags))
+    split.split(split.Request((three,), out=tmp_path))
+    assert _files(tmp_path) == alone
+
+
+def test_a_part_that_fails_leaves_only_whole_mses(
+    three: Path, alone: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part that fails, in either process (the helper's is made again here, and fails
+    here), stops the split: the MSes completed meanwhile are whole, as when split alone;
+    of the others nothing is left, and no staging."""
+    make = split._make
+    failing = f"{THREE[1]}.ms.split.cal.source"
+
+    def fails(ms: Path, staging: Path, step: split.Step, missing: tuple[str, ...]) -> int:
+        if step.name == failing:
+            raise DestinationError("the disk is full", staging / step.name)
+        return make(ms, staging, step, missing)
+
+    monkeypatch.setattr(split, "_make", fails)
+    with pytest.raises(DestinationError, match="the disk is full"):
+        split.split(split.Request((three,), out=tmp_path))
+    present = set(os.listdir(tmp_path))
+    for uid in THREE:  # each MS's four outputs, all or none
+        assert len({name for name in present if name.startswith(f"{uid}.")}) in (0, 4)
+    assert not any(name.startswith(THREE[1]) for name in present)
+    assert _files(tmp_path) == {
+        rel: md5 for rel, md5 in alone.items() if rel.split("/")[0] in present
+    }

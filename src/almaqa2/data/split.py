@@ -7,8 +7,9 @@ For each MS ``<vis>`` two MSes beside it, as the PI's steps make them:
   more than 4 channels: ``msmd.spwsforintent('OBSERVE_TARGET*')``), the calibrated column
   as DATA; its flags saved in ``<vis>.split.cal.flagversions`` as ``original_flags``;
 - ``<vis>.split.cal.source``: the rows of that MS whose intent matches ``*TARGET*``; flags
-  saved too.  It is made from the source MS with both selections at once, in a second
-  process: the same values as CASA's split of the ``.split.cal``.
+  saved too.  It is made from the source MS with both selections at once (the same values
+  as CASA's split of the ``.split.cal``), so that both cores work: the splits of all the
+  MSes named are shared by this process and a second one (``split``).
 
 Rows are selected with TaQL and copied by casacore (streamed, memory bounded); then the ids
 are renumbered and the weights set as CASA does (``RENUMBERED``, ``REWEIGHED``, observed
@@ -458,51 +459,102 @@ def split(
     request: Request, progress: Progress | None = None, planned: list[Planned] | None = None
 ) -> list[Made]:
     """Split every MS ``request`` names (``planned``: its ``plan``, if made already);
-    returns the MSes made.  ``progress`` counts the MSes split."""
+    returns the MSes made, in the order planned.  ``progress`` counts the MSes split.
+
+    Each MS's outputs are built in a staging directory in its ``into`` and renamed in as
+    soon as they are complete; a failure leaves the MSes completed before it.  Each MS's
+    split is made in two parts (``_Part``), and the parts of all the MSes are shared by
+    this process and a second one, the largest first (``forked.their_share``): of one MS,
+    this process makes the first and the helper the rest, so both cores work; of several,
+    neither waits while the other has a large first part to make."""
     planned = plan(request) if planned is None else planned
-    made: list[Made] = []
-    for done, one in enumerate(planned, 1):
-        with destination.made(one.into):
-            made += _split_one(one)
-        if progress is not None:
-            progress(done, len(planned), one.ms.name)
-    return made
+    made: dict[int, list[Made]] = {}
+    with contextlib.ExitStack() as stack:
+        parts: list[_Part] = []
+        for n, one in enumerate(planned):
+            stack.enter_context(destination.made(one.into))
+            staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
+            stack.callback(shutil.rmtree, staging, True)
+            parts += [_Part(n, one, staging, first=True), _Part(n, one, staging, first=False)]
+        halves: dict[int, dict[bool, list[int]]] = {n: {} for n in range(len(planned))}
+
+        def finished(index: int, rows: list[int]) -> None:
+            """A part is made (``rows``: of each of its MSes); once both parts of its MS
+            are, the MS is renamed in."""
+            part = parts[index]
+            made_of = halves[part.n]
+            made_of[part.first] = rows
+            if len(made_of) == 2:
+                made[part.n] = _rename_in(part.one, part.staging, made_of[True] + made_of[False])
+                if progress is not None:
+                    progress(len(made), len(planned), part.one.ms.name)
+
+        theirs = 0
+
+        def taken(answer: tuple[int, list[int]]) -> None:
+            nonlocal theirs
+            theirs += 1
+            finished(*answer)
+
+        forked.shared(
+            range(len(parts)),
+            forked.their_share([part.weight() for part in parts], 0),
+            lambda i: finished(i, parts[i].make()),
+            lambda i: (i, parts[i].make()),
+            taken,
+        )
+        log.debug("%d of %d parts were made by a helper", theirs, len(parts))
+    return [one for n in sorted(made) for one in made[n]]
 
 
-def _split_one(one: Planned) -> list[Made]:
-    """Build ``one``'s outputs in a staging directory in ``one.into``, then rename them in.
+@dataclass(frozen=True)
+class _Part:
+    """Half of the split of the ``n``-th MS planned, made in its ``staging``: its ``first``
+    step's MS, or the rest, the others (the ``.source`` MS, from the source MS too, with
+    both selections at once: the same rows, values and ids as CASA's split of the
+    ``.split.cal``, where SIGMA is set from WEIGHT already) and then every step's flag
+    versions (the flags of its rows in the source MS: the split does not change them).
+    Either process may make a part, or make again one a helper that died left unfinished;
+    the MS's bytes are read from the disk's cache."""
 
-    This process makes the first MS; a second process makes the others (the ``.source``
-    MS, from the source MS too, with both selections at once: the same rows, values and
-    ids as CASA's split of the ``.split.cal``, where SIGMA is set from WEIGHT already), then
-    every MS's flag versions (the flags of its rows in the source MS: the split does not
-    change them).  Both cores work; the MS's bytes are read once from the disk's cache."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
-    try:
-        first, *rest = one.steps
-        later = forked.Later(_the_rest, one, staging, rest)
-        rows = [_make(one.ms, staging, first, one.facts.missing), *later.result()]
-        for step in one.steps:
-            for name in (step.name, f"{step.name}.flagversions"):
-                os.rename(staging / name, one.into / name)
-        return [
-            Made(path, n, _size(path) + _size(Path(f"{path}.flagversions")))
-            for path, n in zip((one.into / s.name for s in one.steps), rows, strict=True)
-        ]
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    n: int
+    one: Planned
+    staging: Path
+    first: bool
+
+    def make(self) -> list[int]:
+        """The rows of each MS made (afresh: what a helper that died left is removed)."""
+        one = self.one
+        steps = one.steps[:1] if self.first else one.steps[1:]
+        for step in steps:
+            shutil.rmtree(self.staging / step.name, ignore_errors=True)
+        if not self.first:
+            for step in one.steps:
+                shutil.rmtree(self.staging / f"{step.name}.flagversions", ignore_errors=True)
+        rows = [_make(one.ms, self.staging, step, one.facts.missing) for step in steps]
+        if not self.first:
+            _save_flags(one.ms, self.staging, one.steps)
+        return rows
+
+    def weight(self) -> int:
+        """How long the part takes, roughly, to share the parts out: the bytes of the MS
+        for the first split, which reads its science spws' rows; half of them for the
+        rest, which reads the target rows; a sixteenth for flags alone."""
+        size = _size(self.one.ms)
+        if self.first:
+            return size
+        return size // 2 if len(self.one.steps) > 1 else size // 16
 
 
-def _the_rest(one: Planned, staging: Path, rest: list[Step]) -> list[int]:
-    """The second process's part of ``_split_one``: the rows of each MS of ``rest``, made,
-    then the flag versions of all.  Made afresh where a helper that died left part."""
-    for step in rest:
-        shutil.rmtree(staging / step.name, ignore_errors=True)
+def _rename_in(one: Planned, staging: Path, rows: list[int]) -> list[Made]:
+    """Rename ``one``'s outputs, complete in ``staging``, into place."""
     for step in one.steps:
-        shutil.rmtree(staging / f"{step.name}.flagversions", ignore_errors=True)
-    rows = [_make(one.ms, staging, step, one.facts.missing) for step in rest]
-    _save_flags(one.ms, staging, one.steps)
-    return rows
+        for name in (step.name, f"{step.name}.flagversions"):
+            os.rename(staging / name, one.into / name)
+    return [
+        Made(path, n, _size(path) + _size(Path(f"{path}.flagversions")))
+        for path, n in zip((one.into / s.name for s in one.steps), rows, strict=True)
+    ]
 
 
 def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
