@@ -116,14 +116,20 @@ def test_package_tarsplit_untar_and_the_readers_write_only_in_their_targets(
 
 
 def test_split_writes_only_in_its_out_directory(tmp_path: Path) -> None:
-    eb = "uid___A002_Xb00001_X1a1"
-    ms = tmp_path / "calibrated" / f"{eb}.ms"
-    ms.parent.mkdir()
-    example_ms.write_ms(ms, eb, "2019.1.00001.S", nchan=16, times=5, layout=example_ms.ALMA)
+    """Two MSes, one a link into working/ as the restore leaves it: their parts are made
+    by both processes, and all is written in --out."""
+    calibrated = tmp_path / "calibrated"
+    ebs = ("uid___A002_Xb00001_X1a1", "uid___A002_Xb00002_X2b2")
+    (calibrated / "working").mkdir(parents=True)
+    for eb, where in zip(ebs, (calibrated, calibrated / "working"), strict=True):
+        example_ms.write_ms(where / f"{eb}.ms", eb, "2019.1.00001.S", nchan=16, times=5,
+                            layout=example_ms.ALMA)  # fmt: skip
+    (calibrated / f"{ebs[1]}.ms").symlink_to(f"working/{ebs[1]}.ms")
     into = tmp_path / "science"
     into.mkdir()
-    made = changed([*QA2, "split", str(ms.parent), "--out", str(into)], tmp_path)
-    assert f"{into}/{eb}.ms.split.cal.source" in made  # (renamed from its staging)
+    made = changed([*QA2, "split", str(calibrated), "--out", str(into)], tmp_path)
+    for eb in ebs:
+        assert f"{into}/{eb}.ms.split.cal.source" in made  # (renamed from its staging)
     assert outside(made, tmp_path, into) == []
 
 
