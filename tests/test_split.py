@@ -382,7 +382,7 @@ def test_several_mses_are_shared_by_two_processes_and_split_as_each_alone(
 ) -> None:
     """The six parts of three MSes are made by both processes; every file is the same as
     when each MS is split alone."""
-    caplog.set_level(logging.DEBUG, logger="almaqa2.data.split")
+    caplog.set_level(logging.DEBUG, logger="almaqa2.forked")
     done: list[tuple[int, int, str]] = []
     made = split.split(split.Request((three,), out=tmp_path), lambda *a: done.append(a))
     assert [m.path.name for m in made] == [
@@ -431,10 +431,10 @@ def test_a_part_that_fails_leaves_only_whole_mses(
     make = split._make
     failing = f"{THREE[1]}.ms.split.cal.source"
 
-    def fails(ms: Path, staging: Path, step: split.Step, missing: tuple[str, ...]) -> int:
+    def fails(table: Any, one: split.Planned, staging: Path, step: split.Step) -> int:
         if step.name == failing:
             raise DestinationError("the disk is full", staging / step.name)
-        return make(ms, staging, step, missing)
+        return make(table, one, staging, step)
 
     monkeypatch.setattr(split, "_make", fails)
     with pytest.raises(DestinationError, match="the disk is full"):

@@ -31,6 +31,8 @@ from typing import Any, Generic, TypeVar
 
 from almaqa2 import signals
 
+log = logging.getLogger(__name__)
+
 
 def may_fork() -> bool:
     return not multiprocessing.current_process().daemon
@@ -160,14 +162,16 @@ def shared(
     here: Callable[[A], T],
     there: Callable[[A], Any],
     taken: Callable[[Any], T],
+    what: str,
 ) -> list[T]:
     """``here(item)`` for each of ``items``, in order; those at the indices ``theirs``
     (ascending) done by a forked helper as ``there(item)`` (plain lists and strings, quick
     to send), each sent as it is made and made ``taken(answer)`` here as it comes, while
     this process does its own between.  What the helper did not send (it died, or
     ``there`` raised) is done here, which says why; so is everything where this process
-    may not fork."""
+    may not fork.  How many the helper did is logged (``what``: "units were listed")."""
     done: dict[int, T] = {}
+    theirs_done = 0
     if theirs and may_fork():
         theirs_set = set(theirs)
         mine = (i for i in range(len(items)) if i not in theirs_set)
@@ -183,11 +187,14 @@ def shared(
             answers = received_pieces(helper.pipe, do_mine)
             for i, answer in zip(theirs, answers, strict=True):
                 done[i] = taken(answer)
+                theirs_done += 1
         except EOFError:
             pass
         finally:
             helper.stop()
-    return [done[i] if i in done else here(item) for i, item in enumerate(items)]
+    found = [done[i] if i in done else here(item) for i, item in enumerate(items)]
+    log.debug("%d of %d %s by a helper", theirs_done, len(items), what)
+    return found
 
 
 def _send_each(pipe: Any, function: Callable[[Any], Any], items: list[Any]) -> None:

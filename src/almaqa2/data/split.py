@@ -468,82 +468,72 @@ def split(
     this process makes the first and the helper the rest, so both cores work; of several,
     neither waits while the other has a large first part to make."""
     planned = plan(request) if planned is None else planned
-    made: dict[int, list[Made]] = {}
+    made: list[list[Made]] = [[] for _ in planned]
     with contextlib.ExitStack() as stack:
-        parts: list[_Part] = []
-        for n, one in enumerate(planned):
+        parts: list[_Part] = []  # the n-th MS's at 2n and 2n + 1
+        weights: list[int] = []  # how long each takes, roughly: the MS's bytes for the
+        # first split, half of them for the rest (the target rows), a sixteenth for flags
+        for one in planned:
             stack.enter_context(destination.made(one.into))
             staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
             stack.callback(shutil.rmtree, staging, True)
-            parts += [_Part(n, one, staging, first=True), _Part(n, one, staging, first=False)]
-        halves: dict[int, dict[bool, list[int]]] = {n: {} for n in range(len(planned))}
+            first, *rest = one.steps
+            parts += [_Part(one, staging, (first,), False), _Part(one, staging, tuple(rest), True)]
+            size = _size(one.ms)
+            weights += [size, size // 2 if rest else size // 16]
+        rows: list[list[int] | None] = [None] * len(parts)
 
-        def finished(index: int, rows: list[int]) -> None:
-            """A part is made (``rows``: of each of its MSes); once both parts of its MS
-            are, the MS is renamed in."""
-            part = parts[index]
-            made_of = halves[part.n]
-            made_of[part.first] = rows
-            if len(made_of) == 2:
-                made[part.n] = _rename_in(part.one, part.staging, made_of[True] + made_of[False])
+        def finished(i: int, made_rows: list[int]) -> None:
+            """Part ``i`` is made; once both parts of its MS are, the MS is renamed in."""
+            rows[i] = made_rows
+            n = i // 2
+            of_first, of_rest = rows[2 * n], rows[2 * n + 1]
+            if of_first is not None and of_rest is not None:
+                made[n] = _rename_in(planned[n], parts[i].staging, of_first + of_rest)
                 if progress is not None:
-                    progress(len(made), len(planned), part.one.ms.name)
-
-        theirs = 0
-
-        def taken(answer: tuple[int, list[int]]) -> None:
-            nonlocal theirs
-            theirs += 1
-            finished(*answer)
+                    progress(sum(1 for m in made if m), len(planned), planned[n].ms.name)
 
         forked.shared(
             range(len(parts)),
-            forked.their_share([part.weight() for part in parts], 0),
+            forked.their_share(weights, 0),
             lambda i: finished(i, parts[i].make()),
             lambda i: (i, parts[i].make()),
-            taken,
+            lambda answer: finished(*answer),
+            "parts were made",
         )
-        log.debug("%d of %d parts were made by a helper", theirs, len(parts))
-    return [one for n in sorted(made) for one in made[n]]
+    return [one for of_ms in made for one in of_ms]
 
 
 @dataclass(frozen=True)
 class _Part:
-    """Half of the split of the ``n``-th MS planned, made in its ``staging``: its ``first``
-    step's MS, or the rest, the others (the ``.source`` MS, from the source MS too, with
+    """Half of the split of one MS, made in its ``staging`` by either process: the MSes of
+    ``steps`` (the first; or the others, the ``.source`` MS, from the source MS too, with
     both selections at once: the same rows, values and ids as CASA's split of the
-    ``.split.cal``, where SIGMA is set from WEIGHT already) and then every step's flag
-    versions (the flags of its rows in the source MS: the split does not change them).
-    Either process may make a part, or make again one a helper that died left unfinished;
-    the MS's bytes are read from the disk's cache."""
+    ``.split.cal``, where SIGMA is set from WEIGHT already), then with ``flags`` every
+    step's flag versions (the flags of its rows in the source MS: the split does not
+    change them).  A part a helper that died left unfinished is made again here; the MS's
+    bytes are read from the disk's cache."""
 
-    n: int
     one: Planned
     staging: Path
-    first: bool
+    steps: tuple[Step, ...]
+    flags: bool
 
     def make(self) -> list[int]:
-        """The rows of each MS made (afresh: what a helper that died left is removed)."""
+        """The rows of each MS made, afresh (what a helper that died left is removed),
+        from one open of the source MS."""
         one = self.one
-        steps = one.steps[:1] if self.first else one.steps[1:]
-        for step in steps:
-            shutil.rmtree(self.staging / step.name, ignore_errors=True)
-        if not self.first:
-            for step in one.steps:
-                shutil.rmtree(self.staging / f"{step.name}.flagversions", ignore_errors=True)
-        rows = [_make(one.ms, self.staging, step, one.facts.missing) for step in steps]
-        if not self.first:
-            _save_flags(one.ms, self.staging, one.steps)
+        names = [step.name for step in self.steps]
+        names += [f"{step.name}.flagversions" for step in one.steps] if self.flags else []
+        for name in names:
+            shutil.rmtree(self.staging / name, ignore_errors=True)
+        with msio.opened(one.ms, None) as table:
+            for name in one.facts.missing:
+                _stand_in(Path(table.name()) / name)
+            rows = [_make(table, one, self.staging, step) for step in self.steps]
+            if self.flags:
+                _save_flags(table, self.staging, one.steps)
         return rows
-
-    def weight(self) -> int:
-        """How long the part takes, roughly, to share the parts out: the bytes of the MS
-        for the first split, which reads its science spws' rows; half of them for the
-        rest, which reads the target rows; a sixteenth for flags alone."""
-        size = _size(self.one.ms)
-        if self.first:
-            return size
-        return size // 2 if len(self.one.steps) > 1 else size // 16
 
 
 def _rename_in(one: Planned, staging: Path, rows: list[int]) -> list[Made]:
@@ -557,38 +547,35 @@ def _rename_in(one: Planned, staging: Path, rows: list[int]) -> list[Made]:
     ]
 
 
-def _make(ms: Path, staging: Path, step: Step, missing: tuple[str, ...]) -> int:
-    """Make ``step``'s MS in ``staging``; returns its rows.
+def _make(table: Any, one: Planned, staging: Path, step: Step) -> int:
+    """Make ``step``'s MS in ``staging`` from ``one``'s MS, open as ``table``; returns its
+    rows.
 
     Subtables come as copies of the source's, which the renumbering then changes.  A
-    subtable the MS names but does not have (``missing``: pyuvdata's real MS names an
-    ASDM_CALATMOSPHERE it left out, which stops CASA's split) is copied from an empty
-    stand-in in the shadow, then removed and left unnamed.  The copy is then opened once
-    for all the rest."""
+    subtable the MS names but does not have (``one.facts.missing``: pyuvdata's real MS
+    names an ASDM_CALATMOSPHERE it left out, which stops CASA's split) is copied from an
+    empty stand-in in the shadow (``_Part.make``), then removed and left unnamed.  The copy
+    is then opened once for all the rest."""
     target = staging / step.name
-    with msio.opened(ms, None) as table:
-        for name in missing:
-            _stand_in(Path(table.name()) / name)
-        columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
-        query = _query(columns, step)
-        if not msio.copy_rows(table, ms, query, target, copy_file, "output directory"):
-            raise _selects_nothing(step.name, ms)
-    with msio.open_table(str(target), ms, readonly=False) as made:
-        for name in missing:
+    columns = [c for c in table.colnames() if c not in msio.DROPPED] + [step.column]
+    query = _query(columns, step)
+    if not msio.copy_rows(table, one.ms, query, target, copy_file, "output directory"):
+        raise _selects_nothing(step.name, one.ms)
+    with msio.open_table(str(target), one.ms, readonly=False) as made:
+        for name in one.facts.missing:
             made.removekeyword(name)
             shutil.rmtree(target / name)
-        _finish(made, ms, step)
+        _finish(made, one.ms, step)
         return made.nrows()
 
 
-def _save_flags(ms: Path, staging: Path, steps: list[Step]) -> None:
-    """Save the flags of each step's rows of ``ms`` (opened once) as its MS's flag versions
-    in ``staging``."""
-    with msio.opened(ms, None) as table:
-        for step in steps:
-            query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
-            with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
-                save_flags(rows, staging / f"{step.name}.flagversions")
+def _save_flags(table: Any, staging: Path, steps: list[Step]) -> None:
+    """Save the flags of each step's rows of the MS open as ``table`` as its MS's flag
+    versions in ``staging``."""
+    for step in steps:
+        query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
+        with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
+            save_flags(rows, staging / f"{step.name}.flagversions")
 
 
 def _query(columns: list[str], step: Step) -> str:

@@ -251,7 +251,9 @@ def _list_units(units: list[tuple[str, int]]) -> list[Listing]:
     why).  The first problem in the order given is the one raised."""
     theirs = forked.their_share([size for _path, size in units], _WORTH_A_HELPER)
     found = []
-    for result in forked.shared([p for p, _size in units], theirs, _listed, _plain, _members):
+    for result in forked.shared(
+        [p for p, _size in units], theirs, _listed, _plain, _members, "units were listed"
+    ):
         if isinstance(result, InputError):
             raise result
         found.append(result)

@@ -171,7 +171,8 @@ def entries_of(packpath: Path) -> list[Entry]:
         found = _walk(top, str(packpath), project, large)
     theirs = forked.their_share([size for _path, _rel, size in large], _WORTH_A_HELPER)
     directories = [(path, rel) for path, rel, _size in large]
-    for entries in forked.shared(directories, theirs, _walked, _walked_plain, _entries):
+    walked = "directories were walked"
+    for entries in forked.shared(directories, theirs, _walked, _walked_plain, _entries, walked):
         found += entries
     found.sort()  # by rel (no two entries have the same): the walk's order but where a
     # directory's name starts a sibling's ("d" and "d.txt") and for the large directories
