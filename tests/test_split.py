@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -446,3 +447,30 @@ def test_a_part_that_fails_leaves_only_whole_mses(
     assert _files(tmp_path) == {
         rel: md5 for rel, md5 in alone.items() if rel.split("/")[0] in present
     }
+
+
+def test_the_row_buckets_of_the_ms_are_read_once_a_pass_not_once_a_column(tmp_path: Path) -> None:
+    """The main table's scalar columns live in the buckets of a StandardStMan (each holds
+    every column's values of a range of rows); copied one column after the other through
+    the 2 buckets an MS caches by default, they were read again for each column.  Seen by
+    strace: the file is read about three times in all (the plan reads two columns of it,
+    then each process the whole), not once per column."""
+    ms = tmp_path / f"{EB}.ms"
+    example_ms.write_ms(ms, EB, "2019.1.00001.S", nchan=4, times=60, layout=example_ms.ALMA)
+    with _open(ms) as table:
+        (seqnr,) = (
+            dm["SEQNR"] for dm in table.getdminfo().values() if dm["TYPE"] == "StandardStMan"
+        )
+    bucketed = ms / f"table.f{seqnr}"
+    assert bucketed.stat().st_size > 100 * 4096, "too few buckets to tell"
+    log = tmp_path / "strace"
+    out = tmp_path / "out"
+    argv = ["qa2", "-q", "split", str(ms), "--out", str(out)]
+    trace = ["strace", "-f", "-qq", "-y", "-e", "trace=read,pread64", "-o", str(log)]
+    subprocess.run([*trace, *argv], check=True, capture_output=True)
+    read = sum(
+        int(m[1])
+        for m in re.finditer(rf"read(?:64)?\(\d+<{re.escape(str(bucketed))}>, .*\) = (\d+)",
+                             log.read_text())
+    )  # fmt: skip
+    assert 0 < read <= 3.5 * bucketed.stat().st_size

@@ -352,6 +352,8 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             )
             with contextlib.closing(tables().table(str(dest), readonly=False, ack=False)) as made:
                 made.addrows(rows)
+                cache_buckets(table)
+                cache_buckets(made)
                 copy_columns(selection, made)
     except RuntimeError as exc:
         raise DestinationError(
@@ -366,6 +368,22 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
 
 CHUNK_ROWS = 200_000  # rows of a scalar column read or written at a time: bounded memory
 _ARRAY_BYTES = 32 << 20  # bytes of an array column read or written at a time (reused)
+_BUCKET_CACHE_BYTES = 64 << 20  # of each bucketed storage manager (``cache_buckets``)
+_BUCKETED = ("StandardStMan", "IncrementalStMan")
+
+
+def cache_buckets(table: Any) -> None:
+    """Let each bucketed storage manager of ``table`` cache up to 64 MB (its buckets hold
+    all its columns' values of a range of rows): with the 2 buckets an MS keeps by
+    default, copying its columns one after the other reads and writes every bucket again
+    for each column (a split of a 1 GB MS read its 6 MB of scalar columns ten times, in
+    17,000 reads).  Not persistent: the table keeps its own cache size on disk."""
+    for dm in table.getdminfo().values():
+        size = dm["SPEC"].get("BUCKETSIZE") if dm["TYPE"] in _BUCKETED else None
+        if size:  # casacore caps the cache at the buckets the table has
+            table.setdmprop(
+                dm["NAME"], {"MaxCacheSize": _BUCKET_CACHE_BYTES // size}, bycolumn=False
+            )
 
 
 def copy_columns(source: Any, made: Any) -> None:

@@ -528,6 +528,7 @@ class _Part:
         for name in names:
             shutil.rmtree(self.staging / name, ignore_errors=True)
         with msio.opened(one.ms, None) as table:
+            msio.cache_buckets(table)
             for name in one.facts.missing:
                 _stand_in(Path(table.name()) / name)
             rows = [_make(table, one, self.staging, step) for step in self.steps]
@@ -562,6 +563,7 @@ def _make(table: Any, one: Planned, staging: Path, step: Step) -> int:
     if not msio.copy_rows(table, one.ms, query, target, copy_file, "output directory"):
         raise _selects_nothing(step.name, one.ms)
     with msio.open_table(str(target), one.ms, readonly=False) as made:
+        msio.cache_buckets(made)
         for name in one.facts.missing:
             made.removekeyword(name)
             shutil.rmtree(target / name)
