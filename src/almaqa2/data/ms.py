@@ -373,13 +373,16 @@ _BUCKETED = ("StandardStMan", "IncrementalStMan")
 
 
 def cache_buckets(table: Any) -> None:
-    """Let each bucketed storage manager of ``table`` cache up to 64 MB (its buckets hold
-    all its columns' values of a range of rows): with the 2 buckets an MS keeps by
-    default, copying its columns one after the other reads and writes every bucket again
-    for each column (a split of a 1 GB MS read its 6 MB of scalar columns ten times, in
-    17,000 reads).  Not persistent: the table keeps its own cache size on disk."""
+    """Let each bucketed storage manager of ``table`` that holds several columns cache up
+    to 64 MB: its buckets hold all its columns' values of a range of rows, and with the 2
+    buckets an MS keeps by default, copying the columns one after the other reads and
+    writes every bucket again for each column (a split of a 1 GB MS read its 6 MB of
+    scalar columns ten times, in 17,000 reads).  Enough for the rows of a chunk
+    (``CHUNK_ROWS``), whose columns are copied together.  Not persistent: the table keeps
+    its own cache size on disk."""
     for dm in table.getdminfo().values():
-        size = dm["SPEC"].get("BUCKETSIZE") if dm["TYPE"] in _BUCKETED else None
+        several = dm["TYPE"] in _BUCKETED and len(dm.get("COLUMNS", ())) > 1
+        size = dm["SPEC"].get("BUCKETSIZE") if several else None
         if size:  # casacore caps the cache at the buckets the table has
             table.setdmprop(
                 dm["NAME"], {"MaxCacheSize": _BUCKET_CACHE_BYTES // size}, bycolumn=False
@@ -389,18 +392,23 @@ def cache_buckets(table: Any) -> None:
 def copy_columns(source: Any, made: Any) -> None:
     """Copy every column of ``made`` from ``source`` (as many rows, the same columns).
 
-    An array column goes in runs of one data description (the rows whose cells have one
-    shape, which casacore reads and writes as one array), through one buffer reused for
-    each of its shapes: a new array per read would cost the kernel a page fault per 4 KB.
+    Scalar columns go a chunk of rows at a time, every column of the chunk together (a
+    bucketed storage manager keeps all its columns' values of a range of rows in one
+    bucket: ``cache_buckets``).  An array column goes in runs of one data description
+    (the rows whose cells have one shape, which casacore reads and writes as one array),
+    through one buffer reused for each of its shapes: a new array per read would cost the
+    kernel a page fault per 4 KB.
     A column whose cells are not all defined (FLAG_CATEGORY is often left empty) goes cell
     by cell, its defined cells only; so does a run whose cells are not of one shape."""
     rows = source.nrows()
+    scalars = [column for column in made.colnames() if made.isscalarcol(column)]
+    for start in range(0, rows, CHUNK_ROWS):  # a chunk's buckets are read once for all
+        n = min(CHUNK_ROWS, rows - start)
+        for column in scalars:
+            made.putcol(column, source.getcol(column, start, n), start, n)
     spans = list(runs(source))
     for column in made.colnames():
-        if made.isscalarcol(column):
-            for start in range(0, rows, CHUNK_ROWS):
-                n = min(CHUNK_ROWS, rows - start)
-                made.putcol(column, source.getcol(column, start, n), start, n)
+        if column in scalars:
             continue
         with contextlib.closing(source.query(f"isdefined({column})")) as defined:
             if defined.nrows() < rows:
