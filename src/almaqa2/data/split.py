@@ -528,7 +528,6 @@ class _Part:
         for name in names:
             shutil.rmtree(self.staging / name, ignore_errors=True)
         with msio.opened(one.ms, None) as table:
-            msio.cache_buckets(table)
             for name in one.facts.missing:
                 _stand_in(Path(table.name()) / name)
             rows = [_make(table, one, self.staging, step) for step in self.steps]
