@@ -341,6 +341,7 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             fix=f"choose a {where} without ' in it",
         )
     try:
+        cache_buckets(table)  # (before the query reads its rows)
         selection = tables().taql(query, tables=[table])
     except RuntimeError as exc:
         raise unreadable(ms, exc) from exc
@@ -352,7 +353,6 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             )
             with contextlib.closing(tables().table(str(dest), readonly=False, ack=False)) as made:
                 made.addrows(rows)
-                cache_buckets(table)
                 cache_buckets(made)
                 copy_columns(selection, made)
     except RuntimeError as exc:
