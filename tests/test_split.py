@@ -453,8 +453,8 @@ def test_the_row_buckets_of_the_ms_are_read_once_a_pass_not_once_a_column(tmp_pa
     """The main table's scalar columns live in the buckets of a StandardStMan (each holds
     every column's values of a range of rows); copied one column after the other through
     the 2 buckets an MS caches by default, they were read again for each column.  Seen by
-    strace: the file is read about three times in all (the plan reads two columns of it,
-    then each process the whole), not once per column."""
+    strace: the file is read about three times in all (for the plan, then by each
+    process), not once per column."""
     ms = tmp_path / f"{EB}.ms"
     example_ms.write_ms(ms, EB, "2019.1.00001.S", nchan=4, times=60, layout=example_ms.ALMA)
     with _open(ms) as table:

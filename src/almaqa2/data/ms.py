@@ -167,10 +167,12 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def open_table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
-    """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened and
-    closed again; casacore failures name ``ms``."""
+    """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened, with
+    the larger cache of ``cache_buckets``, and closed again; casacore failures name
+    ``ms``."""
     try:
         table = tables().table(path, readonly=readonly, ack=False)
+        cache_buckets(table)
     except RuntimeError as exc:
         raise unreadable(ms, exc) from exc
     try:
@@ -341,7 +343,6 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             fix=f"choose a {where} without ' in it",
         )
     try:
-        cache_buckets(table)  # (before the query reads its rows)
         selection = tables().taql(query, tables=[table])
     except RuntimeError as exc:
         raise unreadable(ms, exc) from exc

@@ -562,7 +562,6 @@ def _make(table: Any, one: Planned, staging: Path, step: Step) -> int:
     if not msio.copy_rows(table, one.ms, query, target, copy_file, "output directory"):
         raise _selects_nothing(step.name, one.ms)
     with msio.open_table(str(target), one.ms, readonly=False) as made:
-        msio.cache_buckets(made)
         for name in one.facts.missing:
             made.removekeyword(name)
             shutil.rmtree(target / name)
