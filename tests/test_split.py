@@ -28,6 +28,7 @@ from almaqa2.cli import main
 from almaqa2.data import split
 from almaqa2.errors import DestinationError
 from almaqa2.testing import measurementsets as example_ms
+from test_footprint import QA2
 from test_real_casa import REAL, REAL_MS
 
 from conftest import tree_state
@@ -465,7 +466,7 @@ def test_the_row_buckets_of_the_ms_are_read_once_a_pass_not_once_a_column(tmp_pa
     assert bucketed.stat().st_size > 100 * 4096, "too few buckets to tell"
     log = tmp_path / "strace"
     out = tmp_path / "out"
-    argv = ["qa2", "-q", "split", str(ms), "--out", str(out)]
+    argv = [*QA2, "split", str(ms), "--out", str(out)]
     trace = ["strace", "-f", "-qq", "-y", "-e", "trace=read,pread64", "-o", str(log)]
     subprocess.run([*trace, *argv], check=True, capture_output=True)
     read = sum(
