@@ -380,14 +380,11 @@ def cache_buckets(table: Any) -> None:
     writes every bucket again for each column (a split of a 1 GB MS read its 6 MB of
     scalar columns ten times, in 17,000 reads).  Enough for the rows of a chunk
     (``CHUNK_ROWS``), whose columns are copied together.  Not persistent: the table keeps
-    its own cache size on disk."""
+    its own cache size on disk; casacore caps it at the buckets the table has."""
     for dm in table.getdminfo().values():
-        several = dm["TYPE"] in _BUCKETED and len(dm.get("COLUMNS", ())) > 1
-        size = dm["SPEC"].get("BUCKETSIZE") if several else None
-        if size:  # casacore caps the cache at the buckets the table has
-            table.setdmprop(
-                dm["NAME"], {"MaxCacheSize": _BUCKET_CACHE_BYTES // size}, bycolumn=False
-            )
+        if dm["TYPE"] in _BUCKETED and len(dm["COLUMNS"]) > 1:
+            buckets = _BUCKET_CACHE_BYTES // dm["SPEC"]["BUCKETSIZE"]
+            table.setdmprop(dm["NAME"], {"MaxCacheSize": buckets}, bycolumn=False)
 
 
 def copy_columns(source: Any, made: Any) -> None:
