@@ -248,11 +248,13 @@ def _facts(table: Any, ms: Path) -> Facts:
     named = {k: str(v)[7:] for k, v in table.getkeywords().items() if str(v).startswith("Table: ")}
     missing = tuple(k for k, v in sorted(named.items()) if not os.path.isdir(v))
 
-    def column(sub: str, name: str) -> list[Any]:
+    def columns(sub: str, *names: str) -> list[list[Any]]:
+        """The columns ``names`` of the subtable ``sub``, opened once (empty where missing)."""
         if sub not in named or sub in missing:
-            return []
+            return [[] for _ in names]
         with msio.open_table(named[sub], ms) as t:
-            return list(t.getcol(name)) if t.nrows() and name in t.colnames() else []
+            there = set(t.colnames()) if t.nrows() else set()
+            return [list(t.getcol(name)) if name in there else [] for name in names]
 
     pairs = msio.tables().taql("SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1", tables=[table])
     try:
@@ -266,15 +268,19 @@ def _facts(table: Any, ms: Path) -> Facts:
         )
     finally:
         pairs.close()  # fmt: skip
+    spw_channels, spw_names = columns("SPECTRAL_WINDOW", "NUM_CHAN", "NAME")
+    (dd_spw,) = columns("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")
+    (state_modes,) = columns("STATE", "OBS_MODE")
+    field_names, field_sources = columns("FIELD", "NAME", "SOURCE_ID")
     return Facts(
         missing=missing,
         columns=tuple(table.colnames()),
-        spw_channels=tuple(int(n) for n in column("SPECTRAL_WINDOW", "NUM_CHAN")),
-        spw_names=tuple(str(n) for n in column("SPECTRAL_WINDOW", "NAME")),
-        dd_spw=tuple(int(s) for s in column("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")),
-        state_modes=tuple(str(m) for m in column("STATE", "OBS_MODE")),
-        field_names=tuple(str(n) for n in column("FIELD", "NAME")),
-        field_sources=tuple(int(s) for s in column("FIELD", "SOURCE_ID")),
+        spw_channels=tuple(int(n) for n in spw_channels),
+        spw_names=tuple(str(n) for n in spw_names),
+        dd_spw=tuple(int(s) for s in dd_spw),
+        state_modes=tuple(str(m) for m in state_modes),
+        field_names=tuple(str(n) for n in field_names),
+        field_sources=tuple(int(s) for s in field_sources),
         observed=observed,
     )
 
