@@ -7,9 +7,12 @@ import errno
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import tarfile
+import time
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import hypothesis.strategies as st
@@ -379,24 +382,119 @@ def _many_pieces(tmp_path: Path) -> Path:
     return pack
 
 
-def test_a_chunk_of_many_pieces_is_tarfiles_byte_for_byte(tmp_path: Path) -> None:
-    """The pieces of a chunk are built by two processes: the tar is still exactly the one
-    tarfile writes for the same members."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
-    assert len(chunks) == 1 and len(tarsplit._spans(chunks[0].entries)) > 4
-    out = tmp_path / "chunks"
-    out.mkdir()
-    tarsplit.write(chunks, out)
+def _as_tarfile_writes_it(tmp_path: Path, chunk: tarsplit.Chunk) -> bytes:
+    """The tar tarfile writes of ``chunk``'s members."""
     expected = tmp_path / "expected.tar"
     with tarfile.open(expected, "w", format=tarfile.PAX_FORMAT) as tar:
-        for entry in chunks[0].entries:
+        for entry in chunk.entries:
             if entry.size < 0:
                 tar.addfile(entry.info())
             else:
                 with open(tmp_path / entry.rel, "rb") as data:
                     tar.addfile(entry.info(), data)
-    assert (out / chunks[0].name).read_bytes() == expected.read_bytes()
+    return expected.read_bytes()
+
+
+def test_a_chunk_of_many_pieces_is_tarfiles_byte_for_byte(tmp_path: Path) -> None:
+    """The pieces of a chunk are written by two processes: the tar is still exactly the one
+    tarfile writes for the same members."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    assert len(chunks) == 1 and len(chunks[0].spans) > 4
+    out = tmp_path / "chunks"
+    out.mkdir()
+    tarsplit.write(chunks, out)
+    assert (out / chunks[0].name).read_bytes() == _as_tarfile_writes_it(tmp_path, chunks[0])
+
+
+def _pieces_logged(
+    monkeypatch: pytest.MonkeyPatch,
+    log: Path,
+    first: Callable[[], None],
+    theirs: Callable[[tarsplit.Span], None],
+) -> None:
+    """Log which process writes each piece (pid, first entry) into ``log``; ``first()``
+    runs before this process's first piece, ``theirs(span)`` before each of the helper's."""
+    real, here, started = tarsplit._write_piece, os.getpid(), []
+
+    def logged(chunk: tarsplit.Chunk, span: tarsplit.Span, fd: int) -> None:
+        if os.getpid() != here:
+            theirs(span)
+        elif not started:
+            started.append(first())
+        real(chunk, span, fd)
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()} {span.start}\n")
+
+    monkeypatch.setattr(tarsplit, "_write_piece", logged)
+
+
+def _logged(log: Path) -> list[tuple[int, int]]:
+    """(pid, first entry) of each piece written, in order."""
+    return [(int(pid), int(start)) for pid, start in map(str.split, log.read_text().splitlines())]
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    """Until ``condition()``, for 30 s at most (a loaded machine is slow)."""
+    for _ in range(3000):
+        if condition():
+            return
+        time.sleep(0.01)
+    raise AssertionError("waited 30 s in vain")
+
+
+def test_both_processes_write_pieces_each_once_where_tarfile_has_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each process takes the next piece the other has not: this one waits at its first
+    until the helper has written one, and every piece is written once, by one of them."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    log = tmp_path / "pieces.log"
+    log.touch()
+
+    def helper_wrote() -> bool:
+        return any(pid != os.getpid() for pid, _ in _logged(log))
+
+    _pieces_logged(monkeypatch, log, lambda: _wait_for(helper_wrote), lambda _: None)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    tarsplit.write(chunks, out)
+    assert sorted(start for _, start in _logged(log)) == [s.start for s in chunks[0].spans]
+    assert len({pid for pid, _ in _logged(log)}) == 2
+    assert (out / chunks[0].name).read_bytes() == _as_tarfile_writes_it(tmp_path, chunks[0])
+
+
+def test_a_helper_killed_in_the_middle_of_a_piece_leaves_it_to_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper takes a piece and waits until this process has written all the others,
+    then dies (SIGKILL) having written the start of its piece wrong: this process writes
+    that piece last, and the tar is tarfile's."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    spans = chunks[0].spans
+    log, started, killed = tmp_path / "pieces.log", tmp_path / "started", tmp_path / "killed"
+    log.touch()
+
+    def wrong_then_die(span: tarsplit.Span) -> None:
+        started.touch()
+        _wait_for(lambda: (os.getppid(), spans[-1].start) in _logged(log))
+        part = next((tmp_path / "chunks").glob("*.part"))
+        with open(part, "r+b") as f:
+            f.seek(span.offset)
+            f.write(b"\xff" * 700)
+        killed.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    _pieces_logged(monkeypatch, log, lambda: _wait_for(started.exists), wrong_then_die)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    tarsplit.write(chunks, out)
+    assert killed.exists()
+    assert sorted(_logged(log)) == [(os.getpid(), s.start) for s in spans]
+    assert _logged(log)[-1] != (os.getpid(), spans[-1].start), "its piece was written last"
+    assert (out / chunks[0].name).read_bytes() == _as_tarfile_writes_it(tmp_path, chunks[0])
 
 
 @pytest.mark.parametrize("victim", [5, 300, 899], ids=["first-piece", "second", "last"])

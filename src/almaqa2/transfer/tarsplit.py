@@ -13,7 +13,7 @@ import logging
 import os
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -58,12 +58,30 @@ class Entry(NamedTuple):
         return info
 
 
+class Span(NamedTuple):
+    """A piece of a chunk, written at once: the headers of entries ``start`` to ``end``
+    (excluded), each small file's data and padding after its header, and, if the last
+    is a large file, its data (copied in the kernel) and padding; ``offset`` and
+    ``size``: where in the tar, and how many bytes."""
+
+    start: int
+    end: int
+    offset: int
+    size: int
+
+    @property
+    def until(self) -> int:
+        """Where in the tar the next piece starts."""
+        return self.offset + self.size
+
+
 @dataclass(frozen=True)
 class Chunk:
     name: str  # file name of the tar
     entries: tuple[Entry, ...]
     size: int  # bytes of the tar, exactly
     base: str  # the directory holding the package: an entry's file is base/rel
+    spans: tuple[Span, ...]  # its pieces, in order: the members, end to end
 
 
 def member_size(entry: Entry) -> int:
@@ -241,36 +259,71 @@ def plan(
     chunks: list[Chunk] = []
     if auxiliary:
         products: list[Entry] = []
-        rest: list[Entry] = []
+        rest = _Gathered()
         for entry in entries:
-            (products if "product" in entry.rel.split("/")[1:] else rest).append(entry)
-        size = tar_size(sum(member_size(e) for e in rest))
-        chunks.append(Chunk(names.auxiliary, tuple(rest), size, base))
+            if "product" in entry.rel.split("/")[1:]:
+                products.append(entry)
+            else:
+                rest.add(entry, member_size(entry))
+        chunks.append(rest.chunk(names.auxiliary, base))
         entries = products
-    groups: list[tuple[list[Entry], int]] = []  # (entries, bytes of their members)
+    groups: list[_Gathered] = []
     too_big = []
-    group: list[Entry] = []
-    members = 0
+    group = _Gathered()
     most = room(max_size)
     for entry in entries:
         size = member_size(entry)
-        if group and members + size > most:
-            groups.append((group, members))
-            group, members = [], 0
-        group.append(entry)
-        members += size
+        if group.entries and group.bytes + size > most:
+            groups.append(group)
+            group = _Gathered()
+        group.add(entry, size)
         if size > most:  # alone in its chunk: nothing may join it
             too_big.append(entry)
-            groups.append((group, members))
-            group, members = [], 0
-    if group:
-        groups.append((group, members))
+            groups.append(group)
+            group = _Gathered()
+    if group.entries:
+        groups.append(group)
     total = len(groups)
-    chunks += [
-        Chunk(names.numbered(n, total), tuple(files), tar_size(nbytes), base)
-        for n, (files, nbytes) in enumerate(groups, 1)
-    ]
+    chunks += [group.chunk(names.numbered(n, total), base) for n, group in enumerate(groups, 1)]
     return chunks, too_big
+
+
+_PIECE_FILES, _PIECE_BYTES = 256, 1 << 20  # what one piece of a chunk gathers at most
+_SMALL_MEMBER = 64 << 10  # a file read into a piece; a larger one is copied in the kernel
+
+
+class _Gathered:
+    """The entries of a chunk as the plan gathers them, with the bytes of their members,
+    cut into pieces (``Span``) as they come: a piece ends with a large file (its data is
+    copied in the kernel), or at 256 files or a megabyte (one write each: a write per
+    file costs more than its bytes)."""
+
+    def __init__(self) -> None:
+        self.entries: list[Entry] = []
+        self.bytes = 0
+        self._spans: list[Span] = []
+        self._start = self._offset = 0  # the entry the open piece starts with, and where
+
+    def add(self, entry: Entry, size: int) -> None:
+        """``entry``, whose member takes ``size`` bytes."""
+        self.entries.append(entry)
+        self.bytes += size
+        if (
+            entry.size > _SMALL_MEMBER
+            or len(self.entries) - self._start >= _PIECE_FILES
+            or self.bytes - self._offset >= _PIECE_BYTES
+        ):
+            self._close()
+
+    def _close(self) -> None:
+        span = Span(self._start, len(self.entries), self._offset, self.bytes - self._offset)
+        self._spans.append(span)
+        self._start, self._offset = span.end, span.until
+
+    def chunk(self, name: str, base: str) -> Chunk:
+        if self._start < len(self.entries):
+            self._close()
+        return Chunk(name, tuple(self.entries), tar_size(self.bytes), base, tuple(self._spans))
 
 
 def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> dict[str, str]:
@@ -326,32 +379,23 @@ def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:
 _FOLLOW = 8 << 20  # tell the follower about new bytes every 8 MB
 
 
-_PIECE_FILES, _PIECE_BYTES = 256, 1 << 20  # what one piece of a chunk gathers at most
-_SMALL_MEMBER = 64 << 10  # a file read into a piece; a larger one is copied in the kernel
-
-
 def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> manifest.Follower:
     """Write the tar exactly as tarfile would (same headers, padding, end blocks); returns
-    the follower that is hashing it.  Headers, padding and small files come in pieces of up
-    to 256 files, one write each (a write per file costs more than its bytes); a large
-    file's data is copied in the kernel after the piece that ends with its header."""
-    spans = _spans(chunk.entries)
-    with open(part, "wb", buffering=0) as out, _Pieces(chunk, spans) as pieces:
+    the follower that is hashing it, told as the chunk grows whole from its start (its
+    pieces are written where the plan put them, by two processes: ``_Pieces``)."""
+    with open(part, "wb", buffering=0) as out, _Pieces(chunk, part) as pieces:
         fd = out.fileno()
         follower = manifest.Follower(part)
         try:
-            flushed = told = 0  # bytes in the file; of them, told to the follower
-            for n, (_, end) in enumerate(spans):
-                flushed += _flush(fd, pieces.get(n))
-                last = chunk.entries[end - 1]
-                if last.size > _SMALL_MEMBER:
-                    flushed += _copy_member(fd, last, chunk.base)
-                    flushed += _flush(fd, bytes(-last.size % BLOCK))
-                if flushed - told >= _FOLLOW:
-                    follower.written(flushed)
-                    advanced(flushed - told)
-                    told = flushed
-            _flush(fd, bytes(chunk.size - flushed))  # end blocks, padding to a record
+            told = 0  # bytes told to the follower
+            for whole in pieces.write(fd):
+                if whole - told >= _FOLLOW:
+                    follower.written(whole)
+                    advanced(whole - told)
+                    told = whole
+            members = chunk.spans[-1].until if chunk.spans else 0
+            os.lseek(fd, members, os.SEEK_SET)
+            write_all(fd, bytes(chunk.size - members))  # end blocks, padding to a record
         except BaseException:
             follower.close()
             raise
@@ -360,25 +404,11 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
     return follower
 
 
-def _spans(entries: tuple[Entry, ...]) -> list[tuple[int, int]]:
-    """The entries of each piece, as (start, end): a piece ends with a large file's header
-    (its data follows from the kernel), or at 256 files or a megabyte."""
-    spans, start, size = [], 0, 0
-    for i, entry in enumerate(entries):
-        size += BLOCK + (entry.size if 0 < entry.size <= _SMALL_MEMBER else 0)
-        if entry.size > _SMALL_MEMBER or i + 1 - start >= _PIECE_FILES or size >= _PIECE_BYTES:
-            spans.append((start, i + 1))
-            start, size = i + 1, 0
-    if start < len(entries):
-        spans.append((start, len(entries)))
-    return spans
-
-
-def _piece(chunk: Chunk, span: tuple[int, int]) -> bytes:
+def _piece(chunk: Chunk, span: Span) -> bytes:
     """The headers of the entries of ``span``, each small file's bytes and padding after
     its header."""
     gathered = bytearray()
-    for entry in chunk.entries[span[0] : span[1]]:
+    for entry in chunk.entries[span.start : span.end]:
         gathered += header(entry)
         if 0 < entry.size <= _SMALL_MEMBER:
             gathered += _read_member(entry, chunk.base)
@@ -386,31 +416,70 @@ def _piece(chunk: Chunk, span: tuple[int, int]) -> bytes:
     return bytes(gathered)
 
 
+def _write_piece(chunk: Chunk, span: Span, fd: int) -> None:
+    """Write ``span``'s piece at its place in the tar open as ``fd`` (the large file it
+    ends with, if any, copied in the kernel)."""
+    os.lseek(fd, span.offset, os.SEEK_SET)
+    write_all(fd, _piece(chunk, span))
+    last = chunk.entries[span.end - 1]
+    if last.size > _SMALL_MEMBER:
+        _copy_member(fd, last, chunk.base)
+        write_all(fd, bytes(-last.size % BLOCK))
+
+
 class _Pieces:
-    """A chunk's pieces, every other one built by a forked helper process while this one
-    builds the rest: making headers and reading small files is Python work per file, which
-    one process does at a third of ``tar``'s speed.  The helper knows the spans (it is
-    forked with them) and sends its pieces in order; the pipe holds it back when it is
-    ahead.  A piece it could not build (a file changed) is built here, which raises the
-    error with its path; a daemonic process (a worker of ``qa2 batch``) builds all."""
+    """A chunk's pieces, written where the plan put them by this process and a forked
+    helper at once, each taking the next piece the other has not taken
+    (``forked.Shared.claim``): making headers and reading small files is Python work per
+    file, which one process does at a third of ``tar``'s speed, and neither then waits
+    for the other.  The helper writes through a descriptor of its own (a position of its
+    own) and says which pieces it has written.  A piece it did not (it died, or met a
+    file that changed) is written here, which raises the error with its path; a daemonic
+    process (a worker of ``qa2 batch``) writes all."""
 
-    def __init__(self, chunk: Chunk, spans: list[tuple[int, int]]):
-        self._chunk, self._spans = chunk, spans
+    def __init__(self, chunk: Chunk, part: Path):
+        self._chunk = chunk
+        self._done = bytearray(len(chunk.spans))
+        self._shared = forked.Shared()
         self._helper: forked.Helper | None = None
-        if len(spans) > 1 and forked.may_fork():
-            self._helper = forked.Helper(_build_pieces, chunk, spans)
-
-    def get(self, n: int) -> bytes:
-        """Piece ``n``: from the helper (odd ones, while it works), else built here."""
-        if self._helper is not None and n % 2:
+        if len(chunk.spans) > 1 and forked.may_fork():
+            theirs = os.open(part, os.O_WRONLY | os.O_CLOEXEC)
             try:
-                piece = forked.receive(self._helper.pipe)
-            except EOFError:
-                piece = None
-            if piece is not None:
-                return piece
-            self._stop()  # it stopped: the rest are built here
-        return _piece(self._chunk, self._spans[n])
+                self._helper = forked.Helper(_write_there, chunk, theirs, self._shared)
+            finally:
+                os.close(theirs)
+
+    def write(self, fd: int) -> Iterator[int]:
+        """Write the pieces this process takes into ``fd``, then those the helper did not
+        write; yields the bytes written from the tar's start on, each time they grow."""
+        spans, done = self._chunk.spans, self._done
+        ready = 0  # pieces written from the first on
+        for n, span in enumerate(spans):
+            if not done[n] and (self._helper is None or self._shared.claim(n)):
+                _write_piece(self._chunk, span, fd)
+                done[n] = 1
+            if self._helper is not None:
+                self._news(wait=False)
+            ready = yield from _grown(spans, done, ready)
+        while self._helper is not None and ready < len(spans):
+            self._news(wait=True)
+            ready = yield from _grown(spans, done, ready)
+        for n, span in enumerate(spans):  # those of a helper that stopped
+            if not done[n]:
+                _write_piece(self._chunk, span, fd)
+                done[n] = 1
+        yield from _grown(spans, done, ready)
+
+    def _news(self, wait: bool) -> None:
+        """Mark the pieces the helper says it has written (``wait``: at least one, or its
+        end); once it has ended, it is stopped."""
+        assert self._helper is not None
+        try:
+            while wait or forked.waiting(self._helper.pipe):
+                self._done[forked.receive(self._helper.pipe)] = 1
+                wait = False
+        except EOFError:
+            self._stop()
 
     def _stop(self) -> None:
         if self._helper is not None:
@@ -422,25 +491,29 @@ class _Pieces:
 
     def __exit__(self, *exc: object) -> None:
         self._stop()
+        self._shared.close()
 
 
-def _build_pieces(pipe: Any, chunk: Chunk, spans: list[tuple[int, int]]) -> None:
-    """The helper: build the odd pieces and send them in order; None, and stop, at the
-    first that fails."""
-    for span in spans[1::2]:
-        try:
-            piece: bytes | None = _piece(chunk, span)
-        except (OSError, InputError):
-            piece = None
-        pipe.send(piece)
-        if piece is None:
-            return
+def _grown(spans: tuple[Span, ...], done: bytearray, ready: int) -> Generator[int, None, int]:
+    """If more pieces from the first on are written than ``ready``, yield the bytes they
+    end at; returns how many pieces from the first on are written."""
+    start = ready
+    while ready < len(spans) and done[ready]:
+        ready += 1
+    if ready > start:
+        yield spans[ready - 1].until
+    return ready
 
 
-def _flush(fd: int, data: bytes) -> int:
-    """Write ``data``; returns the bytes written."""
-    write_all(fd, data)
-    return len(data)
+def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> None:
+    """The helper: write each piece it takes, and say so; stop at the first that fails."""
+    for n, span in enumerate(chunk.spans):
+        if shared.claim(n):
+            try:
+                _write_piece(chunk, span, fd)
+            except (OSError, InputError):
+                return
+            pipe.send(n)
 
 
 def _read_member(entry: Entry, base: str) -> bytes:
