@@ -61,13 +61,14 @@ class Entry(NamedTuple):
 class Span(NamedTuple):
     """A piece of a chunk, written at once: the headers of entries ``start`` to ``end``
     (excluded), each small file's data and padding after its header, and, if the last
-    is a large file, its data (copied in the kernel) and padding; ``offset`` and
-    ``size``: where in the tar, and how many bytes."""
+    is a large file (``large``), its data (copied in the kernel) and padding;
+    ``offset`` and ``size``: where in the tar, and how many bytes."""
 
     start: int
     end: int
     offset: int
     size: int
+    large: bool
 
     @property
     def until(self) -> int:
@@ -313,10 +314,10 @@ class _Gathered:
             or len(self.entries) - self._start >= _PIECE_FILES
             or self.bytes - self._offset >= _PIECE_BYTES
         ):
-            self._close()
+            self._close(entry.size > _SMALL_MEMBER)
 
-    def _close(self) -> None:
-        span = Span(self._start, len(self.entries), self._offset, self.bytes - self._offset)
+    def _close(self, large: bool = False) -> None:
+        span = Span(self._start, len(self.entries), self._offset, self.bytes - self._offset, large)
         self._spans.append(span)
         self._start, self._offset = span.end, span.until
 
@@ -421,8 +422,8 @@ def _write_piece(chunk: Chunk, span: Span, fd: int) -> None:
     ends with, if any, copied in the kernel)."""
     os.lseek(fd, span.offset, os.SEEK_SET)
     write_all(fd, _piece(chunk, span))
-    last = chunk.entries[span.end - 1]
-    if last.size > _SMALL_MEMBER:
+    if span.large:
+        last = chunk.entries[span.end - 1]
         _copy_member(fd, last, chunk.base)
         write_all(fd, bytes(-last.size % BLOCK))
 
@@ -432,10 +433,13 @@ class _Pieces:
     helper at once, each taking the next piece the other has not taken
     (``forked.Shared.claim``): making headers and reading small files is Python work per
     file, which one process does at a third of ``tar``'s speed, and neither then waits
-    for the other.  The helper writes through a descriptor of its own (a position of its
-    own) and says which pieces it has written.  A piece it did not (it died, or met a
-    file that changed) is written here, which raises the error with its path; a daemonic
-    process (a worker of ``qa2 batch``) writes all."""
+    for the other.  The pieces that end with a large file are this process's: copying
+    it is the kernel's work on one core while the thread hashing the chunk keeps the
+    other busy, and a second copy at once would only slow both.  The helper writes
+    through a descriptor of its own (a position of its own) and says which pieces it has
+    written.  A piece it did not (it died, or met a file that changed) is written here,
+    which raises the error with its path; a daemonic process (a worker of ``qa2 batch``)
+    writes all."""
 
     def __init__(self, chunk: Chunk, part: Path):
         self._chunk = chunk
@@ -455,7 +459,7 @@ class _Pieces:
         spans, done = self._chunk.spans, self._done
         ready = 0  # pieces written from the first on
         for n, span in enumerate(spans):
-            if not done[n] and (self._helper is None or self._shared.claim(n)):
+            if not done[n] and (self._helper is None or span.large or self._shared.claim(n)):
                 _write_piece(self._chunk, span, fd)
                 done[n] = 1
             if self._helper is not None:
@@ -506,9 +510,10 @@ def _grown(spans: tuple[Span, ...], done: bytearray, ready: int) -> Generator[in
 
 
 def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> None:
-    """The helper: write each piece it takes, and say so; stop at the first that fails."""
+    """The helper: write each piece it takes (of small files only), and say so; stop at
+    the first that fails."""
     for n, span in enumerate(chunk.spans):
-        if shared.claim(n):
+        if not span.large and shared.claim(n):
             try:
                 _write_piece(chunk, span, fd)
             except (OSError, InputError):
