@@ -446,7 +446,7 @@ class _Pieces:
         self._done = bytearray(len(chunk.spans))
         self._shared = forked.Shared()
         self._helper: forked.Helper | None = None
-        if len(chunk.spans) > 1 and forked.may_fork():
+        if sum(not span.large for span in chunk.spans) > 1 and forked.may_fork():
             theirs = os.open(part, os.O_WRONLY | os.O_CLOEXEC)
             try:
                 self._helper = forked.Helper(_write_there, chunk, theirs, self._shared)
