@@ -497,6 +497,30 @@ def test_a_helper_killed_in_the_middle_of_a_piece_leaves_it_to_this_process(
     assert (out / chunks[0].name).read_bytes() == _as_tarfile_writes_it(tmp_path, chunks[0])
 
 
+def test_a_daemonic_process_writes_every_piece_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemonic process (which may not fork) writes all the pieces, in one process, and
+    the tar is still tarfile's."""
+    import multiprocessing
+
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    log = tmp_path / "pieces.log"
+    log.touch()
+    _pieces_logged(monkeypatch, log, lambda: None, lambda _: None)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    daemon = multiprocessing.get_context("fork").Process(
+        target=tarsplit.write, args=(chunks, out), daemon=True
+    )
+    daemon.start()
+    daemon.join(60)
+    assert daemon.exitcode == 0
+    assert _logged(log) == [(daemon.pid, s.start) for s in chunks[0].spans]
+    assert (out / chunks[0].name).read_bytes() == _as_tarfile_writes_it(tmp_path, chunks[0])
+
+
 @pytest.mark.parametrize("victim", [5, 300, 899], ids=["first-piece", "second", "last"])
 def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int) -> None:
     """Whichever process builds the piece holding a file that changed size, the split
