@@ -244,10 +244,11 @@ def test_member_size_is_what_tarfile_writes(name: str, depth: int, size: int, mt
 
 def _tables(top: Path) -> list[Path]:
     """A package-like tree: a manifest, small directories, and four tables of 500 files
-    (each large enough to be left to the end of the walk, on ext4 as on tmpfs)."""
+    (each large enough to be left to the end of the walk, on ext4 as on tmpfs), each with
+    an empty subtable."""
     tables = [top / "sg" / "member" / "calibration" / f"uid.ms.split.cal{t}" for t in range(4)]
     for table in tables:
-        table.mkdir(parents=True)
+        (table / "EMPTY").mkdir(parents=True)
         for i in range(500):
             (table / f"table.f{i:04d}.with_a_name_as_long_as_casa_gives_some").write_text(str(i))
     (top / "sg" / "README").write_text("read me")
@@ -259,22 +260,24 @@ def _walked_by(monkeypatch: pytest.MonkeyPatch, record: Path) -> None:
     """The large directories worth a helper, however few; ``record`` gets the pid of the
     process that walks each directory of the helper's share."""
     monkeypatch.setattr(tarsplit, "_WORTH_A_HELPER", 0)
-    plain = tarsplit._walked_plain
+    columns = tarsplit._walked_in_columns
 
-    def noted(directory: tuple[str, str]) -> list[tuple[str, int, int, int]]:
+    def noted(directory: tuple[str, str]) -> tuple[str, bytes]:
         with record.open("a") as out:
             out.write(f"{os.getpid()}\n")
-        return plain(directory)
+        return columns(directory)
 
-    monkeypatch.setattr(tarsplit, "_walked_plain", noted)
+    monkeypatch.setattr(tarsplit, "_walked_in_columns", noted)
 
 
 def test_large_directories_are_walked_by_two_processes_as_by_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _tables(tmp_path / P)
+    monkeypatch.setattr(tarsplit, "_WORTH_A_HELPER", 1 << 60)
     alone = tarsplit.entries_of(tmp_path / P)  # not worth a helper
-    assert len(alone) == 2 + 4 * 500 and alone[0].rel == f"{P}/manifest.md5"
+    assert len(alone) == 2 + 4 * 501 and alone[0].rel == f"{P}/manifest.md5"
+    assert sum(entry.size < 0 for entry in alone) == 4  # the empty subtables
     _walked_by(monkeypatch, tmp_path / "walkers")
     assert tarsplit.entries_of(tmp_path / P) == alone
     walkers = [int(pid) for pid in (tmp_path / "walkers").read_text().split()]
