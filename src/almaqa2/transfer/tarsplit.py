@@ -213,7 +213,8 @@ def _walked(directory: tuple[str, str]) -> list[Entry]:
 
 def _walked_in_columns(directory: tuple[str, str]) -> tuple[str, bytes]:
     """``_walked``, as the helper sends it: the paths in one string, the numbers in one
-    array (a tuple per file took longer to unpickle than to walk its file here)."""
+    array (unpickling a tuple per file and making it an ``Entry`` cost this process a
+    third of the walk the helper had saved it)."""
     entries = _walked(directory)
     numbers = array("q", itertools.chain.from_iterable(entry[1:] for entry in entries))
     return "\0".join(entry.rel for entry in entries), numbers.tobytes()
