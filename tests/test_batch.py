@@ -290,14 +290,24 @@ def test_a_batch_whose_workers_on_this_machine_all_die_ends_and_its_rerun_redoes
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 
+    def spec(process: psutil.Process) -> bool:
+        with contextlib.suppress(psutil.Error):  # a child that has just ended (a zombie)
+            return "spec" in process.cmdline()
+        return False
+
     def busy() -> bool:  # the worker with a MOUS in hand and its staging already made
-        workers = [p for p in psutil.Process(batch.pid).children() if "spec" in p.cmdline()]
+        workers = [p for p in psutil.Process(batch.pid).children() if spec(p)]
         if workers and any((tmp_path / "out").rglob(".*almaqa2-staging-*")):
             workers[0].kill()
             return True
         return False
 
-    _wait_for(busy)
+    try:
+        _wait_for(busy)
+    except BaseException:  # not left running into the next test
+        batch.kill()
+        batch.communicate()
+        raise
     stdout, stderr = batch.communicate(timeout=120)
     document = json.loads(stdout)
     assert batch.returncode == 1 and (document["done"], document["failed"]) == (0, 2), stderr
