@@ -15,7 +15,7 @@ import os
 import stat
 import tarfile
 from array import array
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -401,15 +401,14 @@ def _write_chunk(chunk: Chunk, part: Path, advanced: Callable[[int], None]) -> m
         fd = out.fileno()
         follower = manifest.Follower(part)
         try:
-            told = 0  # bytes told to the follower
+            told = whole = 0  # bytes told to the follower; written from the start on
             for whole in pieces.write(fd):
                 if whole - told >= _FOLLOW:
                     follower.written(whole)
                     advanced(whole - told)
                     told = whole
-            members = chunk.spans[-1].until if chunk.spans else 0
-            os.lseek(fd, members, os.SEEK_SET)
-            write_all(fd, bytes(chunk.size - members))  # end blocks, padding to a record
+            os.lseek(fd, whole, os.SEEK_SET)  # every member written: the end blocks, and
+            write_all(fd, bytes(chunk.size - whole))  # padding to a whole record
         except BaseException:
             follower.close()
             raise
@@ -457,6 +456,7 @@ class _Pieces:
     def __init__(self, chunk: Chunk, part: Path):
         self._chunk = chunk
         self._done = bytearray(len(chunk.spans))
+        self._ready = 0  # the pieces written from the first on
         self._shared = forked.Shared()
         self._helper: forked.Helper | None = None
         if sum(not span.large for span in chunk.spans) > 1 and forked.may_fork():
@@ -468,24 +468,29 @@ class _Pieces:
 
     def write(self, fd: int) -> Iterator[int]:
         """Write the pieces this process takes into ``fd``, then those the helper did not
-        write; yields the bytes written from the tar's start on, each time they grow."""
+        write; yields, as it goes, the bytes written from the tar's start on."""
         spans, done = self._chunk.spans, self._done
-        ready = 0  # pieces written from the first on
         for n, span in enumerate(spans):
             if not done[n] and (self._helper is None or span.large or self._shared.claim(n)):
                 _write_piece(self._chunk, span, fd)
                 done[n] = 1
             if self._helper is not None:
                 self._news(wait=False)
-            ready = yield from _grown(spans, done, ready)
-        while self._helper is not None and ready < len(spans):
+            yield self._whole()
+        while self._helper is not None and 0 in done:
             self._news(wait=True)
-            ready = yield from _grown(spans, done, ready)
+            yield self._whole()
         for n, span in enumerate(spans):  # those of a helper that stopped
             if not done[n]:
                 _write_piece(self._chunk, span, fd)
                 done[n] = 1
-        yield from _grown(spans, done, ready)
+        yield self._whole()
+
+    def _whole(self) -> int:
+        """The bytes written from the tar's start on: up to the first piece not written."""
+        while self._ready < len(self._done) and self._done[self._ready]:
+            self._ready += 1
+        return self._chunk.spans[self._ready - 1].until if self._ready else 0
 
     def _news(self, wait: bool) -> None:
         """Mark the pieces the helper says it has written (``wait``: at least one, or its
@@ -509,17 +514,6 @@ class _Pieces:
     def __exit__(self, *exc: object) -> None:
         self._stop()
         self._shared.close()
-
-
-def _grown(spans: tuple[Span, ...], done: bytearray, ready: int) -> Generator[int, None, int]:
-    """If more pieces from the first on are written than ``ready``, yield the bytes they
-    end at; returns how many pieces from the first on are written."""
-    start = ready
-    while ready < len(spans) and done[ready]:
-        ready += 1
-    if ready > start:
-        yield spans[ready - 1].until
-    return ready
 
 
 def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> None:
@@ -550,9 +544,8 @@ def _read_member(entry: Entry, base: str) -> bytes:
     return data
 
 
-def _copy_member(fd: int, entry: Entry, base: str) -> int:
-    """Copy a large file of the package in ``base`` to ``fd``, in the kernel; returns its
-    size."""
+def _copy_member(fd: int, entry: Entry, base: str) -> None:
+    """Copy a large file of the package in ``base`` to ``fd``, in the kernel."""
     path = f"{base}/{entry.rel}"
     with open(path, "rb", buffering=0) as f:
         if os.fstat(f.fileno()).st_size != entry.size:
@@ -561,7 +554,6 @@ def _copy_member(fd: int, entry: Entry, base: str) -> int:
             )
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
-    return entry.size
 
 
 @dataclass(frozen=True)
