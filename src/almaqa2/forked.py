@@ -171,7 +171,6 @@ def shared(
     ``there`` raised) is done here, which says why; so is everything where this process
     may not fork.  How many the helper did is logged (``what``: "units were listed")."""
     done: dict[int, T] = {}
-    theirs_done = 0
     if theirs and may_fork():
         theirs_set = set(theirs)
         mine = (i for i in range(len(items)) if i not in theirs_set)
@@ -187,14 +186,12 @@ def shared(
             answers = received_pieces(helper.pipe, do_mine)
             for i, answer in zip(theirs, answers, strict=True):
                 done[i] = taken(answer)
-                theirs_done += 1
         except EOFError:
             pass
         finally:
             helper.stop()
-    found = [done[i] if i in done else here(item) for i, item in enumerate(items)]
-    log.debug("%d of %d %s by a helper", theirs_done, len(items), what)
-    return found
+    log.debug("%d of %d %s by a helper", sum(i in done for i in theirs), len(items), what)
+    return [done[i] if i in done else here(item) for i, item in enumerate(items)]
 
 
 def _send_each(pipe: Any, function: Callable[[Any], Any], items: list[Any]) -> None:
