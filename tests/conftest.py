@@ -7,6 +7,8 @@ import os
 import shlex
 import shutil
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +75,16 @@ def make_case(name: str, tmp_path: Path) -> Case:
     out = tmp_path / "out"
     out.mkdir()
     return Case(name, case_dir, origpath, readme, out / project)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60) -> None:
+    """Until ``condition()`` is true, for ``timeout`` seconds at most (a loaded machine is
+    slow), then AssertionError."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {condition}")
+        time.sleep(0.01)
 
 
 @pytest.fixture(autouse=True)

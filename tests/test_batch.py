@@ -22,7 +22,7 @@ from almaqa2.cli import main
 from test_stage import PROJECT as RUN_PROJECT
 from test_stage import build_run
 
-from conftest import make_case
+from conftest import make_case, wait_for
 
 QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
 
@@ -183,7 +183,7 @@ def cluster(tmp_path: Path) -> Any:
         )
     ]  # fmt: skip
     try:
-        _wait_for(scheduler_file.is_file)
+        wait_for(scheduler_file.is_file)
         for _ in range(2):
             processes.append(
                 subprocess.Popen(
@@ -201,14 +201,6 @@ def cluster(tmp_path: Path) -> Any:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-
-
-def _wait_for(condition: Any, timeout: float = 60) -> None:
-    end = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {condition}")
-        time.sleep(0.02)
 
 
 def _heavy(
@@ -243,7 +235,7 @@ def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
     plan = _write_plan(tmp_path / "cluster.toml", _heavy(reductions, tmp_path), tmp_path / "out")
 
     with Client(scheduler_file=str(scheduler_file), timeout="30s") as client:
-        _wait_for(lambda: len(client.scheduler_info()["workers"]) == 2)
+        wait_for(lambda: len(client.scheduler_info()["workers"]) == 2)
         pids = client.run(os.getpid)  # {worker address: pid}
         batch = subprocess.Popen(
             [*QA2, "batch", str(plan), "--scheduler-file", str(scheduler_file), "--json"],
@@ -259,7 +251,7 @@ def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
                     return True
             return False
 
-        _wait_for(busy)
+        wait_for(busy)
         stdout, stderr = batch.communicate(timeout=300)
     assert batch.returncode == 0, stderr
     document = json.loads(stdout)
@@ -303,7 +295,7 @@ def test_a_batch_whose_workers_on_this_machine_all_die_ends_and_its_rerun_redoes
         return False
 
     try:
-        _wait_for(busy)
+        wait_for(busy)
     except BaseException:  # not left running into the next test
         batch.kill()
         batch.communicate()

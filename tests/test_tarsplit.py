@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +24,7 @@ from almaqa2.errors import InputError
 from almaqa2.package.package_dir import ChunkNames
 from almaqa2.transfer import tarsplit
 
-from conftest import Case, make_case
+from conftest import Case, make_case, wait_for
 
 MOUS = "uid___A001_X13e_X1fe"
 P = "2013.1.00123.S"  # the nrao case's project
@@ -438,15 +437,6 @@ def _logged(log: Path) -> list[tuple[int, int]]:
     return [(int(pid), int(start)) for pid, start in map(str.split, log.read_text().splitlines())]
 
 
-def _wait_for(condition: Callable[[], bool]) -> None:
-    """Until ``condition()``, for 30 s at most (a loaded machine is slow)."""
-    for _ in range(3000):
-        if condition():
-            return
-        time.sleep(0.01)
-    raise AssertionError("waited 30 s in vain")
-
-
 def test_both_processes_write_pieces_each_once_where_tarfile_has_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -460,7 +450,7 @@ def test_both_processes_write_pieces_each_once_where_tarfile_has_them(
     def helper_wrote() -> bool:
         return any(pid != os.getpid() for pid, _ in _logged(log))
 
-    _pieces_logged(monkeypatch, log, lambda: _wait_for(helper_wrote), lambda _: None)
+    _pieces_logged(monkeypatch, log, lambda: wait_for(helper_wrote), lambda _: None)
     out = tmp_path / "chunks"
     out.mkdir()
     tarsplit.write(chunks, out)
@@ -483,7 +473,7 @@ def test_a_helper_killed_in_the_middle_of_a_piece_leaves_it_to_this_process(
 
     def wrong_then_die(span: tarsplit.Span) -> None:
         started.touch()
-        _wait_for(lambda: (os.getppid(), spans[-1].start) in _logged(log))
+        wait_for(lambda: (os.getppid(), spans[-1].start) in _logged(log))
         part = next((tmp_path / "chunks").glob("*.part"))
         with open(part, "r+b") as f:
             f.seek(span.offset)
@@ -491,7 +481,7 @@ def test_a_helper_killed_in_the_middle_of_a_piece_leaves_it_to_this_process(
         killed.write_text(str(span.start))
         os.kill(os.getpid(), signal.SIGKILL)
 
-    _pieces_logged(monkeypatch, log, lambda: _wait_for(started.exists), wrong_then_die)
+    _pieces_logged(monkeypatch, log, lambda: wait_for(started.exists), wrong_then_die)
     out = tmp_path / "chunks"
     out.mkdir()
     tarsplit.write(chunks, out)
