@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -526,6 +527,31 @@ def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int
     with pytest.raises(InputError, match="changed size") as caught:
         tarsplit.write(chunks, out)
     assert caught.value.path == str(changed)
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize("gone", ["small file", "large file", "directory"])
+def test_a_file_gone_after_the_plan_stops_the_split_named_by_its_whole_path(
+    tmp_path: Path, gone: str
+) -> None:
+    """A file removed after the plan, or its whole table, stops the split as the
+    package's fault, named by its whole path (small files are opened through their
+    directory), whichever process came to it; nothing is left in the output."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    sizes = {f: f.stat().st_size for f in sorted((pack / "table3").iterdir())}
+    if gone == "large file":  # copied in the kernel
+        victim = next(f for f, size in sizes.items() if size > 64 << 10)
+        victim.unlink()
+    else:  # the first of the table that is read
+        victim = next(f for f, size in sizes.items() if 0 < size < 64 << 10)
+        victim.unlink() if gone == "small file" else shutil.rmtree(victim.parent)
+    out = tmp_path / "chunks"
+    out.mkdir()
+    with pytest.raises(InputError, match="package cannot be read") as caught:
+        tarsplit.write(chunks, out)
+    named = Path(caught.value.path)  # (without its table, whichever file came first)
+    assert named == victim if gone != "directory" else named.parent == victim.parent
     assert os.listdir(out) == []
 
 

@@ -421,12 +421,45 @@ def _piece(chunk: Chunk, span: Span) -> bytes:
     """The headers of the entries of ``span``, each small file's bytes and padding after
     its header."""
     gathered = bytearray()
-    for entry in chunk.entries[span.start : span.end]:
-        gathered += header(entry)
-        if 0 < entry.size <= _SMALL_MEMBER:
-            gathered += _read_member(entry, chunk.base)
-            gathered += bytes(-entry.size % BLOCK)
+    with _Folder(chunk.base) as folder:
+        for entry in chunk.entries[span.start : span.end]:
+            gathered += header(entry)
+            if 0 < entry.size <= _SMALL_MEMBER:
+                gathered += _read_member(entry, folder)
+                gathered += bytes(-entry.size % BLOCK)
     return bytes(gathered)
+
+
+class _Folder:
+    """The directory of the small file read last, kept open to open the next through it
+    if it is in the same one (the files of a piece are of one table, mostly): the
+    kernel then resolves one name per file, not the whole path, which made opening the
+    files the largest cost of a split of small files."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self._rel: str | None = None
+        self._fd = -1
+
+    def open(self, entry: Entry) -> int:
+        """A descriptor of ``entry``'s file, to read."""
+        rel, _, name = entry.rel.rpartition("/")
+        if rel != self._rel:
+            self.close()
+            self._fd = manifest.open_directory(f"{self.base}/{rel}")
+            self._rel = rel
+        return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+        self._rel, self._fd = None, -1
+
+    def __enter__(self) -> _Folder:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 def _write_piece(chunk: Chunk, span: Span, fd: int) -> None:
@@ -528,17 +561,20 @@ def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> Non
             pipe.send(n)
 
 
-def _read_member(entry: Entry, base: str) -> bytes:
-    """The bytes of a small file of the package in ``base``, read at once."""
-    path = f"{base}/{entry.rel}"
-    fd = os.open(path, os.O_RDONLY)
-    try:  # one byte more than planned: a file that grew is seen (a regular file's read
-        # returns less than asked only at its end)
-        data = os.read(fd, entry.size + 1)
-        while len(data) < entry.size and (more := os.read(fd, entry.size + 1 - len(data))):
-            data += more
-    finally:
-        os.close(fd)
+def _read_member(entry: Entry, folder: _Folder) -> bytes:
+    """The bytes of a small file of the package, opened in ``folder``, read at once."""
+    path = f"{folder.base}/{entry.rel}"
+    try:
+        fd = folder.open(entry)
+        try:  # one byte more than planned: a file that grew is seen (a regular file's
+            # read returns less than asked only at its end)
+            data = os.read(fd, entry.size + 1)
+            while len(data) < entry.size and (more := os.read(fd, entry.size + 1 - len(data))):
+                data += more
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
     if len(data) != entry.size:
         raise InputError("the file changed size while it was being split", path, fix="run again")
     return data
@@ -547,13 +583,27 @@ def _read_member(entry: Entry, base: str) -> bytes:
 def _copy_member(fd: int, entry: Entry, base: str) -> None:
     """Copy a large file of the package in ``base`` to ``fd``, in the kernel."""
     path = f"{base}/{entry.rel}"
-    with open(path, "rb", buffering=0) as f:
+    try:
+        f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed below
+    except OSError as exc:
+        raise _unreadable(path, exc) from exc
+    with f:
         if os.fstat(f.fileno()).st_size != entry.size:
             raise InputError(
                 "the file changed size while it was being split", path, fix="run again"
             )
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
+
+
+def _unreadable(path: str, exc: OSError) -> InputError:
+    """A file of the package that the plan found and the writing cannot open or read: the
+    package's fault, not the output's (which ``write`` says of any other OSError)."""
+    return InputError(
+        f"a file of the package cannot be read ({exc.strerror})",
+        path,
+        fix="check the package (qa2 verify), then run again",
+    )
 
 
 @dataclass(frozen=True)
