@@ -424,3 +424,33 @@ def test_a_shadow_left_by_a_killed_run_is_removed_by_the_next_not_one_being_read
         for process in (killed, live):
             process.kill()
             process.communicate()
+
+
+
+_FORKED_NUMPY = """
+import os
+import almaqa2.data
+if os.fork() == 0:
+    import numpy
+    threads = len(os.listdir("/proc/self/task"))
+    print(threads, os.environ.get("OPENBLAS_NUM_THREADS"))
+    os._exit(0)
+os.wait()
+"""
+
+
+@pytest.mark.parametrize("users", [None, "2"])
+def test_numpy_imported_for_the_data_starts_no_blas_threads(users: str | None) -> None:
+    """casacore and astropy bring numpy, whose OpenBLAS would start a spinning thread per
+    core beside the packaging's own processes: importing ``almaqa2.data`` first (as every
+    user of casacore or astropy here does) leaves numpy its one thread, in a process it
+    forks too; a user's own setting stands."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    if users is not None:
+        env["OPENBLAS_NUM_THREADS"] = users
+    run = subprocess.run([sys.executable, "-c", _FORKED_NUMPY], env=env,
+                         capture_output=True, text=True, check=True)  # fmt: skip
+    threads, setting = run.stdout.split()
+    assert setting == (users or "1")
+    if users is None:
+        assert threads == "1"
