@@ -323,6 +323,26 @@ def test_not_an_ms_and_an_existing_output_are_refused(
     assert tree_state(calibrated) == before
 
 
+@pytest.mark.parametrize("column", ["CORRECTED_DATA", "FLAG"])
+def test_an_ms_whose_data_are_cut_short_is_refused_as_unreadable(
+    alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], column: str
+) -> None:
+    """A data file of the MS cut short (a partial copy) fails in casacore as the split
+    reads it: the MS is named as unreadable, not the output as unwritable; nothing is
+    written."""
+    damaged = tmp_path / alma_ms.name
+    shutil.copytree(alma_ms, damaged)
+    with _open(damaged) as table:  # (a copy: casacore may write its lock file)
+        seq = next(dm["SEQNR"] for dm in table.getdminfo().values() if column in dm["COLUMNS"])
+    cube = max(damaged.glob(f"table.f{seq}_TSM*"), key=lambda p: p.stat().st_size)
+    os.truncate(cube, 100)
+    out = tmp_path / "out"
+    assert main(["split", str(damaged), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "casacore cannot read this MeasurementSet" in err and f": {damaged};" in err
+    assert not out.exists() or os.listdir(out) == []
+
+
 def test_out_is_made_as_its_last_level_only(alma_ms: Path, tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "new"
     assert main(["split", str(alma_ms), "--out", str(typo), "--no-source"]) == 2

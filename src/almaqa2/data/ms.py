@@ -356,6 +356,8 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
                 made.addrows(rows)
                 cache_buckets(made)
                 copy_columns(selection, made)
+    except _Unread as exc:  # a data file of the MS damaged (the selection read its ids)
+        raise unreadable(ms, exc) from exc
     except RuntimeError as exc:
         raise DestinationError(
             f"casacore could not write the MeasurementSet ({reason(exc)})",
@@ -403,12 +405,12 @@ def copy_columns(source: Any, made: Any) -> None:
     for start in range(0, rows, CHUNK_ROWS):  # a chunk's buckets are read once for all
         n = min(CHUNK_ROWS, rows - start)
         for column in scalars:
-            made.putcol(column, source.getcol(column, start, n), start, n)
+            made.putcol(column, _from_source(source.getcol, column, start, n), start, n)
     spans = list(runs(source))
     for column in made.colnames():
         if column in scalars:
             continue
-        with contextlib.closing(source.query(f"isdefined({column})")) as defined:
+        with contextlib.closing(_from_source(source.query, f"isdefined({column})")) as defined:
             if defined.nrows() < rows:
                 _copy_cells(source, made, column, defined.rownumbers(source))
                 continue
@@ -416,13 +418,26 @@ def copy_columns(source: Any, made: Any) -> None:
         for start, n in spans:
             try:
                 _copy_run(source, made, column, start, n, buffers)
-            except RuntimeError:  # not of one shape
+            except RuntimeError:  # not of one shape (or unreadable: so is a cell, then)
                 _copy_cells(source, made, column, range(start, start + n))
+
+
+class _Unread(RuntimeError):
+    """casacore could not read a source MS (where it may also be writing a copy): its
+    data files are damaged (``unreadable`` says so of the MS)."""
+
+
+def _from_source(get: Callable[..., Any], *args: Any) -> Any:
+    """``get(*args)``, a read of a source MS's table: its failure is ``_Unread``."""
+    try:
+        return get(*args)
+    except RuntimeError as exc:
+        raise _Unread(reason(exc)) from exc
 
 
 def _copy_cells(source: Any, made: Any, column: str, rows: Iterable[int]) -> None:
     for row in rows:
-        made.putcell(column, row, source.getcell(column, row))
+        made.putcell(column, row, _from_source(source.getcell, column, row))
 
 
 def runs(table: Any) -> Iterator[tuple[int, int]]:
@@ -455,7 +470,7 @@ def _copy_run(
     pieces that fit the column's buffer for that shape."""
     import numpy as np
 
-    first = np.asarray(source.getcell(column, start))
+    first = np.asarray(_from_source(source.getcell, column, start))
     key = (first.shape, first.dtype.str)
     if key not in buffers:
         per_row = max(1, _ARRAY_BYTES // max(1, first.nbytes))
@@ -463,7 +478,7 @@ def _copy_run(
     buffer = buffers[key]
     for at in range(start, start + n, len(buffer)):
         piece = buffer[: min(len(buffer), start + n - at)]
-        source.getcolnp(column, piece, at, len(piece))
+        _from_source(source.getcolnp, column, piece, at, len(piece))
         made.putcol(column, piece, at, len(piece))
 
 
