@@ -103,6 +103,8 @@ class Facts:
     field_sources: tuple[int, ...]  # SOURCE_ID per field
     observed: tuple[tuple[int, int], ...]  # the (data description, state) pairs of the rows
     missing: tuple[str, ...] = ()  # subtables the MS names that do not exist
+    empty: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
+    # {column of DATA_COLUMNS: the pairs of ``observed`` with rows where it holds no data}
 
 
 @dataclass(frozen=True)
@@ -256,18 +258,9 @@ def _facts(table: Any, ms: Path) -> Facts:
             there = set(t.colnames()) if t.nrows() else set()
             return [list(t.getcol(name)) if name in there else [] for name in names]
 
-    pairs = msio.tables().taql("SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1", tables=[table])
-    try:
-        observed = (
-            tuple(
-                (int(d), int(s))
-                for d, s in zip(pairs.getcol("DATA_DESC_ID"), pairs.getcol("STATE_ID"), strict=True)
-            )
-            if pairs.nrows()
-            else ()
-        )
-    finally:
-        pairs.close()  # fmt: skip
+    present = [c for c in DATA_COLUMNS.values() if c in table.colnames()]
+    empty = {c: _pairs(table, f"WHERE NOT isdefined({c})") for c in present}
+    observed = _pairs(table)
     spw_channels, spw_names = columns("SPECTRAL_WINDOW", "NUM_CHAN", "NAME")
     (dd_spw,) = columns("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")
     (state_modes,) = columns("STATE", "OBS_MODE")
@@ -282,7 +275,18 @@ def _facts(table: Any, ms: Path) -> Facts:
         field_names=tuple(str(n) for n in field_names),
         field_sources=tuple(int(s) for s in field_sources),
         observed=observed,
+        empty=empty,
     )
+
+
+def _pairs(table: Any, where: str = "") -> tuple[tuple[int, int], ...]:
+    """The distinct (data description, state) of the main table's rows ``where`` selects."""
+    query = f"SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1 {where}"
+    with contextlib.closing(msio.tables().taql(query, tables=[table])) as pairs:
+        if not pairs.nrows():
+            return ()
+        ids = zip(pairs.getcol("DATA_DESC_ID"), pairs.getcol("STATE_ID"), strict=True)
+        return tuple((int(d), int(s)) for d, s in ids)
 
 
 # -- planning (pure) -------------------------------------------------------------------------
@@ -363,8 +367,16 @@ def _step(
     ms: Path,
 ) -> Step:  # fmt: skip
     ids = kept(selection, facts)
-    if ids and not _selects_rows(ids, facts):
+    if ids and not _selected(ids, facts.observed):
         raise _selects_nothing(name, ms)
+    if empty := _selected(ids, facts.empty.get(column, ())):
+        (dd, state), more = empty[0], " and others" if len(empty) > 1 else ""
+        raise InputError(
+            f"the MS's {column} column holds no data in rows that {name} takes (of data"
+            f" description {dd} and state {state}{more})",
+            ms,
+            fix="restore the calibration first (scriptForPI.py), or split --datacolumn data",
+        )
     return Step(name, column, reweighed, selection, ids)
 
 
@@ -376,17 +388,20 @@ def _selects_nothing(name: str, ms: Path) -> InputError:
     )
 
 
-def _selects_rows(ids: dict[str, tuple[int, ...]], facts: Facts) -> bool:
-    """True if some (data description, state) of the rows survives the selection (fields
-    are checked when the rows are copied); an empty selection of any kind keeps none."""
+def _selected(
+    ids: dict[str, tuple[int, ...]], pairs: tuple[tuple[int, int], ...]
+) -> list[tuple[int, int]]:
+    """The (data description, state) ``pairs`` whose rows the selection keeps (fields are
+    checked when the rows are copied); an empty selection of any kind keeps none."""
     if not all(ids.values()):
-        return False
+        return []
     dds = ids.get("data description")
     states = ids.get("state")
-    return any(
-        (dds is None or dd in dds) and (states is None or state in states)
-        for dd, state in facts.observed
-    )
+    return [
+        (dd, state)
+        for dd, state in pairs
+        if (dds is None or dd in dds) and (states is None or state in states)
+    ]
 
 
 def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
