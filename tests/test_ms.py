@@ -117,6 +117,28 @@ def test_raw_ms_without_data_is_an_error(case229: Case, capsys: pytest.CaptureFi
     assert not case229.packpath.exists()
 
 
+@pytest.mark.parametrize("mode", ["copy", "hard"])
+def test_a_calibrated_column_that_holds_no_data_is_refused(
+    case229: Case, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """A CORRECTED_DATA column added and never filled would be delivered as an MS without
+    visibilities (and DATA in its stead would be uncalibrated data as calibrated):
+    refused, naming the MS, before anything is written."""
+    cal = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
+    with tables.table(str(cal), readonly=False, ack=False) as table:
+        table.removecols(["CORRECTED_DATA"])
+        desc = tables.makearrcoldesc("CORRECTED_DATA", 0j, ndim=2, valuetype="complex")
+        dminfo = {"TYPE": "TiledShapeStMan", "NAME": "TiledCorrected", "SPEC": {}}
+        table.addcols(tables.maketabdesc([desc]), dminfo=dminfo)
+    before = tree_state(case229.origpath)
+    assert case229.run_cli(mode) == 2
+    err = capsys.readouterr().err
+    assert "CORRECTED_DATA column, which would be delivered, holds no data" in err
+    assert str(cal) in err
+    assert not case229.packpath.exists()
+    assert tree_state(case229.origpath) == before
+
+
 def _corrupt_without_table_dat(ms_dir: Path) -> None:
     (ms_dir / "table.dat").unlink()
 

@@ -217,6 +217,7 @@ class Opened:
     columns: tuple[str, ...]
     dminfo: dict[str, Any]
     info: MsInfo | None
+    empty: tuple[str, ...] = ()  # visibility columns holding no data in some rows
 
 
 def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
@@ -225,14 +226,38 @@ def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = Non
     with opened(ms, inside) as table:
         try:
             info = _describe(table, ms) if describe else None
-            return Opened(tuple(table.colnames()), table.getdminfo(), info)
+            columns = tuple(table.colnames())
+            return Opened(columns, table.getdminfo(), info, _empty(table, columns))
         except RuntimeError as exc:
             raise unreadable(ms, exc) from exc
 
 
+def _empty(table: Any, columns: tuple[str, ...]) -> tuple[str, ...]:
+    """The visibility columns (of ``KEEP``) with cells undefined in some rows: a column
+    added and never filled, which would be delivered as an MS without visibilities."""
+    kinds = {name for names in KEEP.values() for name in names}
+    found = []
+    for column in sorted(kinds & set(columns)):
+        query = f"SELECT FROM $1 WHERE NOT isdefined({column}) LIMIT 1"
+        with contextlib.closing(tables().taql(query, tables=[table])) as undefined:
+            if undefined.nrows():
+                found.append(column)
+    return tuple(found)
+
+
 def check(ms: Path, transform: Transform, opened: Opened) -> str:
-    """The column ``ms`` will deliver; InputError if it has none to deliver."""
-    return _kept(list(opened.columns), transform, ms)
+    """The column ``ms`` will deliver; InputError if it has none to deliver, or one that
+    holds no data in some rows (never another column in its stead: uncalibrated data
+    delivered as calibrated)."""
+    kept = _kept(list(opened.columns), transform, ms)
+    if kept in opened.empty:
+        raise InputError(
+            f"the MeasurementSet's {kept} column, which would be delivered, holds no data"
+            " in some rows",
+            ms,
+            fix="fill it (apply the calibration again) or remove the column, then package",
+        )
+    return kept
 
 
 def reduce(
