@@ -343,41 +343,49 @@ def test_an_ms_whose_data_are_cut_short_is_refused_as_unreadable(
     assert not out.exists() or os.listdir(out) == []
 
 
-def _corrected_only_in(ms: Path, spws: tuple[int, ...]) -> None:
-    """Make ``ms``'s CORRECTED_DATA a new column holding data (its DATA) only in the rows
-    of ``spws``: the others' cells undefined, as a calibration applied to some spws leaves
-    them."""
+def _filled_only_in(ms: Path, column: str, spws: tuple[int, ...]) -> None:
+    """Make ``column`` of ``ms`` a new column holding its values only in the rows of
+    ``spws``: the others' cells undefined, as a calibration applied to some spws leaves
+    CORRECTED_DATA."""
     with _open(ms) as table, _open(ms, "DATA_DESCRIPTION") as dds:
         dd_spw = dds.getcol("SPECTRAL_WINDOW_ID")
         rows = [r for r, dd in enumerate(table.getcol("DATA_DESC_ID")) if dd_spw[dd] in spws]
+        kind = table.getcell(column, 0).dtype
+        values = {row: table.getcell(column, row) for row in rows}
     with pt.table(str(ms), readonly=False, ack=False) as table:
-        table.removecols(["CORRECTED_DATA"])
-        desc = pt.makearrcoldesc("CORRECTED_DATA", 0j, ndim=2, valuetype="complex")
-        dminfo = {"TYPE": "TiledShapeStMan", "NAME": "TiledCorrected", "SPEC": {}}
+        table.removecols([column])
+        valuetype = "boolean" if kind.kind == "b" else "complex"
+        desc = pt.makearrcoldesc(column, kind.type(0), ndim=2, valuetype=valuetype)
+        dminfo = {"TYPE": "TiledShapeStMan", "NAME": f"Tiled{column}", "SPEC": {}}
         table.addcols(pt.maketabdesc([desc]), dminfo=dminfo)
-        for row in rows:
-            table.putcell("CORRECTED_DATA", row, table.getcell("DATA", row))
+        for row, value in values.items():
+            table.putcell(column, row, value)
 
 
-@pytest.mark.parametrize("calibrated_spws", [(), (0, *SCIENCE)])
-def test_a_corrected_column_without_data_in_the_rows_to_split_is_refused(
-    alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-    calibrated_spws: tuple[int, ...],
+@pytest.mark.parametrize(
+    ("column", "filled_spws"),
+    [("CORRECTED_DATA", ()), ("CORRECTED_DATA", (0, *SCIENCE)), ("FLAG", ())],
+)
+def test_a_column_without_data_in_the_rows_to_split_is_refused(
+    alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], column: str,
+    filled_spws: tuple[int, ...],
 ) -> None:  # fmt: skip
-    """A CORRECTED_DATA column whose cells are undefined in rows the split takes (added,
-    never filled) would split into an MS without visibilities: refused before anything is
-    written, the data column still splits.  Cells undefined only in rows the split does
-    not take (spw 2 here, not a science spw) are no reason to refuse."""
+    """A CORRECTED_DATA (or FLAG) column whose cells are undefined in rows the split takes
+    (added, never filled) would split into an MS without visibilities (or without its
+    flags saved): refused before anything is written; without CORRECTED_DATA's, the data
+    column still splits.  Cells undefined only in rows the split does not take (spw 2
+    here, not a science spw) are no reason to refuse."""
     ms = tmp_path / alma_ms.name
     shutil.copytree(alma_ms, ms)
-    _corrected_only_in(ms, calibrated_spws)
+    _filled_only_in(ms, column, filled_spws)
     out = tmp_path / "out"
-    if not calibrated_spws:
+    if not filled_spws:
         assert main(["split", str(ms), "--out", str(out)]) == 2
         err = capsys.readouterr().err
-        assert "CORRECTED_DATA column holds no data" in err and f": {ms};" in err
+        assert f"{column} column holds no data" in err and f": {ms};" in err
         assert not out.exists()
-        assert main(["split", str(ms), "--out", str(out), "--datacolumn", "data"]) == 0
+        data = main(["split", str(ms), "--out", str(out), "--datacolumn", "data"])
+        assert data == (0 if column == "CORRECTED_DATA" else 2)
         return
     assert main(["split", str(ms), "--out", str(out)]) == 0
     with _open(out / f"{ms.name}.split.cal") as made:

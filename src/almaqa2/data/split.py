@@ -60,6 +60,15 @@ TARGET_INTENT = "*TARGET*"
 DATA_COLUMNS = {"corrected": "CORRECTED_DATA", "data": "DATA"}
 """``--datacolumn``: the column delivered as DATA."""
 
+NO_DATA_FIX = {
+    "CORRECTED_DATA": "restore the calibration first (scriptForPI.py), or split --datacolumn data",
+    "DATA": "replace it by a complete copy",
+    "FLAG": "replace it by a complete copy",
+}
+"""The columns a split needs data in, in every row it takes (a column added and never
+filled has none: its MS would be made without visibilities, or its flags not saved), and
+what to do about one that has none."""
+
 ROW = ""
 """In ``RENUMBERED``: the subtable's row number is the id."""
 MAIN = ""
@@ -258,7 +267,7 @@ def _facts(table: Any, ms: Path) -> Facts:
             there = set(t.colnames()) if t.nrows() else set()
             return [list(t.getcol(name)) if name in there else [] for name in names]
 
-    present = [c for c in DATA_COLUMNS.values() if c in table.colnames()]
+    present = [c for c in NO_DATA_FIX if c in table.colnames()]
     empty = {c: _pairs(table, f"WHERE NOT isdefined({c})") for c in present}
     observed = _pairs(table)
     spw_channels, spw_names = columns("SPECTRAL_WINDOW", "NUM_CHAN", "NAME")
@@ -369,14 +378,15 @@ def _step(
     ids = kept(selection, facts)
     if ids and not _selected(ids, facts.observed):
         raise _selects_nothing(name, ms)
-    if empty := _selected(ids, facts.empty.get(column, ())):
-        (dd, state), more = empty[0], " and others" if len(empty) > 1 else ""
-        raise InputError(
-            f"the MS's {column} column holds no data in rows that {name} takes (of data"
-            f" description {dd} and state {state}{more})",
-            ms,
-            fix="restore the calibration first (scriptForPI.py), or split --datacolumn data",
-        )
+    for needed in (column, "FLAG"):
+        if empty := _selected(ids, facts.empty.get(needed, ())):
+            (dd, state), more = empty[0], " and others" if len(empty) > 1 else ""
+            raise InputError(
+                f"the MS's {needed} column holds no data in rows that {name} takes (of data"
+                f" description {dd} and state {state}{more})",
+                ms,
+                fix=NO_DATA_FIX[needed],
+            )
     return Step(name, column, reweighed, selection, ids)
 
 
