@@ -393,6 +393,51 @@ def test_a_column_without_data_in_the_rows_to_split_is_refused(
         assert all(made.iscelldefined("DATA", row) for row in range(made.nrows()))
 
 
+def _spw_of_dd_0(ms: Path, spw: int) -> None:
+    with pt.table(str(ms / "DATA_DESCRIPTION"), readonly=False, ack=False) as dds:
+        dds.putcell("SPECTRAL_WINDOW_ID", 0, spw)
+
+
+def _no_spws(ms: Path) -> None:
+    with pt.table(str(ms / "SPECTRAL_WINDOW"), readonly=False, ack=False) as spws:
+        spws.removerows(list(range(spws.nrows())))
+
+
+def _without(column: str) -> Any:
+    def remove(ms: Path) -> None:
+        with pt.table(str(ms), readonly=False, ack=False) as table:
+            table.removecols([column])
+
+    return remove
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [
+        (lambda ms: _spw_of_dd_0(ms, 99), "data description 0 names spectral window 99"),
+        (_no_spws, "data description 0 names spectral window 0, which it does not have"),
+        (_without("FLAG"), "the MS has no FLAG column"),
+        (_without("FLAG_ROW"), "the MS has no FLAG_ROW column"),
+    ],
+    ids=["dd-to-a-spw-beyond", "no-spw-rows", "no-FLAG", "no-FLAG_ROW"],
+)
+def test_an_inconsistent_ms_is_refused_in_one_sentence(
+    alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    damage: Any, said: str,
+) -> None:  # fmt: skip
+    """Ids that point nowhere, or a column every MS has missing, stop the split before
+    anything is written, with one sentence naming the MS (they raised an IndexError,
+    or casacore's TaQL error as the flags were saved)."""
+    ms = tmp_path / alma_ms.name
+    shutil.copytree(alma_ms, ms)
+    damage(ms)
+    out = tmp_path / "out"
+    assert main(["split", str(ms), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert said in err and f": {ms};" in err and "Traceback" not in err
+    assert not out.exists()
+
+
 def test_out_is_made_as_its_last_level_only(alma_ms: Path, tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "new"
     assert main(["split", str(alma_ms), "--out", str(typo), "--no-source"]) == 2

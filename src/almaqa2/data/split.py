@@ -97,6 +97,7 @@ CASA: POLARIZATION (never), FREQ_OFFSET, and STATE or FIELD unless intents or fi
 are selected."""
 
 FLAG_VERSION = "original_flags"
+FLAG_COLUMNS = ("FLAG", "FLAG_ROW")  # what a flag version holds
 
 
 @dataclass(frozen=True)
@@ -250,9 +251,18 @@ def read_facts(ms: Path) -> Facts:
     """Read the ids the selection works on (through a shadow; nothing written)."""
     with msio.opened(ms, None) as table:
         try:
-            return _facts(table, ms)
+            facts = _facts(table, ms)
         except RuntimeError as exc:
             raise msio.unreadable(ms, exc) from exc
+    for dd, spw in enumerate(facts.dd_spw):
+        if not 0 <= spw < len(facts.spw_channels):
+            raise InputError(
+                f"the MS's data description {dd} names spectral window {spw}, which it does"
+                f" not have (it has {len(facts.spw_channels)})",
+                ms,
+                fix="replace it by a complete copy",
+            )
+    return facts
 
 
 def _facts(table: Any, ms: Path) -> Facts:
@@ -423,6 +433,13 @@ def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
             ms,
             fix="restore the calibration first (scriptForPI.py), or split --datacolumn data",
         )
+    for flags in FLAG_COLUMNS:
+        if flags not in facts.columns:
+            raise InputError(
+                f"the MS has no {flags} column (every MS has one: its flags are saved)",
+                ms,
+                fix="replace it by a complete copy",
+            )
     if request.spw == "science":
         spws = science_spws(facts)
         if not spws:
@@ -604,7 +621,7 @@ def _save_flags(table: Any, staging: Path, steps: list[Step]) -> None:
     """Save the flags of each step's rows of the MS open as ``table`` as its MS's flag
     versions in ``staging``."""
     for step in steps:
-        query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
+        query = _query([*FLAG_COLUMNS, "DATA_DESC_ID"], step)
         with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
             save_flags(rows, staging / f"{step.name}.flagversions")
 
