@@ -455,6 +455,26 @@ def test_an_ms_named_inside_working_splits_beside_its_link(calibrated: Path) -> 
     assert sorted(os.listdir(calibrated / "working")) == [f"{EB}.ms"]
 
 
+@pytest.mark.parametrize("which", ["a link to nothing", "an incomplete directory"])
+def test_a_calibrated_ms_missing_among_others_is_refused(
+    calibrated: Path, capsys: pytest.CaptureFixture[str], which: str
+) -> None:
+    """Among ``calibrated/``'s MSes, one that is none (the restore's link to an MS not
+    there, or a directory without table.dat) would leave its EB unsplit, unsaid: refused,
+    named, before anything is written."""
+    other = calibrated / "uid___A002_Xc1f2b3_X9e9.ms"
+    if which == "a link to nothing":
+        other.symlink_to("working/uid___A002_Xc1f2b3_X9e9.ms")
+    else:
+        other.mkdir()
+    before = tree_state(calibrated)
+    assert main(["split", str(calibrated)]) == 2
+    err = capsys.readouterr().err
+    assert "this is none" in err and str(other) in err
+    assert ("a link to nothing" in err) == (which == "a link to nothing")
+    assert tree_state(calibrated) == before
+
+
 # -- several MSes: their parts shared by two processes ---------------------------------------
 
 THREE = ("uid___A002_Xc1f2b3_X1e1", "uid___A002_Xc1f2b3_X2e2", "uid___A002_Xc1f2b3_X3e3")

@@ -217,9 +217,15 @@ def measurement_sets(paths: Sequence[Path]) -> list[Path]:
         if (path / "table.dat").is_file():
             found.append(path)
         elif path.is_dir():
-            inside = sorted(
-                p for p in path.iterdir() if p.name.endswith(".ms") and (p / "table.dat").is_file()
-            )
+            inside = sorted(p for p in path.iterdir() if p.name.endswith(".ms"))
+            for ms in inside:  # (the restore's links: one to nothing is an MS missing)
+                if not (ms / "table.dat").is_file():
+                    raise InputError(
+                        "named as a MeasurementSet, this is none (no table.dat"
+                        f"{', a link to nothing' if not ms.exists() else ''})",
+                        ms,
+                        fix="restore it (scriptForPI.py), or name the MSes to split",
+                    )
             if not inside:
                 raise InputError(
                     "no MeasurementSet (*.ms) in this directory",
