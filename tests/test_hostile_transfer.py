@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import json
 import os
 import shutil
 import stat
@@ -407,6 +408,28 @@ def test_untar_never_replaces_a_directory_that_appears(
     monkeypatch.setattr(untar, "check_chunks", and_meanwhile)
     assert main(["untar", str(chunks), "--out", str(out)]) == 2
     assert os.listdir(out) == [P] and os.listdir(out / P) == []
+
+
+@pytest.mark.parametrize("instead", ["a directory", "a link to nothing"])
+def test_a_chunk_that_is_no_file_is_the_chunk_s_fault(
+    chunks: Path, out: Path, capsys: pytest.CaptureFixture[str], instead: str
+) -> None:
+    """A chunk whose name holds a directory, or a link to nothing, is reported as that
+    chunk's problem (unreadable, or missing), by verify and by untar, which extracts
+    nothing: not 'could not extract the chunk ... free some space' naming the output,
+    nor the link's target alone."""
+    chunk = sorted(chunks.glob("*_of_*.tar"))[1]
+    chunk.unlink()
+    if instead == "a directory":
+        chunk.mkdir()
+    else:
+        chunk.symlink_to(chunks / "gone" / chunk.name)
+    said = "(Is a directory)" if instead == "a directory" else "missing: "
+    for command in (["verify", str(chunks)], ["untar", str(chunks), "--out", str(out)]):
+        assert main([*command, "--json"]) == 1
+        problems = json.loads(capsys.readouterr().out)["problems"]
+        assert any(p["path"] == str(chunk) and said in p["text"] for p in problems), problems
+    assert os.listdir(out) == []
 
 
 def test_deliver_builds_privately_and_removes_what_a_killed_deliver_left(

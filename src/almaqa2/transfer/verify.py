@@ -241,6 +241,8 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
                 if listing.is_file():
                     sets[key].expected |= manifest.read(listing)
             chunk_set = sets[key]
+            if not chunk.exists():  # a link to nothing: the chunk is missing
+                continue
             chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
             if total:
                 chunk_set.totals.add(total)
@@ -456,7 +458,11 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, fou
     unsafe: dict[str, str] = {}
     view = memoryview(bytearray(_BLOCK))
     try:
-        with open(path, "rb") as f, tarfile.open(fileobj=f, mode="r:") as tar:
+        chunk = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:  # the chunk's fault (a directory in its place), not the output's
+        return unsafe, f"an unreadable file ({exc.strerror})"
+    try:
+        with chunk as f, tarfile.open(fileobj=f, mode="r:") as tar:
             for member in tar:
                 why = safetar.why_unsafe(member, top)
                 if why is not None:
