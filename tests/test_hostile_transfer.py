@@ -432,6 +432,23 @@ def test_a_chunk_that_is_no_file_is_the_chunk_s_fault(
     assert os.listdir(out) == []
 
 
+def test_an_md5_file_s_text_is_printed_escaped_and_a_line_naming_nothing_passed_by(
+    chunks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What an md5 file says is anybody's text: a terminal's escape sequence in it is
+    printed escaped, not obeyed; a line that names no file is passed by (it made a
+    'missing' problem of the chunks' folder itself), the chunk still checked by the
+    set's listing."""
+    first, second = sorted(chunks.glob("*_of_*.tar"))[:2]
+    Path(f"{first}.md5sum").write_bytes(b"\xff\xfe\x1b[31m\n")
+    Path(f"{second}.md5sum").write_bytes(b"\x1b[31mred  " + second.name.encode() + b"\n")
+    assert main(["verify", str(chunks)]) == 1
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "'\\x1b[31mred'" in printed
+    assert f"corrupt: {second} (expected" in printed
+    assert f"missing: {chunks} " not in printed and str(first) not in printed
+
+
 def test_deliver_builds_privately_and_removes_what_a_killed_deliver_left(
     chunks: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

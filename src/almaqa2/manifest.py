@@ -688,14 +688,15 @@ def parse(data: bytes) -> dict[str, str]:
 
 def _entries(lines: Iterable[bytes]) -> dict[str, str]:
     """The entries of a manifest's lines, read one at a time: a million-line manifest is
-    never held whole beside its dict."""
+    never held whole beside its dict.  A line that names no file (damaged) is passed by:
+    its file, if any, is then found unlisted."""
     entries: dict[str, str] = {}
     for raw in lines:
         line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
-        if not line:
-            continue
         escaped = line.startswith("\\")
         digest, _, name = line[escaped:].partition("  ")
+        if not name:
+            continue
         if escaped:
             name = re.sub(r"\\(.)", lambda m: _UNESCAPES.get(m[1], m[1]), name)
         entries[name] = digest

@@ -57,8 +57,9 @@ class Problem:
         text = f"{self.kind}: {shown(self.path)}"
         if self.kind is Trouble.RESTORE:  # what the PI's restore would not find
             return f"{text}: {self.found}"
-        if self.expected or self.found:
-            text += f" (expected {self.expected or 'nothing'}, found {self.found or 'nothing'})"
+        if self.expected or self.found:  # (an md5 file's text: it may hold anything)
+            expected, found = (shown(s) if s else "nothing" for s in (self.expected, self.found))
+            text += f" (expected {expected}, found {found})"
         return text
 
 
