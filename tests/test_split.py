@@ -438,6 +438,19 @@ def test_an_inconsistent_ms_is_refused_in_one_sentence(
     assert not out.exists()
 
 
+@pytest.mark.parametrize("inside", ["", "ANTENNA", "new"])
+def test_an_out_inside_the_ms_split_is_refused(
+    calibrated: Path, capsys: pytest.CaptureFixture[str], inside: str
+) -> None:
+    """--out in the MS split (itself, a subtable, a new directory in it; named through
+    the restore's link) would write into the PI's MS: refused, nothing written."""
+    before = tree_state(calibrated)
+    out = calibrated / f"{EB}.ms" / inside
+    assert main(["split", str(calibrated), "--out", str(out)]) == 2
+    assert "inside the MS they are split from" in capsys.readouterr().err
+    assert tree_state(calibrated) == before
+
+
 def test_out_is_made_as_its_last_level_only(alma_ms: Path, tmp_path: Path) -> None:
     typo = tmp_path / "typo" / "new"
     assert main(["split", str(alma_ms), "--out", str(typo), "--no-source"]) == 2

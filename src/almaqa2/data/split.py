@@ -487,6 +487,12 @@ def plan(request: Request) -> list[Planned]:
     planned = []
     for ms in measurement_sets(request.paths):
         one = plan_one(ms, read_facts(ms), request, into or beside(ms))
+        if Path(os.path.realpath(one.into)).is_relative_to(os.path.realpath(ms)):
+            raise DestinationError(
+                "the split MSes cannot be written inside the MS they are split from",
+                one.into,
+                fix="choose an --out outside it",
+            )
         for step in one.steps:
             target = one.into / step.name
             for path in (target, target.with_name(f"{step.name}.flagversions")):
