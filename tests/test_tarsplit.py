@@ -555,6 +555,24 @@ def test_a_file_gone_after_the_plan_stops_the_split_named_by_its_whole_path(
     assert os.listdir(out) == []
 
 
+def test_a_package_without_its_manifest_is_not_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The manifest travels in the first chunk: without it, the chunks would fail every
+    check where they arrive (verify: 'missing manifest.md5'), so nothing is split (it
+    was), nor delivered."""
+    package = _package(make_case("nrao", tmp_path))
+    (package / "manifest.md5").unlink()
+    out = tmp_path / "chunks"
+    out.mkdir()
+    web = tmp_path / "web"
+    for argv in (["tarsplit", str(package), "--out", str(out)],
+                 ["deliver", str(package), "--web-root", str(web)]):  # fmt: skip
+        assert main(argv) == 2
+        assert "manifest.md5" in capsys.readouterr().err
+    assert os.listdir(out) == [] and not web.exists()
+
+
 @pytest.mark.parametrize("target", ["file", "directory"])
 def test_a_link_in_a_package_is_refused_whatever_it_reaches(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str

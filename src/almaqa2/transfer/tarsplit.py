@@ -634,6 +634,12 @@ def tarsplit(
     packpath = existing_dir(packpath, "the package directory", "give a packpath")
     check_project_code(packpath.name)
     check_real(packpath)
+    if not (packpath / manifest.NAME).is_file():  # (what checks every file where it arrives)
+        raise InputError(
+            f"this package has no {manifest.NAME} to travel in its first chunk",
+            packpath,
+            fix="package it with --mode copy or --mode hard, which write it",
+        )
     out = destination.planned(out or packpath.parent, "the output directory")
     if out.is_relative_to(packpath):
         raise DestinationError(
