@@ -416,18 +416,22 @@ def _without(column: str) -> Any:
     [
         (lambda ms: _spw_of_dd_0(ms, 99), "data description 0 names spectral window 99"),
         (_no_spws, "data description 0 names spectral window 0, which it does not have"),
-        (_without("FLAG"), "the MS has no FLAG column"),
-        (_without("FLAG_ROW"), "the MS has no FLAG_ROW column"),
+        (_without("FLAG"), "the MS has no FLAG column, which every MS has"),
+        (_without("FLAG_ROW"), "the MS has no FLAG_ROW column, which every MS has"),
+        (_without("WEIGHT"), "the MS has no WEIGHT column, which every MS has"),
+        (_without("SIGMA"), "the MS has no SIGMA column, which every MS has"),
     ],
-    ids=["dd-to-a-spw-beyond", "no-spw-rows", "no-FLAG", "no-FLAG_ROW"],
+    ids=["dd-to-a-spw-beyond", "no-spw-rows", "no-FLAG", "no-FLAG_ROW", "no-WEIGHT", "no-SIGMA"],
 )
 def test_an_inconsistent_ms_is_refused_in_one_sentence(
     alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     damage: Any, said: str,
 ) -> None:  # fmt: skip
     """Ids that point nowhere, or a column every MS has missing, stop the split before
-    anything is written, with one sentence naming the MS (they raised an IndexError,
-    or casacore's TaQL error as the flags were saved)."""
+    anything is written, with one sentence naming the MS (they raised an IndexError, or
+    casacore's TaQL error as the flags were saved; without WEIGHT or SIGMA the split made
+    MSes that CASA 6.7 does not open: 'table is not a valid MS', as it does not open
+    the source)."""
     ms = tmp_path / alma_ms.name
     shutil.copytree(alma_ms, ms)
     damage(ms)

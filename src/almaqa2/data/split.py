@@ -113,6 +113,7 @@ class Facts:
     field_sources: tuple[int, ...]  # SOURCE_ID per field
     observed: tuple[tuple[int, int], ...]  # the (data description, state) pairs of the rows
     missing: tuple[str, ...] = ()  # subtables the MS names that do not exist
+    lacks: tuple[str, ...] = ()  # main-table columns every MS has, this one not
     empty: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     # {column of DATA_COLUMNS: the pairs of ``observed`` with rows where it holds no data}
 
@@ -292,6 +293,7 @@ def _facts(table: Any, ms: Path) -> Facts:
     field_names, field_sources = columns("FIELD", "NAME", "SOURCE_ID")
     return Facts(
         missing=missing,
+        lacks=_lacks(table),
         columns=tuple(table.colnames()),
         spw_channels=tuple(int(n) for n in spw_channels),
         spw_names=tuple(str(n) for n in spw_names),
@@ -302,6 +304,13 @@ def _facts(table: Any, ms: Path) -> Facts:
         observed=observed,
         empty=empty,
     )
+
+
+def _lacks(table: Any) -> tuple[str, ...]:
+    """The main-table columns every MS has (casacore's definition, less its ``_...``
+    entries: keywords, not columns) that this one has not."""
+    required = {c for c in msio.tables().required_ms_desc("MAIN") if not c.startswith("_")}
+    return tuple(sorted(required - set(table.colnames())))
 
 
 def _pairs(table: Any, where: str = "") -> tuple[tuple[int, int], ...]:
@@ -439,13 +448,13 @@ def plan_one(ms: Path, facts: Facts, request: Request, into: Path) -> Planned:
             ms,
             fix="restore the calibration first (scriptForPI.py), or split --datacolumn data",
         )
-    for flags in FLAG_COLUMNS:
-        if flags not in facts.columns:
-            raise InputError(
-                f"the MS has no {flags} column (every MS has one: its flags are saved)",
-                ms,
-                fix="replace it by a complete copy",
-            )
+    if facts.lacks:
+        raise InputError(
+            f"the MS has no {', '.join(facts.lacks)} column, which every MS has (CASA does"
+            " not open an MS without it, nor would it open the split MSes)",
+            ms,
+            fix="replace it by a complete copy",
+        )
     if request.spw == "science":
         spws = science_spws(facts)
         if not spws:
