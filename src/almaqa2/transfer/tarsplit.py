@@ -562,8 +562,8 @@ def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> Non
 
 
 def _read_member(entry: Entry, folder: _Folder) -> bytes:
-    """The bytes of a small file of the package, opened in ``folder``, read at once."""
-    path = f"{folder.base}/{entry.rel}"
+    """The bytes of a small file of the package, opened in ``folder``, read at once (its
+    whole path is made only to name it when something is wrong)."""
     try:
         fd = folder.open(entry)
         try:  # one byte more than planned: a file that grew is seen (a regular file's
@@ -574,9 +574,9 @@ def _read_member(entry: Entry, folder: _Folder) -> bytes:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise _unreadable(path, exc) from exc
+        raise _unreadable(f"{folder.base}/{entry.rel}", exc) from exc
     if len(data) != entry.size:
-        raise InputError("the file changed size while it was being split", path, fix="run again")
+        raise _changed(f"{folder.base}/{entry.rel}")
     return data
 
 
@@ -589,11 +589,13 @@ def _copy_member(fd: int, entry: Entry, base: str) -> None:
         raise _unreadable(path, exc) from exc
     with f:
         if os.fstat(f.fileno()).st_size != entry.size:
-            raise InputError(
-                "the file changed size while it was being split", path, fix="run again"
-            )
+            raise _changed(path)
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
+
+
+def _changed(path: str) -> InputError:
+    return InputError("the file changed size while it was being split", path, fix="run again")
 
 
 def _unreadable(path: str, exc: OSError) -> InputError:
