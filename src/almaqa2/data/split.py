@@ -97,7 +97,6 @@ CASA: POLARIZATION (never), FREQ_OFFSET, and STATE or FIELD unless intents or fi
 are selected."""
 
 FLAG_VERSION = "original_flags"
-FLAG_COLUMNS = ("FLAG", "FLAG_ROW")  # what a flag version holds
 
 
 @dataclass(frozen=True)
@@ -115,7 +114,7 @@ class Facts:
     missing: tuple[str, ...] = ()  # subtables the MS names that do not exist
     lacks: tuple[str, ...] = ()  # main-table columns every MS has, this one not
     empty: dict[str, tuple[tuple[int, int], ...]] = field(default_factory=dict)
-    # {column of DATA_COLUMNS: the pairs of ``observed`` with rows where it holds no data}
+    # {column of NO_DATA_FIX: the pairs of ``observed`` with rows where it holds no data}
 
 
 @dataclass(frozen=True)
@@ -284,7 +283,8 @@ def _facts(table: Any, ms: Path) -> Facts:
             there = set(t.colnames()) if t.nrows() else set()
             return [list(t.getcol(name)) if name in there else [] for name in names]
 
-    present = [c for c in NO_DATA_FIX if c in table.colnames()]
+    main_columns = table.colnames()
+    present = [c for c in NO_DATA_FIX if c in main_columns]
     empty = {c: _pairs(table, f"WHERE NOT isdefined({c})") for c in present}
     observed = _pairs(table)
     spw_channels, spw_names = columns("SPECTRAL_WINDOW", "NUM_CHAN", "NAME")
@@ -293,8 +293,8 @@ def _facts(table: Any, ms: Path) -> Facts:
     field_names, field_sources = columns("FIELD", "NAME", "SOURCE_ID")
     return Facts(
         missing=missing,
-        lacks=_lacks(table),
-        columns=tuple(table.colnames()),
+        lacks=_lacks(main_columns),
+        columns=tuple(main_columns),
         spw_channels=tuple(int(n) for n in spw_channels),
         spw_names=tuple(str(n) for n in spw_names),
         dd_spw=tuple(int(s) for s in dd_spw),
@@ -306,11 +306,11 @@ def _facts(table: Any, ms: Path) -> Facts:
     )
 
 
-def _lacks(table: Any) -> tuple[str, ...]:
+def _lacks(columns: list[str]) -> tuple[str, ...]:
     """The main-table columns every MS has (casacore's definition, less its ``_...``
-    entries: keywords, not columns) that this one has not."""
+    entries: keywords, not columns) that are not among ``columns``."""
     required = {c for c in msio.tables().required_ms_desc("MAIN") if not c.startswith("_")}
-    return tuple(sorted(required - set(table.colnames())))
+    return tuple(sorted(required - set(columns)))
 
 
 def _pairs(table: Any, where: str = "") -> tuple[tuple[int, int], ...]:
@@ -642,7 +642,7 @@ def _save_flags(table: Any, staging: Path, steps: list[Step]) -> None:
     """Save the flags of each step's rows of the MS open as ``table`` as its MS's flag
     versions in ``staging``."""
     for step in steps:
-        query = _query([*FLAG_COLUMNS, "DATA_DESC_ID"], step)
+        query = _query(["FLAG", "FLAG_ROW", "DATA_DESC_ID"], step)
         with contextlib.closing(msio.tables().taql(query, tables=[table])) as rows:
             save_flags(rows, staging / f"{step.name}.flagversions")
 
