@@ -236,13 +236,21 @@ def _empty(table: Any, columns: tuple[str, ...]) -> tuple[str, ...]:
     """The visibility columns (of ``KEEP``) with cells undefined in some rows: a column
     added and never filled, which would be delivered as an MS without visibilities."""
     kinds = {name for names in KEEP.values() for name in names}
-    found = []
-    for column in sorted(kinds & set(columns)):
-        query = f"SELECT FROM $1 WHERE NOT isdefined({column}) LIMIT 1"
-        with contextlib.closing(tables().taql(query, tables=[table])) as undefined:
-            if undefined.nrows():
-                found.append(column)
-    return tuple(found)
+    return tuple(c for c in sorted(kinds & set(columns)) if pairs(table, UNDEFINED.format(c)))
+
+
+UNDEFINED = "WHERE NOT isdefined({})"
+"""For ``pairs``: the rows where a column (``.format``-ted in) holds no data."""
+
+
+def pairs(table: Any, where: str = "") -> tuple[tuple[int, int], ...]:
+    """The distinct (data description, state) of the MS's rows that ``where`` selects."""
+    query = f"SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1 {where}"
+    with contextlib.closing(tables().taql(query, tables=[table])) as found:
+        if not found.nrows():
+            return ()
+        ids = zip(found.getcol("DATA_DESC_ID"), found.getcol("STATE_ID"), strict=True)
+        return tuple((int(d), int(s)) for d, s in ids)
 
 
 def check(ms: Path, transform: Transform, opened: Opened) -> str:

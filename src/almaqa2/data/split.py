@@ -285,8 +285,8 @@ def _facts(table: Any, ms: Path) -> Facts:
 
     main_columns = table.colnames()
     present = [c for c in NO_DATA_FIX if c in main_columns]
-    empty = {c: _pairs(table, f"WHERE NOT isdefined({c})") for c in present}
-    observed = _pairs(table)
+    empty = {c: msio.pairs(table, msio.UNDEFINED.format(c)) for c in present}
+    observed = msio.pairs(table)
     spw_channels, spw_names = columns("SPECTRAL_WINDOW", "NUM_CHAN", "NAME")
     (dd_spw,) = columns("DATA_DESCRIPTION", "SPECTRAL_WINDOW_ID")
     (state_modes,) = columns("STATE", "OBS_MODE")
@@ -311,16 +311,6 @@ def _lacks(columns: list[str]) -> tuple[str, ...]:
     entries: keywords, not columns) that are not among ``columns``."""
     required = {c for c in msio.tables().required_ms_desc("MAIN") if not c.startswith("_")}
     return tuple(sorted(required - set(columns)))
-
-
-def _pairs(table: Any, where: str = "") -> tuple[tuple[int, int], ...]:
-    """The distinct (data description, state) of the main table's rows ``where`` selects."""
-    query = f"SELECT DISTINCT DATA_DESC_ID, STATE_ID FROM $1 {where}"
-    with contextlib.closing(msio.tables().taql(query, tables=[table])) as pairs:
-        if not pairs.nrows():
-            return ()
-        ids = zip(pairs.getcol("DATA_DESC_ID"), pairs.getcol("STATE_ID"), strict=True)
-        return tuple((int(d), int(s)) for d, s in ids)
 
 
 # -- planning (pure) -------------------------------------------------------------------------
