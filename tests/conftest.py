@@ -77,6 +77,30 @@ def make_case(name: str, tmp_path: Path) -> Case:
     return Case(name, case_dir, origpath, readme, out / project)
 
 
+def filled_only_in(ms: Path, column: str, spws: tuple[int, ...] = ()) -> None:
+    """Make ``column`` of ``ms`` a new column holding its values only in the rows of
+    ``spws`` (none by default): the others' cells undefined, as a column added and never
+    filled, or a calibration applied to some spws, leaves CORRECTED_DATA."""
+    from casacore import tables
+
+    with (
+        tables.table(str(ms), ack=False) as table,
+        tables.table(str(ms / "DATA_DESCRIPTION"), ack=False) as dds,
+    ):
+        dd_spw = dds.getcol("SPECTRAL_WINDOW_ID")
+        rows = [r for r, dd in enumerate(table.getcol("DATA_DESC_ID")) if dd_spw[dd] in spws]
+        kind = table.getcell(column, 0).dtype
+        values = {row: table.getcell(column, row) for row in rows}
+    with tables.table(str(ms), readonly=False, ack=False) as table:
+        table.removecols([column])
+        valuetype = "boolean" if kind.kind == "b" else "complex"
+        desc = tables.makearrcoldesc(column, kind.type(0), ndim=2, valuetype=valuetype)
+        dminfo = {"TYPE": "TiledShapeStMan", "NAME": f"Tiled{column}", "SPEC": {}}
+        table.addcols(tables.maketabdesc([desc]), dminfo=dminfo)
+        for row, value in values.items():
+            table.putcell(column, row, value)
+
+
 def wait_for(condition: Callable[[], object], timeout: float = 60) -> None:
     """Until ``condition()`` is true, for ``timeout`` seconds at most (a loaded machine is
     slow), then AssertionError."""

@@ -19,7 +19,7 @@ from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.testing import measurementsets as example_ms
 
-from conftest import Case, md5sum_check, tree_state
+from conftest import Case, filled_only_in, md5sum_check, tree_state
 
 SCRATCH = ("CORRECTED_DATA", "MODEL_DATA")
 EBS = ("uid___A002_X3c9295_X8c", "uid___A002_X3dc0e7_X528")
@@ -125,11 +125,7 @@ def test_a_calibrated_column_that_holds_no_data_is_refused(
     visibilities (and DATA in its stead would be uncalibrated data as calibrated):
     refused, naming the MS, before anything is written."""
     cal = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
-    with tables.table(str(cal), readonly=False, ack=False) as table:
-        table.removecols(["CORRECTED_DATA"])
-        desc = tables.makearrcoldesc("CORRECTED_DATA", 0j, ndim=2, valuetype="complex")
-        dminfo = {"TYPE": "TiledShapeStMan", "NAME": "TiledCorrected", "SPEC": {}}
-        table.addcols(tables.maketabdesc([desc]), dminfo=dminfo)
+    filled_only_in(cal, "CORRECTED_DATA")
     before = tree_state(case229.origpath)
     assert case229.run_cli(mode) == 2
     err = capsys.readouterr().err
@@ -446,7 +442,6 @@ def test_a_shadow_left_by_a_killed_run_is_removed_by_the_next_not_one_being_read
         for process in (killed, live):
             process.kill()
             process.communicate()
-
 
 
 _FORKED_NUMPY = """

@@ -31,7 +31,7 @@ from almaqa2.testing import measurementsets as example_ms
 from test_footprint import QA2
 from test_real_casa import REAL, REAL_MS
 
-from conftest import tree_state
+from conftest import filled_only_in, tree_state
 
 EB = "uid___A002_Xc1f2b3_X4d5"
 SCIENCE = (1, 3)  # in example_ms.ALMA: the target's spws of more than 4 channels
@@ -343,25 +343,6 @@ def test_an_ms_whose_data_are_cut_short_is_refused_as_unreadable(
     assert not out.exists() or os.listdir(out) == []
 
 
-def _filled_only_in(ms: Path, column: str, spws: tuple[int, ...]) -> None:
-    """Make ``column`` of ``ms`` a new column holding its values only in the rows of
-    ``spws``: the others' cells undefined, as a calibration applied to some spws leaves
-    CORRECTED_DATA."""
-    with _open(ms) as table, _open(ms, "DATA_DESCRIPTION") as dds:
-        dd_spw = dds.getcol("SPECTRAL_WINDOW_ID")
-        rows = [r for r, dd in enumerate(table.getcol("DATA_DESC_ID")) if dd_spw[dd] in spws]
-        kind = table.getcell(column, 0).dtype
-        values = {row: table.getcell(column, row) for row in rows}
-    with pt.table(str(ms), readonly=False, ack=False) as table:
-        table.removecols([column])
-        valuetype = "boolean" if kind.kind == "b" else "complex"
-        desc = pt.makearrcoldesc(column, kind.type(0), ndim=2, valuetype=valuetype)
-        dminfo = {"TYPE": "TiledShapeStMan", "NAME": f"Tiled{column}", "SPEC": {}}
-        table.addcols(pt.maketabdesc([desc]), dminfo=dminfo)
-        for row, value in values.items():
-            table.putcell(column, row, value)
-
-
 @pytest.mark.parametrize(
     ("column", "filled_spws"),
     [("CORRECTED_DATA", ()), ("CORRECTED_DATA", (0, *SCIENCE)), ("FLAG", ())],
@@ -377,7 +358,7 @@ def test_a_column_without_data_in_the_rows_to_split_is_refused(
     here, not a science spw) are no reason to refuse."""
     ms = tmp_path / alma_ms.name
     shutil.copytree(alma_ms, ms)
-    _filled_only_in(ms, column, filled_spws)
+    filled_only_in(ms, column, filled_spws)
     out = tmp_path / "out"
     if not filled_spws:
         assert main(["split", str(ms), "--out", str(out)]) == 2

@@ -386,6 +386,13 @@ def _many_pieces(tmp_path: Path) -> Path:
     return pack
 
 
+def _planned(tmp_path: Path) -> tuple[Path, list[tarsplit.Chunk]]:
+    """``_many_pieces`` and its plan: one chunk."""
+    pack = _many_pieces(tmp_path)
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    return pack, chunks
+
+
 def _as_tarfile_writes_it(tmp_path: Path, chunk: tarsplit.Chunk) -> bytes:
     """The tar tarfile writes of ``chunk``'s members."""
     expected = tmp_path / "expected.tar"
@@ -402,8 +409,7 @@ def _as_tarfile_writes_it(tmp_path: Path, chunk: tarsplit.Chunk) -> bytes:
 def test_a_chunk_of_many_pieces_is_tarfiles_byte_for_byte(tmp_path: Path) -> None:
     """The pieces of a chunk are written by two processes: the tar is still exactly the one
     tarfile writes for the same members."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    _, chunks = _planned(tmp_path)
     assert len(chunks) == 1 and len(chunks[0].spans) > 4
     out = tmp_path / "chunks"
     out.mkdir()
@@ -443,8 +449,7 @@ def test_both_processes_write_pieces_each_once_where_tarfile_has_them(
 ) -> None:
     """Each process takes the next piece the other has not: this one waits at its first
     until the helper has written one, and every piece is written once, by one of them."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    _, chunks = _planned(tmp_path)
     log = tmp_path / "pieces.log"
     log.touch()
 
@@ -466,8 +471,7 @@ def test_a_helper_killed_in_the_middle_of_a_piece_leaves_it_to_this_process(
     """The helper takes a piece and waits until this process has written all the others,
     then dies (SIGKILL) having written the start of its piece wrong: this process writes
     that piece last, and the tar is tarfile's."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    _, chunks = _planned(tmp_path)
     spans = chunks[0].spans
     log, started, killed = tmp_path / "pieces.log", tmp_path / "started", tmp_path / "killed"
     log.touch()
@@ -496,8 +500,7 @@ def test_a_daemonic_process_writes_every_piece_itself(
 ) -> None:
     """A daemonic process (which may not fork) writes all the pieces, in one process, and
     the tar is still tarfile's."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    _, chunks = _planned(tmp_path)
     log = tmp_path / "pieces.log"
     log.touch()
     _pieces_logged(monkeypatch, log, lambda: None, lambda _: None)
@@ -517,8 +520,7 @@ def test_a_daemonic_process_writes_every_piece_itself(
 def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int) -> None:
     """Whichever process builds the piece holding a file that changed size, the split
     stops naming that file, and nothing is left in the output."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    pack, chunks = _planned(tmp_path)
     changed = pack / f"table{victim // 100}" / f"f{victim:04d}"
     with changed.open("ab") as f:
         f.write(b"grew")
@@ -537,8 +539,7 @@ def test_a_file_gone_after_the_plan_stops_the_split_named_by_its_whole_path(
     """A file removed after the plan, or its whole table, stops the split as the
     package's fault, named by its whole path (small files are opened through their
     directory), whichever process came to it; nothing is left in the output."""
-    pack = _many_pieces(tmp_path)
-    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(P, "2012_06_20"), False)
+    pack, chunks = _planned(tmp_path)
     sizes = {f: f.stat().st_size for f in sorted((pack / "table3").iterdir())}
     if gone == "large file":  # copied in the kernel
         victim = next(f for f, size in sizes.items() if size > 64 << 10)
