@@ -505,19 +505,21 @@ class _Pieces:
         spans, done = self._chunk.spans, self._done
         for n, span in enumerate(spans):
             if not done[n] and (self._helper is None or span.large or self._shared.claim(n)):
-                _write_piece(self._chunk, span, fd)
-                done[n] = 1
+                self._write_here(n, fd)
             if self._helper is not None:
                 self._news(wait=False)
             yield self._whole()
         while self._helper is not None and 0 in done:
             self._news(wait=True)
             yield self._whole()
-        for n, span in enumerate(spans):  # those of a helper that stopped
+        for n in range(len(spans)):  # those of a helper that stopped
             if not done[n]:
-                _write_piece(self._chunk, span, fd)
-                done[n] = 1
+                self._write_here(n, fd)
         yield self._whole()
+
+    def _write_here(self, n: int, fd: int) -> None:
+        _write_piece(self._chunk, self._chunk.spans[n], fd)
+        self._done[n] = 1
 
     def _whole(self) -> int:
         """The bytes written from the tar's start on: up to the first piece not written."""
