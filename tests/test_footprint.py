@@ -1,11 +1,12 @@
 """Nothing is written outside the target a command was given (SPEC §13): every file,
 directory, link, rename and removal that a command's processes make, seen by strace, is
 inside its target.  The exceptions, named in ``outside``: the MeasurementSet shadows in
-``$TMPDIR`` (see ``almaqa2.data.ms``), which a run removes; the file Python's tempfile
-makes and removes at once to see that ``$TMPDIR`` can be written; and matplotlib's own
-per-user configuration and font cache, made once when a review page's plot is first
-drawn.  Not even a name that lives an instant: multiprocessing's locks and shared values
-are files in /dev/shm, and a run killed in that instant leaves them there."""
+``$TMPDIR``, or /dev/shm when none is named (see ``almaqa2.data.ms``), which a run
+removes; the file Python's tempfile makes and removes at once to see that ``$TMPDIR`` can
+be written; and matplotlib's own per-user configuration and font cache, made once when a
+review page's plot is first drawn.  Not even a name that lives an instant:
+multiprocessing's locks and shared values are files in /dev/shm, and a run killed in that
+instant leaves them there."""
 
 from __future__ import annotations
 
@@ -28,19 +29,23 @@ _TRACED = (
 _CALL = re.compile(r"^(\w+)\((.*)\) += (-?\d+)")
 _PATH = re.compile(r'(?:(?:AT_FDCWD|\d+)<([^>]*)>, )?"([^"]*)"')
 _WRITING = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC")
+MEMORY_SHADOWS = "/dev/shm/almaqa2-ms-"
 
 
-def changed(argv: list[str], tmp: Path, codes: tuple[int, ...] = (0,)) -> set[str]:
+def changed(
+    argv: list[str], tmp: Path, codes: tuple[int, ...] = (0,), temp: bool = True
+) -> set[str]:
     """The paths that ``argv``'s processes, run in ``tmp``, created, opened to write,
     linked, renamed or removed (what succeeded), absolute, as strace saw them; the
-    command must exit with one of ``codes``."""
+    command must exit with one of ``codes``.  ``temp``: $TMPDIR is ``tmp/tmp`` (else no
+    temporary directory is named)."""
     log = tmp / "strace" / "call"
     log.parent.mkdir(parents=True, exist_ok=True)
     for made in ("tmp", "cache"):
         (tmp / made).mkdir(exist_ok=True)
     env = {
-        **os.environ,
-        "TMPDIR": str(tmp / "tmp"),
+        **{k: v for k, v in os.environ.items() if k not in ("TMPDIR", "TEMP", "TMP")},
+        **({"TMPDIR": str(tmp / "tmp")} if temp else {}),
         "XDG_CACHE_HOME": str(tmp / "cache"),
         "PYTHONDONTWRITEBYTECODE": "1",
     }
@@ -65,11 +70,13 @@ def changed(argv: list[str], tmp: Path, codes: tuple[int, ...] = (0,)) -> set[st
 
 def outside(paths: set[str], tmp: Path, *targets: Path | str) -> list[str]:
     """Those of ``paths`` in none of ``targets`` (a Path: it and what is under it; a
-    string: the paths that start with it), nor /dev/null, an MS shadow, the file Python's
-    tempfile makes and removes once to see that ``$TMPDIR`` can be written, or matplotlib's
-    configuration and cache."""
+    string: the paths that start with it), nor /dev/null, an MS shadow (in ``$TMPDIR``, or
+    /dev/shm when no temporary directory is named), the file Python's tempfile makes and
+    removes once to see that ``$TMPDIR`` can be written, or matplotlib's configuration and
+    cache."""
     allowed = [
         f"{tmp}/tmp/almaqa2-ms-",
+        MEMORY_SHADOWS,
         f"{os.environ['XDG_CONFIG_HOME']}/matplotlib",
         f"{tmp}/cache/matplotlib",
     ]
@@ -113,6 +120,22 @@ def test_package_tarsplit_untar_and_the_readers_write_only_in_their_targets(
     argv = ["untar", str(chunks), "--out", str(unpacked)]
     assert outside(changed([*QA2, *argv], tmp_path), tmp_path, unpacked) == []
     assert (unpacked / packpath.name / "manifest.md5").is_file()
+
+
+def test_the_ms_shadows_are_made_in_memory_unless_a_temporary_directory_is_named(
+    case229: Case, tmp_path: Path
+) -> None:
+    """With no $TMPDIR (TEMP, TMP), the shadows that casacore reads the MSes through are
+    made in /dev/shm: on a disk each of their entries would be an inode written through
+    the journal (``ms._shadow_home``).  None is left, and nothing else is made outside."""
+    argv, _ = case229.commands("copy")
+    made = changed([*QA2, *argv], tmp_path, temp=False)
+    shadows = {p.split("/")[3] for p in made if p.startswith(MEMORY_SHADOWS)}
+    assert shadows, "the MSes were read through shadows in /dev/shm"
+    assert not any(p.startswith(f"{tmp_path}/tmp/") for p in made)
+    assert not [s for s in shadows if os.path.lexists(f"/dev/shm/{s}")]
+    beside = f"{case229.packpath.parent}/.{case229.packpath.name}.almaqa2"
+    assert outside(made, tmp_path, case229.packpath, beside, f"{case229.packpath}.") == []
 
 
 def test_split_writes_only_in_its_out_directory(tmp_path: Path) -> None:
