@@ -122,6 +122,35 @@ def test_log_file_typed_anywhere_keeps_the_runs_story(
     assert all(line[:2] == "20" for line in lines)  # each with its time
 
 
+def test_the_command_line_exits_with_the_collector_frozen_and_its_log_complete(
+    tmp_path: Path,
+) -> None:
+    """``qa2`` freezes what is left before the interpreter's exit (its last collections
+    walked every object again); the log file still gets the run's last line, and the code
+    is the command's."""
+    from conftest import make_case
+
+    case = make_case("flat", tmp_path)
+    argv, _ = case.commands("fake")
+    log = tmp_path / "run.log"
+    frozen = tmp_path / "frozen"
+    run = (
+        "import atexit, gc, sys\n"
+        f"atexit.register(lambda: open({str(frozen)!r}, 'w').write(str(gc.get_freeze_count())))\n"
+        "from almaqa2.cli import entrypoint\n"
+        "sys.argv[0] = 'qa2'\n"
+        "entrypoint()\n"
+    )
+    for command, code in ((argv, 0), (["verify", str(tmp_path / "nothing")], 2)):
+        done = subprocess.run([sys.executable, "-c", run, *command, "--log-file", str(log)],
+                              capture_output=True, text=True)  # fmt: skip
+        assert done.returncode == code, done.stderr
+        assert int(frozen.read_text()) > 10_000, "the objects were frozen before the exit"
+    lines = log.read_text().splitlines()
+    assert any("empty files were linked here" in line for line in lines)  # the first run's
+    assert "ERROR" in lines[-1] and "nothing to verify here" in lines[-1]
+
+
 def test_shell_completion_offers_the_choices(tmp_path: Path) -> None:
     """The README's completion line works: bash asks, click answers with the choices."""
     env = {

@@ -3,6 +3,7 @@ sentence.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 128 + N a s
 
 from __future__ import annotations
 
+import gc
 import logging
 import signal
 import sys
@@ -118,4 +119,12 @@ def _failed(args: Sequence[str], sentence: str, code: int) -> int:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    """Run ``qa2`` and exit with its code.  The objects left are first frozen out of the
+    cyclic garbage collector (``gc.freeze``): the interpreter's exit walked every one
+    again (numpy's, casacore's, click's, rich's and the command's), 20-35 ms of each run
+    (a split of 1 GB takes 0.6 s).  What the exit frees is freed all the same, by
+    reference counts; the command has closed its files and tables, and the ``atexit``
+    hooks (logging's) flush the rest before."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
