@@ -261,6 +261,39 @@ def test_old_deliveries_are_listed_and_removed(
     assert (web / "someone-elses").is_dir()
 
 
+@pytest.mark.parametrize(
+    "record",
+    [
+        b"[1, 2]",
+        b'"a string"',
+        b'{"created": "2026-01-01", "files": [], "expires": "soon"}',
+        b'{"created": "2026-01-01", "files": [], "expires": 5}',
+        b'{"created": 7, "files": []}',
+        b'{"created": "2026-01-01", "files": {"a": 1}}',
+        b'{"created": "2026-01-01", "files": [{"size": "3"}]}',
+        b'{"created": "2026-01-01"}',
+        b"\xff\xfe",
+    ],
+)
+def test_a_record_deliver_never_writes_is_passed_by_with_a_warning(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], record: bytes
+) -> None:
+    """A folder of the web root whose ``.delivery.json`` is not a record ``deliver``
+    writes (edited by hand, or someone else's) is neither listed nor removed, and the
+    deliveries beside it are; it was a traceback."""
+    web = tmp_path / "web"
+    (web / "odd").mkdir(parents=True)
+    (web / "odd" / ".delivery.json").write_bytes(record)
+    ours = _deliver(capsys, nrao_split / "chunks", "--web-root", web)[1]
+    assert main(["deliver", "--list", "--web-root", str(web)]) == 0
+    said = capsys.readouterr()
+    assert Path(ours["folder"]).name in said.out and "odd" not in said.out
+    assert "not a delivery record qa2 deliver writes" in said.err and "odd" in said.err
+    assert main(["deliver", "--remove", "odd", "--web-root", str(web)]) == 2
+    assert "no delivery of this name" in capsys.readouterr().err
+    assert (web / "odd" / ".delivery.json").read_bytes() == record
+
+
 def test_the_message_names_the_project_whatever_the_token_holds() -> None:
     """The token is URL-safe base64: it may hold '-', which must not cut the project."""
     from almaqa2.transfer.deliver import Published

@@ -92,3 +92,33 @@ def test_without_a_lock_directory(
     monkeypatch.delenv("QA2_LOCK_DIR", raising=False)
     code, text = _run(capsys, "on")
     assert code == 2 and "no lock directory is set; export QA2_LOCK_DIR=" in text
+
+
+@pytest.mark.parametrize(
+    ("written", "said"),
+    [
+        (b"[1, 2]", "unknown@unknown since unknown"),
+        (b'"marcel"', "unknown@unknown since unknown"),
+        (b'{"user": "marcel"}', "unknown@unknown since unknown"),
+        (b"\xff", "unknown@unknown since unknown"),
+        (b'{"user": 7, "host": "h", "since": "2014-08-27"}', "7@h since 2014-08-27"),
+        (
+            b'{"user": "m\\u001b[2J", "host": "h\\nx", "since": "s"}',
+            "'m\\x1b[2J'@'h\\nx' since s",
+        ),
+    ],
+)
+def test_a_lock_file_not_as_lock_writes_it_is_shown_never_obeyed(
+    shared: Path, capsys: pytest.CaptureFixture[str], written: bytes, said: str
+) -> None:
+    """The lock directory is shared: what another user (or an editor) left in a lock file
+    names its holder as far as it can, escaped (a terminal's control sequence is printed,
+    not obeyed); the lock is still held, and --force still breaks it."""
+    (shared / "analysisUtils.lock").write_bytes(written)
+    code, text = _run(capsys, "status")
+    assert code == 0 and text == f"analysisUtils is locked by {said}", text
+    assert "\x1b" not in text
+    code, text = _run(capsys, "on")
+    assert code == 2 and f"held by {said}" in text
+    assert _run(capsys, "off", "--force")[0] == 0
+    assert not (shared / "analysisUtils.lock").exists()

@@ -19,7 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from almaqa2.errors import InputError, LockedError
+from almaqa2.errors import InputError, LockedError, shown
 
 ENV = "QA2_LOCK_DIR"
 DEFAULT_NAME = "analysisUtils"
@@ -60,12 +60,13 @@ def _path(directory: Path, name: str) -> Path:
 
 def status(directory: Path, name: str = DEFAULT_NAME) -> Holder | None:
     """Who holds the lock ``name``, or None."""
-    try:
+    try:  # (what another user wrote: printed as it can be on one line, never obeyed)
         info = json.loads(_path(directory, name).read_text())
-        return Holder(info["user"], info["host"], info["since"], name)
+        user, host, since = (shown(str(info[key])) for key in ("user", "host", "since"))
+        return Holder(user, host, since, name)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):  # not what ``take`` writes
         return Holder("unknown", "unknown", "unknown", name)
 
 

@@ -24,6 +24,7 @@ import datetime as dt
 import errno
 import html
 import json
+import logging
 import os
 import re
 import secrets
@@ -49,6 +50,8 @@ from almaqa2.transfer.verify import (
     find_chunks,
     package_in,
 )
+
+log = logging.getLogger(__name__)
 
 INDEX = "index.html"
 DELIVERY = ".delivery.json"  # what the delivery is, for --list and --remove
@@ -330,17 +333,34 @@ class Delivery:
 
 
 def deliveries(web_root: Path) -> list[Delivery]:
-    """The deliveries this tool published under ``web_root``, oldest first."""
+    """The deliveries this tool published under ``web_root``, oldest first; a folder whose
+    record is not one it writes is passed by, with a warning."""
     web_root = existing_dir(web_root, "the web root", "give the directory the server serves")
     found = []
     for folder in sorted(web_root.iterdir()):
-        record = folder / DELIVERY
-        if folder.is_dir() and not folder.is_symlink() and record.is_file():
-            try:
-                found.append(Delivery(folder, json.loads(record.read_text())))
-            except ValueError:
-                continue
-    return sorted(found, key=lambda d: str(d.record.get("created", "")))
+        path = folder / DELIVERY
+        if folder.is_dir() and not folder.is_symlink() and path.is_file():
+            record = _record(path)
+            if record is None:
+                log.warning("not a delivery record qa2 deliver writes, passed by: %s", path)
+            else:
+                found.append(Delivery(folder, record))
+    return sorted(found, key=lambda d: str(d.record["created"]))
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    """The record at ``path`` if it is one ``deliver`` writes (what ``--list`` shows of it
+    has the types it wrote), else None."""
+    try:
+        record = json.loads(path.read_bytes())
+        fits = isinstance(record["created"], str) and all(
+            type(one["size"]) is int for one in record["files"]
+        )
+        if record.get("expires"):
+            dt.date.fromisoformat(record["expires"])
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None
+    return record if fits else None
 
 
 def remove(web_root: Path, folder: str) -> Delivery:
