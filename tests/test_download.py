@@ -153,6 +153,57 @@ def test_an_unsafe_member_is_refused(
     assert not (out / ASDMS[0]).exists(), "nothing of an unsafe tar is unpacked"
 
 
+@pytest.mark.parametrize(
+    ("href", "said"),
+    [
+        ("x\x1b]0;pwned\x07.tar", "a link names no plain file"),
+        (".hidden.tar", "a link names no plain file"),
+        ("uid___A002_Xother_X1.tar", "uid___A002_Xother_X1.tar is not in the md5 list"),
+    ],
+)
+def test_a_link_that_cannot_be_fetched_as_listed_is_refused_before_anything_is_written(
+    site: tuple[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    href: str,
+    said: str,
+) -> None:
+    """Every tar the page links to is checked first: a name a file in --out cannot have
+    (a terminal's control sequence, a hidden file) or one the md5 list lacks stops the
+    download before anything is fetched: --out is not even made."""
+    url, root = site
+    page = (root / "index.html").read_text()
+    (root / "index.html").write_text(page.replace("</ul>", f'<li><a href="{href}">x</a></ul>'))
+    out = tmp_path / "raw"
+    assert cli_main(["download", url, "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert said in err and "\x1b" not in err
+    assert not out.exists()
+    assert cli_main(["download", url, "--out", str(out), "--dry-run"]) == 2
+    assert said in " ".join(capsys.readouterr().err.split())
+
+
+def test_what_a_tar_unpacks_is_named_escaped(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The directories a downloaded tar unpacks are named as they can be printed: a
+    terminal's control sequence in one is shown, not obeyed."""
+    url, root = site
+    odd = f"{ASDMS[0]}\x1b[2J"
+    with tarfile.open(root / f"{ASDMS[0]}.tar", "w") as tar:
+        info = tarfile.TarInfo(f"{odd}/ASDM.xml")
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"asdm"))
+    digest = hashlib.md5((root / f"{ASDMS[0]}.tar").read_bytes()).hexdigest()
+    sums = (root / "md5sums.txt").read_text().splitlines()
+    (root / "md5sums.txt").write_text("\n".join([f"{digest}  {ASDMS[0]}.tar", *sums[1:]]) + "\n")
+    out = tmp_path / "raw"
+    assert cli_main(["download", url, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and f"unpacked: {str(out / odd)!r}" in printed
+    assert (out / odd / "ASDM.xml").read_bytes() == b"asdm"
+
+
 def test_a_page_without_tars(
     site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from almaqa2.cli.app import err, out, warned
+from almaqa2.errors import shown
 from almaqa2.sizes import human_size, size_in
 from almaqa2.uid import short_name
 
@@ -464,7 +465,7 @@ def downloaded(result: Download, as_json: bool) -> None:
         resumed = f" (resumed at {human_size(f.resumed_from)})" if f.resumed_from else ""
         out.print(f"{f.name}: md5 OK{resumed}", markup=False)
     for name in result.extracted:
-        out.print(f"unpacked: {result.out / name}", markup=False)
+        out.print(f"unpacked: {shown(str(result.out / name))}", markup=False)  # the tar's
 
 
 def sbs(archive: Path, found: list[str], as_json: bool) -> None:

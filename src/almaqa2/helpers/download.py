@@ -178,21 +178,29 @@ def extract(tar_path: Path, out: Path) -> list[str]:
 
 
 def _file_name(url: str) -> str:
-    """The file name a link gives (its path's last part), if it can name a file in --out."""
+    """The file name a link gives (its path's last part), if it can name a file in --out
+    (a control character in it would be obeyed by the terminal the name is printed on)."""
     name = urlsplit(url).path.rsplit("/", 1)[-1]
-    if name in ("", ".", "..") or name.startswith("."):
+    if name in ("", ".", "..") or name.startswith(".") or not name.isprintable():
         raise InputError("a link names no plain file", url, fix="ask the DRM for a clean page")
     return name
 
 
 def listing(url: str) -> tuple[list[str], str, str]:
-    """The tar URLs the page at ``url`` links to, its md5 list's URL and text."""
+    """The tar URLs the page at ``url`` links to, its md5 list's URL and text; each tar
+    must be in the list (checked before anything is written)."""
     tars, md5_url = links(_text(url), url)
     if not tars:
         raise InputError("the page links to no .tar file", url, fix="give the page the DRM sent")
     if md5_url is None:
         raise InputError("the page links to no md5 list", url, fix="ask the DRM for the md5sums")
-    return tars, md5_url, _text(md5_url)
+    _file_name(md5_url)
+    md5_text = _text(md5_url)
+    expected = parse_md5s(md5_text)
+    for name in map(_file_name, tars):
+        if name not in expected:
+            raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
+    return tars, md5_url, md5_text
 
 
 def download(url: str, out: Path, progress: Progress | None = None) -> Download:
@@ -225,9 +233,7 @@ def _fetch_all(
     bad = []
     before = 0  # bytes fetched so far
     for number, tar_url in enumerate(tars, 1):
-        name = _file_name(tar_url)
-        if name not in expected:
-            raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
+        name = _file_name(tar_url)  # (in the md5 list: see ``listing``)
         dest = out / name
         if dest.exists():
             fetched = Fetched(name, 0, md5_file(dest), True)
