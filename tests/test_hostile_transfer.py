@@ -503,3 +503,36 @@ def test_sigterm_stops_a_package_with_nothing_left(case229: Case) -> None:
     _, err = process.communicate(timeout=60)
     assert process.returncode == 143 and b"stopped by SIGTERM" in err, err
     assert os.listdir(parent) == [], err
+
+
+def test_a_ticket_s_text_and_a_web_root_s_names_are_printed_never_obeyed(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ticket comes from another reducer and a web root's folders from anyone who can
+    write there: a terminal's control sequence in what they say (a README header field, a
+    folder named in a warning) reaches the terminal spelt out, on every console and in
+    every log line printed, never as the control characters themselves."""
+    import zipfile
+
+    assert case229.run_cli("ticket") == 0
+    (ticket,) = case229.packpath.parent.glob("*.ticket.zip")
+    crafted = tmp_path / ticket.name
+    with zipfile.ZipFile(ticket) as old, zipfile.ZipFile(crafted, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename.endswith("README"):
+                text = data.decode()
+                line = next(x for x in text.splitlines() if x.startswith("PI name"))
+                data = text.replace(line, "PI name: \x1b]0;pwned\x07Marcel\x1b[2J").encode()
+            new.writestr(item, data)
+    capsys.readouterr()
+    assert main(["inspect", str(crafted)]) == 0
+    said = capsys.readouterr().out
+    assert "PI name: \\x1b]0;pwned\\x07Marcel\\x1b[2J" in said and "\x1b" not in said
+
+    web = tmp_path / "web"
+    (web / "odd\x1b[2J").mkdir(parents=True)
+    (web / "odd\x1b[2J" / ".delivery.json").write_text("[]")
+    assert main(["deliver", "--list", "--web-root", str(web)]) == 0
+    said = capsys.readouterr().err
+    assert "odd\\x1b[2J" in "".join(said.split()) and "\x1b" not in said  # (wrapped)

@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
+from rich.console import Console, ConsoleRenderable
 from rich.logging import RichHandler
+from rich.text import Text
 
 from almaqa2.errors import InputError
 from almaqa2.sizes import human_size
@@ -27,8 +28,33 @@ from almaqa2.version import __version__
 if TYPE_CHECKING:
     from rich.progress import Task
 
-out = Console(soft_wrap=True, highlight=False)  # no colours inside project codes, UIDs
-err = Console(stderr=True, highlight=False)
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0)) if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters (line breaks and tabs apart) spelt as escapes.
+    What is printed comes from packages, chunks, tickets, web pages and lock files that
+    others made, and a terminal obeys a control sequence in it (clearing the screen,
+    retitling the window, hiding what follows)."""
+    return text.translate(_CONTROLS)
+
+
+class _Console(Console):
+    """A console that prints every text ``printable``."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        return super().render_str(printable(text), **options)
+
+
+class _Logged(RichHandler):
+    """Log records on a console, ``printable``."""
+
+    def render_message(self, record: logging.LogRecord, message: str) -> ConsoleRenderable:
+        return super().render_message(record, printable(message))
+
+
+out = _Console(soft_wrap=True, highlight=False)  # no colours inside project codes, UIDs
+err = _Console(stderr=True, highlight=False)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -51,7 +77,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, log_file: Pa
     level = (
         logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
-    shown = RichHandler(console=err, show_time=False, show_path=False, level=level)
+    shown = _Logged(console=err, show_time=False, show_path=False, level=level)
     shown.addFilter(lambda record: not getattr(record, "said", False))  # printed already
     handlers: list[logging.Handler] = [shown, warned]
     if log_file is not None:
