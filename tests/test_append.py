@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -140,3 +143,47 @@ def test_append_lists_the_existing_package_once(
     monkeypatch.undo()
     done = md5sum_check(case229.packpath)
     assert done.returncode == 0, done.stdout
+
+
+def _entries(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry below ``root``: (mode, mtime), read without opening any (a pipe would
+    be waited on)."""
+    found = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            st = os.lstat(os.path.join(dirpath, name))
+            found[os.path.relpath(os.path.join(dirpath, name), root)] = (st.st_mode, st.st_mtime_ns)
+    return found
+
+
+@pytest.mark.parametrize("planted", ["pipe", "link to a directory", "link to a file", "manifest"])
+def test_an_append_to_a_package_holding_what_we_never_write_is_refused(
+    case229: Case, planted: str
+) -> None:
+    """A package of ours holds files and directories only; a pipe put in it since made an
+    append wait forever (it was read to be hashed), a link to a directory became an empty
+    directory, a manifest that is a directory gave the system's bare words.  Each is one
+    sentence, exit 2, and the package and its directory are as they were."""
+    argv, _ = case229.commands("copy")
+    assert main(argv) == 0
+    member = next(case229.packpath.glob("*/*/*"))
+    if planted == "pipe":
+        os.mkfifo(member / "pipe")
+    elif planted == "link to a directory":
+        (member / "escape").symlink_to("/etc")
+    elif planted == "link to a file":
+        (member / "escape").symlink_to("/etc/hostname")
+    else:
+        (case229.packpath / "manifest.md5").unlink()
+        (case229.packpath / "manifest.md5").mkdir()
+    before = _entries(case229.packpath.parent)
+    argv[1] = str(_second(case229))
+    code = "from almaqa2.cli import entrypoint; entrypoint()"
+    done = subprocess.run([sys.executable, "-c", code, *argv, "--append", "member", "-q"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert "Traceback" not in said and said.count("error:") == 1, said
+    assert ("cannot be read (Is a directory)" if planted == "manifest" else
+            "a package holds only files and directories, and this is not one") in said  # fmt: skip
+    assert _entries(case229.packpath.parent) == before

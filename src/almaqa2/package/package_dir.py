@@ -114,7 +114,15 @@ class Package:
         if not listed.exists():
             return {}
         prefix = f"{self.project}/"
-        return {k.removeprefix(prefix): v for k, v in manifest.read(listed).items()}
+        try:
+            digests = manifest.read(listed)
+        except OSError as exc:
+            raise DestinationError(
+                f"the package's {manifest.NAME} cannot be read ({exc.strerror})",
+                listed,
+                fix="package again without --append, or restore the file from a copy",
+            ) from None
+        return {k.removeprefix(prefix): v for k, v in digests.items()}
 
     def write_digests(self, digests: dict[str, str]) -> Path:
         """Write its manifest, atomically, from {path below the package: md5}."""
@@ -151,18 +159,32 @@ class Package:
             here = str(into) + dirpath[len(top) :]
             prefix = dirpath[len(top) + 1 :] + "/" if dirpath != top else ""
             for name in dirnames:
+                if os.path.islink(os.path.join(dirpath, name)):
+                    raise _not_ours(os.path.join(dirpath, name))
                 os.mkdir(os.path.join(here, name))
                 made.append((os.path.join(dirpath, name), os.path.join(here, name)))
             for name in sorted(filenames):
                 source = os.path.join(dirpath, name)
+                st = os.lstat(source)
+                if not stat.S_ISREG(st.st_mode):  # (a pipe would be waited on to hash it)
+                    raise _not_ours(source)
                 os.link(source, os.path.join(here, name), follow_symlinks=False)
-                found[prefix + name] = os.lstat(source).st_size
+                found[prefix + name] = st.st_size
         for source, copy in reversed(made):  # deepest first: a child's times touch its parent
             st = os.stat(source)
             os.chmod(copy, stat.S_IMODE(st.st_mode))
             os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
         found.pop(manifest.NAME, None)
         return found
+
+
+def _not_ours(path: str) -> InputError:
+    """What an append says of an entry that no package of ours holds (put there since)."""
+    return InputError(
+        "a package holds only files and directories, and this is not one",
+        path,
+        fix="remove it, or package again without --append",
+    )
 
 
 CHUNK_NAME = re.compile(
