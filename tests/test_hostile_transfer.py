@@ -536,3 +536,52 @@ def test_a_ticket_s_text_and_a_web_root_s_names_are_printed_never_obeyed(
     assert main(["deliver", "--list", "--web-root", str(web)]) == 0
     said = capsys.readouterr().err
     assert "odd\\x1b[2J" in "".join(said.split()) and "\x1b" not in said  # (wrapped)
+
+
+def _within_a_minute(*argv: str) -> subprocess.CompletedProcess[str]:
+    """``qa2 argv`` run as a process that must end within a minute (what waited on a pipe
+    for ever fails the test instead of stopping the suite)."""
+    import sys
+
+    code = "from almaqa2.cli import entrypoint; entrypoint()"
+    return subprocess.run([sys.executable, "-c", code, *argv],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_a_pipe_in_place_of_a_chunk_a_ticket_a_marker_or_a_lock_is_never_waited_on(
+    nrao_split: Path, tmp_path: Path, case229: Case
+) -> None:
+    """What others made may be a pipe that no process writes to, which a plain open waits
+    on for ever: verify, untar and inspect of chunks, inspect of a ticket, a package over
+    one whose marker is a pipe, and a shared lock each answer at once."""
+    chunks = Path(shutil.copytree(nrao_split / "chunks", tmp_path / "chunks"))
+    first = sorted(chunks.glob("*.tar"))[0]
+    first.unlink()
+    os.mkfifo(first)
+    for argv in (["verify", str(chunks)], ["untar", str(chunks), "--out", str(tmp_path / "u")]):
+        done = _within_a_minute(*argv)
+        said = _one_line(done.stderr)
+        assert done.returncode == 2 and first.name in said
+        assert "this chunk is not a plain file" in said
+    assert not (tmp_path / "u").exists()
+    done = _within_a_minute("inspect", str(chunks))
+    assert done.returncode == 2 and "cannot read this tar file (not a plain file" in done.stderr
+
+    ticket = tmp_path / f"{P}.ticket.zip"
+    os.mkfifo(ticket)
+    done = _within_a_minute("inspect", str(ticket))
+    said = _one_line(done.stderr)
+    assert done.returncode == 2 and "cannot read this ticket file (not a plain file" in said
+
+    assert case229.run_cli("fake") == 0
+    (case229.packpath / package_dir.MARKER).unlink()
+    os.mkfifo(case229.packpath / package_dir.MARKER)
+    argv, _ = case229.commands("copy")
+    done = _within_a_minute(*argv)
+    assert done.returncode == 2 and "was not made by almaqa2" in _one_line(done.stderr)
+
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    os.mkfifo(locks / "analysisUtils.lock")
+    done = _within_a_minute("lock", "status", "--dir", str(locks))
+    assert done.returncode == 0 and "locked by unknown@unknown" in " ".join(done.stdout.split())

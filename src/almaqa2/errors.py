@@ -75,7 +75,10 @@ def refused(exc: OSError) -> str:
 
 
 def reason(exc: BaseException) -> str:
-    """The first line of a library's exception, to quote inside one of our sentences."""
+    """The first line of a library's exception, to quote inside one of our sentences (of
+    the system's refusal, its words only: the sentence names the path)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

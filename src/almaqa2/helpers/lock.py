@@ -19,6 +19,7 @@ import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from almaqa2 import plainfile
 from almaqa2.errors import InputError, LockedError, shown
 
 ENV = "QA2_LOCK_DIR"
@@ -61,7 +62,8 @@ def _path(directory: Path, name: str) -> Path:
 def status(directory: Path, name: str = DEFAULT_NAME) -> Holder | None:
     """Who holds the lock ``name``, or None."""
     try:  # (what another user wrote: printed as it can be on one line, never obeyed)
-        info = json.loads(_path(directory, name).read_text())
+        with plainfile.opened(_path(directory, name)) as f:  # (a pipe planted: unknown)
+            info = json.loads(f.read())
         user, host, since = (shown(str(info[key])) for key in ("user", "host", "since"))
         return Holder(user, host, since, name)
     except FileNotFoundError:

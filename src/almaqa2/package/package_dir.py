@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from almaqa2 import manifest, signals
+from almaqa2 import manifest, plainfile, signals
 from almaqa2.errors import DestinationError, InputError
 from almaqa2.package import lockfile as lock
 from almaqa2.package.rules import CHUNK_NAMES
@@ -42,7 +42,8 @@ MARKER = ".almaqa2.json"
 def marker(packpath: Path) -> dict[str, Any] | None:
     """What the marker of ``packpath`` says, or None if it has no readable marker of ours."""
     try:
-        info = json.loads((packpath / MARKER).read_text())
+        with plainfile.opened(packpath / MARKER) as f:
+            info = json.loads(f.read())
     except (OSError, ValueError):
         return None
     return info if isinstance(info, dict) and info.get("tool") == "almaqa2" else None

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from almaqa2 import plainfile
 from almaqa2.errors import InputError, reason
 from almaqa2.manifest import sizes_under
 from almaqa2.package.naming import unit_uid
@@ -184,7 +185,7 @@ def _walk(top: Path) -> Iterable[tuple[str, int]]:
 def _tar_members(chunks: Sequence[Path]) -> Iterable[tuple[str, int]]:
     for chunk in chunks:
         try:
-            with tarfile.open(chunk, "r:") as tar:
+            with plainfile.opened(chunk) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
                 for member in tar:
                     if member.isfile():
                         yield member.name, member.size
@@ -269,13 +270,14 @@ def _ticket_files(path: Path) -> dict[str, bytes]:
     def read(name: str) -> bool:
         return name in wanted or "README" in name or "checklist" in name.lower()
 
-    if path.name.endswith(".zip"):
-        with zipfile.ZipFile(path) as zf:
-            return {n: zf.read(n) if read(n) else b"" for n in zf.namelist()}
     found: dict[str, bytes] = {}
-    with tarfile.open(path, "r:") as tar:
-        for member in tar:
-            if member.isfile():
-                extracted = tar.extractfile(member) if read(member.name) else None
-                found[member.name] = extracted.read() if extracted else b""
+    with plainfile.opened(path) as raw:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(raw) as zf:
+                return {n: zf.read(n) if read(n) else b"" for n in zf.namelist()}
+        with tarfile.open(fileobj=raw, mode="r:") as tar:
+            for member in tar:
+                if member.isfile():
+                    extracted = tar.extractfile(member) if read(member.name) else None
+                    found[member.name] = extracted.read() if extracted else b""
     return found

@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from almaqa2 import manifest
+from almaqa2 import manifest, plainfile
 from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
@@ -244,6 +244,12 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
             chunk_set = sets[key]
             if not chunk.exists():  # a link to nothing: the chunk is missing
                 continue
+            if not (chunk.is_file() or chunk.is_dir()):  # (a directory: an unreadable chunk)
+                raise InputError(
+                    f"this chunk is {plainfile.NOT_PLAIN}, so it was not read",
+                    chunk,
+                    fix="fetch the chunk again",
+                )
             chunk_set.present[chunk.name] = Path(os.path.realpath(chunk))
             if total:
                 chunk_set.totals.add(total)
