@@ -423,6 +423,23 @@ def test_an_inconsistent_ms_is_refused_in_one_sentence(
     assert not out.exists()
 
 
+def test_a_pipe_in_the_ms_is_refused_as_never_read(
+    alma_ms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A data file of the MS that is a pipe (which casacore would wait on) stops the split
+    before anything is written, named, in words that fit a split (they spoke of packaging
+    and of the reduction directory)."""
+    ms = tmp_path / alma_ms.name
+    shutil.copytree(alma_ms, ms)
+    (ms / "table.f1").unlink()
+    os.mkfifo(ms / "table.f1")
+    out = tmp_path / "out"
+    assert main(["split", str(ms), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"(a pipe, socket or device), which is never read or packaged: {ms}/table.f1;" in err
+    assert "reduction" not in err and not out.exists()
+
+
 @pytest.mark.parametrize("inside", ["", "ANTENNA", "new"])
 def test_an_out_inside_the_ms_split_is_refused(
     calibrated: Path, capsys: pytest.CaptureFixture[str], inside: str

@@ -83,7 +83,7 @@ def _unreadable(path: str, what: str, exc: OSError | None = None) -> InputError:
     return InputError(
         f"cannot read {what}" + (f" ({exc.strerror})" if exc is not None and exc.strerror else ""),
         path,
-        fix="make it readable (chmod/chown) or move it out of the reduction directory",
+        fix="make it readable (chmod/chown), or move it out of the directory given",
     )
 
 
@@ -92,9 +92,10 @@ def _regular_size(path: str, st: os.stat_result, name: str = "", dir_fd: int | N
     given), if it is a regular file this process can read."""
     if not stat.S_ISREG(st.st_mode):
         raise InputError(
-            "not a regular file, directory or link (a pipe, socket or device) cannot be packaged",
+            "not a regular file, directory or link (a pipe, socket or device), which is never"
+            " read or packaged",
             path,
-            fix="remove it from the reduction directory",
+            fix="remove it, or move it out of the directory given",
         )
     if not os.access(name or path, os.R_OK, dir_fd=dir_fd):
         raise _unreadable(path, "this file")
