@@ -402,6 +402,12 @@ def test_a_record_cut_short_is_ignored_and_the_next_starts_on_its_own_line(
     with ledger.Writer(path) as writer:
         writer.add({"name": "b", "status": "failed"})
     assert set(ledger.read(path)) == {"a", "b"}
+    with open(path, "a") as f:  # edited by hand: not a record of ours (a KeyError it was)
+        f.write('{"name": "c"}\n{"name": "a", "status": 1}\n["a"]\n')
+    assert ledger.read(path) == {
+        "a": {"name": "a", "status": "done"},
+        "b": {"name": "b", "status": "failed"},
+    }
 
 
 def test_a_dry_run_lists_the_jobs_and_their_ledger_state_and_starts_nothing(

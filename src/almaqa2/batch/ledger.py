@@ -16,6 +16,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+STATUSES = ("done", "skipped", "failed")
+"""A MOUS's state, as its record says."""
+
 Record = dict[str, Any]
 """name, status (done | skipped | failed), fingerprint, steps, started, seconds, bytes,
 packpath, chunks, md5sums, verified, error, worker."""
@@ -33,7 +36,11 @@ def read(path: Path) -> dict[str, Record]:
             record = json.loads(line)
         except ValueError:
             continue  # empty, or cut short by a crash
-        if isinstance(record, dict) and isinstance(record.get("name"), str):
+        if (
+            isinstance(record, dict)
+            and isinstance(record.get("name"), str)
+            and record.get("status") in STATUSES
+        ):  # (one that is not ours, edited by hand: ignored too)
             last[record["name"]] = record
     return last
 

@@ -61,7 +61,7 @@ class Outcome:
             "ledger": str(self.plan.ledger),
             "cluster": self.cluster,
             "seconds": round(self.seconds, 3),
-            **{status: self.count(status) for status in ("done", "skipped", "failed")},
+            **{status: self.count(status) for status in ledger.STATUSES},
             "bytes": sum(r.get("bytes", 0) for r in self.records if r["status"] == "done"),
             "mous": list(self.records),
         }
