@@ -61,8 +61,8 @@ def _path(directory: Path, name: str) -> Path:
 
 def status(directory: Path, name: str = DEFAULT_NAME) -> Holder | None:
     """Who holds the lock ``name``, or None."""
-    try:  # (what another user wrote: printed as it can be on one line, never obeyed)
-        with plainfile.opened(_path(directory, name)) as f:  # (a pipe planted: unknown)
+    try:  # what another user wrote (a pipe even): as it can be shown on one line
+        with plainfile.opened(_path(directory, name)) as f:
             info = json.loads(f.read())
         user, host, since = (shown(str(info[key])) for key in ("user", "host", "since"))
         return Holder(user, host, since, name)

@@ -153,6 +153,7 @@ class Package:
         does, from the same walk.  Nothing is ever written into a linked file: new files
         replace them by rename."""
         top = str(self.path)
+        again = "remove it, or package again without --append"
         made: list[tuple[str, str]] = [(top, str(into))]
         found: dict[str, int] = {}
         for dirpath, dirnames, filenames in os.walk(top):
@@ -161,14 +162,14 @@ class Package:
             prefix = dirpath[len(top) + 1 :] + "/" if dirpath != top else ""
             for name in dirnames:
                 if os.path.islink(os.path.join(dirpath, name)):
-                    raise _not_ours(os.path.join(dirpath, name))
+                    raise not_a_package_entry(os.path.join(dirpath, name), again)
                 os.mkdir(os.path.join(here, name))
                 made.append((os.path.join(dirpath, name), os.path.join(here, name)))
             for name in sorted(filenames):
                 source = os.path.join(dirpath, name)
                 st = os.lstat(source)
                 if not stat.S_ISREG(st.st_mode):  # (a pipe would be waited on to hash it)
-                    raise _not_ours(source)
+                    raise not_a_package_entry(source, again)
                 os.link(source, os.path.join(here, name), follow_symlinks=False)
                 found[prefix + name] = st.st_size
         for source, copy in reversed(made):  # deepest first: a child's times touch its parent
@@ -179,12 +180,11 @@ class Package:
         return found
 
 
-def _not_ours(path: str) -> InputError:
-    """What an append says of an entry that no package of ours holds (put there since)."""
+def not_a_package_entry(path: str, fix: str) -> InputError:
+    """The error for an entry that no package of ours holds (a link, a pipe...: put there
+    since it was made)."""
     return InputError(
-        "a package holds only files and directories, and this is not one",
-        path,
-        fix="remove it, or package again without --append",
+        "a package holds only files and directories, and this is not one", path, fix=fix
     )
 
 

@@ -25,7 +25,7 @@ from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
-from almaqa2.package.package_dir import ChunkNames, Package, chunks_in
+from almaqa2.package.package_dir import ChunkNames, Package, chunks_in, not_a_package_entry
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
 from almaqa2.transfer.tarread import byte_sum
@@ -252,10 +252,8 @@ def _walk(
                     visit(sub, f"{path}/{name}", f"{rel}/{name}")
                 continue
             if not stat.S_ISREG(st.st_mode):
-                raise InputError(
-                    "a package holds only files and directories, and this is not one",
-                    f"{path}/{name}",
-                    fix="remove it, or package again with qa2 package",
+                raise not_a_package_entry(
+                    f"{path}/{name}", fix="remove it, or package again with qa2 package"
                 )
             mode = modes.setdefault(st.st_mode & 0o7777, st.st_mode & 0o7777)
             found.append(Entry(f"{rel}/{name}", st.st_size, mode, int(st.st_mtime)))
