@@ -87,3 +87,20 @@ def test_a_file_in_the_way_is_not_replaced(nrao: Path, capsys: pytest.CaptureFix
     assert "in the way" in err and "Traceback" not in err
     assert blocker.read_text() == "my own notes\n"
     assert not _links(nrao), "nothing made when one link cannot be"
+
+
+def test_two_ebs_with_an_ms_of_one_name_make_no_link(
+    nrao: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An MS of one name in two EB directories (one copied into the other's by mistake)
+    would need two links of one name: refused, both named, before any link is made (the
+    first EB's links were made, then the system's 'File exists' named the other MS)."""
+    sb = nrao.parent.parent
+    first = next(sb.glob(f"*/{EBS['X2cd']}.ms.split.cal"))
+    second_dir = next(sb.glob(f"*/{EBS['X443']}.ms.split.cal")).parent
+    shutil.copytree(first, second_dir / first.name, symlinks=True)
+    assert cli_main(["fluxequal", str(nrao)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"two EB directories hold {first.name} (the other: {first.parent})" in err
+    assert f": {second_dir};" in err and "Traceback" not in err
+    assert not _links(nrao)

@@ -61,9 +61,16 @@ def plan(calibrated: Path) -> list[Link]:
     calibrated = Path(os.path.abspath(calibrated))
     if not calibrated.is_dir():
         raise InputError("not a directory", calibrated, fix="give the SB's calibrated/ directory")
-    links = []
+    links: list[Link] = []
     for eb_dir in _eb_dirs(calibrated):
         for split in sorted(eb_dir.glob("uid___*.ms.split.cal")):
+            twin = next((link.target for link in links if link.name.name == split.name), None)
+            if twin is not None:  # (checked before any link is made)
+                raise InputError(
+                    f"two EB directories hold {split.name} (the other: {twin.parent})",
+                    eb_dir,
+                    fix="keep one EB's MS of this name, then run again",
+                )
             links.append(Link(calibrated / split.name, split))
             uid = uid_prefix(split.name)
             scales = sorted(p for p in eb_dir.glob(f"{uid}*fluxscale") if p.is_file())
