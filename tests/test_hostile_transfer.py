@@ -523,12 +523,17 @@ def test_a_ticket_s_text_and_a_web_root_s_names_are_printed_never_obeyed(
             if item.filename.endswith("README"):
                 text = data.decode()
                 line = next(x for x in text.splitlines() if x.startswith("PI name"))
-                data = text.replace(line, "PI name: \x1b]0;pwned\x07Marcel\x1b[2J").encode()
+                data = text.replace(line, "PI name: \x1b]0;pwned\x07Marcel\x9b2J").encode()
             new.writestr(item, data)
     capsys.readouterr()
     assert main(["inspect", str(crafted)]) == 0
     said = capsys.readouterr().out
-    assert "PI name: \\x1b]0;pwned\\x07Marcel\\x1b[2J" in said and "\x1b" not in said
+    assert "PI name: \\x1b]0;pwned\\x07Marcel\\x9b2J" in said
+    assert "\x1b" not in said and "\x9b" not in said
+    assert main(["inspect", str(crafted), "--json"]) == 0  # escaped as JSON, read back whole
+    said = capsys.readouterr().out
+    assert said.isascii() and "\x1b" not in said
+    assert json.loads(said)["header"]["PI name"] == "\x1b]0;pwned\x07Marcel\x9b2J"
 
     web = tmp_path / "web"
     (web / "odd\x1b[2J").mkdir(parents=True)

@@ -56,7 +56,9 @@ def _json(document: dict[str, Any], problems: Sequence[dict[str, Any]] = ()) -> 
     envelope = {"ok": not found, "warnings": list(warned.seen), "problems": found}
     quiet, out.quiet = out.quiet, False
     try:
-        out.print_json(json.dumps({**envelope, **document}, default=str))  # a path: its text
+        out.print_json(  # a path: its text; no byte but ASCII (a C1 control is no letter)
+            json.dumps({**envelope, **document}, default=str), ensure_ascii=True
+        )
     finally:
         out.quiet = quiet
 
