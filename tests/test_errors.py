@@ -57,6 +57,17 @@ def test_missing_readme(case229: Case, capsys: pytest.CaptureFixture[str]) -> No
     )
 
 
+@pytest.mark.parametrize("kind", ["directory", "pipe"])
+def test_a_readme_that_is_no_file_is_said_so(
+    case229: Case, capsys: pytest.CaptureFixture[str], tmp_path: Path, kind: str
+) -> None:
+    """A README header that is there but is a directory or a pipe is not 'not found'."""
+    odd = tmp_path / "odd-README.txt"
+    odd.mkdir() if kind == "directory" else os.mkfifo(odd)
+    _fails(_argv(case229, readme=str(odd)), capsys, "README header is not a plain file", str(odd))
+    assert os.listdir(case229.packpath.parent) == []
+
+
 @pytest.mark.parametrize(
     ("option", "value", "listed"),
     [("style", "cycle99", "'cycle0-nopipe'"), ("mode", "soft", "'ticket'"),

@@ -73,8 +73,9 @@ def choice(value: str, valid: tuple[str, ...], what: str) -> str:
 
 
 def readable_file(path: Path, what: str, fix: str) -> Path:
-    if not path.is_file():
-        raise InputError(f"{what} not found", path, fix=fix)
+    if not path.is_file():  # (a directory, or a pipe: never read, it would be waited on)
+        said = "is not a plain file" if path.exists() else "not found"
+        raise InputError(f"{what} {said}", path, fix=fix)
     if not os.access(path, os.R_OK):
         raise InputError(f"cannot read the {what}", path, fix="make it readable")
     return Path(os.path.realpath(path))
