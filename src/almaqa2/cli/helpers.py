@@ -146,8 +146,8 @@ def download_cmd(url: str, out_dir: Path, dry_run: bool, as_json: bool) -> None:
     from almaqa2.helpers.download import download, listing
 
     if dry_run:
-        tars, md5_url, _ = listing(url)
-        render.to_download([u.rsplit("/", 1)[-1] for u in tars], md5_url, out_dir, as_json)
+        offered = listing(url)
+        render.to_download([name for name, _ in offered.tars], offered.md5_url, out_dir, as_json)
         return
     with progress_bar("downloading") as progress:
         result = download(url, out_dir, progress)

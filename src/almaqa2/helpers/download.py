@@ -186,29 +186,40 @@ def _file_name(url: str) -> str:
     return name
 
 
-def listing(url: str) -> tuple[list[str], str, str]:
-    """The tar URLs the page at ``url`` links to, its md5 list's URL and text; each tar
-    must be in the list (checked before anything is written)."""
+@dataclass(frozen=True)
+class Listing:
+    """What a listing page offers, checked before anything is written: each tar's file
+    name and URL (every one in the md5 list), and the md5 list's."""
+
+    tars: list[tuple[str, str]]  # (file name, URL)
+    md5_url: str
+    md5_text: str
+    expected: dict[str, str]  # {file name: md5}, from the md5 list
+
+
+def listing(url: str) -> Listing:
+    """The tars the page at ``url`` links to, with its md5 list."""
     tars, md5_url = links(_text(url), url)
     if not tars:
         raise InputError("the page links to no .tar file", url, fix="give the page the DRM sent")
     if md5_url is None:
         raise InputError("the page links to no md5 list", url, fix="ask the DRM for the md5sums")
-    _file_name(md5_url)
+    _file_name(md5_url)  # (it names a file in --out too)
     md5_text = _text(md5_url)
     expected = parse_md5s(md5_text)
-    for name in map(_file_name, tars):
+    named = [(_file_name(tar), tar) for tar in tars]
+    for name, _ in named:
         if name not in expected:
             raise InputError(f"{name} is not in the md5 list", md5_url, fix="ask the DRM for it")
-    return tars, md5_url, md5_text
+    return Listing(named, md5_url, md5_text, expected)
 
 
 def download(url: str, out: Path, progress: Progress | None = None) -> Download:
     """Fetch, check and unpack everything the listing page at ``url`` links to."""
     out = destination.planned(out, "the download directory")
-    tars, md5_url, md5_text = listing(url)
+    offered = listing(url)
     with destination.made(out):
-        return _fetch_all(out, tars, md5_url, md5_text, progress)
+        return _fetch_all(out, offered, progress)
 
 
 def _counted(progress: Progress | None, before: int, item: str) -> Progress | None:
@@ -224,16 +235,13 @@ def _counted(progress: Progress | None, before: int, item: str) -> Progress | No
     return named
 
 
-def _fetch_all(
-    out: Path, tars: list[str], md5_url: str, md5_text: str, progress: Progress | None
-) -> Download:
-    write_atomically(out / _file_name(md5_url), md5_text)
-    expected = parse_md5s(md5_text)
+def _fetch_all(out: Path, offered: Listing, progress: Progress | None) -> Download:
+    write_atomically(out / _file_name(offered.md5_url), offered.md5_text)
     result = Download(out)
     bad = []
     before = 0  # bytes fetched so far
-    for number, tar_url in enumerate(tars, 1):
-        name = _file_name(tar_url)  # (in the md5 list: see ``listing``)
+    tars = offered.tars
+    for number, (name, tar_url) in enumerate(tars, 1):
         dest = out / name
         if dest.exists():
             fetched = Fetched(name, 0, md5_file(dest), True)
@@ -241,7 +249,7 @@ def _fetch_all(
             item = f"{name}, {number} of {len(tars)}"
             fetched = fetch(tar_url, dest, _counted(progress, before, item))
             before += dest.stat().st_size
-        fetched.ok = fetched.md5 == expected[name]
+        fetched.ok = fetched.md5 == offered.expected[name]
         result.fetched.append(fetched)
         if not fetched.ok:
             os.replace(dest, dest.with_name(name + ".corrupt"))
