@@ -240,13 +240,24 @@ class Opened:
 
 
 def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
-    """Open ``ms`` once (through a shadow of ``inside``, its files as the scan listed
-    them) and read what the package needs of it."""
+    """Open ``ms``, an MS to reduce, once (through a shadow of ``inside``, its files as
+    the scan listed them) and read what the package needs of it."""
     with opened(ms, inside) as table:
         try:
             info = _describe(table, ms) if describe else None
             columns = tuple(table.colnames())
             return Opened(columns, table.getdminfo(), info, _empty(table, columns))
+        except RuntimeError as exc:
+            raise unreadable(ms, exc) from exc
+
+
+def describe(ms: Path, inside: Sequence[Inside] | None = None) -> MsInfo:
+    """Read the README's facts of one EB from its MS (casacore only, read-only), as
+    ``read`` does, with nothing asked that only a reduction needs (``_empty``'s scan of
+    every row)."""
+    with opened(ms, inside) as table:
+        try:
+            return _describe(table, ms)
         except RuntimeError as exc:
             raise unreadable(ms, exc) from exc
 
@@ -613,13 +624,6 @@ def _mjd_seconds(value: float) -> datetime:
 def _intents(obs_mode: str) -> tuple[str, ...]:
     """``CALIBRATE_PHASE#ON_SOURCE,CALIBRATE_WVR#ON_SOURCE`` -> the intent names."""
     return tuple(dict.fromkeys(m.split("#")[0] for m in obs_mode.split(",") if m))
-
-
-def describe(ms: Path) -> MsInfo:
-    """Read the README's facts of one EB from its MS (casacore only, read-only)."""
-    info = read(ms, describe=True).info
-    assert info is not None
-    return info
 
 
 def _describe(table: Any, ms: Path) -> MsInfo:

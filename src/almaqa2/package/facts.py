@@ -160,7 +160,7 @@ def _ebs(
             facts.append(EbFacts(eb.uid, opened[entry.path].info))
             continue
         try:
-            facts.append(EbFacts(eb.uid, ms.read(entry.path, True, entry.members).info))
+            facts.append(EbFacts(eb.uid, ms.describe(entry.path, entry.members)))
         except InputError as exc:
             log.warning("%s", exc)
             facts.append(EbFacts(eb.uid, None, exc.what))
