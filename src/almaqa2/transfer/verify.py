@@ -16,6 +16,7 @@ import hashlib
 import itertools
 import logging
 import os
+import stat
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -242,9 +243,11 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
                 if listing.is_file():
                     sets[key].expected |= manifest.read(listing)
             chunk_set = sets[key]
-            if not chunk.exists():  # a link to nothing: the chunk is missing
+            try:
+                mode = chunk.stat().st_mode
+            except FileNotFoundError:  # a link to nothing: the chunk is missing
                 continue
-            if not (chunk.is_file() or chunk.is_dir()):  # (a directory: an unreadable chunk)
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):  # (a directory: unreadable)
                 raise InputError(
                     f"this chunk is {plainfile.NOT_PLAIN}, so it was not read",
                     chunk,
