@@ -7,6 +7,7 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from almaqa2.testing import reductions as example
 ACCEPTANCE = Path(__file__).parent / "acceptance"
 CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists())
 MODES = ("fake", "ticket", "copy", "hard")
+QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+"""``qa2`` as a process of its own, as a reducer runs it (add the arguments)."""
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
 for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace"):

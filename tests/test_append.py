@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import Case, listing, make_case, md5sum_check, tree_state
+from conftest import QA2, Case, listing, make_case, md5sum_check, tree_state
 
 SECOND_SB = """\
 X3c9295_X1e0/uid___A002_X3c9295_X1e0.ms/
@@ -178,8 +177,7 @@ def test_an_append_to_a_package_holding_what_we_never_write_is_refused(
         (case229.packpath / "manifest.md5").mkdir()
     before = _entries(case229.packpath.parent)
     argv[1] = str(_second(case229))
-    code = "from almaqa2.cli import entrypoint; entrypoint()"
-    done = subprocess.run([sys.executable, "-c", code, *argv, "--append", "member", "-q"],
+    done = subprocess.run([*QA2, *argv, "--append", "member", "-q"],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 2, done.stderr
     said = " ".join(done.stderr.split())

@@ -22,9 +22,7 @@ from almaqa2.cli import main
 from test_stage import PROJECT as RUN_PROJECT
 from test_stage import build_run
 
-from conftest import make_case, wait_for
-
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+from conftest import QA2, make_case, wait_for
 
 GOOD = ("allegro", "archive2017", "flat", "nrao", "project229", "tp")
 

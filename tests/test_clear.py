@@ -5,24 +5,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from almaqa2.cli import main as cli_main
 
-from conftest import make_case, tree_state
+from conftest import QA2, make_case, tree_state
 
 EB = "uid___A002_X3c7a84_X2cd"
 
 
 def qa2(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     """The installed command, as a reducer runs it, its questions answered from ``stdin``."""
-    code = "from almaqa2.cli import entrypoint; entrypoint()"
-    return subprocess.run(
-        [sys.executable, "-c", code, *argv], input=stdin, capture_output=True, text=True
-    )
+    return subprocess.run([*QA2, *argv], input=stdin, capture_output=True, text=True)
 
 
 @pytest.fixture

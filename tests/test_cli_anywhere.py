@@ -11,7 +11,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.cli.main import hoisted
 
-from conftest import make_case
+from conftest import QA2, make_case
 
 
 def test_quiet_after_the_command_silences_the_results_but_not_json_or_errors(
@@ -38,13 +38,12 @@ def test_project_codes_are_not_coloured_piecewise(tmp_path: Path) -> None:
     """Issue 18: rich's automatic highlighting coloured "2011.0" and "00229." apart."""
     import os
     import subprocess
-    import sys
 
     case = make_case("flat", tmp_path)
     argv, _ = case.commands("fake")
     env = {**os.environ, "FORCE_COLOR": "1", "COLUMNS": "200"}
     done = subprocess.run(
-        [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", *argv],
+        [*QA2, *argv],
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

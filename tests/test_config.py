@@ -14,7 +14,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.sizes import parse_size
 
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+from conftest import QA2
 
 
 def _json(argv: list[str], capsys: pytest.CaptureFixture[str]) -> dict:

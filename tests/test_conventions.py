@@ -23,7 +23,7 @@ from almaqa2.testing import measurementsets as example_ms
 from test_download import site  # noqa: F401 - the DRM's page on 127.0.0.1, a fixture
 from test_start import EBS, SB, _asdm
 
-from conftest import tree_state
+from conftest import QA2, tree_state
 
 BAD_INPUT = {  # command: arguments that reach the library with a path that does not exist
     "allfluxes": ["missing"],
@@ -199,7 +199,6 @@ def test_a_refused_run_leaves_no_directory_it_made(
 def test_a_dry_run_plan_shows_whole_paths_in_a_narrow_terminal(tmp_path: Path) -> None:
     """Issue 18: the plan cut paths short with '…' at 80 and even 160 columns."""
     import subprocess
-    import sys
 
     from almaqa2.package.packager import Request, prepare
 
@@ -207,9 +206,8 @@ def test_a_dry_run_plan_shows_whole_paths_in_a_narrow_terminal(tmp_path: Path) -
 
     case = make_case("nrao", tmp_path / ("a-long-directory-name-" * 3))
     argv, _ = case.commands("copy")
-    entry = "from almaqa2.cli import entrypoint; entrypoint()"
     done = subprocess.run(
-        [sys.executable, "-c", entry, *argv, "--dry-run"],
+        [*QA2, *argv, "--dry-run"],
         capture_output=True, text=True, env={**os.environ, "COLUMNS": "80"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

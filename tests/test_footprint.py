@@ -13,15 +13,15 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 from almaqa2.testing import measurementsets as example_ms
 from test_batch import _table, _write_plan
 
+from conftest import QA2 as _QA2
 from conftest import Case
 
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+QA2 = [*_QA2, "-q"]
 _TRACED = (
     "open,openat,creat,mkdir,mkdirat,mknodat,link,linkat,symlink,symlinkat,"
     "rename,renameat,renameat2,unlink,unlinkat,rmdir"

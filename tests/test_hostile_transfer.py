@@ -28,7 +28,7 @@ from almaqa2.transfer import deliver as deliver_module
 from test_download import ASDMS, _asdm_tar
 from test_untar import CHUNK, P, _craft, _file, _resum
 
-from conftest import Case
+from conftest import QA2, Case
 
 
 def _one_line(err: str) -> str:
@@ -485,14 +485,10 @@ def test_a_problem_path_with_a_newline_stays_on_one_line(
 def test_sigterm_stops_a_package_with_nothing_left(case229: Case) -> None:
     """A real process, stopped by SIGTERM while it builds: 143, no staging, no lock."""
     import signal
-    import sys
     import time
 
     argv, _ = case229.commands("copy")
-    code = "from almaqa2.cli import entrypoint; entrypoint()"
-    process = subprocess.Popen(
-        [sys.executable, "-c", code, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    process = subprocess.Popen([*QA2, *argv], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     parent = case229.packpath.parent
     prefix = package_dir.staging_prefix(case229.packpath)
     deadline = time.monotonic() + 60
@@ -546,11 +542,7 @@ def test_a_ticket_s_text_and_a_web_root_s_names_are_printed_never_obeyed(
 def _within_a_minute(*argv: str) -> subprocess.CompletedProcess[str]:
     """``qa2 argv`` run as a process that must end within a minute (what waited on a pipe
     for ever fails the test instead of stopping the suite)."""
-    import sys
-
-    code = "from almaqa2.cli import entrypoint; entrypoint()"
-    return subprocess.run([sys.executable, "-c", code, *argv],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    return subprocess.run([*QA2, *argv], capture_output=True, text=True, timeout=60)
 
 
 def test_a_pipe_in_place_of_a_chunk_a_ticket_a_marker_or_a_lock_is_never_waited_on(

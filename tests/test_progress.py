@@ -14,7 +14,6 @@ import os
 import re
 import select
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,8 @@ import pytest
 
 from test_download import ASDMS, _asdm_tar
 
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+from conftest import QA2
+
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 

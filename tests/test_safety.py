@@ -15,7 +15,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import Case, listing, tree_state
+from conftest import QA2, Case, listing, tree_state
 
 
 @pytest.mark.parametrize("where", ["same", "inside", "containing"])
@@ -63,9 +63,7 @@ def _slow_reduction(tmp_path: Path) -> Path:
 
 def _package_cmd(origpath: Path, packpath: Path, readme: Path, mode: str) -> list[str]:
     return [
-        sys.executable,
-        "-c",
-        "from almaqa2.cli import entrypoint; entrypoint()",
+        *QA2,
         "package",
         str(origpath),
         str(packpath),
