@@ -4,6 +4,7 @@ real and complete packages travel, and every refusal is one sentence."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import http.server
 import io
@@ -429,6 +430,37 @@ def test_a_chunk_that_is_no_file_is_the_chunk_s_fault(
         assert main([*command, "--json"]) == 1
         problems = json.loads(capsys.readouterr().out)["problems"]
         assert any(p["path"] == str(chunk) and said in p["text"] for p in problems), problems
+    assert os.listdir(out) == []
+
+
+@pytest.mark.parametrize(
+    ("failure", "blamed"), [(errno.EIO, "the chunk"), (errno.ENOSPC, "--out")], ids=["EIO", "full"]
+)
+def test_a_failure_while_extracting_blames_only_the_side_that_can_have_failed(
+    chunks: Path,
+    out: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    failure: int,
+    blamed: str,
+) -> None:
+    """The kernel's copy both reads a chunk and writes it out, and its error does not say
+    which failed: a full or read-only output is the output's (free space), any other
+    failure (an I/O error of a failing disk) names the chunk and both places to look at,
+    not the output alone.  Nothing is left under --out either way."""
+    chunk = sorted(chunks.glob("*_of_*.tar"))[0]
+
+    def failing(*args: object) -> int:
+        raise OSError(failure, os.strerror(failure))
+
+    monkeypatch.setattr(os, "copy_file_range", failing)
+    assert main(["untar", str(chunks), "--out", str(out)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    if blamed == "the chunk":
+        assert f"reading it or writing it out failed (Input/output error): {chunk};" in said
+        assert "the disk the chunks are on" in said and "--out's" in said
+    else:
+        assert f"could not extract the chunk (No space left on device): {out};" in said
     assert os.listdir(out) == []
 
 

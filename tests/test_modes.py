@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import threading
 import time
@@ -345,6 +346,29 @@ def test_a_disk_full_midway_through_many_small_files_is_one_sentence(
     assert writes.value < 500 + 6 * 256, "the copy stopped within a few batches of the first"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err, err
+    assert sorted(os.listdir(case229.packpath.parent)) == []
+
+
+def test_a_failing_copy_names_both_files(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The kernel's copy reads and writes in one call, and its error (an I/O error of a
+    failing disk) names no file: the sentence names the file copied and its copy, as
+    the system could not say which failed."""
+
+    def failing(*args: object) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "copy_file_range", failing)
+    assert case229.run_cli("copy") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    copied = re.fullmatch(
+        r"error: Input/output error copying (\S+) to (\S+); fix this and run again\.", err
+    )
+    assert copied, err
+    source, copy = Path(copied[1]), Path(copied[2])
+    assert source.is_relative_to(case229.origpath) and source.is_file()
+    assert copy.is_relative_to(case229.packpath.parent) and copy.name == source.name
     assert sorted(os.listdir(case229.packpath.parent)) == []
 
 

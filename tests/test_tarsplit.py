@@ -205,6 +205,27 @@ def test_full_disk_names_the_chunk_and_leaves_no_unchecked_tar(
     _finished_chunks_are_checked(pack.parent)
 
 
+def test_a_failing_disk_names_the_chunk_and_both_disks(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An I/O error while a chunk is written may be the package's disk or the output's
+    (the kernel's copy of a large file reads and writes in one call): both are named,
+    not 'free some space' alone."""
+    pack = _package(case229)
+
+    def failing(fd: int, data: bytes | bytearray) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(tarsplit, "write_all", failing)
+    assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "reading the package or writing the chunk failed (Input/output error)" in err
+    assert "check the disks of the package and of --out" in err and "free some" not in err
+    assert re.search(r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar;", err)
+    assert not list(pack.parent.glob("*.part"))
+    _finished_chunks_are_checked(pack.parent)
+
+
 @pytest.mark.parametrize(
     ("bad", "said"),
     [

@@ -41,7 +41,9 @@ def write_all(fd: int, data: bytes | bytearray) -> None:
 
 def copy_file(src: str, dst: str) -> None:
     """Copy ``src`` to the new file ``dst`` with its permissions and times, as ``cp -a``.
-    Bare descriptors: file objects cost a third of a small file's copy."""
+    Bare descriptors: file objects cost a third of a small file's copy.  A failure of
+    the copy names both files (the kernel's copy reads and writes in one call, and its
+    error names neither)."""
     fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(fin)
@@ -49,6 +51,10 @@ def copy_file(src: str, dst: str) -> None:
         try:
             copy_bytes(fin, fout, st.st_size)
             copy_metadata(st, fout)
+        except OSError as exc:
+            if exc.filename is not None:
+                raise
+            raise OSError(exc.errno, exc.strerror, src, None, dst) from exc
         finally:
             os.close(fout)
     finally:

@@ -6,8 +6,14 @@ message alone lets a reducer fix the problem without reading a traceback.
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
+
+OUTPUT_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+"""Errors only the place written to gives (full, over quota, read-only).  The kernel's
+copy (``copy_file_range``) reads and writes in one call: any other error of it may be
+either side's."""
 
 
 class Almaqa2Error(Exception):
@@ -69,8 +75,11 @@ def existing_dir(path: Path, what: str, fix: str) -> Path:
 
 
 def refused(exc: OSError) -> str:
-    """The one sentence for something the system refused that no check could foresee."""
+    """The one sentence for something the system refused that no check could foresee
+    (a copy's error names both files: the system did not say which failed)."""
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
+    if exc.filename and exc.filename2:
+        where = f" copying {shown(str(exc.filename))} to {shown(str(exc.filename2))}"
     return f"{exc.strerror}{where}; fix this and run again."
 
 

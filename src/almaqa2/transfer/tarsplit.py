@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from almaqa2 import destination, forked, manifest
 from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
-from almaqa2.errors import DestinationError, InputError, existing_dir
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames, Package, chunks_in, not_a_package_entry
 from almaqa2.progress import Progress
@@ -374,6 +374,13 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
         (out / f"{at.name}.part").unlink(missing_ok=True)
         if not isinstance(exc, OSError):
             raise
+        if exc.errno not in OUTPUT_REFUSED:
+            raise InputError(
+                "could not write the chunk: reading the package or writing the chunk failed"
+                f" ({exc.strerror})",
+                out / at.name,
+                fix="check the disks of the package and of --out, then run again",
+            ) from exc
         raise DestinationError(
             f"could not write the chunk ({exc.strerror})",
             out / at.name,

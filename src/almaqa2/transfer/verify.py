@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from almaqa2 import manifest, plainfile
-from almaqa2.errors import Almaqa2Error, DestinationError, InputError, shown
+from almaqa2.errors import OUTPUT_REFUSED, Almaqa2Error, DestinationError, InputError, shown
 from almaqa2.package import pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
@@ -486,13 +486,20 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, fou
                         found.carried(os.pread(f.fileno(), member.size, member.offset_data))
                     found.member(member.name, _md5_at(f.fileno(), member, view), path)
     except OSError as exc:
-        if into is not None:
+        if into is None:
+            return unsafe, f"an unreadable file ({exc.strerror})"
+        if exc.errno in OUTPUT_REFUSED:
             raise DestinationError(
                 f"could not extract the chunk ({exc.strerror})",
                 into.folder.parent,
                 fix="free some space or choose another --out, then run again",
             ) from exc
-        return unsafe, f"an unreadable file ({exc.strerror})"
+        raise InputError(
+            f"could not extract the chunk: reading it or writing it out failed ({exc.strerror})",
+            path,
+            fix="check the disk the chunks are on (fetch them again if it fails) and --out's,"
+            " then run again",
+        ) from exc
     except (tarfile.TarError, EOFError) as exc:
         return unsafe, f"an unreadable tar ({exc})"
     return unsafe, None
