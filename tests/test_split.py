@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -438,6 +439,40 @@ def test_a_pipe_in_the_ms_is_refused_as_never_read(
     err = " ".join(capsys.readouterr().err.split())
     assert f"(a pipe, socket or device), which is never read or packaged: {ms}/table.f1;" in err
     assert "reduction" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("limit", [16 << 10, 48 << 10])
+def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
+    alma_ms: Path, tmp_path: Path, limit: int
+) -> None:
+    """A disk that fills up while the split writes (here a limit on the size of a file,
+    which fails casacore's writes the same way, as EFBIG): one sentence, exit 2, nothing
+    left.  casacore, closing a table whose writes failed, wrote again and threw out of a
+    C++ destructor, which aborted the process (exit 134) and left its staging behind."""
+    ms = tmp_path / "working" / alma_ms.name
+    shutil.copytree(alma_ms, ms)
+    before = tree_state(ms.parent)
+    out = tmp_path / "out"
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    done = subprocess.run(
+        [*QA2, "split", str(ms), "--out", str(out)],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert said.startswith("error: casacore could not write the MeasurementSet"), said
+    assert said.endswith("check the free space and permissions of the output directory's"
+                         " file system."), said  # fmt: skip
+    assert not out.exists(), "nothing left, not even the --out made for it"
+    assert tree_state(ms.parent) == before
 
 
 @pytest.mark.parametrize("inside", ["", "ANTENNA", "new"])

@@ -184,6 +184,40 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
         os.close(held)
 
 
+_UNCLOSED: list[Any] = []
+"""Tables whose writes failed (a full disk).  Closing or destroying such a table writes
+again and, failing again, throws out of a C++ destructor, which aborts the process (its
+clean-up undone, its error unsaid): they are kept here, never closed nor destroyed (see
+``unclosed``)."""
+
+
+def close(table: Any) -> None:
+    """Close ``table``, written to disk first if it was open for writing (a flush that
+    fails raises as any other failure); one whose writes fail is kept (``_UNCLOSED``)."""
+    if table.iswritable():
+        try:
+            table.flush()
+        except RuntimeError:
+            _UNCLOSED.append(table)
+            raise
+    table.close()
+
+
+@contextlib.contextmanager
+def closing(table: Any) -> Iterator[Any]:
+    """``table``, closed (``close``) on the way out: for every table written."""
+    try:
+        yield table
+    finally:
+        close(table)
+
+
+def unclosed() -> bool:
+    """Whether a table could not be closed: the process must end without destroying it
+    (``os._exit``, once its output is flushed)."""
+    return bool(_UNCLOSED)
+
+
 @contextlib.contextmanager
 def open_table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
     """The table at ``path`` (``ms``, a shadow of it, a subtable or a copy) opened, with
@@ -194,10 +228,8 @@ def open_table(path: str, ms: Path, readonly: bool = True) -> Iterator[Any]:
         cache_buckets(table)
     except RuntimeError as exc:
         raise unreadable(ms, exc) from exc
-    try:
+    with closing(table):
         yield table
-    finally:
-        table.close()
 
 
 @contextlib.contextmanager
@@ -415,7 +447,7 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             _copy_subtables(
                 selection, selection.copy(str(dest), deep=True, copynorows=True), dest, copy
             )
-            with contextlib.closing(tables().table(str(dest), readonly=False, ack=False)) as made:
+            with closing(tables().table(str(dest), readonly=False, ack=False)) as made:
                 made.addrows(rows)
                 cache_buckets(made)
                 copy_columns(selection, made)
@@ -553,7 +585,7 @@ def _copy_subtables(selection: Any, made: Any, dest: Path, copy: Place) -> None:
         for name, value in selection.getkeywords().items()
         if str(value).startswith(_TABLE)
     ]
-    made.close()
+    close(made)
     for source, directory in subtables:
         target = dest / directory
         shutil.rmtree(target)

@@ -647,7 +647,7 @@ def _stand_in(path: Path) -> None:
     """An empty table at ``path``."""
     tables = msio.tables()
     desc = tables.maketabdesc([tables.makescacoldesc("STAND_IN", 0)])
-    tables.table(str(path), desc, nrow=0, ack=False).close()
+    msio.close(tables.table(str(path), desc, nrow=0, ack=False))
 
 
 def _finish(table: Any, ms: Path, step: Step) -> None:
@@ -772,7 +772,7 @@ def save_flags(table: Any, into: Path, version: str = FLAG_VERSION, comment: str
     ])  # fmt: skip
     dminfo = {"*1": {"TYPE": "TiledShapeStMan", "NAME": "TiledFlag", "COLUMNS": ["FLAG"]}}
     path = str(into / f"flags.{version}")
-    with contextlib.closing(
+    with msio.closing(
         tables.table(path, desc, nrow=table.nrows(), dminfo=dminfo, ack=False)
     ) as flags:
         for start, n in msio.runs(table):

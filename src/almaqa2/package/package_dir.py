@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from almaqa2 import manifest, plainfile, signals
-from almaqa2.errors import DestinationError, InputError
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError
 from almaqa2.package import lockfile as lock
 from almaqa2.package.rules import CHUNK_NAMES
 from almaqa2.uid import PROJECT_CODE, UID_FS
@@ -276,14 +276,25 @@ def public(path: Path) -> None:
 @contextlib.contextmanager
 def staging(packpath: Path, private: bool = False) -> Iterator[Path]:
     """A fresh staging directory beside ``packpath``, removed on the way out whatever
-    happens; ``private`` keeps it unreadable to others until the caller publishes it."""
+    happens; ``private`` keeps it unreadable to others until the caller publishes it.
+    A write refused for want of room that names no file (Python's writes say only "No
+    space left on device") is said to be where it is: beside ``packpath``."""
     with contextlib.ExitStack() as cleanup:
         with signals.deferred():  # a stop between making it and registering its removal
             path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
             cleanup.callback(shutil.rmtree, path, ignore_errors=True)
         if not private:
             public(path)
-        yield path
+        try:
+            yield path
+        except OSError as exc:
+            if exc.filename is not None or exc.errno not in OUTPUT_REFUSED:
+                raise
+            raise DestinationError(
+                f"could not write here ({exc.strerror})",
+                packpath.parent,
+                fix="free some space, or choose another place, then run again",
+            ) from exc
 
 
 def recover(packpath: Path) -> None:
