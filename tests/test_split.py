@@ -28,6 +28,7 @@ from casacore import tables as pt
 from almaqa2.cli import main
 from almaqa2.data import split
 from almaqa2.errors import DestinationError
+from almaqa2.package import package_dir
 from almaqa2.testing import measurementsets as example_ms
 from test_footprint import QA2
 from test_real_casa import REAL, REAL_MS
@@ -473,6 +474,25 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
                          " file system."), said  # fmt: skip
     assert not out.exists(), "nothing left, not even the --out made for it"
     assert tree_state(ms.parent) == before
+
+
+def test_what_a_killed_split_left_is_removed_by_the_next(alma_ms: Path, tmp_path: Path) -> None:
+    """A split killed midway (SIGKILL: no clean-up of its own runs) left its staging in
+    --out for ever.  The next split of that MS removes it, under the lock that keeps two
+    splits of one MS apart (and leaves neither lock nor staging); what is not a split's
+    staging is left alone."""
+    out = tmp_path / "out"
+    left = out / f"{package_dir.staging_prefix(out / f'{EB}.ms.split.cal')}k1lled"
+    (left / f"{EB}.ms.split.cal").mkdir(parents=True)
+    (left / f"{EB}.ms.split.cal" / "table.f1").write_bytes(b"half-written")
+    theirs = out / f".{EB}.ms.split.cal.mine"
+    theirs.mkdir()
+    assert main(["split", str(alma_ms), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [theirs.name, *(f"{EB}.ms.split.cal{s}" for s in ("", ".flagversions", ".source",
+                                                            ".source.flagversions"))]
+    )  # fmt: skip
+    _opens_as_an_ms(out / f"{EB}.ms.split.cal")
 
 
 @pytest.mark.parametrize("inside", ["", "ANTENNA", "new"])

@@ -33,7 +33,6 @@ import fnmatch
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +45,7 @@ from almaqa2.copying import copy_file
 from almaqa2.data import ms as msio
 from almaqa2.errors import DestinationError, InputError
 from almaqa2.manifest import sizes_under
+from almaqa2.package import package_dir
 from almaqa2.progress import Progress
 
 log = logging.getLogger(__name__)
@@ -520,8 +520,9 @@ def split(
     """Split every MS ``request`` names (``planned``: its ``plan``, if made already);
     returns the MSes made, in the order planned.  ``progress`` counts the MSes split.
 
-    Each MS's outputs are built in a staging directory in its ``into`` and renamed in as
-    soon as they are complete; a failure leaves the MSes completed before it.  Each MS's
+    Each MS's outputs are built in a staging directory in its ``into`` (as a package's,
+    under a lock, what a killed run left removed) and renamed in as soon as they are
+    complete; a failure leaves the MSes completed before it.  Each MS's
     split is made in two parts (``_Part``), and the parts of all the MSes are shared by
     this process and a second one, the largest first (``forked.their_share``): of one MS,
     this process makes the first and the helper the rest, so both cores work; of several,
@@ -533,10 +534,11 @@ def split(
         weights: list[int] = []  # how long each takes, roughly: the MS's bytes for the
         # first split, half of them for the rest (the target rows), a sixteenth for flags
         for one in planned:
-            stack.enter_context(destination.made(one.into))
-            staging = Path(tempfile.mkdtemp(prefix=f".{one.ms.name}.split-", dir=one.into))
-            stack.callback(shutil.rmtree, staging, True)
             first, *rest = one.steps
+            stack.enter_context(destination.made(one.into))
+            # (locked: what a killed split of this MS left there is removed first)
+            stack.enter_context(package_dir.holding(one.into / first.name))
+            staging = stack.enter_context(package_dir.staging(one.into / first.name))
             parts += [_Part(one, staging, (first,), False), _Part(one, staging, tuple(rest), True)]
             size = _size(one.ms)
             weights += [size, size // 2 if rest else size // 16]
