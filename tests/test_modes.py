@@ -349,22 +349,30 @@ def test_a_disk_full_midway_through_many_small_files_is_one_sentence(
     assert sorted(os.listdir(case229.packpath.parent)) == []
 
 
+@pytest.mark.parametrize(
+    ("failure", "fix"),
+    [(errno.EIO, "fix this"), (errno.ENOSPC, "free some space, or choose another place")],
+    ids=["EIO", "full"],
+)
 def test_a_failing_copy_names_both_files(
-    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    case229: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failure: int,
+    fix: str,
 ) -> None:
     """The kernel's copy reads and writes in one call, and its error (an I/O error of a
     failing disk) names no file: the sentence names the file copied and its copy, as
     the system could not say which failed."""
 
     def failing(*args: object) -> int:
-        raise OSError(errno.EIO, os.strerror(errno.EIO))
+        raise OSError(failure, os.strerror(failure))
 
     monkeypatch.setattr(os, "copy_file_range", failing)
     assert case229.run_cli("copy") == 2
     err = " ".join(capsys.readouterr().err.split())
-    copied = re.fullmatch(
-        r"error: Input/output error copying (\S+) to (\S+); fix this and run again\.", err
-    )
+    said = rf"error: {os.strerror(failure)} copying (\S+) to (\S+); {fix} and run again\."
+    copied = re.fullmatch(said, err)
     assert copied, err
     source, copy = Path(copied[1]), Path(copied[2])
     assert source.is_relative_to(case229.origpath) and source.is_file()

@@ -80,7 +80,8 @@ def refused(exc: OSError) -> str:
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
     if exc.filename and exc.filename2:
         where = f" copying {shown(str(exc.filename))} to {shown(str(exc.filename2))}"
-    return f"{exc.strerror}{where}; fix this and run again."
+    fix = "free some space, or choose another place" if exc.errno in OUTPUT_REFUSED else "fix this"
+    return f"{exc.strerror}{where}; {fix} and run again."
 
 
 def reason(exc: BaseException) -> str:

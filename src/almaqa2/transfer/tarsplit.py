@@ -384,7 +384,7 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
         raise DestinationError(
             f"could not write the chunk ({exc.strerror})",
             out / at.name,
-            fix="free some space or choose another --out, then run again",
+            fix="free some space there, or choose another place for the chunks, then run again",
         ) from exc
     return digests
 
