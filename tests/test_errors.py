@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,7 +16,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import Case
+from conftest import QA2, Case
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -231,3 +234,41 @@ def test_verify_of_a_package_with_a_directory_it_cannot_list_names_it(
     assert code == 2, err
     assert "cannot be read (Permission denied)" in err and "Traceback" not in err
     assert str(secret) in " ".join(err.split()), err
+
+
+@pytest.mark.parametrize(
+    ("argv", "written"),
+    [
+        (["legacy-module", "--install", "{d}"], "{d}/QA2_Packaging_module.py"),
+        (["lock", "on", "--dir", "{d}"], "{d}"),
+    ],
+    ids=["a file written whole", "the lock"],
+)
+def test_a_small_file_that_cannot_be_written_is_named_and_not_left(
+    tmp_path: Path, argv: list[str], written: str
+) -> None:
+    """A disk that is full (here a limit on the size of a file: Python's write fails as
+    on a full disk, naming no file) while a small file is written: the sentence names
+    where, and says to free space; no draft is left (the lock's stayed, and the error
+    named nothing)."""
+    d = tmp_path / "shared"
+    d.mkdir()
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
+
+    done = subprocess.run(
+        [*QA2, *(a.format(d=d) for a in argv)],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert said == (
+        f"error: File too large: {written.format(d=d)}; free some space, or choose another"
+        " place and run again."
+    ), said
+    assert os.listdir(d) == []

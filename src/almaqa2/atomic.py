@@ -9,6 +9,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from almaqa2.errors import named
+
 
 def draft_of(path: Path) -> Path:
     """The hidden name ``path`` is written under first; what a killed run left there is
@@ -36,8 +38,10 @@ def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int
                 )
             os.fchmod(out.fileno(), mode)
         os.replace(draft, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             draft.unlink()
+        if isinstance(exc, OSError):
+            raise named(exc, path) from exc
         raise
     return path

@@ -74,6 +74,14 @@ def existing_dir(path: Path, what: str, fix: str) -> Path:
     return Path(os.path.realpath(path))
 
 
+def named(exc: OSError, path: str | Path) -> OSError:
+    """``exc`` naming ``path`` if the system named no file (Python's writes name none: a
+    full disk said "No space left on device" and nothing more)."""
+    if exc.filename is not None:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path))
+
+
 def refused(exc: OSError) -> str:
     """The one sentence for something the system refused that no check could foresee
     (a copy's error names both files: the system did not say which failed)."""

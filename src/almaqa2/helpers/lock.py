@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from almaqa2 import plainfile
-from almaqa2.errors import InputError, LockedError, shown
+from almaqa2.errors import InputError, LockedError, named, shown
 
 ENV = "QA2_LOCK_DIR"
 DEFAULT_NAME = "analysisUtils"
@@ -77,8 +77,11 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
     target = _path(directory, name)
     me = Holder(getpass.getuser(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M"), name)
     draft = directory / f".{name}.{uuid.uuid4().hex}.tmp"
-    draft.write_text(json.dumps(me.as_dict()) + "\n")
     try:
+        try:
+            draft.write_text(json.dumps(me.as_dict()) + "\n")
+        except OSError as exc:  # (a full disk: the draft made, not written)
+            raise named(exc, directory) from exc
         os.link(draft, target)
     except FileExistsError:
         holder = status(directory, name)
@@ -94,7 +97,7 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
             fix="ask them to release it (qa2 lock off), or break it with --force",
         ) from None
     finally:
-        draft.unlink()
+        draft.unlink(missing_ok=True)
     return me
 
 
