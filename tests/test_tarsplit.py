@@ -220,7 +220,8 @@ def test_a_failing_disk_names_the_chunk_and_both_disks(
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "64K") == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "reading the package or writing the chunk failed (Input/output error)" in err
-    assert "check the disks of the package and of --out" in err and "free some" not in err
+    assert "check the package's disk and the disk the chunks go to" in err
+    assert "free some" not in err
     assert re.search(r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar;", err)
     assert not list(pack.parent.glob("*.part"))
     _finished_chunks_are_checked(pack.parent)

@@ -522,11 +522,11 @@ def split(
 
     Each MS's outputs are built in a staging directory in its ``into`` (as a package's,
     under a lock, what a killed run left removed) and renamed in as soon as they are
-    complete; a failure leaves the MSes completed before it.  Each MS's
-    split is made in two parts (``_Part``), and the parts of all the MSes are shared by
-    this process and a second one, the largest first (``forked.their_share``): of one MS,
-    this process makes the first and the helper the rest, so both cores work; of several,
-    neither waits while the other has a large first part to make."""
+    complete; a failure leaves the MSes completed before it.  Each MS's split is made in
+    two parts (``_Part``), and the parts of all the MSes are shared by this process and a
+    second one, the largest first (``forked.their_share``): of one MS, this process makes
+    the first and the helper the rest, so both cores work; of several, neither waits
+    while the other has a large first part to make."""
     planned = plan(request) if planned is None else planned
     made: list[list[Made]] = [[] for _ in planned]
     with contextlib.ExitStack() as stack:

@@ -379,7 +379,7 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
                 "could not write the chunk: reading the package or writing the chunk failed"
                 f" ({exc.strerror})",
                 out / at.name,
-                fix="check the disks of the package and of --out, then run again",
+                fix="check the package's disk and the disk the chunks go to, then run again",
             ) from exc
         raise DestinationError(
             f"could not write the chunk ({exc.strerror})",
