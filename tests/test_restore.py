@@ -5,7 +5,9 @@ way the scriptForPI does it finds everything, in every pipeline style."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 from test_stage import MEMBER, PROJECT, build_run, staged_case2
 
-from conftest import md5sum_check
+from conftest import QA2, md5sum_check
 
 STYLES = ("cycle3-pipe1", "cycle4-pipe", "cycle5-pipe", "cycle10-pipe")
 EBS = ("uid___A002_X85c183_X36f", "uid___A002_X85c183_X60b")
@@ -135,6 +137,26 @@ def test_a_manifest_left_in_calibration_is_named(
     capsys.readouterr()
     assert main(["verify", str(package)]) == 1
     assert "restore: " in capsys.readouterr().out
+
+
+def test_a_pipe_in_place_of_the_manifest_is_named_never_waited_on(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    """verify reads each pipeline manifest of a package to see what the restore needs: a
+    pipe in its place (which a plain open waits on for ever) is said to be unreadable."""
+    package = Path(shutil.copytree(packages["cycle5-pipe"], tmp_path / PROJECT))
+    [manifest] = (_member(package) / "script").glob("*pipeline_manifest.xml")
+    manifest.unlink()
+    os.mkfifo(manifest)
+    done = subprocess.run(
+        [*QA2, "verify", str(package)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1, done.stderr
+    restore = [x for x in done.stdout.splitlines() if x.startswith("restore: ")]
+    assert restore == [
+        f"restore: {manifest.relative_to(tmp_path)}: cannot be read (not a plain file (a pipe,"
+        " socket or device))"
+    ], done.stdout
 
 
 def test_stage_rewrites_the_image_names_it_compresses(tmp_path: Path) -> None:

@@ -75,6 +75,8 @@ def test_every_damage_to_a_package_is_reported_by_path(
         f.truncate(truncated.stat().st_size // 2)
     removed.unlink()
     (member / "qa" / "stray.txt").write_text("not in the manifest\n")
+    (member / "qa" / "stray.link").symlink_to("/etc/passwd")
+    os.mkfifo(member / "qa" / "stray.fifo")
 
     def rel(path: Path) -> str:
         return path.relative_to(pack.parent).as_posix()
@@ -93,6 +95,10 @@ def test_every_damage_to_a_package_is_reported_by_path(
              "found": None},
             {"kind": "extra", "path": rel(member / "qa" / "stray.txt"), "expected": None,
              "found": "a file"},
+            {"kind": "extra", "path": rel(member / "qa" / "stray.link"), "expected": None,
+             "found": "a symbolic link"},
+            {"kind": "extra", "path": rel(member / "qa" / "stray.fifo"), "expected": None,
+             "found": "a pipe, socket or device"},
         ],
         key=lambda p: str(p["path"]),
     )  # fmt: skip
@@ -100,7 +106,7 @@ def test_every_damage_to_a_package_is_reported_by_path(
     text = " ".join(capsys.readouterr().out.split())
     for path in (flipped, truncated, removed):
         assert rel(path).split("/")[-1] in text
-    assert "4 problem(s)" in text
+    assert "6 problem(s)" in text
 
 
 def test_clean_chunks_pass_as_a_directory_or_as_files(

@@ -25,6 +25,7 @@ from xml.etree.ElementTree import Element, ParseError
 import defusedxml.ElementTree as SafeET
 from defusedxml import DefusedXmlException
 
+from almaqa2 import plainfile
 from almaqa2.errors import InputError
 
 NAME = re.compile(r".*pipeline_manifest\.xml")
@@ -128,7 +129,13 @@ def restore_problems(member: Path, files: Sequence[str]) -> list[tuple[str, str]
     for f in files:
         delivered.setdefault(f.rpartition("/")[2], set()).add(f.partition("/")[0])
     for rel in manifests:
-        for named in names((member / rel).read_bytes(), member / rel):
+        try:  # (a pipe in its place is not waited on: it is reported as not a file)
+            with plainfile.opened(member / rel) as opened:
+                text = opened.read()
+        except OSError as exc:
+            problems.append((rel, f"cannot be read ({exc.strerror})"))
+            continue
+        for named in names(text, member / rel):
             places = delivered.get(named.name, set())
             needed = RESTORE_READS.get(named.element)
             of_eb = f" of {named.eb}" if named.eb else ""

@@ -138,10 +138,24 @@ def _package(package: Path, progress: Progress | None) -> Report:
         bad += manifest.mismatches(str(package), rels, sizes, expected, counter.add)
     problems = [Problem(Trouble.CORRUPT, prefix + rel, md5, got) for rel, md5, got in bad]
     problems += [Problem(Trouble.MISSING, path, md5) for path, md5 in listed.items()]
-    problems += [Problem(Trouble.EXTRA, prefix + rel, None, "a file") for rel in found.extra]
+    problems += [
+        Problem(Trouble.EXTRA, prefix + rel, None, _what_is(package / rel)) for rel in found.extra
+    ]
     problems.sort(key=lambda p: p.path)
     problems += _restore(package, project, found.checked, found.extra)
     return Report("package", (str(package),), len(found.checked), tuple(problems))
+
+
+def _what_is(path: Path) -> str:
+    """What an entry of a package that its manifest does not list is, in words (a link or a
+    pipe was called a file)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:  # (gone meanwhile)
+        return "a file"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a file" if stat.S_ISREG(mode) else "a pipe, socket or device"
 
 
 def _restore(package: Path, project: str, *files: Sequence[str]) -> list[Problem]:
