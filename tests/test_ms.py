@@ -18,6 +18,7 @@ from almaqa2.data import ms
 from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.testing import measurementsets as example_ms
+from test_real_casa import REAL, REAL_MS
 
 from conftest import Case, filled_only_in, md5sum_check, tree_state
 
@@ -133,6 +134,53 @@ def test_a_calibrated_column_that_holds_no_data_is_refused(
     assert str(cal) in err
     assert not case229.packpath.exists()
     assert tree_state(case229.origpath) == before
+
+
+@pytest.mark.parametrize(
+    ("column", "refused"), [("CORRECTED_DATA", True), ("DATA", False), ("MODEL_DATA", False)]
+)
+def test_a_data_cube_cut_short_is_refused_if_it_would_be_delivered(
+    case229: Case, capsys: pytest.CaptureFixture[str], column: str, refused: bool
+) -> None:
+    """A data file of an MS cut short (a partial copy) was delivered as it was: the cycle-0
+    reduction copies the cubes it keeps without reading them, and the PI got an MS that
+    casacore cannot read.  Refused, naming the MS and the files, before anything is
+    written; a cube of a column the package drops is no reason."""
+    cal = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.cal"
+    with tables.table(str(cal), ack=False) as table:
+        seq = next(dm["SEQNR"] for dm in table.getdminfo().values() if column in dm["COLUMNS"])
+    cube = max(cal.glob(f"table.f{seq}_TSM*"), key=lambda p: p.stat().st_size)
+    os.truncate(cube, cube.stat().st_size // 2)
+    before = tree_state(case229.origpath)
+    code = case229.run_cli("copy")
+    err = " ".join(capsys.readouterr().err.split())
+    if refused:
+        assert code == 2, err
+        assert f"the data of {column}, which would be delivered, are cut short" in err
+        assert f"(table.f{seq}_TSM*: " in err and f": {cal};" in err
+        assert not case229.packpath.exists()
+    else:
+        assert code == 0, err
+        assert md5sum_check(case229.packpath).returncode == 0
+    assert tree_state(case229.origpath) == before
+
+
+def test_the_tiles_of_casa_s_own_ms_fill_its_cubes_exactly() -> None:
+    """``cut_short``'s rule (a hypercube takes its tiles' buckets) on the MS that CASA
+    wrote (pyuvdata's real ALMA MS): every tiled storage manager's files hold exactly
+    the bytes its tiles take; one file cut short is found."""
+    real = REAL / REAL_MS
+    with tables.table(str(real), ack=False) as table:
+        dminfo = table.getdminfo()
+    sizes = {p.name: p.stat().st_size for p in real.iterdir() if p.is_file()}
+    tiled = [m for m in dminfo.values() if m["TYPE"].startswith("Tiled")]
+    assert len(tiled) >= 5 and ms.cut_short(dminfo, sizes) == ()
+    needed = {f"table.f{m['SPEC']['SEQNR']}_TSM*": m for m in tiled}
+    name = max((n for n in sizes if "_TSM" in n), key=lambda n: sizes[n])
+    sizes[name] -= 1
+    [short] = ms.cut_short(dminfo, sizes)
+    assert short.files == f"{name.rsplit('_TSM', 1)[0]}_TSM*" and short.needs - short.has == 1
+    assert short.files in needed
 
 
 def _corrupt_without_table_dat(ms_dir: Path) -> None:

@@ -19,6 +19,7 @@ import contextlib
 import fcntl
 import functools
 import itertools
+import math
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from almaqa2.errors import DestinationError, InputError, reason
 from almaqa2.package import scan
@@ -260,6 +261,16 @@ def _kept(columns: list[str], transform: Transform, ms: Path) -> str:
     )
 
 
+class Short(NamedTuple):
+    """A data cube cut short: the files of a tiled storage manager (``table.f<N>_TSM*``)
+    hold fewer bytes than its tiles take."""
+
+    columns: tuple[str, ...]  # the columns it stores
+    files: str
+    has: int
+    needs: int
+
+
 @dataclass(frozen=True)
 class Opened:
     """What one open of an MS tells: its columns and storage managers (for the reduction)
@@ -269,18 +280,53 @@ class Opened:
     dminfo: dict[str, Any]
     info: MsInfo | None
     empty: tuple[str, ...] = ()  # visibility columns holding no data in some rows
+    short: tuple[Short, ...] = ()  # data cubes cut short (``cut_short``)
 
 
 def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
     """Open ``ms``, an MS to reduce, once (through a shadow of ``inside``, its files as
-    the scan listed them) and read what the package needs of it."""
+    the scan listed them) and read what the package needs of it, with the data cubes
+    cut short (``cut_short``: the reduction copies the cubes it delivers unread)."""
     with opened(ms, inside) as table:
         try:
             info = _describe(table, ms) if describe else None
             columns = tuple(table.colnames())
-            return Opened(columns, table.getdminfo(), info, _empty(table, columns))
+            dminfo = table.getdminfo()
+            empty = _empty(table, columns)
         except RuntimeError as exc:
             raise unreadable(ms, exc) from exc
+    sizes = {f.rel: f.size or 0 for f in inside or () if "/" not in f.rel}
+    return Opened(columns, dminfo, info, empty, cut_short(dminfo, sizes or _top_sizes(ms)))
+
+
+def cut_short(dminfo: dict[str, Any], sizes: dict[str, int]) -> tuple[Short, ...]:
+    """Each tiled storage manager whose files (of the MS's files and their ``sizes``)
+    hold fewer bytes than its hypercubes' tiles take.  A tile takes a bucket of
+    ``BucketSize`` bytes, and a hypercube as many tiles as its tile shape fits in its
+    cube shape (so casacore writes them: checked against CASA's own MSes)."""
+    short = []
+    for manager in dminfo.values():
+        spec = manager.get("SPEC", {})
+        if not manager.get("TYPE", "").startswith("Tiled") or "SEQNR" not in spec:
+            continue
+        needs = 0
+        for cube in spec.get("HYPERCUBES", {}).values():
+            tiles = math.prod(
+                -(-int(n) // int(t)) if t else 0
+                for n, t in zip(cube["CubeShape"], cube["TileShape"], strict=True)
+            )
+            needs += tiles * int(cube["BucketSize"])
+        files = f"table.f{spec['SEQNR']}_TSM"
+        has = sum(size for name, size in sizes.items() if name.startswith(files))
+        if has < needs:
+            short.append(Short(tuple(manager["COLUMNS"]), f"{files}*", has, needs))
+    return tuple(short)
+
+
+def _top_sizes(ms: Path) -> dict[str, int]:
+    """{name: size} of the files at the top of the directory ``ms``."""
+    with os.scandir(ms) as listing:
+        return {e.name: e.stat().st_size for e in listing if e.is_file()}
 
 
 def describe(ms: Path, inside: Sequence[Inside] | None = None) -> MsInfo:
@@ -327,6 +373,15 @@ def check(ms: Path, transform: Transform, opened: Opened) -> str:
             ms,
             fix="fill it (apply the calibration again) or remove the column, then package",
         )
+    for cube in opened.short:  # (the reduction copies the cubes delivered unread)
+        if any(c == kept or c not in DROPPED for c in cube.columns):
+            raise InputError(
+                f"the data of {', '.join(cube.columns)}, which would be delivered, are cut"
+                f" short ({cube.files}: {cube.has} bytes of the {cube.needs} its tiles"
+                " take): a partial copy",
+                ms,
+                fix="replace it by a complete copy, or remove it from the reduction",
+            )
     return kept
 
 
