@@ -85,6 +85,17 @@ def test_an_unknown_choice_lists_the_valid_ones(
     assert os.listdir(case229.packpath.parent) == []
 
 
+def test_a_mistyped_option_is_one_sentence_with_click_s_suggestion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """click's suggestion for a mistyped option was a second sentence, then '?; see'."""
+    assert main(["fluxscale", "x", "--plo"]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        "error: No such option '--plo' (did you mean '--plot'?); see 'qa2 fluxscale --help'."
+    ), said
+
+
 def test_the_old_call_names_an_unknown_style_mode_or_append(case229: Case) -> None:
     from almaqa2.errors import InputError
     from almaqa2.package.legacy import QA_Packager

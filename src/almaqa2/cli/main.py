@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -91,7 +92,8 @@ def _run(argv: Sequence[str] | None, debug: bool) -> int:
     except click.ClickException as exc:  # a usage error: one sentence, as for bad input
         ctx = getattr(exc, "ctx", None)
         see = f"; see '{ctx.command_path} --help'" if ctx is not None else ""
-        return _failed(args, exc.format_message().rstrip(".") + see + ".", 2)
+        said = _SUGGESTED.sub(r"\1 (did you mean \2?)", exc.format_message()).rstrip(".")
+        return _failed(args, said + see + ".", 2)
     except click.Abort as exc:
         if isinstance(exc.__context__, KeyboardInterrupt):
             err.print("interrupted; nothing half-written was kept")
@@ -107,6 +109,10 @@ def _run(argv: Sequence[str] | None, debug: bool) -> int:
             raise
         return _failed(args, refused(exc), 2)
     return code if isinstance(code, int) else 0
+
+
+_SUGGESTED = re.compile(r"^(.*)\. Did you mean (.*)\?$", re.S)
+"""click's ``No such option '--out'. Did you mean '--plot'?``, made one sentence."""
 
 
 def _failed(args: Sequence[str], sentence: str, code: int) -> int:
