@@ -476,6 +476,37 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
     assert tree_state(ms.parent) == before
 
 
+def test_a_file_system_all_but_full_is_refused_before_casacore_writes(
+    alma_ms: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """casacore's copy of a table's structure aborts the process when a write fails inside
+    it (an exception out of a destructor: seen with a file-size limit of 4 KB), so a file
+    system with less than ``ROOM`` free is refused before it starts: one sentence naming
+    --out, nothing left.  (The system's answer is what the test changes.)"""
+    real = os.statvfs
+    out = tmp_path / "out"
+
+    def all_but_full(path: str | os.PathLike[str]) -> os.statvfs_result:
+        found = real(path)
+        if not Path(path).is_relative_to(out):
+            return found
+        fields = list(found)
+        fields[4] = 1000  # f_bavail: 1,000 blocks
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", all_but_full)
+    assert main(["split", str(alma_ms), "--out", str(out)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        f"error: the file system has less than 16 MB free to write the MeasurementSet: {out};"
+        " free some space, or choose another output directory, then run again."
+    ), said
+    assert not out.exists()
+
+
 def test_what_a_killed_split_left_is_removed_by_the_next(alma_ms: Path, tmp_path: Path) -> None:
     """A split killed midway (SIGKILL: no clean-up of its own runs) left its staging in
     --out for ever.  The next split of that MS removes it, under the lock that keeps two

@@ -477,6 +477,14 @@ def _value_copy(ms: Path, dest: Path, kept: str, copy: Place, inside: Sequence[I
         copy_rows(table, ms, f"SELECT {', '.join(selected)} FROM $1", dest, copy, "packpath")
 
 
+ROOM = 16 << 20
+"""Bytes free that ``copy_rows`` asks of the output's file system before casacore copies a
+table's structure (its description, empty data files and subtables: a few MB at most).
+A write failing inside that copy throws out of a C++ destructor within casacore, which
+aborts the process and which nothing here can catch; the writes of the data that follow
+fail as errors (see ``close``)."""
+
+
 def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: str) -> int:
     """Write the rows and columns that ``query`` (TaQL on ``table`` as ``$1``) selects to a
     new table ``dest``; returns the rows written (with none, nothing is written).
@@ -491,6 +499,13 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
             "casacore cannot write a table whose path holds a single quote",
             dest,
             fix=f"choose a {where} without ' in it",
+        )
+    room = os.statvfs(dest.parent)
+    if room.f_bavail * room.f_frsize < ROOM:
+        raise DestinationError(
+            f"the file system has less than {ROOM >> 20} MB free to write the MeasurementSet",
+            next(p for p in dest.parents if not p.name.startswith(".")),  # (not our staging)
+            fix=f"free some space, or choose another {where}, then run again",
         )
     try:
         selection = tables().taql(query, tables=[table])
