@@ -312,7 +312,7 @@ def cut_short(dminfo: dict[str, Any], sizes: dict[str, int]) -> tuple[Short, ...
         needs = 0
         for cube in spec.get("HYPERCUBES", {}).values():
             tiles = math.prod(
-                -(-int(n) // int(t)) if t else 0
+                math.ceil(int(n) / int(t)) if t else 0
                 for n, t in zip(cube["CubeShape"], cube["TileShape"], strict=True)
             )
             needs += tiles * int(cube["BucketSize"])
