@@ -3,8 +3,10 @@ nothing written."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import resource
 import signal
 import subprocess
@@ -281,5 +283,35 @@ def test_a_small_file_that_cannot_be_written_is_named_and_not_left(
     assert said == (
         f"error: File too large: {written.format(d=d)}; free some space, or choose another"
         " place and run again."
+    ), said
+    assert os.listdir(d) == []
+
+
+def test_a_lock_that_cannot_be_written_is_named_and_not_left(
+    nrao_split: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The lock every writing command takes is the first file it writes: on a full disk
+    its write fails as ``os.write`` says it, naming no file, and the sentence named none;
+    now it names the lock, and the lock is not left behind."""
+    d = tmp_path / "chunks"
+    d.mkdir()
+    real = os.write
+
+    def full_for_locks(fd: int, data: bytes) -> int:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".lock"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", full_for_locks)
+    package = nrao_split / "out" / "2013.1.00123.S"
+    assert main(["tarsplit", str(package), "--out", str(d)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert re.fullmatch(
+        rf"error: No space left on device: {re.escape(str(d))}/\.\S+\.lock; free some space,"
+        r" or choose another place and run again\.",
+        said,
     ), said
     assert os.listdir(d) == []
