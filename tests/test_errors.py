@@ -315,3 +315,30 @@ def test_a_lock_that_cannot_be_written_is_named_and_not_left(
         said,
     ), said
     assert os.listdir(d) == []
+
+
+def test_a_log_file_that_cannot_be_written_is_said_once_and_given_up(
+    nrao_split: Path, tmp_path: Path
+) -> None:
+    """A --log-file on a full disk (here a limit on the size of a file) printed logging's
+    traceback on the console for every record; now one warning, and the run goes on
+    (a verify, which writes nothing else, still checks the package)."""
+    log = tmp_path / "run.log"
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
+
+    package = nrao_split / "out" / "2013.1.00123.S"
+    done = subprocess.run(
+        [*QA2, "-vv", "--log-file", str(log), "verify", str(package)],
+        preexec_fn=limited,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert said.count("warning: the log file cannot be written (File too large)") == 1, said
+    assert f"without it: {log}" in said and "OK" in done.stdout

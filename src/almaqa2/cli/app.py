@@ -21,7 +21,7 @@ from rich.console import Console, ConsoleRenderable
 from rich.logging import RichHandler
 from rich.text import Text
 
-from almaqa2.errors import InputError
+from almaqa2.errors import InputError, reason
 from almaqa2.sizes import human_size
 from almaqa2.version import __version__
 
@@ -92,10 +92,22 @@ def cli(ctx: click.Context, verbose: int, quiet: bool, debug: bool, log_file: Pa
     ctx.obj = {"debug": debug}
 
 
+class _LogFile(logging.FileHandler):
+    """The ``--log-file``.  A record it cannot write (a full disk) is said once on the
+    console and the file is given up, the run going on: logging's own answer was a
+    traceback on the console for every record."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        logging.getLogger().removeHandler(self)
+        why = reason(sys.exc_info()[1] or OSError("unknown"))
+        err.print(f"warning: the log file cannot be written ({why}), and the run goes on"
+                  f" without it: {self.baseFilename}", markup=False)  # fmt: skip
+
+
 def _log_file(path: Path) -> logging.Handler:
     """A handler appending every record, with its time, level and module, to ``path``."""
     try:
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _LogFile(path, encoding="utf-8")
     except OSError as exc:
         raise InputError("the log file cannot be opened for writing", path,
                          fix="give a file in a directory you can write") from exc  # fmt: skip
