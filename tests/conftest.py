@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -24,6 +26,21 @@ CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists(
 MODES = ("fake", "ticket", "copy", "hard")
 QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
 """``qa2`` as a process of its own, as a reducer runs it (add the arguments)."""
+
+
+def run_limited(argv: list[str], file_size: int) -> subprocess.CompletedProcess[str]:
+    """``qa2 argv`` as a process whose files may not grow past ``file_size`` bytes: its
+    writes then fail with EFBIG, casacore's too, as they fail on a full disk (which a
+    test cannot mount)."""
+
+    def limited() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size, file_size))
+
+    return subprocess.run(
+        [*QA2, *argv], preexec_fn=limited, capture_output=True, text=True, timeout=120
+    )
+
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
 for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace"):

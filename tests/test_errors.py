@@ -7,9 +7,6 @@ import errno
 import json
 import os
 import re
-import resource
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import QA2, Case
+from conftest import Case, run_limited
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -267,17 +264,7 @@ def test_a_small_file_that_cannot_be_written_is_named_and_not_left(
     d = tmp_path / "shared"
     d.mkdir()
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (16, 16))
-
-    done = subprocess.run(
-        [*QA2, *(a.format(d=d) for a in argv)],
-        preexec_fn=limited,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_limited([a.format(d=d) for a in argv], 16)
     assert done.returncode == 2, done.stderr
     said = " ".join(done.stderr.split())
     assert said == (
@@ -325,18 +312,8 @@ def test_a_log_file_that_cannot_be_written_is_said_once_and_given_up(
     (a verify, which writes nothing else, still checks the package)."""
     log = tmp_path / "run.log"
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (200, 200))
-
     package = nrao_split / "out" / "2013.1.00123.S"
-    done = subprocess.run(
-        [*QA2, "-vv", "--log-file", str(log), "verify", str(package)],
-        preexec_fn=limited,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = run_limited(["-vv", "--log-file", str(log), "verify", str(package)], 200)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
     said = " ".join(done.stderr.split())

@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -33,7 +32,7 @@ from almaqa2.testing import measurementsets as example_ms
 from test_footprint import QA2
 from test_real_casa import REAL, REAL_MS
 
-from conftest import filled_only_in, tree_state
+from conftest import filled_only_in, run_limited, tree_state
 
 EB = "uid___A002_Xc1f2b3_X4d5"
 SCIENCE = (1, 3)  # in example_ms.ALMA: the target's spws of more than 4 channels
@@ -455,17 +454,7 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
     before = tree_state(ms.parent)
     out = tmp_path / "out"
 
-    def limited() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
-
-    done = subprocess.run(
-        [*QA2, "split", str(ms), "--out", str(out)],
-        preexec_fn=limited,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_limited(["split", str(ms), "--out", str(out)], limit)
     assert done.returncode == 2, done.stderr
     assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
     said = " ".join(done.stderr.split())
