@@ -97,8 +97,16 @@ class _LogFile(logging.FileHandler):
     console and the file is given up, the run going on: logging's own answer was a
     traceback on the console for every record."""
 
+    given_up = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not self.given_up:
+            super().emit(record)
+
     def handleError(self, record: logging.LogRecord) -> None:
-        logging.getLogger().removeHandler(self)
+        if self.given_up:
+            return
+        self.given_up = True  # (not removed from the logger: it is going through its handlers)
         why = reason(sys.exc_info()[1] or OSError("unknown"))
         err.print(f"warning: the log file cannot be written ({why}), and the run goes on"
                   f" without it: {self.baseFilename}", markup=False)  # fmt: skip
