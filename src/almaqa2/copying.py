@@ -12,6 +12,8 @@ import errno
 import os
 import stat
 
+from almaqa2.errors import named
+
 _CHUNK = 1 << 24  # 16 MiB per call
 _REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
 
@@ -52,9 +54,7 @@ def copy_file(src: str, dst: str) -> None:
             copy_bytes(fin, fout, st.st_size)
             copy_metadata(st, fout)
         except OSError as exc:
-            if exc.filename is not None:
-                raise
-            raise OSError(exc.errno, exc.strerror, src, None, dst) from exc
+            raise named(exc, src, dst) from exc
         finally:
             os.close(fout)
     finally:
