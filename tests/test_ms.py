@@ -316,7 +316,9 @@ def test_reduction_of_a_larger_ms_keeps_every_value(tmp_path: Path, shared_tiles
         copy_file(src, dst)
 
     inside, _ = scan.members(str(source))
-    files = ms.reduce(source, dest, Transform.CALIBRATED_MS, copy, ms.read(source), inside)
+    files = ms.reduce(
+        source, dest, Transform.CALIBRATED_MS, copy, ms.read(source, False, inside), inside
+    )
     if not shared_tiles:  # the cubes of the removed columns are never written
         dropped = _cube_files(source, ("DATA", "MODEL_DATA"))
         assert dropped and not set(dropped) & set(copied)

@@ -283,7 +283,7 @@ class Opened:
     short: tuple[Short, ...] = ()  # data cubes cut short (``cut_short``)
 
 
-def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = None) -> Opened:
+def read(ms: Path, describe: bool, inside: Sequence[Inside]) -> Opened:
     """Open ``ms``, an MS to reduce, once (through a shadow of ``inside``, its files as
     the scan listed them) and read what the package needs of it, with the data cubes
     cut short (``cut_short``: the reduction copies the cubes it delivers unread)."""
@@ -295,8 +295,8 @@ def read(ms: Path, describe: bool = False, inside: Sequence[Inside] | None = Non
             empty = _empty(table, columns)
         except RuntimeError as exc:
             raise unreadable(ms, exc) from exc
-    sizes = {f.rel: f.size or 0 for f in inside or () if "/" not in f.rel}
-    return Opened(columns, dminfo, info, empty, cut_short(dminfo, sizes or _top_sizes(ms)))
+    sizes = {f.rel: f.size or 0 for f in inside if "/" not in f.rel}
+    return Opened(columns, dminfo, info, empty, cut_short(dminfo, sizes))
 
 
 def cut_short(dminfo: dict[str, Any], sizes: dict[str, int]) -> tuple[Short, ...]:
@@ -321,12 +321,6 @@ def cut_short(dminfo: dict[str, Any], sizes: dict[str, int]) -> tuple[Short, ...
         if has < needs:
             short.append(Short(tuple(manager["COLUMNS"]), f"{files}*", has, needs))
     return tuple(short)
-
-
-def _top_sizes(ms: Path) -> dict[str, int]:
-    """{name: size} of the files at the top of the directory ``ms``."""
-    with os.scandir(ms) as listing:
-        return {e.name: e.stat().st_size for e in listing if e.is_file()}
 
 
 def describe(ms: Path, inside: Sequence[Inside] | None = None) -> MsInfo:
