@@ -536,9 +536,9 @@ def split(
         for one in planned:
             first, *rest = one.steps
             stack.enter_context(destination.made(one.into))
-            # (locked: what a killed split of this MS left there is removed first)
-            stack.enter_context(package_dir.holding(one.into / first.name))
-            staging = stack.enter_context(package_dir.staging(one.into / first.name))
+            named = one.into / first.name  # (locked: what a killed split left is removed)
+            stack.enter_context(package_dir.holding(named))
+            staging = stack.enter_context(package_dir.staging(named))
             parts += [_Part(one, staging, (first,), False), _Part(one, staging, tuple(rest), True)]
             size = _size(one.ms)
             weights += [size, size // 2 if rest else size // 16]
