@@ -397,38 +397,21 @@ class _Empty:
 
 class _Linker:
     """``os.link`` through the directories of the last source and destination linked,
-    kept open: the kernel then looks up one name of each path, not the ten directories
-    above it in a package (a quarter of a link's time on tmpfs).  Errors name both whole
-    paths, as ``os.link``'s own do."""
+    kept open (``manifest.Folder``); errors name both whole paths, as ``os.link``'s do."""
 
     def __init__(self) -> None:
-        self._open: list[tuple[str, int]] = [("", -1), ("", -1)]  # (directory, fd): src, dst
+        self._sources, self._dests = manifest.Folder(), manifest.Folder()
 
     def link(self, src: str, dst: str) -> None:
         try:
-            (src_fd, src_name), (dst_fd, dst_name) = self._held(0, src), self._held(1, dst)
+            (src_fd, src_name), (dst_fd, dst_name) = self._sources.at(src), self._dests.at(dst)
             os.link(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
         except OSError as exc:
             raise OSError(exc.errno, exc.strerror, src, None, dst) from None
 
-    def _held(self, which: int, path: str) -> tuple[int, str]:
-        """(a descriptor of the directory of ``path``, kept in slot ``which``, its name)."""
-        head, slash, name = path.rpartition("/")
-        directory = head or slash or "."
-        held, fd = self._open[which]
-        if directory != held:
-            opened = os.open(directory, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            if fd >= 0:
-                os.close(fd)
-            fd = opened
-            self._open[which] = directory, fd
-        return fd, name
-
     def close(self) -> None:
-        for _directory, fd in self._open:
-            if fd >= 0:
-                os.close(fd)
-        self._open = [("", -1), ("", -1)]
+        self._sources.close()
+        self._dests.close()
 
 
 class _HelperLinks:

@@ -426,45 +426,13 @@ def _piece(chunk: Chunk, span: Span) -> bytes:
     """The headers of the entries of ``span``, each small file's bytes and padding after
     its header."""
     gathered = bytearray()
-    with _Folder(chunk.base) as folder:
+    with manifest.Folder(chunk.base) as folder:
         for entry in chunk.entries[span.start : span.end]:
             gathered += header(entry)
             if 0 < entry.size <= _SMALL_MEMBER:
                 gathered += _read_member(entry, folder)
                 gathered += bytes(-entry.size % BLOCK)
     return bytes(gathered)
-
-
-class _Folder:
-    """The directory of the small file read last, kept open to open the next through it
-    if it is in the same one (the files of a piece are of one table, mostly): the
-    kernel then resolves one name per file, not the whole path, which made opening the
-    files the largest cost of a split of small files."""
-
-    def __init__(self, base: str):
-        self.base = base
-        self._rel: str | None = None
-        self._fd = -1
-
-    def open(self, entry: Entry) -> int:
-        """A descriptor of ``entry``'s file, to read."""
-        rel, _, name = entry.rel.rpartition("/")
-        if rel != self._rel:
-            self.close()
-            self._fd = manifest.open_directory(f"{self.base}/{rel}")
-            self._rel = rel
-        return os.open(name, os.O_RDONLY | os.O_CLOEXEC, dir_fd=self._fd)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._rel, self._fd = None, -1
-
-    def __enter__(self) -> _Folder:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
 
 
 def _write_piece(chunk: Chunk, span: Span, fd: int) -> None:
@@ -568,11 +536,11 @@ def _write_there(pipe: Any, chunk: Chunk, fd: int, shared: forked.Shared) -> Non
             pipe.send(n)
 
 
-def _read_member(entry: Entry, folder: _Folder) -> bytes:
+def _read_member(entry: Entry, folder: manifest.Folder) -> bytes:
     """The bytes of a small file of the package, opened in ``folder``, read at once (its
     whole path is made only to name it when something is wrong)."""
     try:
-        fd = folder.open(entry)
+        fd = folder.open(entry.rel)
         try:  # one byte more than planned: a file that grew is seen (a regular file's
             # read returns less than asked only at its end)
             data = os.read(fd, entry.size + 1)
