@@ -296,6 +296,10 @@ def test_old_deliveries_are_listed_and_removed(
     assert main(["deliver", "--remove", "someone-elses", "--web-root", str(web)]) == 2
     assert "no delivery of this name" in capsys.readouterr().err
     assert (web / "someone-elses").is_dir()
+    for nameless in (".", "..", "/"):  # no folder's name: the text given is named
+        assert main(["deliver", "--remove", nameless, "--web-root", str(web)]) == 2
+        assert f"under the web root: {nameless};" in capsys.readouterr().err
+    assert Path(second["folder"]).is_dir() and (web / "someone-elses").is_dir()
 
 
 @pytest.mark.parametrize(

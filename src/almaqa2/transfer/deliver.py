@@ -372,6 +372,6 @@ def remove(web_root: Path, folder: str) -> Delivery:
             return delivery
     raise InputError(
         "no delivery of this name under the web root",
-        name,
+        folder,
         fix="qa2 deliver --list --web-root DIR shows them",
     )
