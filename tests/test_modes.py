@@ -376,7 +376,9 @@ def test_a_failing_copy_names_both_files(
     assert copied, err
     source, copy = Path(copied[1]), Path(copied[2])
     assert source.is_relative_to(case229.origpath) and source.is_file()
-    assert copy.is_relative_to(case229.packpath.parent) and copy.name == source.name
+    assert copy.is_relative_to(case229.packpath) and copy.name == source.name, (
+        "the copy named where it was to be in the package, not in the hidden staging"
+    )
     assert sorted(os.listdir(case229.packpath.parent)) == []
 
 

@@ -461,6 +461,9 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
     assert said.startswith("error: casacore could not write the MeasurementSet"), said
     assert said.endswith("check the free space and permissions of the output directory's"
                          " file system."), said  # fmt: skip
+    assert f": {out}/{ms.name}.split.cal" in said and "staging" not in said, (
+        "the MS named where it was to be, not in the hidden staging gone with the run"
+    )
     assert not out.exists(), "nothing left, not even the --out made for it"
     assert tree_state(ms.parent) == before
 

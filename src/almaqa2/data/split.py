@@ -538,7 +538,7 @@ def split(
             stack.enter_context(destination.made(one.into))
             named = one.into / first.name  # (locked: what a killed split left is removed)
             stack.enter_context(package_dir.holding(named))
-            staging = stack.enter_context(package_dir.staging(named))
+            staging = stack.enter_context(package_dir.staging(named, becomes=named.parent))
             parts += [_Part(one, staging, (first,), False), _Part(one, staging, tuple(rest), True)]
             size = _size(one.ms)
             weights += [size, size // 2 if rest else size // 16]

@@ -160,7 +160,7 @@ def extract(tar_path: Path, out: Path) -> list[str]:
         with tarfile.open(tar_path, "r:") as tar:
             members = tar.getmembers()
             safetar.check(members, tar_path)
-            with package_dir.staging(out / tar_path.name) as stage:
+            with package_dir.staging(out / tar_path.name, becomes=out) as stage:
                 with open(tar_path, "rb") as raw:
                     for member in members:
                         safetar.extract(raw.fileno(), member, stage, tar_path)

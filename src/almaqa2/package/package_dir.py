@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from almaqa2 import manifest, plainfile, signals
-from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError
+from almaqa2.errors import OUTPUT_REFUSED, Almaqa2Error, DestinationError, InputError
 from almaqa2.package import lockfile as lock
 from almaqa2.package.rules import CHUNK_NAMES
 from almaqa2.uid import PROJECT_CODE, UID_FS
@@ -274,11 +274,15 @@ def public(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def staging(packpath: Path, private: bool = False) -> Iterator[Path]:
+def staging(packpath: Path, private: bool = False, becomes: Path | None = None) -> Iterator[Path]:
     """A fresh staging directory beside ``packpath``, removed on the way out whatever
     happens; ``private`` keeps it unreadable to others until the caller publishes it.
-    A write refused for want of room that names no file (Python's writes say only "No
-    space left on device") is said to be where it is: beside ``packpath``."""
+
+    An error that names a path inside it names where that path was to be placed: the
+    staging directory is hidden, and gone once the error is read.  It ``becomes``
+    ``packpath`` unless given (the directory its entries are renamed into, say).  A
+    write refused for want of room that names no file (Python's writes say only "No space
+    left on device") is said to be where it is: beside ``packpath``."""
     with contextlib.ExitStack() as cleanup:
         with signals.deferred():  # a stop between making it and registering its removal
             path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
@@ -289,12 +293,33 @@ def staging(packpath: Path, private: bool = False) -> Iterator[Path]:
             yield path
         except OSError as exc:
             if exc.filename is not None or exc.errno not in OUTPUT_REFUSED:
+                _name_placed(exc, path, becomes or packpath)
                 raise
             raise DestinationError(
                 f"could not write here ({exc.strerror})",
                 packpath.parent,
                 fix="free some space, or choose another place, then run again",
             ) from exc
+        except Almaqa2Error as exc:
+            _name_placed(exc, path, becomes or packpath)
+            raise
+
+
+def _name_placed(exc: OSError | Almaqa2Error, stage: Path, becomes: Path) -> None:
+    """Make ``exc`` name each path inside ``stage`` as the path it was to become."""
+
+    def placed(text: str) -> str:
+        return text.replace(str(stage), str(becomes))
+
+    if isinstance(exc, OSError):
+        if isinstance(exc.filename, str):
+            exc.filename = placed(exc.filename)
+        if isinstance(exc.filename2, str):
+            exc.filename2 = placed(exc.filename2)
+    else:
+        exc.what = placed(exc.what)
+        exc.path = None if exc.path is None else placed(exc.path)
+        exc.args = (str(exc),)
 
 
 def recover(packpath: Path) -> None:

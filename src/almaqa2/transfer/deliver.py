@@ -149,7 +149,7 @@ def deliver(
     with (
         destination.made(web_root),
         package_dir.holding(runs),
-        package_dir.staging(runs, private=True) as stage,
+        package_dir.staging(runs, private=True, becomes=target) as stage,
     ):
         if package:
             split = tarsplit.tarsplit(package, stage, max_size, progress=progress)

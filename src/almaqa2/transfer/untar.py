@@ -70,7 +70,7 @@ def untar(
     # holding: tidies what a killed untar left, whatever follows
     with destination.made(target.parent), package_dir.holding(target):
         _refuse_existing(target)
-        with package_dir.staging(target) as stage:
+        with package_dir.staging(target, becomes=target.parent) as stage:
             report = check_chunks(sets, progress, Extraction(stage, project))
             if not report.ok:
                 raise VerificationError(report)
