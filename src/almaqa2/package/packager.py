@@ -276,7 +276,8 @@ def _build(
         member_dir.mkdir(parents=True)
         for name in readme.ALWAYS:
             (member_dir / name).mkdir()
-        sizes = materialize.write_payload(plan, member_dir, done, found.opened)
+        listens = hashing or progress is not None  # else no call per file: nobody hears it
+        sizes = materialize.write_payload(plan, member_dir, done if listens else None, found.opened)
         readme_text = readme.render(plan, header, sizes, found)
         (member_dir / plan.readme_name).write_text(readme_text)
         if hashing:
