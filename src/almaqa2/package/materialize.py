@@ -98,9 +98,9 @@ def write_payload(
 
 
 def _reduced_first(placement: Placement) -> bool:
-    """Sorts the MSes to reduce first: their reduction is the longest piece
-    of work, and what it writes the largest files to hash; begun first, they are hashed
-    while the rest is written, and both cores stay busy to the end."""
+    """Sorts the MSes to reduce first: their reduction is the longest piece of work, and
+    what it writes the largest files to hash; begun first, they are hashed while the rest
+    is written, and both cores stay busy to the end."""
     return placement.transform not in ms.MS_TRANSFORMS
 
 
