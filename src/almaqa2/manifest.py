@@ -49,12 +49,12 @@ def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
     return digest.hexdigest()
 
 
-def _md5_small(file: str | int, size: int) -> str:
-    """``md5_file`` for a file of a few KB (``size``, as last seen; its path, or a
-    descriptor to read and close): bare system calls (a file object costs more than the
-    hash), read to its end whatever its size has become.  A regular file's read returns
-    less than asked only at its end, so a file that has not grown is read in one call."""
-    fd = os.open(file, os.O_RDONLY) if isinstance(file, str) else file
+def _md5_small(path: str, size: int) -> str:
+    """``md5_file`` for a file of a few KB (``size``, as last seen): bare system calls (a
+    file object costs more than the hash), read to its end whatever its size has become.
+    A regular file's read returns less than asked only at its end, so a file that has not
+    grown is read in one call."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         data = os.read(fd, max(size, 0) + 1)
         digest = hashlib.md5(data)
@@ -492,18 +492,15 @@ def mismatches_here(
     """``mismatches`` among the files ``which`` (indices into the lists), hashed in this
     process, one after the other, large ones read into ``buffer`` (give one to reuse)."""
     found = []
-    with Folder(top) as folder:
-        for i in which:
-            try:
-                size = sizes[i]
-                if size <= SMALL:
-                    digest = _md5_small(folder.open(rels[i]), size)
-                else:
-                    digest = md5_file(f"{top}/{rels[i]}", buffer)
-            except OSError as exc:
-                digest = f"unreadable ({exc.strerror})"
-            if digest != expected[i]:
-                found.append((rels[i], expected[i], digest))
+    for i in which:
+        path = f"{top}/{rels[i]}"
+        try:
+            size = sizes[i]
+            digest = _md5_small(path, size) if size <= SMALL else md5_file(path, buffer)
+        except OSError as exc:
+            digest = f"unreadable ({exc.strerror})"
+        if digest != expected[i]:
+            found.append((rels[i], expected[i], digest))
     return found
 
 
@@ -629,8 +626,8 @@ class Folder:
     """The directory of the file looked up last, kept open to look up the next through it
     if it is in the same one (the files of a table come together): the kernel then
     resolves one name per file, not the whole path, ten directories deep in a package.
-    Opening (or linking) the files was the largest cost of splitting, verifying and
-    linking small ones.  Paths are below ``base``, or absolute if it is not given."""
+    Opening (or linking) the files was the largest cost of splitting and linking small
+    ones.  Paths are below ``base``, or absolute if it is not given."""
 
     def __init__(self, base: str = ""):
         self.base = base
