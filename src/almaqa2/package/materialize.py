@@ -75,7 +75,7 @@ def write_payload(
     bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
     writer.start(member_dir)
     try:
-        for placement in sorted(plan.placements, key=_reduced_first):
+        for placement in sorted(plan.placements, key=_reduced_last):
             if placement.bundle is not None:
                 members = bundles.setdefault(placement.bundle.path, [])
                 members.append((placement.bundle.inside, placement))
@@ -97,11 +97,12 @@ def write_payload(
     return sizes
 
 
-def _reduced_first(placement: Placement) -> bool:
-    """Sorts the MSes to reduce first: their reduction is the longest piece of work, and
-    what it writes the largest files to hash; begun first, they are hashed while the rest
-    is written, and both cores stay busy to the end."""
-    return placement.transform not in ms.MS_TRANSFORMS
+def _reduced_last(placement: Placement) -> bool:
+    """Sorts the MSes to reduce after the rest: the files linked or copied first are
+    hashed on the other core at once, while this process reduces the MSes (casacore's
+    work, all here).  Reduced first, they left the other core with nothing to hash; in
+    the plan's order, the first EB's did (0.05 to 0.1 s of 2 s, hard and copy mode)."""
+    return placement.transform in ms.MS_TRANSFORMS
 
 
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
