@@ -319,6 +319,7 @@ def _name_placed(exc: OSError | Almaqa2Error, stage: Path, becomes: Path) -> Non
     else:
         exc.what = placed(exc.what)
         exc.path = None if exc.path is None else placed(exc.path)
+        exc.fix = None if exc.fix is None else placed(exc.fix)
         exc.args = (str(exc),)
 
 
