@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from almaqa2.errors import named
+from almaqa2.errors import give_name
 
 
 def draft_of(path: Path) -> Path:
@@ -42,6 +42,6 @@ def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int
         with contextlib.suppress(FileNotFoundError):
             draft.unlink()
         if isinstance(exc, OSError):
-            raise named(exc, path) from exc
+            give_name(exc, path)
         raise
     return path

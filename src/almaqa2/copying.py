@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from almaqa2.errors import named
+from almaqa2.errors import give_name
 
 _CHUNK = 1 << 24  # 16 MiB per call
 _REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
@@ -54,7 +54,8 @@ def copy_file(src: str, dst: str) -> None:
             copy_bytes(fin, fout, st.st_size)
             copy_metadata(st, fout)
         except OSError as exc:
-            raise named(exc, src, dst) from exc
+            give_name(exc, src, dst)
+            raise
         finally:
             os.close(fout)
     finally:

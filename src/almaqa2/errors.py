@@ -74,13 +74,13 @@ def existing_dir(path: Path, what: str, fix: str) -> Path:
     return Path(os.path.realpath(path))
 
 
-def named(exc: OSError, path: str | Path, copy: str | Path | None = None) -> OSError:
-    """``exc`` naming ``path`` (and ``copy``, for a copy of it: ``refused`` names both) if
-    the system named no file (Python's writes and the kernel's copy name none: a full
-    disk said "No space left on device" and nothing more)."""
-    if exc.filename is not None:
-        return exc
-    return OSError(exc.errno, exc.strerror, str(path), None, None if copy is None else str(copy))
+def give_name(exc: OSError, path: str | Path, copy: str | Path | None = None) -> None:
+    """Make ``exc`` name ``path`` (and ``copy``, for a copy of it: ``refused`` names both)
+    if the system named no file (Python's writes and the kernel's copy name none: a full
+    disk said "No space left on device" and nothing more); re-raise it as it is."""
+    if exc.filename is None:
+        exc.filename = str(path)
+        exc.filename2 = None if copy is None else str(copy)
 
 
 def refused(exc: OSError) -> str:

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from almaqa2 import plainfile
-from almaqa2.errors import InputError, LockedError, named, shown
+from almaqa2.errors import InputError, LockedError, give_name, shown
 
 ENV = "QA2_LOCK_DIR"
 DEFAULT_NAME = "analysisUtils"
@@ -81,7 +81,8 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
         try:
             draft.write_text(json.dumps(me.as_dict()) + "\n")
         except OSError as exc:  # (a full disk: the draft made, not written)
-            raise named(exc, directory) from exc
+            give_name(exc, directory)
+            raise
         os.link(draft, target)
     except FileExistsError:
         holder = status(directory, name)

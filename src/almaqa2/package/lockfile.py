@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from almaqa2 import signals
-from almaqa2.errors import DestinationError, LockedError, named
+from almaqa2.errors import DestinationError, LockedError, give_name
 
 _held: set[int] = set()  # the descriptors of the lock files this process has open
 _opening = threading.Lock()  # held by a fork, so no descriptor is opened but not yet in _held
@@ -72,7 +72,8 @@ def hold(path: Path, purpose: str) -> Iterator[None]:
             os.ftruncate(fd, 0)
             os.write(fd, json.dumps(info).encode())
         except OSError as exc:  # (a full disk: os.write names no file)
-            raise named(exc, path) from exc
+            give_name(exc, path)
+            raise
         yield
 
 
