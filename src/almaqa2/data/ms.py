@@ -498,7 +498,7 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
     if room.f_bavail * room.f_frsize < ROOM:
         raise DestinationError(
             f"the file system has less than {ROOM >> 20} MB free to write the MeasurementSet",
-            next(p for p in dest.parents if not p.name.startswith(".")),  # (not our staging)
+            dest.parent,  # (built in a staging directory, which names it where it is to be)
             fix=f"free some space, or choose another {where}, then run again",
         )
     try:
