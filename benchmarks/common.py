@@ -67,7 +67,10 @@ def remove(path: Path, aside: Path | None = None) -> None:
 
 @contextlib.contextmanager
 def workdir(args: argparse.Namespace, name: str) -> Iterator[Path]:
-    """A fresh directory for the data, removed afterwards unless ``--keep``."""
+    """A fresh directory for the data, removed afterwards unless ``--keep``; in
+    ``--workdir``, made if it is not there yet."""
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"almaqa2-{name}-", dir=args.workdir))
     try:
         yield work
