@@ -23,7 +23,8 @@ ASDMS = ("uid___A002_Xdd9c61_X66d", "uid___A002_X4sda4d_Xa12")
 
 
 class RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves a directory; answers ``Range: bytes=N-`` with 206 and the rest of the file."""
+    """Serves a directory; answers ``Range: bytes=N-`` with 206 and the rest of the file,
+    or, with no byte from N on, 416 and the file's length (as Apache and nginx do)."""
 
     ranges: ClassVar[list[str]] = []
 
@@ -39,6 +40,12 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         type(self).ranges.append(f"{path.name} {wanted}")
         start = int(re.fullmatch(r"bytes=(\d+)-", wanted)[1])  # type: ignore[index]
         data = path.read_bytes()[start:]
+        if not data:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{path.stat().st_size}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self.send_response(206)
         self.send_header("Content-Length", str(len(data)))
         self.send_header(
@@ -118,6 +125,27 @@ def test_a_partial_file_is_resumed_with_a_range_request(
     assert RangeHandler.ranges == [f"{ASDMS[0]}.tar bytes=100000-"]
     assert (out / f"{ASDMS[0]}.tar").read_bytes() == whole
     assert seen[-1][0] == seen[-1][1] and seen[0][0] > 100_000, "progress counts from the resume"
+
+
+@pytest.mark.parametrize("extra", [b"", b"garbage of a file made anew"])
+def test_a_partial_file_with_nothing_left_to_fetch_is_checked_or_fetched_anew(
+    site: tuple[str, Path], tmp_path: Path, extra: bytes
+) -> None:
+    """A partial file as long as the whole (a run stopped before its rename) is checked as
+    it is; one longer than the server's file is fetched anew.  The server answers either's
+    Range with 416: the download stopped there, telling the user to check the network."""
+    url, root = site
+    out = tmp_path / "raw"
+    out.mkdir()
+    whole = (root / f"{ASDMS[0]}.tar").read_bytes()
+    (out / f"{ASDMS[0]}.tar.part").write_bytes(whole + extra)
+    result = download(url, out)
+    assert [f.ok for f in result.fetched] == [True, True]
+    first = next(f for f in result.fetched if f.name == f"{ASDMS[0]}.tar")
+    assert first.resumed_from == (0 if extra else len(whole))
+    assert (out / f"{ASDMS[0]}.tar").read_bytes() == whole
+    assert (out / ASDMS[0] / "ASDM.xml").is_file()
+    assert not list(out.glob("*.part"))
 
 
 def test_a_corrupted_file_fails_and_is_kept(

@@ -12,6 +12,7 @@ staging directory first, so its unpacked size is bounded by its own.
 from __future__ import annotations
 
 import hashlib
+import http
 import http.client
 import logging
 import os
@@ -86,6 +87,15 @@ def _failed(url: str, exc: BaseException) -> InputError:
     )
 
 
+class _PastTheEnd(Exception):
+    """The server has no byte from the one asked on (HTTP 416): a partial file as long as
+    the whole (the run stopped before its rename), or longer (the file was made anew)."""
+
+    def __init__(self, length: int | None):
+        super().__init__(length)
+        self.length = length  # the file's, as the server said it (``bytes */N``)
+
+
 def _get(url: str, start: int = 0) -> HTTPResponse:
     if urlsplit(url).scheme not in _SCHEMES:
         raise InputError(
@@ -94,6 +104,11 @@ def _get(url: str, start: int = 0) -> HTTPResponse:
     request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
         return urllib.request.urlopen(request, timeout=60)
+    except urllib.error.HTTPError as exc:
+        if start and exc.code == http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
+            length = re.fullmatch(r"bytes \*/(\d+)", exc.headers.get("Content-Range") or "")
+            raise _PastTheEnd(int(length[1]) if length else None) from None
+        raise _failed(url, exc) from None
     except _NETWORK as exc:
         raise _failed(url, exc) from None
 
@@ -130,7 +145,16 @@ def fetch(url: str, dest: Path, progress: Progress | None = None) -> Fetched:
         with part.open("rb") as f:
             while block := f.read(_BLOCK):
                 digest.update(block)
-    with _get(url, start) as response:
+    try:
+        response = _get(url, start)
+    except _PastTheEnd as end:
+        if end.length == start:  # whole: its md5 is checked as any download's
+            os.replace(part, dest)
+            return Fetched(dest.name, start, digest.hexdigest(), True)
+        log.info("the server has nothing past %s (HTTP 416): fetched anew", part)
+        start, digest = 0, hashlib.md5()
+        response = _get(url)
+    with response:
         if start and response.status != 206:  # the server ignored the Range: start again
             start, digest = 0, hashlib.md5()
         length = response.headers.get("Content-Length") or "0"
