@@ -98,6 +98,48 @@ def test_verify_reports_members_untar_would_refuse(
     assert "climbs out" in said and "absolute" in said and "outside the package" in said
 
 
+CLASHES = {  # after a harmless first file, "name" a file and "name/" a directory: said
+    "a directory where a file is": (["x", "x/"], "'{top}/x' twice"),
+    "a file where a directory is": (["x/", "x"], "'{top}/x' twice"),
+    "a file below a file": (["x", "x/y/z"], "'{top}/x/y/z' below a name it holds as a file"),
+    "a directory below a file": (["x", "x/y/"], "'{top}/x/y' below a name it holds as a file"),
+}
+
+
+def _clashing(top: str, case: str) -> list[tuple[tarfile.TarInfo, bytes]]:
+    members = [_file(f"{top}/first.txt")]
+    for name in CLASHES[case][0]:
+        info, data = _file(f"{top}/{name.rstrip('/')}")
+        if name.endswith("/"):
+            info.type, data = tarfile.DIRTYPE, b""
+        members.append((info, data))
+    return members
+
+
+@pytest.mark.parametrize("case", CLASHES)
+def test_untar_of_a_chunk_naming_a_path_twice_is_one_sentence_and_leaves_nothing(
+    tmp_path: Path, out: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    """A crafted chunk that passes every check before extraction (its manifest agrees)
+    but names one path as a file and as a directory, or puts something below a file: it
+    said the system's 'File exists' or 'Not a directory', naming only the chunk, and
+    told the user to check the disks."""
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    members = _clashing(P, case)
+    body = "".join(
+        manifest.format_line(hashlib.md5(data).hexdigest(), info.name)
+        for info, data in members
+        if info.isreg()
+    )
+    chunk = _craft(folder, [_file(f"{P}/manifest.md5", body.encode()), *members])
+    assert main(["untar", str(chunk), "--out", str(out)]) == 2
+    said = _one_line(capsys.readouterr().err)
+    assert f"the tar holds {CLASHES[case][1].format(top=P)}" in said and str(chunk) in said
+    assert "ask the sender for a clean copy" in said
+    assert os.listdir(out) == []
+
+
 # -- item 6: links, compression and sparse files ------------------------------------------------
 
 
@@ -186,6 +228,26 @@ def test_download_of_a_garbled_reply_is_one_sentence(
     code = main(["download", url, "--out", str(tmp_path / "raw")])
     err = _one_line(capsys.readouterr().err)
     assert code in (1, 2) and ("cannot download" in err or "damaged" in err)
+
+
+@pytest.mark.parametrize("case", CLASHES)
+def test_download_of_a_tar_naming_a_path_twice_is_one_sentence_and_leaves_nothing(
+    raw_site: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for info, data in _clashing(ASDMS[0], case):
+            info.size = len(data) if info.isreg() else 0
+            tar.addfile(info, io.BytesIO(data) if info.isreg() else None)
+    body = buffer.getvalue()
+    name = f"{ASDMS[0]}.tar"
+    url = _page(raw_site, name, _ok(body), hashlib.md5(body).hexdigest())
+    out = tmp_path / "raw"
+    assert main(["download", url, "--out", str(out)]) == 2
+    said = _one_line(capsys.readouterr().err)
+    assert f"the tar holds {CLASHES[case][1].format(top=ASDMS[0])}" in said
+    assert str(out / name) in said
+    assert sorted(os.listdir(out)) == ["md5sums.txt", name], "nothing of it unpacked"
 
 
 def _sparse_chunk(folder: Path) -> Path:

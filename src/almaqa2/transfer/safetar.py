@@ -88,6 +88,13 @@ def unsafe(tar: Path, name: str, why: str) -> InputError:
     )
 
 
+def _clash(tar: Path, name: str, twice: bool) -> InputError:
+    """A tar holding ``name`` ``twice`` (a file and a directory, or two files), or below
+    a name it holds as a file; none of ours does: found as it is unpacked."""
+    what = "twice" if twice else "below a name it holds as a file"
+    return InputError(f"the tar holds {name!r} {what}", tar, fix="ask the sender for a clean copy")
+
+
 def extract(fd: int, member: tarfile.TarInfo, into: Path, tar: Path) -> None:
     """Write the checked ``member`` of the tar open at ``fd`` below the directory ``into``
     (ours, holding no links): a directory, or a new file with the member's bytes."""
@@ -95,18 +102,20 @@ def extract(fd: int, member: tarfile.TarInfo, into: Path, tar: Path) -> None:
     if why is not None:
         raise unsafe(tar, member.name, why)
     target = into.joinpath(*PurePosixPath(member.name).parts)
+    folder = target if member.isdir() else target.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file where a folder is to be
+        twice = folder == target and isinstance(exc, FileExistsError)
+        raise _clash(tar, member.name, twice) from None
     if member.isdir():
-        target.mkdir(parents=True, exist_ok=True)
         os.chmod(target, (member.mode & _DIR_MODE) | 0o700)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         out = os.open(target, flags, (member.mode & _FILE_MODE) | 0o600)
-    except FileExistsError:
-        raise InputError(
-            f"the tar holds {member.name!r} twice", tar, fix="ask the sender for a clean copy"
-        ) from None
+    except FileExistsError:  # a file or a directory of the same name before it
+        raise _clash(tar, member.name, twice=True) from None
     try:
         os.lseek(fd, member.offset_data, os.SEEK_SET)
         if copy_bytes(fd, out, member.size) != member.size:
