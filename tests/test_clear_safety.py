@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from almaqa2.cli import main as cli_main
 from almaqa2.helpers import clear
+from test_errors import _as_nobody
 
 from conftest import tree_state
 
@@ -57,6 +58,34 @@ def test_an_asdm_appearing_after_the_listing_is_kept(tmp_path: Path) -> None:
     (late / "ASDM.xml").write_text("<ASDM/>")  # the ASDM finishes unpacking meanwhile
     clear.apply(clearing)
     assert sorted(p.name for p in late.iterdir()) == ["ASDM.xml", "Main.xml"]
+
+
+def test_what_cannot_be_deleted_stops_the_clearing_in_one_sentence_naming_it(
+    tmp_path: Path,
+) -> None:
+    """A table another user made in the reducer's EB directory (a shared area): its file
+    cannot be unlinked.  It said the system's 'Permission denied: table.dat; fix this',
+    naming only the file's last part (and on a read-only file system: free some space)."""
+    if os.geteuid() != 0:
+        raise RuntimeError("this test drops root's rights to make a file really undeletable")
+    eb_dir = _eb_dir(tmp_path / "X66d")
+    for path in [tmp_path, *(p for p in tmp_path.parents if p.is_relative_to("/tmp"))]:
+        path.chmod(path.stat().st_mode | 0o055)
+    for path in [eb_dir, *eb_dir.rglob("*")]:
+        os.chown(path, 65534, 65534)
+    table = eb_dir / f"{EB}.ms"
+    os.chown(table, 0, 0)  # root's: nobody cannot unlink its files
+    table.chmod(0o755)
+    code, err = _as_nobody(["clear", str(eb_dir), "--yes"])
+    said = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert (
+        f"the clearing stopped at what it could not delete (Permission denied): {table}/table.dat;"
+        in said
+    )
+    assert "writable by you" in said
+    assert not (eb_dir / "bandpass.last").exists(), "what went before it is deleted"
+    assert (table / "table.dat").exists() and (eb_dir / EB / "ASDM.xml").exists()
 
 
 def test_a_symlink_named_calibrated_is_not_followed(tmp_path: Path) -> None:

@@ -138,15 +138,15 @@ def apply(clearing: Clearing) -> None:
         ) from exc
     try:
         for path in clearing.delete:
-            _remove(top, path.name)
+            _remove(top, path.name, path)
     finally:
         os.close(top)
 
 
-def _remove(parent: int, name: str) -> None:
-    """Remove ``name`` of the directory open at ``parent``: a file or link is unlinked, a
-    directory emptied first (an ASDM in it, or appearing in it, is left with its
-    ancestors)."""
+def _remove(parent: int, name: str, path: Path) -> None:
+    """Remove ``name`` of the directory open at ``parent`` (``path``, to name it): a file
+    or link is unlinked, a directory emptied first (an ASDM in it, or appearing in it, is
+    left with its ancestors)."""
     try:
         st = os.stat(name, dir_fd=parent, follow_symlinks=False)
         if not stat.S_ISDIR(st.st_mode):
@@ -158,7 +158,7 @@ def _remove(parent: int, name: str) -> None:
     except OSError as exc:
         if exc.errno in (errno.ELOOP, errno.ENOTDIR):  # became a link or file: not entered
             return
-        raise
+        raise _undeletable(path, exc) from None
     try:
         if (os.fstat(fd).st_dev, os.fstat(fd).st_ino) != (st.st_dev, st.st_ino):
             return  # swapped while we looked: leave it
@@ -166,11 +166,22 @@ def _remove(parent: int, name: str) -> None:
         if ASDM_MARK in children:
             return
         for child in children:
-            _remove(fd, child)
+            _remove(fd, child, path / child)
     finally:
         os.close(fd)
     try:
         os.rmdir(name, dir_fd=parent)
     except OSError as exc:
         if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
-            raise
+            raise _undeletable(path, exc) from None
+
+
+def _undeletable(path: Path, exc: OSError) -> InputError:
+    """The system's refusal to delete ``path`` (its directory not ours to write, a file
+    system mounted read-only): the system named only the last part of its name."""
+    return InputError(
+        f"the clearing stopped at what it could not delete ({exc.strerror})",
+        path,
+        fix="make it and its directory writable by you (or ask their owner), then run qa2"
+        " clear again for the rest",
+    )
