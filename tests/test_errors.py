@@ -226,24 +226,42 @@ def test_dry_run_writes_nothing_and_shows_the_plan(
     assert "X8c/checklist.txt" in text and "nothing was written" in text
 
 
-def test_verify_of_a_package_with_a_directory_it_cannot_list_names_it(
-    case229: Case, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("command", "said"),
+    [
+        (["verify"], "a directory of the package cannot be read (Permission denied)"),
+        (["tarsplit", "--out", "{out}"], "this part of the package cannot be read (Permission"),
+        (["inspect"], "Permission denied: "),
+    ],
+)
+def test_a_package_with_a_directory_that_cannot_be_listed_is_named_whole(
+    case229: Case,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    said: str,
 ) -> None:
-    """Both of verify's processes walk the package; the one that says why is this one."""
+    """Both of verify's processes walk the package; the one that says why is this one.
+    tarsplit and inspect walk it through each directory's descriptor, and said the
+    system's 'Permission denied: calibration': the last part of the path only."""
     if os.geteuid() != 0:
         raise RuntimeError("this test drops root's rights to make a directory really unreadable")
     assert case229.run_cli("copy") == 0
-    for path in [*case229.packpath.rglob("*"), case229.packpath]:
+    out = tmp_path / "chunks"
+    out.mkdir()
+    for path in [*case229.packpath.rglob("*"), case229.packpath, out]:
         os.chown(path, 65534, -1, follow_symlinks=False)
     for path in [p for p in case229.packpath.parents if p.is_relative_to("/tmp")]:
         path.chmod(path.stat().st_mode | 0o055)
     secret = next(p for p in case229.packpath.rglob("*") if p.name == "calibration")
     secret.chmod(0)
     capsys.readouterr()
-    code, err = _as_nobody(["verify", str(case229.packpath)])
+    argv = [command[0], str(case229.packpath), *(a.format(out=out) for a in command[1:])]
+    code, err = _as_nobody(argv)
     assert code == 2, err
-    assert "cannot be read (Permission denied)" in err and "Traceback" not in err
-    assert str(secret) in " ".join(err.split()), err
+    assert f"{said}" in err and "Traceback" not in err
+    assert f": {secret};" in " ".join(err.split()), err
+    assert os.listdir(out) == []
 
 
 @pytest.mark.parametrize(

@@ -579,12 +579,16 @@ def walk(top: Path) -> Iterator[tuple[str, int]]:
         while stack:
             fd, names, prefix = stack[-1]
             for name in names:
-                info = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                if S_ISDIR(info.st_mode):
-                    stack.append(_opened_listing(name, fd, f"{prefix}{name}/"))
-                    break
-                if S_ISLNK(info.st_mode):
-                    info = os.stat(name, dir_fd=fd)
+                try:
+                    info = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                    if S_ISDIR(info.st_mode):
+                        stack.append(_opened_listing(name, fd, f"{prefix}{name}/"))
+                        break
+                    if S_ISLNK(info.st_mode):
+                        info = os.stat(name, dir_fd=fd)
+                except OSError as exc:  # the system named the last part of the path only
+                    exc.filename = os.path.join(top, prefix + name)
+                    raise
                 yield prefix + name, info.st_size
             else:
                 stack.pop()

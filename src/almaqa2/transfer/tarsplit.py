@@ -243,14 +243,17 @@ def _walk(
             st = os.fstat(fd)
             found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
         for name in names:
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                if large is not None and st.st_size > _LARGE_DIR:
-                    large.append((f"{path}/{name}", f"{rel}/{name}", st.st_size))
+            try:  # (the system names the last part of the path only; a deeper one is named)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    if large is not None and st.st_size > _LARGE_DIR:
+                        large.append((f"{path}/{name}", f"{rel}/{name}", st.st_size))
+                        continue
+                    with manifest.opened_directory(name, fd) as sub:
+                        visit(sub, f"{path}/{name}", f"{rel}/{name}")
                     continue
-                with manifest.opened_directory(name, fd) as sub:
-                    visit(sub, f"{path}/{name}", f"{rel}/{name}")
-                continue
+            except OSError as exc:
+                raise _unreadable(f"{path}/{name}", exc) from exc
             if not stat.S_ISREG(st.st_mode):
                 raise not_a_package_entry(
                     f"{path}/{name}", fix="remove it, or package again with qa2 package"
@@ -574,10 +577,10 @@ def _changed(path: str) -> InputError:
 
 
 def _unreadable(path: str, exc: OSError) -> InputError:
-    """A file of the package that the plan found and the writing cannot open or read: the
+    """A part of the package that the walk or the writing cannot open or read: the
     package's fault, not the output's (which ``write`` says of any other OSError)."""
     return InputError(
-        f"a file of the package cannot be read ({exc.strerror})",
+        f"this part of the package cannot be read ({exc.strerror})",
         path,
         fix="check the package (qa2 verify), then run again",
     )
