@@ -226,6 +226,27 @@ def test_dry_run_writes_nothing_and_shows_the_plan(
     assert "X8c/checklist.txt" in text and "nothing was written" in text
 
 
+def test_a_directory_the_user_may_not_write_in_is_named_with_what_to_do(
+    case229: Case, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The system's refusal, named whole, with what to do about a refusal of rights (it
+    said 'fix this')."""
+    if os.geteuid() != 0:
+        raise RuntimeError("this test drops root's rights to make a directory really unwritable")
+    top = case229.origpath.parent.parent
+    for path in [*top.rglob("*"), *[p for p in top.parents if p.is_relative_to("/tmp")], top]:
+        path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    case229.readme.chmod(0o644)
+    argv, _ = case229.commands("copy")
+    capsys.readouterr()
+    code, err = _as_nobody(argv)
+    said = " ".join(err.split())
+    assert code == 2 and "Traceback" not in err, err
+    assert f"error: Permission denied: {case229.packpath.parent}/" in said
+    assert said.endswith("; check your rights to it and to its directory and run again.")
+    assert not case229.packpath.exists()
+
+
 @pytest.mark.parametrize(
     ("command", "said"),
     [

@@ -15,6 +15,12 @@ OUTPUT_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 copy (``copy_file_range``) reads and writes in one call: any other error of it may be
 either side's."""
 
+_REFUSED_FIXES = {
+    **dict.fromkeys(OUTPUT_REFUSED, "free some space, or choose another place"),
+    **dict.fromkeys((errno.EACCES, errno.EPERM), "check your rights to it and to its directory"),
+}
+"""What to do about what the system refused, by its error; anything else: "fix this"."""
+
 
 class Almaqa2Error(Exception):
     """Base class: ``what`` happened at ``path``; ``fix`` says what to do."""
@@ -89,7 +95,7 @@ def refused(exc: OSError) -> str:
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
     if exc.filename and exc.filename2:
         where = f" copying {shown(str(exc.filename))} to {shown(str(exc.filename2))}"
-    fix = "free some space, or choose another place" if exc.errno in OUTPUT_REFUSED else "fix this"
+    fix = _REFUSED_FIXES.get(exc.errno or 0, "fix this")
     return f"{exc.strerror}{where}; {fix} and run again."
 
 
