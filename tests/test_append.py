@@ -60,6 +60,35 @@ def test_refuse_to_replace_a_directory_we_did_not_make(
     assert tree_state(case229.packpath) == before
 
 
+@pytest.mark.parametrize(
+    ("made", "appended", "fix"),
+    [
+        ("fake", "copy", "package its members again in copy mode"),
+        ("ticket", "hard", "package its members again in hard mode"),
+        ("copy", "fake", "append in copy or hard mode"),
+    ],
+)
+def test_an_append_never_mixes_placeholders_and_data(
+    case229: Case, capsys: pytest.CaptureFixture[str], made: str, appended: str, fix: str
+) -> None:
+    """A copy appended to a fake package was marked copy and delivered: the fake member's
+    empty files listed in its manifest with their (empty) md5s, so verify, tarsplit and
+    deliver passed them as data.  Refused before anything is written, in --dry-run too."""
+    assert case229.run_cli(made) == 0
+    before = tree_state(case229.packpath.parent)
+    second = _second(case229)
+    capsys.readouterr()
+    for dry_run in ([], ["--dry-run"]):
+        argv, _ = case229.commands(appended)
+        argv[1] = str(second)
+        assert main([*argv, "--append", "member", *dry_run]) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"the package was made in {made} mode" in said and f"; {fix}" in said
+    assert tree_state(case229.packpath.parent) == before
+    alike = {"fake": "ticket", "ticket": "fake", "copy": "hard"}[made]
+    assert _append(case229, second, "member", alike) == 0, "another mode of its kind is"
+
+
 def test_append_group_adds_group_ouss_id2(case229: Case) -> None:
     assert case229.run_cli("copy") == 0
     first = tree_state(case229.packpath / "sg_ouss_id" / "group_ouss_id")

@@ -25,7 +25,7 @@ from almaqa2.package.layouts import recognise
 from almaqa2.package.naming import APPENDS
 from almaqa2.package.package_dir import MARKER, Package, is_ours
 from almaqa2.package.plan import Plan, Uids, make_plan
-from almaqa2.package.rules import MODES, style_for
+from almaqa2.package.rules import MODES, PLACEHOLDER_MODES, style_for
 from almaqa2.package.scan import Kind, SourceEntry
 from almaqa2.progress import Progress
 from almaqa2.uid import check_project_code, to_fs
@@ -170,7 +170,7 @@ def _plan(request: Request) -> Plan:
     """Plan a resolved request."""
     check_destination(request.packpath)
     if request.append and request.packpath.exists():
-        Package(request.packpath).members()
+        _check_appendable(Package(request.packpath), request.mode)
     style = style_for(request.style, request.noms)
     return make_plan(
         recognise(request.origpath),
@@ -185,6 +185,31 @@ def _plan(request: Request) -> Plan:
         pi_script=pi_script_entry(request.pi_script),
         sb_name=request.sb_name,
         strict=request.strict,
+    )
+
+
+def _check_appendable(package: Package, mode: str) -> None:
+    """An append in ``mode`` keeps ``package`` what it is: placeholders or data."""
+    package.members()  # (a damaged marker is refused)
+    made = package.mode or mode
+    if (made in PLACEHOLDER_MODES) == (mode in PLACEHOLDER_MODES):
+        return
+    if made in PLACEHOLDER_MODES:
+        held, fix = (
+            "empty placeholders",
+            (
+                f"package its members again in {mode} mode (the first without --append), then"
+                " append this one"
+            ),
+        )
+    else:
+        data_modes = " or ".join(m for m in MODES if m not in PLACEHOLDER_MODES)
+        held, fix = "data", f"append in {data_modes} mode (--dry-run shows what it would make)"
+    raise InputError(
+        f"the package was made in {made} mode and holds {held}: a member appended in {mode}"
+        " mode would mix placeholders and data in one package",
+        package.path,
+        fix=fix,
     )
 
 
