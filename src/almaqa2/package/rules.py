@@ -60,9 +60,9 @@ MODES = ("fake", "ticket", "copy", "hard")
 """How files reach the package: empty placeholders, ticket files only, copies, hard links."""
 
 PLACEHOLDER_MODES = ("fake", "ticket")
-"""The modes whose package holds empty placeholders, not data: an append never mixes them
-with the others in one package (a copy appended to a fake package delivered its empty
-files as data, with md5s that matched)."""
+"""The modes whose package holds empty placeholders, not data: it is never split for
+delivery, and an append never mixes them with the others in one package (a copy appended
+to a fake package delivered its empty files as data, with md5s that matched)."""
 
 STAGE_MODES = ("copy", "hard", "fake")
 """How ``qa2 stage`` makes a staged package (it has no tickets)."""

@@ -26,6 +26,7 @@ from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames, Package, chunks_in, not_a_package_entry
+from almaqa2.package.rules import PLACEHOLDER_MODES
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
 from almaqa2.transfer.tarread import byte_sum
@@ -664,7 +665,7 @@ def tarsplit(
 def check_real(packpath: Path) -> None:
     """Only a real package travels: one made in fake or ticket mode holds empty files."""
     mode = Package(packpath).mode  # None: not ours, its manifest speaks for it
-    if mode in ("fake", "ticket"):
+    if mode in PLACEHOLDER_MODES:
         raise InputError(
             f"this package was made in {mode} mode (empty files), so it is not split for delivery",
             packpath,
