@@ -368,6 +368,38 @@ def test_a_bad_plan_is_one_sentence_naming_table_and_key_and_starts_nothing(
     assert list((tmp_path / "out").iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("mode", "steps", "said"),
+    [
+        (None, "package,tarsplit,verify", "its mode is fake, whose package holds empty"
+         " placeholders and is not split or verified"),
+        ("ticket", "verify", "its mode is ticket, whose package holds empty placeholders and"
+         " is not verified"),
+    ],
+)  # fmt: skip
+def test_a_plan_asking_to_split_or_verify_placeholders_starts_nothing(
+    reductions: list[tuple[str, dict[str, Any]]],
+    tmp_path: Path,
+    mode: str | None,
+    steps: str,
+    said: str,
+) -> None:
+    """fake is a [[mous]]'s default mode: every MOUS was packaged, then failed its split."""
+    kind, table = reductions[2]
+    plan = _write_plan(tmp_path / "fake.toml", [(kind, table)], tmp_path / "out")
+    text = plan.read_text().replace('mode = "copy"', f'mode = "{mode}"' if mode else "")
+    plan.write_text(text)
+    for dry_run in ([], ["--dry-run"]):
+        code, _, stderr = _batch(str(plan), "--steps", steps, *dry_run)
+        one_line = " ".join(stderr.split())
+        assert code == 2 and "error: [[mous]] " in one_line and f": {said}" in one_line, stderr
+        assert "or leave" in one_line and "out of --steps" in one_line
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "fake.ledger.jsonl").exists()
+    code, _, stderr = _batch(str(plan), "--steps", "package", "--dry-run")
+    assert code == 0, stderr
+
+
 def test_init_lists_what_the_layouts_recognise(
     reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path
 ) -> None:

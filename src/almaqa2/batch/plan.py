@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from almaqa2.errors import InputError
-from almaqa2.package.rules import MODES, STYLES
+from almaqa2.package.rules import MODES, PLACEHOLDER_MODES, STYLES
 from almaqa2.sizes import parse_size
 from almaqa2.uid import PROJECT_CODE, UID_FS, to_fs
 
@@ -219,6 +219,22 @@ def _unique(jobs: list[Job], plan: Path) -> None:
         if packpaths.count(job.packpath) > 1:
             raise _bad(f"[[{job.kind}]] {job.name}", f"packpath {job.packpath} is not its own",
                        plan, "give each reduction its own packpath or name")  # fmt: skip
+
+
+def check_steps(batch: BatchPlan, steps: tuple[str, ...]) -> None:
+    """A package of placeholders is never split or verified: a PLAN asking that of one
+    (fake is a [[mous]]'s default mode) is refused before anything starts."""
+    after = [step for step in steps if step != "package"]
+    for job in batch.jobs:
+        if after and job.mode in PLACEHOLDER_MODES:
+            raise _bad(
+                f"[[{job.kind}]] {job.name}",
+                f"its mode is {job.mode}, whose package holds empty placeholders and is not"
+                f" {' or '.join('split' if s == 'tarsplit' else 'verified' for s in after)}",
+                batch.path,
+                'give mode = "copy" or "hard" (in [defaults] for every table), or leave'
+                f" {' and '.join(after)} out of --steps",
+            )
 
 
 # -- qa2 batch --init ----------------------------------------------------------------------

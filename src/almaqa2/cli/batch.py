@@ -64,6 +64,7 @@ def batch_cmd(
         raise click.UsageError("give --scheduler or --scheduler-file, not both")
     chosen = _steps(steps)
     batch = plan.load(plan_file)
+    plan.check_steps(batch, chosen)
     if dry_run:
         render.batch_plan(batch, chosen, ledger.read(batch.ledger), as_json)
         return
