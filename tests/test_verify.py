@@ -154,6 +154,29 @@ def test_every_damage_to_chunks_is_reported_in_one_run(
     assert len(problems) == 4 + len(lost_files) + len(cut_files)
 
 
+@pytest.mark.parametrize("wrong", ["list", "own"])
+def test_a_chunk_must_match_both_md5_files(
+    chunks: Path, capsys: pytest.CaptureFixture[str], wrong: str
+) -> None:
+    """The list (``.md5sums``) and a chunk's own ``.md5sum`` disagree: the chunk is
+    reported, as ``md5sum -c`` of the wrong file reports it.  The chunk's own file
+    overrode the list, and verify said OK where ``md5sum -c`` of the list failed."""
+    chunk = sorted(chunks.glob("*.tar"))[1]
+    true = _md5(chunk)
+    false = ("0" if true[0] != "0" else "1") + true[1:]
+    md5_file = (
+        next(chunks.glob("*.md5sums")) if wrong == "list" else chunks / f"{chunk.name}.md5sum"
+    )
+    md5_file.write_text(md5_file.read_text().replace(true, false))
+    code, report = _verify(capsys, chunks)
+    assert code == 1
+    assert [(p["kind"], p["path"], p["expected"], p["found"]) for p in report["problems"]] == [
+        ("corrupt", str(chunk), false, true)
+    ]
+    checked = subprocess.run(["md5sum", "-c", md5_file.name], cwd=chunks, capture_output=True)
+    assert checked.returncode == 1 and f"{chunk.name}: FAILED" in checked.stdout.decode()
+
+
 def _members_manifest(first: Path) -> list[str]:
     shown = subprocess.run(
         ["tar", "xOf", str(first), f"{P}/manifest.md5"], capture_output=True, text=True, check=True
