@@ -633,6 +633,40 @@ def test_a_ticket_s_text_and_a_web_root_s_names_are_printed_never_obeyed(
     assert "odd\\x1b[2J" in "".join(said.split()) and "\x1b" not in said  # (wrapped)
 
 
+def test_a_ticket_whose_readme_unpacks_to_600_mb_is_inspected_in_little_memory(
+    case229: Case, tmp_path: Path
+) -> None:
+    """A 3 MB ticket zip holding a 600 MB README (a log named so, or a zip bomb): inspect
+    read every file it shows whole into memory, and under a 400 MB limit said
+    MemoryError with a traceback.  The header it shows is at the README's start."""
+    import resource
+    import zipfile
+
+    assert case229.run_cli("ticket") == 0
+    (ticket,) = case229.packpath.parent.glob("*.ticket.zip")
+    crafted = tmp_path / ticket.name
+    deflated = {"compression": zipfile.ZIP_DEFLATED, "compresslevel": 1}
+    with zipfile.ZipFile(ticket) as old, zipfile.ZipFile(crafted, "w", **deflated) as new:
+        for item in old.infolist():
+            if not item.filename.endswith("README"):
+                new.writestr(item, old.read(item))
+                continue
+            with new.open(item.filename, "w", force_zip64=True) as f:
+                f.write(old.read(item))
+                for _ in range(600):
+                    f.write(bytes(1 << 20))
+    assert crafted.stat().st_size < 5 << 20
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (400 << 20, 400 << 20))
+
+    done = subprocess.run(
+        [*QA2, "inspect", str(crafted)], preexec_fn=limited, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Project code: 2011.0.00229.S" in done.stdout
+
+
 def _within_a_minute(*argv: str) -> subprocess.CompletedProcess[str]:
     """``qa2 argv`` run as a process that must end within a minute (what waited on a pipe
     for ever fails the test instead of stopping the suite)."""

@@ -262,9 +262,16 @@ def ticket(path: Path) -> Ticket:
     )
 
 
+_READ_AT_MOST = 16 << 20
+"""Bytes read of each file of a ticket: what is shown of it is at its start (the README's
+header; the review page's warnings, before its plots).  A file larger than that is not
+read whole into memory: a 3 MB zip held a 600 MB README."""
+
+
 def _ticket_files(path: Path) -> dict[str, bytes]:
     """The small files of a ticket (README, expected size, review page, checklists) by
-    name, and the others by name with no bytes: a ticket's plots are not read."""
+    name, up to ``_READ_AT_MOST`` bytes each, and the others by name with no bytes: a
+    ticket's plots are not read."""
     wanted = ("README", "expected_size.txt", "review.html", "DUMMY_TICKET.txt")
 
     def read(name: str) -> bool:
@@ -274,10 +281,15 @@ def _ticket_files(path: Path) -> dict[str, bytes]:
     with plainfile.opened(path) as raw:
         if path.name.endswith(".zip"):
             with zipfile.ZipFile(raw) as zf:
-                return {n: zf.read(n) if read(n) else b"" for n in zf.namelist()}
+                for name in zf.namelist():
+                    found[name] = b""
+                    if read(name):
+                        with zf.open(name) as f:
+                            found[name] = f.read(_READ_AT_MOST)
+                return found
         with tarfile.open(fileobj=raw, mode="r:") as tar:
             for member in tar:
                 if member.isfile():
                     extracted = tar.extractfile(member) if read(member.name) else None
-                    found[member.name] = extracted.read() if extracted else b""
+                    found[member.name] = extracted.read(_READ_AT_MOST) if extracted else b""
     return found
