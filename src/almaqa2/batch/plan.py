@@ -225,8 +225,8 @@ def check_steps(batch: BatchPlan, steps: tuple[str, ...]) -> None:
     """A package of placeholders is never split or verified: a PLAN asking that of one
     (fake is a [[mous]]'s default mode) is refused before anything starts."""
     after = [step for step in steps if step != "package"]
-    for job in batch.jobs:
-        if after and job.mode in PLACEHOLDER_MODES:
+    for job in batch.jobs if after else ():
+        if job.mode in PLACEHOLDER_MODES:
             raise _bad(
                 f"[[{job.kind}]] {job.name}",
                 f"its mode is {job.mode}, whose package holds empty placeholders and is not"

@@ -195,16 +195,13 @@ def _check_appendable(package: Package, mode: str) -> None:
     if (made in PLACEHOLDER_MODES) == (mode in PLACEHOLDER_MODES):
         return
     if made in PLACEHOLDER_MODES:
-        held, fix = (
-            "empty placeholders",
-            (
-                f"package its members again in {mode} mode (the first without --append), then"
-                " append this one"
-            ),
-        )
+        held = "empty placeholders"
+        fix = f"package its members again in {mode} mode (the first without --append), then"
+        fix += " append this one"
     else:
+        held = "data"
         data_modes = " or ".join(m for m in MODES if m not in PLACEHOLDER_MODES)
-        held, fix = "data", f"append in {data_modes} mode (--dry-run shows what it would make)"
+        fix = f"append in {data_modes} mode (--dry-run shows what it would make)"
     raise InputError(
         f"the package was made in {made} mode and holds {held}: a member appended in {mode}"
         " mode would mix placeholders and data in one package",
