@@ -197,3 +197,23 @@ def test_legacy_module_install_writes_a_working_module(
     assert (case.packpath / "manifest.md5").is_file()
     assert main(["legacy-module", "--print"]) == 0
     assert capsys.readouterr().out == module.read_text()
+
+
+def test_a_directory_in_the_way_of_the_module_is_named_and_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A directory where the module is to be: the rename of the draft over it failed,
+    said as 'Is a directory copying <draft> to <module>; fix this'."""
+    casa = tmp_path / "dot-casa"
+    (casa / "QA2_Packaging_module.py").mkdir(parents=True)
+    (casa / "QA2_Packaging_module.py" / "kept.txt").write_text("mine\n")
+    capsys.readouterr()
+    assert main(["legacy-module", "--install", str(casa)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    module = casa / "QA2_Packaging_module.py"
+    assert (
+        f"a directory is in the way of this file, which is never written into it: {module};" in said
+    )
+    assert "copying" not in said and "Traceback" not in said
+    assert (module / "kept.txt").read_text() == "mine\n"
+    assert not list(casa.glob(".*almaqa2-part"))

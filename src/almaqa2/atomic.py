@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from almaqa2.errors import give_name
+from almaqa2.errors import DestinationError, give_name
 
 
 def draft_of(path: Path) -> Path:
@@ -37,7 +37,14 @@ def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int
                     piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) else piece
                 )
             os.fchmod(out.fileno(), mode)
-        os.replace(draft, path)
+        try:
+            os.replace(draft, path)
+        except IsADirectoryError:  # (the system's error named the draft, as copied)
+            raise DestinationError(
+                "a directory is in the way of this file, which is never written into it",
+                path,
+                fix="move the directory away, or choose another place",
+            ) from None
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             draft.unlink()
