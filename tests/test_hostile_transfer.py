@@ -302,7 +302,8 @@ def test_deliver_checks_the_md5s_of_what_it_publishes(
     web = tmp_path / "web"
     web.mkdir()
     assert main(["deliver", str(chunks), "--web-root", str(web)]) == 1
-    assert "corrupt" in capsys.readouterr().err
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"corrupt: {damaged} (expected" in said, "the chunk given, not its removed copy"
     assert os.listdir(web) == []
 
 

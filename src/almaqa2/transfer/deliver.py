@@ -31,7 +31,7 @@ import secrets
 import shutil
 import urllib.parse
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ from almaqa2.transfer import tarsplit
 from almaqa2.transfer.verify import (
     ChunkSet,
     Progress,
+    Report,
     VerificationError,
     check_chunks,
     find_chunks,
@@ -158,7 +159,7 @@ def deliver(
             files = [file for chunk_set in sets for file in _publish(chunk_set, stage)]
             report = check_chunks(find_chunks([stage]), progress)
             if not report.ok:
-                raise VerificationError(report)
+                raise VerificationError(_as_given(report, stage, sets))
         lists = sorted(p.name for p in stage.iterdir() if p.suffix != ".tar")
         tags = sorted({named[0].tag for n, _, _ in files if (named := ChunkNames.of(n))})
         now = dt.datetime.now(dt.UTC)
@@ -222,6 +223,19 @@ def _publish(chunk_set: ChunkSet, stage: Path) -> list[tuple[str, int, str]]:
     if listing.is_file():
         _place(listing, stage / listing.name)
     return published
+
+
+def _as_given(report: Report, stage: Path, sets: list[ChunkSet]) -> Report:
+    """``report`` of the published copies naming each chunk and md5 file where it was
+    given: the delivery being built is removed with its copies."""
+    given = {
+        str(stage / f"{name}{suffix}"): str(chunk_set.folder / f"{name}{suffix}")
+        for chunk_set in sets
+        for name in chunk_set.names()
+        for suffix in ("", ".md5sum")
+    }
+    problems = tuple(replace(p, path=given.get(p.path, p.path)) for p in report.problems)
+    return replace(report, problems=problems)
 
 
 def _place(source: Path, dest: Path) -> None:
