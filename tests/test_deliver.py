@@ -105,6 +105,24 @@ def test_a_package_is_split_into_the_new_folder(
     assert main(["verify", done["folder"]]) == 0
 
 
+def test_a_package_whose_file_changed_since_its_manifest_is_not_published(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A hard-mode package shares its files with the reduction: one the reducer changed
+    after packaging no longer matches the manifest.  Given the package, deliver split it
+    and published it unchecked (chunks given were checked); the PI's verify failed."""
+    package = Path(shutil.copytree(nrao_split / "out" / P, tmp_path / "out" / P))
+    changed = next(p for p in sorted(package.rglob("*.py")) if p.is_file())
+    changed.write_text(changed.read_text() + "# changed after packaging\n")
+    web = tmp_path / "web"
+    web.mkdir()
+    capsys.readouterr()
+    assert main(["deliver", str(package), "--web-root", str(web)]) == 1
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"corrupt: {changed.relative_to(package.parent)} (expected" in said
+    assert os.listdir(web) == []
+
+
 @pytest.mark.parametrize("damage", ["no parent of the web root", "a missing chunk", "two projects"])
 def test_bad_input_publishes_nothing(
     nrao_split: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]

@@ -157,9 +157,9 @@ def deliver(
             files = [(c.name, c.size, split.digests[c.name]) for c in split.chunks]
         else:
             files = [file for chunk_set in sets for file in _publish(chunk_set, stage)]
-            report = check_chunks(find_chunks([stage]), progress)
-            if not report.ok:
-                raise VerificationError(_as_given(report, stage, sets))
+        report = check_chunks(find_chunks([stage]), progress)  # what the PI will fetch
+        if not report.ok:
+            raise VerificationError(_as_given(report, stage, sets))
         lists = sorted(p.name for p in stage.iterdir() if p.suffix != ".tar")
         tags = sorted({named[0].tag for n, _, _ in files if (named := ChunkNames.of(n))})
         now = dt.datetime.now(dt.UTC)
