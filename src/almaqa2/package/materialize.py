@@ -414,8 +414,9 @@ class _Linker:
         try:
             (src_fd, src_name), (dst_fd, dst_name) = self._sources.at(src), self._dests.at(dst)
             os.link(src_name, dst_name, src_dir_fd=src_fd, dst_dir_fd=dst_fd)
-        except OSError as exc:
-            raise OSError(exc.errno, exc.strerror, src, None, dst) from None
+        except OSError as exc:  # the system named the names in the directories only
+            exc.filename, exc.filename2 = src, dst
+            raise
 
     def close(self) -> None:
         self._sources.close()
