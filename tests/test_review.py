@@ -102,6 +102,19 @@ def test_the_review_page_of_the_unzipped_ticket(
     assert browser.screenshot(tmp_path / "review.png").stat().st_size > 10_000
 
 
+def test_the_browser_leaves_no_temporary_files(tmp_path: Path) -> None:
+    """Chromium's go to a directory of the browser's own, removed when it closes: one it
+    failed to remove on a busy machine would outlive the test that started it."""
+    browser = Browser(tmp_path / "downloads", tmp_path / "profile")
+    try:
+        browser.open("about:blank")
+        made = [entry.name for entry in browser.scratch.iterdir()]
+        assert any(name.startswith("org.chromium.") for name in made)
+    finally:
+        browser.close()
+    assert not browser.scratch.exists()
+
+
 def test_the_review_page_served_from_the_zip(
     ticketed: Case, browser: Browser, tmp_path: Path
 ) -> None:

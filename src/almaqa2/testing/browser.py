@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -33,7 +35,11 @@ def wait_for(url: str) -> None:
 
 
 class Browser:
-    """One Chromium session; ``close`` ends it and stops chromedriver."""
+    """One Chromium session; ``close`` ends it and stops chromedriver.
+
+    Chromium's own temporary directories go to ``scratch``, which ``close`` removes: one
+    Chromium fails to remove on a busy machine would otherwise stay in /tmp for good.  It is
+    a short path of its own, as the sockets Chromium makes there must be."""
 
     ARGS = (
         "--headless",
@@ -50,10 +56,12 @@ class Browser:
 
     def __init__(self, downloads: Path, profile: Path):
         self.port = free_port()
+        self.scratch = Path(tempfile.mkdtemp(prefix="qa2-browser-"))
         self.driver = subprocess.Popen(
             ["chromedriver", f"--port={self.port}"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(self.scratch)},
         )
         wait_for(f"http://127.0.0.1:{self.port}/status")
         options = {
@@ -102,3 +110,4 @@ class Browser:
         finally:
             self.driver.terminate()
             self.driver.wait()
+            shutil.rmtree(self.scratch)
