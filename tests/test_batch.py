@@ -170,14 +170,16 @@ def test_steps_leave_chunks_and_md5s_and_the_ledger_lists_them(
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Any:
-    """A scheduler and two workers, each its own process on 127.0.0.1, stopped afterwards."""
+    """A scheduler and two workers, each its own process on 127.0.0.1, stopped afterwards.
+    The workers' files are kept in ``tmp_path/dask``: a killed worker leaves its own."""
     scheduler_file = tmp_path / "scheduler.json"
     common = ["--host", "127.0.0.1", "--dashboard-address", "127.0.0.1:0"]
+    scratch = {**os.environ, "DASK_TEMPORARY_DIRECTORY": str(tmp_path / "dask")}
     processes = [
         subprocess.Popen(
             [sys.executable, "-m", "distributed.cli.dask_scheduler", *common, "--port", "0",
              "--scheduler-file", str(scheduler_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=scratch,
         )
     ]  # fmt: skip
     try:
@@ -187,7 +189,7 @@ def cluster(tmp_path: Path) -> Any:
                 subprocess.Popen(
                     [sys.executable, "-m", "distributed.cli.dask_worker", "--no-nanny",
                      "--nthreads", "1", *common, "--scheduler-file", str(scheduler_file)],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=scratch,
                 )
             )  # fmt: skip
         yield scheduler_file, processes[1:]
@@ -256,6 +258,7 @@ def test_a_separate_cluster_survives_a_worker_killed_in_the_middle_of_a_mous(
     assert "cluster: scheduler tcp://127.0.0.1:" in stderr
     assert (document["done"], document["failed"]) == (7, 0)
     assert sum(p.poll() is None for p in workers) == 1  # one was killed, the other did the rest
+    assert any((tmp_path / "dask").glob("*/worker-*"))  # the killed one's files, not in /tmp
     lines = [
         json.loads(line) for line in plan.with_name("cluster.ledger.jsonl").read_text().splitlines()
     ]
