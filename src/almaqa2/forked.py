@@ -27,7 +27,7 @@ import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 from almaqa2 import signals
 
@@ -225,7 +225,7 @@ class Later(Generic[T]):
             logging.getLogger(record.name).handle(record)
         if not done:
             raise value
-        return value
+        return cast(T, value)
 
 
 def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:

@@ -159,8 +159,9 @@ def _connect(where: Where, scratch: Path, stack: contextlib.ExitStack) -> tuple[
                 fix="start it (dask scheduler), or check the address or scheduler file",
             ) from None
         stack.callback(client.close)
-        workers = len(client.scheduler_info().get("workers", {}))
-        return client, f"cluster: scheduler {client.scheduler.address} ({workers} workers now)"
+        info = client.scheduler_info()
+        workers = len(info.get("workers", {}))
+        return client, f"cluster: scheduler {info['address']} ({workers} workers now)"
     count = where.workers or os.cpu_count() or 1
     said = f"cluster: this machine, {count} worker process(es) of one thread"
     return _local(count, scratch, stack), said

@@ -70,7 +70,9 @@ def default_map(group: click.Group) -> dict[str, Any]:
     return found
 
 
-def _values(command: click.Command, table: dict[str, Any], where: Path, part: str) -> dict:
+def _values(
+    command: click.Command, table: dict[str, Any], where: Path, part: str
+) -> dict[str, Any]:
     """{param name: value} of ``table`` ({option as typed: value})."""
     names = {
         opt.lstrip("-"): param.name

@@ -506,7 +506,7 @@ def copy_rows(table: Any, ms: Path, query: str, dest: Path, copy: Place, where: 
     except RuntimeError as exc:
         raise unreadable(ms, exc) from exc
     try:
-        rows = selection.nrows()
+        rows: int = selection.nrows()
         if rows:
             _copy_subtables(
                 selection, selection.copy(str(dest), deep=True, copynorows=True), dest, copy

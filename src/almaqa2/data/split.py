@@ -627,7 +627,7 @@ def _make(table: Any, one: Planned, staging: Path, step: Step) -> int:
             made.removekeyword(name)
             shutil.rmtree(target / name)
         _finish(made, one.ms, step)
-        return made.nrows()
+        return int(made.nrows())
 
 
 def _save_flags(table: Any, staging: Path, steps: list[Step]) -> None:

@@ -103,7 +103,8 @@ def _get(url: str, start: int = 0) -> HTTPResponse:
         )
     request = urllib.request.Request(url, headers={"Range": f"bytes={start}-"} if start else {})
     try:
-        return urllib.request.urlopen(request, timeout=60)
+        answer: HTTPResponse = urllib.request.urlopen(request, timeout=60)
+        return answer
     except urllib.error.HTTPError as exc:
         if start and exc.code == http.HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE:
             length = re.fullmatch(r"bytes \*/(\d+)", exc.headers.get("Content-Range") or "")

@@ -74,7 +74,8 @@ class Fit:
         a frequency is not positive (a failed fit reports freq=0)."""
         if freq_ghz <= 0 or self.freq_ghz <= 0:
             return math.nan
-        return self.flux * (freq_ghz / self.freq_ghz) ** (self.spidx or 0.0)
+        ratio: float = (freq_ghz / self.freq_ghz) ** (self.spidx or 0.0)  # positive: real
+        return self.flux * ratio
 
 
 @dataclass(frozen=True)

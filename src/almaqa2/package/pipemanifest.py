@@ -69,7 +69,8 @@ class Named:
 
 def _parse(text: bytes, where: Path | str) -> Element:
     try:
-        return SafeET.fromstring(text)
+        root: Element = SafeET.fromstring(text)
+        return root
     except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:
         raise InputError(
             f"malformed pipeline manifest ({exc})",

@@ -17,7 +17,6 @@ from almaqa2.package.layouts import recognise
 from almaqa2.package.layouts.pipeline import find_run, looks_like_run
 from almaqa2.package.package_dir import holding
 from almaqa2.package.packager import (
-    Progress,
     Result,
     build,
     check_destination,
@@ -29,6 +28,7 @@ from almaqa2.package.packager import (
 from almaqa2.package.plan import Plan, Uids, make_plan
 from almaqa2.package.rules import PIPELINE_README, STAGE
 from almaqa2.package.rules import STAGE_MODES as MODES
+from almaqa2.progress import Progress
 
 log = logging.getLogger(__name__)
 

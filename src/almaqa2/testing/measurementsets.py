@@ -126,14 +126,16 @@ FIELD_STATES = tuple((s.field, s.state) for s in SIMPLE.scans)
 CORRELATIONS = XX_YY
 
 
-def _arcol(name: str, value: object, valuetype: str, shape: Sequence[int] | None) -> dict:
+def _arcol(name: str, value: object, valuetype: str, shape: Sequence[int] | None) -> dict[str, Any]:
     """A two-dimensional (channel x correlation) array column: of fixed shape where every
     spw has the same (as in the SIMPLE layout), else of the row's."""
     from casacore import tables
 
     if shape is None:
-        return tables.makearrcoldesc(name, value, ndim=2, valuetype=valuetype)
-    return tables.makearrcoldesc(name, value, shape=list(shape), valuetype=valuetype, options=4)
+        desc: dict[str, Any] = tables.makearrcoldesc(name, value, ndim=2, valuetype=valuetype)
+    else:
+        desc = tables.makearrcoldesc(name, value, shape=list(shape), valuetype=valuetype, options=4)
+    return desc
 
 
 def write_ms(

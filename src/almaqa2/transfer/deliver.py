@@ -40,11 +40,11 @@ from almaqa2.copying import copy_file
 from almaqa2.errors import InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames
+from almaqa2.progress import Progress
 from almaqa2.sizes import human_size
 from almaqa2.transfer import tarsplit
 from almaqa2.transfer.verify import (
     ChunkSet,
-    Progress,
     Report,
     VerificationError,
     check_chunks,

@@ -19,11 +19,11 @@ from pathlib import Path
 from almaqa2 import destination
 from almaqa2.errors import DestinationError, InputError
 from almaqa2.package import package_dir
+from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 from almaqa2.transfer.verify import (
     ChunkSet,
     Extraction,
-    Progress,
     Report,
     VerificationError,
     check_chunks,
