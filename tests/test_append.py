@@ -100,7 +100,7 @@ def test_append_group_adds_group_ouss_id2(case229: Case) -> None:
     assert tree_state(case229.packpath / "sg_ouss_id" / "group_ouss_id") == first
 
 
-def test_append_member_adds_to_the_highest_group(case229: Case, tmp_path: Path) -> None:
+def test_append_member_adds_to_the_highest_group(case229: Case) -> None:
     assert case229.run_cli("copy") == 0
     second = _second(case229)
     assert _append(case229, second, "group") == 0

@@ -59,7 +59,7 @@ def test_file_then_environment_then_option(
 
 
 def test_the_xdg_place_and_the_lock_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     home = Path(os.environ["XDG_CONFIG_HOME"])  # a fresh one per session (conftest)
     (home / "almaqa2").mkdir(exist_ok=True)

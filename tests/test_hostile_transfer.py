@@ -335,7 +335,7 @@ def test_more_than_999_chunks_are_named_and_read_back(tmp_path: Path) -> None:
 # -- item 10: an older set of chunks, two splits at once ----------------------------------------
 
 
-def _copy_package(case: Case, tmp_path: Path) -> Path:
+def _copy_package(case: Case) -> Path:
     assert case.run_cli("copy") == 0
     return case.packpath
 
@@ -343,7 +343,7 @@ def _copy_package(case: Case, tmp_path: Path) -> Path:
 def test_a_new_split_replaces_an_older_set_of_the_same_package(
     case229: Case, tmp_path: Path
 ) -> None:
-    package = _copy_package(case229, tmp_path)
+    package = _copy_package(case229)
     split = tmp_path / "chunks"
     split.mkdir()
     argv = ["tarsplit", str(package), "--out", str(split), "-n", "2012-06-20"]
@@ -361,7 +361,7 @@ def test_a_new_split_replaces_an_older_set_of_the_same_package(
 def test_verify_names_two_mixed_splits(
     case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    package = _copy_package(case229, tmp_path)
+    package = _copy_package(case229)
     first, second = tmp_path / "a", tmp_path / "b"
     for folder, size in ((first, "100K"), (second, "10G")):
         folder.mkdir()
@@ -378,7 +378,7 @@ def test_verify_names_two_mixed_splits(
 def test_one_split_into_a_folder_at_a_time(
     case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    package = _copy_package(case229, tmp_path)
+    package = _copy_package(case229)
     split = tmp_path / "chunks"
     split.mkdir()
     holder = split / f".{package.name}_2012_06_20.split.almaqa2.lock"

@@ -180,7 +180,7 @@ def _on_shm() -> Path:
 
 
 def test_hard_across_file_systems_fails_before_writing(
-    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    case229: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = _on_shm() / f"almaqa2-test-{os.getpid()}"
     out.mkdir()

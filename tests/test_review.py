@@ -115,9 +115,7 @@ def test_the_browser_leaves_no_temporary_files(tmp_path: Path) -> None:
     assert not browser.scratch.exists()
 
 
-def test_the_review_page_served_from_the_zip(
-    ticketed: Case, browser: Browser, tmp_path: Path
-) -> None:
+def test_the_review_page_served_from_the_zip(ticketed: Case, browser: Browser) -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVE_ZIP, str(_ticket(ticketed)), str(port)])
     try:

@@ -89,7 +89,7 @@ def test_chunks_named_by_mous_are_small_whole_and_reassemble(tmp_path: Path) -> 
         assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_date_tag_and_sizes_as_planned(case229: Case, tmp_path: Path) -> None:
+def test_date_tag_and_sizes_as_planned(case229: Case) -> None:
     pack = _package(case229)
     assert _run(str(pack), "-n", "2012-06-20", "--max-size", "300K") == 0
     chunks = _chunks(pack.parent)

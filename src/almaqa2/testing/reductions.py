@@ -159,7 +159,7 @@ def pipeline_manifest(name: str, mous: str, ebs: Iterable[str], siblings: list[s
     return "\n".join(lines) + "\n"
 
 
-def pipeline_xml(name: str, mous: str, ebs: Iterable[str], project: str) -> str:
+def pipeline_xml(mous: str, ebs: Iterable[str], project: str) -> str:
     """The parts of a pipeline request that the stager reads."""
     refs = "".join(
         f"<AsdmIdentifier><ExecBlockId>{_archive_form(eb)}</ExecBlockId></AsdmIdentifier>"
@@ -189,7 +189,7 @@ def _file(path: Path, rel: str, lines: list[str], ebs: list[str], project: str) 
         siblings = [PurePosixPath(x).name for x in lines if PurePosixPath(x).parent == here]
         path.write_text(pipeline_manifest(path.name, _mous_of(rel), ebs, siblings))
     elif XML_NAMES.fullmatch(path.name):
-        path.write_text(pipeline_xml(path.name, _mous_of(rel), ebs, project))
+        path.write_text(pipeline_xml(_mous_of(rel), ebs, project))
     elif rel.endswith(".fits"):
         write_fits(path, rel)
     elif rel.endswith(".png"):

@@ -288,7 +288,7 @@ def _read_half(pipe: Any, fd: int, size: int, keep: Callable[[str], bool]) -> No
     ``_SMALL_MEMBERS`` or more on average.  Large members are hashing, which the thread
     hashing the whole chunk and this process's reading already keep both cores busy
     with: a third would only slow them."""
-    start = _first_header(fd, size // 2 // BLOCK * BLOCK, size)
+    start = _first_header(fd, size // 2 // BLOCK * BLOCK)
     pipe.send(start)
     if start is not None:
         with contextlib.suppress(Irregular, OSError, _NotWorthIt):
@@ -326,7 +326,7 @@ def _pieces(buffer: _Buffer, keep: Callable[[str], bool]) -> Iterator[_Piece]:
     yield names, md5s, data
 
 
-def _first_header(fd: int, offset: int, size: int) -> int | None:
+def _first_header(fd: int, offset: int) -> int | None:
     """Where the first block at or past ``offset`` is that reads as a header of a member
     tarsplit writes (its magic and checksum right); where its PAX header is if one comes
     just before it (the two make one member).  None if there is none in the next
