@@ -203,7 +203,7 @@ def test_a_directory_in_the_way_of_the_module_is_named_and_kept(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A directory where the module is to be: the rename of the draft over it failed,
-    said as 'Is a directory copying <draft> to <module>; fix this'."""
+    said as 'Is a directory copying <draft> to <module>; fix this' (now 'making ... from')."""
     casa = tmp_path / "dot-casa"
     (casa / "QA2_Packaging_module.py").mkdir(parents=True)
     (casa / "QA2_Packaging_module.py" / "kept.txt").write_text("mine\n")
@@ -214,6 +214,6 @@ def test_a_directory_in_the_way_of_the_module_is_named_and_kept(
     assert (
         f"a directory is in the way of this file, which is never written into it: {module};" in said
     )
-    assert "copying" not in said and "Traceback" not in said
+    assert "making" not in said and "Traceback" not in said
     assert (module / "kept.txt").read_text() == "mine\n"
     assert not list(casa.glob(".*almaqa2-part"))

@@ -371,14 +371,48 @@ def test_a_failing_copy_names_both_files(
     monkeypatch.setattr(os, "copy_file_range", failing)
     assert case229.run_cli("copy") == 2
     err = " ".join(capsys.readouterr().err.split())
-    said = rf"error: {os.strerror(failure)} copying (\S+) to (\S+); {fix} and run again\."
+    said = rf"error: {os.strerror(failure)} making (\S+) from (\S+); {fix} and run again\."
     copied = re.fullmatch(said, err)
     assert copied, err
-    source, copy = Path(copied[1]), Path(copied[2])
+    copy, source = Path(copied[1]), Path(copied[2])
     assert source.is_relative_to(case229.origpath) and source.is_file()
     assert copy.is_relative_to(case229.packpath) and copy.name == source.name, (
         "the copy named where it was to be in the package, not in the hidden staging"
     )
+    assert sorted(os.listdir(case229.packpath.parent)) == []
+
+
+@pytest.mark.parametrize("mode", ["fake", "hard"])
+def test_a_link_the_file_system_refuses_names_the_file_in_the_package(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    """Fake and hard mode link, and a full file system (out of inodes) refuses a link.
+    Hard mode names the file and its copy as a link makes it; fake mode names the
+    placeholder in the package, never the packager's own empty file it links to; neither
+    says it was copying."""
+    real_link = os.link
+    plot = "plot2.png"  # in a plots directory of each EB: packaged under its own name
+
+    def full(src: str, dst: str, **dir_fds: int | None) -> None:
+        if os.path.basename(dst) == plot:  # in the helper making links too (forked)
+            raise OSError(errno.ENOSPC, "No space left on device", src, None, dst)
+        real_link(src, dst, **dir_fds)
+
+    monkeypatch.setattr(os, "link", full)
+    assert case229.run_cli(mode) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    refused = re.fullmatch(r"error: No space left on device(.*); free some space.*", said)
+    assert refused, said
+    where = refused[1]
+    assert ".almaqa2" not in where and "copying" not in where
+    if mode == "hard":
+        made = re.fullmatch(r" making (\S+) from (\S+)", where)
+        assert made, where
+        assert Path(made[2]).is_relative_to(case229.origpath) and Path(made[2]).name == plot
+    else:
+        made = re.fullmatch(r": (\S+)", where)
+        assert made, where
+    assert Path(made[1]).is_relative_to(case229.packpath) and Path(made[1]).name == plot
     assert sorted(os.listdir(case229.packpath.parent)) == []
 
 

@@ -90,11 +90,12 @@ def give_name(exc: OSError, path: str | Path, copy: str | Path | None = None) ->
 
 
 def refused(exc: OSError) -> str:
-    """The one sentence for something the system refused that no check could foresee
-    (a copy's error names both files: the system did not say which failed)."""
+    """The one sentence for something the system refused that no check could foresee.
+    An error of a copy, a link or a rename names both files (the system did not say
+    which failed), in a sentence true of all three: "making <new> from <old>"."""
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
     if exc.filename and exc.filename2:
-        where = f" copying {shown(str(exc.filename))} to {shown(str(exc.filename2))}"
+        where = f" making {shown(str(exc.filename2))} from {shown(str(exc.filename))}"
     fix = _REFUSED_FIXES.get(exc.errno or 0, "fix this")
     return f"{exc.strerror}{where}; {fix} and run again."
 

@@ -384,13 +384,17 @@ class _Empty:
         self._linker = _Linker()
 
     def link(self, dst: str) -> None:
-        if self._links >= self._MAX_LINKS:
-            self._remove()
-            fd, self._path = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
-            os.close(fd)
-            os.chmod(self._path, 0o644)
-            self._links = 0
-        self._linker.link(self._path, dst)
+        try:
+            if self._links >= self._MAX_LINKS:
+                self._remove()
+                fd, self._path = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
+                os.close(fd)
+                os.chmod(self._path, 0o644)
+                self._links = 0
+            self._linker.link(self._path, dst)
+        except OSError as exc:  # the empty file is the packager's own: name the placeholder
+            exc.filename, exc.filename2 = dst, None
+            raise
         self._links += 1
 
     def close(self) -> None:
