@@ -137,13 +137,15 @@ def test_sigkill_on_first_run_leaves_nothing_under_packpath(case229: Case, tmp_p
     assert not case229.packpath.exists()
 
 
-def _holding(case: Case, *lines: str) -> subprocess.Popen[str]:
-    """A Python process that holds the package's lock, runs ``lines``, then sleeps."""
-    lock_path = case.packpath.parent / f".{case.packpath.name}.almaqa2.lock"
+def _holding(
+    case: Case, *lines: str, how: str = "hold", purpose: str = ""
+) -> subprocess.Popen[str]:
+    """A Python process that holds the package's lock (``how``: "hold" as a package run
+    does, "shared" as a split or verify does), runs ``lines``, then sleeps."""
     script = [
         "import pathlib, time",
         "from almaqa2.package import lockfile as lock",
-        f"with lock.hold(pathlib.Path({str(lock_path)!r}), 'packaging'):",
+        f"with lock.{how}(pathlib.Path({str(_lock_of(case))!r}), {purpose or 'packaging'!r}):",
         *(f"    {line}" for line in [*lines, "time.sleep(60)"]),
     ]
     return subprocess.Popen(
@@ -165,6 +167,82 @@ def test_concurrent_run_is_refused_naming_the_holder(
         holder.kill()
         holder.communicate()
     assert case229.run_cli("fake") == 0, "a dead holder's lock does not block"
+
+
+def _lock_of(case: Case) -> Path:
+    return case.packpath.parent / f".{case.packpath.name}.almaqa2.lock"
+
+
+def test_a_split_or_a_verify_never_reads_a_package_a_run_is_replacing(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A package run installs the new package whole at its end: a split reading the old
+    one then met a file gone (a false "cannot be read"), or wrote chunks of a package that
+    was no longer there.  Splits and verifies share the package's lock with each other,
+    never with a package run; a dead reader's lock does not block."""
+    assert case229.run_cli("copy") == 0
+    package, chunks = case229.packpath, tmp_path / "chunks"
+    writer = _holding(case229, "print('held', flush=True)")
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "held"
+        for argv in (["tarsplit", str(package), "--out", str(chunks)], ["verify", str(package)]):
+            capsys.readouterr()
+            assert main(argv) == 2, argv
+            said = " ".join(capsys.readouterr().err.split())
+            assert "packaging is in progress by" in said and f"pid {writer.pid}," in said
+        assert not chunks.exists()
+    finally:
+        writer.kill()
+        writer.communicate()
+
+    reader = _holding(
+        case229, "print('held', flush=True)", how="shared", purpose=f"splitting {package}"
+    )
+    try:
+        assert reader.stdout is not None and reader.stdout.readline().strip() == "held"
+        capsys.readouterr()
+        assert case229.run_cli("copy") == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"splitting {package} is in progress by" in said and f"pid {reader.pid}," in said
+        assert main(["verify", str(package)]) == 0  # readers share it
+        assert main(["tarsplit", str(package), "--out", str(chunks)]) == 0
+        assert _lock_of(case229).exists()  # the reader still holds it
+    finally:
+        reader.kill()
+        reader.communicate()
+    assert case229.run_cli("copy") == 0
+    assert main(["verify", str(package)]) == 0
+    assert not _lock_of(case229).exists(), "the last holder removes the lock file"
+
+
+def test_a_reader_that_may_not_make_the_lock_honours_one_that_is_there(
+    case229: Case, tmp_path: Path
+) -> None:
+    """A DRM splitting a package in a directory they may only read: no lock file can be
+    made there, and none is needed to read; one a package run holds still stops them."""
+    from test_errors import _as_nobody
+
+    if os.geteuid() != 0:
+        raise RuntimeError("this test drops root's rights to be a reader of someone's package")
+    assert case229.run_cli("copy") == 0
+    top = case229.packpath.parent
+    for path in [*top.rglob("*"), *[p for p in top.parents if p.is_relative_to("/tmp")], top]:
+        path.chmod(path.stat().st_mode | (0o055 if path.is_dir() else 0o044))
+    chunks = tmp_path / "chunks"
+    chunks.mkdir(mode=0o777)
+    chunks.chmod(0o777)
+    argv = ["tarsplit", str(case229.packpath), "--out", str(chunks)]
+    code, err = _as_nobody(argv)
+    assert code == 0, err
+    assert not _lock_of(case229).exists() and list(chunks.glob("*.tar"))
+    writer = _holding(case229, "print('held', flush=True)")
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "held"
+        code, err = _as_nobody(argv)
+        assert code == 2 and f"pid {writer.pid}," in err, err
+    finally:
+        writer.kill()
+        writer.communicate()
 
 
 def test_a_lock_dies_with_its_holder_not_with_the_holders_children(case229: Case) -> None:

@@ -266,6 +266,13 @@ def holding(packpath: Path) -> Iterator[None]:
         yield
 
 
+def reading(packpath: Path, doing: str) -> contextlib.AbstractContextManager[None]:
+    """Share the lock on ``packpath`` with other readers while ``doing`` ("splitting",
+    "verifying") it: a package run cannot replace it under them, nor they begin while one
+    is writing it."""
+    return lock.shared(lock_path(packpath), f"{doing} {packpath}")
+
+
 def public(path: Path) -> None:
     """Give ``path`` the permissions the umask gives a new directory (mkdtemp's are 700)."""
     umask = os.umask(0)

@@ -27,7 +27,7 @@ from typing import Any, Protocol, cast
 
 from almaqa2 import manifest, plainfile
 from almaqa2.errors import OUTPUT_REFUSED, Almaqa2Error, DestinationError, InputError, shown
-from almaqa2.package import pipemanifest
+from almaqa2.package import package_dir, pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
 from almaqa2.transfer import package_hashes, safetar, tarread
@@ -107,7 +107,9 @@ def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
             raise InputError("nothing to verify here", path, fix="give a package or chunks")
     package = package_in(paths)
     if package is not None:
-        return _package(Path(os.path.realpath(package)), progress)
+        package = Path(os.path.realpath(package))
+        with package_dir.reading(package, "verifying"):
+            return _package(package, progress)
     return check_chunks(find_chunks(paths), progress)
 
 
