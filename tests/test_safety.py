@@ -137,15 +137,12 @@ def test_sigkill_on_first_run_leaves_nothing_under_packpath(case229: Case, tmp_p
     assert not case229.packpath.exists()
 
 
-def _holding(
-    case: Case, *lines: str, how: str = "hold", purpose: str = ""
-) -> subprocess.Popen[str]:
-    """A Python process that holds the package's lock (``how``: "hold" as a package run
-    does, "shared" as a split or verify does), runs ``lines``, then sleeps."""
+def _holding(case: Case, *lines: str) -> subprocess.Popen[str]:
+    """A Python process that holds the package's lock, runs ``lines``, then sleeps."""
     script = [
         "import pathlib, time",
         "from almaqa2.package import lockfile as lock",
-        f"with lock.{how}(pathlib.Path({str(_lock_of(case))!r}), {purpose or 'packaging'!r}):",
+        f"with lock.hold(pathlib.Path({str(_lock_of(case))!r}), 'packaging'):",
         *(f"    {line}" for line in [*lines, "time.sleep(60)"]),
     ]
     return subprocess.Popen(
@@ -173,13 +170,12 @@ def _lock_of(case: Case) -> Path:
     return case.packpath.parent / f".{case.packpath.name}.almaqa2.lock"
 
 
-def test_a_split_or_a_verify_never_reads_a_package_a_run_is_replacing(
+def test_a_split_or_a_verify_never_reads_a_package_a_run_is_writing(
     case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A package run installs the new package whole at its end: a split reading the old
     one then met a file gone (a false "cannot be read"), or wrote chunks of a package that
-    was no longer there.  Splits and verifies share the package's lock with each other,
-    never with a package run; a dead reader's lock does not block."""
+    was no longer there.  While a run holds the package's lock, neither starts."""
     assert case229.run_cli("copy") == 0
     package, chunks = case229.packpath, tmp_path / "chunks"
     writer = _holding(case229, "print('held', flush=True)")
@@ -189,37 +185,54 @@ def test_a_split_or_a_verify_never_reads_a_package_a_run_is_replacing(
             capsys.readouterr()
             assert main(argv) == 2, argv
             said = " ".join(capsys.readouterr().err.split())
-            assert "packaging is in progress by" in said and f"pid {writer.pid}," in said
+            assert f"writing {package} is in progress by" in said, said
+            assert f"pid {writer.pid}," in said
         assert not chunks.exists()
     finally:
         writer.kill()
         writer.communicate()
-
-    reader = _holding(
-        case229, "print('held', flush=True)", how="shared", purpose=f"splitting {package}"
-    )
-    try:
-        assert reader.stdout is not None and reader.stdout.readline().strip() == "held"
-        capsys.readouterr()
-        assert case229.run_cli("copy") == 2
-        said = " ".join(capsys.readouterr().err.split())
-        assert f"splitting {package} is in progress by" in said and f"pid {reader.pid}," in said
-        assert main(["verify", str(package)]) == 0  # readers share it
-        assert main(["tarsplit", str(package), "--out", str(chunks)]) == 0
-        assert _lock_of(case229).exists()  # the reader still holds it
-    finally:
-        reader.kill()
-        reader.communicate()
-    assert case229.run_cli("copy") == 0
+    left = _lock_of(case229).read_bytes()  # by the killed run, which holds it no more
+    assert main(["tarsplit", str(package), "--out", str(chunks)]) == 0
     assert main(["verify", str(package)]) == 0
-    assert not _lock_of(case229).exists(), "the last holder removes the lock file"
+    assert _lock_of(case229).read_bytes() == left, "a reader writes nothing beside the package"
 
 
-def test_a_reader_that_may_not_make_the_lock_honours_one_that_is_there(
-    case229: Case, tmp_path: Path
+@pytest.mark.parametrize("command", ["split", "verify"])
+def test_a_package_replaced_while_it_is_read_is_said_so(
+    case229: Case,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
 ) -> None:
-    """A DRM splitting a package in a directory they may only read: no lock file can be
-    made there, and none is needed to read; one a package run holds still stops them."""
+    """A package run that starts after a split or verify began replaces the package under
+    it: the reader says so, and a split writes no list of its chunks."""
+    from almaqa2.transfer import tarsplit, verify
+
+    assert case229.run_cli("copy") == 0
+    argv, _ = case229.commands("copy")
+    module, name = {"split": (tarsplit, "write"), "verify": (verify, "_package")}[command]
+    reading = getattr(module, name)
+
+    def after_a_package_run(*args: object, **kwargs: object) -> object:
+        subprocess.run([*QA2, "-q", *argv], check=True)  # a real run, in another process
+        return reading(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, after_a_package_run)
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    qa2 = {"split": ["tarsplit", "--out", str(chunks)], "verify": ["verify"]}[command]
+    capsys.readouterr()
+    assert main([*qa2, str(case229.packpath)]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"a package run replaced the package during the {command}" in said, said
+    assert f"run the {command} again" in said
+    assert not list(chunks.glob("*.md5sums"))
+
+
+def test_a_reader_of_someone_s_package_sees_their_run_s_lock(case229: Case, tmp_path: Path) -> None:
+    """A DRM splitting a reducer's package, in a directory they may only read: the lock
+    file of the reducer's package run (readable by all) stops them all the same."""
     from test_errors import _as_nobody
 
     if os.geteuid() != 0:

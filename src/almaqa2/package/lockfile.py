@@ -6,8 +6,8 @@ The lock file sits in a directory others may write (beside a package, in a web r
 it is opened without following a link and must be a regular file with no other name: a
 link or hard link planted there is refused, never written through.
 
-Readers (a split or a verify of a package) share the lock: any number of them read at once,
-and no writer takes it until the last is done, nor they while a writer holds it.
+A reader (a split or a verify of a package) only looks (``check``): it makes no file beside
+what it reads, so it cannot stop a writer that starts after it.
 
 A process forked while a lock is held (verify's second hashing process, split's) would share
 the lock and keep it after its parent is killed, so a fork closes the child's copies of the
@@ -21,7 +21,6 @@ import errno
 import fcntl
 import getpass
 import json
-import logging
 import os
 import socket
 import stat
@@ -32,8 +31,6 @@ from pathlib import Path
 
 from almaqa2 import signals
 from almaqa2.errors import DestinationError, LockedError, give_name
-
-log = logging.getLogger(__name__)
 
 _held: set[int] = set()  # the descriptors of the lock files this process has open
 _opening = threading.Lock()  # held by a fork, so no descriptor is opened but not yet in _held
@@ -52,15 +49,20 @@ os.register_at_fork(
 )
 
 
-def _in_progress(path: Path, purpose: str) -> str:
-    """"<what its holder does> is in progress by <holder>", as the holder wrote it in the
-    lock file (``purpose``, ours, where it wrote nothing we can read)."""
+def _holder_text(path: Path) -> str:
     try:
         info = json.loads(path.read_text())
-        holder = f"{info['user']}@{info['host']} (pid {info['pid']}, since {info['since']})"
-        return f"{info.get('purpose') or purpose} is in progress by {holder}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return f"{purpose} is in progress by another process"
+        return f"{info['user']}@{info['host']} (pid {info['pid']}, since {info['since']})"
+    except (OSError, ValueError, KeyError):
+        return "another process"
+
+
+def _locked_error(path: Path, purpose: str) -> LockedError:
+    return LockedError(
+        f"{purpose} is in progress by {_holder_text(path)}, lock",
+        path,
+        fix="wait for it to finish, then run again",
+    )
 
 
 @contextlib.contextmanager
@@ -70,90 +72,54 @@ def hold(path: Path, purpose: str) -> Iterator[None]:
         with signals.deferred():  # a stop between taking and registering the release
             fd = _take(path, purpose)
             release.callback(_release, path, fd)
+        info = {
+            "user": getpass.getuser(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "purpose": purpose,
+        }
         try:
-            _sign(fd, purpose)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps(info).encode())
         except OSError as exc:  # (a full disk: os.write names no file)
             give_name(exc, path)
             raise
         yield
 
 
-@contextlib.contextmanager
-def shared(path: Path, purpose: str) -> Iterator[None]:
-    """Hold the lock file ``path`` shared with other readers, for ``purpose``: no writer
-    (``hold``) takes it until they are done; LockedError names a writer holding it now.
-    A reader that may not make the lock file (in a directory it may only read) honours
-    one that is there, and reads unlocked where there is none."""
-    with contextlib.ExitStack() as release:
-        with signals.deferred():  # a stop between taking and registering the release
-            fd = _take_shared(path, purpose)
-            if fd is not None:
-                release.callback(_release_shared, path, fd)
-        if fd is not None:
-            with contextlib.suppress(OSError):  # a name for the writers' refusals, if it can
-                _sign(fd, purpose)
-        yield
-
-
-def _sign(fd: int, purpose: str) -> None:
-    """Write who holds the lock, and why, into its file."""
-    info = {
-        "user": getpass.getuser(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "purpose": purpose,
-    }
-    os.ftruncate(fd, 0)
-    os.write(fd, json.dumps(info).encode())
-
-
 def _take(path: Path, purpose: str) -> int:
-    """The lock file, opened and locked by us alone; LockedError if someone holds it."""
+    """The lock file, opened and locked by us; LockedError if someone holds it."""
     while True:
         fd = _open(path)
-        if _locked(fd, path, fcntl.LOCK_EX, purpose):
-            return fd
-
-
-def _take_shared(path: Path, purpose: str) -> int | None:
-    """The lock file, opened and locked by us with other readers; LockedError if a writer
-    holds it; None if we may not make it and there is none."""
-    while True:
         try:
-            fd = _open(path)
-        except OSError as exc:
-            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-                raise
-            try:
-                fd = _open(path, readonly=True)
-            except FileNotFoundError:
-                log.debug("reading without a lock: %s cannot be made", path)
-                return None
-        if _locked(fd, path, fcntl.LOCK_SH, purpose):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _close(fd)
+            raise _locked_error(path, purpose) from None
+        # The previous holder may have unlinked the file between our open and flock.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
             return fd
-
-
-def _locked(fd: int, path: Path, how: int, purpose: str) -> bool:
-    """Whether the lock ``how`` was taken on ``fd``, the file still at ``path`` (else the
-    file is closed: the previous holder removed it between our open and the lock; open it
-    again).  LockedError if it is held."""
-    try:
-        fcntl.flock(fd, how | fcntl.LOCK_NB)
-    except BlockingIOError:
         _close(fd)
-        raise LockedError(
-            f"{_in_progress(path, purpose)}, lock",
-            path,
-            fix="wait for it to finish, then run again",
-        ) from None
+
+
+def check(path: Path, purpose: str) -> None:
+    """LockedError if someone holds the lock file ``path`` now, doing ``purpose``: a
+    reader's look, which makes no file and leaves the lock as it was."""
     try:
-        same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        fd = _open(path, readonly=True)
     except FileNotFoundError:
-        same = False
-    if not same:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _locked_error(path, purpose) from None
+    finally:
         _close(fd)
-    return same
 
 
 def _release(path: Path, fd: int) -> None:
@@ -164,17 +130,6 @@ def _release(path: Path, fd: int) -> None:
     _close(fd)
 
 
-def _release_shared(path: Path, fd: int) -> None:
-    """Let go of a shared lock; the last reader (the one that can then lock it alone)
-    removes the file, as a writer does."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:  # another reader still holds it (or a writer just took it)
-        _close(fd)
-        return
-    _release(path, fd)
-
-
 def _close(fd: int) -> None:
     with _opening:
         _held.discard(fd)
@@ -182,8 +137,8 @@ def _close(fd: int) -> None:
 
 
 def _open(path: Path, readonly: bool = False) -> int:
-    """The lock file, opened (``readonly``: as it is, not made) only if it is a plain
-    file: never a link planted there."""
+    """The lock file, opened (``readonly``: only if it is there) if it is a plain file:
+    never a link planted there."""
     flags = os.O_RDONLY if readonly else os.O_RDWR | os.O_CREAT
     try:
         with _opening:

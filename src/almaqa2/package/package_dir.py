@@ -266,11 +266,40 @@ def holding(packpath: Path) -> Iterator[None]:
         yield
 
 
-def reading(packpath: Path, doing: str) -> contextlib.AbstractContextManager[None]:
-    """Share the lock on ``packpath`` with other readers while ``doing`` ("splitting",
-    "verifying") it: a package run cannot replace it under them, nor they begin while one
-    is writing it."""
-    return lock.shared(lock_path(packpath), f"{doing} {packpath}")
+@contextlib.contextmanager
+def reading(packpath: Path, doing: str) -> Iterator[None]:
+    """Read the package at ``packpath`` for ``doing`` ("split", "verify"): refused while a
+    package run writes it, and an error, whatever came of the reading, if one replaced it
+    meanwhile (what was read may be of two packages).  A reader makes no file beside the
+    package (nothing outside its target), so it cannot keep a run from starting."""
+    lock.check(lock_path(packpath), f"writing {packpath}")
+    before = _identity(packpath)
+    try:
+        yield
+    except (Almaqa2Error, OSError) as exc:
+        if _identity(packpath) != before:
+            raise _replaced(packpath, doing) from exc
+        raise
+    if _identity(packpath) != before:
+        raise _replaced(packpath, doing)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which directory ``path`` is (a package run installs a new one in its place)."""
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return found.st_dev, found.st_ino
+
+
+def _replaced(packpath: Path, doing: str) -> InputError:
+    return InputError(
+        f"a package run replaced the package during the {doing}, so what was read may be"
+        " of two packages",
+        packpath,
+        fix=f"run the {doing} again",
+    )
 
 
 def public(path: Path) -> None:

@@ -641,23 +641,20 @@ def tarsplit(
     if dry_run:  # the plan only: no lock taken, nothing written
         chunks, _ = plan(packpath, limit, names, auxiliary)
         return Split(tuple(chunks), {}, out / names.listing, names.tag, tagged_by)
-    with (
-        package_dir.reading(packpath, "splitting"),
-        destination.made(out),
-        package_dir.holding(out / f"{packpath.name}_{names.tag}.split"),
-    ):
+    with destination.made(out), package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
         for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)
             stale.unlink()
         older = _set_in(out, names)
-        chunks, too_big = plan(packpath, limit, names, auxiliary)
-        for entry in too_big:
-            log.warning(
-                "larger than --max-size %s, so alone in its chunk: %s",
-                max_size,
-                os.path.join(packpath.parent, entry.rel),
-            )
-        digests = write(chunks, out, progress)
+        with package_dir.reading(packpath, "split"):  # no list: the chunks may be of two
+            chunks, too_big = plan(packpath, limit, names, auxiliary)
+            for entry in too_big:
+                log.warning(
+                    "larger than --max-size %s, so alone in its chunk: %s",
+                    max_size,
+                    os.path.join(packpath.parent, entry.rel),
+                )
+            digests = write(chunks, out, progress)
         listing = write_list(out, names.listing, digests)
         for name in sorted(set(older) - set(digests)):
             log.warning("removing a chunk of an earlier split of this package: %s", out / name)

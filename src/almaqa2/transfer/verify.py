@@ -108,7 +108,7 @@ def verify(paths: Sequence[Path], progress: Progress | None = None) -> Report:
     package = package_in(paths)
     if package is not None:
         package = Path(os.path.realpath(package))
-        with package_dir.reading(package, "verifying"):
+        with package_dir.reading(package, "verify"):
             return _package(package, progress)
     return check_chunks(find_chunks(paths), progress)
 
