@@ -389,6 +389,35 @@ def test_one_split_into_a_folder_at_a_time(
     assert not list(split.glob("*.tar"))
 
 
+def test_chunks_a_split_is_still_writing_are_neither_checked_nor_unpacked(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A split renames each chunk into place when it is whole, and writes their list last:
+    a verify of the folder meanwhile reported the chunks not yet there missing (FAILED,
+    with every file they hold), or, before the first, that there were no chunks at all.
+    While the split holds its lock, verify, untar and deliver say it is still writing."""
+    package = _copy_package(case229)
+    split, web, out = tmp_path / "chunks", tmp_path / "web", tmp_path / "unpacked"
+    split.mkdir()
+    holder = split / f".{package.name}_2012_06_20.split.almaqa2.lock"
+    readers = (
+        ["verify", str(split)],
+        ["untar", str(split), "--out", str(out)],
+        ["deliver", str(split), "--web-root", str(web)],
+    )
+    for first in (True, False):  # before its first chunk, then with its chunks there
+        if not first:
+            assert main(["tarsplit", str(package), "--out", str(split), "-n", "2012-06-20"]) == 0
+        with lock.hold(holder, "splitting"):
+            for argv in readers:
+                capsys.readouterr()
+                assert main(argv) == 2, argv
+                said = _one_line(capsys.readouterr().err)
+                assert f"splitting {package.name}_2012_06_20 into {split} is in progress" in said
+    assert not out.exists() and not web.exists()
+    assert main(["verify", str(split)]) == 0
+
+
 # -- item 13: only real packages travel ----------------------------------------------------------
 
 

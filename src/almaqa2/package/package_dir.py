@@ -221,6 +221,11 @@ class ChunkNames:
         """The list of the chunks' md5s."""
         return CHUNK_NAMES["list"].format(project=self.project, tag=self.tag)
 
+    @property
+    def split(self) -> str:
+        """The name whose lock a split of the package into a folder holds there."""
+        return f"{self.project}_{self.tag}.split"
+
     @staticmethod
     def of(chunk: str) -> tuple[ChunkNames, int] | None:
         """The set a chunk's file name belongs to and its total (0: the auxiliary tar), or
@@ -253,9 +258,12 @@ def ticket_prefix(packpath: Path) -> str:
     return f".{packpath.name}.almaqa2-ticket-"
 
 
+_LOCKED = ".almaqa2.lock"
+
+
 def lock_path(path: Path) -> Path:
     """The lock file that keeps two runs from writing ``path`` at once, beside it."""
-    return path.parent / f".{path.name}.almaqa2.lock"
+    return path.parent / f".{path.name}{_LOCKED}"
 
 
 @contextlib.contextmanager
@@ -282,6 +290,19 @@ def reading(packpath: Path, doing: str) -> Iterator[None]:
         raise
     if _identity(packpath) != before:
         raise _replaced(packpath, doing)
+
+
+def check_not_splitting(folder: Path, names: ChunkNames | None = None) -> None:
+    """LockedError if a split into ``folder`` of the set ``names`` (None: of any package)
+    is still writing it: its chunks are then not all there, nor their list.  A look at
+    the split's lock: nothing is made."""
+    if names is not None:
+        splits = [folder / names.split]
+    else:  # each split whose lock file is there, as .<split>.almaqa2.lock
+        splits = [folder / found.name[1 : -len(_LOCKED)] for found in folder.glob(f".*{_LOCKED}")]
+        splits = [split for split in splits if split.suffix == ".split"]
+    for split in splits:
+        lock.check(lock_path(split), f"splitting {split.stem} into {folder}")
 
 
 def _identity(path: Path) -> tuple[int, int] | None:

@@ -641,7 +641,7 @@ def tarsplit(
     if dry_run:  # the plan only: no lock taken, nothing written
         chunks, _ = plan(packpath, limit, names, auxiliary)
         return Split(tuple(chunks), {}, out / names.listing, names.tag, tagged_by)
-    with destination.made(out), package_dir.holding(out / f"{packpath.name}_{names.tag}.split"):
+    with destination.made(out), package_dir.holding(out / names.split):
         for stale in out.glob(f"{packpath.name}_{names.tag}_*.part"):
             log.info("removing an interrupted chunk: %s", stale)
             stale.unlink()

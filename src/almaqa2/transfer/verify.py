@@ -248,6 +248,8 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
     for path in paths:
         if path.is_dir():
             found = chunks_in(path)
+            if not found:  # a split may have written none yet
+                package_dir.check_not_splitting(path)
         elif ChunkNames.of(path.name):
             found = [path]
         else:
@@ -283,6 +285,8 @@ def find_chunks(paths: Iterable[Path]) -> list[ChunkSet]:
             own = chunk.with_name(f"{chunk.name}.md5sum")
             if own.is_file():
                 chunk_set.expect(manifest.read(own))
+    for chunk_set in sets.values():  # one still being written is neither whole nor listed
+        package_dir.check_not_splitting(chunk_set.folder, chunk_set.naming)
     if not sets:
         raise InputError(
             "neither a package with manifest.md5 nor tar chunks were found",
