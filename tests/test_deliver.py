@@ -123,6 +123,25 @@ def test_a_package_whose_file_changed_since_its_manifest_is_not_published(
     assert os.listdir(web) == []
 
 
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_web_root_inside_the_package_is_refused_in_its_own_words(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: bool
+) -> None:
+    """The split refused it as chunks written into the package they hold, telling the
+    user to choose an --out, an option deliver does not have."""
+    package = Path(shutil.copytree(nrao_split / "out" / P, tmp_path / "out" / P))
+    before = sorted(package.rglob("*"))
+    capsys.readouterr()
+    argv = ["deliver", str(package), "--web-root", str(package / "web")]
+    assert main([*argv, *(["--dry-run"] if dry_run else [])]) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    assert said == (
+        f"error: the web root cannot be inside the package it publishes: {package / 'web'};"
+        " choose a --web-root outside the package."
+    )
+    assert sorted(package.rglob("*")) == before
+
+
 @pytest.mark.parametrize("damage", ["no parent of the web root", "a missing chunk", "two projects"])
 def test_bad_input_publishes_nothing(
     nrao_split: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
