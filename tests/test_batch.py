@@ -372,6 +372,42 @@ def test_a_bad_plan_is_one_sentence_naming_table_and_key_and_starts_nothing(
 
 
 @pytest.mark.parametrize(
+    ("key", "into", "said"),
+    [
+        ("packpath", "its reduction", "b: its packpath {target} overlaps the reduction of"),
+        ("chunks", "its reduction", "b: its chunks {target} overlaps the reduction of"),
+        ("chunks", "its package", "b: its chunks {target} overlaps the package of [[mous]] a,"),
+        ("packpath", "its package's folder", "a: its packpath {packpath} overlaps the package"),
+    ],
+)
+def test_a_plan_writing_into_another_table_s_reduction_or_package_starts_nothing(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path, key: str, into: str, said: str
+) -> None:
+    """Each command checks only its own paths: a table whose package or chunks went into
+    another table's reduction changed it, and chunks written into another's package made
+    it fail its manifest (and travel inside its next split)."""
+    kind, table = reductions[2]
+    first = {**table, "name": "a"}
+    packpath = tmp_path / "out" / "a" / str(table["project"])
+    target = {
+        "its reduction": Path(table["origpath"]) / "Combined" / "x",
+        "its package": packpath / "sg_ouss_id",
+        "its package's folder": packpath.parent,
+    }[into]
+    second = {k: v for k, v in table.items() if k != "project"} | {"name": "b", key: str(target)}
+    if key == "chunks":
+        second["project"] = table["project"]
+    plan = _write_plan(tmp_path / "overlap.toml", [(kind, first), (kind, second)], tmp_path / "out")
+    said = said.format(target=target, packpath=packpath)
+    for dry_run in ([], ["--dry-run"]):
+        code, _, stderr = _batch(str(plan), "--steps", "package,tarsplit", *dry_run)
+        one_line = " ".join(stderr.split())
+        assert code == 2 and f"error: [[mous]] {said}" in one_line, stderr
+    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "overlap.ledger.jsonl").exists()
+
+
+@pytest.mark.parametrize(
     ("mode", "steps", "said"),
     [
         (None, "package,tarsplit,verify", "its mode is fake, whose package holds empty"

@@ -170,6 +170,7 @@ def load(path: Path) -> BatchPlan:
     if not jobs:
         raise InputError("the batch PLAN lists no [[mous]] or [[run]]", path, fix="add some")
     _unique(jobs, path)
+    _apart(jobs, path)
     return BatchPlan(path.resolve(), tuple(jobs))
 
 
@@ -219,6 +220,30 @@ def _unique(jobs: list[Job], plan: Path) -> None:
         if packpaths.count(job.packpath) > 1:
             raise _bad(f"[[{job.kind}]] {job.name}", f"packpath {job.packpath} is not its own",
                        plan, "give each reduction its own packpath or name")  # fmt: skip
+
+
+def _apart(jobs: list[Job], plan: Path) -> None:
+    """What a table writes (its package, its chunks) overlaps no reduction of the PLAN,
+    which is never written, and no other table's package, which holds only what its own
+    run puts there (the paths as given: each command checks its own again as it runs)."""
+    for job in jobs:
+        for what, target in (("packpath", job.packpath), ("chunks", job.chunks)):
+            for other in jobs:
+                kept = [("the reduction", other.origpath)]
+                if other is not job:
+                    kept.append(("the package", other.packpath))
+                for whose, path in kept:
+                    if target.is_relative_to(path) or (
+                        what == "packpath" and path.is_relative_to(target)
+                    ):
+                        raise _bad(
+                            f"[[{job.kind}]] {job.name}",
+                            f"its {what} {target} overlaps {whose} of [[{other.kind}]]"
+                            f" {other.name}, {path}",
+                            plan,
+                            "write packages and chunks outside every reduction and every"
+                            " other package",
+                        )
 
 
 def check_steps(batch: BatchPlan, steps: tuple[str, ...]) -> None:
