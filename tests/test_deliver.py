@@ -136,8 +136,8 @@ def test_a_web_root_inside_the_package_is_refused_in_its_own_words(
     assert main([*argv, *(["--dry-run"] if dry_run else [])]) == 2
     said = " ".join(capsys.readouterr().err.split())
     assert said == (
-        f"error: the web root cannot be inside the package it publishes: {package / 'web'};"
-        " choose a --web-root outside the package."
+        f"error: the web root cannot be inside a package: {package / 'web'};"
+        f" choose a --web-root outside {package}."
     )
     assert sorted(package.rglob("*")) == before
 

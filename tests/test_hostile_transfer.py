@@ -418,6 +418,34 @@ def test_chunks_a_split_is_still_writing_are_neither_checked_nor_unpacked(
     assert main(["verify", str(split)]) == 0
 
 
+@pytest.mark.parametrize("command", ["tarsplit", "untar", "deliver", "package"])
+def test_nothing_is_written_inside_another_package(
+    case229: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """A package holds only what its run put there: chunks, an extracted package, a web
+    root or a package written into another package made it fail its manifest, and would
+    have travelled in its next split.  Each command checked only the package it read."""
+    package = _copy_package(case229)
+    chunks = tmp_path / "chunks"
+    assert main(["tarsplit", str(package), "--out", str(chunks), "-n", "2012-06-20"]) == 0
+    other = Path(shutil.copytree(package, tmp_path / "other" / package.name))
+    inside = other / "sg_ouss_id"
+    before = sorted(other.rglob("*"))
+    argv, _ = case229.commands("copy")
+    argv = {
+        "tarsplit": ["tarsplit", str(package), "--out", str(inside)],
+        "untar": ["untar", str(chunks), "--out", str(inside)],
+        "deliver": ["deliver", str(chunks), "--web-root", str(inside)],
+        "package": [*argv[:2], str(inside / package.name), *argv[3:]],
+    }[command]
+    capsys.readouterr()
+    assert main(argv) == 2
+    said = _one_line(capsys.readouterr().err)
+    assert "cannot be inside a package: " in said and f"outside {other}." in said, said
+    assert sorted(other.rglob("*")) == before
+    assert main(["verify", str(other)]) == 0
+
+
 # -- item 13: only real packages travel ----------------------------------------------------------
 
 

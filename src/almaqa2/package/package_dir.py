@@ -39,6 +39,17 @@ MARKER = ".almaqa2.json"
 """The file at the top of a package that says almaqa2 made it, how and with which members."""
 
 
+def check_outside_packages(path: Path, what: str, option: str) -> None:
+    """DestinationError if ``path``, where ``what`` is to be written, is in a package: a
+    package holds only what its run put there (anything added fails its manifest, and
+    would travel in its next split).  ``option`` names the choice to make again."""
+    for folder in (path, *path.parents):
+        if (folder / MARKER).is_file():
+            raise DestinationError(
+                f"{what} cannot be inside a package", path, fix=f"choose {option} outside {folder}"
+            )
+
+
 def marker(packpath: Path) -> dict[str, Any] | None:
     """What the marker of ``packpath`` says, or None if it has no readable marker of ours."""
     try:

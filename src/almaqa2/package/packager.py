@@ -126,6 +126,7 @@ def destination(packpath: Path, origpath: Path) -> Path:
             fix=f"give the directory it points to ({os.path.realpath(packpath)}) if you mean it",
         )
     check_overlap(origpath, packpath)
+    package_dir.check_outside_packages(holder, "a package", "a packpath")
     return packpath
 
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from almaqa2 import destination
 from almaqa2.copying import copy_file
-from almaqa2.errors import DestinationError, InputError, existing_dir
+from almaqa2.errors import InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames
 from almaqa2.progress import Progress
@@ -133,13 +133,8 @@ def deliver(
     web_root = destination.planned(web_root, "the web root")
     if len(paths) == 1 and paths[0].is_dir():
         tarsplit.check_real(paths[0])
+    package_dir.check_outside_packages(web_root, "the web root", "a --web-root")
     package = package_in(paths)
-    if package and web_root.is_relative_to(os.path.realpath(package)):
-        raise DestinationError(
-            "the web root cannot be inside the package it publishes",
-            web_root,
-            fix="choose a --web-root outside the package",
-        )
     sets = [] if package else find_chunks(paths)
     projects = {package.name} if package else {s.project for s in sets}
     if len(projects) > 1:

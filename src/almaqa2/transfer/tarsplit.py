@@ -628,6 +628,7 @@ def tarsplit(
             out,
             fix="choose an --out outside the package",
         )
+    package_dir.check_outside_packages(out, "the chunks", "an --out")
     limit = parse_size(max_size)
     names = Package(packpath).chunk_names(date)
     tagged_by = "the date given" if date else "the MOUS UID"

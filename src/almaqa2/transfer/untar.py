@@ -63,6 +63,7 @@ def untar(
         )
     project = sets[0].project
     target = destination.planned(out, "the output directory") / project
+    package_dir.check_outside_packages(target.parent, "the package extracted", "an --out")
     check_members(sets[0])
     if dry_run:
         _refuse_existing(target)
