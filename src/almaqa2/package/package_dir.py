@@ -309,9 +309,9 @@ def check_not_splitting(folder: Path, names: ChunkNames | None = None) -> None:
     the split's lock: nothing is made."""
     if names is not None:
         splits = [folder / names.split]
-    else:  # each split whose lock file is there, as .<split>.almaqa2.lock
-        splits = [folder / found.name[1 : -len(_LOCKED)] for found in folder.glob(f".*{_LOCKED}")]
-        splits = [split for split in splits if split.suffix == ".split"]
+    else:  # each split whose lock file is there: .<project>_<tag>.split.almaqa2.lock
+        held = folder.glob(f".*.split{_LOCKED}")
+        splits = [folder / found.name[1 : -len(_LOCKED)] for found in held]
     for split in splits:
         lock.check(lock_path(split), f"splitting {split.stem} into {folder}")
 
