@@ -183,6 +183,34 @@ def test_unreadable_file_is_refused(
     assert not case229.packpath.exists()
 
 
+@pytest.mark.parametrize(
+    ("given", "content", "said"),
+    [
+        ("readme", b"PI name: A\n" * 200_000, "the README header is larger than 1 MB"),
+        ("readme", b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR", "the README header is not text"),
+        (
+            "notes",
+            b"SIMPLE  =                    T" + bytes(2850),
+            "reducer's notes file is not text",
+        ),
+    ],
+    ids=["large header", "an image as header", "a FITS as notes"],
+)
+def test_a_text_the_readme_takes_whole_must_be_text_of_a_readme_s_size(
+    case229: Case, capsys: pytest.CaptureFixture[str], given: str, content: bytes, said: str
+) -> None:
+    """The wrong file given as the header (a log, an image) or named as notes was read
+    whole into memory (a 2 GB one: a MemoryError traceback) and into the README."""
+    path = {
+        "readme": case229.readme,
+        "notes": case229.origpath / "IRC10216_setup3_b6_runx2.imaging.txt",
+    }[given]
+    path.write_bytes(content)
+    err = _fails(_argv(case229), capsys, said, str(path))
+    assert ("rename it" in err) == (given == "notes")
+    assert not case229.packpath.exists()
+
+
 def test_unclassified_files_are_warned_about_and_strict_fails(
     case229: Case, capsys: pytest.CaptureFixture[str]
 ) -> None:

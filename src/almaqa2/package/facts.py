@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from almaqa2 import forked
+from almaqa2 import forked, plainfile
 from almaqa2.data import fitsio, ms
 from almaqa2.errors import InputError
 from almaqa2.helpers import fluxscale
@@ -88,7 +88,7 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                         source.path, source.path in described, source.members
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
-    notes = tuple((e.name, e.path.read_text(errors="replace")) for e in plan.notes)
+    notes = tuple((e.name, _notes(e.path)) for e in plan.notes)
     if reduce or not describing:  # the MSes are open already, or there is none to read
         read_ebs = _known(_ebs(plan, describing, opened))
     else:  # (read when asked, where this process may not fork: ``Later``)
@@ -96,6 +96,12 @@ def collect(plan: Plan, reduce: bool) -> Facts:
     if reduce:
         products = _known(products())
     return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
+
+
+def _notes(path: Path) -> str:
+    return plainfile.text(
+        path, "reducer's notes file", fix="rename it (a .txt named *notes* goes into the README)"
+    )
 
 
 def _summaries(fits: list[tuple[str, Path]]) -> tuple[tuple[str, fitsio.FitsInfo], ...]:

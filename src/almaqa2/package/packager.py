@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
-from almaqa2 import manifest
+from almaqa2 import manifest, plainfile
 from almaqa2.atomic import write_atomically
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.helpers import fluxscale
@@ -228,7 +228,7 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     packpath = request.packpath
     with package_dir.holding(packpath):
         plan = _plan(request)
-        header = request.readme.read_text(errors="replace")
+        header = plainfile.text(request.readme, "README header")
         _check_header(header, request)
         built = build(plan, packpath, header, progress, tickets=True)
         if request.jira is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from almaqa2 import plainfile
 from almaqa2.errors import existing_dir
 from almaqa2.package import readme
 from almaqa2.package.layouts import recognise
@@ -37,13 +38,13 @@ def _header(plan: Plan, pipe_readme: Path | None) -> str:
     """The staged README's header: the file given, else the pipeline's README, else ours."""
     if pipe_readme is not None:
         path = readable_file(pipe_readme, "pipeline README", "give a readable text file")
-        return path.read_text(errors="replace")
+        return plainfile.text(path, "pipeline README")
     found = [
         e.path
         for e in plan.reduction.entries
         if len(e.rel.parts) == 1 and PIPELINE_README.fullmatch(e.name)
     ]
-    return found[0].read_text(errors="replace") if found else readme.TEMPLATE
+    return plainfile.text(found[0], "pipeline README") if found else readme.TEMPLATE
 
 
 def _resolve(pipeline_root: Path, staged_root: Path, mode: str) -> tuple[Path, Path]:
