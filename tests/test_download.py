@@ -232,6 +232,27 @@ def test_what_a_tar_unpacks_is_named_escaped(
     assert (out / odd / "ASDM.xml").read_bytes() == b"asdm"
 
 
+def test_the_address_of_a_tar_given_as_the_page_is_not_read_into_memory(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A page or md5 list is read whole: an ASDM tar's address given by mistake (tens of
+    GB) was read into memory before anything was said."""
+    url, root = site
+    with open(root / "uid___A002_X1_X1.tar", "wb") as big:
+        big.truncate(40 << 20)
+    address = url.replace("index.html", "uid___A002_X1_X1.tar")
+    out = tmp_path / "raw"
+    capsys.readouterr()
+    assert cli_main(["download", address, "--out", str(out)]) == 2
+    said = " ".join(capsys.readouterr().err.split())  # (and the test server's broken pipe)
+    assert (
+        f"error: this is larger than 16 MB, so it is not a page of links or md5s: {address};"
+        " give the address of the page that links the ASDM tars."
+    ) in said
+    assert "Traceback" not in said.split("error: ")[-1]
+    assert not out.exists()
+
+
 def test_a_page_without_tars(
     site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

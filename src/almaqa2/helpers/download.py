@@ -114,12 +114,26 @@ def _get(url: str, start: int = 0) -> HTTPResponse:
         raise _failed(url, exc) from None
 
 
+_PAGE_AT_MOST = 16 << 20
+"""The largest page or md5 list read: a listing of ASDMs is some KB."""
+
+
 def _text(url: str) -> str:
+    """The page or md5 list at ``url``, read whole into memory, if it is one's size: the
+    address of an ASDM tar given by mistake (tens of GB) would be read into it."""
     with _get(url) as response:
         try:
-            return response.read().decode("utf-8", "replace")
+            data = response.read(_PAGE_AT_MOST + 1)
         except _NETWORK as exc:
             raise _failed(url, exc) from None
+    if len(data) > _PAGE_AT_MOST:
+        raise InputError(
+            f"this is larger than {_PAGE_AT_MOST >> 20} MB, so it is not a page of links or"
+            " md5s",
+            url,
+            fix="give the address of the page that links the ASDM tars",
+        )
+    return data.decode("utf-8", "replace")
 
 
 @dataclass
