@@ -141,3 +141,8 @@ def test_an_allegro_sb_gets_the_allegro_list_and_says_so(
     assert "PI name" in failed["README header filled"]
     cli_main(["check", str(origpath)])
     assert "final checklist, Allegro (seed 002)" in capsys.readouterr().out
+
+    (origpath.parent / "README.header.txt").write_bytes(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR")
+    code, found = _check(origpath, capsys)  # the wrong file, as the package would refuse it
+    failed = {i["item"]: i["detail"] for i in found["items"] if not i["ok"]}
+    assert code == 1 and failed["README header filled"] == "the README header is not text"

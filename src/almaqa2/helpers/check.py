@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from almaqa2.errors import existing_dir
+from almaqa2 import plainfile
+from almaqa2.errors import InputError, existing_dir
 from almaqa2.package.layouts import recognise
 from almaqa2.package.readme import blank_fields
 
@@ -110,7 +111,10 @@ def _header_filled(directory: Path) -> tuple[bool, str]:
     header = directory / "README.header.txt"
     if not header.is_file():
         return False, "README.header.txt is missing"
-    blank = blank_fields(header.read_text(errors="replace"))
+    try:
+        blank = blank_fields(plainfile.text(header, "README header"))
+    except InputError as exc:  # the wrong file: the package would refuse it
+        return False, exc.what
     return (False, f"{', '.join(blank)} blank") if blank else (True, header.name)
 
 
