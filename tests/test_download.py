@@ -7,6 +7,7 @@ import hashlib
 import http.server
 import io
 import json
+import os
 import re
 import tarfile
 import threading
@@ -251,6 +252,26 @@ def test_the_address_of_a_tar_given_as_the_page_is_not_read_into_memory(
     ) in said
     assert "Traceback" not in said.split("error: ")[-1]
     assert not out.exists()
+
+
+def test_one_download_into_a_directory_at_a_time(
+    site: tuple[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two, in two terminals, resumed the same .part at once, appending to each other."""
+    from almaqa2.helpers.download import LOCK
+    from almaqa2.package import lockfile
+
+    url, _ = site
+    out = tmp_path / "raw"
+    out.mkdir()
+    with lockfile.hold(out / LOCK, "downloading"):
+        capsys.readouterr()
+        assert cli_main(["download", url, "--out", str(out)]) == 2
+        said = " ".join(capsys.readouterr().err.split())
+        assert f"error: a download into {out} is in progress by" in said, said
+        assert os.listdir(out) == [LOCK]
+    assert cli_main(["download", url, "--out", str(out)]) == 0
+    assert not (out / LOCK).exists()
 
 
 def test_a_page_without_tars(

@@ -6,7 +6,8 @@ A partial file is ``<name>.part`` until it is complete and its md5 matches the l
 that does not match is kept as ``<name>.corrupt`` for a look and is not unpacked.  Only
 ``http(s)`` links are followed (a page cannot make it read local files); a tar is unpacked
 only if it is a plain (uncompressed) tar of files and directories (``safetar``), into a
-staging directory first, so its unpacked size is bounded by its own.
+staging directory first, so its unpacked size is bounded by its own.  One download into a
+directory at a time: two would append to the same ``.part``.
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ from almaqa2 import destination
 from almaqa2.atomic import write_atomically
 from almaqa2.errors import Almaqa2Error, InputError, reason
 from almaqa2.manifest import md5_file
-from almaqa2.package import package_dir
+from almaqa2.package import lockfile, package_dir
 from almaqa2.progress import Progress
 from almaqa2.transfer import safetar
 
 log = logging.getLogger(__name__)
+LOCK = ".almaqa2-download.lock"
+"""Held in the download directory while a download writes there."""
 _BLOCK = 1 << 20
 _MD5_LIST = re.compile(r"(?i).*md5.*")
 _LINE = re.compile(r"^([0-9a-fA-F]{32}) [ *]?(.+)$")
@@ -257,7 +260,7 @@ def download(url: str, out: Path, progress: Progress | None = None) -> Download:
     """Fetch, check and unpack everything the listing page at ``url`` links to."""
     out = destination.planned(out, "the download directory")
     offered = listing(url)
-    with destination.made(out):
+    with destination.made(out), lockfile.hold(out / LOCK, f"a download into {out}"):
         return _fetch_all(out, offered, progress)
 
 
