@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import html
 import mimetypes
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
@@ -72,7 +73,7 @@ def render(
 ) -> str:
     """The page (see the module); ``items``: the ticket's other files, ``tree``: the
     README's tree lines, ``fluxplot``: a PNG of the fluxscale results, if one was made."""
-    link = _embedded(items) if embed else (lambda name: html.escape(name, quote=True))
+    link = _embedded(items) if embed else _relative
     title = f"QA2 review: {plan.project} {plan.sb_name or ''} {plan.uids.mous or ''}".strip()
     parts = [
         "<!DOCTYPE html>",
@@ -151,6 +152,12 @@ def _is_text(name: str) -> bool:
 def _text(source: Path | bytes) -> str:
     data = source if isinstance(source, bytes) else source.read_bytes()
     return html.escape(data.decode("utf-8", "replace"))
+
+
+def _relative(name: str) -> str:
+    """The link to the ticket file ``name`` beside the page: a '#', '?' or '%' in a plot's
+    name would otherwise end its path (the image did not load)."""
+    return html.escape(urllib.parse.quote(name), quote=True)
 
 
 def _embedded(items: list[Item]) -> Callable[[str], str]:
