@@ -404,6 +404,7 @@ def test_chunks_a_split_is_still_writing_are_neither_checked_nor_unpacked(
         ["verify", str(split)],
         ["untar", str(split), "--out", str(out)],
         ["deliver", str(split), "--web-root", str(web)],
+        ["inspect", str(split)],
     )
     for first in (True, False):  # before its first chunk, then with its chunks there
         if not first:

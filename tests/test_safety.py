@@ -181,7 +181,11 @@ def test_a_split_or_a_verify_never_reads_a_package_a_run_is_writing(
     writer = _holding(case229, "print('held', flush=True)")
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "held"
-        for argv in (["tarsplit", str(package), "--out", str(chunks)], ["verify", str(package)]):
+        for argv in (
+            ["tarsplit", str(package), "--out", str(chunks)],
+            ["verify", str(package)],
+            ["inspect", str(package)],
+        ):
             capsys.readouterr()
             assert main(argv) == 2, argv
             said = " ".join(capsys.readouterr().err.split())

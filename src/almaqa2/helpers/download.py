@@ -131,8 +131,7 @@ def _text(url: str) -> str:
             raise _failed(url, exc) from None
     if len(data) > _PAGE_AT_MOST:
         raise InputError(
-            f"this is larger than {_PAGE_AT_MOST >> 20} MB, so it is not a page of links or"
-            " md5s",
+            f"this is larger than {_PAGE_AT_MOST >> 20} MB, so it is not a page of links or md5s",
             url,
             fix="give the address of the page that links the ASDM tars",
         )

@@ -20,6 +20,7 @@ repeated level is collapsed and reported.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import tarfile
@@ -32,8 +33,9 @@ from typing import Any
 from almaqa2 import plainfile
 from almaqa2.errors import InputError, reason
 from almaqa2.manifest import sizes_under
+from almaqa2.package import package_dir
 from almaqa2.package.naming import unit_uid
-from almaqa2.package.package_dir import chunks_in
+from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.package.readme import header_fields
 from almaqa2.uid import PROJECT_CODE, eb_of_name
 
@@ -204,8 +206,18 @@ def inspect(paths: Sequence[Path]) -> Inventory:
         if not path.exists():
             raise InputError("not found", path, fix="give a package directory or tar chunks")
     if len(paths) == 1 and paths[0].is_dir() and not chunks_in(paths[0]):
-        return describe(_walk(paths[0]), "directory", shown)
+        top = paths[0]
+        package_dir.check_not_splitting(top)  # (a split may have written no chunk yet)
+        with (  # a package is read as a verify or a split reads it
+            package_dir.reading(top.resolve(), "inspection")
+            if package_dir.is_ours(top)
+            else contextlib.nullcontext()
+        ):
+            return describe(_walk(top), "directory", shown)
     chunks = [c for p in paths for c in (chunks_in(p) if p.is_dir() else [p])]
+    sets = {(c.parent, named[0]) for c in chunks if (named := ChunkNames.of(c.name))}
+    for folder, names in sets:  # a set a split is still writing is not yet what it will be
+        package_dir.check_not_splitting(folder, names)
     return describe(_tar_members(chunks), "chunks", shown)
 
 
