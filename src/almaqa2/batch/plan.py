@@ -225,25 +225,35 @@ def _unique(jobs: list[Job], plan: Path) -> None:
 def _apart(jobs: list[Job], plan: Path) -> None:
     """What a table writes (its package, its chunks) overlaps no reduction of the PLAN,
     which is never written, and no other table's package, which holds only what its own
-    run puts there (the paths as given: each command checks its own again as it runs)."""
+    run puts there (the paths as given: each command checks its own again as it runs).
+    Each path's parents are looked up, not every pair compared: a PLAN may list 1,000."""
+    kept = {
+        "the reduction": {job.origpath: job for job in jobs},
+        "the package": {job.packpath: job for job in jobs},
+    }
     for job in jobs:
         for what, target in (("packpath", job.packpath), ("chunks", job.chunks)):
-            for other in jobs:
-                kept = [("the reduction", other.origpath)]
-                if other is not job:
-                    kept.append(("the package", other.packpath))
-                for whose, path in kept:
-                    if target.is_relative_to(path) or (
-                        what == "packpath" and path.is_relative_to(target)
-                    ):
-                        raise _bad(
-                            f"[[{job.kind}]] {job.name}",
-                            f"its {what} {target} overlaps {whose} of [[{other.kind}]]"
-                            f" {other.name}, {path}",
-                            plan,
-                            "write packages and chunks outside every reduction and every"
-                            " other package",
-                        )
+            for place in (target, *target.parents):
+                for whose, paths in kept.items():
+                    other = paths.get(place)
+                    if other is not None and (other is not job or whose == "the reduction"):
+                        raise _overlap(plan, job, what, target, whose, other, place)
+    for whose, paths in kept.items():  # a packpath holding a reduction or another package
+        for path, other in paths.items():
+            for place in path.parents:
+                if (holder := kept["the package"].get(place)) is not None:
+                    raise _overlap(plan, holder, "packpath", place, whose, other, path)
+
+
+def _overlap(
+    plan: Path, job: Job, what: str, target: Path, whose: str, other: Job, path: Path
+) -> InputError:
+    return _bad(
+        f"[[{job.kind}]] {job.name}",
+        f"its {what} {target} overlaps {whose} of [[{other.kind}]] {other.name}, {path}",
+        plan,
+        "write packages and chunks outside every reduction and every other package",
+    )
 
 
 def check_steps(batch: BatchPlan, steps: tuple[str, ...]) -> None:
