@@ -368,6 +368,12 @@ def test_a_bad_plan_is_one_sentence_naming_table_and_key_and_starts_nothing(
                     + "[[mous]]\norigpath = 'a'\n" * 2)  # fmt: skip
     code, _, stderr = _batch(str(plan))
     assert code == 2 and "name 'a'" in stderr and "two tables have it" in stderr
+    plan.write_text("[defaults]\nreadme = 'r'\n" + "".join(
+        f"[[mous]]\norigpath = '{n}'\npackpath = 'out/2013.1.00123.S'\n" for n in "ab"
+    ))  # fmt: skip
+    code, _, stderr = _batch(str(plan))
+    one_line = " ".join(stderr.split())
+    assert code == 2 and "[[mous]] a: packpath " in one_line and "is not its own" in one_line
     assert list((tmp_path / "out").iterdir()) == []
 
 

@@ -9,6 +9,7 @@ from the PLAN's own directory, so a PLAN travels with the reductions it lists.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import tomllib
@@ -215,9 +216,9 @@ def _unique(jobs: list[Job], plan: Path) -> None:
                 "give each [[mous]] or [[run]] its own name = ...",
             )  # fmt: skip
         seen[job.name] = job
-    packpaths = [job.packpath for job in jobs]
+    packpaths = collections.Counter(job.packpath for job in jobs)
     for job in jobs:
-        if packpaths.count(job.packpath) > 1:
+        if packpaths[job.packpath] > 1:
             raise _bad(f"[[{job.kind}]] {job.name}", f"packpath {job.packpath} is not its own",
                        plan, "give each reduction its own packpath or name")  # fmt: skip
 
