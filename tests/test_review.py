@@ -5,6 +5,7 @@ naturalWidth > 0), the fluxscale results, the README and the package tree."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -54,10 +55,12 @@ return {
 @pytest.fixture(scope="module")
 def ticketed(tmp_path_factory: pytest.TempPathFactory) -> Case:
     """The Allegro case (checklists beside origpath, QA2 plots, fluxscale results) in
-    ticket mode; one plot's name holds what ends a link's path unless escaped."""
+    ticket mode; one plot's name holds what ends a link's path unless quoted, another's
+    is not UTF-8."""
     case = make_case("allegro", tmp_path_factory.mktemp("review"))
     plot = sorted(case.origpath.rglob("qa2/*.png"))[0]
-    shutil.copy(plot, plot.with_name("amp #1 100%.png"))
+    for name in ("amp #1 100%.png", os.fsdecode(b"caf\xe9.png")):  # the second not UTF-8
+        shutil.copy(plot, plot.with_name(name))
     assert case.run_cli("ticket") == 0
     return case
 
@@ -81,7 +84,7 @@ def _check(seen: dict[str, Any], ticket: Path) -> None:
         readme = zf.read("README").decode()
     plots = [n for n in names if n.endswith(".png")]
     checklists = [n for n in names if "Checklist" in n]
-    assert len(plots) == 3 and len(checklists) == 3
+    assert len(plots) == 4 and len(checklists) == 3
     assert any(n.endswith("amp #1 100%.png") for n in plots)
     assert sorted(alt for alt, _ in seen["images"]) == sorted(plots)
     assert all(loaded for _, loaded in seen["images"]), seen["images"]
@@ -171,7 +174,7 @@ def test_inspect_summarises_a_ticket_zip_or_tar(
         assert main(["inspect", str(path)]) == 0
         text = capsys.readouterr().out
         assert "Project code: 2013.1.12345.S" in text and "PI name: A. Astronomer" in text
-        assert "3 checklist(s), 3 QA2 plot(s)" in text and "expected package size" in text
+        assert "3 checklist(s), 4 QA2 plot(s)" in text and "expected package size" in text
         assert main(["inspect", str(path), "--json"]) == 0
         found = json.loads(capsys.readouterr().out)
         assert len(found["checklists"]) == 3 and found["expected_total"] > 0

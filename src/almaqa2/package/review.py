@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from almaqa2.helpers.fluxscale import THRESHOLD, Fluxes
 from almaqa2.package.plan import Plan
-from almaqa2.package.readme import blank_fields
+from almaqa2.package.readme import blank_fields, readable
 from almaqa2.uid import short_name
 from almaqa2.version import __version__
 
@@ -155,9 +155,10 @@ def _text(source: Path | bytes) -> str:
 
 
 def _relative(name: str) -> str:
-    """The link to the ticket file ``name`` beside the page: a '#', '?' or '%' in a plot's
-    name would otherwise end its path (the image did not load)."""
-    return html.escape(urllib.parse.quote(name), quote=True)
+    """The link to the ticket file ``name`` beside the page, quoted: a '#', '?' or '%' in
+    a plot's name would otherwise end its path (the image did not load).  A name that is
+    not UTF-8 is linked as the ticket zip names it, its bytes spelt \\xNN (``readable``)."""
+    return html.escape(urllib.parse.quote(readable(name)), quote=True)
 
 
 def _embedded(items: list[Item]) -> Callable[[str], str]:
