@@ -212,3 +212,22 @@ def test_jira_gets_what_the_ticket_needs_attached(tmp_path: Path) -> None:
     fake = make_case("flat", tmp_path / "fake")
     assert fake.run_cli("fake", "--jira", str(tmp_path / "JIRA2")) == 2
     assert not (tmp_path / "JIRA2").exists() and not fake.packpath.exists()
+
+
+@pytest.mark.parametrize("inside", ["the reduction", "the package"])
+def test_jira_is_never_filled_inside_the_reduction_or_a_package(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], inside: str
+) -> None:
+    """The reduction is never written; a package holds only what its run put there."""
+    case = make_case("allegro", tmp_path)
+    assert case.run_cli("ticket") == 0
+    where = {"the reduction": case.origpath, "the package": case.packpath}[inside]
+    before = sorted(where.rglob("*"))
+    capsys.readouterr()
+    assert case.run_cli("ticket", "--jira", str(where / "JIRA")) == 2
+    said = " ".join(capsys.readouterr().err.split())
+    if inside == "the reduction":
+        assert "the --jira folder is inside the reduction directory" in said, said
+    else:
+        assert f"the --jira folder cannot be inside a package: {where / 'JIRA'};" in said, said
+    assert sorted(where.rglob("*")) == before

@@ -144,7 +144,15 @@ def resolve(request: Request) -> Request:
     )
     packpath = destination(request.packpath, origpath)
     if request.jira is not None:
-        existing_dir(request.jira.parent, "the directory to hold --jira", "create it first")
+        jira = existing_dir(request.jira.parent, "the directory to hold --jira", "create it first")
+        jira /= request.jira.name
+        if jira.is_relative_to(origpath):
+            raise DestinationError(
+                "the --jira folder is inside the reduction directory, which is never written",
+                jira,
+                fix="give a folder outside it (Allegro's is packaging/ticket/JIRA, beside it)",
+            )
+        package_dir.check_outside_packages(jira, "the --jira folder", "a folder")
         if request.mode == "fake":
             raise InputError(
                 "a fake package has dummy tickets, nothing to attach",
