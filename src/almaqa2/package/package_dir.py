@@ -280,9 +280,14 @@ def lock_path(path: Path) -> Path:
 @contextlib.contextmanager
 def holding(packpath: Path) -> Iterator[None]:
     """Hold the lock on ``packpath`` and tidy what a killed run left beside it."""
-    with lock.hold(lock_path(packpath), f"writing {packpath}"):
+    with lock.hold(lock_path(packpath), _writing(packpath)):
         recover(packpath)
         yield
+
+
+def _writing(packpath: Path) -> str:
+    """What a run holding the lock on ``packpath`` is doing, as its refusals say it."""
+    return f"writing {packpath}"
 
 
 @contextlib.contextmanager
@@ -291,7 +296,7 @@ def reading(packpath: Path, doing: str) -> Iterator[None]:
     package run writes it, and an error, whatever came of the reading, if one replaced it
     meanwhile (what was read may be of two packages).  A reader makes no file beside the
     package (nothing outside its target), so it cannot keep a run from starting."""
-    lock.check(lock_path(packpath), f"writing {packpath}")
+    lock.check(lock_path(packpath), _writing(packpath))
     before = _identity(packpath)
     try:
         yield

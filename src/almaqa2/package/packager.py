@@ -91,15 +91,19 @@ def pi_script_entry(path: Path | None) -> SourceEntry | None:
     return SourceEntry(PurePosixPath("--pi-script"), path, Kind.FILE, st.st_size, st.st_dev)
 
 
-def check_overlap(origpath: Path, packpath: Path) -> None:
-    inside = packpath.is_relative_to(origpath)
-    contains = origpath.is_relative_to(packpath)
+def check_overlap(
+    origpath: Path, path: Path, what: str = "packpath", option: str = "a packpath"
+) -> None:
+    """The reduction directory is never written: ``path``, where ``what`` is to be written
+    (``option`` names the choice to make again), is neither in it nor around it."""
+    inside = path.is_relative_to(origpath)
+    contains = origpath.is_relative_to(path)
     if inside or contains:
-        relation = "is" if packpath == origpath else ("is inside" if inside else "contains")
+        relation = "is" if path == origpath else ("is inside" if inside else "contains")
         raise DestinationError(
-            f"packpath {relation} the reduction directory {origpath}",
-            packpath,
-            fix="choose a packpath outside the reduction directory",
+            f"{what} {relation} the reduction directory {origpath}",
+            path,
+            fix=f"choose {option} outside the reduction directory",
         )
 
 
@@ -146,13 +150,8 @@ def resolve(request: Request) -> Request:
     if request.jira is not None:
         jira = existing_dir(request.jira.parent, "the directory to hold --jira", "create it first")
         jira /= request.jira.name
-        if jira.is_relative_to(origpath):
-            raise DestinationError(
-                "the --jira folder is inside the reduction directory, which is never written",
-                jira,
-                fix="give a folder outside it (Allegro's is packaging/ticket/JIRA, beside it)",
-            )
-        package_dir.check_outside_packages(jira, "the --jira folder", "a folder")
+        check_overlap(origpath, jira, "the --jira folder", "a --jira folder")
+        package_dir.check_outside_packages(jira, "the --jira folder", "a --jira folder")
         if request.mode == "fake":
             raise InputError(
                 "a fake package has dummy tickets, nothing to attach",
