@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # command:Debian package of the tools the tests use as real clients
 TOOLS  := tar:tar unzip:unzip md5sum:coreutils gzip:gzip chromium:chromium \
-          chromedriver:chromium-driver strace:strace
+          chromedriver:chromium-driver strace:strace \
+          unshare:util-linux mount:mount
 
 REAL   := .cache/real-data
 # A real ALMA MeasurementSet and real SMA caltables ship in this wheel (not in later ones)

@@ -30,8 +30,9 @@ QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
 
 def run_limited(argv: list[str], file_size: int) -> subprocess.CompletedProcess[str]:
     """``qa2 argv`` as a process whose files may not grow past ``file_size`` bytes: its
-    writes then fail with EFBIG, casacore's too, as they fail on a full disk (which a
-    test cannot mount)."""
+    writes then fail with EFBIG, casacore's too, as on a disk full at any byte one
+    chooses (a disk of the test's own, ``run_on_disk``, has at least 16 MB free when the
+    split starts writing: it refuses less)."""
 
     def limited() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -42,8 +43,39 @@ def run_limited(argv: list[str], file_size: int) -> subprocess.CompletedProcess[
     )
 
 
+_ON_DISK = """
+options=$1 disk=$2 left=$3 filled=$4; shift 4
+mount -t tmpfs -o "$options" almaqa2-test "$disk" || exit 99
+[ -z "$filled" ] || cat /dev/zero 2>/dev/null > "$disk/$filled"
+"$@"; code=$?
+find "$disk" -mindepth 1 -printf '%P\\n' > "$left"
+exit $code
+"""
+
+
+def run_on_disk(
+    argv: list[str], disk: Path, options: str, filled: str = ""
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """``qa2 argv`` with the empty directory ``disk`` a file system of its own: a tmpfs
+    mounted with ``options`` (``size=``, ``nr_inodes=``, ``ro``) in a mount namespace of
+    the command's own (``unshare``: no other process sees it, and it is gone with the
+    command), ``filled`` to the brim first by a file of that name if given.  A full or
+    read-only disk as real as the reducer's.  Returns how the command ended and the
+    paths the disk held after it (relative, sorted)."""
+    left = disk.parent / f"{disk.name}.left"
+    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+    script = ["sh", "-c", _ON_DISK, "sh", options, str(disk), str(left), filled]
+    done = subprocess.run(
+        [*namespace, *script, *QA2, *argv], capture_output=True, text=True, timeout=120
+    )
+    if done.returncode == 99 or not left.exists():
+        raise RuntimeError(f"the tests mount a tmpfs in a namespace of their own: {done.stderr}")
+    return done, sorted(left.read_text().splitlines())
+
+
 # Fail loudly, never skip, when a real client the tests rely on is missing.
-for _tool in ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace"):
+_TOOLS = ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace", "unshare")
+for _tool in (*_TOOLS, "mount"):
     if shutil.which(_tool) is None:
         raise RuntimeError(f"the tests need '{_tool}' on PATH: run 'make test', which installs it")
 

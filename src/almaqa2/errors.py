@@ -15,11 +15,21 @@ OUTPUT_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 copy (``copy_file_range``) reads and writes in one call: any other error of it may be
 either side's."""
 
-_REFUSED_FIXES = {
-    **dict.fromkeys(OUTPUT_REFUSED, "free some space, or choose another place"),
-    **dict.fromkeys((errno.EACCES, errno.EPERM), "check your rights to it and to its directory"),
+_REFUSED_FIXES = dict.fromkeys(
+    (errno.EACCES, errno.EPERM), "check your rights to it and to its directory"
+)
+"""What to do about what the system refused, by its error (but ``OUTPUT_REFUSED``, which
+``no_room`` says); anything else: "fix this"."""
+
+_NO_ROOM = {
+    errno.ENOSPC: "free some space",
+    errno.EDQUOT: "free some of your quota (quota -s shows it)",
+    errno.EFBIG: "a file this large is more than the file system there, or ulimit -f, allows:",
+    errno.EROFS: "that file system is read-only:",
 }
-"""What to do about what the system refused, by its error; anything else: "fix this"."""
+"""What to do when the place written to refused, by its error, before "choose another place"."""
+_NO_INODES = "its file system holds as many files as it can (df -i): remove some there"
+"""ENOSPC with space left: every inode is used (many small files)."""
 
 
 class Almaqa2Error(Exception):
@@ -52,6 +62,15 @@ class UnclassifiedError(InputError):
 
 class DestinationError(Almaqa2Error):
     """``packpath`` cannot be written as asked (not ours, overlaps origpath, other disk)."""
+
+
+class Refused(DestinationError):
+    """A write the place written to refused (``OUTPUT_REFUSED``), said as ``refused``
+    says it, but at once: removing what was written, as a run that stops does, may free
+    what was lacking (inodes), and the advice depends on it."""
+
+    def __init__(self, exc: OSError):
+        super().__init__(refused(exc).removesuffix("."))
 
 
 class LockedError(Almaqa2Error):
@@ -96,8 +115,33 @@ def refused(exc: OSError) -> str:
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
     if exc.filename and exc.filename2:
         where = f" making {shown(str(exc.filename2))} from {shown(str(exc.filename))}"
-    fix = _REFUSED_FIXES.get(exc.errno or 0, "fix this")
+    if exc.errno in OUTPUT_REFUSED:
+        fix = no_room(exc.errno, exc.filename2 or exc.filename or ".")
+    else:
+        fix = _REFUSED_FIXES.get(exc.errno or 0, "fix this")
     return f"{exc.strerror}{where}; {fix} and run again."
+
+
+def no_room(error: int, written: str | Path, instead: str = "another place") -> str:
+    """What to do when ``written`` could not be written for ``error`` (one of
+    ``OUTPUT_REFUSED``): "No space left on device" is also what a file system whose
+    inodes are all used says, with gigabytes free, where freeing space would not help."""
+    said = _NO_ROOM[error]
+    if error == errno.ENOSPC and _inodes_used_up(Path(written)):
+        said = _NO_INODES
+    return f"{said}{' choose' if said.endswith(':') else ', or choose'} {instead}"
+
+
+def _inodes_used_up(written: Path) -> bool:
+    """Whether the file system of ``written`` (or of its nearest existing parent) has
+    space left but no inode (a file system that counts none, as /proc, has space)."""
+    for place in (written, *written.parents):
+        try:
+            room = os.statvfs(place)
+        except OSError:
+            continue
+        return room.f_files > 0 and room.f_favail == 0 and room.f_bavail > 0
+    return False
 
 
 def reason(exc: BaseException) -> str:

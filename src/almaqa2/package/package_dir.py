@@ -28,7 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from almaqa2 import manifest, plainfile, signals
-from almaqa2.errors import OUTPUT_REFUSED, Almaqa2Error, DestinationError, InputError
+from almaqa2.errors import (
+    OUTPUT_REFUSED,
+    Almaqa2Error,
+    DestinationError,
+    InputError,
+    Refused,
+    no_room,
+)
 from almaqa2.package import lockfile as lock
 from almaqa2.package.rules import CHUNK_NAMES
 from almaqa2.uid import PROJECT_CODE, UID_FS
@@ -365,14 +372,16 @@ def staging(packpath: Path, private: bool = False, becomes: Path | None = None) 
         try:
             yield path
         except OSError as exc:
-            if exc.filename is not None or exc.errno not in OUTPUT_REFUSED:
-                _name_placed(exc, path, becomes or packpath)
-                raise
-            raise DestinationError(
-                f"could not write here ({exc.strerror})",
-                packpath.parent,
-                fix="free some space, or choose another place, then run again",
-            ) from exc
+            if exc.filename is None and exc.errno in OUTPUT_REFUSED:
+                raise DestinationError(
+                    f"could not write here ({exc.strerror})",
+                    packpath.parent,
+                    fix=f"{no_room(exc.errno, packpath.parent)}, then run again",
+                ) from exc
+            _name_placed(exc, path, becomes or packpath)
+            if exc.errno in OUTPUT_REFUSED:  # said now: the removal frees what lacked
+                raise Refused(exc) from exc
+            raise
         except Almaqa2Error as exc:
             _name_placed(exc, path, becomes or packpath)
             raise

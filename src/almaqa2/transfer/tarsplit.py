@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from almaqa2 import destination, forked, manifest
 from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
-from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, existing_dir
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, existing_dir, no_room
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames, Package, chunks_in, not_a_package_entry
 from almaqa2.package.rules import PLACEHOLDER_MODES
@@ -372,25 +372,32 @@ def write(chunks: list[Chunk], out: Path, progress: Progress | None = None) -> d
                 os.replace(part, out / at.name)
                 hashing.pop(0)
     except BaseException as exc:  # nothing half-written stays
+        said = _write_failed(exc, out / at.name) if isinstance(exc, OSError) else None
         for _, part, follower in hashing:
             follower.close()
             part.unlink(missing_ok=True)
         (out / f"{at.name}.part").unlink(missing_ok=True)
-        if not isinstance(exc, OSError):
+        if said is None:
             raise
-        if exc.errno not in OUTPUT_REFUSED:
-            raise InputError(
-                "could not write the chunk: reading the package or writing the chunk failed"
-                f" ({exc.strerror})",
-                out / at.name,
-                fix="check the package's disk and the disk the chunks go to, then run again",
-            ) from exc
-        raise DestinationError(
-            f"could not write the chunk ({exc.strerror})",
-            out / at.name,
-            fix="free some space there, or choose another place for the chunks, then run again",
-        ) from exc
+        raise said from exc
     return digests
+
+
+def _write_failed(exc: OSError, chunk: Path) -> InputError | DestinationError:
+    """The sentence for a chunk that could not be written, said before its part is removed
+    (which may free what was lacking: ``no_room``)."""
+    if exc.errno not in OUTPUT_REFUSED:
+        return InputError(
+            "could not write the chunk: reading the package or writing the chunk failed"
+            f" ({exc.strerror})",
+            chunk,
+            fix="check the package's disk and the disk the chunks go to, then run again",
+        )
+    return DestinationError(
+        f"could not write the chunk ({exc.strerror})",
+        chunk,
+        fix=f"{no_room(exc.errno, chunk, 'another place for the chunks')}, then run again",
+    )
 
 
 def write_list(out: Path, name: str, digests: dict[str, str]) -> Path:

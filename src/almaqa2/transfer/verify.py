@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any, Protocol, cast
 
 from almaqa2 import manifest, plainfile
-from almaqa2.errors import OUTPUT_REFUSED, Almaqa2Error, DestinationError, InputError, shown
+from almaqa2.errors import (
+    OUTPUT_REFUSED,
+    Almaqa2Error,
+    DestinationError,
+    InputError,
+    no_room,
+    shown,
+)
 from almaqa2.package import package_dir, pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
@@ -522,7 +529,7 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, fou
             raise DestinationError(
                 f"could not extract the chunk ({exc.strerror})",
                 into.folder.parent,
-                fix="free some space or choose another --out, then run again",
+                fix=f"{no_room(exc.errno, into.folder.parent, 'another --out')}, then run again",
             ) from exc
         raise InputError(
             f"could not extract the chunk: reading it or writing it out failed ({exc.strerror})",

@@ -1,0 +1,112 @@
+"""A real full or read-only disk (a tmpfs of the command's own, ``run_on_disk``): what a
+write the place refuses is said as, and that nothing is left on it.
+
+"No space left on device" is also what a file system says when every inode is used, with
+space to spare: freeing space would not help, so the advice says which it is.  It is
+judged when the write fails, before the run removes what it wrote (which frees inodes)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from almaqa2.cli import main
+
+from conftest import Case, run_on_disk
+
+CHUNK = r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar"
+INODES = "its file system holds as many files as it can (df -i): remove some there, or choose"
+
+
+def _disk(tmp_path: Path) -> Path:
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    return disk
+
+
+def _package_on(case: Case, disk: Path, options: str, mode: str = "copy") -> tuple[str, list[str]]:
+    argv, _ = case.commands(mode)
+    argv[argv.index(str(case.packpath))] = str(disk / case.packpath.name)
+    done, left = run_on_disk(argv, disk, options)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    return " ".join(done.stderr.split()), left
+
+
+@pytest.mark.parametrize("mode", ["copy", "fake"])
+def test_a_package_on_a_disk_out_of_inodes_says_so(
+    case229: Case, tmp_path: Path, mode: str
+) -> None:
+    """It said "free some space", on a disk with megabytes free."""
+    disk = _disk(tmp_path)
+    said, left = _package_on(case229, disk, "size=8m,nr_inodes=40", mode)
+    assert re.fullmatch(
+        rf"error: No space left on device: {re.escape(str(disk))}/2011\.0\.00229\.S/\S+;"
+        rf" {re.escape(INODES)} another place and run again\.",
+        said,
+    ), said
+    assert left == []
+
+
+def test_a_package_on_a_full_disk_says_to_free_space(case229: Case, tmp_path: Path) -> None:
+    disk = _disk(tmp_path)
+    said, left = _package_on(case229, disk, "size=64k")
+    assert said.startswith(f"error: No space left on device making {disk}/2011.0.00229.S/"), said
+    assert said.endswith("; free some space, or choose another place and run again."), said
+    assert left == []
+
+
+def test_a_package_on_a_read_only_disk_says_it_is_read_only(case229: Case, tmp_path: Path) -> None:
+    """It said "free some space" there too."""
+    disk = _disk(tmp_path)
+    said, left = _package_on(case229, disk, "ro")
+    assert said == (
+        f"error: Read-only file system: {disk}/.2011.0.00229.S.almaqa2.lock; that file"
+        " system is read-only: choose another place and run again."
+    )
+    assert left == []
+
+
+@pytest.fixture
+def package(case229: Case) -> Path:
+    assert case229.run_cli("copy") == 0
+    return case229.packpath
+
+
+def test_chunks_on_a_disk_out_of_inodes_say_so(package: Path, tmp_path: Path) -> None:
+    """The chunks finished before stay, each with its md5 beside it; the one that failed
+    leaves no part."""
+    disk = _disk(tmp_path)
+    argv = ["-q", "tarsplit", str(package), "-n", "2012-06-20", "--max-size", "64K"]
+    argv += ["--out", str(disk)]
+    done, left = run_on_disk(argv, disk, "size=8m,nr_inodes=6")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert re.fullmatch(
+        rf"error: could not write the chunk \(No space left on device\):"
+        rf" {re.escape(str(disk))}/{CHUNK}; {re.escape(INODES)} another place for the chunks,"
+        " then run again.",
+        said,
+    ), said
+    assert left, "the chunks before it are finished"
+    assert not [name for name in left if name.endswith(".part")]
+    assert [f"{name}.md5sum" for name in left if name.endswith(".tar")] == [
+        name for name in left if name.endswith(".md5sum")
+    ]
+
+
+def test_untar_onto_a_full_disk_leaves_nothing(package: Path, tmp_path: Path) -> None:
+    chunks = tmp_path / "chunks"
+    chunks.mkdir()
+    assert main(["tarsplit", str(package), "-n", "2012-06-20", "--out", str(chunks)]) == 0
+    disk = _disk(tmp_path)
+    argv = ["untar", str(chunks), "--out", str(disk / "here")]
+    done, left = run_on_disk(argv, disk, "size=64k")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == (
+        f"error: could not extract the chunk (No space left on device): {disk}/here; free some"
+        " space, or choose another --out, then run again."
+    )
+    assert left == []
