@@ -3,7 +3,6 @@ directory of the web root, with an index.html whose links a real browser follows
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import html.parser
 import json
@@ -22,7 +21,8 @@ import pytest
 
 from almaqa2.cli import main
 from almaqa2.testing.browser import Browser, free_port, wait_for
-from almaqa2.transfer import tarsplit
+
+from conftest import run_on_disk
 
 P = "2013.1.00123.S"
 TOKEN = re.compile(rf"^{re.escape(P)}-[A-Za-z0-9_-]{{32}}$")
@@ -164,37 +164,21 @@ def test_bad_input_publishes_nothing(
 
 @pytest.mark.parametrize("given", ["package", "chunks"])
 def test_a_full_web_root_says_so_and_publishes_nothing(
-    nrao_split: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    given: str,
+    nrao_split: Path, tmp_path: Path, given: str
 ) -> None:
-    """A web root that fills up while a package is split into it, or chunks are copied
-    into it (another file system), is one sentence that says to free some space there
-    or choose another place (it spoke of --out, which deliver has not), and nothing is
-    published."""
+    """A web root (a real disk of 64 KB) that fills up while a package is split into it,
+    or chunks are copied into it (another file system: no links), is one sentence that
+    says to free some space there or choose another place (it spoke of --out, which
+    deliver has not), and nothing is published."""
     web = tmp_path / "web"
-
-    def full(*args: object) -> None:
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as the system says it
-
-    if given == "package":
-        monkeypatch.setattr(tarsplit, "write_all", full)
-        path = nrao_split / "out" / P
-    else:  # (a hard link that fails across file systems, then the copy that fills it up)
-        monkeypatch.setattr(os, "link", lambda *a, **k: _raise(errno.EXDEV))
-        monkeypatch.setattr(os, "copy_file_range", full)
-        path = nrao_split / "chunks"
-    assert main(["deliver", str(path), "--web-root", str(web)]) == 2
-    err = " ".join(capsys.readouterr().err.split())
+    web.mkdir()
+    path = nrao_split / "out" / P if given == "package" else nrao_split / "chunks"
+    done, left = run_on_disk(["deliver", str(path), "--web-root", str(web)], web, "size=64k")
+    assert done.returncode == 2, done.stderr
+    err = " ".join(done.stderr.split())
     assert "No space left on device" in err and "free some space" in err, err
     assert "--out" not in err and str(web) in err
-    assert not web.exists() or os.listdir(web) == []
-
-
-def _raise(code: int) -> None:
-    raise OSError(code, os.strerror(code))
+    assert left == []
 
 
 # -- in a real browser ---------------------------------------------------------------------

@@ -3,7 +3,6 @@ nothing written."""
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
@@ -15,7 +14,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import Case, run_limited
+from conftest import Case, run_limited, run_on_disk
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -324,65 +323,70 @@ def test_a_package_with_a_directory_that_cannot_be_listed_is_named_whole(
 def test_a_small_file_that_cannot_be_written_is_named_and_not_left(
     tmp_path: Path, argv: list[str], written: str
 ) -> None:
-    """A disk that is full (here a limit on the size of a file: Python's write fails as
-    on a full disk, naming no file) while a small file is written: the sentence names
-    where, and says to free space; no draft is left (the lock's stayed, and the error
-    named nothing)."""
+    """A disk that is full (a real one: Python's write fails naming no file) while a
+    small file is written: the sentence names where, and says to free space; no draft is
+    left (the lock's stayed, and the error named nothing)."""
     d = tmp_path / "shared"
     d.mkdir()
 
-    done = run_limited([a.format(d=d) for a in argv], 16)
+    done, left = run_on_disk([a.format(d=d) for a in argv], d, "size=4k", filled="full")
     assert done.returncode == 2, done.stderr
     said = " ".join(done.stderr.split())
     assert said == (
-        f"error: File too large: {written.format(d=d)}; free some space, or choose another"
-        " place and run again."
+        f"error: No space left on device: {written.format(d=d)}; free some space, or choose"
+        " another place and run again."
     ), said
-    assert os.listdir(d) == []
+    assert left == ["full"]
+
+
+def test_a_file_larger_than_allowed_says_so(tmp_path: Path) -> None:
+    """A file larger than the process may write (``ulimit -f``), or than the file system
+    holds (FAT's 4 GB): freeing space would not help, as the advice said."""
+    done = run_limited(["legacy-module", "--install", str(tmp_path)], 16)
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
+    assert said == (
+        f"error: File too large: {tmp_path}/QA2_Packaging_module.py; a file this large is more"
+        " than the file system there, or ulimit -f, allows: choose another place and run again."
+    ), said
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_lock_that_cannot_be_written_is_named_and_not_left(
-    nrao_split: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    nrao_split: Path, tmp_path: Path
 ) -> None:
     """The lock every writing command takes is the first file it writes: on a full disk
     its write fails as ``os.write`` says it, naming no file, and the sentence named none;
     now it names the lock, and the lock is not left behind."""
     d = tmp_path / "chunks"
     d.mkdir()
-    real = os.write
-
-    def full_for_locks(fd: int, data: bytes) -> int:
-        if os.readlink(f"/proc/self/fd/{fd}").endswith(".lock"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real(fd, data)
-
-    monkeypatch.setattr(os, "write", full_for_locks)
     package = nrao_split / "out" / "2013.1.00123.S"
-    assert main(["tarsplit", str(package), "--out", str(d)]) == 2
-    said = " ".join(capsys.readouterr().err.split())
+    done, left = run_on_disk(["tarsplit", str(package), "--out", str(d)], d, "size=4k", "full")
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
     assert re.fullmatch(
         rf"error: No space left on device: {re.escape(str(d))}/\.\S+\.lock; free some space,"
         r" or choose another place and run again\.",
         said,
     ), said
-    assert os.listdir(d) == []
+    assert left == ["full"]
 
 
 def test_a_log_file_that_cannot_be_written_is_said_once_and_given_up(
     nrao_split: Path, tmp_path: Path
 ) -> None:
-    """A --log-file on a full disk (here a limit on the size of a file) printed logging's
-    traceback on the console for every record; now one warning, and the run goes on
-    (a verify, which writes nothing else, still checks the package)."""
-    log = tmp_path / "run.log"
+    """A --log-file on a full disk printed logging's traceback on the console for every
+    record; now one warning, and the run goes on (a verify, which writes nothing else,
+    still checks the package)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    log = disk / "run.log"
 
     package = nrao_split / "out" / "2013.1.00123.S"
-    done = run_limited(["-vv", "--log-file", str(log), "verify", str(package)], 200)
+    argv = ["-vv", "--log-file", str(log), "verify", str(package)]
+    done, _ = run_on_disk(argv, disk, "size=4k", filled="full")
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "Logging error" not in done.stderr
     said = " ".join(done.stderr.split())
-    assert said.count("warning: the log file cannot be written (File too large)") == 1, said
-    assert f"without it: {log}" in said and "OK" in done.stdout
+    assert said.count("warning: the log file cannot be written (No space left on device)") == 1
+    assert f"withoutit:{log}" in "".join(said.split()) and "OK" in done.stdout  # (wrapped)

@@ -32,7 +32,7 @@ from almaqa2.testing import measurementsets as example_ms
 from test_footprint import QA2
 from test_real_casa import REAL, REAL_MS
 
-from conftest import filled_only_in, run_limited, tree_state
+from conftest import filled_only_in, run_limited, run_on_disk, tree_state
 
 EB = "uid___A002_Xc1f2b3_X4d5"
 SCIENCE = (1, 3)  # in example_ms.ALMA: the target's spws of more than 4 channels
@@ -469,34 +469,23 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
 
 
 def test_a_file_system_all_but_full_is_refused_before_casacore_writes(
-    alma_ms: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    alma_ms: Path, tmp_path: Path
 ) -> None:
     """casacore's copy of a table's structure aborts the process when a write fails inside
     it (an exception out of a destructor: seen with a file-size limit of 4 KB), so a file
     system with less than ``ROOM`` free is refused before it starts: one sentence naming
-    --out, nothing left.  (The system's answer is what the test changes.)"""
-    real = os.statvfs
-    out = tmp_path / "out"
-
-    def all_but_full(path: str | os.PathLike[str]) -> os.statvfs_result:
-        found = real(path)
-        if not Path(path).is_relative_to(out):
-            return found
-        fields = list(found)
-        fields[4] = 1000  # f_bavail: 1,000 blocks
-        return os.statvfs_result(fields)
-
-    monkeypatch.setattr(os, "statvfs", all_but_full)
-    assert main(["split", str(alma_ms), "--out", str(out)]) == 2
-    said = " ".join(capsys.readouterr().err.split())
+    --out, nothing left (a real disk of 8 MB)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    out = disk / "out"
+    done, left = run_on_disk(["split", str(alma_ms), "--out", str(out)], disk, "size=8m")
+    assert done.returncode == 2, done.stderr
+    said = " ".join(done.stderr.split())
     assert said == (
         f"error: the file system has less than 16 MB free to write the MeasurementSet: {out};"
         " free some space, or choose another output directory, then run again."
     ), said
-    assert not out.exists()
+    assert left == []
 
 
 def test_what_a_killed_split_left_is_removed_by_the_next(alma_ms: Path, tmp_path: Path) -> None:
