@@ -110,3 +110,20 @@ def test_untar_onto_a_full_disk_leaves_nothing(package: Path, tmp_path: Path) ->
         " space, or choose another --out, then run again."
     )
     assert left == []
+
+
+def test_a_fluxscale_plot_on_a_full_disk_is_named_and_not_left_half_written(
+    case229: Case, tmp_path: Path
+) -> None:
+    """matplotlib wrote the PNG where it was to be: a full disk left half of it there, and
+    the sentence named no file."""
+    disk = _disk(tmp_path)
+    argv = ["fluxscale", str(case229.origpath), "--plot", str(disk / "fluxes.png")]
+    done, left = run_on_disk(argv, disk, "size=64k", filled="full")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == (
+        f"error: No space left on device: {disk}/fluxes.png; free some space, or choose"
+        " another place and run again."
+    )
+    assert left == ["full"]

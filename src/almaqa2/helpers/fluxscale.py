@@ -9,6 +9,7 @@ The lines are found anywhere in a file (a ``*.fluxscale`` output or a CASA log):
 
 from __future__ import annotations
 
+import io
 import math
 import re
 import statistics
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from almaqa2.atomic import write_atomically
 from almaqa2.errors import Almaqa2Error, InputError
 from almaqa2.uid import eb_of_name, short_name
 
@@ -301,6 +303,10 @@ def plot(
         ax.legend(fontsize="small")
     fig.suptitle(f"fluxscale{': ' + title if title else ''} ({len(fluxes.ebs)} EBs)")
     fig.tight_layout()
-    fig.savefig(out, dpi=100, format="png")
+    drawn = io.BytesIO()  # written whole or not at all (a full disk left half a PNG)
+    fig.savefig(drawn, dpi=100, format="png")
     plt.close(fig)
+    if isinstance(out, Path):
+        return write_atomically(out, drawn.getvalue())
+    out.write(drawn.getvalue())
     return out
