@@ -127,3 +127,21 @@ def test_a_fluxscale_plot_on_a_full_disk_is_named_and_not_left_half_written(
         " another place and run again."
     )
     assert left == ["full"]
+
+
+def test_a_reduction_area_on_a_full_disk_is_named_and_not_left(tmp_path: Path) -> None:
+    """It said "No space left on device" naming no file (the checklist being written)."""
+    for eb in ("uid___A002_X1_X1", "uid___A002_X1_X2"):
+        (tmp_path / "archive" / "SB1" / eb).mkdir(parents=True)
+        (tmp_path / "archive" / "SB1" / eb / "ASDM.xml").write_text("<ASDM/>\n")
+    disk = _disk(tmp_path)
+    area = disk / "2013.1.12345.S"
+    argv = ["start", "SB1", "--archive", str(tmp_path / "archive"), "--into", str(area)]
+    done, left = run_on_disk(argv, disk, "size=64k", filled="full")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == (
+        f"error: could not write here (No space left on device): {area}; free some space, or"
+        " choose another place, then run again."
+    )
+    assert left == ["full"]

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from almaqa2 import destination
 from almaqa2.errors import InputError
+from almaqa2.package import package_dir
 from almaqa2.package.readme import TEMPLATE
 from almaqa2.package.rules import AREA_LAYOUTS as LAYOUTS
 from almaqa2.uid import check_project_code, is_uid, short_name, to_fs
@@ -173,30 +174,40 @@ def start(
             fix="remove it or choose another directory",
         )
     ebs = tuple(p.name for p in asdms)
-    with contextlib.nullcontext(into) if dry_run else destination.made(into):
-        staging = Path(
-            tempfile.mkdtemp(prefix=f".{name}.qa2-start-", dir=None if dry_run else into)
+    with (
+        contextlib.nullcontext(into) if dry_run else destination.made(into),
+        _scratch(target, dry_run) as scratch,
+    ):
+        top = scratch / name
+        eb_dirs = (
+            _allegro(top, sb, ebs, project or "", style, target)
+            if layout == "allegro"
+            else _nrao(top, ebs)
         )
-        try:
-            top = staging / name
-            eb_dirs = (
-                _allegro(top, sb, ebs, project or "", style, target)
-                if layout == "allegro"
-                else _nrao(top, ebs)
-            )
-            for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
-                (top / eb_dir / asdm.name).symlink_to(asdm)  # the archive's, or a stand-in
-            tree = _tree(staging)
-            if not dry_run:
-                os.rename(top, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
+            (top / eb_dir / asdm.name).symlink_to(asdm)  # the archive's, or a stand-in
+        tree = _tree(scratch)
+        if not dry_run:
+            os.rename(top, target)
     if archive is None and not dry_run:  # moved in only once the area is in place
         for asdm, eb_dir in zip(asdms, eb_dirs, strict=True):
             stand_in = target / eb_dir / asdm.name
             stand_in.unlink()
             os.rename(asdm, stand_in)
     return Area(name, layout, target, ebs, tree)
+
+
+@contextlib.contextmanager
+def _scratch(target: Path, dry_run: bool) -> Iterator[Path]:
+    """Where the area is built, removed on the way out: beside it, whence it is renamed
+    into place (an error names a path as it was to be placed, the scratch being hidden
+    and gone with the run); for a dry run, a temporary directory elsewhere."""
+    if dry_run:
+        with tempfile.TemporaryDirectory(prefix="qa2-start-") as scratch:
+            yield Path(scratch)
+    else:
+        with package_dir.staging(target, becomes=target.parent) as scratch:
+            yield scratch
 
 
 def _tree(top: Path) -> tuple[str, ...]:
