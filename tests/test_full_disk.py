@@ -145,3 +145,13 @@ def test_a_reduction_area_on_a_full_disk_is_named_and_not_left(tmp_path: Path) -
         " choose another place, then run again."
     )
     assert left == ["full"]
+
+
+def test_a_lock_on_a_disk_out_of_inodes_names_the_lock_directory(tmp_path: Path) -> None:
+    """It named the hidden draft it could not make (``.analysisUtils.<hex>.tmp``)."""
+    disk = _disk(tmp_path)
+    done, left = run_on_disk(["lock", "on", "--dir", str(disk)], disk, "size=1m,nr_inodes=1")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == f"error: No space left on device: {disk}; {INODES} another place and run again."
+    assert left == []

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from almaqa2 import plainfile
-from almaqa2.errors import InputError, LockedError, give_name, shown
+from almaqa2.errors import InputError, LockedError, shown
 
 ENV = "QA2_LOCK_DIR"
 DEFAULT_NAME = "analysisUtils"
@@ -80,8 +80,8 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
     try:
         try:
             draft.write_text(json.dumps(me.as_dict()) + "\n")
-        except OSError as exc:  # (a full disk: the draft made, not written)
-            give_name(exc, directory)
+        except OSError as exc:  # named as the directory: the draft is a hidden name
+            exc.filename = str(directory)
             raise
         os.link(draft, target)
     except FileExistsError:
