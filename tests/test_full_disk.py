@@ -155,3 +155,23 @@ def test_a_lock_on_a_disk_out_of_inodes_names_the_lock_directory(tmp_path: Path)
     assert done.returncode == 2, said
     assert said == f"error: No space left on device: {disk}; {INODES} another place and run again."
     assert left == []
+
+
+def test_ticket_files_that_do_not_fit_in_jira_are_all_or_none(
+    case229: Case, tmp_path: Path
+) -> None:
+    """--jira on a full disk: the zip went in, the page did not, and the sentence (the
+    system's, as if the package had failed) did not say the package was made."""
+    disk = _disk(tmp_path)
+    argv, _ = case229.commands("ticket")
+    done, left = run_on_disk([*argv, "--jira", str(disk / "JIRA")], disk, "size=64k")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert re.fullmatch(
+        r"error: the package is made, but its ticket files could not be put into --jira \(No"
+        rf" space left on device\): {re.escape(str(disk))}/JIRA/\S+; free some space, or choose"
+        r" another --jira, then run again\.",
+        said,
+    ), said
+    assert left == []
+    assert (case229.packpath.parent / "2011.0.00229.S.ticket.zip").is_file()

@@ -1,12 +1,13 @@
 """A small file written whole or not at all: into a hidden file beside it, created anew
 (never through an existing name or a planted link), then renamed over it.  One helper for
-the manifest, the marker, the md5 lists, allFluxes.txt and the downloaded md5 list."""
+the manifest, the marker, the md5 lists, allFluxes.txt, the downloaded md5 list and the
+ticket files put into --jira (``write_together``: all or none)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from almaqa2.errors import DestinationError, give_name
@@ -27,6 +28,40 @@ def write_atomically(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
 def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int = 0o644) -> Path:
     """``write_atomically`` of the text made of ``pieces``, written as they come (a
     million-line manifest is never held whole)."""
+    return write_together({path: pieces}, mode)[0]
+
+
+def write_together(files: Mapping[Path, Iterable[str | bytes]], mode: int = 0o644) -> list[Path]:
+    """Write each file of ``files`` ({path: its pieces}) as ``write_atomically`` does, all
+    or none: every draft is written before the first is renamed into place, so that a
+    full disk leaves the files there as they were, not some new and some old; returns the
+    paths."""
+    drafts: list[Path] = []
+    at = next(iter(files))
+    try:
+        for at, pieces in files.items():
+            drafts.append(_drafted(at, pieces, mode))
+        for at, draft in zip(files, drafts, strict=True):
+            try:
+                os.replace(draft, at)
+            except IsADirectoryError:  # (the system's error named the draft, as copied)
+                raise DestinationError(
+                    "a directory is in the way of this file, which is never written into it",
+                    at,
+                    fix="move the directory away, or choose another place",
+                ) from None
+    except BaseException as exc:
+        for draft in drafts:
+            with contextlib.suppress(FileNotFoundError):
+                draft.unlink()
+        if isinstance(exc, OSError):
+            give_name(exc, at)
+        raise
+    return list(files)
+
+
+def _drafted(path: Path, pieces: Iterable[str | bytes], mode: int) -> Path:
+    """The draft of ``path`` (``draft_of``), written; none is left if that fails."""
     draft = draft_of(path)
     draft.unlink(missing_ok=True)
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
@@ -37,18 +72,7 @@ def write_pieces_atomically(path: Path, pieces: Iterable[str | bytes], mode: int
                     piece.encode("utf-8", "surrogateescape") if isinstance(piece, str) else piece
                 )
             os.fchmod(out.fileno(), mode)
-        try:
-            os.replace(draft, path)
-        except IsADirectoryError:  # (the system's error named the draft, as copied)
-            raise DestinationError(
-                "a directory is in the way of this file, which is never written into it",
-                path,
-                fix="move the directory away, or choose another place",
-            ) from None
-    except BaseException as exc:
-        with contextlib.suppress(FileNotFoundError):
-            draft.unlink()
-        if isinstance(exc, OSError):
-            give_name(exc, path)
+    except BaseException:
+        draft.unlink(missing_ok=True)
         raise
-    return path
+    return draft

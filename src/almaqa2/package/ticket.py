@@ -7,6 +7,7 @@ In fake mode they are valid archives that hold only a note saying they are dummi
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import os
@@ -19,7 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
-from almaqa2.atomic import write_atomically
+from almaqa2.atomic import write_together
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, no_room
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
@@ -167,14 +169,28 @@ def write(
 
 def attach(plan: Plan, written: tuple[Path, ...], folder: Path) -> list[Path]:
     """Fill ``folder`` with what the JIRA ticket needs attached (seed 002's ``JIRA/``):
-    the ticket zip, the review page and the checklists, each written whole."""
-    folder.mkdir(exist_ok=True)
-    wanted = [p for p in written if p.name.endswith((".zip", ".html"))]
-    checklists = [
-        (p.dest.name, p.source.path)
-        for p in plan.placements
-        if p.dest.parts[0] == "qa" and "checklist" in p.dest.name.lower()
-    ]
-    made = [write_atomically(folder / p.name, p.read_bytes()) for p in wanted]
-    made += [write_atomically(folder / name, path.read_bytes()) for name, path in checklists]
-    return made
+    the ticket zip, the review page and the checklists, all or none (the package is made
+    by then: what failed here is said to be this folder's)."""
+    files = {
+        folder / p.name: [p.read_bytes()] for p in written if p.name.endswith((".zip", ".html"))
+    }
+    for p in plan.placements:
+        if p.dest.parts[0] == "qa" and "checklist" in p.dest.name.lower():
+            files[folder / p.dest.name] = [p.source.path.read_bytes()]
+    made = not folder.exists()
+    try:
+        folder.mkdir(exist_ok=True)
+        return write_together(files)
+    except OSError as exc:
+        if made:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        fix = "check your rights to it"
+        if exc.errno in OUTPUT_REFUSED:
+            fix = no_room(exc.errno, folder, "another --jira")
+        raise DestinationError(
+            f"the package is made, but its ticket files could not be put into --jira"
+            f" ({exc.strerror})",
+            exc.filename or folder,
+            fix=f"{fix}, then run again",
+        ) from exc
