@@ -20,6 +20,8 @@ import pytest
 from almaqa2.cli import main as cli_main
 from almaqa2.helpers.download import download
 
+from conftest import run_on_disk
+
 ASDMS = ("uid___A002_Xdd9c61_X66d", "uid___A002_X4sda4d_Xa12")
 
 
@@ -295,3 +297,42 @@ def test_dry_run_lists_and_writes_nothing(
     assert found["tars"] == sorted(f"{uid}.tar" for uid in ASDMS)
     assert found["md5s"].endswith("/md5sums.txt")
     assert not out.exists()
+
+
+def test_a_full_disk_is_said_to_be_the_disk_and_the_part_is_kept(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """It said "cannot download (No space left on device): <the tar's address>; check the
+    address and the network": a write of the local disk, blamed on the network."""
+    url, _ = site
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done, left = run_on_disk(["download", url, "--out", str(disk / "raw")], disk, "size=500k")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    named = re.fullmatch(
+        rf"error: No space left on device: {re.escape(str(disk))}/raw/(\S+\.tar\.part); free"
+        r" some space, or choose another place and run again\.",
+        said,
+    )
+    assert named, said
+    assert f"raw/{named[1]}" in left, "kept, to be resumed"
+
+
+def test_a_disk_out_of_inodes_while_unpacking_names_the_folder_and_says_so(
+    site: tuple[str, Path], tmp_path: Path
+) -> None:
+    """It named the hidden folder it could not make, and said to free space (the lock,
+    removed on the way out, freed the inode it lacked)."""
+    url, _ = site
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    argv = ["download", url, "--out", str(disk / "raw")]
+    done, left = run_on_disk(argv, disk, "size=4m,nr_inodes=5")
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == (
+        f"error: No space left on device: {disk}/raw; its file system holds as many files as"
+        " it can (df -i): remove some there, or choose another place and run again."
+    )
+    assert not [name for name in left if "staging" in name]

@@ -29,7 +29,7 @@ from urllib.parse import urljoin, urlsplit
 
 from almaqa2 import destination
 from almaqa2.atomic import write_atomically
-from almaqa2.errors import Almaqa2Error, InputError, reason
+from almaqa2.errors import Almaqa2Error, InputError, give_name, reason
 from almaqa2.manifest import md5_file
 from almaqa2.package import lockfile, package_dir
 from almaqa2.progress import Progress
@@ -177,20 +177,27 @@ def fetch(url: str, dest: Path, progress: Progress | None = None) -> Fetched:
         length = response.headers.get("Content-Length") or "0"
         total = start + (int(length) if length.isdigit() else 0)
         done = start
-        with part.open("ab" if start else "wb") as f:
-            try:
-                while block := response.read(_BLOCK):
+        try:
+            with part.open("ab" if start else "wb") as f:
+                while block := _received(response, url):
                     f.write(block)
                     digest.update(block)
                     done += len(block)
                     if progress:
                         progress(done, total)
-            except _NETWORK as exc:
-                if isinstance(exc, OSError) and exc.filename:
-                    raise  # our disk, not the network
-                raise _failed(url, exc) from None
+        except OSError as exc:  # this disk's (the network's are said by now): a full disk
+            give_name(exc, part)  # named no file, and was said to be the network
+            raise
     os.replace(part, dest)
     return Fetched(dest.name, start, digest.hexdigest(), True)
+
+
+def _received(response: HTTPResponse, url: str) -> bytes:
+    """The next block of the reply (empty at its end); what the network did wrong is said."""
+    try:
+        return response.read(_BLOCK)
+    except _NETWORK as exc:
+        raise _failed(url, exc) from None
 
 
 def extract(tar_path: Path, out: Path) -> list[str]:

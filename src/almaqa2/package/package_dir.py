@@ -365,7 +365,13 @@ def staging(packpath: Path, private: bool = False, becomes: Path | None = None) 
     left on device") is said to be where it is: beside ``packpath``."""
     with contextlib.ExitStack() as cleanup:
         with signals.deferred():  # a stop between making it and registering its removal
-            path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+            try:
+                path = Path(tempfile.mkdtemp(prefix=staging_prefix(packpath), dir=packpath.parent))
+            except OSError as exc:  # named as where it is: its own name is a hidden one
+                exc.filename = str(packpath.parent)
+                if exc.errno in OUTPUT_REFUSED:
+                    raise Refused(exc) from exc
+                raise
             cleanup.callback(shutil.rmtree, path, ignore_errors=True)
         if not private:
             public(path)
