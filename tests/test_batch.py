@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -443,6 +444,26 @@ def test_a_plan_asking_to_split_or_verify_placeholders_starts_nothing(
     assert not (tmp_path / "fake.ledger.jsonl").exists()
     code, _, stderr = _batch(str(plan), "--steps", "package", "--dry-run")
     assert code == 0, stderr
+
+
+def test_a_plan_whose_out_is_not_there_starts_nothing(
+    reductions: list[tuple[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    """Every MOUS failed, each on its own: "the directory to hold the package not found:
+    <out>/<name>; create it first" (a run makes <out>/<name>, not <out>)."""
+    plan = _write_plan(tmp_path / "typo.toml", reductions[:2], tmp_path / "out")
+    (tmp_path / "out").rmdir()
+    for steps in ("package", "package,tarsplit"):
+        for dry_run in ([], ["--dry-run"]):
+            code, _, stderr = _batch(str(plan), "--steps", steps, *dry_run)
+            said = " ".join(stderr.split())
+            assert code == 2 and re.fullmatch(
+                rf"error: \[\[mous\]\] (\S+): {re.escape(str(tmp_path))}/out, where it writes"
+                rf" \1/, is not a directory: {re.escape(str(plan))}; create it, or correct the"
+                r" PLAN's out \(or packpath, chunks\)\.",
+                said,
+            ), said
+    assert os.listdir(tmp_path) == ["typo.toml"]
 
 
 def test_init_lists_what_the_layouts_recognise(

@@ -78,6 +78,13 @@ class Job:
         given = self.settings.get("chunks")
         return Path(given) if given else self.packpath.parent
 
+    def folders(self, steps: tuple[str, ...]) -> list[Path]:
+        """The directories a run of ``steps`` writes into: the package's (``<out>/<name>``)
+        and the chunks'.  A run makes them if missing, one level, as ``qa2 package``
+        does: their parents must be there (``check_places``)."""
+        wanted = [self.packpath.parent] if "package" in steps else []
+        return wanted + ([self.chunks] if "tarsplit" in steps else [])
+
     def path(self, key: str) -> Path | None:
         value = self.settings.get(key)
         return Path(value) if value else None
@@ -271,6 +278,20 @@ def check_steps(batch: BatchPlan, steps: tuple[str, ...]) -> None:
                 'give mode = "copy" or "hard" (in [defaults] for every table), or leave'
                 f" {' and '.join(after)} out of --steps",
             )
+
+
+def check_places(batch: BatchPlan, steps: tuple[str, ...]) -> None:
+    """The directory each table's folders go in is there: a PLAN whose ``out`` is missing
+    or mistyped is refused before anything starts, not failed once per table."""
+    for job in batch.jobs:
+        for folder in job.folders(steps):
+            if not folder.is_dir() and not folder.parent.is_dir():
+                raise _bad(
+                    f"[[{job.kind}]] {job.name}",
+                    f"{folder.parent}, where it writes {folder.name}/, is not a directory",
+                    batch.path,
+                    "create it, or correct the PLAN's out (or packpath, chunks)",
+                )
 
 
 # -- qa2 batch --init ----------------------------------------------------------------------

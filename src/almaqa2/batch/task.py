@@ -156,10 +156,8 @@ def _marker_digest(job: Job) -> str | None:
 def _made_room(job: Job, steps: tuple[str, ...]) -> list[Path]:
     """Make the package's directory (``<out>/<name>``) and the chunks' directory where
     the directory they go in exists; returns those it made."""
-    wanted = [job.packpath.parent] if "package" in steps else []
-    wanted += [job.chunks] if "tarsplit" in steps else []
     made = []
-    for folder in wanted:
+    for folder in job.folders(steps):
         if folder.parent.is_dir() and not folder.exists():
             folder.mkdir()
             made.append(folder)

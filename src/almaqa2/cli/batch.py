@@ -65,6 +65,7 @@ def batch_cmd(
     chosen = _steps(steps)
     batch = plan.load(plan_file)
     plan.check_steps(batch, chosen)
+    plan.check_places(batch, chosen)
     if dry_run:
         render.batch_plan(batch, chosen, ledger.read(batch.ledger), as_json)
         return
