@@ -22,7 +22,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing.browser import Browser, free_port, wait_for
 
-from conftest import run_on_disk
+from conftest import QA2, run_on_disk
 
 P = "2013.1.00123.S"
 TOKEN = re.compile(rf"^{re.escape(P)}-[A-Za-z0-9_-]{{32}}$")
@@ -321,6 +321,29 @@ def test_old_deliveries_are_listed_and_removed(
         assert main(["deliver", "--remove", nameless, "--web-root", str(web)]) == 2
         assert f"under the web root: {nameless};" in capsys.readouterr().err
     assert Path(second["folder"]).is_dir() and (web / "someone-elses").is_dir()
+
+
+def test_a_delivery_on_a_read_only_web_root_is_said_so_when_removed(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It said "Read-only file system: <a chunk's md5 file, by its name alone>; ...
+    choose another place", as of a write."""
+    web = tmp_path / "web"
+    folder = Path(_deliver(capsys, nrao_split / "chunks", "--web-root", web)[1]["folder"])
+    read_only = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
+    argv = ["deliver", "--web-root", str(web), "--remove", folder.name]
+    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
+    done = subprocess.run(
+        [*namespace, "sh", "-c", read_only, "sh", str(web), *QA2, *argv],
+        capture_output=True,
+        text=True,
+    )
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2 and said == (
+        f"error: the delivery could not be removed (Read-only file system): {folder}; remove"
+        " it where the web root is mounted writable."
+    ), said
+    assert (folder / "index.html").is_file()
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from typing import Any
 
 from almaqa2 import destination
 from almaqa2.copying import copy_file
-from almaqa2.errors import InputError, existing_dir
+from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.package import package_dir
 from almaqa2.package.package_dir import ChunkNames
 from almaqa2.progress import Progress
@@ -383,7 +383,17 @@ def remove(web_root: Path, folder: str) -> Delivery:
     name = Path(folder).name
     for delivery in deliveries(web_root):
         if delivery.folder.name == name:
-            shutil.rmtree(delivery.folder)
+            try:
+                shutil.rmtree(delivery.folder)
+            except OSError as exc:  # (named by its last part only: the folder is said)
+                fix = "check your rights to it and to the web root, then remove it again"
+                if exc.errno == errno.EROFS:
+                    fix = "remove it where the web root is mounted writable"
+                raise DestinationError(
+                    f"the delivery could not be removed ({exc.strerror})",
+                    delivery.folder,
+                    fix=fix,
+                ) from exc
             return delivery
     raise InputError(
         "no delivery of this name under the web root",
