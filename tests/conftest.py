@@ -43,6 +43,9 @@ def run_limited(argv: list[str], file_size: int) -> subprocess.CompletedProcess[
     )
 
 
+_NAMESPACE = ["unshare", "--user", "--map-root-user", "--mount"]
+"""A mount namespace of the command's own, which any user may make (a user namespace)."""
+
 _ON_DISK = """
 options=$1 disk=$2 left=$3 filled=$4; shift 4
 mount -t tmpfs -o "$options" almaqa2-test "$disk" || exit 99
@@ -63,10 +66,9 @@ def run_on_disk(
     read-only disk as real as the reducer's.  Returns how the command ended and the
     paths the disk held after it (relative, sorted)."""
     left = disk.parent / f"{disk.name}.left"
-    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
     script = ["sh", "-c", _ON_DISK, "sh", options, str(disk), str(left), filled]
     done = subprocess.run(
-        [*namespace, *script, *QA2, *argv], capture_output=True, text=True, timeout=120
+        [*_NAMESPACE, *script, *QA2, *argv], capture_output=True, text=True, timeout=120
     )
     if done.returncode == 99 or not left.exists():
         raise RuntimeError(f"the tests mount a tmpfs in a namespace of their own: {done.stderr}")
@@ -74,6 +76,22 @@ def run_on_disk(
 
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
+def run_read_only(argv: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
+    """``qa2 argv`` with ``folder`` mounted read-only, as it is, in a mount namespace of
+    the command's own (``unshare``): a reduction or a web root on a disk mounted
+    read-only, as real as the reducer's."""
+    read_only = 'mount --bind -o ro "$1" "$1" || exit 99; shift; exec "$@"'
+    done = subprocess.run(
+        [*_NAMESPACE, "sh", "-c", read_only, "sh", str(folder), *QA2, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode == 99:
+        raise RuntimeError(f"the tests mount a folder in a namespace of their own: {done.stderr}")
+    return done
+
+
 _TOOLS = ("tar", "unzip", "md5sum", "gzip", "chromium", "chromedriver", "strace", "unshare")
 for _tool in (*_TOOLS, "mount"):
     if shutil.which(_tool) is None:

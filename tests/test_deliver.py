@@ -22,7 +22,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing.browser import Browser, free_port, wait_for
 
-from conftest import QA2, run_on_disk
+from conftest import run_on_disk, run_read_only
 
 P = "2013.1.00123.S"
 TOKEN = re.compile(rf"^{re.escape(P)}-[A-Za-z0-9_-]{{32}}$")
@@ -330,14 +330,7 @@ def test_a_delivery_on_a_read_only_web_root_is_said_so_when_removed(
     choose another place", as of a write."""
     web = tmp_path / "web"
     folder = Path(_deliver(capsys, nrao_split / "chunks", "--web-root", web)[1]["folder"])
-    read_only = 'mount --bind -o ro "$1" "$1" && shift && exec "$@"'
-    argv = ["deliver", "--web-root", str(web), "--remove", folder.name]
-    namespace = ["unshare", "--user", "--map-root-user", "--mount"]
-    done = subprocess.run(
-        [*namespace, "sh", "-c", read_only, "sh", str(web), *QA2, *argv],
-        capture_output=True,
-        text=True,
-    )
+    done = run_read_only(["deliver", "--web-root", str(web), "--remove", folder.name], web)
     said = " ".join(done.stderr.split())
     assert done.returncode == 2 and said == (
         f"error: the delivery could not be removed (Read-only file system): {folder}; remove"

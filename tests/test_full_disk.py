@@ -1,5 +1,6 @@
-"""A real full or read-only disk (a tmpfs of the command's own, ``run_on_disk``): what a
-write the place refuses is said as, and that nothing is left on it.
+"""A real full or read-only disk (a tmpfs of the command's own, ``run_on_disk``, or a
+folder mounted read-only, ``run_read_only``): what a write the place refuses is said as,
+and that nothing is left on it.
 
 "No space left on device" is also what a file system says when every inode is used, with
 space to spare: freeing space would not help, so the advice says which it is.  It is
@@ -14,7 +15,7 @@ import pytest
 
 from almaqa2.cli import main
 
-from conftest import Case, run_on_disk
+from conftest import Case, run_on_disk, run_read_only
 
 CHUNK = r"2011\.0\.00229\.S_2012_06_20_\d{3}_of_\d{3}\.tar"
 INODES = "its file system holds as many files as it can (df -i): remove some there, or choose"
@@ -63,7 +64,8 @@ def test_a_package_on_a_read_only_disk_says_it_is_read_only(case229: Case, tmp_p
     said, left = _package_on(case229, disk, "ro")
     assert said == (
         f"error: Read-only file system: {disk}/.2011.0.00229.S.almaqa2.lock; that file"
-        " system is read-only: choose another place and run again."
+        " system is mounted read-only: work where it is writable, or choose another place and"
+        " run again."
     )
     assert left == []
 
@@ -175,3 +177,37 @@ def test_ticket_files_that_do_not_fit_in_jira_are_all_or_none(
     ), said
     assert left == []
     assert (case229.packpath.parent / "2011.0.00229.S.ticket.zip").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (
+            ["allfluxes", "{r}/X8c"],
+            "Read-only file system: {r}/X8c/allFluxes.txt; that file system is mounted"
+            " read-only: work where it is writable, or choose another place and run again.",
+        ),
+        (
+            ["clear", "{r}/X8c", "--yes"],
+            "the clearing stopped at what it could not delete (Read-only file system):"
+            " {r}/X8c/bandpass.last; run it where that file system is mounted writable, then"
+            " run qa2 clear again for the rest.",
+        ),
+        (
+            ["lock", "on", "--dir", "{r}"],
+            "Read-only file system: {r}; that file system is mounted read-only: work where it"
+            " is writable, or choose another place and run again.",
+        ),
+    ],
+    ids=["allfluxes", "clear", "lock"],
+)
+def test_a_reduction_on_a_read_only_disk_is_said_so(
+    case229: Case, argv: list[str], said: str
+) -> None:
+    """Each named a hidden file of its own (the allFluxes.txt draft, the lock's: the
+    removal of a draft never made failed too, and hid the first error), or said to make
+    the files writable, or to choose another place, as of a write elsewhere."""
+    reduction = case229.origpath
+    done = run_read_only([a.format(r=reduction) for a in argv], reduction)
+    assert done.returncode == 2, done.stderr
+    assert " ".join(done.stderr.split()) == f"error: {said.format(r=reduction)}"

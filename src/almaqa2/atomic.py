@@ -54,7 +54,9 @@ def write_together(files: Mapping[Path, Iterable[str | bytes]], mode: int = 0o64
         for draft in drafts:
             with contextlib.suppress(FileNotFoundError):
                 draft.unlink()
-        if isinstance(exc, OSError):
+        if isinstance(exc, OSError):  # named as the file, not as its hidden draft
+            if exc.filename == str(draft_of(at)):
+                exc.filename = None
             give_name(exc, at)
         raise
     return list(files)

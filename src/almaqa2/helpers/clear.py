@@ -179,9 +179,11 @@ def _remove(parent: int, name: str, path: Path) -> None:
 def _undeletable(path: Path, exc: OSError) -> InputError:
     """The system's refusal to delete ``path`` (its directory not ours to write, a file
     system mounted read-only): the system named only the last part of its name."""
+    fix = "make it and its directory writable by you (or ask their owner)"
+    if exc.errno == errno.EROFS:
+        fix = "run it where that file system is mounted writable"
     return InputError(
         f"the clearing stopped at what it could not delete ({exc.strerror})",
         path,
-        fix="make it and its directory writable by you (or ask their owner), then run qa2"
-        " clear again for the rest",
+        fix=f"{fix}, then run qa2 clear again for the rest",
     )
