@@ -4,6 +4,7 @@ holds exactly what the older layout delivered as a directory."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 from pathlib import Path
 
@@ -121,3 +122,30 @@ def test_a_modern_style_needs_the_mous_uid(
     assert not case.packpath.exists()
     assert cli_main([*argv, "--style", "cycle7-nopipe", "--mous", "uid://A001/X1/X2"]) == 0
     assert (case.packpath / "sg_ouss_id/group_ouss_id/member.uid___A001_X1_X2").is_dir()
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["run", "dry-run"])
+def test_a_name_too_long_once_the_uid_is_put_before_it_is_refused_before_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], dry_run: list[str]
+) -> None:
+    """A plot named with 234 characters fits its own disk, and not once its member's UID
+    is put before it: the run failed at that file ("File name too long ...; fix this"),
+    and the dry run said nothing of it."""
+    case = make_case("project229", tmp_path)
+    qa2 = next(p for p in sorted(case.origpath.rglob("qa2")) if p.is_dir())
+    long = qa2 / f"{'p' * 230}.png"
+    long.write_bytes(b"\x89PNG\r\n")
+    argv = ["-q", "package", str(case.origpath), str(case.packpath), "--readme", str(case.readme)]
+    capsys.readouterr()
+    assert (
+        cli_main([*argv, "--style", "cycle7-nopipe", "--mous", "uid://A001/X1/X2", *dry_run]) == 2
+    )
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.startswith("error: the name this file takes in the package, member.uid___A001"), (
+        said
+    )
+    assert said.endswith(
+        f"p.png, is longer than file systems allow (255 bytes): {long}; give the file a shorter"
+        " name in the reduction."
+    ), said
+    assert not case.packpath.exists() and os.listdir(case.packpath.parent) == []

@@ -7,6 +7,7 @@ the README tree and the ticket's expected size are all read from it.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -232,6 +233,7 @@ def make_plan(
         )
 
     _refuse_collisions(placements)
+    _refuse_long_names(placements)
     if unclassified:
         listing = ", ".join(str(e.rel) for e in unclassified[:5])
         more = f" and {len(unclassified) - 5} more" if len(unclassified) > 5 else ""
@@ -293,6 +295,25 @@ def _modern(placement: Placement, mous: str, root_name: str) -> Placement:
     if bundle is not None:
         return replace(placement, bundle=bundle)
     return replace(placement, dest=modern.prefixed(placement.dest, mous))
+
+
+NAME_MAX = 255
+"""The bytes a file name may have on the file systems a package goes to (ext4, XFS...)."""
+
+
+def _refuse_long_names(placements: list[Placement]) -> None:
+    """A name the package gives a file (the member's UID put before it, in the modern
+    styles) that no file system takes is refused before anything is written: the run
+    failed at that file with "File name too long", which a dry run did not show."""
+    for placement in placements:
+        name = placement.dest.name
+        if len(name) > NAME_MAX // 4 and len(os.fsencode(name)) > NAME_MAX:  # (4: UTF-8's most)
+            raise InputError(
+                f"the name this file takes in the package, {name}, is longer than file"
+                f" systems allow ({NAME_MAX} bytes)",
+                placement.source.path,
+                fix="give the file a shorter name in the reduction",
+            )
 
 
 def _refuse_collisions(placements: list[Placement]) -> None:
