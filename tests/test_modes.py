@@ -295,6 +295,34 @@ def test_a_copy_that_differs_from_its_source_is_an_error(
     assert "differs from its source" in err and damaged in err
 
 
+def test_a_source_written_while_it_is_packaged_is_said_so(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A file written (by a CASA task still at work, say) just after it was copied: its
+    copy differs from it.  It was said to be a disk's fault ("check the disks for
+    errors"); its time, no longer the one its copy was given, says it was written."""
+    large = case229.origpath / "X8c" / "qa2" / "large.bin"
+    large.write_bytes(os.urandom((1 << 20) + 1))
+    os.utime(large, (1.6e9, 1.6e9))
+    real_copy = copying.copy_bytes
+
+    def copy_then_written(src: int, dst: int, count: int) -> int:
+        copied = real_copy(src, dst, count)
+        if os.readlink(f"/proc/self/fd/{src}") == str(large):  # written by someone else
+            with open(large, "r+b") as other:
+                other.write(b"CASA")
+        return copied
+
+    def fault() -> None:
+        monkeypatch.setattr(copying, "copy_bytes", copy_then_written)
+
+    err = " ".join(_fault_keeps_the_previous_package(case229, capsys, "copy", fault).split())
+    assert err == (
+        f"error: the file changed while it was being packaged, so its copy is not what it"
+        f" holds: {large}; let whatever is writing it finish (a CASA task?), then package again."
+    ), err
+
+
 def _many_small_files(case: Case, count: int = 1500) -> Path:
     """``count`` small files more in a calibration table of ``case``: its copy hands them
     over to be copied where small files are hashed, in batches of 256, by the hashing

@@ -82,7 +82,19 @@ class ChecksumError(Almaqa2Error):
 
 
 def copy_differs(copy: str, source: str) -> ChecksumError:
-    """The packager's copy ``copy`` does not hold the bytes of ``source``."""
+    """The packager's copy ``copy`` does not hold the bytes of ``source``: the source was
+    written meanwhile (a CASA task still at work on it: its time is not the one the copy
+    was given), or a disk failed."""
+    try:
+        changed = os.stat(source).st_mtime_ns != os.stat(copy).st_mtime_ns
+    except OSError:  # (gone meanwhile: changed as well)
+        changed = True
+    if changed:
+        return ChecksumError(
+            "the file changed while it was being packaged, so its copy is not what it holds",
+            source,
+            fix="let whatever is writing it finish (a CASA task?), then package again",
+        )
     return ChecksumError(
         f"the copy {copy} differs from its source",
         source,
