@@ -323,6 +323,32 @@ def test_a_source_written_while_it_is_packaged_is_said_so(
     ), err
 
 
+@pytest.mark.parametrize("mode", ["copy", "hard"])
+def test_a_source_removed_while_it_is_packaged_is_said_so(
+    case229: Case,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    mode: str,
+) -> None:
+    """A file of the reduction removed (by a CASA task still at work, say) after the
+    reduction was read: "No such file or directory: <it>; fix this"."""
+    gone = case229.origpath / "X528" / "checklist.txt"
+    real_write_payload = materialize.write_payload
+
+    def removed_first(*args: Any, **kwargs: Any) -> dict[str, int]:
+        gone.unlink()  # by someone else, once the plan is made
+        return real_write_payload(*args, **kwargs)
+
+    def fault() -> None:
+        monkeypatch.setattr(materialize, "write_payload", removed_first)
+
+    err = " ".join(_fault_keeps_the_previous_package(case229, capsys, mode, fault).split())
+    assert err == (
+        f"error: this file of the reduction vanished while it was being packaged: {gone}; let"
+        " whatever removes files there finish (a CASA task?), then package again."
+    ), err
+
+
 def _many_small_files(case: Case, count: int = 1500) -> Path:
     """``count`` small files more in a calibration table of ``case``: its copy hands them
     over to be copied where small files are hashed, in batches of 256, by the hashing

@@ -226,7 +226,24 @@ def build(
     if plan.mode == "hard":
         materialize.check_same_device(plan, packpath)
     found = facts.collect(plan, reduce=plan.mode != "fake")
-    return _build(plan, packpath, header, found, progress, tickets)
+    try:
+        return _build(plan, packpath, header, found, progress, tickets)
+    except FileNotFoundError as exc:
+        if _vanished(plan, exc.filename):
+            raise InputError(
+                "this file of the reduction vanished while it was being packaged",
+                exc.filename,
+                fix="let whatever removes files there finish (a CASA task?), then package again",
+            ) from exc
+        raise
+
+
+def _vanished(plan: Plan, path: object) -> bool:
+    """Whether the file ``path`` a write did not find is one the plan packages (or lies
+    in a table it packages): a source found when the reduction was read, gone since."""
+    if not isinstance(path, str):
+        return False
+    return any(Path(path).is_relative_to(p.source.path) for p in plan.placements)
 
 
 def package(request: Request, progress: Progress | None = None) -> Result:
