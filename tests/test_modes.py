@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import io
 import multiprocessing
 import os
 import re
@@ -318,8 +319,42 @@ def test_a_source_written_while_it_is_packaged_is_said_so(
 
     err = " ".join(_fault_keeps_the_previous_package(case229, capsys, "copy", fault).split())
     assert err == (
-        f"error: the file changed while it was being packaged, so its copy is not what it"
-        f" holds: {large}; let whatever is writing it finish (a CASA task?), then package again."
+        f"error: the file changed while it was being packaged, so what the package holds of"
+        f" it is not what it holds: {large}; let whatever is writing it finish (a CASA task?),"
+        " then package again."
+    ), err
+
+
+def test_a_source_written_while_hard_mode_hashes_it_is_said_so(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Hard mode's package shares its files with the reduction: one written while it was
+    hashed was listed with an md5 of no version of it, which only a later verify found."""
+    large = case229.origpath / "X8c" / "qa2" / "large.bin"
+    large.write_bytes(os.urandom(3 << 20))
+    real_open = open
+
+    class WrittenMidway(io.FileIO):
+        def readinto(self, buffer: Any) -> int | None:
+            n = super().readinto(buffer)
+            with real_open(large, "r+b") as other:  # by someone else, mid-read
+                other.write(b"CASA")
+            return n
+
+    def opened(path: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        if mode == "rb" and os.path.samefile(path, large):
+            return WrittenMidway(path, "rb")
+        return real_open(path, mode, *args, **kwargs)
+
+    def fault() -> None:
+        monkeypatch.setattr(manifest, "open", opened, raising=False)
+
+    err = " ".join(_fault_keeps_the_previous_package(case229, capsys, "hard", fault).split())
+    assert re.fullmatch(
+        r"error: the file changed while it was being packaged, so what the package holds of"
+        rf" it is not what it holds: {re.escape(str(case229.packpath))}/\S+__large\.bin; let"
+        r" whatever is writing it finish \(a CASA task\?\), then package again\.",
+        err,
     ), err
 
 
@@ -484,6 +519,7 @@ def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, 
         found = hasher.results()
     assert found == {str(copy): hashlib.md5(data).hexdigest(), str(source): found[str(copy)]}
     copy.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    os.utime(copy, ns=(source.stat().st_atime_ns, source.stat().st_mtime_ns))  # as copied
     with manifest.Hasher() as hasher, pytest.raises(ChecksumError, match="differs"):
         hasher.add(str(copy), 10, str(source))
         hasher.results()

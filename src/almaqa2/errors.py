@@ -90,15 +90,20 @@ def copy_differs(copy: str, source: str) -> ChecksumError:
     except OSError:  # (gone meanwhile: changed as well)
         changed = True
     if changed:
-        return ChecksumError(
-            "the file changed while it was being packaged, so its copy is not what it holds",
-            source,
-            fix="let whatever is writing it finish (a CASA task?), then package again",
-        )
+        return changed_while_packaged(source)
     return ChecksumError(
         f"the copy {copy} differs from its source",
         source,
         fix="check the disks for errors, then package again",
+    )
+
+
+def changed_while_packaged(path: str) -> ChecksumError:
+    return ChecksumError(
+        "the file changed while it was being packaged, so what the package holds of it is"
+        " not what it holds",
+        path,
+        fix="let whatever is writing it finish (a CASA task?), then package again",
     )
 
 

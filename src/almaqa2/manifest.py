@@ -27,7 +27,7 @@ from typing import Any
 from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
 from almaqa2.copying import copy_file, copy_small
-from almaqa2.errors import ChecksumError, copy_differs
+from almaqa2.errors import ChecksumError, changed_while_packaged, copy_differs
 
 NAME = "manifest.md5"
 _BATCH_FILES = 256
@@ -39,14 +39,24 @@ _PIECE = 10_000  # lines made at once
 log = logging.getLogger(__name__)
 
 
-def md5_file(path: str | Path, buffer: bytearray | None = None) -> str:
-    """The md5 of a file, read into ``buffer`` (give one to reuse: no allocation per file)."""
+def md5_file(path: str | Path, buffer: bytearray | None = None, steady: bool = False) -> str:
+    """The md5 of a file, read into ``buffer`` (give one to reuse: no allocation per file).
+    ``steady``: the file must not be written meanwhile (its time or size moving), as one
+    a package shares with the reduction (hard mode) could be, by a task still at work on
+    it: its md5 would then be of no version of it (``ChecksumError``)."""
     digest = hashlib.md5()
     view = memoryview(buffer if buffer is not None else bytearray(_BLOCK))
     with open(path, "rb", buffering=0) as f:
+        before = os.fstat(f.fileno()) if steady else None
         while n := f.readinto(view):
             digest.update(view[:n])
+        if before is not None and _moved(before, os.fstat(f.fileno())):
+            raise changed_while_packaged(str(path))
     return digest.hexdigest()
+
+
+def _moved(before: os.stat_result, after: os.stat_result) -> bool:
+    return (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
 
 
 def _md5_small(path: str, size: int) -> str:
@@ -145,7 +155,7 @@ class Hasher:
                 if source is not None:
                     self._digests[key] = md5_of_copy(path, source, buffers)
                 else:
-                    self._digests[key] = md5_file(path, buffers[0])
+                    self._digests[key] = md5_file(path, buffers[0], steady=True)
             except BaseException as exc:  # reported by results()
                 self._errors[key] = exc
 
