@@ -386,8 +386,45 @@ def test_a_file_that_changes_size_while_split_is_refused(
     else:
         with victim.open("ab") as f:
             f.write(change)
-    with pytest.raises(InputError, match=r"changed size|shrank"):
+    with pytest.raises(InputError, match=r"changed while it was being split|shrank"):
         tarsplit.write(chunks, out)
+    assert os.listdir(out) == [], "nothing half-written stays"
+
+
+@pytest.mark.parametrize("when", ["after the plan", "while copied"])
+def test_a_large_file_written_in_place_while_split_is_refused(
+    case229: Case, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    """A file of a hard-mode package is the reduction's own: written in place (its size
+    kept) after the plan or while it was copied into the chunk, it went into the chunk
+    torn, or under the time the plan gave its header, and only the PI's verify found it."""
+    pack = _package(case229)
+    victim = next(pack.rglob("README"))
+    victim.write_bytes(os.urandom(200 * 1024))
+    os.utime(victim, (1.6e9, 1.6e9))
+    out = pack.parent / "chunks"
+    out.mkdir()
+    chunks, _ = tarsplit.plan(pack, 10 << 30, ChunkNames(pack.name, "2012_06_20"), False)
+
+    def written() -> None:  # by someone else, its size kept
+        with victim.open("r+b") as f:
+            f.write(b"CASA")
+
+    if when == "after the plan":
+        written()
+    else:
+        real_copy = tarsplit.copy_bytes
+
+        def copy_then_written(src: int, dst: int, count: int) -> int:
+            copied = real_copy(src, dst, count)
+            if os.readlink(f"/proc/self/fd/{src}") == str(victim):
+                written()
+            return copied
+
+        monkeypatch.setattr(tarsplit, "copy_bytes", copy_then_written)
+    with pytest.raises(InputError, match="changed while it was being split") as caught:
+        tarsplit.write(chunks, out)
+    assert caught.value.path == str(victim)
     assert os.listdir(out) == [], "nothing half-written stays"
 
 
@@ -548,7 +585,7 @@ def test_a_file_changed_in_any_piece_stops_the_split(tmp_path: Path, victim: int
         f.write(b"grew")
     out = tmp_path / "chunks"
     out.mkdir()
-    with pytest.raises(InputError, match="changed size") as caught:
+    with pytest.raises(InputError, match="changed while it was being split") as caught:
         tarsplit.write(chunks, out)
     assert caught.value.path == str(changed)
     assert os.listdir(out) == []

@@ -574,14 +574,22 @@ def _copy_member(fd: int, entry: Entry, base: str) -> None:
     except OSError as exc:
         raise _unreadable(path, exc) from exc
     with f:
-        if os.fstat(f.fileno()).st_size != entry.size:
-            raise _changed(path)
+        before = os.fstat(f.fileno())
+        if (before.st_size, int(before.st_mtime)) != (entry.size, entry.mtime):
+            raise _changed(path)  # since the plan: its header would say otherwise
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
+        after = os.fstat(f.fileno())
+        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+            raise _changed(path)  # (a hard-mode package shares it with the reduction)
 
 
 def _changed(path: str) -> InputError:
-    return InputError("the file changed size while it was being split", path, fix="run again")
+    return InputError(
+        "the file changed while it was being split (what writes it is still at work)",
+        path,
+        fix="let it finish, check the package (qa2 verify), then run again",
+    )
 
 
 def _unreadable(path: str, exc: OSError) -> InputError:
