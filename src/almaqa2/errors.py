@@ -15,9 +15,12 @@ OUTPUT_REFUSED = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS
 copy (``copy_file_range``) reads and writes in one call: any other error of it may be
 either side's."""
 
-_REFUSED_FIXES = dict.fromkeys(
-    (errno.EACCES, errno.EPERM), "check your rights to it and to its directory"
-)
+_REFUSED_FIXES = {
+    **dict.fromkeys((errno.EACCES, errno.EPERM), "check your rights to it and to its directory"),
+    errno.EIO: "check that disk (dmesg tells of its errors)",
+    errno.ESTALE: "the file server replaced it meanwhile: let whatever writes there finish",
+    errno.ENAMETOOLONG: "choose a shorter path",
+}
 """What to do about what the system refused, by its error (but ``OUTPUT_REFUSED``, which
 ``no_room`` says); anything else: "fix this"."""
 
