@@ -468,6 +468,25 @@ def test_a_write_that_fails_midway_is_one_sentence_and_leaves_nothing(
     assert tree_state(ms.parent) == before
 
 
+def test_a_real_disk_that_fills_midway_is_one_sentence_and_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """The same on a real disk of 40 MB, more than the 16 MB the split asks to start, that
+    a split of 88 MB fills: casacore's own write fails (no file-size limit standing in)."""
+    ms = tmp_path / "working" / f"{EB}.ms"
+    ms.parent.mkdir()
+    example_ms.write_ms(ms, EB, "2019.1.00001.S", nchan=1024, times=120, layout=example_ms.ALMA)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    done, left = run_on_disk(["split", str(ms), "--out", str(disk / "out")], disk, "size=40m")
+    assert done.returncode == 2, done.stderr
+    assert "terminate called" not in done.stderr and "Traceback" not in done.stderr
+    said = " ".join(done.stderr.split())
+    assert said.startswith("error: casacore could not write the MeasurementSet"), said
+    assert f": {disk}/out/{ms.name}.split.cal;" in said, said
+    assert left == []
+
+
 def test_a_file_system_all_but_full_is_refused_before_casacore_writes(
     alma_ms: Path, tmp_path: Path
 ) -> None:
