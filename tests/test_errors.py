@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from almaqa2.cli import main
 from almaqa2.testing import reductions as example
 
-from conftest import Case, run_limited, run_on_disk
+from conftest import QA2, Case, run_limited, run_on_disk
 
 
 def _fails(argv: list[str], capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -370,6 +371,24 @@ def test_a_lock_that_cannot_be_written_is_named_and_not_left(
         said,
     ), said
     assert left == ["full"]
+
+
+@pytest.mark.parametrize("json_too", [[], ["--json"]], ids=["text", "json"])
+def test_an_output_that_cannot_be_written_is_named(nrao_split: Path, json_too: list[str]) -> None:
+    """``qa2 inspect --json > report.json`` on a full disk (here /dev/full, a device every
+    write to which fails so): "No space left on device; free some space", naming no file,
+    and with --json a traceback, the envelope failing in its turn."""
+    package = nrao_split / "out" / "2013.1.00123.S"
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*QA2, "inspect", str(package), *json_too], stdout=full, stderr=subprocess.PIPE,
+            text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert " ".join(done.stderr.split()) == (
+        "error: could not write the output (No space left on device): /dev/full; free some"
+        " space, or choose another place for it, then run again."
+    )
 
 
 def test_a_log_file_that_cannot_be_written_is_said_once_and_given_up(

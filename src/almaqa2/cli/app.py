@@ -8,6 +8,7 @@ it runs, so that ``qa2 verify`` does not start by loading the packager.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import shlex
@@ -21,7 +22,7 @@ from rich.console import Console, ConsoleRenderable
 from rich.logging import RichHandler
 from rich.text import Text
 
-from almaqa2.errors import InputError, reason
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, no_room, reason
 from almaqa2.sizes import human_size
 from almaqa2.version import __version__
 
@@ -40,10 +41,40 @@ def printable(text: str) -> str:
 
 
 class _Console(Console):
-    """A console that prints every text ``printable``."""
+    """A console that prints every text ``printable``; on the output, what cannot be
+    written there is said to be the output's (``_lost``)."""
 
     def render_str(self, text: str, **options: Any) -> Text:
         return super().render_str(printable(text), **options)
+
+    def print(self, *objects: Any, **options: Any) -> None:
+        try:
+            super().print(*objects, **options)
+        except OSError as exc:
+            if self.stderr or exc.errno == errno.EPIPE:  # (a reader gone: click's to quiet)
+                raise
+            raise _lost(exc) from exc
+
+
+def _lost(exc: OSError) -> DestinationError:
+    """The output refused what the command printed (a redirect to a full disk): the error
+    named no file, and the --json envelope written after it failed again, with a
+    traceback.  It is named, and the output pointed at /dev/null: nothing more is written
+    to it (the envelope, the flush at exit)."""
+    out_fd = sys.stdout.fileno()
+    try:
+        where = os.readlink(f"/proc/self/fd/{out_fd}")
+    except OSError:
+        where = "the standard output"
+    fix = "check where it goes"
+    if exc.errno in OUTPUT_REFUSED:
+        fix = no_room(exc.errno, f"/proc/self/fd/{out_fd}", "another place for it")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, out_fd)
+    os.close(null)
+    return DestinationError(
+        f"could not write the output ({exc.strerror})", where, fix=f"{fix}, then run again"
+    )
 
 
 class _Logged(RichHandler):
