@@ -4,6 +4,7 @@ is never deleted, and an unrecognised directory is refused."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,23 @@ def test_anything_but_yes_deletes_nothing(answer: str, origpath: Path) -> None:
     before = tree_state(origpath)
     done = qa2("clear", str(origpath / "Calibration_X2cd"), stdin=answer)
     assert done.returncode == 0 and "[y/N]" in done.stdout
+    assert tree_state(origpath) == before
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["at its end", "closed"])
+def test_no_answer_to_read_deletes_nothing(closed: bool, origpath: Path) -> None:
+    """Run by a script with no input (at its end: </dev/null; or closed: <&-), the question
+    gets no answer.  A closed input ended in a traceback ("input(): lost sys.stdin")."""
+    before = tree_state(origpath)
+    done = subprocess.run(
+        [*QA2, "clear", str(origpath / "Calibration_X2cd")],
+        stdin=subprocess.DEVNULL,
+        preexec_fn=(lambda: os.close(0)) if closed else None,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and done.stderr.strip() == "aborted", done.stderr
     assert tree_state(origpath) == before
 
 

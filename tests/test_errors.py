@@ -391,6 +391,18 @@ def test_an_output_that_cannot_be_written_is_named(nrao_split: Path, json_too: l
     )
 
 
+def test_an_error_output_that_cannot_be_written_leaves_the_exit_code_to_say_it(
+    tmp_path: Path,
+) -> None:
+    """Bad input with stderr on a full disk: the sentence cannot be printed, nor the
+    traceback of that; the exit code was 1, as of a check that failed."""
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [*QA2, "-v", "verify", str(tmp_path / "nothing")], stderr=full, timeout=60
+        )
+    assert done.returncode == 2
+
+
 def test_a_log_file_that_cannot_be_written_is_said_once_and_given_up(
     nrao_split: Path, tmp_path: Path
 ) -> None:

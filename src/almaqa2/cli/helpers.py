@@ -6,6 +6,7 @@ They join the ``qa2`` group of ``cli``, with its conventions: parse, call, show;
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -93,6 +94,8 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
     render.clearing(clearing, dry_run, as_json)
     if dry_run or not clearing.delete:
         return
+    if not yes and sys.stdin is None:  # closed: no answer comes, as at the end of input
+        raise click.Abort()
     if not yes and not click.confirm(f"Delete the {len(clearing.delete)} other entries?"):
         render.nothing_deleted()
         return

@@ -3,6 +3,7 @@ sentence.  Exit codes: 0 ok, 1 a check failed, 2 bad usage or input, 128 + N a s
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -117,8 +118,11 @@ _SUGGESTED = re.compile(r"^(.*)\. Did you mean (.*)\?$", re.S)
 
 def _failed(args: Sequence[str], sentence: str, code: int) -> int:
     """Say why the command stopped: its one sentence on stderr, and with ``--json`` the
-    envelope on stdout too, so that a script reads every outcome the same way."""
-    err.print(f"[red]error:[/red] {escape(sentence)}", highlight=False, soft_wrap=True)
+    envelope on stdout too, so that a script reads every outcome the same way.  A stderr
+    that cannot be written (a full disk) leaves the exit code to say it: it was 1, of the
+    traceback that could not be printed either."""
+    with contextlib.suppress(OSError):
+        err.print(f"[red]error:[/red] {escape(sentence)}", highlight=False, soft_wrap=True)
     logging.getLogger("almaqa2").error("%s", sentence, extra={"said": True})  # a --log-file
     if "--json" in args:
         render.failure(sentence, code)
