@@ -36,6 +36,8 @@ def write_together(files: Mapping[Path, Iterable[str | bytes]], mode: int = 0o64
     or none: every draft is written before the first is renamed into place, so that a
     full disk leaves the files there as they were, not some new and some old; returns the
     paths."""
+    if not files:
+        return []
     drafts: list[Path] = []
     at = next(iter(files))
     try:

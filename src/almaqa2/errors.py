@@ -25,13 +25,17 @@ _REFUSED_FIXES = {
 ``no_room`` says); anything else: "fix this"."""
 
 _NO_ROOM = {
-    errno.ENOSPC: "free some space",
-    errno.EDQUOT: "free some of your quota (quota -s shows it)",
-    errno.EFBIG: "a file this large is more than the file system there, or ulimit -f, allows:",
-    errno.EROFS: "that file system is mounted read-only: work where it is writable, or",
+    errno.ENOSPC: "free some space, or choose {instead}",
+    errno.EDQUOT: "free some of your quota (quota -s shows it), or choose {instead}",
+    errno.EFBIG: "a file this large is more than the file system there, or ulimit -f, allows:"
+    " choose {instead}",
+    errno.EROFS: "that file system is mounted read-only: work where it is writable, or choose"
+    " {instead}",
 }
-"""What to do when the place written to refused, by its error, before "choose another place"."""
-_NO_INODES = "its file system holds as many files as it can (df -i): remove some there"
+"""What to do when the place written to refused, by its error (``instead``: another place)."""
+_NO_INODES = (
+    "its file system holds as many files as it can (df -i): remove some there, or choose {instead}"
+)
 """ENOSPC with space left: every inode is used (many small files)."""
 
 
@@ -149,7 +153,7 @@ def no_room(error: int, written: str | Path, instead: str = "another place") -> 
     said = _NO_ROOM[error]
     if error == errno.ENOSPC and _inodes_used_up(Path(written)):
         said = _NO_INODES
-    return f"{said}{' choose' if said.endswith((':', 'or')) else ', or choose'} {instead}"
+    return said.format(instead=instead)
 
 
 def _inodes_used_up(written: Path) -> bool:

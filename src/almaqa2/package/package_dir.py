@@ -362,7 +362,9 @@ def staging(packpath: Path, private: bool = False, becomes: Path | None = None) 
     staging directory is hidden, and gone once the error is read.  It ``becomes``
     ``packpath`` unless given (the directory its entries are renamed into, say).  A
     write refused for want of room that names no file (Python's writes say only "No space
-    left on device") is said to be where it is: beside ``packpath``."""
+    left on device") is said to be where it is: beside ``packpath``.  A write the place
+    refuses is said before the staging is removed (``Refused``), which may free what
+    was lacking."""
     with contextlib.ExitStack() as cleanup:
         with signals.deferred():  # a stop between making it and registering its removal
             try:
