@@ -211,3 +211,22 @@ def test_a_reduction_on_a_read_only_disk_is_said_so(
     done = run_read_only([a.format(r=reduction) for a in argv], reduction)
     assert done.returncode == 2, done.stderr
     assert " ".join(done.stderr.split()) == f"error: {said.format(r=reduction)}"
+
+
+def test_a_temporary_directory_out_of_inodes_is_named_as_such(
+    case229: Case, tmp_path: Path
+) -> None:
+    """MeasurementSets are read through a shadow tree of links in $TMPDIR: one out of
+    inodes named the shadow's hidden path, and said to free some space (judged once the
+    shadow was removed) or to choose another place, which is no option given."""
+    disk = _disk(tmp_path)
+    argv, _ = case229.commands("copy")
+    done, left = run_on_disk(argv, disk, "size=1m,nr_inodes=2", env={"TMPDIR": str(disk)})
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 2, said
+    assert said == (
+        "error: could not make the temporary view MeasurementSets are read through (No space"
+        f" left on device): {disk}; {INODES} another temporary directory (TMPDIR=...), then"
+        " run again."
+    )
+    assert left == [] and not case229.packpath.exists()

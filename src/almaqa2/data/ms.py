@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from almaqa2.errors import DestinationError, InputError, reason
+from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, no_room, reason
 from almaqa2.package import scan
 from almaqa2.package.rules import Transform
 from almaqa2.uid import to_fs, uid_prefix
@@ -164,25 +164,48 @@ def _shadow(ms: Path, inside: Sequence[Inside] | None) -> Iterator[str]:
         raise InputError(
             "not a MeasurementSet (no table.dat)", ms, fix="replace it by a complete copy"
         )
-    top, held = _held_directory()
+    try:
+        top, held = _held_directory()
+    except OSError as exc:
+        raise _no_shadow(exc) from exc
     try:
         root = os.path.join(top, ms.name)
-        os.mkdir(root)
-        listed = scan.members(os.path.abspath(ms))[0] if inside is None else inside
-        for member in listed:  # sorted: a directory comes before what it holds
-            link = os.path.join(root, member.rel)
-            if member.size is None:
-                os.mkdir(link)
-                continue
-            source = member.target or os.path.join(os.path.abspath(ms), member.rel)
-            if os.path.basename(member.rel) == "table.lock":
-                shutil.copyfile(source, link)
-            else:
-                os.symlink(source, link)
+        try:
+            os.mkdir(root)
+            listed = scan.members(os.path.abspath(ms))[0] if inside is None else inside
+            for member in listed:  # sorted: a directory comes before what it holds
+                link = os.path.join(root, member.rel)
+                if member.size is None:
+                    os.mkdir(link)
+                    continue
+                source = member.target or os.path.join(os.path.abspath(ms), member.rel)
+                if os.path.basename(member.rel) == "table.lock":
+                    shutil.copyfile(source, link)
+                else:
+                    os.symlink(source, link)
+        except OSError as exc:
+            if exc.errno in OUTPUT_REFUSED:  # (said before the shadow is removed)
+                raise _no_shadow(exc) from exc
+            raise
         yield root
     finally:
         shutil.rmtree(top, ignore_errors=True)
         os.close(held)
+
+
+def _no_shadow(exc: OSError) -> DestinationError:
+    """A shadow that the temporary directory refused (full, out of inodes: it named the
+    shadow's hidden path, and said to choose another place, which is no option given)."""
+    home = _shadow_home()
+    instead = "another temporary directory (TMPDIR=...)"
+    fix = f"check your rights to it, or choose {instead}"
+    if exc.errno in OUTPUT_REFUSED:
+        fix = no_room(exc.errno, home, instead)
+    return DestinationError(
+        f"could not make the temporary view MeasurementSets are read through ({exc.strerror})",
+        home,
+        fix=f"{fix}, then run again",
+    )
 
 
 _UNCLOSED: list[Any] = []
