@@ -57,15 +57,21 @@ exit $code
 
 
 def run_on_disk(
-    argv: list[str], disk: Path, options: str, filled: str = "", env: dict[str, str] | None = None
+    argv: list[str],
+    disk: Path,
+    options: str,
+    filled: str = "",
+    env: dict[str, str] | None = None,
+    left: Path | None = None,
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     """``qa2 argv`` with the empty directory ``disk`` a file system of its own: a tmpfs
     mounted with ``options`` (``size=``, ``nr_inodes=``, ``ro``) in a mount namespace of
     the command's own (``unshare``: no other process sees it, and it is gone with the
     command), ``filled`` to the brim first by a file of that name if given; ``env``: more
     environment variables.  A full or read-only disk as real as the reducer's.  Returns
-    how the command ended and the paths the disk held after it (relative, sorted)."""
-    left = disk.parent / f"{disk.name}.left"
+    how the command ended and the paths the disk held after it (relative, sorted), listed
+    into ``left`` (default: beside ``disk``)."""
+    left = left or disk.parent / f"{disk.name}.left"
     script = ["sh", "-c", _ON_DISK, "sh", options, str(disk), str(left), filled]
     done = subprocess.run(
         [*_NAMESPACE, *script, *QA2, *argv],

@@ -230,3 +230,14 @@ def test_a_temporary_directory_out_of_inodes_is_named_as_such(
         " run again."
     )
     assert left == [] and not case229.packpath.exists()
+
+
+def test_a_full_dev_shm_is_passed_by(case229: Case, tmp_path: Path) -> None:
+    """Shadows go to /dev/shm unless a temporary directory is named: a full one (a
+    container's 64 MB, shared) failed every package; the system's is used instead."""
+    argv, _ = case229.commands("copy")
+    shm = Path("/dev/shm")
+    done, left = run_on_disk(argv, shm, "size=4k", filled="full", left=tmp_path / "shm.left")
+    assert done.returncode == 0, done.stderr
+    assert left == ["full"]
+    assert (case229.packpath / "manifest.md5").is_file()

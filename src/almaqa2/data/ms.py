@@ -109,8 +109,15 @@ def _shadow_home() -> str:
     EBs, which reads 6 MSes: 2.37 -> 2.07 s)."""
     named = any(os.environ.get(name) for name in _TEMP_VARIABLES)
     if not named and os.path.isdir(_MEMORY) and os.access(_MEMORY, os.W_OK | os.X_OK):
-        return _MEMORY
+        room = os.statvfs(_MEMORY)  # (a container's is 64 MB, shared: full, every run failed)
+        if room.f_bavail * room.f_frsize >= _MEMORY_ROOM[0] and room.f_favail >= _MEMORY_ROOM[1]:
+            return _MEMORY
     return tempfile.gettempdir()
+
+
+_MEMORY_ROOM = (1 << 20, 10_000)
+"""The bytes and inodes /dev/shm must have free to hold shadows (an inode per file and
+directory of an MS, a copy of each lock file), else the system's temporary directory is."""
 
 
 @functools.cache  # once a run
