@@ -102,6 +102,18 @@ def test_spws_off_the_fitted_spectrum_are_flagged(
     assert loose["flags"] == []
 
 
+@pytest.mark.parametrize("command", ["allfluxes", "fluxscale"])
+@pytest.mark.parametrize("threshold", ["-0.1", "nan"])
+def test_a_threshold_that_is_no_fraction_is_refused(
+    calibrated: Path, capsys: pytest.CaptureFixture[str], command: str, threshold: str
+) -> None:
+    """A negative threshold flagged every flux density, and "nan" none, each silently."""
+    assert cli_main([command, str(calibrated), "--threshold", threshold]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"is not a fraction of 0 or more, such as 0.1; see 'qa2 {command} --help'." in err
+    assert not (calibrated / "allFluxes.txt").exists()
+
+
 def test_an_existing_file_is_checked_not_replaced(
     calibrated: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -162,6 +162,18 @@ def test_bad_input_publishes_nothing(
     assert not web.exists() or os.listdir(web) == []
 
 
+def test_an_expiry_past_any_date_is_refused_and_publishes_nothing(
+    nrao_split: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--expires 99999999 (days): the date past the year 9999 ended in a traceback."""
+    web = tmp_path / "web"
+    argv = ["deliver", str(nrao_split / "chunks"), "--web-root", str(web)]
+    assert main([*argv, "--expires", "99999999"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error: Invalid value for '--expires': 99999999 is not in the range")
+    assert not web.exists()
+
+
 @pytest.mark.parametrize("given", ["package", "chunks"])
 def test_a_full_web_root_says_so_and_publishes_nothing(
     nrao_split: Path, tmp_path: Path, given: str

@@ -77,6 +77,14 @@ def _lost(exc: OSError) -> DestinationError:
     )
 
 
+def fraction(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """An option's fraction of 0 or more (a threshold): a negative one flagged every
+    value, and "nan" none, each silently."""
+    if not value >= 0:  # (False for NaN too)
+        raise click.BadParameter(f"{value} is not a fraction of 0 or more, such as 0.1")
+    return value
+
+
 class _Logged(RichHandler):
     """Log records on a console, ``printable``."""
 

@@ -232,7 +232,7 @@ def untar_cmd(
 )
 @click.option("--max-size", default="10G", show_default=True, help="Largest chunk, for a package.")
 @click.option("--base-url", help="The address WEB_ROOT is served at: prints the link to send.")
-@click.option("--expires", "expires_days", type=click.IntRange(min=1), default=30,
+@click.option("--expires", "expires_days", type=click.IntRange(min=1, max=3650), default=30,
               show_default=True, help="Days the page says the files stay available.")  # fmt: skip
 @click.option("--contact", help="Whom the PI asks (shown on the page).")
 @click.option("--list", "listing", is_flag=True, help="List the deliveries under WEB_ROOT.")

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from almaqa2.cli import render
-from almaqa2.cli.app import cli, progress_bar
+from almaqa2.cli.app import cli, fraction, progress_bar
 from almaqa2.package.rules import AREA_LAYOUTS as LAYOUTS
 from almaqa2.package.rules import STYLES
 
@@ -48,7 +48,7 @@ def lock_cmd(action: str, name: str, force: bool, directory: Path | None, as_jso
 @click.argument("path", type=click.Path(path_type=Path), default=".")
 @click.option("--plot", "png", type=click.Path(path_type=Path), help="Write a PNG plot.")
 @click.option(
-    "--threshold", default=0.1, show_default=True,
+    "--threshold", default=0.1, callback=fraction, show_default=True,
     help="Flag flux densities further than this fraction from the median of their spw's EBs"
     " (an EB alone: from its fitted spectrum).",
 )  # fmt: skip
@@ -106,7 +106,10 @@ def clear_cmd(directory: Path, yes: bool, dry_run: bool, as_json: bool) -> None:
 @cli.command("allfluxes", short_help="Make or check allFluxes.txt of an SB.")
 @click.argument("calibrated", type=click.Path(path_type=Path), default=".")
 @click.option("--recompute", is_flag=True, help="Make allFluxes.txt again (the old one is kept).")
-@click.option("--threshold", default=0.1, show_default=True, help="Flag beyond this fraction.")
+@click.option(
+    "--threshold", default=0.1, callback=fraction, show_default=True,
+    help="Flag beyond this fraction (of the fitted spectrum).",
+)  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def allfluxes_cmd(
