@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +87,16 @@ def run_on_disk(
 
 
 # Fail loudly, never skip, when a real client the tests rely on is missing.
+def refused_on_disk(
+    argv: list[str], disk: Path, options: str, **kwargs: Any
+) -> tuple[str, list[str]]:
+    """``run_on_disk`` of a command the disk must stop: exit 2, no traceback.  Returns
+    its sentence, on one line, and what the disk holds after it."""
+    done, left = run_on_disk(argv, disk, options, **kwargs)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    return " ".join(done.stderr.split()), left
+
+
 def run_read_only(argv: list[str], folder: Path) -> subprocess.CompletedProcess[str]:
     """``qa2 argv`` with ``folder`` mounted read-only, as it is, in a mount namespace of
     the command's own (``unshare``): a reduction or a web root on a disk mounted

@@ -20,7 +20,7 @@ import pytest
 from almaqa2.cli import main as cli_main
 from almaqa2.helpers.download import download
 
-from conftest import run_on_disk
+from conftest import refused_on_disk
 
 ASDMS = ("uid___A002_Xdd9c61_X66d", "uid___A002_X4sda4d_Xa12")
 
@@ -307,9 +307,7 @@ def test_a_full_disk_is_said_to_be_the_disk_and_the_part_is_kept(
     url, _ = site
     disk = tmp_path / "disk"
     disk.mkdir()
-    done, left = run_on_disk(["download", url, "--out", str(disk / "raw")], disk, "size=500k")
-    said = " ".join(done.stderr.split())
-    assert done.returncode == 2, said
+    said, left = refused_on_disk(["download", url, "--out", str(disk / "raw")], disk, "size=500k")
     named = re.fullmatch(
         rf"error: No space left on device: {re.escape(str(disk))}/raw/(\S+\.tar\.part); free"
         r" some space, or choose another place and run again\.",
@@ -328,9 +326,7 @@ def test_a_disk_out_of_inodes_while_unpacking_names_the_folder_and_says_so(
     disk = tmp_path / "disk"
     disk.mkdir()
     argv = ["download", url, "--out", str(disk / "raw")]
-    done, left = run_on_disk(argv, disk, "size=4m,nr_inodes=5")
-    said = " ".join(done.stderr.split())
-    assert done.returncode == 2, said
+    said, left = refused_on_disk(argv, disk, "size=4m,nr_inodes=5")
     assert said == (
         f"error: No space left on device: {disk}/raw; its file system holds as many files as"
         " it can (df -i): remove some there, or choose another place and run again."
