@@ -44,6 +44,36 @@ def test_packpath_overlapping_origpath_is_refused(
     assert tree_state(orig.parent) == before
 
 
+@pytest.mark.parametrize("command", ["package", "stage"])
+def test_a_temporary_directory_in_the_reduction_is_refused(
+    case229: Case, tmp_path: Path, command: str
+) -> None:
+    """$TMPDIR in the reduction (a work area set up there): the views MSes are read
+    through, and Python's own probe of $TMPDIR, were made in it, and removed."""
+    if command == "stage":
+        from test_stage import build_run
+
+        origpath = build_run(tmp_path / "pipeline")
+        argv = ["stage", str(origpath), str(tmp_path / "staged" / "2013.1.00456.S")]
+        (tmp_path / "staged").mkdir()
+    else:
+        origpath = case229.origpath
+        argv, _ = case229.commands("copy")
+    temporary = origpath / "tmp"
+    temporary.mkdir()
+    before = tree_state(origpath)
+    done = subprocess.run(
+        [*QA2, *argv], env={**os.environ, "TMPDIR": str(temporary)}, capture_output=True,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert " ".join(done.stderr.split()) == (
+        "error: the temporary directory ($TMPDIR) is in the reduction directory, which is never"
+        f" written: {temporary}; set TMPDIR to a directory outside it."
+    )
+    assert tree_state(origpath) == before
+
+
 def _slow_reduction(tmp_path: Path) -> Path:
     """A reduction with enough data that copying it takes a moment (~300 MB)."""
     root = example.build(

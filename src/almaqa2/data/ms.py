@@ -95,7 +95,7 @@ _DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 """How a shadow's directory is opened to lock it: never through a link planted there."""
 
 
-_TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
+TEMP_VARIABLES = ("TMPDIR", "TEMP", "TMP")
 _MEMORY = "/dev/shm"
 
 
@@ -107,7 +107,7 @@ def _shadow_home() -> str:
     each is an inode written through the file system's journal: 0.5-0.8 ms each on the
     ext4 /tmp of the machine ``benchmarks/`` ran on, 5 us in memory (a hard package of 3
     EBs, which reads 6 MSes: 2.37 -> 2.07 s)."""
-    named = any(os.environ.get(name) for name in _TEMP_VARIABLES)
+    named = any(os.environ.get(name) for name in TEMP_VARIABLES)
     if not named and os.path.isdir(_MEMORY) and os.access(_MEMORY, os.W_OK | os.X_OK):
         room = os.statvfs(_MEMORY)  # (a container's is 64 MB, shared: full, every run failed)
         if room.f_bavail * room.f_frsize >= _MEMORY_ROOM[0] and room.f_favail >= _MEMORY_ROOM[1]:

@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 
 from almaqa2 import manifest, plainfile
 from almaqa2.atomic import write_atomically
+from almaqa2.data import ms
 from almaqa2.errors import DestinationError, InputError, existing_dir
 from almaqa2.helpers import fluxscale
 from almaqa2.package import facts, materialize, package_dir, readme, review, ticket
@@ -118,7 +119,8 @@ def check_destination(packpath: Path) -> None:
 
 def destination(packpath: Path, origpath: Path) -> Path:
     """``packpath`` made absolute, once it is known to be a place for a package of
-    ``origpath``: in an existing directory, named by a project code, apart from origpath."""
+    ``origpath``: in an existing directory, named by a project code, apart from origpath
+    (and so is the temporary directory the run writes in: ``check_temporary``)."""
     packpath = Path(os.path.abspath(packpath))
     holder = existing_dir(packpath.parent, "the directory to hold the package", "create it first")
     packpath = holder / packpath.name
@@ -130,8 +132,25 @@ def destination(packpath: Path, origpath: Path) -> Path:
             fix=f"give the directory it points to ({os.path.realpath(packpath)}) if you mean it",
         )
     check_overlap(origpath, packpath)
+    check_temporary(origpath)
     package_dir.check_outside_packages(holder, "a package", "a packpath")
     return packpath
+
+
+def check_temporary(origpath: Path) -> None:
+    """The temporary files of a run (the views MSes are read through, among others) are
+    never made in the reduction directory: a $TMPDIR in it is refused (they were made
+    there, and removed, as the reduction was read)."""
+    named = {name: os.environ[name] for name in ms.TEMP_VARIABLES if os.environ.get(name)}
+    for name, value in named.items():  # (as named: tempfile's look at one writes in it)
+        temporary = Path(os.path.realpath(value))
+        if temporary.is_relative_to(origpath):
+            raise InputError(
+                f"the temporary directory (${name}) is in the reduction directory, which is"
+                " never written",
+                temporary,
+                fix=f"set {name} to a directory outside it",
+            )
 
 
 def resolve(request: Request) -> Request:
