@@ -20,7 +20,7 @@ import pytest
 
 from almaqa2 import copying, manifest
 from almaqa2.cli import main
-from almaqa2.errors import ChecksumError
+from almaqa2.errors import ChecksumError, copy_differs
 from almaqa2.package import materialize
 from almaqa2.package.package_dir import MARKER
 
@@ -528,6 +528,26 @@ def test_a_small_file_that_grew_before_its_copy_is_hashed_whole(tmp_path: Path, 
     with manifest.Hasher() as hasher, pytest.raises(ChecksumError, match="differs"):
         hasher.add(str(copy), 10, str(source))
         hasher.results()
+
+
+@pytest.mark.parametrize("unit", [1, 10**3, 10**9], ids=["ns", "us (NFSv3)", "s (Lustre)"])
+def test_a_copy_unlike_its_unchanged_source_is_a_disk_s_fault_whatever_its_time_precision(
+    tmp_path: Path, unit: int
+) -> None:
+    """A package's file system may keep times to the microsecond or the second: the time a
+    copy was given is then cut short, and a copy a disk spoilt would be said to be of a
+    source written meanwhile, whose fix (wait, package again) does not help."""
+    source, copy = tmp_path / "source.bin", tmp_path / "copy.bin"
+    source.write_bytes(b"what was read")
+    copy.write_bytes(b"what was spoilt")
+    given = 1_600_000_000_123_456_789
+    os.utime(source, ns=(given, given))
+    os.utime(copy, ns=(given, given // unit * unit))  # as its file system keeps it
+    said = str(copy_differs(str(copy), str(source)))
+    assert said.startswith(f"the copy {copy} differs from its source"), said
+    os.utime(source, ns=(given + 2 * 10**9, given + 2 * 10**9))  # written meanwhile
+    said = str(copy_differs(str(copy), str(source)))
+    assert said.startswith("the file changed while it was being packaged"), said
 
 
 def _tiny_files(folder: Path, batches: int) -> dict[str, str]:
