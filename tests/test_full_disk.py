@@ -225,3 +225,17 @@ def test_a_full_dev_shm_is_passed_by(case229: Case, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert left == ["full"]
     assert (case229.packpath / "manifest.md5").is_file()
+
+
+def test_a_batch_plan_on_a_full_disk_is_named_and_not_left_half_written(
+    case229: Case, tmp_path: Path
+) -> None:
+    """``qa2 batch PLAN --init DIR``: an empty PLAN stayed, and the sentence named no file."""
+    disk = _disk(tmp_path)
+    argv = ["batch", str(disk / "PLAN.toml"), "--init", str(case229.origpath.parent)]
+    said, left = refused_on_disk(argv, disk, "size=4k", filled="full")
+    assert said == (
+        f"error: No space left on device: {disk}/PLAN.toml; free some space, or choose another"
+        " place and run again."
+    )
+    assert left == ["full"]
