@@ -225,6 +225,24 @@ def test_a_chunk_missing_from_the_numbering_is_found_without_the_list(
     ]
 
 
+def test_a_chunk_left_as_a_part_by_a_stopped_split_is_said_so(
+    chunks: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A split killed while it wrote its last chunks leaves them as .part files: the
+    report listed them, and every file in them, as missing, and said nothing of why."""
+    (chunks / f"{SET}.md5sums").unlink()  # (written last: a stopped split has none)
+    last = sorted(chunks.glob("*.tar"))[-1]
+    with open(last, "r+b") as f:
+        f.truncate(last.stat().st_size // 2)
+    last.rename(f"{last}.part")
+    (chunks / f"{last.name}.md5sum").unlink()
+    code, report = _verify(capsys, chunks)
+    assert code == 1
+    said = next(p for p in report["problems"] if p["path"] == str(last))
+    assert said["kind"] == "missing"
+    assert said["found"] == "only its .part, of a split that was stopped: split again"
+
+
 @pytest.mark.parametrize(
     ("make", "said"),
     [

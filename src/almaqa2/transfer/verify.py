@@ -354,7 +354,9 @@ def _check_set(
         path = chunk_set.present.get(name)
         expected = chunk_set.expected.get(name)
         if path is None:
-            problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected))
+            stopped = (chunk_set.folder / f"{name}.part").is_file()
+            found = "only its .part, of a split that was stopped: split again" if stopped else None
+            problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected, found))
             continue
         before = tally.count
         contents = read_chunk(path, counter.add, into, tally, fast)
