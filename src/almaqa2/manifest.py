@@ -50,12 +50,13 @@ def md5_file(path: str | Path, buffer: bytearray | None = None, steady: bool = F
         before = os.fstat(f.fileno()) if steady else None
         while n := f.readinto(view):
             digest.update(view[:n])
-        if before is not None and _moved(before, os.fstat(f.fileno())):
+        if before is not None and moved(before, os.fstat(f.fileno())):
             raise changed_while_packaged(str(path))
     return digest.hexdigest()
 
 
-def _moved(before: os.stat_result, after: os.stat_result) -> bool:
+def moved(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether a file was written between two looks at it (its time or size moved)."""
     return (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
 
 

@@ -125,10 +125,7 @@ def _text(url: str) -> str:
     """The page or md5 list at ``url``, read whole into memory, if it is one's size: the
     address of an ASDM tar given by mistake (tens of GB) would be read into it."""
     with _get(url) as response:
-        try:
-            data = response.read(_PAGE_AT_MOST + 1)
-        except _NETWORK as exc:
-            raise _failed(url, exc) from None
+        data = _received(response, url, _PAGE_AT_MOST + 1)
     if len(data) > _PAGE_AT_MOST:
         raise InputError(
             f"this is larger than {_PAGE_AT_MOST >> 20} MB, so it is not a page of links or md5s",
@@ -192,10 +189,11 @@ def fetch(url: str, dest: Path, progress: Progress | None = None) -> Fetched:
     return Fetched(dest.name, start, digest.hexdigest(), True)
 
 
-def _received(response: HTTPResponse, url: str) -> bytes:
-    """The next block of the reply (empty at its end); what the network did wrong is said."""
+def _received(response: HTTPResponse, url: str, size: int = _BLOCK) -> bytes:
+    """The next ``size`` bytes of the reply (empty at its end); what the network did wrong
+    is said."""
     try:
-        return response.read(_BLOCK)
+        return response.read(size)
     except _NETWORK as exc:
         raise _failed(url, exc) from None
 

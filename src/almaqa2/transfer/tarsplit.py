@@ -579,9 +579,8 @@ def _copy_member(fd: int, entry: Entry, base: str) -> None:
             raise _changed(path)  # since the plan: its header would say otherwise
         if copy_bytes(f.fileno(), fd, entry.size) != entry.size:
             raise InputError("the file shrank while it was being split", path, fix="run again")
-        after = os.fstat(f.fileno())
-        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-            raise _changed(path)  # (a hard-mode package shares it with the reduction)
+        if manifest.moved(before, os.fstat(f.fileno())):  # (hard mode: the reduction's file)
+            raise _changed(path)
 
 
 def _changed(path: str) -> InputError:
