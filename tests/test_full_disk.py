@@ -108,37 +108,6 @@ def test_untar_onto_a_full_disk_leaves_nothing(package: Path, tmp_path: Path) ->
     assert left == []
 
 
-def test_a_fluxscale_plot_on_a_full_disk_is_named_and_not_left_half_written(
-    case229: Case, tmp_path: Path
-) -> None:
-    """matplotlib wrote the PNG where it was to be: a full disk left half of it there, and
-    the sentence named no file."""
-    disk = _disk(tmp_path)
-    argv = ["fluxscale", str(case229.origpath), "--plot", str(disk / "fluxes.png")]
-    said, left = refused_on_disk(argv, disk, "size=64k", filled="full")
-    assert said == (
-        f"error: No space left on device: {disk}/fluxes.png; free some space, or choose"
-        " another place and run again."
-    )
-    assert left == ["full"]
-
-
-def test_a_reduction_area_on_a_full_disk_is_named_and_not_left(tmp_path: Path) -> None:
-    """It said "No space left on device" naming no file (the checklist being written)."""
-    for eb in ("uid___A002_X1_X1", "uid___A002_X1_X2"):
-        (tmp_path / "archive" / "SB1" / eb).mkdir(parents=True)
-        (tmp_path / "archive" / "SB1" / eb / "ASDM.xml").write_text("<ASDM/>\n")
-    disk = _disk(tmp_path)
-    area = disk / "2013.1.12345.S"
-    argv = ["start", "SB1", "--archive", str(tmp_path / "archive"), "--into", str(area)]
-    said, left = refused_on_disk(argv, disk, "size=64k", filled="full")
-    assert said == (
-        f"error: could not write here (No space left on device): {area}; free some space, or"
-        " choose another place, then run again."
-    )
-    assert left == ["full"]
-
-
 def test_a_lock_on_a_disk_out_of_inodes_names_the_lock_directory(tmp_path: Path) -> None:
     """It named the hidden draft it could not make (``.analysisUtils.<hex>.tmp``)."""
     disk = _disk(tmp_path)
@@ -227,15 +196,44 @@ def test_a_full_dev_shm_is_passed_by(case229: Case, tmp_path: Path) -> None:
     assert (case229.packpath / "manifest.md5").is_file()
 
 
-def test_a_batch_plan_on_a_full_disk_is_named_and_not_left_half_written(
-    case229: Case, tmp_path: Path
+_WHOLE_OR_NOT_AT_ALL = {
+    "fluxscale plot": (
+        ["fluxscale", "{reduction}", "--plot", "{disk}/fluxes.png"],
+        "No space left on device: {disk}/fluxes.png; free some space, or choose another place"
+        " and run again.",
+    ),
+    "reduction area": (
+        ["start", "SB1", "--archive", "{archive}", "--into", "{disk}/2013.1.12345.S"],
+        "could not write here (No space left on device): {disk}/2013.1.12345.S; free some"
+        " space, or choose another place, then run again.",
+    ),
+    "batch PLAN": (
+        ["batch", "{disk}/PLAN.toml", "--init", "{reductions}"],
+        "No space left on device: {disk}/PLAN.toml; free some space, or choose another place"
+        " and run again.",
+    ),
+}
+
+
+@pytest.mark.parametrize("made", list(_WHOLE_OR_NOT_AT_ALL))
+def test_a_file_made_on_a_full_disk_is_named_and_not_left(
+    case229: Case, tmp_path: Path, made: str
 ) -> None:
-    """``qa2 batch PLAN --init DIR``: an empty PLAN stayed, and the sentence named no file."""
+    """Each named no file ("No space left on device"), and matplotlib left half a PNG
+    where it was to be, ``qa2 batch --init`` an empty PLAN."""
+    for eb in ("uid___A002_X1_X1", "uid___A002_X1_X2"):  # (for qa2 start)
+        (tmp_path / "archive" / "SB1" / eb).mkdir(parents=True)
+        (tmp_path / "archive" / "SB1" / eb / "ASDM.xml").write_text("<ASDM/>\n")
     disk = _disk(tmp_path)
-    argv = ["batch", str(disk / "PLAN.toml"), "--init", str(case229.origpath.parent)]
-    said, left = refused_on_disk(argv, disk, "size=4k", filled="full")
-    assert said == (
-        f"error: No space left on device: {disk}/PLAN.toml; free some space, or choose another"
-        " place and run again."
+    places = {
+        "disk": disk,
+        "reduction": case229.origpath,
+        "reductions": case229.origpath.parent,
+        "archive": tmp_path / "archive",
+    }
+    argv, sentence = _WHOLE_OR_NOT_AT_ALL[made]
+    said, left = refused_on_disk(
+        [a.format(**places) for a in argv], disk, "size=64k", filled="full"
     )
+    assert said == f"error: {sentence.format(**places)}"
     assert left == ["full"]
