@@ -1,12 +1,14 @@
 """A small file written whole or not at all: into a hidden file beside it, created anew
 (never through an existing name or a planted link), then renamed over it.  One helper for
 the manifest, the marker, the md5 lists, allFluxes.txt, the downloaded md5 list and the
-ticket files put into --jira (``write_together``: all or none)."""
+ticket files put into --jira (``write_together``: all or none); and, never over what is
+there (``write_new``), a batch PLAN and a named lock."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -64,9 +66,31 @@ def write_together(files: Mapping[Path, Iterable[str | bytes]], mode: int = 0o64
     return list(files)
 
 
-def _drafted(path: Path, pieces: Iterable[str | bytes], mode: int) -> Path:
-    """The draft of ``path`` (``draft_of``), written; none is left if that fails."""
-    draft = draft_of(path)
+def write_new(path: Path, text: str | bytes, mode: int = 0o644) -> Path:
+    """``path`` made with ``text``, whole or not at all, and never over what is there
+    already (a file or a link: FileExistsError): a draft of a name of its own (two runs
+    at once, as two takers of a lock, each have theirs) is linked to ``path``."""
+    draft = path.with_name(f".{path.name}.{uuid.uuid4().hex}.almaqa2-part")
+    try:
+        _drafted(path, [text], mode, draft)
+    except OSError as exc:  # named as the file, not as its hidden draft
+        if exc.filename == str(draft):
+            exc.filename = None
+        give_name(exc, path)
+        raise
+    try:
+        os.link(draft, path)
+    finally:
+        draft.unlink()
+    return path
+
+
+def _drafted(
+    path: Path, pieces: Iterable[str | bytes], mode: int, draft: Path | None = None
+) -> Path:
+    """The draft of ``path`` (``draft``, else ``draft_of``), written; none is left if
+    that fails."""
+    draft = draft or draft_of(path)
     draft.unlink(missing_ok=True)
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     try:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
 
+from almaqa2.atomic import write_new
 from almaqa2.cli import render
 from almaqa2.cli.app import cli, err, progress_bar
-from almaqa2.copying import write_all
-from almaqa2.errors import DestinationError, InputError, give_name
+from almaqa2.errors import DestinationError, InputError
 
 
 @cli.command("batch", short_help="Package, split and verify many MOUSes on Dask.")
@@ -102,19 +101,10 @@ def _init(plan_file: Path, top: Path) -> tuple[Path, int]:
     found = discover(top)
     if not found:
         raise InputError("no reduction or pipeline run found", top, fix="give their directory")
-    text = init_text(found, top).encode()
     try:
-        fd = os.open(plan_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)  # never over an
-    except FileExistsError:  # existing file or link
+        write_new(plan_file, init_text(found, top))
+    except FileExistsError:  # never over an existing file or link
         raise DestinationError(
             "the PLAN exists already", plan_file, fix="choose a new name"
         ) from None
-    try:
-        write_all(fd, text)
-    except OSError as exc:  # (a full disk: no half a PLAN, and the file named)
-        plan_file.unlink()
-        give_name(exc, plan_file)
-        raise
-    finally:
-        os.close(fd)
     return plan_file, len(found)

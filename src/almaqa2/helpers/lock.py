@@ -12,14 +12,13 @@ from __future__ import annotations
 import contextlib
 import getpass
 import json
-import os
 import socket
 import time
-import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from almaqa2 import plainfile
+from almaqa2.atomic import write_new
 from almaqa2.errors import InputError, LockedError, shown
 
 ENV = "QA2_LOCK_DIR"
@@ -76,14 +75,8 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
     """Take the lock ``name``; LockedError naming the holder if someone has it."""
     target = _path(directory, name)
     me = Holder(getpass.getuser(), socket.gethostname(), time.strftime("%Y-%m-%d %H:%M"), name)
-    draft = directory / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
-        try:
-            draft.write_text(json.dumps(me.as_dict()) + "\n")
-        except OSError as exc:  # named as the directory: the draft is a hidden name
-            exc.filename = str(directory)
-            raise
-        os.link(draft, target)
+        write_new(target, json.dumps(me.as_dict()) + "\n")
     except FileExistsError:
         holder = status(directory, name)
         if holder is not None and (holder.user, holder.host) == (me.user, me.host):
@@ -97,9 +90,9 @@ def take(directory: Path, name: str = DEFAULT_NAME) -> Holder:
             target,
             fix="ask them to release it (qa2 lock off), or break it with --force",
         ) from None
-    finally:
-        if draft.exists():  # (an unlink on a read-only disk fails even with nothing there)
-            draft.unlink()
+    except OSError as exc:  # named as the lock directory, which is what to see to
+        exc.filename = str(directory)
+        raise
     return me
 
 
