@@ -149,11 +149,16 @@ def refused(exc: OSError) -> str:
     where = f": {shown(str(exc.filename))}" if exc.filename else ""
     if exc.filename and exc.filename2:
         where = f" making {shown(str(exc.filename2))} from {shown(str(exc.filename))}"
-    if exc.errno in OUTPUT_REFUSED:
-        fix = no_room(exc.errno, exc.filename2 or exc.filename or ".")
-    else:
-        fix = _REFUSED_FIXES.get(exc.errno or 0, "fix this")
+    fix = advice(exc, exc.filename2 or exc.filename or ".")
     return f"{exc.strerror}{where}; {fix} and run again."
+
+
+def advice(exc: OSError, written: str | Path, instead: str = "another place") -> str:
+    """What to do about what the system refused (``exc``) as ``written`` was written
+    (``instead``: where else to write it, if the place refused)."""
+    if exc.errno in OUTPUT_REFUSED:
+        return no_room(exc.errno, written, instead)
+    return _REFUSED_FIXES.get(exc.errno or 0, "fix this")
 
 
 def no_room(error: int, written: str | Path, instead: str = "another place") -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from almaqa2.atomic import write_together
-from almaqa2.errors import OUTPUT_REFUSED, DestinationError, no_room
+from almaqa2.errors import DestinationError, advice
 from almaqa2.package.package_dir import ticket_prefix
 from almaqa2.package.plan import Plan
 from almaqa2.package.readme import readable
@@ -185,12 +185,9 @@ def attach(plan: Plan, written: tuple[Path, ...], folder: Path) -> list[Path]:
         if made:
             with contextlib.suppress(OSError):
                 folder.rmdir()
-        fix = "check your rights to it"
-        if exc.errno in OUTPUT_REFUSED:
-            fix = no_room(exc.errno, folder, "another --jira")
         raise DestinationError(
             f"the package is made, but its ticket files could not be put into --jira"
             f" ({exc.strerror})",
             exc.filename or folder,
-            fix=f"{fix}, then run again",
+            fix=f"{advice(exc, folder, 'another --jira')}, then run again",
         ) from exc
