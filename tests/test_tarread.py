@@ -6,6 +6,7 @@ chunks it never hands over."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -14,6 +15,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from almaqa2.md5pair import Md5
 from almaqa2.transfer import tarread, tarsplit
 from almaqa2.transfer.verify import _read_own, _read_with_tarfile
 
@@ -95,13 +97,17 @@ class Recorded:
 def _both(chunk: Path, top: str) -> tuple[object, object] | None:
     """(fast, tarfile) readings of ``chunk``: what each handed over and returned; None if
     the fast reader handed the tar over to tarfile."""
-    slow, fast = Recorded(), Recorded()
+    slow, fast, hashing = Recorded(), Recorded(), Recorded()
     by_tarfile = _read_with_tarfile(chunk, top, None, slow)
+    whole = Md5()
     try:
         by_tarread = _read_own(chunk, top, fast)
+        assert _read_own(chunk, top, hashing, whole) == by_tarread  # read alone, hashed whole
     except tarread.Irregular:
         return None
-    return (by_tarread, fast.seen), (by_tarfile, slow.seen)
+    assert hashing.seen == fast.seen
+    assert whole.hexdigest() == hashlib.md5(chunk.read_bytes()).hexdigest()
+    return (by_tarread[:2], fast.seen), (by_tarfile, slow.seen)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])

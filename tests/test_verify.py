@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from almaqa2 import forked
 from almaqa2.cli import main
+from almaqa2.transfer import verify
 
 P = "2013.1.00123.S"  # the nrao case's project
 SET = f"{P}_uid___A001_X13e_X1fe"
@@ -193,6 +196,38 @@ def _flip_in_member(chunk: Path, member: str) -> None:
         byte = f.read(1)
         f.seek(offset)
         f.write(bytes([byte[0] ^ 0x01]))
+
+
+@pytest.mark.parametrize("may_fork", [True, False])
+def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
+    chunks: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, may_fork: bool
+) -> None:
+    """Issue 20: each chunk of a set is read by a helper of its own, one per core, its md5
+    and its members' from one pass (``md5pair``); a process that may not fork (a batch
+    worker) reads them itself.  Either way a member damaged in a middle chunk is found, the
+    chunk's md5 is what hashlib says, and every file is checked."""
+    monkeypatch.setattr(forked, "may_fork", lambda: may_fork)
+    tars = sorted(chunks.glob("*.tar"))
+    damaged = tars[len(tars) // 2]
+    with tarfile.open(damaged) as tar:
+        inside = next(m.name for m in tar if m.size > 0)
+    _flip_in_member(damaged, inside)
+    caplog.set_level(logging.DEBUG, logger="almaqa2.transfer.verify")
+
+    report = verify.check_chunks(verify.find_chunks([chunks]))
+
+    said = (re.fullmatch(r"(\S+) is read by process (\d+)", r.getMessage()) for r in caplog.records)
+    readers = {found[1]: int(found[2]) for found in said if found}
+    if may_fork:
+        assert sorted(readers) == [t.name for t in tars]
+        assert os.getpid() not in readers.values()
+    else:
+        assert readers == {}
+    problems = {(p.kind, p.path): p for p in report.problems}
+    assert len(problems) == 2
+    assert problems[("corrupt", str(damaged))].found == _md5(damaged)
+    assert problems[("corrupt", inside)].found != problems[("corrupt", inside)].expected
+    assert report.checked == len(tars) + sum(len(_members(t)) for t in tars)
 
 
 def test_an_extra_member_and_a_missing_checksum_are_reported(

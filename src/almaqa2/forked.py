@@ -227,6 +227,22 @@ class Later(Generic[T]):
             raise value
         return cast(T, value)
 
+    def ready(self) -> bool:
+        """Whether ``result()`` would not wait (the helper has ended, one way or another)."""
+        return self._helper is None or waiting(self._helper.pipe)
+
+    def stop(self) -> None:
+        """No result wanted: the helper, if any, ended now."""
+        if self._helper is not None:
+            self._helper.stop()
+
+
+def wait_for_any(laters: Iterable[Later[Any]]) -> None:
+    """Until one of ``laters`` is ready (at once if none is at work)."""
+    pipes = [later._helper.pipe for later in laters if later._helper is not None]
+    if pipes:
+        multiprocessing.connection.wait(pipes)
+
 
 def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:
     """The helper's side of a long answer: each piece pickled and sent as it is made, by a

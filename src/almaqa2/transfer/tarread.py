@@ -10,6 +10,9 @@ judged as tarfile judges it.  ``tests/test_tarread.py`` holds the two readers eq
 
 A large chunk is read in two halves at once, the second by a forked helper (``_Half``):
 reading many small members is Python work per member, which one core does at half speed.
+Or, given the chunk's own md5 to compute (``whole``), it is read front to back, each byte
+hashed for the chunk and for its member at once (``md5pair``): ``qa2 verify`` reads other
+chunks on the other cores meanwhile.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any, NamedTuple
 from zlib import adler32
 
 from almaqa2 import forked
+from almaqa2.md5pair import Md5, update_both
 
 log = logging.getLogger(__name__)
 BLOCK = tarfile.BLOCKSIZE
@@ -47,11 +51,13 @@ class _Buffer:
     """The tar's bytes from ``offset``, read in large blocks into one buffer (``pread``:
     a helper forked with the same descriptor reads too, and they share its position)."""
 
-    def __init__(self, fd: int, offset: int = 0):
+    def __init__(self, fd: int, offset: int = 0, whole: Md5 | None = None):
         self.fd = fd
         self.view = memoryview(bytearray(_READ))
         self.base = offset  # where in the tar view[0] is
         self.start = self.end = 0
+        self.whole = whole  # the tar's md5, fed every byte in order, if one is asked for
+        self.hashed = offset  # where in the tar it is fed to (never past ``offset``)
 
     @property
     def offset(self) -> int:
@@ -62,6 +68,7 @@ class _Buffer:
         """At least ``n`` bytes (at most the buffer's size) ready at ``start``."""
         if self.end - self.start >= n:
             return
+        self._feed_whole(self.offset)  # the bytes taken are about to go
         tail = self.end - self.start
         self.view[:tail] = self.view[self.start : self.end]
         self.base += self.start
@@ -85,18 +92,51 @@ class _Buffer:
         self.start += n
         return self.view[self.start - n : self.start]
 
-    def pass_on(self, n: int, digest: hashlib._Hash | None, kept: list[bytes] | None) -> None:
+    def pass_on(self, n: int, digest: Md5 | None, kept: list[bytes] | None) -> None:
         """The next ``n`` bytes into ``digest`` (and ``kept``), or skipped."""
         while n:
             self._fill(1)
             piece = min(n, self.end - self.start)
             chunk = self.view[self.start : self.start + piece]
             if digest is not None:
-                digest.update(chunk)
+                self.hash(digest, chunk, self.offset)
             if kept is not None:
                 kept.append(bytes(chunk))
             self.start += piece
             n -= piece
+
+    def hash(self, digest: Md5, piece: memoryview, at: int) -> None:
+        """``digest`` fed ``piece``, the bytes at ``at`` in the tar; the tar's md5 with it,
+        at once, if one is asked for."""
+        if self.whole is None:
+            digest.update(piece)
+        else:
+            self._feed_whole(at)
+            update_both(self.whole, digest, piece)
+            self.hashed = at + len(piece)
+
+    def md5_of(self, piece: memoryview, at: int) -> str:
+        if self.whole is None:
+            return hashlib.md5(piece).hexdigest()
+        digest = Md5()
+        self.hash(digest, piece, at)
+        return digest.hexdigest()
+
+    def _feed_whole(self, upto: int) -> None:
+        """The tar's md5, if one is asked for, fed the bytes up to ``upto`` (read, and
+        still in the buffer)."""
+        if self.whole is not None and upto > self.hashed:
+            self.whole.update(self.view[self.hashed - self.base : upto - self.base])
+            self.hashed = upto
+
+    def feed_rest(self) -> None:
+        """The tar's md5 fed the rest of the file: what follows the end of the members
+        (the end blocks, the zeros to a whole record) is in the file's md5 too."""
+        assert self.whole is not None
+        self._feed_whole(self.base + self.end)
+        while got := os.preadv(self.fd, [self.view], self.hashed):
+            self.whole.update(self.view[:got])
+            self.hashed += got
 
 
 def _checked(block: bytes) -> tuple[bytes, int]:
@@ -148,9 +188,13 @@ _SMALL = 64 << 10  # a member's data hashed from the buffer at once
 _WORTH_A_HELPER = 32 << 20  # a smaller tar is read by one process
 
 
-def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[Member]:
+def members(
+    fd: int, keep: Callable[[str], bool] = lambda _: False, whole: Md5 | None = None
+) -> Iterator[Member]:
     """The members of the tar open at ``fd``, in order; ``keep(name)``: the files whose
-    data is returned too (the manifest a chunk carries).
+    data is returned too (the manifest a chunk carries); ``whole``, if given, is fed the
+    whole file, each byte as its member is hashed (the file is then read by this process
+    alone, front to back: its md5 is one chain of the bytes in order).
 
     A tar of ``_WORTH_A_HELPER`` bytes or more is read in two halves at once: a forked
     helper reads from the first header it finds past the middle (if its members are
@@ -160,9 +204,13 @@ def members(fd: int, keep: Callable[[str], bool] = lambda _: False) -> Iterator[
     before the end; if it is not a member's start (the bytes of a file that look like a
     header), this process reads on by itself.  The members are the same either way."""
     size = os.fstat(fd).st_size
-    half = _Half(fd, size, keep) if size >= _WORTH_A_HELPER and forked.may_fork() else None
+    alone = whole is not None or size < _WORTH_A_HELPER or not forked.may_fork()
+    half = None if alone else _Half(fd, size, keep)
+    buffer = _Buffer(fd, whole=whole)
     try:
-        yield from _read(_Buffer(fd), keep, half)
+        yield from _read(buffer, keep, half)
+        if whole is not None:
+            buffer.feed_rest()
     finally:
         if half is not None:
             half.stop()
@@ -212,12 +260,13 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
             continue
         padded = size + -size % BLOCK
         if padded <= _SMALL:  # the common case: hashed from the buffer at once
+            at = buffer.offset
             bytes_of = buffer.view_of(padded)[:size]
             content = bytes(bytes_of) if keep(name) else None
-            md5 = hashlib.md5(bytes_of).hexdigest()
+            md5 = buffer.md5_of(bytes_of, at)
             bytes_of.release()
         else:
-            digest = hashlib.md5()
+            digest = Md5()
             kept: list[bytes] | None = [] if keep(name) else None
             buffer.pass_on(size, digest, kept)
             buffer.pass_on(-size % BLOCK, None, None)

@@ -5,13 +5,16 @@ Every problem is collected and reported, none stops the check: a file or chunk l
 absent is *missing*, one present but not listed is *extra*, one whose bytes differ is
 *corrupt* (with the md5 expected and the md5 found).  Paths of files are given as in the
 manifest, starting with the project code.  A package's files are hashed on both cores as
-they are walked (``package_hashes``); a chunk is hashed whole by a ``Follower`` thread while
-its members are read and hashed on the other core (the two reads go together, the second
-from the page cache).
+they are walked (``package_hashes``).  Of several chunks, each is read by a forked helper,
+one per core, hashed whole and member by member from the same bytes at once (``md5pair``:
+at about the cost of hashing it once); the helpers' findings are taken in the chunks'
+order.  A chunk alone is hashed whole by a ``Follower`` thread while its members are read
+and hashed on the other core (the two reads go together, the second from the page cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import logging
@@ -19,13 +22,13 @@ import os
 import stat
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from almaqa2 import manifest, plainfile
+from almaqa2 import forked, manifest, plainfile
 from almaqa2.errors import (
     OUTPUT_REFUSED,
     Almaqa2Error,
@@ -34,6 +37,7 @@ from almaqa2.errors import (
     no_room,
     shown,
 )
+from almaqa2.md5pair import Md5
 from almaqa2.package import package_dir, pipemanifest
 from almaqa2.package.package_dir import ChunkNames, chunks_in
 from almaqa2.progress import Progress
@@ -350,30 +354,23 @@ def _check_set(
                 " keep one set",
             )
         )
-    for name in chunk_set.names():
-        path = chunk_set.present.get(name)
-        expected = chunk_set.expected.get(name)
-        if path is None:
-            stopped = (chunk_set.folder / f"{name}.part").is_file()
-            found = "only its .part, of a split that was stopped: split again" if stopped else None
-            problems.append(Problem(Trouble.MISSING, str(chunk_set.folder / name), expected, found))
-            continue
-        before = tally.count
-        contents = read_chunk(path, counter.add, into, tally, fast)
-        checked += 1 + tally.count - before
-        said = (expected, chunk_set.disputed.get(name))
-        unlike = [md5 for md5 in said if md5 is not None and md5 != contents.md5]
-        if expected is None:
-            problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
-        elif unlike:
-            problems.append(Problem(Trouble.CORRUPT, str(path), unlike[0], contents.md5))
-        elif contents.error:
-            problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
-        problems += [
-            Problem(Trouble.UNSAFE, member, found=why) for member, why in contents.unsafe.items()
-        ]
-        problems += tally.copies
-        tally.copies = []
+    present = [chunk_set.present[n] for n in chunk_set.names() if n in chunk_set.present]
+    with _apart(present, fast and into is None) as apart:
+        for name in chunk_set.names():
+            path = chunk_set.present.get(name)
+            if path is None:
+                problems.append(_missing(chunk_set, name))
+                continue
+            before = tally.count
+            if apart is not None:
+                contents = apart.take(path, tally)
+                counter.add(path.stat().st_size)
+            else:
+                contents = read_chunk(path, counter.add, into, tally, fast)
+            checked += 1 + tally.count - before
+            problems += _judged(chunk_set, name, path, contents)
+            problems += tally.copies
+            tally.copies = []
     extracted = into.folder / chunk_set.project if into else None
     if extracted is not None and (extracted / manifest.NAME).is_file():
         report = _package(extracted, None)  # the files as written
@@ -384,6 +381,129 @@ def _check_set(
     else:
         problems.append(Problem(Trouble.MISSING, tally.manifest_path))
     return problems, checked
+
+
+def _missing(chunk_set: ChunkSet, name: str) -> Problem:
+    stopped = (chunk_set.folder / f"{name}.part").is_file()
+    found = "only its .part, of a split that was stopped: split again" if stopped else None
+    return Problem(
+        Trouble.MISSING, str(chunk_set.folder / name), chunk_set.expected.get(name), found
+    )
+
+
+def _judged(chunk_set: ChunkSet, name: str, path: Path, contents: ChunkContents) -> list[Problem]:
+    """A chunk's problems: its md5 against its md5 files, its tar, its unsafe members."""
+    problems: list[Problem] = []
+    expected = chunk_set.expected.get(name)
+    said = (expected, chunk_set.disputed.get(name))
+    unlike = [md5 for md5 in said if md5 is not None and md5 != contents.md5]
+    if expected is None:
+        problems.append(Problem(Trouble.MISSING, f"{path}.md5sum", found=contents.md5))
+    elif unlike:
+        problems.append(Problem(Trouble.CORRUPT, str(path), unlike[0], contents.md5))
+    elif contents.error:
+        problems.append(Problem(Trouble.CORRUPT, str(path), "a tar", contents.error))
+    return problems + [
+        Problem(Trouble.UNSAFE, member, found=why) for member, why in contents.unsafe.items()
+    ]
+
+
+@contextlib.contextmanager
+def _apart(chunks: list[Path], fast: bool) -> Iterator[_ReadApart | None]:
+    """Chunks read by helpers, one per core, if there are several to read as tarsplit
+    writes them, and this process may fork; else None (read here, one by one)."""
+    if not fast or len(chunks) < 2 or not forked.may_fork():
+        yield None
+        return
+    apart = _ReadApart(chunks)
+    try:
+        yield apart
+    finally:
+        apart.stop()
+
+
+class _ReadApart:
+    """Chunks each read whole by a forked helper (``_read_apart``), one per core (at most
+    ``_AT_ONCE``), taken in order.  A core that is free starts the largest chunk not begun
+    of the next ``_AHEAD`` (their readings wait until they are taken): the last to end is
+    then a small one, and no core waits idle for it."""
+
+    def __init__(self, chunks: list[Path]):
+        self._chunks = chunks
+        self._sizes = {chunk: chunk.stat().st_size for chunk in chunks}
+        self._next = 0  # the index of the chunk taken next
+        self._begun: dict[Path, forked.Later[_Apart]] = {}
+        self._cores = min(len(os.sched_getaffinity(0)), _AT_ONCE)
+
+    def _busy(self) -> list[forked.Later[_Apart]]:
+        return [later for later in self._begun.values() if not later.ready()]
+
+    def _begin(self) -> None:
+        free = max(self._cores - len(self._busy()), 0)
+        near = self._chunks[self._next : self._next + _AHEAD]
+        waiting = sorted((c for c in near if c not in self._begun), key=lambda c: -self._sizes[c])
+        for chunk in waiting[:free]:  # the largest first (of equal ones, the first)
+            self._begun[chunk] = forked.Later(_read_apart, chunk)
+
+    def take(self, chunk: Path, found: Found) -> ChunkContents:
+        """``chunk``'s reading (the next in order): its files handed to ``found``;
+        tarread.Irregular if it is not as tarsplit writes it."""
+        assert chunk == self._chunks[self._next]
+        while True:
+            self._begin()
+            later = self._begun.get(chunk)
+            if later is not None and later.ready():
+                break
+            forked.wait_for_any(self._busy())
+        del self._begun[chunk]
+        self._next += 1
+        contents, files = later.result()
+        files.hand_to(found, chunk)
+        return contents
+
+    def stop(self) -> None:
+        for later in self._begun.values():
+            later.stop()
+        self._begun.clear()
+
+
+_AT_ONCE = 4  # helpers at work at most
+_AHEAD = 8  # chunks read ahead at most: each reading holds its chunk's names and md5s
+
+
+class _Files:
+    """A chunk's files as a helper read them, to be handed on in order where it is taken
+    (plain lists: quick to send)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+        self.md5s: list[str] = []
+        self.manifests: dict[int, bytes] = {}  # index of the file -> its data
+
+    def member(self, name: str, md5: str, chunk: Path) -> None:
+        self.names.append(name)
+        self.md5s.append(md5)
+
+    def carried(self, data: bytes) -> None:
+        self.manifests[len(self.names)] = data  # (said just before its member)
+
+    def hand_to(self, found: Found, chunk: Path) -> None:
+        for i, (name, md5) in enumerate(zip(self.names, self.md5s, strict=True)):
+            if i in self.manifests:
+                found.carried(self.manifests[i])
+            found.member(name, md5, chunk)
+
+
+_Apart = tuple["ChunkContents", _Files]
+
+
+def _read_apart(chunk: Path) -> _Apart:
+    """A chunk read by ``_read_own`` (in a helper), hashed whole from the same bytes."""
+    log.debug("%s is read by process %d", chunk.name, os.getpid())
+    whole, files = Md5(), _Files()
+    unsafe, error, unreadable = _read_own(chunk, _project_of(chunk), files, whole)
+    md5 = f"unreadable ({unreadable})" if unreadable else whole.hexdigest()
+    return ChunkContents(md5, unsafe, error), files
 
 
 class _Tally:
@@ -475,7 +595,7 @@ def read_chunk(
     top = into.top if into else _project_of(path)
     try:
         if fast:
-            unsafe, error = _read_own(path, top, tally)
+            unsafe, error, _ = _read_own(path, top, tally)
         else:
             unsafe, error = _read_with_tarfile(path, top, into, tally)
     except BaseException:
@@ -544,13 +664,17 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, fou
     return unsafe, None
 
 
-def _read_own(path: Path, top: str | None, found: Found) -> _Read:
+def _read_own(
+    path: Path, top: str | None, found: Found, whole: Md5 | None = None
+) -> tuple[dict[str, str], str | None, str | None]:
     """A chunk as tarsplit writes it, read front to back once (``tarread``), as
-    ``_read_with_tarfile`` reads it; ``tarread.Irregular`` if it holds anything else."""
+    ``_read_with_tarfile`` reads it; ``tarread.Irregular`` if it holds anything else.
+    ``whole``: fed the chunk's bytes.  (unsafe members, why the tar could not be read,
+    why the file could not: its system's words)."""
     unsafe: dict[str, str] = {}
     try:
         with open(path, "rb", buffering=0) as f:
-            for member in tarread.members(f.fileno(), _carried):
+            for member in tarread.members(f.fileno(), _carried, whole):
                 why = safetar.why_unsafe_name(member.name, top)
                 if why is not None:
                     unsafe[member.name] = why
@@ -559,8 +683,8 @@ def _read_own(path: Path, top: str | None, found: Found) -> _Read:
                         found.carried(member.data)
                     found.member(member.name, member.md5, path)
     except OSError as exc:
-        return unsafe, f"an unreadable file ({exc.strerror})"
-    return unsafe, None
+        return unsafe, f"an unreadable file ({exc.strerror})", exc.strerror
+    return unsafe, None, None
 
 
 _CARRIED = f"/{manifest.NAME}"
