@@ -411,8 +411,9 @@ def _judged(chunk_set: ChunkSet, name: str, path: Path, contents: ChunkContents)
 @contextlib.contextmanager
 def _apart(chunks: list[Path], fast: bool) -> Iterator[_ReadApart | None]:
     """Chunks read by helpers, one per core, if there are several to read as tarsplit
-    writes them, and this process may fork; else None (read here, one by one)."""
-    if not fast or len(chunks) < 2 or not forked.may_fork():
+    writes them, worth it, and this process may fork; else None (read here, one by one)."""
+    worth = len(chunks) > 1 and sum(c.stat().st_size for c in chunks) >= _WORTH_HELPERS
+    if not (fast and worth and forked.may_fork()):
         yield None
         return
     apart = _ReadApart(chunks)
@@ -468,6 +469,7 @@ class _ReadApart:
 
 
 _AT_ONCE = 4  # helpers at work at most
+_WORTH_HELPERS = 64 << 20  # bytes of chunks: fewer are read here (a fork costs more)
 _AHEAD = 8  # chunks read ahead at most: each reading holds its chunk's names and md5s
 
 
