@@ -28,6 +28,7 @@ from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
 from almaqa2.copying import copy_file, copy_small
 from almaqa2.errors import ChecksumError, changed_while_packaged, copy_differs
+from almaqa2.md5pair import Md5, hexdigests, update_two
 
 NAME = "manifest.md5"
 _BATCH_FILES = 256
@@ -45,14 +46,21 @@ def md5_file(path: str | Path, buffer: bytearray | None = None, steady: bool = F
     a package shares with the reduction (hard mode) could be, by a task still at work on
     it: its md5 would then be of no version of it (``ChecksumError``)."""
     digest = hashlib.md5()
-    view = memoryview(buffer if buffer is not None else bytearray(_BLOCK))
+    for piece in _pieces(path, buffer or bytearray(_BLOCK), steady):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _pieces(path: str | Path, buffer: bytearray, steady: bool) -> Iterator[memoryview]:
+    """``md5_file``'s reading: the file's bytes, a buffer at a time (each view valid until
+    the next)."""
+    view = memoryview(buffer)
     with open(path, "rb", buffering=0) as f:
         before = os.fstat(f.fileno()) if steady else None
         while n := f.readinto(view):
-            digest.update(view[:n])
+            yield view[:n]
         if before is not None and moved(before, os.fstat(f.fileno())):
             raise changed_while_packaged(str(path))
-    return digest.hexdigest()
 
 
 def moved(before: os.stat_result, after: os.stat_result) -> bool:
@@ -60,21 +68,38 @@ def moved(before: os.stat_result, after: os.stat_result) -> bool:
     return (before.st_mtime_ns, before.st_size) != (after.st_mtime_ns, after.st_size)
 
 
-def _md5_small(path: str, size: int) -> str:
-    """``md5_file`` for a file of a few KB (``size``, as last seen): bare system calls (a
-    file object costs more than the hash), read to its end whatever its size has become.
-    A regular file's read returns less than asked only at its end, so a file that has not
-    grown is read in one call."""
+def _small_bytes(path: str, size: int) -> bytes | None:
+    """The bytes of a file of a few KB (``size``, as last seen), read in one call with bare
+    system calls (a file object costs more than the hash); None if it has grown (hash it
+    with ``md5_file``).  A regular file's read returns less than asked only at its end.
+    Hash many at once: ``md5pair.hexdigests`` hashes two at a time."""
     fd = os.open(path, os.O_RDONLY)
     try:
         data = os.read(fd, max(size, 0) + 1)
-        digest = hashlib.md5(data)
-        if len(data) > size:  # it grew: read on to its end
-            while more := os.read(fd, SMALL):
-                digest.update(more)
     finally:
         os.close(fd)
-    return digest.hexdigest()
+    return data if len(data) <= size else None
+
+
+def _md5s_of_small(paths: Sequence[str], sizes: Sequence[int]) -> list[str | OSError]:
+    """The md5 of each small file (``_small_bytes``), or the OSError met reading it."""
+    found: list[str | OSError] = []
+    read: list[int] = []  # where in ``found`` the md5 of each of ``data`` goes
+    data: list[bytes] = []
+    for path, size in zip(paths, sizes, strict=True):
+        try:
+            if (got := _small_bytes(path, size)) is None:
+                found.append(md5_file(path))
+                continue
+        except OSError as exc:
+            found.append(exc)
+            continue
+        read.append(len(found))
+        data.append(got)
+        found.append("")
+    for at, digest in zip(read, hexdigests(data), strict=True):
+        found[at] = digest
+    return found
 
 
 def md5_of_copy(path: str, source: str, buffers: tuple[bytearray, bytearray] | None = None) -> str:
@@ -83,17 +108,26 @@ def md5_of_copy(path: str, source: str, buffers: tuple[bytearray, bytearray] | N
     Both are read into ``buffers`` (give two of one size to reuse): no block is allocated,
     which costs a page fault per page where malloc gives large blocks back at once (as
     in a Dask worker, MALLOC_TRIM_THRESHOLD_=64K)."""
-    mine, theirs = buffers or (bytearray(_BLOCK), bytearray(_BLOCK))
-    view = memoryview(mine)  # hashed without a copy
     digest = hashlib.md5()
+    for piece in _pieces_of_copy(path, source, buffers or (bytearray(_BLOCK), bytearray(_BLOCK))):
+        digest.update(piece)
+    return digest.hexdigest()
+
+
+def _pieces_of_copy(
+    path: str, source: str, buffers: tuple[bytearray, bytearray]
+) -> Iterator[memoryview]:
+    """``md5_of_copy``'s reading: the copy's bytes, a buffer at a time, each once found
+    equal to the source's."""
+    mine, theirs = buffers
+    view = memoryview(mine)  # hashed without a copy
     with open(path, "rb", buffering=0) as copy, open(source, "rb", buffering=0) as original:
         while n := copy.readinto(mine):
             if _read_fully(original, theirs, n) != n or _differ(mine, theirs, n):
                 raise copy_differs(path, source)
-            digest.update(view[:n])
+            yield view[:n]
         if original.read(1):  # the source grew while it was copied
             raise copy_differs(path, source)
-    return digest.hexdigest()
 
 
 def _differ(mine: bytearray, theirs: bytearray, n: int) -> bool:
@@ -148,17 +182,32 @@ class Hasher:
             thread.start()
 
     def _work(self) -> None:
-        buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # one pair per thread, reused
-        while (item := self._queue.get()) is not None:
-            path, _, source, _ = item
-            key = path[self._cut :]
-            try:
-                if source is not None:
-                    self._digests[key] = md5_of_copy(path, source, buffers)
-                else:
-                    self._digests[key] = md5_file(path, buffers[0], steady=True)
-            except BaseException as exc:  # reported by results()
-                self._errors[key] = exc
+        """Hash large files two at a time, a buffer of each in turn, their md5s' chains
+        interleaved (``md5pair``: two for little more than the time of one); one alone
+        while no other is waiting."""
+        slots = [_Hashing(self._cut), _Hashing(self._cut)]
+        more = True
+        while True:
+            for slot in slots:
+                while more and slot.key is None:
+                    alone = all(other.key is None for other in slots)
+                    try:
+                        item = self._queue.get() if alone else self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        more = False
+                    else:
+                        slot.start(item)
+            pieces = [(slot, slot.next(self._digests, self._errors)) for slot in slots]
+            ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
+            if len(ready) == 2:
+                (one, piece_one), (two, piece_two) = ready
+                update_two(one, piece_one, two, piece_two)
+            elif ready:
+                ready[0][0].update(ready[0][1])
+            elif not more and all(slot.key is None for slot in slots):
+                return
 
     def add(self, path: str, size: int = -1, source: str | None = None, copy: bool = False) -> None:
         """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
@@ -227,6 +276,39 @@ class Hasher:
 
     def __exit__(self, kind: object, *exc: object) -> None:
         self._stop(abandon=kind is not None)
+
+
+class _Hashing:
+    """One of a ``Hasher`` thread's two files being hashed (``key`` None: none)."""
+
+    def __init__(self, cut: int):
+        self._cut = cut
+        self._buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # reused, file after file
+        self.key: str | None = None
+        self.digest = Md5()
+        self._pieces: Iterator[memoryview] = iter(())
+
+    def start(self, item: _Item) -> None:
+        path, _, source, _ = item
+        self.key, self.digest = path[self._cut :], Md5()
+        if source is not None:
+            self._pieces = _pieces_of_copy(path, source, self._buffers)
+        else:
+            self._pieces = _pieces(path, self._buffers[0], steady=True)
+
+    def next(self, digests: dict[str, str], errors: dict[str, BaseException]) -> memoryview | None:
+        """The file's next piece to hash; None at its end (its md5 put in ``digests``, or
+        what went wrong in ``errors``) or if there is no file."""
+        if self.key is None:
+            return None
+        try:
+            return next(self._pieces)
+        except StopIteration:
+            digests[self.key] = self.digest.hexdigest()
+        except BaseException as exc:  # reported by results()
+            errors[self.key] = exc
+        self.key = None
+        return None
 
 
 _Item = tuple[str, int, str | None, bool]
@@ -356,13 +438,15 @@ def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
     notice a source that grew while it was copied), the OSError met if it could not be
     read or written."""
     found: list[str | OSError | None] = []
-    for path, size, source, copy in batch:
+    plain = [i for i, (_, _, source, _) in enumerate(batch) if source is None]
+    md5s = iter(_md5s_of_small([batch[i][0] for i in plain], [batch[i][1] for i in plain]))
+    for path, _, source, copy in batch:
         try:
             if copy and source is not None:
                 found.append(_copy_small(source, path))
                 continue
             if source is None:
-                found.append(_md5_small(path, size))
+                found.append(next(md5s))
                 continue
             data = _read_small(path)
             if len(data) > SMALL:  # the source grew before it was copied: compare it all
@@ -502,12 +586,16 @@ def mismatches_here(
 ) -> list[tuple[str, str, str]]:
     """``mismatches`` among the files ``which`` (indices into the lists), hashed in this
     process, one after the other, large ones read into ``buffer`` (give one to reuse)."""
+    which = list(which)
+    small = [i for i in which if sizes[i] <= SMALL]
+    md5s = _md5s_of_small([f"{top}/{rels[i]}" for i in small], [sizes[i] for i in small])
+    got = dict(zip(small, md5s, strict=True))
     found = []
     for i in which:
-        path = f"{top}/{rels[i]}"
         try:
-            size = sizes[i]
-            digest = _md5_small(path, size) if size <= SMALL else md5_file(path, buffer)
+            digest = got[i] if i in got else md5_file(f"{top}/{rels[i]}", buffer)
+            if isinstance(digest, OSError):
+                raise digest
         except OSError as exc:
             digest = f"unreadable ({exc.strerror})"
         if digest != expected[i]:

@@ -1,10 +1,11 @@
-/* MD5 (RFC 1321) of two streams at once, for ``qa2 verify`` of chunks.
+/* MD5 (RFC 1321) of two streams at once: a chunk and its members (qa2 verify), two files
+side by side (the manifest of hard and copy mode).
 
 MD5 is one chain of steps, each waiting on the one before: a core hashing one stream
 mostly waits.  Two streams' steps interleaved run in that waiting, at about 1.1 times the
-time of one.  A chunk's md5 and the md5s of its members are two streams over the same
-bytes, so a chunk is checked at the cost of hashing it once (hashlib hashes one stream at
-a time).  tests/test_md5pair.py holds every result equal to hashlib's.
+time of one (hashlib hashes one stream at a time).  A chunk's md5 and the md5s of its
+members are two streams over the same bytes, so a chunk is checked at the cost of hashing
+it once.  tests/test_md5pair.py holds every result equal to hashlib's.
 
 An Md5 object is used by one thread at a time; the GIL is released while it hashes.
 */
@@ -121,10 +122,11 @@ static void feed(state *st, const unsigned char *p, size_t n)
     memcpy(st->tail, p + n / 64 * 64, n % 64);
 }
 
-static void feed_both(state *one, state *two, const unsigned char *p, size_t n)
+/* one fed p1, two fed p2, their whole blocks side by side (the same bytes, or not). */
+static void feed_two(state *one, const unsigned char *p1, size_t n1, state *two,
+                     const unsigned char *p2, size_t n2)
 {
-    const unsigned char *p1 = p, *p2 = p;
-    size_t n1 = n, n2 = n, common;
+    size_t common;
     fill_tail(one, &p1, &n1);
     fill_tail(two, &p2, &n2);
     common = (n1 < n2 ? n1 : n2) / 64;
@@ -148,6 +150,22 @@ static void digest_of(const state *st, unsigned char out[16])
         out[i] = (unsigned char)(last.s[i / 4] >> (8 * (i % 4)));
 }
 
+static void start(state *st)
+{
+    static const uint32_t initial[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
+    memcpy(st->s, initial, sizeof initial);
+    st->length = 0;
+}
+
+static PyObject *hex_of(const unsigned char digest[16])
+{
+    static const char hex[] = "0123456789abcdef";
+    char text[32];
+    for (int i = 0; i < 16; i++)
+        text[2 * i] = hex[digest[i] >> 4], text[2 * i + 1] = hex[digest[i] & 15];
+    return PyUnicode_FromStringAndSize(text, 32);
+}
+
 /* ---- Python ---- */
 
 #define UNLOCKED_FROM 8192  /* bytes: below this, releasing the GIL costs more than it gives */
@@ -168,9 +186,7 @@ static PyObject *Md5_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         return NULL;
     self = (Md5 *)type->tp_alloc(type, 0);
     if (self != NULL) {
-        static const uint32_t start[4] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476};
-        memcpy(self->st.s, start, sizeof start);
-        self->st.length = 0;
+        start(&self->st);
         if (data.buf != NULL)
             feed(&self->st, data.buf, (size_t)data.len);
     }
@@ -204,13 +220,9 @@ static PyObject *Md5_digest(Md5 *self, PyObject *Py_UNUSED(ignored))
 
 static PyObject *Md5_hexdigest(Md5 *self, PyObject *Py_UNUSED(ignored))
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char out[16];
-    char text[32];
     digest_of(&self->st, out);
-    for (int i = 0; i < 16; i++)
-        text[2 * i] = hex[out[i] >> 4], text[2 * i + 1] = hex[out[i] & 15];
-    return PyUnicode_FromStringAndSize(text, 32);
+    return hex_of(out);
 }
 
 static PyMethodDef Md5_methods[] = {
@@ -230,39 +242,102 @@ static PyTypeObject Md5Type = {
     .tp_methods = Md5_methods,
 };
 
-static PyObject *update_both(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *update_two(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     Md5 *one, *two;
-    Py_buffer data;
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "update_both(one, two, data): three arguments");
+    Py_buffer data[2];
+    if (nargs != 4) {
+        PyErr_SetString(PyExc_TypeError, "update_two(one, data_one, two, data_two): four arguments");
         return NULL;
     }
-    if (!PyObject_TypeCheck(args[0], &Md5Type) || !PyObject_TypeCheck(args[1], &Md5Type)) {
-        PyErr_SetString(PyExc_TypeError, "update_both: one and two must be Md5 objects");
+    if (!PyObject_TypeCheck(args[0], &Md5Type) || !PyObject_TypeCheck(args[2], &Md5Type)) {
+        PyErr_SetString(PyExc_TypeError, "update_two: one and two must be Md5 objects");
         return NULL;
     }
-    one = (Md5 *)args[0], two = (Md5 *)args[1];
+    one = (Md5 *)args[0], two = (Md5 *)args[2];
     if (one == two) {
-        PyErr_SetString(PyExc_ValueError, "update_both: one and two are the same Md5");
+        PyErr_SetString(PyExc_ValueError, "update_two: one and two are the same Md5");
         return NULL;
     }
-    if (PyObject_GetBuffer(args[2], &data, PyBUF_SIMPLE) < 0)
+    if (PyObject_GetBuffer(args[1], &data[0], PyBUF_SIMPLE) < 0)
         return NULL;
-    if (data.len >= UNLOCKED_FROM) {
+    if (PyObject_GetBuffer(args[3], &data[1], PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&data[0]);
+        return NULL;
+    }
+    if (data[0].len + data[1].len >= UNLOCKED_FROM) {
         Py_BEGIN_ALLOW_THREADS
-        feed_both(&one->st, &two->st, data.buf, (size_t)data.len);
+        feed_two(&one->st, data[0].buf, (size_t)data[0].len, &two->st, data[1].buf,
+                 (size_t)data[1].len);
         Py_END_ALLOW_THREADS
     } else {
-        feed_both(&one->st, &two->st, data.buf, (size_t)data.len);
+        feed_two(&one->st, data[0].buf, (size_t)data[0].len, &two->st, data[1].buf,
+                 (size_t)data[1].len);
     }
-    PyBuffer_Release(&data);
+    PyBuffer_Release(&data[0]);
+    PyBuffer_Release(&data[1]);
     Py_RETURN_NONE;
 }
 
+/* The md5s of many small pieces (the files of a batch), two at a time. */
+static PyObject *hexdigests(PyObject *module, PyObject *pieces)
+{
+    PyObject *seq = PySequence_Fast(pieces, "hexdigests: a sequence of bytes-like pieces");
+    PyObject *found = NULL;
+    Py_buffer *views = NULL;
+    unsigned char (*digests)[16] = NULL;
+    Py_ssize_t n, got = 0;
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    views = PyMem_Calloc(n ? n : 1, sizeof *views);
+    digests = PyMem_Malloc((n ? n : 1) * sizeof *digests);
+    if (views == NULL || digests == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got < n; got++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        state one, two;
+        start(&one);
+        if (i + 1 < n) {
+            start(&two);
+            feed_two(&one, views[i].buf, (size_t)views[i].len, &two, views[i + 1].buf,
+                     (size_t)views[i + 1].len);
+            digest_of(&two, digests[i + 1]);
+        } else {
+            feed(&one, views[i].buf, (size_t)views[i].len);
+        }
+        digest_of(&one, digests[i]);
+    }
+    Py_END_ALLOW_THREADS
+    found = PyList_New(n);
+    for (Py_ssize_t i = 0; found != NULL && i < n; i++) {
+        PyObject *text = hex_of(digests[i]);
+        if (text == NULL)
+            Py_CLEAR(found);
+        else
+            PyList_SET_ITEM(found, i, text);
+    }
+done:
+    for (Py_ssize_t i = 0; i < got; i++)
+        PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+    PyMem_Free(digests);
+    Py_DECREF(seq);
+    return found;
+}
+
 static PyMethodDef functions[] = {
-    {"update_both", (PyCFunction)(void (*)(void))update_both, METH_FASTCALL,
-     "update_both(one, two, data): one.update(data) and two.update(data), hashed together."},
+    {"update_two", (PyCFunction)(void (*)(void))update_two, METH_FASTCALL,
+     "update_two(one, data_one, two, data_two): one.update(data_one) and\n"
+     "two.update(data_two), hashed together."},
+    {"hexdigests", (PyCFunction)hexdigests, METH_O,
+     "hexdigests(pieces): the md5 of each piece (in hexadecimal), two hashed at a time."},
     {NULL},
 };
 

@@ -1,3 +1,4 @@
+from collections.abc import Sequence
 from typing import TypeAlias
 
 Buffer: TypeAlias = bytes | bytearray | memoryview
@@ -10,5 +11,8 @@ class Md5:
     def digest(self) -> bytes: ...
     def hexdigest(self) -> str: ...
 
-def update_both(one: Md5, two: Md5, data: Buffer, /) -> None:
-    """one.update(data) and two.update(data), hashed together."""
+def update_two(one: Md5, data_one: Buffer, two: Md5, data_two: Buffer, /) -> None:
+    """one.update(data_one) and two.update(data_two), hashed together."""
+
+def hexdigests(pieces: Sequence[Buffer], /) -> list[str]:
+    """The md5 of each piece, in hexadecimal, two hashed at a time."""

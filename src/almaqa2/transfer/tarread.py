@@ -28,7 +28,7 @@ from typing import Any, NamedTuple
 from zlib import adler32
 
 from almaqa2 import forked
-from almaqa2.md5pair import Md5, update_both
+from almaqa2.md5pair import Md5, update_two
 
 log = logging.getLogger(__name__)
 BLOCK = tarfile.BLOCKSIZE
@@ -112,7 +112,7 @@ class _Buffer:
             digest.update(piece)
         else:
             self._feed_whole(at)
-            update_both(self.whole, digest, piece)
+            update_two(self.whole, piece, digest, piece)
             self.hashed = at + len(piece)
 
     def md5_of(self, piece: memoryview, at: int) -> str:
