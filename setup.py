@@ -1,7 +1,7 @@
 """The one compiled piece of almaqa2; everything else is declared in pyproject.toml.
 
-``almaqa2.md5pair`` hashes two md5s at once, for ``qa2 verify`` of chunks (see its
-source).  Its two chains of steps interleave best left as scalar code: -O3's vectorizer
+``almaqa2.md5pair`` hashes two md5s at once: a chunk and its members for ``qa2 verify``,
+two files at a time for a manifest (see its source).  Its two chains of steps interleave best left as scalar code: -O3's vectorizer
 packs them into one SIMD register, which waits as one chain does (15 % slower, measured).
 """
 

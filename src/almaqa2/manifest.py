@@ -2,9 +2,11 @@
 
 ``<packpath>/manifest.md5`` lists every file of the package (not itself) by a path that
 starts with the project code, so ``md5sum -c`` run from packpath's parent checks it.
-Hashing runs on a thread pool (hashlib releases the GIL), so that it overlaps with the
-copying that produces the files and uses both cores; a ``Follower`` hashes one file (a tar
-chunk) on a thread as it is written or read.
+Hashing runs on a thread pool (the GIL is let go while hashing), so that it overlaps with
+the copying that produces the files and uses both cores; each thread hashes two files at
+once, and small files are hashed two at a time (``md5pair``: two md5s' chains interleaved
+on one core cost little more than one).  A ``Follower`` hashes one file (a tar chunk) on a
+thread as it is written or read.
 """
 
 from __future__ import annotations
