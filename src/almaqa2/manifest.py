@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from stat import S_ISDIR, S_ISLNK
-from typing import Any
+from typing import Any, cast
 
 from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
@@ -187,7 +187,7 @@ class Hasher:
         """Hash large files two at a time, a buffer of each in turn, their md5s' chains
         interleaved (``md5pair``: two for little more than the time of one); one alone
         while no other is waiting."""
-        slots = [_Hashing(self._cut), _Hashing(self._cut)]
+        slots = [_Hashing(self._cut, steady=True), _Hashing(self._cut, steady=True)]
         more = True
         while True:
             for slot in slots:
@@ -201,14 +201,7 @@ class Hasher:
                         more = False
                     else:
                         slot.start(item)
-            pieces = [(slot, slot.next(self._digests, self._errors)) for slot in slots]
-            ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
-            if len(ready) == 2:
-                (one, piece_one), (two, piece_two) = ready
-                update_two(one, piece_one, two, piece_two)
-            elif ready:
-                ready[0][0].update(ready[0][1])
-            elif not more and all(slot.key is None for slot in slots):
+            if not _step(slots, self._digests, self._errors) and not more:
                 return
 
     def add(self, path: str, size: int = -1, source: str | None = None, copy: bool = False) -> None:
@@ -280,11 +273,47 @@ class Hasher:
         self._stop(abandon=kind is not None)
 
 
-class _Hashing:
-    """One of a ``Hasher`` thread's two files being hashed (``key`` None: none)."""
+def _step(slots: list[_Hashing], digests: dict[str, str], errors: dict[str, BaseException]) -> bool:
+    """The next piece of each of the two files being hashed, hashed together (one alone
+    if the other has none); False if neither had any."""
+    pieces = [(slot, slot.next(digests, errors)) for slot in slots]
+    ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
+    if len(ready) == 2:
+        (one, piece_one), (two, piece_two) = ready
+        update_two(one, piece_one, two, piece_two)
+    elif ready:
+        ready[0][0].update(ready[0][1])
+    return bool(ready) or any(slot.key is not None for slot in slots)
 
-    def __init__(self, cut: int):
-        self._cut = cut
+
+def _md5s_side_by_side(
+    paths: Sequence[str], between: Callable[[], None]
+) -> dict[str, str | OSError]:
+    """The md5 of each large file of ``paths``, two hashed at once (``_step``), or the
+    OSError met reading it; ``between()`` is called after each piece."""
+    digests: dict[str, str] = {}
+    errors: dict[str, BaseException] = {}
+    slots = [_Hashing(0, steady=False), _Hashing(0, steady=False)]
+    waiting = list(reversed(paths))
+    while True:
+        for slot in slots:
+            if slot.key is None and waiting:
+                slot.start((waiting.pop(), -1, None, False))
+        if not _step(slots, digests, errors) and not waiting:
+            break
+        between()
+    for error in errors.values():
+        if not isinstance(error, OSError):  # (a Ctrl-C, say)
+            raise error
+    return {**digests, **cast(dict[str, OSError], errors)}
+
+
+class _Hashing:
+    """One of the two files being hashed side by side (``key`` None: none); ``steady``:
+    as ``md5_file``'s (a package's file, which must not change while it is hashed)."""
+
+    def __init__(self, cut: int, steady: bool):
+        self._cut, self._steady = cut, steady
         self._buffers = bytearray(_BLOCK), bytearray(_BLOCK)  # reused, file after file
         self.key: str | None = None
         self.digest = Md5()
@@ -296,7 +325,7 @@ class _Hashing:
         if source is not None:
             self._pieces = _pieces_of_copy(path, source, self._buffers)
         else:
-            self._pieces = _pieces(path, self._buffers[0], steady=True)
+            self._pieces = _pieces(path, self._buffers[0], self._steady)
 
     def next(self, digests: dict[str, str], errors: dict[str, BaseException]) -> memoryview | None:
         """The file's next piece to hash; None at its end (its md5 put in ``digests``, or
@@ -496,7 +525,7 @@ def mismatches(
     Hashed in two processes at once (this one and a forked one that reads the same lists):
     a small file's hash is Python work under the GIL, so threads cannot share it, and
     md5sum -c does the same work in a quarter of the time of one Python thread.  The two
-    take batches (a large file, or up to 256 small ones) from a shared counter, largest
+    take batches (two large files, or up to 256 small ones) from a shared counter, largest
     first, so both stay busy to the end; only the mismatches come back through a pipe.
     ``hashed(size)`` is called here after each batch, with the bytes both have hashed
     since.  In a daemonic process (a worker of ``qa2 batch``, which runs one per core, and
@@ -535,12 +564,13 @@ _BATCH_BYTES = 8 << 20
 
 
 def _batches(sizes: Sequence[int]) -> list[int]:
-    """Where each batch starts (and, last, where they all end): a large file alone, small
-    ones up to 256 files or 8 MB."""
+    """Where each batch starts (and, last, where they all end): two large files (hashed
+    side by side), small ones up to 256 files or 8 MB."""
     bounds, count, size = [0], 0, 0
     for i, one in enumerate(sizes):
         count, size = count + 1, size + one
-        if count >= _BATCH_FILES or size >= _BATCH_BYTES:
+        first_of_a_pair = count == 1 and one >= _BATCH_BYTES
+        if count >= _BATCH_FILES or (size >= _BATCH_BYTES and not first_of_a_pair):
             bounds.append(i + 1)
             count, size = 0, 0
     if bounds[-1] != len(sizes):
@@ -566,13 +596,13 @@ def _hash_batches(
     shared: tuple[Any, ...], me: int, after: Callable[[], None]
 ) -> list[tuple[str, str, str]]:
     """Hash the batches taken from the shared counter until none is left, counting the
-    bytes hashed as process ``me``'s and calling ``after()`` after each batch."""
+    bytes hashed as process ``me``'s and calling ``after()`` after each batch (and between
+    pieces of its large files)."""
     top, rels, sizes, expected, bounds, counter = shared
     found: list[tuple[str, str, str]] = []
-    buffer = bytearray(_BLOCK)
     while (batch := counter.take()) < len(bounds) - 1:
         batch_files = range(bounds[batch], bounds[batch + 1])
-        found += mismatches_here(top, rels, sizes, expected, batch_files, buffer)
+        found += mismatches_here(top, rels, sizes, expected, batch_files, after)
         counter.add(me, sum(sizes[bounds[batch] : bounds[batch + 1]]))
         after()
     return found
@@ -584,22 +614,25 @@ def mismatches_here(
     sizes: Sequence[int],
     expected: Sequence[str],
     which: Iterable[int],
-    buffer: bytearray | None = None,
+    between: Callable[[], None] = lambda: None,
 ) -> list[tuple[str, str, str]]:
     """``mismatches`` among the files ``which`` (indices into the lists), hashed in this
-    process, one after the other, large ones read into ``buffer`` (give one to reuse)."""
+    process, two at a time; ``between()`` is called between pieces of large files (a
+    helper looks there whether its parent still lives: a batch of two large files is a
+    GB or more)."""
     which = list(which)
     small = [i for i in which if sizes[i] <= SMALL]
     md5s = _md5s_of_small([f"{top}/{rels[i]}" for i in small], [sizes[i] for i in small])
-    got = dict(zip(small, md5s, strict=True))
+    got: dict[int, str | OSError] = dict(zip(small, md5s, strict=True))
+    large = {f"{top}/{rels[i]}": i for i in which if sizes[i] > SMALL}
+    if large:
+        for path, digest in _md5s_side_by_side(list(large), between).items():
+            got[large[path]] = digest
     found = []
     for i in which:
-        try:
-            digest = got[i] if i in got else md5_file(f"{top}/{rels[i]}", buffer)
-            if isinstance(digest, OSError):
-                raise digest
-        except OSError as exc:
-            digest = f"unreadable ({exc.strerror})"
+        digest = got[i]
+        if isinstance(digest, OSError):
+            digest = f"unreadable ({digest.strerror})"
         if digest != expected[i]:
             found.append((rels[i], expected[i], digest))
     return found
