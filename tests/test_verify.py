@@ -205,7 +205,8 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     """Issue 20: each chunk of a set is read by a helper of its own, one per core, its md5
     and its members' from one pass (``md5pair``); a process that may not fork (a batch
     worker) reads them itself.  Either way a member damaged in a middle chunk is found, the
-    chunk's md5 is what hashlib says, and every file is checked."""
+    chunk's md5 is what hashlib says, every file is checked, and the progress told comes
+    to the chunks' bytes."""
     monkeypatch.setattr(forked, "may_fork", lambda: may_fork)
     monkeypatch.setattr(verify, "_WORTH_HELPERS", 0)  # (a few MB here: too few to fork for)
     tars = sorted(chunks.glob("*.tar"))
@@ -215,7 +216,10 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     _flip_in_member(damaged, inside)
     caplog.set_level(logging.DEBUG, logger="almaqa2.transfer.verify")
 
-    report = verify.check_chunks(verify.find_chunks([chunks]))
+    told: list[tuple[int, int]] = []
+    report = verify.check_chunks(
+        verify.find_chunks([chunks]), lambda done, total: told.append((done, total))
+    )
 
     said = (re.fullmatch(r"(\S+) is read by process (\d+)", r.getMessage()) for r in caplog.records)
     readers = {found[1]: int(found[2]) for found in said if found}
@@ -229,6 +233,9 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     assert problems[("corrupt", str(damaged))].found == _md5(damaged)
     assert problems[("corrupt", inside)].found != problems[("corrupt", inside)].expected
     assert report.checked == len(tars) + sum(len(_members(t)) for t in tars)
+    whole = sum(t.stat().st_size for t in tars)
+    assert told[-1] == (whole, whole)  # the progress, told as the chunks are read
+    assert [done for done, _ in told] == sorted(done for done, _ in told)
 
 
 def test_an_extra_member_and_a_missing_checksum_are_reported(

@@ -76,11 +76,12 @@ class Shared:
     pieces are counted under a POSIX record lock on that memory, which the kernel drops
     when its holder dies, however it dies: neither process can wait for a dead one."""
 
-    def __init__(self) -> None:
+    def __init__(self, processes: int = 2) -> None:
+        size = (1 + processes) * 8
         self._fd = os.memfd_create("almaqa2-shared", os.MFD_CLOEXEC)
-        os.ftruncate(self._fd, 3 * 8)
-        self._memory = mmap.mmap(self._fd, 3 * 8)
-        self._slots = memoryview(self._memory).cast("q")  # next piece, bytes of 0, of 1
+        os.ftruncate(self._fd, size)
+        self._memory = mmap.mmap(self._fd, size)
+        self._slots = memoryview(self._memory).cast("q")  # next piece, bytes of 0, of 1...
 
     def __enter__(self) -> Shared:
         return self
@@ -119,11 +120,15 @@ class Shared:
             fcntl.lockf(self._fd, fcntl.LOCK_UN)
 
     def add(self, me: int, size: int) -> None:
-        """``size`` more bytes done by process ``me`` (0 or 1: its own slot, no lock)."""
+        """``size`` more bytes done by process ``me`` (its own slot, no lock)."""
         self._slots[1 + me] += size
 
+    def of(self, me: int) -> int:
+        """The bytes done by process ``me``."""
+        return int(self._slots[1 + me])
+
     def done(self) -> int:
-        return int(self._slots[1] + self._slots[2])
+        return int(sum(self._slots[1:]))
 
 
 def receive(pipe: Any, raw: bool = False) -> Any:
@@ -237,11 +242,12 @@ class Later(Generic[T]):
             self._helper.stop()
 
 
-def wait_for_any(laters: Iterable[Later[Any]]) -> None:
-    """Until one of ``laters`` is ready (at once if none is at work)."""
+def wait_for_any(laters: Iterable[Later[Any]], timeout: float | None = None) -> None:
+    """Until one of ``laters`` is ready, at most ``timeout`` seconds (at once if none is at
+    work)."""
     pipes = [later._helper.pipe for later in laters if later._helper is not None]
     if pipes:
-        multiprocessing.connection.wait(pipes)
+        multiprocessing.connection.wait(pipes, timeout)
 
 
 def send_pieces(pipe: Any, pieces: Iterable[Any]) -> None:

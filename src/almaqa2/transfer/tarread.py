@@ -51,8 +51,15 @@ class _Buffer:
     """The tar's bytes from ``offset``, read in large blocks into one buffer (``pread``:
     a helper forked with the same descriptor reads too, and they share its position)."""
 
-    def __init__(self, fd: int, offset: int = 0, whole: Md5 | None = None):
+    def __init__(
+        self,
+        fd: int,
+        offset: int = 0,
+        whole: Md5 | None = None,
+        read: Callable[[int], None] | None = None,
+    ):
         self.fd = fd
+        self.read = read  # told the bytes of each read, if given (progress)
         self.view = memoryview(bytearray(_READ))
         self.base = offset  # where in the tar view[0] is
         self.start = self.end = 0
@@ -78,6 +85,8 @@ class _Buffer:
             if not got:
                 raise Irregular("the tar ends early")
             self.end += got
+            if self.read is not None:
+                self.read(got)
 
     def take(self, n: int) -> bytes:
         self._fill(n)
@@ -137,6 +146,8 @@ class _Buffer:
         while got := os.preadv(self.fd, [self.view], self.hashed):
             self.whole.update(self.view[:got])
             self.hashed += got
+            if self.read is not None:
+                self.read(got)
 
 
 def _checked(block: bytes) -> tuple[bytes, int]:
@@ -189,12 +200,16 @@ _WORTH_A_HELPER = 32 << 20  # a smaller tar is read by one process
 
 
 def members(
-    fd: int, keep: Callable[[str], bool] = lambda _: False, whole: Md5 | None = None
+    fd: int,
+    keep: Callable[[str], bool] = lambda _: False,
+    whole: Md5 | None = None,
+    read: Callable[[int], None] | None = None,
 ) -> Iterator[Member]:
     """The members of the tar open at ``fd``, in order; ``keep(name)``: the files whose
     data is returned too (the manifest a chunk carries); ``whole``, if given, is fed the
     whole file, each byte as its member is hashed (the file is then read by this process
-    alone, front to back: its md5 is one chain of the bytes in order).
+    alone, front to back: its md5 is one chain of the bytes in order); ``read(size)``, if
+    given, is told of the bytes this process reads, as it reads them.
 
     A tar of ``_WORTH_A_HELPER`` bytes or more is read in two halves at once: a forked
     helper reads from the first header it finds past the middle (if its members are
@@ -206,7 +221,7 @@ def members(
     size = os.fstat(fd).st_size
     alone = whole is not None or size < _WORTH_A_HELPER or not forked.may_fork()
     half = None if alone else _Half(fd, size, keep)
-    buffer = _Buffer(fd, whole=whole)
+    buffer = _Buffer(fd, whole=whole, read=read)
     try:
         yield from _read(buffer, keep, half)
         if whole is not None:

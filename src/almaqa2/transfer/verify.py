@@ -15,6 +15,7 @@ and hashed on the other core (the two reads go together, the second from the pag
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import itertools
 import logging
@@ -363,8 +364,7 @@ def _check_set(
                 continue
             before = tally.count
             if apart is not None:
-                contents = apart.take(path, tally)
-                counter.add(path.stat().st_size)
+                contents = apart.take(path, tally, counter.add)
             else:
                 contents = read_chunk(path, counter.add, into, tally, fast)
             checked += 1 + tally.count - before
@@ -435,6 +435,8 @@ class _ReadApart:
         self._next = 0  # the index of the chunk taken next
         self._begun: dict[Path, forked.Later[_Apart]] = {}
         self._cores = min(len(os.sched_getaffinity(0)), _AT_ONCE)
+        self._read = forked.Shared(len(chunks))  # the bytes each chunk's reader has read
+        self._reported = 0
 
     def _busy(self) -> list[forked.Later[_Apart]]:
         return [later for later in self._begun.values() if not later.ready()]
@@ -444,31 +446,48 @@ class _ReadApart:
         near = self._chunks[self._next : self._next + _AHEAD]
         waiting = sorted((c for c in near if c not in self._begun), key=lambda c: -self._sizes[c])
         for chunk in waiting[:free]:  # the largest first (of equal ones, the first)
-            self._begun[chunk] = forked.Later(_read_apart, chunk)
+            me = self._chunks.index(chunk, self._next)
+            self._begun[chunk] = forked.Later(_read_apart, chunk, self._read, me)
 
-    def take(self, chunk: Path, found: Found) -> ChunkContents:
+    def take(self, chunk: Path, found: Found, read: Callable[[int], None]) -> ChunkContents:
         """``chunk``'s reading (the next in order): its files handed to ``found``;
-        tarread.Irregular if it is not as tarsplit writes it."""
+        tarread.Irregular if it is not as tarsplit writes it.  ``read(size)`` is told of
+        the bytes the readers read meanwhile (every ``_EVERY`` seconds)."""
         assert chunk == self._chunks[self._next]
         while True:
             self._begin()
             later = self._begun.get(chunk)
             if later is not None and later.ready():
                 break
-            forked.wait_for_any(self._busy())
+            forked.wait_for_any(self._busy(), _EVERY)
+            self._tell(read)
         del self._begun[chunk]
         self._next += 1
         contents, files = later.result()
         files.hand_to(found, chunk)
+        self._tell(read)
         return contents
+
+    def _tell(self, read: Callable[[int], None]) -> None:
+        """``read`` told of the bytes read since it last was: a chunk taken counts whole
+        (if it could not be read to its end, or its reader died and it was read again
+        here, the bytes read are not its size)."""
+        sizes = (self._sizes[chunk] for chunk in self._chunks)
+        now = sum(
+            size if i < self._next else min(self._read.of(i), size) for i, size in enumerate(sizes)
+        )
+        read(now - self._reported)
+        self._reported = now
 
     def stop(self) -> None:
         for later in self._begun.values():
             later.stop()
         self._begun.clear()
+        self._read.close()
 
 
 _AT_ONCE = 4  # helpers at work at most
+_EVERY = 0.25  # seconds: how often the bytes the helpers read are told
 _WORTH_HELPERS = 64 << 20  # bytes of chunks: fewer are read here (a fork costs more)
 _AHEAD = 8  # chunks read ahead at most: each reading holds its chunk's names and md5s
 
@@ -499,11 +518,13 @@ class _Files:
 _Apart = tuple["ChunkContents", _Files]
 
 
-def _read_apart(chunk: Path) -> _Apart:
-    """A chunk read by ``_read_own`` (in a helper), hashed whole from the same bytes."""
+def _read_apart(chunk: Path, read: forked.Shared, me: int) -> _Apart:
+    """A chunk read by ``_read_own`` (in a helper), hashed whole from the same bytes; the
+    bytes read counted in ``read``'s slot ``me``."""
     log.debug("%s is read by process %d", chunk.name, os.getpid())
     whole, files = Md5(), _Files()
-    unsafe, error, unreadable = _read_own(chunk, _project_of(chunk), files, whole)
+    counted = functools.partial(read.add, me)
+    unsafe, error, unreadable = _read_own(chunk, _project_of(chunk), files, whole, counted)
     md5 = f"unreadable ({unreadable})" if unreadable else whole.hexdigest()
     return ChunkContents(md5, unsafe, error), files
 
@@ -667,16 +688,20 @@ def _read_with_tarfile(path: Path, top: str | None, into: Extraction | None, fou
 
 
 def _read_own(
-    path: Path, top: str | None, found: Found, whole: Md5 | None = None
+    path: Path,
+    top: str | None,
+    found: Found,
+    whole: Md5 | None = None,
+    read: Callable[[int], None] | None = None,
 ) -> tuple[dict[str, str], str | None, str | None]:
     """A chunk as tarsplit writes it, read front to back once (``tarread``), as
     ``_read_with_tarfile`` reads it; ``tarread.Irregular`` if it holds anything else.
-    ``whole``: fed the chunk's bytes.  (unsafe members, why the tar could not be read,
-    why the file could not: its system's words)."""
+    ``whole``: fed the chunk's bytes; ``read``: told of the bytes read.  (unsafe members,
+    why the tar could not be read, why the file could not: its system's words)."""
     unsafe: dict[str, str] = {}
     try:
         with open(path, "rb", buffering=0) as f:
-            for member in tarread.members(f.fileno(), _carried, whole):
+            for member in tarread.members(f.fileno(), _carried, whole, read):
                 why = safetar.why_unsafe_name(member.name, top)
                 if why is not None:
                     unsafe[member.name] = why
