@@ -1,5 +1,5 @@
 /* MD5 (RFC 1321) of two streams at once: a chunk and its members (qa2 verify), two files
-side by side (the manifest of hard and copy mode).
+side by side (a package's manifest, made or checked).
 
 MD5 is one chain of steps, each waiting on the one before: a core hashing one stream
 mostly waits.  Two streams' steps interleaved run in that waiting, at about 1.1 times the
@@ -242,7 +242,7 @@ static PyTypeObject Md5Type = {
     .tp_methods = Md5_methods,
 };
 
-static PyObject *update_two(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *update_two(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
     Md5 *one, *two;
     Py_buffer data[2];
@@ -280,7 +280,7 @@ static PyObject *update_two(PyObject *module, PyObject *const *args, Py_ssize_t 
 }
 
 /* The md5s of many small pieces (the files of a batch), two at a time. */
-static PyObject *hexdigests(PyObject *module, PyObject *pieces)
+static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
 {
     PyObject *seq = PySequence_Fast(pieces, "hexdigests: a sequence of bytes-like pieces");
     PyObject *found = NULL;
