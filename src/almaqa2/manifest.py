@@ -184,25 +184,8 @@ class Hasher:
             thread.start()
 
     def _work(self) -> None:
-        """Hash large files two at a time, a buffer of each in turn, their md5s' chains
-        interleaved (``md5pair``: two for little more than the time of one); one alone
-        while no other is waiting."""
-        slots = [_Hashing(self._cut, steady=True), _Hashing(self._cut, steady=True)]
-        more = True
-        while True:
-            for slot in slots:
-                while more and slot.key is None:
-                    alone = all(other.key is None for other in slots)
-                    try:
-                        item = self._queue.get() if alone else self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        more = False
-                    else:
-                        slot.start(item)
-            if not _step(slots, self._digests, self._errors) and not more:
-                return
+        """Hash large files two at a time (``_side_by_side``) until told to stop."""
+        _side_by_side(self._queue, self._cut, True, self._digests, self._errors)
 
     def add(self, path: str, size: int = -1, source: str | None = None, copy: bool = False) -> None:
         """Queue ``path`` (of ``size`` bytes, if known: it says which way it is hashed);
@@ -273,35 +256,55 @@ class Hasher:
         self._stop(abandon=kind is not None)
 
 
-def _step(slots: list[_Hashing], digests: dict[str, str], errors: dict[str, BaseException]) -> bool:
-    """The next piece of each of the two files being hashed, hashed together (one alone
-    if the other has none); False if neither had any."""
-    pieces = [(slot, slot.next(digests, errors)) for slot in slots]
-    ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
-    if len(ready) == 2:
-        (one, piece_one), (two, piece_two) = ready
-        update_two(one, piece_one, two, piece_two)
-    elif ready:
-        ready[0][0].update(ready[0][1])
-    return bool(ready) or any(slot.key is not None for slot in slots)
+def _side_by_side(
+    files: queue.SimpleQueue[_Item | None],
+    cut: int,
+    steady: bool,
+    digests: dict[str, str],
+    errors: dict[str, BaseException],
+    between: Callable[[], None] = lambda: None,
+) -> None:
+    """Hash the files of ``files`` until its None, two at a time, a piece of each in turn,
+    their md5s' chains interleaved (``md5pair``); one alone while no other is waiting.
+    Each md5 goes into ``digests`` (keyed by the path less ``cut`` characters), or what
+    went wrong into ``errors``; ``between()`` is called after each piece."""
+    slots = [_Hashing(cut, steady), _Hashing(cut, steady)]
+    more = True
+    while True:
+        for slot in slots:
+            while more and slot.key is None:
+                alone = all(other.key is None for other in slots)
+                try:
+                    item = files.get() if alone else files.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    more = False
+                else:
+                    slot.start(item)
+        pieces = [(slot, slot.next(digests, errors)) for slot in slots]
+        ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
+        if len(ready) == 2:
+            (one, piece_one), (two, piece_two) = ready
+            update_two(one, piece_one, two, piece_two)
+        elif ready:
+            ready[0][0].update(ready[0][1])
+        elif not more and all(slot.key is None for slot in slots):
+            return
+        between()
 
 
 def _md5s_side_by_side(
     paths: Sequence[str], between: Callable[[], None]
 ) -> dict[str, str | OSError]:
-    """The md5 of each large file of ``paths``, two hashed at once (``_step``), or the
-    OSError met reading it; ``between()`` is called after each piece."""
+    """The md5 of each large file of ``paths`` (``_side_by_side``), or the OSError met
+    reading it; ``between()`` is called after each piece."""
+    files: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+    for path in [*paths, None]:
+        files.put(None if path is None else (path, -1, None, False))
     digests: dict[str, str] = {}
     errors: dict[str, BaseException] = {}
-    slots = [_Hashing(0, steady=False), _Hashing(0, steady=False)]
-    waiting = list(reversed(paths))
-    while True:
-        for slot in slots:
-            if slot.key is None and waiting:
-                slot.start((waiting.pop(), -1, None, False))
-        if not _step(slots, digests, errors) and not waiting:
-            break
-        between()
+    _side_by_side(files, 0, False, digests, errors, between)
     for error in errors.values():
         if not isinstance(error, OSError):  # (a Ctrl-C, say)
             raise error
