@@ -412,11 +412,12 @@ def _judged(chunk_set: ChunkSet, name: str, path: Path, contents: ChunkContents)
 def _apart(chunks: list[Path], fast: bool) -> Iterator[_ReadApart | None]:
     """Chunks read by helpers, one per core, if there are several to read as tarsplit
     writes them, worth it, and this process may fork; else None (read here, one by one)."""
-    worth = len(chunks) > 1 and sum(c.stat().st_size for c in chunks) >= _WORTH_HELPERS
+    sizes = [chunk.stat().st_size for chunk in chunks] if fast else []
+    worth = len(chunks) > 1 and sum(sizes) >= _WORTH_HELPERS
     if not (fast and worth and forked.may_fork()):
         yield None
         return
-    apart = _ReadApart(chunks)
+    apart = _ReadApart(chunks, sizes)
     try:
         yield apart
     finally:
@@ -429,11 +430,10 @@ class _ReadApart:
     of the next ``_AHEAD`` (their readings wait until they are taken): the last to end is
     then a small one, and no core waits idle for it."""
 
-    def __init__(self, chunks: list[Path]):
-        self._chunks = chunks
-        self._sizes = {chunk: chunk.stat().st_size for chunk in chunks}
+    def __init__(self, chunks: list[Path], sizes: list[int]):
+        self._chunks, self._sizes = chunks, sizes
         self._next = 0  # the index of the chunk taken next
-        self._begun: dict[Path, forked.Later[_Apart]] = {}
+        self._begun: dict[int, forked.Later[_Apart]] = {}  # by the chunk's index
         self._cores = min(len(os.sched_getaffinity(0)), _AT_ONCE)
         self._read = forked.Shared(len(chunks))  # the bytes each chunk's reader has read
         self._reported = 0
@@ -443,11 +443,10 @@ class _ReadApart:
 
     def _begin(self) -> None:
         free = max(self._cores - len(self._busy()), 0)
-        near = self._chunks[self._next : self._next + _AHEAD]
-        waiting = sorted((c for c in near if c not in self._begun), key=lambda c: -self._sizes[c])
-        for chunk in waiting[:free]:  # the largest first (of equal ones, the first)
-            me = self._chunks.index(chunk, self._next)
-            self._begun[chunk] = forked.Later(_read_apart, chunk, self._read, me)
+        near = range(self._next, min(self._next + _AHEAD, len(self._chunks)))
+        waiting = sorted((i for i in near if i not in self._begun), key=lambda i: -self._sizes[i])
+        for i in waiting[:free]:  # the largest first (of equal ones, the first)
+            self._begun[i] = forked.Later(_read_apart, self._chunks[i], self._read, i)
 
     def take(self, chunk: Path, found: Found, read: Callable[[int], None]) -> ChunkContents:
         """``chunk``'s reading (the next in order): its files handed to ``found``;
@@ -456,12 +455,12 @@ class _ReadApart:
         assert chunk == self._chunks[self._next]
         while True:
             self._begin()
-            later = self._begun.get(chunk)
+            later = self._begun.get(self._next)
             if later is not None and later.ready():
                 break
             forked.wait_for_any(self._busy(), _EVERY)
             self._tell(read)
-        del self._begun[chunk]
+        del self._begun[self._next]
         self._next += 1
         contents, files = later.result()
         files.hand_to(found, chunk)
@@ -472,9 +471,9 @@ class _ReadApart:
         """``read`` told of the bytes read since it last was: a chunk taken counts whole
         (if it could not be read to its end, or its reader died and it was read again
         here, the bytes read are not its size)."""
-        sizes = (self._sizes[chunk] for chunk in self._chunks)
         now = sum(
-            size if i < self._next else min(self._read.of(i), size) for i, size in enumerate(sizes)
+            size if i < self._next else min(self._read.of(i), size)
+            for i, size in enumerate(self._sizes)
         )
         read(now - self._reported)
         self._reported = now
