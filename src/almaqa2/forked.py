@@ -200,7 +200,15 @@ def shared(
 
 
 def _send_each(pipe: Any, function: Callable[[Any], Any], items: list[Any]) -> None:
-    with contextlib.suppress(Exception):  # whatever failed there is done again here
+    """The helper of ``shared``.  Whatever failed here is done again by the parent, which
+    says why; so its standard error points at /dev/null: a library that ends the process
+    (casacore, when a write fails inside a destructor on a disk that fills, prints
+    "terminate called after throwing an instance of 'casacore::AipsError'") would else
+    speak before the parent's one sentence."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    with contextlib.suppress(Exception):
         send_pieces(pipe, map(function, items))
 
 

@@ -554,29 +554,15 @@ def split(
                 if progress is not None:
                     progress(sum(1 for m in made if m), len(planned), planned[n].ms.name)
 
-        def made_there(i: int) -> tuple[int, list[int]]:
-            _quiet()
-            return i, parts[i].make()
-
         forked.shared(
             range(len(parts)),
             forked.their_share(weights, 0),
             lambda i: finished(i, parts[i].make()),
-            made_there,
+            lambda i: (i, parts[i].make()),
             lambda answer: finished(*answer),
             "parts were made",
         )
     return [one for of_ms in made for one in of_ms]
-
-
-def _quiet() -> None:
-    """The helper's standard error pointed at /dev/null.  casacore ends a process whose
-    write fails inside a destructor (a disk that fills), printing "terminate called
-    after throwing an instance of 'casacore::AipsError'"; the part that helper was making
-    is then made again here, and this process says what went wrong, in one sentence."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
 
 
 @dataclass(frozen=True)
