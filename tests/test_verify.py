@@ -202,11 +202,11 @@ def _flip_in_member(chunk: Path, member: str) -> None:
 def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     chunks: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, may_fork: bool
 ) -> None:
-    """Issue 20: each chunk of a set is read by a helper of its own, one per core, its md5
-    and its members' from one pass (``md5pair``); a process that may not fork (a batch
-    worker) reads them itself.  Either way a member damaged in a middle chunk is found, the
-    chunk's md5 is what hashlib says, every file is checked, and the progress told comes
-    to the chunks' bytes."""
+    """Issue 20: the chunks of a set are read by helpers, one per core, each reading its
+    share at once, a chunk's md5 and its members' from one pass, all hashed together
+    (``md5pair``); a process that may not fork (a batch worker) reads them itself.  Either
+    way a member damaged in a middle chunk is found, the chunk's md5 is what hashlib says,
+    every file is checked, and the progress told comes to the chunks' bytes."""
     monkeypatch.setattr(forked, "may_fork", lambda: may_fork)
     monkeypatch.setattr(verify, "_WORTH_HELPERS", 0)  # (a few MB here: too few to fork for)
     tars = sorted(chunks.glob("*.tar"))
@@ -221,13 +221,17 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
         verify.find_chunks([chunks]), lambda done, total: told.append((done, total))
     )
 
-    said = (re.fullmatch(r"(\S+) is read by process (\d+)", r.getMessage()) for r in caplog.records)
-    readers = {found[1]: int(found[2]) for found in said if found}
+    logged = (r.getMessage() for r in caplog.records)
+    said = (re.fullmatch(r"(.+): read at once by process (\d+)", text) for text in logged)
+    groups = {int(found[2]): found[1].split() for found in said if found}
+    readers = {name: pid for pid, names in groups.items() for name in names}
     if may_fork:
         assert sorted(readers) == [t.name for t in tars]
         assert os.getpid() not in readers.values()
+        cores = min(len(os.sched_getaffinity(0)), verify._AT_ONCE)
+        assert len(tars) > cores and len(groups) == cores  # some read at once, in one helper
     else:
-        assert readers == {}
+        assert groups == {}
     problems = {(p.kind, p.path): p for p in report.problems}
     assert len(problems) == 2
     assert problems[("corrupt", str(damaged))].found == _md5(damaged)

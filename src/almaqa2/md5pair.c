@@ -1,18 +1,25 @@
-/* MD5 (RFC 1321) of two streams at once: a chunk and its members (qa2 verify), two files
+/* MD5 (RFC 1321) of many streams at once: chunks and their members (qa2 verify), files
 side by side (a package's manifest, made or checked).
 
 MD5 is one chain of steps, each waiting on the one before: a core hashing one stream
-mostly waits.  Two streams' steps interleaved run in that waiting, at about 1.1 times the
-time of one (hashlib hashes one stream at a time).  A chunk's md5 and the md5s of its
-members are two streams over the same bytes, so a chunk is checked at the cost of hashing
-it once.  tests/test_md5pair.py holds every result equal to hashlib's.
+mostly waits.  Streams hashed together fill that waiting.  Two streams' steps interleaved
+run at about 1.1 times the time of one; where the CPU has AVX2, eight run in the eight
+lanes of its vector registers, at about 3 times the time of one (both measured against
+the scalar loop, on the machines this was written on).  A chunk's md5 and the md5s of its
+members are streams over the same bytes, so chunks are checked at less than the cost of
+hashing them once.  tests/test_md5pair.py holds every result equal to hashlib's.
 
 An Md5 object is used by one thread at a time; the GIL is released while it hashes.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define LANES 8  /* 32-bit lanes of an AVX2 register */
+#endif
 
 typedef struct {
     uint32_t s[4];
@@ -122,19 +129,164 @@ static void feed(state *st, const unsigned char *p, size_t n)
     memcpy(st->tail, p + n / 64 * 64, n % 64);
 }
 
-/* one fed p1, two fed p2, their whole blocks side by side (the same bytes, or not). */
-static void feed_two(state *one, const unsigned char *p1, size_t n1, state *two,
-                     const unsigned char *p2, size_t n2)
+/* ---- Many streams: each stream's whole blocks are a job ---- */
+
+typedef struct {
+    state *st;
+    const unsigned char *p;  /* its next whole block */
+    size_t n;                /* whole blocks left */
+} job;
+
+#ifdef LANES
+#define AVX2 __attribute__((target("avx2")))
+#define V __m256i
+#define VF(b, c, d) _mm256_xor_si256(d, _mm256_and_si256(b, _mm256_xor_si256(c, d)))
+#define VG(b, c, d) _mm256_add_epi32(_mm256_andnot_si256(d, c), _mm256_and_si256(b, d))
+#define VH(b, c, d) _mm256_xor_si256(b, _mm256_xor_si256(c, d))
+#define VI(b, c, d) _mm256_xor_si256(c, _mm256_or_si256(b, _mm256_xor_si256(d, ones)))
+#define VROL(x, n) _mm256_or_si256(_mm256_slli_epi32(x, n), _mm256_srli_epi32(x, 32 - (n)))
+#define VADD(x, y) _mm256_add_epi32(x, y)
+#define VSTEP(f, a, b, c, d, g, t, n) \
+    a = VADD(b, VROL(VADD(VADD(a, VADD(w[g], _mm256_set1_epi32((int)(t)))), V##f(b, c, d)), n));
+
+/* 8 lanes' rows of 8 words made 8 rows of each word's 8 lanes. */
+AVX2 static inline void transpose(V r[8])
 {
-    size_t common;
-    fill_tail(one, &p1, &n1);
-    fill_tail(two, &p2, &n2);
-    common = (n1 < n2 ? n1 : n2) / 64;
-    blocks_of_two(one->s, p1, two->s, p2, common);
-    blocks(one->s, p1 + common * 64, n1 / 64 - common);
-    blocks(two->s, p2 + common * 64, n2 / 64 - common);
-    memcpy(one->tail, p1 + n1 / 64 * 64, n1 % 64);
-    memcpy(two->tail, p2 + n2 / 64 * 64, n2 % 64);
+    V t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_epi32(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_epi32(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm256_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm256_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm256_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2x128_si256(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* n blocks of each lane's stream (from p[lane], which moves on by step[lane]: 64, or 0
+   for a lane with no stream, which hashes a block of zeros to no one's use). */
+AVX2 static void lane_blocks(uint32_t s[4][LANES], const unsigned char *p[LANES],
+                             const size_t step[LANES], size_t n)
+{
+    const V ones = _mm256_set1_epi32(-1);
+    V s0 = _mm256_loadu_si256((V *)s[0]), s1 = _mm256_loadu_si256((V *)s[1]);
+    V s2 = _mm256_loadu_si256((V *)s[2]), s3 = _mm256_loadu_si256((V *)s[3]);
+    for (; n; n--) {
+        V w[16], a = s0, b = s1, c = s2, d = s3;
+        for (int half = 0; half < 2; half++) {
+            V r[8];
+            for (int l = 0; l < LANES; l++)
+                r[l] = _mm256_loadu_si256((const V *)(p[l] + 32 * half));
+            transpose(r);
+            memcpy(w + 8 * half, r, sizeof r);
+        }
+        for (int l = 0; l < LANES; l++)
+            p[l] += step[l];
+        STEPS(VSTEP)
+        s0 = VADD(s0, a), s1 = VADD(s1, b), s2 = VADD(s2, c), s3 = VADD(s3, d);
+    }
+    _mm256_storeu_si256((V *)s[0], s0), _mm256_storeu_si256((V *)s[1], s1);
+    _mm256_storeu_si256((V *)s[2], s2), _mm256_storeu_si256((V *)s[3], s3);
+}
+
+static int have_avx2;
+#define LANES_FROM 3  /* streams: fewer go in pairs, which are then faster */
+
+/* The jobs (largest first) in lanes while LANES_FROM or more have blocks left, each lane
+   given the next job when its own is done; what is left (jobs begun or not) is moved to
+   the front, and *count set to how many. */
+static void in_lanes(job *jobs, size_t *count)
+{
+    static const unsigned char zeros[64];
+    uint32_t s[4][LANES];
+    const unsigned char *p[LANES];
+    size_t step[LANES], next = 0, left = 0;
+    job *in[LANES] = {NULL};
+    int busy = 0;
+    for (int l = 0; l < LANES; l++)
+        p[l] = zeros, step[l] = 0;
+    for (;;) {
+        size_t n = SIZE_MAX;
+        for (int l = 0; l < LANES; l++) {
+            while (in[l] == NULL && next < *count) {
+                job *j = &jobs[next++];
+                if (j->n == 0)
+                    continue;
+                in[l] = j, busy++;
+                for (int i = 0; i < 4; i++)
+                    s[i][l] = j->st->s[i];
+                p[l] = j->p, step[l] = 64;
+            }
+            if (in[l] != NULL && in[l]->n < n)
+                n = in[l]->n;
+        }
+        if (busy < LANES_FROM)
+            break;
+        lane_blocks(s, p, step, n);
+        for (int l = 0; l < LANES; l++) {
+            if (in[l] == NULL)
+                continue;
+            in[l]->n -= n, in[l]->p = p[l];
+            if (in[l]->n == 0) {
+                for (int i = 0; i < 4; i++)
+                    in[l]->st->s[i] = s[i][l];
+                in[l] = NULL, busy--;
+                p[l] = zeros, step[l] = 0;
+            }
+        }
+    }
+    job begun[LANES];  /* the lanes' jobs not done, then those not begun */
+    for (int l = 0; l < LANES; l++) {
+        if (in[l] != NULL) {
+            for (int i = 0; i < 4; i++)
+                in[l]->st->s[i] = s[i][l];
+            begun[left++] = *in[l];
+        }
+    }
+    memmove(jobs + left, jobs + next, (*count - next) * sizeof *jobs);
+    memcpy(jobs, begun, left * sizeof *jobs);
+    *count = left + *count - next;
+}
+#endif
+
+static int larger_first(const void *x, const void *y)
+{
+    size_t a = ((const job *)x)->n, b = ((const job *)y)->n;
+    return (a < b) - (a > b);
+}
+
+/* Every job's blocks hashed: in lanes if the CPU has them, the rest two by two. */
+static void run(job *jobs, size_t count)
+{
+    qsort(jobs, count, sizeof *jobs, larger_first);
+#ifdef LANES
+    if (have_avx2 && count >= LANES_FROM)
+        in_lanes(jobs, &count);
+#endif
+    for (size_t i = 0; i < count; i += 2) {
+        job *one = &jobs[i], *two = i + 1 < count ? &jobs[i + 1] : NULL;
+        size_t common = two == NULL ? 0 : (one->n < two->n ? one->n : two->n);
+        if (common)
+            blocks_of_two(one->st->s, one->p, two->st->s, two->p, common);
+        blocks(one->st->s, one->p + common * 64, one->n - common);
+        if (two != NULL)
+            blocks(two->st->s, two->p + common * 64, two->n - common);
+    }
+}
+
+/* jobs[i] made of st[i] fed n[i] bytes at p[i]: its tail completed first, the bytes after
+   its last whole block kept as its new tail. */
+static void as_job(job *j, state *st, const unsigned char *p, size_t n)
+{
+    fill_tail(st, &p, &n);
+    j->st = st, j->p = p, j->n = n / 64;
+    memcpy(st->tail, p + n / 64 * 64, n % 64);
 }
 
 static void digest_of(const state *st, unsigned char out[16])
@@ -173,6 +325,7 @@ static PyObject *hex_of(const unsigned char digest[16])
 typedef struct {
     PyObject_HEAD
     state st;
+    int feeding;  /* in the update_many being read */
 } Md5;
 
 static PyTypeObject Md5Type;
@@ -246,6 +399,7 @@ static PyObject *update_two(PyObject *Py_UNUSED(module), PyObject *const *args, 
 {
     Md5 *one, *two;
     Py_buffer data[2];
+    job jobs[2];
     if (nargs != 4) {
         PyErr_SetString(PyExc_TypeError, "update_two(one, data_one, two, data_two): four arguments");
         return NULL;
@@ -265,34 +419,36 @@ static PyObject *update_two(PyObject *Py_UNUSED(module), PyObject *const *args, 
         PyBuffer_Release(&data[0]);
         return NULL;
     }
+    as_job(&jobs[0], &one->st, data[0].buf, (size_t)data[0].len);
+    as_job(&jobs[1], &two->st, data[1].buf, (size_t)data[1].len);
     if (data[0].len + data[1].len >= UNLOCKED_FROM) {
         Py_BEGIN_ALLOW_THREADS
-        feed_two(&one->st, data[0].buf, (size_t)data[0].len, &two->st, data[1].buf,
-                 (size_t)data[1].len);
+        run(jobs, 2);
         Py_END_ALLOW_THREADS
     } else {
-        feed_two(&one->st, data[0].buf, (size_t)data[0].len, &two->st, data[1].buf,
-                 (size_t)data[1].len);
+        run(jobs, 2);
     }
     PyBuffer_Release(&data[0]);
     PyBuffer_Release(&data[1]);
     Py_RETURN_NONE;
 }
 
-/* The md5s of many small pieces (the files of a batch), two at a time. */
+/* The md5s of many small pieces (the files of a batch), hashed together. */
 static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
 {
     PyObject *seq = PySequence_Fast(pieces, "hexdigests: a sequence of bytes-like pieces");
     PyObject *found = NULL;
     Py_buffer *views = NULL;
-    unsigned char (*digests)[16] = NULL;
+    state *states = NULL;
+    job *jobs = NULL;
     Py_ssize_t n, got = 0;
     if (seq == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     views = PyMem_Calloc(n ? n : 1, sizeof *views);
-    digests = PyMem_Malloc((n ? n : 1) * sizeof *digests);
-    if (views == NULL || digests == NULL) {
+    states = PyMem_Malloc((n ? n : 1) * sizeof *states);
+    jobs = PyMem_Malloc((n ? n : 1) * sizeof *jobs);
+    if (views == NULL || states == NULL || jobs == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -301,23 +457,18 @@ static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
             goto done;
     }
     Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i += 2) {
-        state one, two;
-        start(&one);
-        if (i + 1 < n) {
-            start(&two);
-            feed_two(&one, views[i].buf, (size_t)views[i].len, &two, views[i + 1].buf,
-                     (size_t)views[i + 1].len);
-            digest_of(&two, digests[i + 1]);
-        } else {
-            feed(&one, views[i].buf, (size_t)views[i].len);
-        }
-        digest_of(&one, digests[i]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        start(&states[i]);
+        as_job(&jobs[i], &states[i], views[i].buf, (size_t)views[i].len);
     }
+    run(jobs, (size_t)n);
     Py_END_ALLOW_THREADS
     found = PyList_New(n);
     for (Py_ssize_t i = 0; found != NULL && i < n; i++) {
-        PyObject *text = hex_of(digests[i]);
+        unsigned char digest[16];
+        PyObject *text;
+        digest_of(&states[i], digest);
+        text = hex_of(digest);
         if (text == NULL)
             Py_CLEAR(found);
         else
@@ -327,9 +478,69 @@ done:
     for (Py_ssize_t i = 0; i < got; i++)
         PyBuffer_Release(&views[i]);
     PyMem_Free(views);
-    PyMem_Free(digests);
+    PyMem_Free(states);
+    PyMem_Free(jobs);
     Py_DECREF(seq);
     return found;
+}
+
+/* Each (Md5, data) of feeds: md5.update(data), all hashed together. */
+static PyObject *update_many(PyObject *Py_UNUSED(module), PyObject *feeds)
+{
+    PyObject *seq = PySequence_Fast(feeds, "update_many: a sequence of (Md5, data) pairs");
+    PyObject *result = NULL;
+    Py_buffer *views = NULL;
+    Md5 **md5s = NULL;
+    job *jobs = NULL;
+    Py_ssize_t n, got = 0, bytes = 0;
+    if (seq == NULL)
+        return NULL;
+    n = PySequence_Fast_GET_SIZE(seq);
+    views = PyMem_Calloc(n ? n : 1, sizeof *views);
+    md5s = PyMem_Calloc(n ? n : 1, sizeof *md5s);
+    jobs = PyMem_Malloc((n ? n : 1) * sizeof *jobs);
+    if (views == NULL || md5s == NULL || jobs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; got < n; got++) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(seq, got);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
+            || !PyObject_TypeCheck(PyTuple_GET_ITEM(pair, 0), &Md5Type)) {
+            PyErr_SetString(PyExc_TypeError, "update_many: each feed is a tuple (Md5, data)");
+            goto done;
+        }
+        md5s[got] = (Md5 *)PyTuple_GET_ITEM(pair, 0);
+        if (md5s[got]->feeding) {  /* its blocks would be hashed from one state twice */
+            PyErr_SetString(PyExc_ValueError, "update_many: an Md5 is fed twice");
+            goto done;
+        }
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(pair, 1), &views[got], PyBUF_SIMPLE) < 0)
+            goto done;
+        md5s[got]->feeding = 1;
+        bytes += views[got].len;
+    }
+    for (Py_ssize_t i = 0; i < n; i++)
+        as_job(&jobs[i], &md5s[i]->st, views[i].buf, (size_t)views[i].len);
+    if (bytes >= UNLOCKED_FROM) {
+        Py_BEGIN_ALLOW_THREADS
+        run(jobs, (size_t)n);
+        Py_END_ALLOW_THREADS
+    } else {
+        run(jobs, (size_t)n);
+    }
+    result = Py_None;
+    Py_INCREF(result);
+done:
+    for (Py_ssize_t i = 0; i < got; i++) {
+        md5s[i]->feeding = 0;
+        PyBuffer_Release(&views[i]);
+    }
+    PyMem_Free(views);
+    PyMem_Free(md5s);
+    PyMem_Free(jobs);
+    Py_DECREF(seq);
+    return result;
 }
 
 static PyMethodDef functions[] = {
@@ -337,24 +548,39 @@ static PyMethodDef functions[] = {
      "update_two(one, data_one, two, data_two): one.update(data_one) and\n"
      "two.update(data_two), hashed together."},
     {"hexdigests", (PyCFunction)hexdigests, METH_O,
-     "hexdigests(pieces): the md5 of each piece (in hexadecimal), two hashed at a time."},
+     "hexdigests(pieces): the md5 of each piece (in hexadecimal), hashed together."},
+    {"update_many", (PyCFunction)update_many, METH_O,
+     "update_many(feeds): md5.update(data) for each (md5, data) of feeds, hashed together\n"
+     "(each md5 at most once)."},
     {NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "almaqa2.md5pair",
-    "MD5 of two streams at once: a chunk's and its members' from the same bytes.", -1,
+    "MD5 of many streams at once: chunks' and their members' from the same bytes.", -1,
     functions,
 };
 
 PyMODINIT_FUNC PyInit_md5pair(void)
 {
     PyObject *m;
+#ifdef LANES
+    __builtin_cpu_init();
+    have_avx2 = __builtin_cpu_supports("avx2");
+#endif
     if (PyType_Ready(&Md5Type) < 0)
         return NULL;
     m = PyModule_Create(&module);
     if (m == NULL)
         return NULL;
+#ifdef LANES
+    if (PyModule_AddIntConstant(m, "LANES", have_avx2 ? LANES : 0) < 0) {
+#else
+    if (PyModule_AddIntConstant(m, "LANES", 0) < 0) {
+#endif
+        Py_DECREF(m);
+        return NULL;
+    }
     Py_INCREF(&Md5Type);
     if (PyModule_AddObject(m, "Md5", (PyObject *)&Md5Type) < 0) {
         Py_DECREF(&Md5Type);

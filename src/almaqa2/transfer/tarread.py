@@ -8,27 +8,32 @@ type, a bad checksum, an early end, other PAX keys, a ustar prefix, base-256 num
 raises ``Irregular``, and the caller reads that tar with tarfile instead: every tar is
 judged as tarfile judges it.  ``tests/test_tarread.py`` holds the two readers equal.
 
+The bytes of a buffer are hashed together before it is read again (``md5pair``: the
+members in it, and with them the chunk's own md5 if asked for), and its members are
+given once their md5s are made.  Several chunks read at once, each in a thread, hash
+their buffers together (``Together``): a core then hashes up to eight streams at once.
+
 A large chunk is read in two halves at once, the second by a forked helper (``_Half``):
 reading many small members is Python work per member, which one core does at half speed.
-Or, given the chunk's own md5 to compute (``whole``), it is read front to back, each byte
-hashed for the chunk and for its member at once (``md5pair``): ``qa2 verify`` reads other
-chunks on the other cores meanwhile.
+Or, given the chunk's own md5 to compute (``whole``), it is read front to back: its md5 is
+one chain of its bytes in order.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
 import logging
+import mmap
 import os
 import tarfile
+import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import Any, NamedTuple
 from zlib import adler32
 
 from almaqa2 import forked
-from almaqa2.md5pair import Md5, update_two
+from almaqa2.md5pair import Md5, update_many
 
 log = logging.getLogger(__name__)
 BLOCK = tarfile.BLOCKSIZE
@@ -47,9 +52,17 @@ class Member(NamedTuple):  # (a tuple: made once per member, it costs a third of
     data: bytes | None  # a file's data, when asked to keep it
 
 
+Feeds = list[tuple[Md5, memoryview]]
+"""Bytes to hash, each into its md5 (``md5pair.update_many``)."""
+
+
 class _Buffer:
     """The tar's bytes from ``offset``, read in large blocks into one buffer (``pread``:
-    a helper forked with the same descriptor reads too, and they share its position)."""
+    a helper forked with the same descriptor reads too, and they share its position).
+
+    What is taken of it is hashed (``hashing``) before it is read again: the members'
+    bytes, and the tar's own md5's (``whole``) if one is asked for.  A member is
+    ``finished`` once taken, and ``done`` (given) once its md5 is made."""
 
     def __init__(
         self,
@@ -57,6 +70,7 @@ class _Buffer:
         offset: int = 0,
         whole: Md5 | None = None,
         read: Callable[[int], None] | None = None,
+        hashing: Callable[[Feeds], None] = update_many,
     ):
         self.fd = fd
         self.read = read  # told the bytes of each read, if given (progress)
@@ -65,6 +79,11 @@ class _Buffer:
         self.start = self.end = 0
         self.whole = whole  # the tar's md5, fed every byte in order, if one is asked for
         self.hashed = offset  # where in the tar it is fed to (never past ``offset``)
+        self.hashing = hashing
+        self.feeds: Feeds = []  # taken from the buffer, not hashed yet
+        self.finished: list[tuple[str, Md5 | None, bytes | None]] = []  # md5s in ``feeds``
+        self.ready: list[Member] = []
+        self.taken = 0  # members taken whole
 
     @property
     def offset(self) -> int:
@@ -75,7 +94,7 @@ class _Buffer:
         """At least ``n`` bytes (at most the buffer's size) ready at ``start``."""
         if self.end - self.start >= n:
             return
-        self._feed_whole(self.offset)  # the bytes taken are about to go
+        self.flush()  # the bytes taken are about to go
         tail = self.end - self.start
         self.view[:tail] = self.view[self.start : self.end]
         self.base += self.start
@@ -96,7 +115,7 @@ class _Buffer:
 
     def view_of(self, n: int) -> memoryview:
         """The next ``n`` bytes (at most the buffer's size), taken, as a view into the
-        buffer (valid until the next call)."""
+        buffer (valid until it is read again)."""
         self._fill(n)
         self.start += n
         return self.view[self.start - n : self.start]
@@ -108,46 +127,157 @@ class _Buffer:
             piece = min(n, self.end - self.start)
             chunk = self.view[self.start : self.start + piece]
             if digest is not None:
-                self.hash(digest, chunk, self.offset)
+                self.feeds.append((digest, chunk))
             if kept is not None:
                 kept.append(bytes(chunk))
             self.start += piece
             n -= piece
 
-    def hash(self, digest: Md5, piece: memoryview, at: int) -> None:
-        """``digest`` fed ``piece``, the bytes at ``at`` in the tar; the tar's md5 with it,
-        at once, if one is asked for."""
-        if self.whole is None:
-            digest.update(piece)
-        else:
-            self._feed_whole(at)
-            update_two(self.whole, piece, digest, piece)
-            self.hashed = at + len(piece)
+    def finish(self, name: str, digest: Md5 | None, content: bytes | None) -> None:
+        """A member taken whole: given once ``digest`` (None: a directory) is made."""
+        self.finished.append((name, digest, content))
+        self.taken += 1
 
-    def md5_of(self, piece: memoryview, at: int) -> str:
-        if self.whole is None:
-            return hashlib.md5(piece).hexdigest()
-        digest = Md5()
-        self.hash(digest, piece, at)
-        return digest.hexdigest()
+    def flush(self) -> None:
+        """What was taken hashed: the members finished are then done."""
+        feeds = self.feeds
+        if self.whole is not None and self.offset > self.hashed:
+            feeds.append((self.whole, self.view[self.hashed - self.base : self.start]))
+            self.hashed = self.offset
+        if feeds:
+            self.hashing(feeds)
+        self.feeds = []
+        self.ready += [
+            Member(name, None if digest is None else digest.hexdigest(), content)
+            for name, digest, content in self.finished
+        ]
+        self.finished = []
 
-    def _feed_whole(self, upto: int) -> None:
-        """The tar's md5, if one is asked for, fed the bytes up to ``upto`` (read, and
-        still in the buffer)."""
-        if self.whole is not None and upto > self.hashed:
-            self.whole.update(self.view[self.hashed - self.base : upto - self.base])
-            self.hashed = upto
+    def done(self) -> list[Member]:
+        """The members whose md5s are made, not given before."""
+        ready, self.ready = self.ready, []
+        return ready
+
+    def close(self) -> None:
+        """Nothing of the file held any more."""
 
     def feed_rest(self) -> None:
         """The tar's md5 fed the rest of the file: what follows the end of the members
         (the end blocks, the zeros to a whole record) is in the file's md5 too."""
         assert self.whole is not None
-        self._feed_whole(self.base + self.end)
+        self.start = self.end
+        self.flush()
         while got := os.preadv(self.fd, [self.view], self.hashed):
             self.whole.update(self.view[:got])
             self.hashed += got
             if self.read is not None:
                 self.read(got)
+
+
+class _Mapped(_Buffer):
+    """The tar's bytes as the file's own pages (``mmap``), taken a window of ``_READ`` at a
+    time: nothing is copied, where reading copied every byte once more (on a machine that
+    copies at 2 GB/s, half the time of hashing it in lanes).  Pages passed are let go.  A
+    file cut short while it is mapped kills the process (SIGBUS): only a forked helper
+    reads so, whose work its parent does again, by reading (``forked.Later``)."""
+
+    def __init__(
+        self,
+        fd: int,
+        whole: Md5 | None = None,
+        read: Callable[[int], None] | None = None,
+        hashing: Callable[[Feeds], None] = update_many,
+    ):
+        super().__init__(fd, whole=whole, read=read, hashing=hashing)
+        self.size = os.fstat(fd).st_size
+        self._map = mmap.mmap(fd, self.size, prot=mmap.PROT_READ)
+        self._map.madvise(mmap.MADV_SEQUENTIAL)
+        self._pages = memoryview(self._map)
+        self.view = self._pages[:0]
+        self._let_go = 0  # the pages before this are let go
+
+    def _fill(self, n: int) -> None:
+        if self.end - self.start >= n:
+            return
+        self.flush()  # the bytes taken are passed
+        covered = self.base + self.end
+        self.base += self.start
+        self.start, self.end = 0, min(_READ, self.size - self.base)
+        if self.end < n:
+            raise Irregular("the tar ends early")
+        self.view = self._pages[self.base : self.base + self.end]
+        if self.read is not None:
+            self.read(self.base + self.end - covered)
+        passed = self.base // mmap.PAGESIZE * mmap.PAGESIZE
+        if passed > self._let_go:
+            self._map.madvise(mmap.MADV_DONTNEED, self._let_go, passed - self._let_go)
+            self._let_go = passed
+
+    def feed_rest(self) -> None:
+        assert self.whole is not None
+        covered = self.base + self.end
+        self.start = self.end
+        self.flush()
+        self.whole.update(self._pages[self.hashed :])
+        self.hashed = self.size
+        if self.read is not None:
+            self.read(self.size - covered)
+
+    def close(self) -> None:
+        self.view = self._pages = memoryview(b"")
+        with contextlib.suppress(BufferError):  # (a view still held: unmapped when it goes)
+            self._map.close()
+
+
+class Together:
+    """The buffers of several tars, each read in a thread of its own, hashed in one call
+    (``md5pair.update_many``): a reader's ``hash`` waits until each reader still reading
+    has given its feeds, and the last to give them hashes them all.  Reading chunks with
+    their own md5s, two streams each, four chunks fill the eight lanes of a core.  A
+    reader that ends, or fails, must ``leave``."""
+
+    def __init__(self, readers: int):
+        self._turn = threading.Condition()
+        self._readers = readers
+        self._given: Feeds = []
+        self._arrived = 0
+        self._round = 0
+        self._failed: BaseException | None = None
+
+    def hash(self, feeds: Feeds) -> None:
+        with self._turn:
+            self._given += feeds
+            self._arrived += 1
+            if self._arrived < self._readers:
+                now = self._round
+                while self._round == now:
+                    self._turn.wait()
+                if self._failed is not None:
+                    raise RuntimeError("the hashing of the chunks read at once failed")
+                return
+        self._run()
+
+    def leave(self) -> None:
+        with self._turn:
+            self._readers -= 1
+            if not self._arrived or self._arrived < self._readers:
+                return
+        self._run()
+
+    def _run(self) -> None:
+        """The feeds given hashed, by the last reader to give its own, and the readers
+        waiting let go.  (The others all wait meanwhile: none gives feeds.)"""
+        with self._turn:
+            given, self._given, self._arrived = self._given, [], 0
+        try:
+            update_many(given)
+        except BaseException as exc:
+            self._failed = exc
+            raise
+        finally:
+            with self._turn:
+                self._round += 1
+                self._turn.notify_all()
 
 
 def _checked(block: bytes) -> tuple[bytes, int]:
@@ -195,7 +325,7 @@ def _path_record(data: bytes) -> str:
         raise Irregular("a PAX path that is not UTF-8") from None
 
 
-_SMALL = 64 << 10  # a member's data hashed from the buffer at once
+_SMALL = 64 << 10  # a member's data taken from the buffer at once
 _WORTH_A_HELPER = 32 << 20  # a smaller tar is read by one process
 
 
@@ -204,12 +334,16 @@ def members(
     keep: Callable[[str], bool] = lambda _: False,
     whole: Md5 | None = None,
     read: Callable[[int], None] | None = None,
+    together: Together | None = None,
+    mapped: bool = False,
 ) -> Iterator[Member]:
     """The members of the tar open at ``fd``, in order; ``keep(name)``: the files whose
     data is returned too (the manifest a chunk carries); ``whole``, if given, is fed the
     whole file, each byte as its member is hashed (the file is then read by this process
     alone, front to back: its md5 is one chain of the bytes in order); ``read(size)``, if
-    given, is told of the bytes this process reads, as it reads them.
+    given, is told of the bytes this process reads, as it reads them; ``together``: the
+    tars read at once in other threads, hashed with this one; ``mapped``: the file read
+    as its own pages (``_Mapped``: only in a process whose death its parent survives).
 
     A tar of ``_WORTH_A_HELPER`` bytes or more is read in two halves at once: a forked
     helper reads from the first header it finds past the middle (if its members are
@@ -221,12 +355,15 @@ def members(
     size = os.fstat(fd).st_size
     alone = whole is not None or size < _WORTH_A_HELPER or not forked.may_fork()
     half = None if alone else _Half(fd, size, keep)
-    buffer = _Buffer(fd, whole=whole, read=read)
+    hashing = update_many if together is None else together.hash
+    kind = _Mapped if mapped and size else _Buffer
+    buffer = kind(fd, whole=whole, read=read, hashing=hashing)
     try:
         yield from _read(buffer, keep, half)
         if whole is not None:
             buffer.feed_rest()
     finally:
+        buffer.close()
         if half is not None:
             half.stop()
 
@@ -240,6 +377,8 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
     while True:
         if half is not None and buffer.offset >= theirs:
             if buffer.offset == theirs and path is None:  # at a member's start: theirs
+                buffer.flush()
+                yield from buffer.done()
                 given = yield from half.members()
                 if given is None:
                     return
@@ -248,6 +387,7 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
             half.stop()
             half = None
         block = buffer.take(BLOCK)
+        yield from buffer.done()
         if block in checked:
             kind, size = checked[block]
         else:
@@ -257,6 +397,8 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
         if kind == b"":
             if path is not None:
                 raise Irregular("a PAX header before the end")
+            buffer.flush()
+            yield from buffer.done()
             return
         if block[345] or kind not in (_FILE, _OLD_FILE, _DIR, _PAX):
             raise Irregular("a member tarsplit does not write")
@@ -271,25 +413,20 @@ def _read(buffer: _Buffer, keep: Callable[[str], bool], half: _Half | None) -> I
         if kind == _OLD_FILE and name.endswith("/"):
             raise Irregular("an old-style directory")
         if kind == _DIR:
-            yield Member(name.rstrip("/"), None, None)
+            buffer.finish(name.rstrip("/"), None, None)
             continue
+        digest = Md5()
         padded = size + -size % BLOCK
-        if padded <= _SMALL:  # the common case: hashed from the buffer at once
-            at = buffer.offset
+        if padded <= _SMALL:  # the common case: taken from the buffer at once
             bytes_of = buffer.view_of(padded)[:size]
-            content = bytes(bytes_of) if keep(name) else None
-            md5 = buffer.md5_of(bytes_of, at)
-            bytes_of.release()
-        else:
-            digest = Md5()
-            kept: list[bytes] | None = [] if keep(name) else None
-            buffer.pass_on(size, digest, kept)
-            buffer.pass_on(-size % BLOCK, None, None)
-            content = b"".join(kept) if kept is not None else None
-            kept = None  # not held twice while the caller reads it (a manifest: 130 MB a million)
-            md5 = digest.hexdigest()
-        yield Member(name, md5, content)
-        content = None
+            buffer.feeds.append((digest, bytes_of))
+            buffer.finish(name, digest, bytes(bytes_of) if keep(name) else None)
+            continue
+        kept: list[bytes] | None = [] if keep(name) else None
+        buffer.pass_on(size, digest, kept)
+        buffer.pass_on(-size % BLOCK, None, None)
+        buffer.finish(name, digest, b"".join(kept) if kept is not None else None)
+        kept = None  # its pieces not held beside their join (a manifest: 130 MB a million)
 
 
 class _Half:
@@ -371,7 +508,7 @@ def _pieces(buffer: _Buffer, keep: Callable[[str], bool]) -> Iterator[_Piece]:
     names: list[str] = []
     md5s: list[str | None] = []
     data: dict[int, bytes] = {}
-    for count, member in enumerate(_read(buffer, keep, None), 1):
+    for member in _read(buffer, keep, None):
         if member.data is not None:
             data[len(names)] = member.data
         names.append(member.name)
@@ -380,7 +517,7 @@ def _pieces(buffer: _Buffer, keep: Callable[[str], bool]) -> Iterator[_Piece]:
             ready.append((names, md5s, data))
             names, md5s, data = [], [], {}
         if not sampled and (read := buffer.offset - start) >= _SAMPLE:
-            if read >= count * _SMALL_MEMBERS:
+            if read >= buffer.taken * _SMALL_MEMBERS:
                 raise _NotWorthIt
             sampled = True
         if sampled and ready:
