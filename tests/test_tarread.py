@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
+import threading
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -97,16 +98,19 @@ class Recorded:
 def _both(chunk: Path, top: str) -> tuple[object, object] | None:
     """(fast, tarfile) readings of ``chunk``: what each handed over and returned; None if
     the fast reader handed the tar over to tarfile."""
-    slow, fast, hashing = Recorded(), Recorded(), Recorded()
+    slow, fast, hashing, mapped = Recorded(), Recorded(), Recorded(), Recorded()
     by_tarfile = _read_with_tarfile(chunk, top, None, slow)
-    whole = Md5()
     try:
         by_tarread = _read_own(chunk, top, fast)
-        assert _read_own(chunk, top, hashing, whole) == by_tarread  # read alone, hashed whole
     except tarread.Irregular:
         return None
-    assert hashing.seen == fast.seen
-    assert whole.hexdigest() == hashlib.md5(chunk.read_bytes()).hexdigest()
+    whole, mapped_whole = Md5(), Md5()
+    assert _read_own(chunk, top, hashing, whole) == by_tarread  # read alone, hashed whole
+    as_pages = _read_own(chunk, top, mapped, mapped_whole, None, None, True)
+    assert as_pages == by_tarread
+    assert hashing.seen == fast.seen == mapped.seen
+    md5 = hashlib.md5(chunk.read_bytes()).hexdigest()
+    assert whole.hexdigest() == mapped_whole.hexdigest() == md5
     return (by_tarread[:2], fast.seen), (by_tarfile, slow.seen)
 
 
@@ -121,6 +125,48 @@ def test_the_fast_reader_judges_as_tarfile(tmp_path_factory, made: tuple[bytes, 
         assert not ours, "a chunk as tarsplit writes it is read by the fast reader"
         return
     assert both[0] == both[1]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(tars(), min_size=1, max_size=6), st.booleans())
+def test_tars_read_at_once_in_threads_are_each_as_read_alone(
+    tmp_path_factory: pytest.TempPathFactory, made: list[tuple[bytes, bool]], as_pages: bool
+) -> None:
+    """Several tars read at once, each in a thread, their buffers hashed together
+    (``Together``), read or as mapped pages: each gives what it gives read alone, and
+    its md5 is hashlib's; one that is not as tarsplit writes it raises in its own thread
+    only, the others read on."""
+    folder = Path(tmp_path_factory.mktemp("tars"))
+    chunks = []
+    for n, (raw, _ours) in enumerate(made):
+        chunks.append(folder / f"{TOP}_2019_10_01_{n + 1:03d}_of_{len(made):03d}.tar")
+        chunks[-1].write_bytes(raw)
+    together = tarread.Together(len(chunks))
+    found: dict[int, object] = {}
+
+    def read(n: int) -> None:
+        seen, whole = Recorded(), Md5()
+        try:
+            got = _read_own(chunks[n], TOP, seen, whole, None, together, as_pages)
+            found[n] = got, seen.seen, whole.hexdigest()
+        except tarread.Irregular:
+            found[n] = "irregular"
+        finally:
+            together.leave()
+
+    threads = [threading.Thread(target=read, args=(n,)) for n in range(len(chunks))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for n, chunk in enumerate(chunks):
+        seen = Recorded()
+        try:
+            alone: object = _read_own(chunk, TOP, seen), seen.seen
+        except tarread.Irregular:
+            assert found[n] == "irregular"
+            continue
+        assert found[n] == (*alone, hashlib.md5(chunk.read_bytes()).hexdigest())  # type: ignore[misc]
 
 
 def test_a_real_chunk_is_read_fast_and_alike(nrao_split: Path) -> None:

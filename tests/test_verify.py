@@ -3,6 +3,7 @@ a clean package or set of chunks passes."""
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import json
 import logging
@@ -21,7 +22,7 @@ import pytest
 
 from almaqa2 import forked
 from almaqa2.cli import main
-from almaqa2.transfer import verify
+from almaqa2.transfer import tarread, verify
 
 P = "2013.1.00123.S"  # the nrao case's project
 SET = f"{P}_uid___A001_X13e_X1fe"
@@ -240,6 +241,40 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     whole = sum(t.stat().st_size for t in tars)
     assert told[-1] == (whole, whole)  # the progress, told as the chunks are read
     assert [done for done, _ in told] == sorted(done for done, _ in told)
+
+
+def test_a_chunk_cut_short_while_a_helper_reads_its_pages_is_read_again_and_reported(
+    chunks: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: a helper reads chunks as mapped pages, and a page of a file cut short
+    while it is mapped kills it (SIGBUS).  Its parent reads the chunks again, by reading
+    them, and reports the one cut short: one report, no traceback, exit code 1."""
+    monkeypatch.setattr(verify, "_WORTH_HELPERS", 0)  # (a few MB here: too few to fork for)
+    tars = sorted(chunks.glob("*.tar"))
+    cut = tars[1]
+    mapped_by = chunks.parent / "mapped-by"  # the processes that mapped a chunk, and which
+    mapped = tarread._Mapped.__init__
+
+    def map_then_cut(self: tarread._Mapped, fd: int, **kwargs: Any) -> None:
+        mapped(self, fd, **kwargs)
+        with mapped_by.open("a") as record:
+            record.write(f"{os.getpid()} {os.readlink(f'/proc/self/fd/{fd}')}\n")
+        if os.path.samefile(f"/proc/self/fd/{fd}", cut):  # its pages now lie past the end
+            os.truncate(cut, 0)
+
+    monkeypatch.setattr(tarread._Mapped, "__init__", map_then_cut)
+    faulthandler.disable()  # (pytest's: the helper's death is no fault here, and quiet)
+    try:
+        code, report = _verify(capsys, chunks)
+    finally:
+        faulthandler.enable()
+    mappings = [line.split(" ", 1) for line in mapped_by.read_text().splitlines()]
+    assert str(cut) in {path for _, path in mappings}  # (its helper died: SIGBUS)
+    assert str(os.getpid()) not in {pid for pid, _ in mappings}  # only helpers map chunks
+    assert code == 1
+    problems = {(p["kind"], p["path"]): p for p in report["problems"]}
+    assert problems[("corrupt", str(cut))]["found"] == _md5(cut)
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_an_extra_member_and_a_missing_checksum_are_reported(
