@@ -263,11 +263,13 @@ def test_a_chunk_cut_short_while_a_helper_reads_its_pages_is_read_again_and_repo
             os.truncate(cut, 0)
 
     monkeypatch.setattr(tarread._Mapped, "__init__", map_then_cut)
-    faulthandler.disable()  # (pytest's: the helper's death is no fault here, and quiet)
+    was = faulthandler.is_enabled()  # (pytest's: the helper's death is no fault here)
+    faulthandler.disable()
     try:
         code, report = _verify(capsys, chunks)
     finally:
-        faulthandler.enable()
+        if was:
+            faulthandler.enable(file=sys.__stderr__)
     mappings = [line.split(" ", 1) for line in mapped_by.read_text().splitlines()]
     assert str(cut) in {path for _, path in mappings}  # (its helper died: SIGBUS)
     assert str(os.getpid()) not in {pid for pid, _ in mappings}  # only helpers map chunks
