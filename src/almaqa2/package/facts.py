@@ -64,12 +64,14 @@ CASA_VERSION = re.compile(
 _LOG_HEAD = 256 * 1024
 
 
-def collect(plan: Plan, reduce: bool) -> Facts:
+def collect(plan: Plan, reduce: bool, spare: forked.Spare | None = None) -> Facts:
     """Read the facts, each MS opened once.  With ``reduce`` (every mode but fake: a ticket
     is sized by reducing), every MS to reduce must open and have the column to deliver
     (else InputError, before anything is written), and what its open found serves the
     reduction; an EB's MS that only describes it, and every MS in fake mode (which never
-    needs casacore), is a warning when unreadable.  A product that is not FITS is an error."""
+    needs casacore), is a warning when unreadable.  A product that is not FITS is an error.
+    ``spare``: the helper to read the EBs' MSes in fake mode (one forked as the command
+    began, casacore imported already: ``packager.package``)."""
     fits = [
         (p.dest.as_posix(), p.source.path)
         for p in plan.placements
@@ -89,10 +91,11 @@ def collect(plan: Plan, reduce: bool) -> Facts:
                     )
                 ms.check(source.path, placement.transform, opened[source.path])
     notes = tuple((e.name, _notes(e.path)) for e in plan.notes)
+    uids = [eb.uid for eb in plan.reduction.ebs]
     if reduce or not describing:  # the MSes are open already, or there is none to read
-        read_ebs = _known(_ebs(plan, describing, opened))
+        read_ebs = _known(_ebs(uids, describing, opened))
     else:  # (read when asked, where this process may not fork: ``Later``)
-        read_ebs = forked.Later(_ebs, plan, describing, {}).result
+        read_ebs = forked.Later(_ebs, uids, describing, {}, spare=spare).result
     if reduce:
         products = _known(products())
     return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
@@ -150,26 +153,27 @@ def _describing(plan: Plan) -> dict[str, SourceEntry]:
 
 
 def _ebs(
-    plan: Plan, describing: dict[str, SourceEntry], opened: dict[Path, ms.Opened]
+    uids: list[str], describing: dict[str, SourceEntry], opened: dict[Path, ms.Opened]
 ) -> tuple[EbFacts, ...]:
+    """The facts of the EBs ``uids``, each from the MS that describes it."""
     if describing and not ms.available():  # (casacore is imported only when needed)
         why = f"python-casacore is not installed ({ms.EXTRA} to read the MSes)"
         log.info("no EB facts in the README: %s", why)
-        return tuple(EbFacts(eb.uid, None, why) for eb in plan.reduction.ebs)
+        return tuple(EbFacts(uid, None, why) for uid in uids)
     facts = []
-    for eb in plan.reduction.ebs:
-        entry = describing.get(eb.uid)
+    for uid in uids:
+        entry = describing.get(uid)
         if entry is None:
-            facts.append(EbFacts(eb.uid, None, "no MeasurementSet of this EB in the reduction"))
+            facts.append(EbFacts(uid, None, "no MeasurementSet of this EB in the reduction"))
             continue
         if entry.path in opened:
-            facts.append(EbFacts(eb.uid, opened[entry.path].info))
+            facts.append(EbFacts(uid, opened[entry.path].info))
             continue
         try:
-            facts.append(EbFacts(eb.uid, ms.describe(entry.path, entry.members)))
+            facts.append(EbFacts(uid, ms.describe(entry.path, entry.members)))
         except InputError as exc:
             log.warning("%s", exc)
-            facts.append(EbFacts(eb.uid, None, exc.what))
+            facts.append(EbFacts(uid, None, exc.what))
     return tuple(facts)
 
 
