@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from almaqa2 import forked
+from almaqa2 import forked, md5pair
 from almaqa2.cli import main
 from almaqa2.transfer import tarread, verify
 
@@ -241,6 +241,25 @@ def test_several_chunks_are_read_at_once_each_hashed_whole_with_its_members(
     whole = sum(t.stat().st_size for t in tars)
     assert told[-1] == (whole, whole)  # the progress, told as the chunks are read
     assert [done for done, _ in told] == sorted(done for done, _ in told)
+
+
+@pytest.mark.parametrize("lanes", [8, 0])
+def test_chunks_are_shared_so_that_the_helpers_end_together(
+    monkeypatch: pytest.MonkeyPatch, lanes: int
+) -> None:
+    """Issue 20: in vector lanes each stream goes at the lanes' speed, slower than one of a
+    pair: a helper's time is set by its second largest chunk, and small chunks go with
+    the largest.  Without lanes, streams go two by two: the bytes are shared evenly."""
+    monkeypatch.setattr(md5pair, "LANES", lanes)
+    sizes = [172, 440, 440, 440, 517, 77]  # MB: the chunks of benchmarks/transfer_bench.py
+    largest_first = sorted(range(len(sizes)), key=lambda i: -sizes[i])
+    groups = verify._shared(largest_first, sizes, 2)
+    if lanes:
+        assert groups == [[4, 0, 5], [1, 2, 3]]
+    else:
+        assert groups == [[4, 3, 5], [1, 2, 0]]  # 1034 and 1052 MB
+    assert verify._shared(largest_first, sizes, 1) == [largest_first[:4]]  # four at most
+    assert verify._shared(largest_first[:1], sizes, 4) == [[4]]
 
 
 def test_a_chunk_cut_short_while_a_helper_reads_its_pages_is_read_again_and_reported(

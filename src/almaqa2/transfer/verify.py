@@ -427,11 +427,11 @@ def _apart(chunks: list[Path], fast: bool) -> Iterator[_ReadApart | None]:
 
 class _ReadApart:
     """Chunks read whole by forked helpers, one per core (at most ``_AT_ONCE``), taken in
-    order; each helper reads a group of up to ``_TOGETHER`` chunks at once, hashed
-    together (``_read_together``).  The cores that are free share the largest chunks not
-    begun of the next ``_AHEAD`` (their readings wait until they are taken), each group
-    given the next largest while it has the fewest bytes: the groups end near the same
-    time, and no core waits idle for the last."""
+    order; each helper reads a group of up to ``_TOGETHER`` chunks at once, as mapped
+    pages, hashed together (``_read_together``).  The cores that are free share the
+    largest chunks not begun of the next ``_AHEAD`` (their readings wait until they are
+    taken), each chunk to the group that then takes the least time (``_shared``): the
+    groups end near the same time, and no core waits idle for the last."""
 
     def __init__(self, chunks: list[Path], sizes: list[int]):
         self._chunks, self._sizes = chunks, sizes
@@ -449,7 +449,7 @@ class _ReadApart:
         free = max(self._cores - len(self._busy()), 0)
         near = range(self._next, min(self._next + _AHEAD, len(self._chunks)))
         waiting = sorted((i for i in near if i not in self._begun), key=lambda i: -self._sizes[i])
-        for members in _shared(waiting[: free * _TOGETHER], self._sizes, free):
+        for members in _shared(waiting, self._sizes, free):
             group = _Group([(self._chunks[i], i) for i in members], self._read)
             for place, i in enumerate(members):
                 self._begun[i] = group, place
@@ -500,11 +500,11 @@ _AHEAD = 8  # chunks read ahead at most: each reading holds its chunk's names an
 
 
 def _shared(largest_first: list[int], sizes: list[int], cores: int) -> list[list[int]]:
-    """The chunks (indices, largest first) in groups for ``cores`` helpers: each chunk
-    to the group that would then take the least time (``_time``; the first of equal
-    ones), at most ``_TOGETHER`` in a group."""
+    """The first chunks (indices, largest first) in groups for ``cores`` helpers, at most
+    ``_TOGETHER`` in a group: each chunk to the group that would then take the least time
+    (``_time``; the first of equal ones)."""
     groups: list[list[int]] = [[] for _ in range(min(cores, len(largest_first)))]
-    for i in largest_first:
+    for i in largest_first[: len(groups) * _TOGETHER]:
         open_ = [group for group in groups if len(group) < _TOGETHER]
         least = min(open_, key=lambda group: _time([sizes[j] for j in (*group, i)]))
         least.append(i)
