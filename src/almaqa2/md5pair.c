@@ -517,6 +517,7 @@ static PyObject *update_many(PyObject *Py_UNUSED(module), PyObject *feeds)
         }
         if (PyObject_GetBuffer(PyTuple_GET_ITEM(pair, 1), &views[got], PyBUF_SIMPLE) < 0)
             goto done;
+        Py_INCREF(md5s[got]);  /* (held here: the GIL is let go, the list could change) */
         md5s[got]->feeding = 1;
         bytes += views[got].len;
     }
@@ -534,6 +535,7 @@ static PyObject *update_many(PyObject *Py_UNUSED(module), PyObject *feeds)
 done:
     for (Py_ssize_t i = 0; i < got; i++) {
         md5s[i]->feeding = 0;
+        Py_DECREF(md5s[i]);
         PyBuffer_Release(&views[i]);
     }
     PyMem_Free(views);
