@@ -169,6 +169,27 @@ def test_tars_read_at_once_in_threads_are_each_as_read_alone(
         assert found[n] == (*alone, hashlib.md5(chunk.read_bytes()).hexdigest())  # type: ignore[misc]
 
 
+def test_a_tar_that_cannot_be_mapped_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file system that cannot map a file (mmap fails): the chunk is read instead, and
+    found as it is, not unreadable."""
+    entries = [(f"{TOP}/product/f{n}.fits", "file", bytes([n]) * 70_000) for n in range(5)]
+    chunk = tmp_path / f"{TOP}_2019_10_01_001_of_001.tar"
+    chunk.write_bytes(_tarsplit_bytes(entries))
+    alone = Recorded()
+    expected = _read_own(chunk, TOP, alone)
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise OSError(19, "No such device")
+
+    monkeypatch.setattr(tarread.mmap, "mmap", refused)
+    mapped, whole = Recorded(), Md5()
+    assert _read_own(chunk, TOP, mapped, whole, None, None, True) == expected
+    assert mapped.seen == alone.seen and len(alone.seen) == 5
+    assert whole.hexdigest() == hashlib.md5(chunk.read_bytes()).hexdigest()
+
+
 def test_a_real_chunk_is_read_fast_and_alike(nrao_split: Path) -> None:
     for chunk in sorted((nrao_split / "chunks").glob("*.tar")):
         both = _both(chunk, "2013.1.00123.S")

@@ -356,8 +356,12 @@ def members(
     alone = whole is not None or size < _WORTH_A_HELPER or not forked.may_fork()
     half = None if alone else _Half(fd, size, keep)
     hashing = update_many if together is None else together.hash
-    kind = _Mapped if mapped and size else _Buffer
-    buffer = kind(fd, whole=whole, read=read, hashing=hashing)
+    buffer: _Buffer | None = None
+    if mapped and size:
+        with contextlib.suppress(OSError):  # (a file system that cannot map it: it is read)
+            buffer = _Mapped(fd, whole=whole, read=read, hashing=hashing)
+    if buffer is None:
+        buffer = _Buffer(fd, whole=whole, read=read, hashing=hashing)
     try:
         yield from _read(buffer, keep, half)
         if whole is not None:
