@@ -3,11 +3,11 @@ side by side (a package's manifest, made or checked).
 
 MD5 is one chain of steps, each waiting on the one before: a core hashing one stream
 mostly waits.  Streams hashed together fill that waiting.  Two streams' steps interleaved
-run at about 1.1 times the time of one; where the CPU has AVX2, eight run in the eight
-lanes of its vector registers, at about 3 times the time of one (both measured against
-the scalar loop, on the machines this was written on).  A chunk's md5 and the md5s of its
-members are streams over the same bytes, so chunks are checked at less than the cost of
-hashing them once.  tests/test_md5pair.py holds every result equal to hashlib's.
+take 1.1 to 1.2 times the time of one; where the CPU has AVX2, eight go in the eight lanes
+of its vector registers, in about twice the time of one, each slower than in a pair
+(measured on an Intel Xeon and an AMD EPYC).  A chunk's md5 and the md5s of its members
+are streams over the same bytes, so chunks are checked at less than the cost of hashing
+them once.  tests/test_md5pair.py holds every result equal to hashlib's.
 
 An Md5 object is used by one thread at a time; the GIL is released while it hashes.
 */
