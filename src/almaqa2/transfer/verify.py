@@ -600,7 +600,9 @@ def _read_together(
             readings[place] = exc
 
     readings += [RuntimeError("not read")] * len(chunks)
-    threads = [threading.Thread(target=keep, args=(place,)) for place in range(len(chunks))]
+    threads = [  # (daemons: a parent stopped while it reads them, after its helper died, exits)
+        threading.Thread(target=keep, args=(place,), daemon=True) for place in range(len(chunks))
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
