@@ -39,6 +39,15 @@ def may_fork() -> bool:
     return not multiprocessing.current_process().daemon
 
 
+_a_helper = False  # (set in a helper as it starts)
+
+
+def in_helper() -> bool:
+    """Whether this process is a helper forked here, whose death its parent survives: what
+    it does not finish, the parent does again (``Later``, ``shared``)."""
+    return _a_helper
+
+
 class Helper:
     """A forked process running ``target(pipe, *args)``; ``self.pipe`` is this side's end."""
 
@@ -376,6 +385,8 @@ class _Kept(logging.Handler):
 
 
 def _run(target: Callable[..., None], pipe: Any, parents_end: Any, args: tuple[Any, ...]) -> None:
+    global _a_helper
+    _a_helper = True
     parents_end.close()
     signals.leave_to_parent()
     with contextlib.suppress(EOFError, ConnectionError):  # the parent is gone

@@ -533,7 +533,7 @@ class _Group:
     """Chunks read at once by one helper; their readings, each taken once."""
 
     def __init__(self, chunks: list[tuple[Path, int]], read: forked.Shared):
-        self.later = forked.Later(_read_together, chunks, read, os.getpid())
+        self.later = forked.Later(_read_together, chunks, read)
         self._readings: list[_Apart] | None = None
 
     def result(self, place: int) -> _Apart:
@@ -568,18 +568,16 @@ class _Files:
 _Apart = tuple["ChunkContents", _Files]
 
 
-def _read_together(
-    chunks: list[tuple[Path, int]], read: forked.Shared, parent: int
-) -> list[_Apart]:
+def _read_together(chunks: list[tuple[Path, int]], read: forked.Shared) -> list[_Apart]:
     """Chunks (path, index) read at once (in a helper), each in a thread of its own by
     ``_read_own``, hashed whole from the same bytes, the buffers of all hashed together
     (``tarread.Together``); the bytes read counted in ``read``'s slot of each index.
     What one of them raised is raised, once all have ended.  A helper reads the chunks
-    as mapped pages; the ``parent`` process, if the helper died, by reading them."""
+    as mapped pages; its parent, if the helper died, by reading them."""
     log.debug("%s: read at once by process %d", " ".join(c.name for c, _ in chunks), os.getpid())
     together = tarread.Together(len(chunks))
-    mapped = os.getpid() != parent
-    readings: list[_Apart | BaseException] = []
+    mapped = forked.in_helper()
+    readings: list[_Apart | BaseException] = [RuntimeError("not read")] * len(chunks)
 
     def one(chunk: Path, me: int) -> _Apart:
         try:
@@ -599,7 +597,6 @@ def _read_together(
         except BaseException as exc:
             readings[place] = exc
 
-    readings += [RuntimeError("not read")] * len(chunks)
     threads = [  # (daemons: a parent stopped while it reads them, after its helper died, exits)
         threading.Thread(target=keep, args=(place,), daemon=True) for place in range(len(chunks))
     ]
