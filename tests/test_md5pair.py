@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 
 from almaqa2 import manifest, md5pair
-from almaqa2.md5pair import Md5, hexdigests, update_many, update_two
+from almaqa2.md5pair import Md5, hexdigests, update_many
 
 _DATA = st.binary(max_size=700)
 _FEEDS = st.lists(st.tuples(st.integers(0, 19), st.integers(0, 3000)), max_size=20)
@@ -51,7 +51,7 @@ def test_two_streams_fed_together_are_each_hashlibs(
             one_seen.update(piece)
             continue
         other = piece if how == "same" else other
-        update_two(one, piece, two, other)
+        update_many([(one, piece), (two, other)])
         one_seen.update(piece)
         two_seen.update(other)
         assert (one.hexdigest(), two.hexdigest()) == (one_seen.hexdigest(), two_seen.hexdigest())
@@ -66,7 +66,7 @@ def test_large_pieces_hashed_in_threads_at_once_are_hashlibs() -> None:
     def hash_both(n: int) -> None:
         one, two = Md5(b"x" * n), Md5()
         for _ in range(3):
-            update_two(one, data[n], two, data[n])
+            update_many([(one, data[n]), (two, data[n])])
         found[n] = one.hexdigest(), two.hexdigest()
 
     threads = [threading.Thread(target=hash_both, args=(n,)) for n in (0, 1)]
@@ -83,10 +83,10 @@ def test_large_pieces_hashed_in_threads_at_once_are_hashlibs() -> None:
 
 def test_one_md5_cannot_take_the_same_bytes_twice_at_once() -> None:
     one = Md5()
-    with pytest.raises(ValueError, match="the same Md5"):
-        update_two(one, b"data", one, b"data")
+    with pytest.raises(ValueError, match="an Md5 is fed twice"):
+        update_many([(one, b"data"), (one, b"data")])
     with pytest.raises(TypeError):
-        update_two(one, b"data", hashlib.md5(), b"data")  # type: ignore[arg-type]
+        update_many([(one, b"data"), (hashlib.md5(), b"data")])  # type: ignore[list-item]
 
 
 @settings(max_examples=300)

@@ -3,10 +3,11 @@
 ``<packpath>/manifest.md5`` lists every file of the package (not itself) by a path that
 starts with the project code, so ``md5sum -c`` run from packpath's parent checks it.
 Hashing runs on a thread pool (the GIL is let go while hashing), so that it overlaps with
-the copying that produces the files and uses both cores; each thread hashes two files at
-once, and small files are hashed two at a time (``md5pair``: two md5s' chains interleaved
-on one core cost little more than one).  A ``Follower`` hashes one file (a tar chunk) on a
-thread as it is written or read.
+the copying that produces the files and uses both cores; each thread hashes two large
+files at once (``md5pair``: two md5s' chains interleaved on one core cost little more than
+one), and small files are hashed a batch at a time (eight at once where the CPU has vector
+lanes).  A ``Follower`` hashes one file (a tar chunk) on a thread as it is written or
+read.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from almaqa2 import forked
 from almaqa2.atomic import write_pieces_atomically
 from almaqa2.copying import copy_file, copy_small
 from almaqa2.errors import ChecksumError, changed_while_packaged, copy_differs
-from almaqa2.md5pair import Md5, hexdigests, update_two
+from almaqa2.md5pair import Md5, hexdigests, update_many
 
 NAME = "manifest.md5"
 _BATCH_FILES = 256
@@ -74,7 +75,7 @@ def _small_bytes(path: str, size: int) -> bytes | None:
     """The bytes of a file of a few KB (``size``, as last seen), read in one call with bare
     system calls (a file object costs more than the hash); None if it has grown (hash it
     with ``md5_file``).  A regular file's read returns less than asked only at its end.
-    Hash many at once: ``md5pair.hexdigests`` hashes two at a time."""
+    Hash many at once: ``md5pair.hexdigests``."""
     fd = os.open(path, os.O_RDONLY)
     try:
         data = os.read(fd, max(size, 0) + 1)
@@ -284,11 +285,8 @@ def _side_by_side(
                     slot.start(item)
         pieces = [(slot, slot.next(digests, errors)) for slot in slots]
         ready = [(slot.digest, piece) for slot, piece in pieces if piece is not None]
-        if len(ready) == 2:
-            (one, piece_one), (two, piece_two) = ready
-            update_two(one, piece_one, two, piece_two)
-        elif ready:
-            ready[0][0].update(ready[0][1])
+        if ready:
+            update_many(ready)
         elif not more and all(slot.key is None for slot in slots):
             return
         between()

@@ -122,13 +122,6 @@ static void fill_tail(state *st, const unsigned char **p, size_t *n)
         *n = 0;  /* all taken into the tail, which is still not whole */
 }
 
-static void feed(state *st, const unsigned char *p, size_t n)
-{
-    fill_tail(st, &p, &n);
-    blocks(st->s, p, n / 64);
-    memcpy(st->tail, p + n / 64 * 64, n % 64);
-}
-
 /* ---- Many streams: each stream's whole blocks are a job ---- */
 
 typedef struct {
@@ -136,6 +129,22 @@ typedef struct {
     const unsigned char *p;  /* its next whole block */
     size_t n;                /* whole blocks left */
 } job;
+
+/* The job of st fed n bytes at p: its tail completed first, the bytes after its last
+   whole block kept as its new tail. */
+static void as_job(job *j, state *st, const unsigned char *p, size_t n)
+{
+    fill_tail(st, &p, &n);
+    j->st = st, j->p = p, j->n = n / 64;
+    memcpy(st->tail, p + n / 64 * 64, n % 64);
+}
+
+static void feed(state *st, const unsigned char *p, size_t n)
+{
+    job j;
+    as_job(&j, st, p, n);
+    blocks(st->s, j.p, j.n);
+}
 
 #ifdef LANES
 #define AVX2 __attribute__((target("avx2")))
@@ -280,15 +289,6 @@ static void run(job *jobs, size_t count)
     }
 }
 
-/* jobs[i] made of st[i] fed n[i] bytes at p[i]: its tail completed first, the bytes after
-   its last whole block kept as its new tail. */
-static void as_job(job *j, state *st, const unsigned char *p, size_t n)
-{
-    fill_tail(st, &p, &n);
-    j->st = st, j->p = p, j->n = n / 64;
-    memcpy(st->tail, p + n / 64 * 64, n % 64);
-}
-
 static void digest_of(const state *st, unsigned char out[16])
 {
     state last = *st;
@@ -322,6 +322,25 @@ static PyObject *hex_of(const unsigned char digest[16])
 
 #define UNLOCKED_FROM 8192  /* bytes: below this, releasing the GIL costs more than it gives */
 
+/* Every job hashed (``run``), the GIL let go if they hold UNLOCKED_FROM bytes or more. */
+static void hash_jobs(job *jobs, size_t count, Py_ssize_t bytes)
+{
+    if (bytes >= UNLOCKED_FROM) {
+        Py_BEGIN_ALLOW_THREADS
+        run(jobs, count);
+        Py_END_ALLOW_THREADS
+    } else {
+        run(jobs, count);
+    }
+}
+
+static void release_views(Py_buffer *views, Py_ssize_t got)
+{
+    for (Py_ssize_t i = 0; i < got; i++)
+        PyBuffer_Release(&views[i]);
+    PyMem_Free(views);
+}
+
 typedef struct {
     PyObject_HEAD
     state st;
@@ -351,15 +370,11 @@ static PyObject *Md5_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyObject *Md5_update(Md5 *self, PyObject *arg)
 {
     Py_buffer data;
+    job j;
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (data.len >= UNLOCKED_FROM) {
-        Py_BEGIN_ALLOW_THREADS
-        feed(&self->st, data.buf, (size_t)data.len);
-        Py_END_ALLOW_THREADS
-    } else {
-        feed(&self->st, data.buf, (size_t)data.len);
-    }
+    as_job(&j, &self->st, data.buf, (size_t)data.len);
+    hash_jobs(&j, 1, data.len);
     PyBuffer_Release(&data);
     Py_RETURN_NONE;
 }
@@ -395,44 +410,6 @@ static PyTypeObject Md5Type = {
     .tp_methods = Md5_methods,
 };
 
-static PyObject *update_two(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
-{
-    Md5 *one, *two;
-    Py_buffer data[2];
-    job jobs[2];
-    if (nargs != 4) {
-        PyErr_SetString(PyExc_TypeError, "update_two(one, data_one, two, data_two): four arguments");
-        return NULL;
-    }
-    if (!PyObject_TypeCheck(args[0], &Md5Type) || !PyObject_TypeCheck(args[2], &Md5Type)) {
-        PyErr_SetString(PyExc_TypeError, "update_two: one and two must be Md5 objects");
-        return NULL;
-    }
-    one = (Md5 *)args[0], two = (Md5 *)args[2];
-    if (one == two) {
-        PyErr_SetString(PyExc_ValueError, "update_two: one and two are the same Md5");
-        return NULL;
-    }
-    if (PyObject_GetBuffer(args[1], &data[0], PyBUF_SIMPLE) < 0)
-        return NULL;
-    if (PyObject_GetBuffer(args[3], &data[1], PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&data[0]);
-        return NULL;
-    }
-    as_job(&jobs[0], &one->st, data[0].buf, (size_t)data[0].len);
-    as_job(&jobs[1], &two->st, data[1].buf, (size_t)data[1].len);
-    if (data[0].len + data[1].len >= UNLOCKED_FROM) {
-        Py_BEGIN_ALLOW_THREADS
-        run(jobs, 2);
-        Py_END_ALLOW_THREADS
-    } else {
-        run(jobs, 2);
-    }
-    PyBuffer_Release(&data[0]);
-    PyBuffer_Release(&data[1]);
-    Py_RETURN_NONE;
-}
-
 /* The md5s of many small pieces (the files of a batch), hashed together. */
 static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
 {
@@ -441,7 +418,7 @@ static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
     Py_buffer *views = NULL;
     state *states = NULL;
     job *jobs = NULL;
-    Py_ssize_t n, got = 0;
+    Py_ssize_t n, got = 0, bytes = 0;
     if (seq == NULL)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
@@ -455,14 +432,13 @@ static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
     for (; got < n; got++) {
         if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
             goto done;
+        bytes += views[got].len;
     }
-    Py_BEGIN_ALLOW_THREADS
     for (Py_ssize_t i = 0; i < n; i++) {
         start(&states[i]);
         as_job(&jobs[i], &states[i], views[i].buf, (size_t)views[i].len);
     }
-    run(jobs, (size_t)n);
-    Py_END_ALLOW_THREADS
+    hash_jobs(jobs, (size_t)n, bytes);
     found = PyList_New(n);
     for (Py_ssize_t i = 0; found != NULL && i < n; i++) {
         unsigned char digest[16];
@@ -475,9 +451,7 @@ static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
             PyList_SET_ITEM(found, i, text);
     }
 done:
-    for (Py_ssize_t i = 0; i < got; i++)
-        PyBuffer_Release(&views[i]);
-    PyMem_Free(views);
+    release_views(views, got);
     PyMem_Free(states);
     PyMem_Free(jobs);
     Py_DECREF(seq);
@@ -523,22 +497,15 @@ static PyObject *update_many(PyObject *Py_UNUSED(module), PyObject *feeds)
     }
     for (Py_ssize_t i = 0; i < n; i++)
         as_job(&jobs[i], &md5s[i]->st, views[i].buf, (size_t)views[i].len);
-    if (bytes >= UNLOCKED_FROM) {
-        Py_BEGIN_ALLOW_THREADS
-        run(jobs, (size_t)n);
-        Py_END_ALLOW_THREADS
-    } else {
-        run(jobs, (size_t)n);
-    }
+    hash_jobs(jobs, (size_t)n, bytes);
     result = Py_None;
     Py_INCREF(result);
 done:
     for (Py_ssize_t i = 0; i < got; i++) {
         md5s[i]->feeding = 0;
         Py_DECREF(md5s[i]);
-        PyBuffer_Release(&views[i]);
     }
-    PyMem_Free(views);
+    release_views(views, got);
     PyMem_Free(md5s);
     PyMem_Free(jobs);
     Py_DECREF(seq);
@@ -546,9 +513,6 @@ done:
 }
 
 static PyMethodDef functions[] = {
-    {"update_two", (PyCFunction)(void (*)(void))update_two, METH_FASTCALL,
-     "update_two(one, data_one, two, data_two): one.update(data_one) and\n"
-     "two.update(data_two), hashed together."},
     {"hexdigests", (PyCFunction)hexdigests, METH_O,
      "hexdigests(pieces): the md5 of each piece (in hexadecimal), hashed together."},
     {"update_many", (PyCFunction)update_many, METH_O,

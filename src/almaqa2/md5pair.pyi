@@ -15,9 +15,6 @@ class Md5:
     def digest(self) -> bytes: ...
     def hexdigest(self) -> str: ...
 
-def update_two(one: Md5, data_one: Buffer, two: Md5, data_two: Buffer, /) -> None:
-    """one.update(data_one) and two.update(data_two), hashed together."""
-
 def hexdigests(pieces: Sequence[Buffer], /) -> list[str]:
     """The md5 of each piece, in hexadecimal, hashed together."""
 
