@@ -154,7 +154,10 @@ class _Buffer:
         self.finished = []
 
     def done(self) -> list[Member]:
-        """The members whose md5s are made, not given before."""
+        """The members whose md5s are made, not given before (asked after every header:
+        mostly none)."""
+        if not self.ready:
+            return self.ready
         ready, self.ready = self.ready, []
         return ready
 

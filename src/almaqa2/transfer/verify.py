@@ -320,13 +320,13 @@ def check_chunks(
     """
     problems: list[Problem] = []
     checked = 0
-    total = sum(p.stat().st_size for s in sets for p in s.present.values())
-    counter = _Counter(progress, total)
+    sizes = {p: p.stat().st_size for s in sets for p in s.present.values()}
+    counter = _Counter(progress, sum(sizes.values()))
     for chunk_set in sets:
         try:
-            found, count = _check_set(chunk_set, counter, into, fast=into is None)
+            found, count = _check_set(chunk_set, sizes, counter, into, fast=into is None)
         except tarread.Irregular:
-            found, count = _check_set(chunk_set, counter, into, fast=False)
+            found, count = _check_set(chunk_set, sizes, counter, into, fast=False)
         problems += found
         checked += count
     return Report(
@@ -338,10 +338,15 @@ def check_chunks(
 
 
 def _check_set(
-    chunk_set: ChunkSet, counter: _Counter, into: Extraction | None, fast: bool
+    chunk_set: ChunkSet,
+    sizes: dict[Path, int],
+    counter: _Counter,
+    into: Extraction | None,
+    fast: bool,
 ) -> tuple[list[Problem], int]:
-    """(problems, chunks and files checked) of one chunk set; ``fast``: read by
-    ``tarread`` (``tarread.Irregular`` if a chunk is not as tarsplit writes it)."""
+    """(problems, chunks and files checked) of one chunk set (its chunks' ``sizes`` among
+    others); ``fast``: read by ``tarread`` (``tarread.Irregular`` if a chunk is not as
+    tarsplit writes it)."""
     problems: list[Problem] = []
     checked = 0
     tally = _Tally(chunk_set.project)
@@ -357,7 +362,7 @@ def _check_set(
             )
         )
     present = [chunk_set.present[n] for n in chunk_set.names() if n in chunk_set.present]
-    with _apart(present, fast and into is None) as apart:
+    with _apart(present, [sizes[p] for p in present], fast and into is None) as apart:
         for name in chunk_set.names():
             path = chunk_set.present.get(name)
             if path is None:
@@ -410,10 +415,10 @@ def _judged(chunk_set: ChunkSet, name: str, path: Path, contents: ChunkContents)
 
 
 @contextlib.contextmanager
-def _apart(chunks: list[Path], fast: bool) -> Iterator[_ReadApart | None]:
-    """Chunks read by helpers, one per core, if there are several to read as tarsplit
-    writes them, worth it, and this process may fork; else None (read here, one by one)."""
-    sizes = [chunk.stat().st_size for chunk in chunks] if fast else []
+def _apart(chunks: list[Path], sizes: list[int], fast: bool) -> Iterator[_ReadApart | None]:
+    """Chunks (of ``sizes``) read by helpers, one per core, if there are several to read as
+    tarsplit writes them, worth it, and this process may fork; else None (read here, one
+    by one)."""
     worth = len(chunks) > 1 and sum(sizes) >= _WORTH_HELPERS
     if not (fast and worth and forked.may_fork()):
         yield None
