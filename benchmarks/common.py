@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()", "-q"]
+QA2 = [sys.executable, "-c", "from almaqa2.launch import qa2; qa2()", "-q"]
 """``qa2 -q`` run by this Python (the benchmarks run in the project's .venv)."""
 
 

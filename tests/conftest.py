@@ -25,7 +25,7 @@ from almaqa2.testing import reductions as example
 ACCEPTANCE = Path(__file__).parent / "acceptance"
 CASES = sorted(p.name for p in ACCEPTANCE.iterdir() if (p / "input.txt").exists())
 MODES = ("fake", "ticket", "copy", "hard")
-QA2 = [sys.executable, "-c", "from almaqa2.cli import entrypoint; entrypoint()"]
+QA2 = [sys.executable, "-c", "from almaqa2.launch import qa2; qa2()"]
 """``qa2`` as a process of its own, as a reducer runs it (add the arguments)."""
 
 

@@ -28,7 +28,7 @@ QA2 = [
     sys.executable,
     "-c",
     "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
-    "from almaqa2.cli import entrypoint; entrypoint()",
+    "from almaqa2.launch import qa2; qa2()",
 ]
 """qa2 as a terminal starts it, whoever started the tests: a shell starts a job in the
 background (a test run, say) with SIGINT ignored, and Python keeps it ignored."""

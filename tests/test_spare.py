@@ -5,8 +5,11 @@ here; a spare that died leaves the work to this process; one never given work is
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+
+import pytest
 
 from almaqa2 import forked
 
@@ -39,3 +42,49 @@ def test_a_spare_never_given_work_is_stopped() -> None:
         helper = spare._helper
         assert helper is not None and helper.alive()
     assert not helper.alive()
+
+
+def test_a_spare_forked_ahead_is_taken_by_the_first_asking_for_its_modules() -> None:
+    """``qa2 package`` forks its spare as it starts (``launch``): the packager's ``Spare``
+    must take that one, and a second ask must fork one of its own."""
+    forked.Spare.ahead(_MODULE)
+    ahead = forked.Spare._ahead[(_MODULE,)]
+    with forked.Spare(_MODULE) as spare:
+        assert spare._helper is ahead
+        later = forked.Later(_where_and_whether_imported, 1, spare=spare)
+        assert later.result() == (ahead._process.pid, True, 2)
+    assert (_MODULE,) not in forked.Spare._ahead
+    with forked.Spare(_MODULE) as again:
+        assert again._helper is not None and again._helper is not ahead
+
+
+def _log_info() -> None:
+    logging.getLogger("almaqa2.test").info("said in the spare")
+
+
+def test_a_spare_forked_ahead_logs_at_the_level_set_after_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A spare forked ahead is forked before the command sets its log level: what it logs
+    at the level set since must reach this process all the same."""
+    logging.getLogger().setLevel(logging.WARNING)
+    forked.Spare.ahead(_MODULE)
+    caplog.set_level(logging.INFO)
+    with forked.Spare(_MODULE) as spare:
+        forked.Later(_log_info, spare=spare).result()
+    assert [r.getMessage() for r in caplog.records if r.name == "almaqa2.test"] == [
+        "said in the spare"
+    ]
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_a_spare_imports_numpy_without_its_thread_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """numpy's BLAS starts a thread per core as it is imported (0.1 s of CPU taken from
+    the packager's processes); a spare, which computes one function, has none."""
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    with forked.Spare("numpy") as spare:
+        assert forked.Later(_threads, spare=spare).result() == 1
+    assert "OPENBLAS_NUM_THREADS" not in os.environ

@@ -268,18 +268,34 @@ class Spare:
     """A helper forked now, which imports ``modules`` at once, while this process goes on
     (where it would be this process's work, on a core it keeps busy: python-casacore
     with numpy takes 0.15 s), then computes the one function a ``Later`` gives it.  One
-    not given any is stopped on leaving its ``with``."""
+    not given any is stopped on leaving its ``with``.
+
+    A command can fork its spare ``ahead``, as it starts: its imports then run while this
+    process imports the command's own modules, on a core otherwise idle."""
+
+    _ahead: dict[tuple[str, ...], Helper] = {}  # forked by ``ahead``, not taken yet
+
+    @classmethod
+    def ahead(cls, *modules: str) -> None:
+        """Fork a spare for ``modules`` now, for the first ``Spare(*modules)`` to take."""
+        if modules not in cls._ahead and may_fork():
+            cls._ahead[modules] = Helper(_spare, modules)
 
     def __init__(self, *modules: str):
-        self._helper = Helper(_spare, modules) if may_fork() else None
+        self._helper = self._ahead.pop(modules, None)
+        if self._helper is not None:
+            log.debug("the helper forked ahead to import %s is taken", ", ".join(modules))
+        elif may_fork():
+            self._helper = Helper(_spare, modules)
 
     def given(self, function: Callable[..., Any], args: tuple[Any, ...]) -> Helper | None:
-        """The helper, given ``function(*args)`` to compute (pickled: plain data); None
+        """The helper, given ``function(*args)`` to compute (pickled: plain data) with what
+        this process logs (a spare forked ahead was forked before logging was set); None
         if there is none (or it is gone): the ``Later`` then computes it itself."""
         helper, self._helper = self._helper, None
         if helper is not None:
             try:
-                helper.pipe.send((function, args))
+                helper.pipe.send((function, args, logging.getLogger().level))
             except (OSError, ValueError):
                 helper.stop()
                 return None
@@ -294,11 +310,20 @@ class Spare:
             self._helper = None
 
 
+_SINGLE_THREADED = {"OPENBLAS_NUM_THREADS": "1"}
+"""What a spare sets before its imports, unless set already: numpy's BLAS starts a thread
+per core as it is imported, 0.1 s of CPU taken from the other processes for nothing (a
+spare computes one function, no linear algebra)."""
+
+
 def _spare(pipe: Any, modules: tuple[str, ...]) -> None:
+    for name, value in _SINGLE_THREADED.items():
+        os.environ.setdefault(name, value)
     for name in modules:
         with contextlib.suppress(ImportError):  # (the Later's function says what is missing)
             importlib.import_module(name)
-    function, args = receive(pipe)
+    function, args, level = receive(pipe)
+    logging.getLogger().setLevel(level)
     _send_result(pipe, function, args)
 
 

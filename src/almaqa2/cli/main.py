@@ -19,6 +19,7 @@ from rich.markup import escape
 from almaqa2.cli import batch, commands, helpers, render, science, settings  # noqa: F401 - they add
 from almaqa2.cli.app import cli, err
 from almaqa2.errors import Almaqa2Error, refused
+from almaqa2.launch import hoisted
 
 
 class Stopped(BaseException):
@@ -55,29 +56,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-
-
-GLOBAL_FLAGS = frozenset({"-q", "--quiet", "-v", "-vv", "-vvv", "--verbose", "--debug"})
-"""The group's flags, which a reducer may type anywhere on the line."""
-GLOBAL_VALUED = "--log-file"
-"""The group's option with a value, which may be typed anywhere too."""
-
-
-def hoisted(argv: Sequence[str]) -> list[str]:
-    """``argv`` with the group's options moved before the command, wherever they were
-    typed (up to a ``--``, after which everything is an argument)."""
-    end = list(argv).index("--") if "--" in argv else len(argv)
-    moved: list[str] = []
-    kept: list[str] = []
-    words = iter(argv[:end])
-    for word in words:
-        if word in GLOBAL_FLAGS or word.startswith(f"{GLOBAL_VALUED}="):
-            moved.append(word)
-        elif word == GLOBAL_VALUED:
-            moved += [word, next(words, "")]
-        else:
-            kept.append(word)
-    return [*moved, *kept, *argv[end:]]
 
 
 def _run(argv: Sequence[str] | None, debug: bool) -> int:

@@ -23,6 +23,9 @@ from almaqa2.uid import uid_prefix
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+SPARE = (ms.TABLES, __name__)
+"""What the helper that reads the EB facts in fake mode imports (``forked.Spare``)."""
+
 
 @dataclass(frozen=True)
 class EbFacts:

@@ -277,7 +277,7 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     the package is written: it is forked first, and imports python-casacore while this
     process reads the reduction (a core that is otherwise idle at the start, and busy
     later with the links)."""
-    spare = forked.Spare(ms.TABLES) if request.mode == "fake" else None
+    spare = forked.Spare(*facts.SPARE) if request.mode == "fake" else None
     with spare or contextlib.nullcontext():
         request = resolve(request)
         packpath = request.packpath
