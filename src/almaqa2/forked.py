@@ -28,7 +28,7 @@ import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, ClassVar, Generic, TypeVar, cast
 
 from almaqa2 import signals
 
@@ -273,7 +273,7 @@ class Spare:
     A command can fork its spare ``ahead``, as it starts: its imports then run while this
     process imports the command's own modules, on a core otherwise idle."""
 
-    _ahead: dict[tuple[str, ...], Helper] = {}  # forked by ``ahead``, not taken yet
+    _ahead: ClassVar[dict[tuple[str, ...], Helper]] = {}  # forked by ``ahead``, not taken yet
 
     @classmethod
     def ahead(cls, *modules: str) -> None:

@@ -18,8 +18,8 @@ from rich.markup import escape
 
 from almaqa2.cli import batch, commands, helpers, render, science, settings  # noqa: F401 - they add
 from almaqa2.cli.app import cli, err
+from almaqa2.cmdline import hoisted
 from almaqa2.errors import Almaqa2Error, refused
-from almaqa2.launch import hoisted
 
 
 class Stopped(BaseException):
