@@ -48,6 +48,18 @@ def test_a_package_on_a_disk_out_of_inodes_says_so(
     assert left == []
 
 
+def test_a_large_fake_package_out_of_inodes_says_so(case229: Case, tmp_path: Path) -> None:
+    """Its tables shared with a helper, the disk's last inode taken by either process:
+    neither frees one before the error is said."""
+    table = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
+    for i in range(1500):
+        (table / f"table.f{i}_extra").write_bytes(b"x")
+    disk = _disk(tmp_path)
+    said, left = _package_on(case229, disk, "size=64m,nr_inodes=1000", "fake")
+    assert said.endswith(f"; {INODES} another place and run again."), said
+    assert left == []
+
+
 def test_a_package_on_a_full_disk_says_to_free_space(case229: Case, tmp_path: Path) -> None:
     disk = _disk(tmp_path)
     said, left = _package_on(case229, disk, "size=64k")

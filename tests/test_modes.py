@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -21,10 +21,11 @@ import pytest
 from almaqa2 import copying, manifest
 from almaqa2.cli import main
 from almaqa2.errors import ChecksumError, copy_differs
-from almaqa2.package import materialize
+from almaqa2.package import materialize, scan
 from almaqa2.package.package_dir import MARKER
+from almaqa2.package.scan import Kind, SourceEntry
 
-from conftest import Case, make_case, md5sum_check, tree_state
+from conftest import Case, make_case, md5sum_check, tree_state, wait_for
 
 
 def _payload(case: Case, *, reduced: bool = True) -> list[Path]:
@@ -58,10 +59,9 @@ def test_fake_files_are_empty_and_tables_are_created(case229: Case, mode: str) -
 def test_a_large_fake_package_is_linked_by_two_processes_to_fresh_empty_files(
     case229: Case, monkeypatch: pytest.MonkeyPatch, mode: str
 ) -> None:
-    """Past 256 files, batches of 256 are linked by a helper process (and here while it
-    is behind), each process to an empty file of its own, a fresh one every
-    ``_MAX_LINKS`` links (lowered here): every file is there and empty, and no empty file
-    of theirs is left over."""
+    """Past 1,024 files, the tables are shared with a helper process, each process
+    linking to an empty file of its own, a fresh one every ``_MAX_LINKS`` links (lowered
+    here): every file is there and empty, and no empty file of theirs is left over."""
     monkeypatch.setattr(materialize._Empty, "_MAX_LINKS", 100)
     table = case229.origpath / "X8c" / "uid___A002_X3c9295_X8c.ms.split.bandpass"
     for i in range(1500):
@@ -77,39 +77,56 @@ def test_a_large_fake_package_is_linked_by_two_processes_to_fresh_empty_files(
     assert not list(case229.packpath.parent.rglob(".almaqa2-empty-*"))
 
 
-def test_a_link_the_helper_cannot_make_is_raised_and_its_empty_file_removed(
+def _units(tmp_path: Path, count: int, files: int) -> list[tuple[SourceEntry, Path]]:
+    """``count`` tables of ``files`` files each, as the scan lists them, and where each is
+    to be made (their directory made)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    units = []
+    for i in range(count):
+        table = tmp_path / "src" / f"t{i}.tbl"
+        table.mkdir(parents=True)
+        for j in range(files):
+            (table / f"f{j}").write_bytes(b"x")
+        members, size = scan.members(str(table))
+        entry = SourceEntry(PurePosixPath(table.name), table, Kind.TABLE, size, 0, members)
+        units.append((entry, out / table.name))
+    return units
+
+
+def _made(units: list[tuple[SourceEntry, Path]]) -> bool:
+    """Whether every unit is there, each file of it empty, and no empty file of ours left."""
+    for source, dest in units:
+        made = sorted(p.name for p in dest.iterdir())
+        if made != sorted(m.rel for m in source.members):
+            return False
+        if any(p.stat().st_size for p in dest.iterdir()):
+            return False
+    return not list(units[0][1].parent.glob(".almaqa2-empty-*"))
+
+
+def test_a_fake_package_s_tables_are_made_by_whichever_process_comes_first(
     tmp_path: Path,
 ) -> None:
-    links = materialize._HelperLinks(str(tmp_path))
-    for start in (0, 150):
-        links.send([str(tmp_path / ("missing" if i == 200 else ".") / f"f{i}")
-                    for i in range(start, start + 150)])  # fmt: skip
-    with pytest.raises(FileNotFoundError) as raised:
-        links.close(failed=False)
-    assert str(tmp_path / "missing" / "f200") in str(raised.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"f{i}" for i in range(200))
-
-
-def test_links_are_made_by_the_helper_while_it_keeps_up(tmp_path: Path) -> None:
-    """Each batch handed over once the one before is made: past the first batch (made
-    here, before a helper is worth forking) the helper makes every link."""
+    """The helper starts on the first table at once; this process, which waits for it to
+    be made, makes the tables the helper has not come to, and every one is made once."""
+    units = _units(tmp_path, 40, 60)
     writer = materialize.FakeWriter()
-    writer.start(tmp_path)
-    paths = [tmp_path / f"f{i}" for i in range(6 * 256)]
-    for n, path in enumerate(paths, 1):
-        writer.file("", str(path))
-        while n % 256 == 0 and not path.exists():
-            time.sleep(0.001)
+    writer.start(tmp_path / "out", units)
+    first = units[0][1] / "f59"
+    wait_for(first.exists)
+    for source, dest in units:
+        writer.mirror(source, dest, None)
     writer.finish()
-    assert (writer.here, writer.files) == (256, len(paths))
-    assert sorted(tmp_path.iterdir()) == sorted(paths)
+    assert _made(units)
+    assert writer.here <= 39 * 60  # the first (at least) made by the helper
 
 
-def test_links_are_made_here_while_the_helper_is_behind(
+def test_tables_are_made_here_while_the_helper_is_busy(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The helper stalls on its first batch: it is sent three, and this process makes
-    every batch past those itself; at the end the helper makes its three."""
+    """The helper stalls in the first table: this process makes every other one; at the
+    end the helper makes the rest of its own."""
     parent, go_on = os.getpid(), multiprocessing.get_context("fork").Event()
     real = materialize._Empty.link
 
@@ -122,16 +139,45 @@ def test_links_are_made_here_while_the_helper_is_behind(
     timer = threading.Timer(20, go_on.set)  # should this process wait on the helper
     timer.daemon = True
     timer.start()
+    units = _units(tmp_path, 20, 60)
     writer = materialize.FakeWriter()
-    writer.start(tmp_path)
-    paths = [tmp_path / f"f{i}" for i in range(10 * 256)]
-    for path in paths:
-        writer.file("", str(path))
-    assert writer.here == (10 - 3) * 256  # all but the helper's three
+    writer.start(tmp_path / "out", units)
+    wait_for(units[0][1].exists)  # the helper's, stalled
+    for source, dest in units:
+        writer.mirror(source, dest, None)
+    assert writer.here == 19 * 60
     go_on.set()
     timer.cancel()
     writer.finish()
-    assert sorted(tmp_path.iterdir()) == sorted(paths)  # (no empty file of theirs left)
+    assert _made(units)
+
+
+def test_a_link_the_helper_cannot_make_is_raised_before_anything_is_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper's first failure is raised here; neither process removes its empty file
+    (the staging directory goes, once the error is said: removed first, an empty file
+    would free the inode whose lack a full file system's error is about)."""
+    parent = os.getpid()
+    real = materialize._Empty.link
+
+    def full_in_the_helper(self: materialize._Empty, dst: str) -> None:
+        if os.getpid() != parent and dst.endswith("t0.tbl/f30"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
+        real(self, dst)
+
+    monkeypatch.setattr(materialize._Empty, "link", full_in_the_helper)
+    units = _units(tmp_path, 20, 60)  # (past 1,024 files: a helper)
+    writer = materialize.FakeWriter()
+    writer.start(tmp_path / "out", units)
+    wait_for(units[0][1].exists)  # the helper's
+    for source, dest in units:
+        writer.mirror(source, dest, None)
+    with pytest.raises(OSError) as raised:
+        writer.finish()
+    assert raised.value.errno == errno.ENOSPC
+    assert raised.value.filename == str(units[0][1] / "f30")
+    assert len(list((tmp_path / "out").glob(".almaqa2-empty-*"))) == 2
 
 
 def test_copy_has_the_sources_bytes_and_times(case229: Case) -> None:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -411,16 +412,19 @@ def test_the_reduction_is_listed_once_in_a_hard_package(
     from collections import Counter
 
     listed: Counter[str] = Counter()
-    real_scandir = os.scandir
 
-    def scandir(path: object = ".") -> object:
-        if isinstance(path, int):  # a directory listed through a descriptor of it
-            listed[os.readlink(f"/proc/self/fd/{path}")] += 1
-        elif isinstance(path, str | os.PathLike):
-            listed[os.path.realpath(path)] += 1
-        return real_scandir(path)  # type: ignore[arg-type]
+    def counted(real: Any) -> Any:
+        def listing(path: object = ".") -> object:
+            if isinstance(path, int):  # a directory listed through a descriptor of it
+                listed[os.readlink(f"/proc/self/fd/{path}")] += 1
+            elif isinstance(path, str | os.PathLike):
+                listed[os.path.realpath(path)] += 1
+            return real(path)
 
-    monkeypatch.setattr(os, "scandir", scandir)
+        return listing
+
+    monkeypatch.setattr(os, "scandir", counted(os.scandir))
+    monkeypatch.setattr(os, "listdir", counted(os.listdir))  # (the tables' members)
     assert case229.run_cli("hard") == 0
     origpath = os.path.realpath(case229.origpath)
     # below origpath: the layouts look at origpath's own names before its scan

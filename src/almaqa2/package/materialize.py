@@ -36,7 +36,8 @@ class Done(Protocol):
     for (a reduced MS: all of them with its last file) and the source it must equal byte
     for byte (copies; None for links, fakes and files with new content); ``copy``: the
     file is not written yet, its (small) source is to be copied to it where it is hashed
-    (``Writer.hands_over``)."""
+    (``Writer.hands_over``).  A table of a fake package that a helper makes is reported
+    once, whole, by its directory (``FakeWriter.mirror``)."""
 
     def __call__(
         self, path: str, size: int, counted: int, source: str | None, copy: bool = False
@@ -73,19 +74,21 @@ def write_payload(
     writer.opened = opened or {}
     sizes: dict[str, int] = {}
     bundles: dict[PurePosixPath, list[tuple[str, Placement]]] = {}  # tgz: [(inside, ...)]
-    writer.start(member_dir)
+    order = sorted(plan.placements, key=_reduced_last)
+    for parent in sorted({(member_dir / p.packaged).parent for p in order}):
+        parent.mkdir(parents=True, exist_ok=True)  # all first: a helper may start at once
+    units = [p for p in order if p.bundle is None and _mirrored(p, writer)]
+    writer.start(member_dir, [(p.source, member_dir / p.dest) for p in units])
     try:
-        for placement in sorted(plan.placements, key=_reduced_last):
+        for placement in order:
             if placement.bundle is not None:
                 members = bundles.setdefault(placement.bundle.path, [])
                 members.append((placement.bundle.inside, placement))
                 continue
             dest = member_dir / placement.dest
-            dest.parent.mkdir(parents=True, exist_ok=True)
             sizes[placement.dest.as_posix()] = _place(placement, dest, writer, done)
         for path, members in sorted(bundles.items()):
             dest = member_dir / path
-            dest.parent.mkdir(parents=True, exist_ok=True)
             size = writer.tgz(sorted(members, key=lambda m: m[0]), str(dest))
             sizes[path.as_posix()] = size
             if done:
@@ -105,8 +108,20 @@ def _reduced_last(placement: Placement) -> bool:
     return placement.transform in ms.MS_TRANSFORMS
 
 
+def _mirrored(placement: Placement, writer: Writer) -> bool:
+    """Whether ``writer`` makes ``placement`` as a directory of members (``Writer.mirror``)."""
+    if placement.transform in ms.MS_TRANSFORMS:
+        return writer.mirrors_ms
+    return placement.transform not in _REWRITTEN and placement.source.kind is not Kind.FILE
+
+
+_REWRITTEN = (Transform.GZIP, Transform.MANIFEST)
+
+
 def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) -> int:
     source = placement.source
+    if _mirrored(placement, writer):
+        return writer.mirror(source, dest, done)
     if placement.transform in ms.MS_TRANSFORMS:
         return writer.ms(source, dest, placement.transform, done)
     rewrite = {Transform.GZIP: writer.gzip, Transform.MANIFEST: writer.manifest}.get(
@@ -117,13 +132,11 @@ def _place(placement: Placement, dest: Path, writer: Writer, done: Done | None) 
         if done:
             done(str(dest), size, source.size, None)
         return size
-    if source.kind is Kind.FILE:
-        writer.file(str(source.path), str(dest))
-        if done:
-            copied = str(source.path) if writer.copies else None
-            done(str(dest), source.size, source.size, copied)
-        return source.size
-    return mirror(source, dest, writer, done)
+    writer.file(str(source.path), str(dest))  # a file (see ``_mirrored``)
+    if done:
+        copied = str(source.path) if writer.copies else None
+        done(str(dest), source.size, source.size, copied)
+    return source.size
 
 
 def mirror(source: SourceEntry, dest: Path, writer: Writer, done: Done | None) -> int:
@@ -149,11 +162,18 @@ class Writer(abc.ABC):
     """How a file reaches the package: fake (empty), copy or hard link."""
 
     copies = False  # True: the file written must equal its source (checked after)
+    mirrors_ms = False  # True: an MS to reduce is made as its members are (not reduced)
     renames: dict[str, str]  # {source name: delivered name}: what manifests must say
     opened: dict[Path, ms.Opened]  # {an MS to reduce: what its one open found}
 
-    def start(self, member_dir: Path) -> None:  # noqa: B027 - optional hook
-        """Called once before the first file is written under ``member_dir``."""
+    def start(self, member_dir: Path, units: list[tuple[SourceEntry, Path]]) -> None:  # noqa: B027 - optional hook
+        """Called once before the first file is written under ``member_dir``, with the
+        directories ``mirror`` will be asked for, in that order (every directory that
+        holds them is made)."""
+
+    def mirror(self, source: SourceEntry, dest: Path, done: Done | None) -> int:
+        """Make the table or plots directory ``dest`` of the members of ``source``."""
+        return mirror(source, dest, self, done)
 
     def finish(self, failed: bool = False) -> None:  # noqa: B027 - optional hook
         """Called once after the last file (``failed``: the payload is being abandoned)."""
@@ -245,51 +265,38 @@ class FakeWriter(Writer):
 
     Creating an inode costs ~20 times more than a link on the file systems measured, and
     a fake package can hold tens of thousands of files; an empty file has nothing that its
-    links could share.  The links are made in batches of ``_SHARE``: the first here, the
-    rest by a forked helper (``_HelperLinks``) unless it is behind, when this process
-    makes the batch itself.  The Python around each link is this process's, so the
-    helper makes more than half of them: the two cores share the work as it comes.
-    """
+    links could share.  The tables and plots directories, which hold nearly all of them,
+    are shared with a forked helper (``_Units``): each is made whole by whichever process
+    comes to it first, so that both cores make links, with nothing sent between them and
+    no two processes linking into one directory."""
 
-    def start(self, member_dir: Path) -> None:
-        self._dir = str(member_dir)
-        self._empty = _Empty(self._dir)
-        self._helper: _HelperLinks | None = None
-        self._forks = forked.may_fork()
-        self._batch: list[str] = []
-        self.here = self.files = 0  # links made here, and in all
+    mirrors_ms = True
+
+    def start(self, member_dir: Path, units: list[tuple[SourceEntry, Path]]) -> None:
+        self._empty = _Empty(str(member_dir))
+        self._units = _Units(str(member_dir), units)
+        self.here = 0  # links made here
 
     def file(self, src: str, dst: str) -> None:
-        self._batch.append(dst)
-        if len(self._batch) == _SHARE:
-            self._hand_over()
+        self._empty.link(dst)
+        self.here += 1
 
-    def _hand_over(self) -> None:
-        batch, self._batch = self._batch, []
-        if self._helper is None and self._forks and self.files:  # past the first batch
-            self._helper = _HelperLinks(self._dir)
-        self.files += len(batch)
-        if self._helper is not None and not self._helper.behind():
-            self._helper.send(batch)
-            return
-        for dst in batch:
-            self._empty.link(dst)
-        self.here += len(batch)
+    def mirror(self, source: SourceEntry, dest: Path, done: Done | None) -> int:
+        if self._units.mine(str(dest)):
+            return mirror(source, dest, self, done)
+        if done:  # (the helper's: counted whole, as it is taken)
+            done(str(dest), source.size, source.size, None)
+        return source.size
 
     def finish(self, failed: bool = False) -> None:
         try:
-            if not failed and self._batch:  # the last, short
-                self._hand_over()
+            there = self._units.close(failed)
         except BaseException:
             failed = True
             raise
         finally:
-            try:
-                if self._helper is not None:
-                    self._helper.close(failed)
-            finally:
-                self._empty.close()
-        log.debug("%d of %d empty files were linked here", self.here, self.files)
+            self._empty.close(failed)
+        log.debug("%d of %d empty files were linked here", self.here, self.here + there)
 
     def gzip(self, src: str, dst: str) -> int:
         self.file(src, dst)
@@ -302,9 +309,6 @@ class FakeWriter(Writer):
     def manifest(self, src: str, dst: str) -> int:
         self.file(src, dst)
         return os.stat(src).st_size
-
-    def ms(self, source: SourceEntry, dest: Path, transform: Transform, done: Done | None) -> int:
-        return mirror(source, dest, self, done)
 
 
 class TicketWriter(FakeWriter):
@@ -331,7 +335,7 @@ class TicketWriter(FakeWriter):
         with open(src, "rb") as fin:
             return len(pipemanifest.rename(fin.read(), self.renames, src))
 
-    ms = Writer.ms
+    mirrors_ms = False
 
     def reduced(self, files: list[Written]) -> None:
         for written in files:
@@ -368,9 +372,6 @@ class _Counted:
         pass
 
 
-_SHARE = 256  # files linked in one batch, by one process
-
-
 class _Empty:
     """Links to an empty file in ``directory``, a fresh one started before the link count
     limit (ext4 allows 65,000 links to one inode)."""
@@ -397,9 +398,13 @@ class _Empty:
             raise
         self._links += 1
 
-    def close(self) -> None:
+    def close(self, failed: bool = False) -> None:
+        """Done linking; the empty file removed, unless the payload is being abandoned: it
+        goes with the staging directory, after the error is said (removed first, it would
+        free the inode whose lack a full file system's error is about)."""
         self._linker.close()
-        self._remove()
+        if not failed:
+            self._remove()
 
     def _remove(self) -> None:
         if self._path:
@@ -427,80 +432,69 @@ class _Linker:
         self._dests.close()
 
 
-class _HelperLinks:
-    """Links to an empty file of its own, made by a forked helper from batches of paths
-    (their directories already made), each batch answered once made; its first failure
-    is raised by ``behind`` or ``close``, as this process's own would have been."""
+class _Units:
+    """The tables and plots directories of a fake package, made by this process and a
+    forked helper (past ``_WORTH_A_HELPER`` files): both come to ``units`` in order, and
+    each is made whole by whichever comes to it first (``forked.Shared.claim``).  The
+    helper, forked with the plan, needs nothing sent; it links to an empty file of its
+    own, and at the end answers its first failure (after which it makes nothing more)
+    and the links it made; its empty file is removed, but after a failure (see
+    ``_Empty.close``)."""
 
-    _AHEAD = 2  # batches sent and not yet made: more, and the helper is behind
+    _WORTH_A_HELPER = 1024
 
-    def __init__(self, directory: str) -> None:
-        self._helper = forked.Helper(_link_for_parent, directory)
-        self._unanswered = 0
+    def __init__(self, directory: str, units: list[tuple[SourceEntry, Path]]) -> None:
+        self._index = {str(dest): i for i, (_source, dest) in enumerate(units)}
+        self._shared: forked.Shared | None = None
+        self._helper: forked.Helper | None = None
+        files = sum(len(source.members) for source, _dest in units)
+        if files >= self._WORTH_A_HELPER and forked.may_fork():
+            self._shared = forked.Shared()
+            self._helper = forked.Helper(_units_for_parent, directory, units, self._shared)
 
-    def send(self, batch: list[str]) -> None:
-        self._put(batch)
-        self._unanswered += 1
+    def mine(self, dest: str) -> bool:
+        """Whether this process makes the unit ``dest`` (the helper came to it first: no)."""
+        i = self._index.get(dest)
+        return self._shared is None or i is None or self._shared.claim(i)
 
-    def _put(self, message: list[str] | None) -> None:
+    def close(self, failed: bool) -> int:
+        """Wait for the helper to make every unit it came to and remove its empty file,
+        then raise its first failure (``failed``: the payload is being abandoned: stop it
+        at once); returns the links it made."""
+        if self._helper is None or self._shared is None:
+            return 0
         try:
-            self._helper.pipe.send(message)
-        except ConnectionError as exc:
-            raise OSError(errno.EPIPE, "the process making links stopped") from exc
-
-    def behind(self) -> bool:
-        """Whether more than ``_AHEAD`` batches sent are not made yet (the answers that
-        have come are read first)."""
-        while self._unanswered and forked.waiting(self._helper.pipe):
-            self._answer()
-        return self._unanswered > self._AHEAD
-
-    def _answer(self) -> None:
-        try:
-            error = forked.receive(self._helper.pipe)
-        except EOFError:
-            error = (errno.EPIPE, "the process making links stopped", None)
-        self._unanswered -= 1
-        if error is not None:
-            raise OSError(*error)
-
-    def close(self, failed: bool) -> None:
-        """Wait for the helper to make every link sent and remove its empty file, then
-        raise its first failure (``failed``: the payload is being abandoned: stop it at
-        once)."""
-        first = None
-        try:
-            if not failed:
-                self._put(None)
-                self._unanswered += 1  # the end: its empty file removed
-                while self._unanswered:
-                    try:
-                        self._answer()
-                    except OSError as exc:
-                        first = first or exc
+            if failed:
+                return 0
+            try:
+                error, made = forked.receive(self._helper.pipe)
+            except EOFError:
+                error, made = (errno.EPIPE, "the process making links stopped", None), 0
         finally:
             self._helper.stop()
-        if first is not None:
-            raise first
+            self._shared.close()
+        if error is not None:
+            raise OSError(*error)
+        return int(made)
 
 
-def _link_for_parent(pipe: Any, directory: str) -> None:
-    """The helper: each batch linked and answered (None, or the first failure, after which
-    nothing more is linked); at the end, its empty file removed, a last None."""
-    empty = _Empty(directory)
+def _units_for_parent(
+    pipe: Any, directory: str, units: list[tuple[SourceEntry, Path]], shared: forked.Shared
+) -> None:
+    """The helper of ``_Units``: each unit it comes to first made, then (the first failure
+    or None, the links made) answered."""
+    writer = FakeWriter()
+    writer.start(Path(directory), [])  # (no units: it makes every link itself)
     error = None
     try:
-        while (batch := forked.receive(pipe)) is not None:
-            for dst in batch if error is None else ():
-                try:
-                    empty.link(dst)
-                except OSError as exc:
-                    error = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)
-                    break
-            pipe.send(error)
+        for i, (source, dest) in enumerate(units):
+            if shared.claim(i):
+                mirror(source, dest, writer, None)
+    except OSError as exc:
+        error = (exc.errno, exc.strerror, exc.filename, None, exc.filename2)
     finally:
-        empty.close()
-    pipe.send(None)
+        writer._empty.close(failed=error is not None)
+    pipe.send((error, writer.here))
 
 
 class CopyWriter(Writer):
@@ -518,7 +512,7 @@ class CopyWriter(Writer):
 
 
 class HardWriter(Writer):
-    def start(self, member_dir: Path) -> None:
+    def start(self, member_dir: Path, units: list[tuple[SourceEntry, Path]]) -> None:
         self._linker = _Linker()
 
     def finish(self, failed: bool = False) -> None:
