@@ -23,7 +23,6 @@ options of ``qa2`` itself::
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +53,8 @@ def default_map(group: click.Group) -> dict[str, Any]:
             raise InputError(f"the config file named by {ENV} is missing", where,
                              fix=f"create it, or unset {ENV}")  # fmt: skip
         return {}
+    import tomllib  # (only where there is a file: most runs have none)
+
     try:
         table = tomllib.loads(where.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:

@@ -10,15 +10,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from almaqa2 import forked, plainfile
 from almaqa2.data import fitsio, ms
 from almaqa2.errors import InputError
-from almaqa2.helpers import fluxscale
 from almaqa2.package.plan import Plan
 from almaqa2.package.scan import Kind, SourceEntry
 from almaqa2.uid import uid_prefix
+
+if TYPE_CHECKING:
+    from almaqa2.helpers.fluxscale import Fluxes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,10 +40,10 @@ class EbFacts:
 class Facts:
     read_ebs: Callable[[], tuple[EbFacts, ...]]  # see ``ebs``
     read_products: Callable[[], tuple[tuple[str, fitsio.FitsInfo], ...]]  # see ``products``
+    read_fluxes: Callable[[], Fluxes | None]  # see ``fluxes``
     opened: dict[Path, ms.Opened]  # each MS to reduce, as its one open found it
     casa_versions: tuple[str, ...] = ()  # named at the top of the packaged logs, in order
     notes: tuple[tuple[str, str], ...] = ()  # the reducer's notes for the PI: (name, text)
-    fluxes: fluxscale.Fluxes | None = None  # the packaged fluxscale results, for the review
 
     @functools.cached_property
     def ebs(self) -> tuple[EbFacts, ...]:
@@ -57,6 +59,12 @@ class Facts:
         in fake mode waited for here, when the README is; in the others before anything
         is written, while the MSes are read."""
         return self.read_products()
+
+    @functools.cached_property
+    def fluxes(self) -> Fluxes | None:
+        """The packaged fluxscale results, for the review page: read when it is rendered
+        (fake mode has none)."""
+        return self.read_fluxes()
 
 
 CASA_VERSION = re.compile(
@@ -101,7 +109,8 @@ def collect(plan: Plan, reduce: bool, spare: forked.Spare | None = None) -> Fact
         read_ebs = forked.Later(_ebs, uids, describing, {}, spare=spare).result
     if reduce:
         products = _known(products())
-    return Facts(read_ebs, products, opened, _casa_versions(plan), notes, _fluxes(plan))
+    fluxes = functools.partial(_fluxes, plan)
+    return Facts(read_ebs, products, fluxes, opened, _casa_versions(plan), notes)
 
 
 def _notes(path: Path) -> str:
@@ -114,8 +123,10 @@ def _summaries(fits: list[tuple[str, Path]]) -> tuple[tuple[str, fitsio.FitsInfo
     return tuple((dest, fitsio.summary(path)) for dest, path in fits)
 
 
-def _fluxes(plan: Plan) -> fluxscale.Fluxes | None:
+def _fluxes(plan: Plan) -> Fluxes | None:
     """The fluxscale results among the packaged files (None: there are none)."""
+    from almaqa2.helpers import fluxscale  # (imported with the review's other modules)
+
     return fluxscale.collect(
         (
             p.source.path.read_text(errors="replace"),

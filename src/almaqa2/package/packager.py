@@ -20,8 +20,7 @@ from almaqa2 import forked, manifest, plainfile
 from almaqa2.atomic import write_atomically
 from almaqa2.data import ms
 from almaqa2.errors import DestinationError, InputError, existing_dir
-from almaqa2.helpers import fluxscale
-from almaqa2.package import facts, materialize, package_dir, readme, review, ticket
+from almaqa2.package import facts, materialize, package_dir, readme, ticket
 from almaqa2.package.layouts import recognise
 from almaqa2.package.naming import APPENDS
 from almaqa2.package.package_dir import MARKER, Package, is_ours
@@ -396,7 +395,11 @@ def _review(
     found: facts.Facts,
     sizes: dict[str, int],
 ) -> ticket.Page:
-    """How the ticket's review page is rendered for this package."""
+    """How the ticket's review page is rendered for this package (its modules imported
+    here: fake mode, the most frequent, has no review page)."""
+    from almaqa2.helpers import fluxscale
+    from almaqa2.package import review
+
     tree = readme.package_tree(plan, sizes)
     plot = None
     if found.fluxes is not None:

@@ -20,13 +20,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from typing import TYPE_CHECKING
 
 from almaqa2 import plainfile
 from almaqa2.errors import InputError
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 NAME = re.compile(r".*pipeline_manifest\.xml")
 """A products manifest, by its file name."""
@@ -68,15 +68,28 @@ class Named:
 
 
 def _parse(text: bytes, where: Path | str) -> Element:
+    return parse_xml(
+        text, "pipeline manifest", where, "replace it with the file the pipeline wrote"
+    )
+
+
+def parse_xml(source: bytes | Path, what: str, where: Path | str, fix: str) -> Element:
+    """The XML ``source`` (its bytes, or the file) parsed with defusedxml (it comes from
+    outside: no entities expanded), or InputError "malformed <what>".  The XML modules are
+    imported here: most packages read no XML."""
+    from xml.etree.ElementTree import ParseError
+
+    import defusedxml.ElementTree as SafeET
+    from defusedxml import DefusedXmlException
+
     try:
-        root: Element = SafeET.fromstring(text)
-        return root
-    except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:
-        raise InputError(
-            f"malformed pipeline manifest ({exc})",
-            where,
-            fix="replace it with the file the pipeline wrote",
-        ) from None
+        if isinstance(source, bytes):
+            root: Element = SafeET.fromstring(source)
+        else:
+            root = SafeET.parse(source).getroot()
+    except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:  # Lookup: encoding
+        raise InputError(f"malformed {what} ({exc})", where, fix=fix) from None
+    return root
 
 
 def names(text: bytes, where: Path | str = "the manifest") -> list[Named]:

@@ -12,14 +12,15 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from xml.etree.ElementTree import Element, ParseError
-
-import defusedxml.ElementTree as SafeET
-from defusedxml import DefusedXmlException
+from typing import TYPE_CHECKING
 
 from almaqa2.errors import InputError
+from almaqa2.package.pipemanifest import parse_xml
 from almaqa2.package.scan import Kind, SourceEntry
 from almaqa2.uid import UID_FS, is_uid, to_fs
+
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,8 @@ def _only_child(parent: Path, level: str, root: Path) -> Path:
 
 def read_xml(path: Path) -> dict[str, list[str]]:
     """The facts XML_FACTS names, found in ``path``: {"mous": [...], "eb": [...], ...}."""
-    try:
-        root = SafeET.parse(path).getroot()
-    except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:  # Lookup: encoding
-        raise InputError(
-            f"malformed XML ({exc})",
-            path,
-            fix="replace it with the file the pipeline wrote, or move it out of the run",
-        ) from None
+    fix = "replace it with the file the pipeline wrote, or move it out of the run"
+    root = parse_xml(path, "XML", path, fix)
     facts: dict[str, list[str]] = {}
     for element in root.iter():
         for (tag, attribute), fact in XML_FACTS.items():
