@@ -122,21 +122,28 @@ def test_log_file_typed_anywhere_keeps_the_runs_story(
     assert all(line[:2] == "20" for line in lines)  # each with its time
 
 
-def test_the_command_line_exits_with_the_collector_frozen_and_its_log_complete(
+def test_the_command_line_ends_once_its_hooks_ran_without_taking_its_modules_apart(
     tmp_path: Path,
 ) -> None:
-    """``qa2`` freezes what is left before the interpreter's exit (its last collections
-    walked every object again); the log file still gets the run's last line, and the code
-    is the command's."""
+    """``qa2`` ends as soon as the ``atexit`` hooks have run (the interpreter's exit took
+    every module apart: an object of one is never destroyed); what the imports made was
+    frozen out of the collector; the log file still gets the run's last line, and the
+    code is the command's."""
     from conftest import make_case
 
     case = make_case("flat", tmp_path)
     argv, _ = case.commands("fake")
     log = tmp_path / "run.log"
-    frozen = tmp_path / "frozen"
+    frozen, taken_apart = tmp_path / "frozen", tmp_path / "taken-apart"
     run = (
-        "import atexit, gc, sys\n"
-        f"atexit.register(lambda: open({str(frozen)!r}, 'w').write(str(gc.get_freeze_count())))\n"
+        "import atexit, gc, sys, types\n"
+        "class Kept:  # (held by a module made by the hook: destroyed as modules are)\n"
+        f"    def __del__(self, open=open): open({str(taken_apart)!r}, 'w').close()\n"
+        "def hook():\n"
+        f"    open({str(frozen)!r}, 'w').write(str(gc.get_freeze_count()))\n"
+        "    sys.modules['kept'] = types.ModuleType('kept')\n"
+        "    sys.modules['kept'].kept = Kept()\n"
+        "atexit.register(hook)\n"
         "from almaqa2.launch import qa2\n"
         "sys.argv[0] = 'qa2'\n"
         "qa2()\n"
@@ -145,7 +152,8 @@ def test_the_command_line_exits_with_the_collector_frozen_and_its_log_complete(
         done = subprocess.run([sys.executable, "-c", run, *command, "--log-file", str(log)],
                               capture_output=True, text=True)  # fmt: skip
         assert done.returncode == code, done.stderr
-        assert int(frozen.read_text()) > 10_000, "the objects were frozen before the exit"
+        assert int(frozen.read_text()) > 10_000, "the imports' objects frozen, the hooks run"
+        assert not taken_apart.exists()
     lines = log.read_text().splitlines()
     assert any("empty files were linked here" in line for line in lines)  # the first run's
     assert "ERROR" in lines[-1] and "nothing to verify here" in lines[-1]

@@ -222,8 +222,8 @@ def _no_shadow(exc: OSError) -> DestinationError:
 _UNCLOSED: list[Any] = []
 """Tables whose writes failed (a full disk).  Closing or destroying such a table writes
 again and, failing again, throws out of a C++ destructor, which aborts the process (its
-clean-up undone, its error unsaid): they are kept here, never closed nor destroyed (see
-``unclosed``)."""
+clean-up undone, its error unsaid): they are kept here, never closed nor destroyed (``qa2``
+ends without taking its modules apart: ``cli.main.entrypoint``)."""
 
 
 def close(table: Any) -> None:
@@ -245,12 +245,6 @@ def closing(table: Any) -> Iterator[Any]:
         yield table
     finally:
         close(table)
-
-
-def unclosed() -> bool:
-    """Whether a table could not be closed: the process must end without destroying it
-    (``os._exit``, once its output is flushed)."""
-    return bool(_UNCLOSED)
 
 
 @contextlib.contextmanager
