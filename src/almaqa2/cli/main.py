@@ -123,10 +123,10 @@ def entrypoint() -> None:
 
     Once the command is done, the process ends as soon as the ``atexit`` hooks have run
     (logging's, which flush the log file) and its output is flushed (``os._exit``): the
-    interpreter's own exit would only take every module apart (numpy's, casacore's,
-    click's, rich's), 7 ms of a fake package, 20-35 ms where casacore was imported (a
-    split of 1 GB takes 0.6 s), and destroy a table whose writes failed, which aborts
-    (``ms.close``).  The command has closed its files and tables, and stopped its helpers."""
+    interpreter's own exit would only take every module apart (click's, rich's, numpy's
+    and casacore's where a run imported them), 7 ms of a fake package of 0.55 s, and
+    destroy a table whose writes failed, which aborts (``ms.close``).  The command has
+    closed its files and tables, and stopped its helpers."""
     gc.freeze()
     gc.set_threshold(YOUNG, 10, 10)
     code = main()

@@ -275,7 +275,8 @@ def package(request: Request, progress: Progress | None = None) -> Result:
     In fake mode, the README's facts of each EB are read from its MS by a helper while
     the package is written: it is forked first, and imports python-casacore while this
     process reads the reduction (a core that is otherwise idle at the start, and busy
-    later with the links)."""
+    later with the links).  ``qa2`` forks it earlier still, before it imports the command
+    line (``launch``), and it is taken here."""
     spare = forked.Spare(*facts.SPARE) if request.mode == "fake" else None
     with spare or contextlib.nullcontext():
         request = resolve(request)
