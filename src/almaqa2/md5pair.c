@@ -334,11 +334,58 @@ static void hash_jobs(job *jobs, size_t count, Py_ssize_t bytes)
     }
 }
 
-static void release_views(Py_buffer *views, Py_ssize_t got)
+/* Data hashed where the GIL may be let go (``hash_jobs``). */
+static void update(state *st, const Py_buffer *data)
 {
-    for (Py_ssize_t i = 0; i < got; i++)
-        PyBuffer_Release(&views[i]);
-    PyMem_Free(views);
+    job j;
+    as_job(&j, st, data->buf, (size_t)data->len);
+    hash_jobs(&j, 1, data->len);
+}
+
+/* A call's sequence of items (hexdigests, update_many), with a view of the bytes of each
+   and a job for them. */
+typedef struct {
+    PyObject *seq;
+    Py_ssize_t n, got, bytes;  /* items; views taken, and their bytes */
+    Py_buffer *views;
+    job *jobs;
+} batch;
+
+/* b made of the sequence items (else a TypeError saying what); 0, or -1 with an error set
+   (b is to be closed all the same). */
+static int batch_open(batch *b, PyObject *items, const char *what)
+{
+    b->got = b->bytes = 0;
+    b->views = NULL, b->jobs = NULL;
+    b->seq = PySequence_Fast(items, what);
+    if (b->seq == NULL)
+        return -1;
+    b->n = PySequence_Fast_GET_SIZE(b->seq);
+    b->views = PyMem_Calloc(b->n ? b->n : 1, sizeof *b->views);
+    b->jobs = PyMem_Malloc((b->n ? b->n : 1) * sizeof *b->jobs);
+    if (b->views == NULL || b->jobs == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* A view of data's bytes taken as b's next; 0, or -1 with an error set. */
+static int batch_view(batch *b, PyObject *data)
+{
+    if (PyObject_GetBuffer(data, &b->views[b->got], PyBUF_SIMPLE) < 0)
+        return -1;
+    b->bytes += b->views[b->got++].len;
+    return 0;
+}
+
+static void batch_close(batch *b)
+{
+    for (Py_ssize_t i = 0; i < b->got; i++)
+        PyBuffer_Release(&b->views[i]);
+    PyMem_Free(b->views);
+    PyMem_Free(b->jobs);
+    Py_XDECREF(b->seq);
 }
 
 typedef struct {
@@ -360,7 +407,7 @@ static PyObject *Md5_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self != NULL) {
         start(&self->st);
         if (data.buf != NULL)
-            feed(&self->st, data.buf, (size_t)data.len);
+            update(&self->st, &data);
     }
     if (data.buf != NULL)
         PyBuffer_Release(&data);
@@ -370,11 +417,9 @@ static PyObject *Md5_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyObject *Md5_update(Md5 *self, PyObject *arg)
 {
     Py_buffer data;
-    job j;
     if (PyObject_GetBuffer(arg, &data, PyBUF_SIMPLE) < 0)
         return NULL;
-    as_job(&j, &self->st, data.buf, (size_t)data.len);
-    hash_jobs(&j, 1, data.len);
+    update(&self->st, &data);
     PyBuffer_Release(&data);
     Py_RETURN_NONE;
 }
@@ -413,34 +458,27 @@ static PyTypeObject Md5Type = {
 /* The md5s of many small pieces (the files of a batch), hashed together. */
 static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
 {
-    PyObject *seq = PySequence_Fast(pieces, "hexdigests: a sequence of bytes-like pieces");
-    PyObject *found = NULL;
-    Py_buffer *views = NULL;
+    batch b;
     state *states = NULL;
-    job *jobs = NULL;
-    Py_ssize_t n, got = 0, bytes = 0;
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    views = PyMem_Calloc(n ? n : 1, sizeof *views);
-    states = PyMem_Malloc((n ? n : 1) * sizeof *states);
-    jobs = PyMem_Malloc((n ? n : 1) * sizeof *jobs);
-    if (views == NULL || states == NULL || jobs == NULL) {
+    PyObject *found = NULL;
+    if (batch_open(&b, pieces, "hexdigests: a sequence of bytes-like pieces") < 0)
+        goto done;
+    states = PyMem_Malloc((b.n ? b.n : 1) * sizeof *states);
+    if (states == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (; got < n; got++) {
-        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, got), &views[got], PyBUF_SIMPLE) < 0)
+    while (b.got < b.n) {
+        if (batch_view(&b, PySequence_Fast_GET_ITEM(b.seq, b.got)) < 0)
             goto done;
-        bytes += views[got].len;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0; i < b.n; i++) {
         start(&states[i]);
-        as_job(&jobs[i], &states[i], views[i].buf, (size_t)views[i].len);
+        as_job(&b.jobs[i], &states[i], b.views[i].buf, (size_t)b.views[i].len);
     }
-    hash_jobs(jobs, (size_t)n, bytes);
-    found = PyList_New(n);
-    for (Py_ssize_t i = 0; found != NULL && i < n; i++) {
+    hash_jobs(b.jobs, (size_t)b.n, b.bytes);
+    found = PyList_New(b.n);
+    for (Py_ssize_t i = 0; found != NULL && i < b.n; i++) {
         unsigned char digest[16];
         PyObject *text;
         digest_of(&states[i], digest);
@@ -451,64 +489,55 @@ static PyObject *hexdigests(PyObject *Py_UNUSED(module), PyObject *pieces)
             PyList_SET_ITEM(found, i, text);
     }
 done:
-    release_views(views, got);
+    batch_close(&b);
     PyMem_Free(states);
-    PyMem_Free(jobs);
-    Py_DECREF(seq);
     return found;
 }
 
 /* Each (Md5, data) of feeds: md5.update(data), all hashed together. */
 static PyObject *update_many(PyObject *Py_UNUSED(module), PyObject *feeds)
 {
-    PyObject *seq = PySequence_Fast(feeds, "update_many: a sequence of (Md5, data) pairs");
-    PyObject *result = NULL;
-    Py_buffer *views = NULL;
+    batch b;
     Md5 **md5s = NULL;
-    job *jobs = NULL;
-    Py_ssize_t n, got = 0, bytes = 0;
-    if (seq == NULL)
-        return NULL;
-    n = PySequence_Fast_GET_SIZE(seq);
-    views = PyMem_Calloc(n ? n : 1, sizeof *views);
-    md5s = PyMem_Calloc(n ? n : 1, sizeof *md5s);
-    jobs = PyMem_Malloc((n ? n : 1) * sizeof *jobs);
-    if (views == NULL || md5s == NULL || jobs == NULL) {
+    PyObject *result = NULL;
+    if (batch_open(&b, feeds, "update_many: a sequence of (Md5, data) pairs") < 0)
+        goto done;
+    md5s = PyMem_Calloc(b.n ? b.n : 1, sizeof *md5s);
+    if (md5s == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    for (; got < n; got++) {
-        PyObject *pair = PySequence_Fast_GET_ITEM(seq, got);
+    while (b.got < b.n) {
+        PyObject *pair = PySequence_Fast_GET_ITEM(b.seq, b.got);
+        Md5 *md5;
         if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2
             || !PyObject_TypeCheck(PyTuple_GET_ITEM(pair, 0), &Md5Type)) {
             PyErr_SetString(PyExc_TypeError, "update_many: each feed is a tuple (Md5, data)");
             goto done;
         }
-        md5s[got] = (Md5 *)PyTuple_GET_ITEM(pair, 0);
-        if (md5s[got]->feeding) {  /* its blocks would be hashed from one state twice */
+        md5 = (Md5 *)PyTuple_GET_ITEM(pair, 0);
+        if (md5->feeding) {  /* its blocks would be hashed from one state twice */
             PyErr_SetString(PyExc_ValueError, "update_many: an Md5 is fed twice");
             goto done;
         }
-        if (PyObject_GetBuffer(PyTuple_GET_ITEM(pair, 1), &views[got], PyBUF_SIMPLE) < 0)
+        if (batch_view(&b, PyTuple_GET_ITEM(pair, 1)) < 0)
             goto done;
-        Py_INCREF(md5s[got]);  /* (held here: the GIL is let go, the list could change) */
-        md5s[got]->feeding = 1;
-        bytes += views[got].len;
+        Py_INCREF(md5);  /* (held here: the GIL is let go, the list could change) */
+        md5->feeding = 1;
+        md5s[b.got - 1] = md5;
     }
-    for (Py_ssize_t i = 0; i < n; i++)
-        as_job(&jobs[i], &md5s[i]->st, views[i].buf, (size_t)views[i].len);
-    hash_jobs(jobs, (size_t)n, bytes);
+    for (Py_ssize_t i = 0; i < b.n; i++)
+        as_job(&b.jobs[i], &md5s[i]->st, b.views[i].buf, (size_t)b.views[i].len);
+    hash_jobs(b.jobs, (size_t)b.n, b.bytes);
     result = Py_None;
     Py_INCREF(result);
 done:
-    for (Py_ssize_t i = 0; i < got; i++) {
+    for (Py_ssize_t i = 0; md5s != NULL && i < b.got; i++) {
         md5s[i]->feeding = 0;
         Py_DECREF(md5s[i]);
     }
-    release_views(views, got);
+    batch_close(&b);
     PyMem_Free(md5s);
-    PyMem_Free(jobs);
-    Py_DECREF(seq);
     return result;
 }
 
