@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from almaqa2.cli import main
-from almaqa2.cli.main import hoisted
+from almaqa2.cmdline import hoisted
 
 from conftest import QA2, make_case
 

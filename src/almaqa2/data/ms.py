@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
+import importlib
 import itertools
 import math
 import os
@@ -84,14 +85,13 @@ TABLES = "casacore.tables"
 def tables() -> Any:
     """The casacore.tables module, or an error naming the extra that provides it."""
     try:
-        from casacore import tables as casacore_tables
+        return importlib.import_module(TABLES)
     except ImportError:
         raise InputError(
             "python-casacore is not installed, and it is needed to reduce the MeasurementSets"
             " of a cycle-0 package in copy, hard or ticket mode (a ticket is sized by reducing)",
             fix=f"install it with {EXTRA} (fake mode works without it)",
         ) from None
-    return casacore_tables
 
 
 _SHADOW = "almaqa2-ms-"
