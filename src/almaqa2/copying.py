@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from almaqa2.errors import give_name
+from almaqa2.errors import copy_differs, give_name
 
 _CHUNK = 1 << 24  # 16 MiB per call
 _REFUSED = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
@@ -64,8 +64,10 @@ def copy_file(src: str, dst: str) -> None:
 
 def copy_small(src: str, dst: str, limit: int) -> bytes | None:
     """Copy ``src``, if it holds at most ``limit`` bytes, to the new file ``dst`` as
-    ``copy_file`` does, through memory (one read): returns the bytes written; None, and
-    nothing written, for a larger file."""
+    ``copy_file`` does, through memory (one read): returns the bytes written, once read
+    back the same from ``dst`` (by the descriptor that wrote them: no second open);
+    None, and nothing written, for a larger file.  A copy read back unlike them raises
+    ``ChecksumError``."""
     fin = os.open(src, os.O_RDONLY | os.O_CLOEXEC)
     try:
         st = os.fstat(fin)
@@ -74,10 +76,12 @@ def copy_small(src: str, dst: str, limit: int) -> bytes | None:
         os.close(fin)
     if len(data) > limit:
         return None
-    fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fout = os.open(dst, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         write_all(fout, data)
         copy_metadata(st, fout)
+        if os.pread(fout, limit + 1, 0) != data:
+            raise copy_differs(dst, src)
     finally:
         os.close(fout)
     return data

@@ -86,23 +86,9 @@ def _small_bytes(path: str, size: int) -> bytes | None:
 
 def _md5s_of_small(paths: Sequence[str], sizes: Sequence[int]) -> list[str | OSError]:
     """The md5 of each small file (``_small_bytes``), or the OSError met reading it."""
-    found: list[str | OSError] = []
-    read: list[int] = []  # where in ``found`` the md5 of each of ``data`` goes
-    data: list[bytes] = []
-    for path, size in zip(paths, sizes, strict=True):
-        try:
-            if (got := _small_bytes(path, size)) is None:
-                found.append(md5_file(path))
-                continue
-        except OSError as exc:
-            found.append(exc)
-            continue
-        read.append(len(found))
-        data.append(got)
-        found.append("")
-    for at, digest in zip(read, hexdigests(data), strict=True):
-        found[at] = digest
-    return found
+    pairs = zip(paths, sizes, strict=True)
+    items: list[_Item] = [(path, size, None, False) for path, size in pairs]
+    return cast(list[str | OSError], _hash_small(items))  # no source: none is None
 
 
 def md5_of_copy(path: str, source: str, buffers: tuple[bytearray, bytearray] | None = None) -> str:
@@ -465,43 +451,50 @@ def _answer_batches(pipe: Any) -> None:
 
 
 def _hash_small(batch: list[_Item]) -> list[str | OSError | None]:
-    """The md5 of each small file of ``batch`` (copied from its source first where asked):
-    None for a copy whose bytes are not its source's (one byte more is read from both, to
-    notice a source that grew while it was copied), the OSError met if it could not be
-    read or written."""
+    """The md5 of each small file of ``batch`` (``_small_data``): None for a copy whose
+    bytes are not its source's, the OSError met if it could not be read or written.
+    Their bytes are hashed at once at the end (``hexdigests``, eight at a time where the
+    CPU has vector lanes: four times as fast as one md5 after another)."""
     found: list[str | OSError | None] = []
-    plain = [i for i, (_, _, source, _) in enumerate(batch) if source is None]
-    md5s = iter(_md5s_of_small([batch[i][0] for i in plain], [batch[i][1] for i in plain]))
-    for path, _, source, copy in batch:
+    held: list[bytes] = []
+    at: list[int] = []  # where in ``found`` the md5 of each of ``held`` goes
+    for path, size, source, copy in batch:
+        got: bytes | str | OSError | None
         try:
-            if copy and source is not None:
-                found.append(_copy_small(source, path))
-                continue
-            if source is None:
-                found.append(next(md5s))
-                continue
-            data = _read_small(path)
-            if len(data) > SMALL:  # the source grew before it was copied: compare it all
-                found.append(md5_of_copy(path, source))
-            elif data == _read_small(source):
-                found.append(hashlib.md5(data).hexdigest())
-            else:
-                found.append(None)
+            got = _small_data(path, size, source, copy)
         except ChecksumError:
-            found.append(None)
+            got = None
         except OSError as exc:
-            found.append(exc)
+            got = exc
+        if isinstance(got, bytes):
+            at.append(len(found))
+            held.append(got)
+            got = ""
+        found.append(got)
+    for i, digest in zip(at, hexdigests(held), strict=True):
+        found[i] = digest
     return found
 
 
-def _copy_small(source: str, path: str) -> str | None:
-    """Copy ``source`` to ``path`` from the bytes read once (``copy_file`` for one that
-    grew past small): their md5 once ``path`` is read back the same, None if not."""
-    data = copy_small(source, path, SMALL)
-    if data is None:
-        copy_file(source, path)
+def _small_data(path: str, size: int, source: str | None, copy: bool) -> bytes | str | None:
+    """The bytes of the small file ``path`` (of ``size`` bytes, as last seen), to hash;
+    with ``source``, once found equal to its bytes (``copy``: once copied from them, read
+    once, and read back: ``copy_small``); None if they differ (one byte more is read from
+    both, to notice a source that grew while it was copied).  The md5 itself, read a
+    block at a time, of a file that grew past small."""
+    if source is None:
+        data = _small_bytes(path, size)
+        return md5_file(path) if data is None else data
+    if copy:
+        data = copy_small(source, path, SMALL)
+        if data is None:
+            copy_file(source, path)
+            return md5_of_copy(path, source)
+        return data
+    data = _read_small(path)
+    if len(data) > SMALL:  # the source grew before it was copied: compare it all
         return md5_of_copy(path, source)
-    return hashlib.md5(data).hexdigest() if _read_small(path) == data else None
+    return data if data == _read_small(source) else None
 
 
 def _read_small(path: str) -> bytes:
