@@ -20,8 +20,8 @@ import ctypes
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 KEPT = 256 << 20
-"""Free memory at the top of the heap kept (bytes), the peak of a large package's batches
-and more."""
+"""Free memory kept at the top of the heap (bytes): well above what the batches of small
+files in flight at once hold (a few MB each)."""
 MAPPED = 32 << 20
 """Blocks from this size are mapped on their own (glibc's own upper bound when it adapts
 the threshold: a buffer of 1 or 16 MB is reused from the heap, not faulted in anew)."""
