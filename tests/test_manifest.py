@@ -61,3 +61,40 @@ def test_md5sum_checks_a_manifest_written_in_pieces(
                           capture_output=True, text=True)  # fmt: skip
     assert done.returncode == 0 and done.stdout.count(": OK") == 30, done.stdout + done.stderr
     assert manifest.read(written) == {f"{package.name}/{r}": d for r, d in digests.items()}
+
+
+def test_each_small_file_s_md5_is_its_own_when_a_batch_is_hashed_at_once(tmp_path: Path) -> None:
+    """Small files' bytes are held and hashed together at the end of their batch: each md5
+    must go back to its own file, past files that could not be read, past copies unlike
+    their source, and past a file grown beyond small (hashed by itself)."""
+    items: list[tuple[str, int, str | None, bool]] = []
+    expected: list[str | None | type[OSError]] = []
+    for i in range(40):
+        path, data = tmp_path / f"f{i}", os.urandom(i * 97)
+        kind = i % 5
+        if kind == 1:  # missing
+            items.append((str(path), 10, None, False))
+            expected.append(OSError)
+            continue
+        if kind == 4:  # grown since it was listed
+            data = os.urandom(manifest.SMALL + 10)
+        path.write_bytes(data)
+        source = tmp_path / f"s{i}"
+        if kind == 2:  # a copy to make from its source
+            source.write_bytes(data)
+            path.unlink()
+            items.append((str(path), len(data), str(source), True))
+        elif kind == 3:  # a copy made: equal to its source every other time
+            source.write_bytes(data if i % 2 else data + b"!")
+            items.append((str(path), len(data), str(source), False))
+        else:
+            items.append((str(path), len(data) if kind == 0 else 10, None, False))
+        equal = kind != 3 or i % 2
+        expected.append(hashlib.md5(data).hexdigest() if equal else None)
+    found = manifest._hash_small(items)
+    for (path, *_), want, got in zip(items, expected, found, strict=True):
+        if want is OSError:
+            assert isinstance(got, OSError), path
+        else:
+            assert got == want, path
+    assert (tmp_path / "f2").read_bytes() == (tmp_path / "s2").read_bytes()
