@@ -68,7 +68,7 @@ def test_each_small_file_s_md5_is_its_own_when_a_batch_is_hashed_at_once(tmp_pat
     must go back to its own file, past files that could not be read, past copies unlike
     their source, and past a file grown beyond small (hashed by itself)."""
     items: list[tuple[str, int, str | None, bool]] = []
-    expected: list[str | None | type[OSError]] = []
+    expected: list[str | type[OSError] | None] = []
     for i in range(40):
         path, data = tmp_path / f"f{i}", os.urandom(i * 97)
         kind = i % 5
