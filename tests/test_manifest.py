@@ -92,9 +92,9 @@ def test_each_small_file_s_md5_is_its_own_when_a_batch_is_hashed_at_once(tmp_pat
         equal = kind != 3 or i % 2
         expected.append(hashlib.md5(data).hexdigest() if equal else None)
     found = manifest._hash_small(items)
-    for (path, *_), want, got in zip(items, expected, found, strict=True):
+    for (name, *_), want, got in zip(items, expected, found, strict=True):
         if want is OSError:
-            assert isinstance(got, OSError), path
+            assert isinstance(got, OSError), name
         else:
-            assert got == want, path
+            assert got == want, name
     assert (tmp_path / "f2").read_bytes() == (tmp_path / "s2").read_bytes()
