@@ -29,7 +29,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import Measured, measured
+from common import QA2, Measured, measured
 
 from almaqa2.testing import casa
 from almaqa2.testing import measurementsets as example_ms
@@ -37,7 +37,6 @@ from almaqa2.testing import measurementsets as example_ms
 EB = "uid___A002_Xb00001_X1a1"
 DELIVERY = 3  # MSes of the delivery row
 NCHAN, TIMES = 2048, 350  # 5 scans x 350 integrations x 6 baselines of the 2048-channel spw
-QA2 = [sys.executable, "-c", "from almaqa2.launch import qa2; qa2()", "-q"]
 
 
 def _size(path: Path) -> int:
