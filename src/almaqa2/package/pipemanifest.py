@@ -73,20 +73,17 @@ def _parse(text: bytes, where: Path | str) -> Element:
     )
 
 
-def parse_xml(source: bytes | Path, what: str, where: Path | str, fix: str) -> Element:
-    """The XML ``source`` (its bytes, or the file) parsed with defusedxml (it comes from
-    outside: no entities expanded), or InputError "malformed <what>".  The XML modules are
-    imported here: most packages read no XML."""
+def parse_xml(text: bytes, what: str, where: Path | str, fix: str) -> Element:
+    """The XML ``text`` parsed with defusedxml (it comes from outside: no entities
+    expanded), or InputError "malformed <what>".  The XML modules are imported here: most
+    packages read no XML."""
     from xml.etree.ElementTree import ParseError
 
     import defusedxml.ElementTree as SafeET
     from defusedxml import DefusedXmlException
 
     try:
-        if isinstance(source, bytes):
-            root: Element = SafeET.fromstring(source)
-        else:
-            root = SafeET.parse(source).getroot()
+        root: Element = SafeET.fromstring(text)
     except (ParseError, DefusedXmlException, LookupError, ValueError) as exc:  # Lookup: encoding
         raise InputError(f"malformed {what} ({exc})", where, fix=fix) from None
     return root

@@ -79,7 +79,7 @@ def _only_child(parent: Path, level: str, root: Path) -> Path:
 def read_xml(path: Path) -> dict[str, list[str]]:
     """The facts XML_FACTS names, found in ``path``: {"mous": [...], "eb": [...], ...}."""
     fix = "replace it with the file the pipeline wrote, or move it out of the run"
-    root = parse_xml(path, "XML", path, fix)
+    root = parse_xml(path.read_bytes(), "XML", path, fix)
     facts: dict[str, list[str]] = {}
     for element in root.iter():
         for (tag, attribute), fact in XML_FACTS.items():
