@@ -29,10 +29,11 @@ files) still grows in place (mremap), where in the heap it would leave its old c
 hole.  At 32 MB, verifying the chunks of a million files peaked at 700 MB, against 554."""
 
 
-def keep_freed() -> bool:
-    """Tell malloc to keep what is freed (above); whether it could be told."""
+def keep_freed() -> None:
+    """Tell malloc to keep what is freed (above)."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc
-        return False
-    return bool(mallopt(_M_TRIM_THRESHOLD, KEPT)) and bool(mallopt(_M_MMAP_THRESHOLD, MAPPED))
+        return
+    mallopt(_M_TRIM_THRESHOLD, KEPT)
+    mallopt(_M_MMAP_THRESHOLD, MAPPED)
