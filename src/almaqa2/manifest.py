@@ -36,7 +36,10 @@ from almaqa2.md5pair import Md5, hexdigests, update_many
 NAME = "manifest.md5"
 _BATCH_FILES = 256
 _BLOCK = 1 << 20
-_FOLLOW_BLOCK = 4 << 20
+_FOLLOW_BLOCK = 256 << 10
+"""What a ``Follower`` reads at once: less than a core's L2 cache (512 KB here), so the bytes the
+kernel copies into it are still in the cache when md5 reads them (with 4 MB, tarsplit
+spent a third more system time and ran 10 % slower)."""
 SMALL = 64 << 10
 _PIECE = 10_000  # lines made at once
 
