@@ -29,7 +29,7 @@ from almaqa2.package.package_dir import ChunkNames, Package, chunks_in, not_a_pa
 from almaqa2.package.rules import PLACEHOLDER_MODES
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
-from almaqa2.transfer.tarread import byte_sum
+from almaqa2.tarheader import plain as plain_header
 from almaqa2.uid import check_project_code
 
 log = logging.getLogger(__name__)
@@ -124,39 +124,13 @@ def _pax_length(name_length: int) -> int:
 
 
 def header(entry: Entry) -> bytes:
-    """The header(s) of ``entry`` exactly as tarfile writes them in PAX format.
-
-    The common case (an ASCII name, size and time in range: every file a package holds) is
-    built here, ~10 times faster than tarfile: a ustar block, after a PAX ``path`` record
-    when the name is longer than the ustar field, as tarfile does.  Anything else is
-    tarfile's own.  ``test_tar_headers`` holds the two equal."""
-    if not _plain(entry):
-        return entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-    raw = entry.rel.encode("ascii")
-    main = _ustar(raw, entry.mode & 0o7777, entry.size, entry.mtime, tarfile.REGTYPE)
-    if len(raw) <= _USTAR_NAME:
-        return main
-    record = b"%d path=%s\n" % (_pax_length(len(raw)), raw)
-    return _pax_header(len(record)) + record + bytes(-len(record) % BLOCK) + main
-
-
-@functools.cache
-def _pax_header(length: int) -> bytes:
-    """The ustar block before a PAX record of ``length`` bytes (the same for each length)."""
-    return _ustar(b"././@PaxHeader", 0, length, 0, tarfile.XHDTYPE)
-
-
-_USTAR_TAIL = tarfile.POSIX_MAGIC + bytes(32 + 32 + 8 + 8 + 155 + 12)  # owners, devices, prefix
-_TAIL_SUM = sum(_USTAR_TAIL) + 8 * 32  # and the checksum field, counted as spaces
-
-
-def _ustar(name: bytes, mode: int, size: int, mtime: int, kind: bytes) -> bytes:
-    """A ustar block as tarfile's ``_create_header`` makes it: no owner, no link."""
-    head = b"%s%07o\x000000000\x000000000\x00%011o\x00%011o\x00" % (
-        name[:_USTAR_NAME].ljust(_USTAR_NAME, b"\0"), mode, size, mtime,
-    )  # fmt: skip
-    checksum = byte_sum(head) + kind[0] + _TAIL_SUM
-    return head + b"%06o\x00 " % checksum + kind + bytes(_USTAR_NAME) + _USTAR_TAIL
+    """The header(s) of ``entry`` exactly as tarfile writes them in PAX format: the common
+    case (``_plain``: every file a package holds) made by ``tarheader``, ~50 times faster
+    than tarfile, anything else by tarfile itself.  ``test_tar_headers`` holds the two
+    equal."""
+    if (made := plain_header(entry)) is not None:
+        return made
+    return entry.info().tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
 def tar_size(members: int) -> int:

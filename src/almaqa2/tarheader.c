@@ -1,0 +1,128 @@
+/* almaqa2.tarheader: the tar header of a package's file, byte for byte as Python's tarfile
+ * writes it in PAX format, for the common case only (an ASCII name, size and time that fit
+ * their octal fields: every file a package holds).
+ *
+ * Why in C: qa2 tarsplit makes one header per file, and a package of calibration tables
+ * holds a hundred thousand small files.  Built in Python, a header with a long name (as
+ * they all have, ten directories deep) took 3.4 us, a third of the Python work of
+ * splitting its file; here 0.9 us, the call included.
+ *
+ * What it writes, for a name of up to 100 bytes: one ustar block.  For a longer name,
+ * first a PAX extended header (a ustar block named "././@PaxHeader" of type 'x') and its
+ * record "<length> path=<name>\n" padded to whole blocks, then the ustar block with the
+ * name cut at 100 bytes.  No owner, no group, no link, devices and prefix left empty,
+ * the checksum counted with its own field as spaces.  tests/test_tar_headers.py holds
+ * these equal to tarfile's for any entry.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdio.h>
+#include <string.h>
+
+#define BLOCK 512
+#define NAME 100                    /* the ustar name field */
+#define NUMBER 8589934592LL         /* 8**11: the first size or time 11 octal digits miss */
+
+/* One ustar block into b (BLOCK bytes, zeroed): fields at tarfile's offsets. */
+static void ustar(char *b, const char *name, Py_ssize_t length, long mode, long long size,
+                  long long mtime, char kind)
+{
+    unsigned sum = 0;
+    memcpy(b, name, length < NAME ? length : NAME);
+    snprintf(b + 100, 8, "%07lo", mode);
+    memcpy(b + 108, "0000000", 8);  /* uid, then gid: 0, as tarfile writes them */
+    memcpy(b + 116, "0000000", 8);
+    snprintf(b + 124, 12, "%011llo", size);
+    snprintf(b + 136, 12, "%011llo", mtime);
+    memset(b + 148, ' ', 8);        /* the checksum field, counted as spaces */
+    b[156] = kind;
+    memcpy(b + 257, "ustar\0" "00", 8);
+    for (int i = 0; i < BLOCK; i++)
+        sum += (unsigned char)b[i];
+    snprintf(b + 148, 7, "%06o", sum);
+    b[155] = ' ';
+}
+
+static Py_ssize_t digits(Py_ssize_t n)
+{
+    Py_ssize_t d = 1;
+    while (n >= 10) {
+        n /= 10;
+        d++;
+    }
+    return d;
+}
+
+/* The length of the record "<length> path=<name>\n", its own digits included. */
+static Py_ssize_t record_length(Py_ssize_t name_length)
+{
+    Py_ssize_t bare = 4 + name_length + 3, total = 0, with;
+    while ((with = bare + digits(total)) != total)
+        total = with;
+    return total;
+}
+
+/* A number of the entry that fits an octal field, or -1 (an error is cleared). */
+static long long fitting(PyObject *number)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (value == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return overflow || value < 0 || value >= NUMBER ? -1 : value;
+}
+
+static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
+{
+    if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) {
+        PyErr_SetString(PyExc_TypeError, "an entry is a tuple (rel, size, mode, mtime)");
+        return NULL;
+    }
+    PyObject *rel = PyTuple_GET_ITEM(entry, 0);
+    if (!PyUnicode_Check(rel) || !PyUnicode_IS_ASCII(rel))
+        Py_RETURN_NONE;
+    long long size = fitting(PyTuple_GET_ITEM(entry, 1));
+    long long mtime = fitting(PyTuple_GET_ITEM(entry, 3));
+    long mode = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
+    if (mode == -1 && PyErr_Occurred())
+        return NULL;
+    if (size < 0 || mtime < 0)
+        Py_RETURN_NONE;
+    const char *name = (const char *)PyUnicode_DATA(rel);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(rel);
+    Py_ssize_t record = length > NAME ? record_length(length) : 0;
+    Py_ssize_t extended = record ? BLOCK + (record + BLOCK - 1) / BLOCK * BLOCK : 0;
+    PyObject *made = PyBytes_FromStringAndSize(NULL, extended + BLOCK);
+    if (made == NULL)
+        return NULL;
+    char *b = PyBytes_AS_STRING(made);
+    memset(b, 0, extended + BLOCK);
+    if (record) {
+        static const char pax[] = "././@PaxHeader";
+        ustar(b, pax, sizeof pax - 1, 0, record, 0, 'x');
+        char *at = b + BLOCK + sprintf(b + BLOCK, "%zd path=", record);
+        memcpy(at, name, length);
+        at[length] = '\n';
+    }
+    ustar(b + extended, name, length, mode & 07777, size, mtime, '0');
+    return made;
+}
+
+static PyMethodDef functions[] = {
+    {"plain", (PyCFunction)plain, METH_O,
+     "The header(s) of the entry (rel, size, mode, mtime) as tarfile writes them in PAX"
+     " format, or None if it is not the common case (tarfile's own must make it)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "almaqa2.tarheader",
+    "Tar headers of a package's files, as tarfile writes them (see the source).", -1, functions,
+};
+
+PyMODINIT_FUNC PyInit_tarheader(void)
+{
+    return PyModule_Create(&module);
+}
