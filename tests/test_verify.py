@@ -482,6 +482,37 @@ def _problems(report: Any, damaged: list[str], per_run: int) -> None:
     )
 
 
+def test_each_small_file_of_a_run_gets_its_own_md5_when_the_run_is_hashed_at_once(
+    tmp_path: Path,
+) -> None:
+    """A run's small files are hashed together at its end: each md5 must go back to its
+    own file, whatever lies between them (a large file, only measured; one that cannot
+    be read; an empty one)."""
+    from almaqa2 import manifest
+    from almaqa2.transfer import package_hashes
+
+    names: list[str] = []
+    expected: list[str | int] = []
+    small = 0
+    for i in range(30):
+        names.append(name := f"f{i:02d}")
+        if i % 7 == 5:  # never made
+            expected.append("unreadable (No such file or directory)")
+            continue
+        data = os.urandom(manifest.SMALL + 1 + i if i % 7 == 3 else i * 997 % 20_000)
+        (tmp_path / name).write_bytes(data)
+        if len(data) > manifest.SMALL:
+            expected.append(len(data))
+        else:
+            expected.append(hashlib.md5(data).hexdigest())
+            small += len(data)
+    fd = os.open(tmp_path, os.O_RDONLY)
+    try:
+        assert package_hashes.hashed(fd, names) == (expected, small)
+    finally:
+        os.close(fd)
+
+
 def test_both_processes_hash_and_each_damage_is_found_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

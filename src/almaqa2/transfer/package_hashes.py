@@ -16,7 +16,6 @@ run, pairs them with the names and the manifest's md5s.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
@@ -25,6 +24,7 @@ from typing import Any
 
 from almaqa2 import forked, manifest
 from almaqa2.errors import InputError
+from almaqa2.md5pair import hexdigests
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +75,11 @@ def _in_package(folder: str) -> str:
 def hashed(fd: int, names: list[str]) -> tuple[list[Found], int]:
     """What ``names`` (in the directory open as ``fd``) are found to be (``Found``), and the
     bytes hashed.  One read of a small file takes it whole: a regular file's read returns
-    less than asked only at its end."""
+    less than asked only at its end.  The run's small files are hashed at once at the end
+    (``md5pair.hexdigests``: a 16 KB file in a quarter of hashlib's time, eight at a time)."""
     found: list[Found] = []
-    size = 0
+    held: list[bytes] = []
+    at: list[int] = []  # where in ``found`` the md5 of each of ``held`` goes
     for name in names:
         try:
             file = os.open(name, _OPEN, dir_fd=fd)
@@ -91,9 +93,12 @@ def hashed(fd: int, names: list[str]) -> tuple[list[Found], int]:
         except OSError as exc:
             found.append(f"unreadable ({exc.strerror})")
             continue
-        found.append(hashlib.md5(data).hexdigest())
-        size += len(data)
-    return found, size
+        at.append(len(found))
+        found.append("")
+        held.append(data)
+    for i, digest in zip(at, hexdigests(held), strict=True):
+        found[i] = digest
+    return found, sum(map(len, held))
 
 
 @dataclass
