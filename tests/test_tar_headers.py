@@ -22,7 +22,7 @@ def entries(draw: st.DrawFn) -> Entry:
     parts = draw(st.lists(st.one_of(_ASCII_PART, _ASCII_PART, _PART), min_size=1, max_size=6))
     size = draw(st.one_of(st.just(-1), st.integers(0, 1 << 20), st.integers(8**11 - 2, 8**12)))
     mtime = draw(st.one_of(st.integers(0, 2_000_000_000), st.integers(8**11 - 2, 8**12)))
-    mode = draw(st.integers(0, 0o7777))
+    mode = draw(st.one_of(st.integers(0, 0o7777), st.integers(0, 0o177777)))  # type bits too
     rel = PurePosixPath("2019.1.01234.S", *parts)
     return Entry(rel.as_posix(), size, mode, mtime)
 

@@ -24,12 +24,12 @@
 #define NUMBER 8589934592LL         /* 8**11: the first size or time 11 octal digits miss */
 
 /* One ustar block into b (BLOCK bytes, zeroed): fields at tarfile's offsets. */
-static void ustar(char *b, const char *name, Py_ssize_t length, long mode, long long size,
-                  long long mtime, char kind)
+static void ustar(char *b, const char *name, Py_ssize_t length, unsigned long mode,
+                  long long size, long long mtime, char kind)
 {
     unsigned sum = 0;
     memcpy(b, name, length < NAME ? length : NAME);
-    snprintf(b + 100, 8, "%07lo", mode);
+    snprintf(b + 100, 8, "%07lo", mode & 07777);  /* its permission bits only */
     memcpy(b + 108, "0000000", 8);  /* uid, then gid: 0, as tarfile writes them */
     memcpy(b + 116, "0000000", 8);
     snprintf(b + 124, 12, "%011llo", size);
@@ -85,8 +85,8 @@ static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
         Py_RETURN_NONE;
     long long size = fitting(PyTuple_GET_ITEM(entry, 1));
     long long mtime = fitting(PyTuple_GET_ITEM(entry, 3));
-    long mode = PyLong_AsLong(PyTuple_GET_ITEM(entry, 2));
-    if (mode == -1 && PyErr_Occurred())
+    unsigned long mode = PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(entry, 2));
+    if (mode == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
     if (size < 0 || mtime < 0)
         Py_RETURN_NONE;
@@ -106,7 +106,7 @@ static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
         memcpy(at, name, length);
         at[length] = '\n';
     }
-    ustar(b + extended, name, length, mode & 07777, size, mtime, '0');
+    ustar(b + extended, name, length, mode, size, mtime, '0');
     return made;
 }
 
