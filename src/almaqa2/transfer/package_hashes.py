@@ -24,7 +24,6 @@ from typing import Any
 
 from almaqa2 import forked, manifest
 from almaqa2.errors import InputError
-from almaqa2.md5pair import hexdigests
 
 log = logging.getLogger(__name__)
 
@@ -76,29 +75,20 @@ def hashed(fd: int, names: list[str]) -> tuple[list[Found], int]:
     """What ``names`` (in the directory open as ``fd``) are found to be (``Found``), and the
     bytes hashed.  One read of a small file takes it whole: a regular file's read returns
     less than asked only at its end.  The run's small files are hashed at once at the end
-    (``md5pair.hexdigests``: a 16 KB file in a quarter of hashlib's time, eight at a time)."""
-    found: list[Found] = []
-    held: list[bytes] = []
-    at: list[int] = []  # where in ``found`` the md5 of each of ``held`` goes
+    (``manifest.hashed_at_once``)."""
+    found: list[bytes | Found] = []
     for name in names:
         try:
             file = os.open(name, _OPEN, dir_fd=fd)
             try:
                 data = os.read(file, manifest.SMALL + 1)
-                if len(data) > manifest.SMALL:
-                    found.append(os.fstat(file).st_size)
-                    continue
+                found.append(os.fstat(file).st_size if len(data) > manifest.SMALL else data)
             finally:
                 os.close(file)
         except OSError as exc:
             found.append(f"unreadable ({exc.strerror})")
-            continue
-        at.append(len(found))
-        found.append("")
-        held.append(data)
-    for i, digest in zip(at, hexdigests(held), strict=True):
-        found[i] = digest
-    return found, sum(map(len, held))
+    size = sum(len(item) for item in found if isinstance(item, bytes))
+    return manifest.hashed_at_once(found), size
 
 
 @dataclass
