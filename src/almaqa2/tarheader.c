@@ -12,7 +12,8 @@
  * record "<length> path=<name>\n" padded to whole blocks, then the ustar block with the
  * name cut at 100 bytes.  No owner, no group, no link, devices and prefix left empty,
  * the checksum counted with its own field as spaces.  tests/test_tar_headers.py holds
- * these equal to tarfile's for any entry.
+ * these equal to tarfile's for any entry.  ``plain_size`` gives a header's length without
+ * making it, by the same rule, for the plan that sizes every file before any is written.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -74,31 +75,51 @@ static long long fitting(PyObject *number)
     return overflow || value < 0 || value >= NUMBER ? -1 : value;
 }
 
-static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
+/* The fields of a plain entry (an ASCII name, size and time that fit their fields): 1;
+ * 0 if it is not one; -1 with an exception set if it is not an entry at all. */
+static int fields(PyObject *entry, const char **name, Py_ssize_t *length, long long *size,
+                  long long *mtime, unsigned long *mode)
 {
     if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) {
         PyErr_SetString(PyExc_TypeError, "an entry is a tuple (rel, size, mode, mtime)");
-        return NULL;
+        return -1;
     }
     PyObject *rel = PyTuple_GET_ITEM(entry, 0);
+    *mode = PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(entry, 2));
+    if (*mode == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
     if (!PyUnicode_Check(rel) || !PyUnicode_IS_ASCII(rel))
-        Py_RETURN_NONE;
-    long long size = fitting(PyTuple_GET_ITEM(entry, 1));
-    long long mtime = fitting(PyTuple_GET_ITEM(entry, 3));
-    unsigned long mode = PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(entry, 2));
-    if (mode == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    if (size < 0 || mtime < 0)
-        Py_RETURN_NONE;
-    const char *name = (const char *)PyUnicode_DATA(rel);
-    Py_ssize_t length = PyUnicode_GET_LENGTH(rel);
-    Py_ssize_t record = length > NAME ? record_length(length) : 0;
-    Py_ssize_t extended = record ? BLOCK + (record + BLOCK - 1) / BLOCK * BLOCK : 0;
-    PyObject *made = PyBytes_FromStringAndSize(NULL, extended + BLOCK);
+        return 0;
+    *size = fitting(PyTuple_GET_ITEM(entry, 1));
+    *mtime = fitting(PyTuple_GET_ITEM(entry, 3));
+    *name = (const char *)PyUnicode_DATA(rel);
+    *length = PyUnicode_GET_LENGTH(rel);
+    return *size >= 0 && *mtime >= 0;
+}
+
+/* Bytes before the ustar block: the PAX header and its record, padded (none for a short
+ * name); the record's length in *record. */
+static Py_ssize_t extended(Py_ssize_t length, Py_ssize_t *record)
+{
+    *record = length > NAME ? record_length(length) : 0;
+    return *record ? BLOCK + (*record + BLOCK - 1) / BLOCK * BLOCK : 0;
+}
+
+static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
+{
+    const char *name;
+    Py_ssize_t length, record;
+    long long size, mtime;
+    unsigned long mode;
+    int found = fields(entry, &name, &length, &size, &mtime, &mode);
+    if (found <= 0)
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    Py_ssize_t before = extended(length, &record);
+    PyObject *made = PyBytes_FromStringAndSize(NULL, before + BLOCK);
     if (made == NULL)
         return NULL;
     char *b = PyBytes_AS_STRING(made);
-    memset(b, 0, extended + BLOCK);
+    memset(b, 0, before + BLOCK);
     if (record) {
         static const char pax[] = "././@PaxHeader";
         ustar(b, pax, sizeof pax - 1, 0, record, 0, 'x');
@@ -106,14 +127,28 @@ static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
         memcpy(at, name, length);
         at[length] = '\n';
     }
-    ustar(b + extended, name, length, mode, size, mtime, '0');
+    ustar(b + before, name, length, mode, size, mtime, '0');
     return made;
+}
+
+static PyObject *plain_size(PyObject *Py_UNUSED(module), PyObject *entry)
+{
+    const char *name;
+    Py_ssize_t length, record;
+    long long size, mtime;
+    unsigned long mode;
+    int found = fields(entry, &name, &length, &size, &mtime, &mode);
+    if (found <= 0)
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    return PyLong_FromSsize_t(extended(length, &record) + BLOCK);
 }
 
 static PyMethodDef functions[] = {
     {"plain", (PyCFunction)plain, METH_O,
      "The header(s) of the entry (rel, size, mode, mtime) as tarfile writes them in PAX"
      " format, or None if it is not the common case (tarfile's own must make it)."},
+    {"plain_size", (PyCFunction)plain_size, METH_O,
+     "len(plain(entry)), worked out without making it (planning sizes every file)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,7 +8,6 @@ name, so a finished-looking ``.tar`` always has its checksum beside it.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import os
@@ -30,14 +29,13 @@ from almaqa2.package.rules import PLACEHOLDER_MODES
 from almaqa2.progress import Progress
 from almaqa2.sizes import parse_size
 from almaqa2.tarheader import plain as plain_header
+from almaqa2.tarheader import plain_size
 from almaqa2.uid import check_project_code
 
 log = logging.getLogger(__name__)
 
 BLOCK = tarfile.BLOCKSIZE
 RECORD = tarfile.RECORDSIZE
-_USTAR_NAME = tarfile.LENGTH_NAME
-_USTAR_NUMBER = 8**11  # the largest size or time a 12-byte octal field holds, plus one
 
 
 class Entry(NamedTuple):
@@ -91,41 +89,16 @@ class Chunk:
 def member_size(entry: Entry) -> int:
     """Bytes ``entry`` takes in a tar: its header as tarfile writes it (with the PAX header a
     long or non-ASCII name needs) and its data padded to whole blocks.  The common case
-    (``_plain``) is worked out, not built: planning sizes every file."""
+    is worked out, not built (``tarheader.plain_size``): planning sizes every file."""
     data = -(-max(entry.size, 0) // BLOCK) * BLOCK
-    if _plain(entry):
-        return _plain_header_size(len(entry.rel)) + data
+    if (size := plain_size(entry)) is not None:
+        return size + data
     return len(header(entry)) + data
-
-
-def _plain(entry: Entry) -> bool:
-    """Whether ``entry`` is the common case, whose header is made here (``header``): a file
-    with an ASCII name, size and time in range (every file a package holds)."""
-    rel, size, _mode, mtime = entry
-    return 0 <= size < _USTAR_NUMBER and 0 <= mtime < _USTAR_NUMBER and rel.isascii()
-
-
-@functools.cache
-def _plain_header_size(name_length: int) -> int:
-    """The length of ``header`` for a plain name of ``name_length`` characters."""
-    if name_length <= _USTAR_NAME:
-        return BLOCK
-    return 2 * BLOCK + -(-_pax_length(name_length) // BLOCK) * BLOCK
-
-
-@functools.cache
-def _pax_length(name_length: int) -> int:
-    """The length of the record ``"<length> path=<name>\\n"``, its own digits included."""
-    length = len("path") + name_length + 3
-    total = 0
-    while (with_digits := length + len(str(total))) != total:
-        total = with_digits
-    return total
 
 
 def header(entry: Entry) -> bytes:
     """The header(s) of ``entry`` exactly as tarfile writes them in PAX format: the common
-    case (``_plain``: every file a package holds) made by ``tarheader``, ~50 times faster
+    case (every file a package holds) made by ``tarheader``, ~50 times faster
     than tarfile, anything else by tarfile itself.  ``test_tar_headers`` holds the two
     equal."""
     if (made := plain_header(entry)) is not None:
