@@ -75,72 +75,66 @@ static long long fitting(PyObject *number)
     return overflow || value < 0 || value >= NUMBER ? -1 : value;
 }
 
-/* The fields of a plain entry (an ASCII name, size and time that fit their fields): 1;
- * 0 if it is not one; -1 with an exception set if it is not an entry at all. */
-static int fields(PyObject *entry, const char **name, Py_ssize_t *length, long long *size,
-                  long long *mtime, unsigned long *mode)
+/* What a plain entry's header is made of (an ASCII name, size and time that fit). */
+typedef struct {
+    const char *name;
+    Py_ssize_t length;  /* of the name */
+    Py_ssize_t record;  /* of the PAX record (0: a short name needs none) */
+    Py_ssize_t before;  /* bytes before the ustar block: the PAX header and record, padded */
+    long long size, mtime;
+    unsigned long mode;
+} Plain;
+
+/* Fill p from a plain entry: 1; 0 if it is not one; -1 with an exception set if it is not
+ * an entry at all. */
+static int fields(PyObject *entry, Plain *p)
 {
     if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 4) {
         PyErr_SetString(PyExc_TypeError, "an entry is a tuple (rel, size, mode, mtime)");
         return -1;
     }
     PyObject *rel = PyTuple_GET_ITEM(entry, 0);
-    *mode = PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(entry, 2));
-    if (*mode == (unsigned long)-1 && PyErr_Occurred())
+    p->mode = PyLong_AsUnsignedLongMask(PyTuple_GET_ITEM(entry, 2));
+    if (p->mode == (unsigned long)-1 && PyErr_Occurred())
         return -1;
     if (!PyUnicode_Check(rel) || !PyUnicode_IS_ASCII(rel))
         return 0;
-    *size = fitting(PyTuple_GET_ITEM(entry, 1));
-    *mtime = fitting(PyTuple_GET_ITEM(entry, 3));
-    *name = (const char *)PyUnicode_DATA(rel);
-    *length = PyUnicode_GET_LENGTH(rel);
-    return *size >= 0 && *mtime >= 0;
-}
-
-/* Bytes before the ustar block: the PAX header and its record, padded (none for a short
- * name); the record's length in *record. */
-static Py_ssize_t extended(Py_ssize_t length, Py_ssize_t *record)
-{
-    *record = length > NAME ? record_length(length) : 0;
-    return *record ? BLOCK + (*record + BLOCK - 1) / BLOCK * BLOCK : 0;
+    p->size = fitting(PyTuple_GET_ITEM(entry, 1));
+    p->mtime = fitting(PyTuple_GET_ITEM(entry, 3));
+    p->name = (const char *)PyUnicode_DATA(rel);
+    p->length = PyUnicode_GET_LENGTH(rel);
+    p->record = p->length > NAME ? record_length(p->length) : 0;
+    p->before = p->record ? BLOCK + (p->record + BLOCK - 1) / BLOCK * BLOCK : 0;
+    return p->size >= 0 && p->mtime >= 0;
 }
 
 static PyObject *plain(PyObject *Py_UNUSED(module), PyObject *entry)
 {
-    const char *name;
-    Py_ssize_t length, record;
-    long long size, mtime;
-    unsigned long mode;
-    int found = fields(entry, &name, &length, &size, &mtime, &mode);
+    Plain p;
+    int found = fields(entry, &p);
     if (found <= 0)
         return found < 0 ? NULL : Py_NewRef(Py_None);
-    Py_ssize_t before = extended(length, &record);
-    PyObject *made = PyBytes_FromStringAndSize(NULL, before + BLOCK);
+    PyObject *made = PyBytes_FromStringAndSize(NULL, p.before + BLOCK);
     if (made == NULL)
         return NULL;
     char *b = PyBytes_AS_STRING(made);
-    memset(b, 0, before + BLOCK);
-    if (record) {
+    memset(b, 0, p.before + BLOCK);
+    if (p.record) {
         static const char pax[] = "././@PaxHeader";
-        ustar(b, pax, sizeof pax - 1, 0, record, 0, 'x');
-        char *at = b + BLOCK + sprintf(b + BLOCK, "%zd path=", record);
-        memcpy(at, name, length);
-        at[length] = '\n';
+        ustar(b, pax, sizeof pax - 1, 0, p.record, 0, 'x');
+        char *at = b + BLOCK + sprintf(b + BLOCK, "%zd path=", p.record);
+        memcpy(at, p.name, p.length);
+        at[p.length] = '\n';
     }
-    ustar(b + before, name, length, mode, size, mtime, '0');
+    ustar(b + p.before, p.name, p.length, p.mode, p.size, p.mtime, '0');
     return made;
 }
 
 static PyObject *plain_size(PyObject *Py_UNUSED(module), PyObject *entry)
 {
-    const char *name;
-    Py_ssize_t length, record;
-    long long size, mtime;
-    unsigned long mode;
-    int found = fields(entry, &name, &length, &size, &mtime, &mode);
-    if (found <= 0)
-        return found < 0 ? NULL : Py_NewRef(Py_None);
-    return PyLong_FromSsize_t(extended(length, &record) + BLOCK);
+    Plain p;
+    int found = fields(entry, &p);
+    return found > 0 ? PyLong_FromSsize_t(p.before + BLOCK) : found < 0 ? NULL : Py_NewRef(Py_None);
 }
 
 static PyMethodDef functions[] = {
