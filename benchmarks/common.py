@@ -47,8 +47,19 @@ def defer_removal_option(parser: argparse.ArgumentParser) -> None:
 
 
 def aside_in(work: Path, args: argparse.Namespace) -> Path | None:
-    """The directory in ``work`` where runs' output is moved with ``--defer-removal``."""
+    """The directory in ``work`` where runs' output is moved with ``--defer-removal``.
+    Without it on a disk, says that the figures will not be worth much (a scale run at
+    10^5 files on ext4 gave copy 10 x its floor, against 0.7 x with it)."""
     if not args.defer_removal:
+        kind = subprocess.run(
+            ["stat", "-f", "-c", "%T", str(work)], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if kind != "tmpfs":
+            print(
+                f"warning: {work} is on {kind}, not tmpfs: give --defer-removal, or each run "
+                "pays for the inodes the one before freed",
+                file=sys.stderr,
+            )
         return None
     aside = work / "aside"
     aside.mkdir(exist_ok=True)
