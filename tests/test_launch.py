@@ -52,3 +52,28 @@ def test_a_fake_package_reads_its_ebs_in_the_helper_forked_as_it_started(
     text = next(case229.packpath.rglob("README")).read_text()
     assert "uid___A002_X3dc0e7_X528" in text and "not described" not in text
     assert "Observed:" in text  # the EBs' facts, read from their MSes there
+
+
+@pytest.mark.parametrize(
+    ("argv", "code"), [(["package", "--help"], 0), (["package", "a", "b", "--no-such"], 2)]
+)
+def test_a_package_command_that_ends_before_taking_its_helper_ends_with_it(
+    argv: list[str], code: int, tmp_path: Path
+) -> None:
+    """The helper is forked before the line is read: a command that ends before the
+    packager takes it (its help, a mistyped option) must still end, and its helper too.
+    The helper ignores SIGTERM, with which multiprocessing's exit hook ends it before
+    waiting for it: both waited forever (and ``run`` waits for the helper's end of the
+    output pipes)."""
+    done = subprocess.run([*QA2, *argv], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == code, done.stderr
+
+
+def test_a_dry_run_of_a_fake_package_ends_though_nothing_takes_its_helper(
+    case229: Case,
+) -> None:
+    argv, _ = case229.commands("fake")
+    done = subprocess.run([*QA2, *argv, "--dry-run"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "dry run: nothing was written" in done.stdout
+    assert not case229.packpath.exists()

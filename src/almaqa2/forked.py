@@ -15,6 +15,7 @@ and the command would run on.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import importlib
@@ -23,6 +24,7 @@ import mmap
 import multiprocessing
 import multiprocessing.connection  # (what forking a helper imports: see the top)
 import multiprocessing.popen_fork
+import multiprocessing.util  # (its exit hook, registered as it is imported: see below)
 import os
 import pickle
 import queue
@@ -60,6 +62,7 @@ class Helper:
         with signals.deferred():  # (a fork's hooks would swallow Ctrl-C)
             self._process.start()
         theirs.close()
+        _running.add(self)
 
     def alive(self) -> bool:
         return self._process.is_alive()
@@ -74,6 +77,22 @@ class Helper:
         self.kill()
         self._process.join()
         self.pipe.close()
+        _running.discard(self)
+
+
+_running: set[Helper] = set()
+"""The helpers not stopped yet."""
+
+
+@atexit.register
+def _stop_running() -> None:
+    """Stop the helpers still running as this process exits: a spare forked ahead for a
+    command that then ended before taking it (``--help``, a mistyped option).  A helper
+    ignores SIGTERM, which multiprocessing's own exit hook sends each daemonic process
+    before it waits for them all: that wait would never end.  Registered after that hook
+    (``multiprocessing.util``, imported above), this one runs before it."""
+    for helper in list(_running):
+        helper.stop()
 
 
 class Shared:
