@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 
-from almaqa2 import forked, md5pair
+from almaqa2 import forked, manifest, md5pair
 from almaqa2.cli import main
-from almaqa2.transfer import tarread, verify
+from almaqa2.transfer import package_hashes, tarread, verify
 
 P = "2013.1.00123.S"  # the nrao case's project
 SET = f"{P}_uid___A001_X13e_X1fe"
@@ -450,8 +450,6 @@ def _orphan_ends(script: str, seconds: float) -> bool:
 def _damaged_package(root: Path, runs: int, per_run: int) -> tuple[Path, list[str]]:
     """A package of ``runs`` directories of ``per_run`` small files, one file of each
     damaged, and three large files (one damaged); a file missing, one extra."""
-    from almaqa2 import manifest
-
     package = root / P
     digests = {}
     for n in range(runs * per_run):
@@ -488,9 +486,6 @@ def test_each_small_file_of_a_run_gets_its_own_md5_when_the_run_is_hashed_at_onc
     """A run's small files are hashed together at its end: each md5 must go back to its
     own file, whatever lies between them (a large file, only measured; one that cannot
     be read; an empty one)."""
-    from almaqa2 import manifest
-    from almaqa2.transfer import package_hashes
-
     names: list[str] = []
     expected: list[str | int] = []
     small = 0
@@ -519,8 +514,6 @@ def test_both_processes_hash_and_each_damage_is_found_once(
     """verify and its helper walk the package together, each hashing the runs of files it
     comes to first; the large files are hashed last.  Each damage is found once,
     whoever hashed the file."""
-    from almaqa2.transfer import package_hashes, verify
-
     package, damaged = _damaged_package(tmp_path, runs=40, per_run=50)
     monkeypatch.setattr(package_hashes, "_RUN", 10)
     hashed = package_hashes.hashed
@@ -546,8 +539,6 @@ def test_what_a_dying_helper_claimed_and_did_not_send_is_hashed_here(
 ) -> None:
     """If the helper dies (here: killed by itself after hashing some runs), the runs it
     had claimed and not sent are hashed by verify: every damage is still found."""
-    from almaqa2.transfer import package_hashes, verify
-
     package, damaged = _damaged_package(tmp_path, runs=12, per_run=20)
     monkeypatch.setattr(package_hashes, "_RUN", 20)  # a damaged file in every run
     hashed, us, done = package_hashes.hashed, os.getpid(), [0]
@@ -575,8 +566,6 @@ def test_idle_work_is_done_only_while_no_piece_is_waiting() -> None:
     """``forked.received_pieces`` calls ``idle`` while the helper has sent nothing, until it
     says it is done; never when a piece (or the end) is waiting."""
     import multiprocessing
-
-    from almaqa2 import forked
 
     def send(pipe: object, go: object) -> None:
         go.wait(10)  # type: ignore[attr-defined]
