@@ -134,7 +134,9 @@ static PyObject *plain_size(PyObject *Py_UNUSED(module), PyObject *entry)
 {
     Plain p;
     int found = fields(entry, &p);
-    return found > 0 ? PyLong_FromSsize_t(p.before + BLOCK) : found < 0 ? NULL : Py_NewRef(Py_None);
+    if (found <= 0)
+        return found < 0 ? NULL : Py_NewRef(Py_None);
+    return PyLong_FromSsize_t(p.before + BLOCK);
 }
 
 static PyMethodDef functions[] = {
