@@ -14,7 +14,8 @@ PYUVDATA := pyuvdata==3.2.3
 
 .PHONY: demo test lint tools bench bench-scale clean real-data interop
 
-$(STAMP): pyproject.toml setup.py src/almaqa2/md5pair.c src/almaqa2/tarheader.c
+$(STAMP): pyproject.toml setup.py src/almaqa2/md5pair.c src/almaqa2/tarheader.c \
+		src/almaqa2/manyfiles.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[ms,plot,batch,test]'

@@ -8,6 +8,10 @@ one SIMD register, which waits as one chain does (15 % slower, measured).
 
 ``almaqa2.tarheader`` makes the tar header of each file ``qa2 tarsplit`` writes: a hundred
 thousand small files of calibration tables are as many headers (see its source).
+
+``almaqa2.manyfiles`` makes the system calls of a directory's many files in one call: its
+files listed with their sizes, and one file linked under many names (fake mode's
+placeholders).  A reduction's tables hold tens of thousands of small files (see its source).
 """
 
 from setuptools import Extension, setup
@@ -20,5 +24,6 @@ setup(
             extra_compile_args=["-O2", "-fno-tree-slp-vectorize"],
         ),
         Extension("almaqa2.tarheader", ["src/almaqa2/tarheader.c"], extra_compile_args=["-O2"]),
+        Extension("almaqa2.manyfiles", ["src/almaqa2/manyfiles.c"], extra_compile_args=["-O2"]),
     ]
 )

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from almaqa2 import copying, manifest
+from almaqa2 import copying, manifest, manyfiles
 from almaqa2.cli import main
 from almaqa2.errors import ChecksumError, copy_differs
 from almaqa2.package import materialize, scan
@@ -94,6 +94,21 @@ def _units(tmp_path: Path, count: int, files: int) -> list[tuple[SourceEntry, Pa
     return units
 
 
+def _refusing(name: str, in_directory: str = "") -> Callable[[int, str, int, list[str]], None]:
+    """``manyfiles.links`` as a file system out of inodes makes the links of a directory
+    (named ``in_directory``, if given): those before ``name`` made, then ENOSPC for it."""
+    real = manyfiles.links
+
+    def links(src_fd: int, src: str, dst_fd: int, names: list[str]) -> None:
+        directory = os.readlink(f"/proc/self/fd/{dst_fd}")
+        if name in names and directory.endswith(f"/{in_directory}" if in_directory else ""):
+            real(src_fd, src, dst_fd, names[: names.index(name)])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
+        real(src_fd, src, dst_fd, names)
+
+    return links
+
+
 def _made(units: list[tuple[SourceEntry, Path]]) -> bool:
     """Whether every unit is there, each file of it empty, and no empty file of ours left."""
     for source, dest in units:
@@ -128,14 +143,14 @@ def test_tables_are_made_here_while_the_helper_is_busy(
     """The helper stalls in the first table: this process makes every other one; at the
     end the helper makes the rest of its own."""
     parent, go_on = os.getpid(), multiprocessing.get_context("fork").Event()
-    real = materialize._Empty.link
+    real = materialize._Empty.link_all
 
-    def stalled_in_the_helper(self: materialize._Empty, dst: str) -> None:
+    def stalled_in_the_helper(self: materialize._Empty, directory: str, names: list[str]) -> None:
         if os.getpid() != parent:
             go_on.wait()
-        real(self, dst)
+        real(self, directory, names)
 
-    monkeypatch.setattr(materialize._Empty, "link", stalled_in_the_helper)
+    monkeypatch.setattr(materialize._Empty, "link_all", stalled_in_the_helper)
     timer = threading.Timer(20, go_on.set)  # should this process wait on the helper
     timer.daemon = True
     timer.start()
@@ -158,15 +173,13 @@ def test_a_link_the_helper_cannot_make_is_raised_before_anything_is_removed(
     """The helper's first failure is raised here; neither process removes its empty file
     (the staging directory goes, once the error is said: removed first, an empty file
     would free the inode whose lack a full file system's error is about)."""
-    parent = os.getpid()
-    real = materialize._Empty.link
+    parent, real = os.getpid(), manyfiles.links
+    full = _refusing("f30", in_directory="t0.tbl")
 
-    def full_in_the_helper(self: materialize._Empty, dst: str) -> None:
-        if os.getpid() != parent and dst.endswith("t0.tbl/f30"):
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), dst)
-        real(self, dst)
+    def full_in_the_helper(src_fd: int, src: str, dst_fd: int, names: list[str]) -> None:
+        (full if os.getpid() != parent else real)(src_fd, src, dst_fd, names)
 
-    monkeypatch.setattr(materialize._Empty, "link", full_in_the_helper)
+    monkeypatch.setattr(manyfiles, "links", full_in_the_helper)
     units = _units(tmp_path, 20, 60)  # (past 1,024 files: a helper)
     writer = materialize.FakeWriter()
     writer.start(tmp_path / "out", units)
@@ -538,7 +551,8 @@ def test_a_link_the_file_system_refuses_names_the_file_in_the_package(
             raise OSError(errno.ENOSPC, "No space left on device", src, None, dst)
         real_link(src, dst, **dir_fds)
 
-    monkeypatch.setattr(os, "link", full)
+    monkeypatch.setattr(os, "link", full)  # hard mode's links
+    monkeypatch.setattr(manyfiles, "links", _refusing(plot))  # fake mode's, a table at a time
     assert case229.run_cli(mode) == 2
     said = " ".join(capsys.readouterr().err.split())
     refused = re.fullmatch(r"error: No space left on device(.*); free some space.*", said)

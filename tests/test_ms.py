@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from casacore import tables
 
+from almaqa2 import manyfiles
 from almaqa2.copying import copy_file
 from almaqa2.data import ms
 from almaqa2.package import scan
@@ -414,17 +415,18 @@ def test_the_reduction_is_listed_once_in_a_hard_package(
     listed: Counter[str] = Counter()
 
     def counted(real: Any) -> Any:
-        def listing(path: object = ".") -> object:
+        def listing(path: object = ".", *more: object) -> object:
             if isinstance(path, int):  # a directory listed through a descriptor of it
                 listed[os.readlink(f"/proc/self/fd/{path}")] += 1
             elif isinstance(path, str | os.PathLike):
                 listed[os.path.realpath(path)] += 1
-            return real(path)
+            return real(path, *more)
 
         return listing
 
     monkeypatch.setattr(os, "scandir", counted(os.scandir))
-    monkeypatch.setattr(os, "listdir", counted(os.listdir))  # (the tables' members)
+    monkeypatch.setattr(os, "listdir", counted(os.listdir))
+    monkeypatch.setattr(manyfiles, "plain_files", counted(manyfiles.plain_files))  # (tables)
     assert case229.run_cli("hard") == 0
     origpath = os.path.realpath(case229.origpath)
     # below origpath: the layouts look at origpath's own names before its scan

@@ -1,0 +1,11 @@
+def plain_files(
+    fd: int, base: str, uid: int, /
+) -> tuple[list[tuple[str, int, None]], list[str], int]:
+    """The plain files (regular, owned by ``uid``, the owner's read bit set) of the
+    directory open as ``fd``, each ``(base + name, size, None)``, in no order; its other
+    names, in no order, for the caller to look at; and the plain files' bytes."""
+
+def links(src_fd: int, src: str, dst_fd: int, names: list[str], /) -> None:
+    """Link the file ``src`` (in the directory open as ``src_fd``) as each of ``names`` (in
+    the one open as ``dst_fd``), in order; the OSError of a link that fails names it, the
+    links before it made."""

@@ -1,0 +1,152 @@
+"""``manyfiles``, the C calls of a directory's many files: what it lists and links is what
+Python's own calls find, on real directories of every kind of entry."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from almaqa2 import manyfiles
+
+ME = os.geteuid()
+
+
+@contextmanager
+def _opened(path: Path) -> Iterator[int]:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _as_python_finds(path: Path, base: str) -> tuple[list[tuple[str, int, None]], list[str], int]:
+    """What ``plain_files`` must return (sorted), found by ``os.lstat`` name by name."""
+    rows, others = [], []
+    for name in os.listdir(path):
+        st_ = os.lstat(path / name)
+        if stat.S_ISREG(st_.st_mode) and st_.st_uid == ME and st_.st_mode & stat.S_IRUSR:
+            rows.append((base + name, st_.st_size, None))
+        else:
+            others.append(name)
+    return sorted(rows), sorted(others), sum(size for _rel, size, _none in rows)
+
+
+def _listed(path: Path, base: str) -> tuple[list[tuple[str, int, None]], list[str], int]:
+    with _opened(path) as fd:
+        rows, others, total = manyfiles.plain_files(fd, base, ME)
+    return sorted(rows), sorted(others), total
+
+
+def test_every_kind_of_entry_is_told_apart(tmp_path: Path) -> None:
+    """Plain files with their sizes; a directory, links (to a file, to nothing), a FIFO,
+    a file without its owner's read bit and another user's file left to the caller."""
+    (tmp_path / "table.dat").write_bytes(b"x" * 1234)
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "to-file").symlink_to("table.dat")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "unreadable").write_bytes(b"abc")
+    (tmp_path / "unreadable").chmod(0o044)
+    (tmp_path / "theirs").write_bytes(b"abcd")
+    os.chown(tmp_path / "theirs", ME + 1000, -1)
+    rows, others, total = _listed(tmp_path, "t/")
+    assert rows == [("t/empty", 0, None), ("t/table.dat", 1234, None)]
+    assert others == ["dangling", "pipe", "sub", "theirs", "to-file", "unreadable"]
+    assert total == 1234
+    assert (rows, others, total) == _as_python_finds(tmp_path, "t/")
+
+
+def test_names_that_are_not_utf8_are_decoded_as_os_listdir_decodes_them(tmp_path: Path) -> None:
+    raw = b"caf\xe9.bin"  # Latin-1, as an old file system may hold it
+    with open(os.path.join(os.fsencode(tmp_path), raw), "wb") as f:
+        f.write(b"12345")
+    rows, others, total = _listed(tmp_path, "")
+    assert rows == [(os.fsdecode(raw), 5, None)] and others == [] and total == 5
+    assert os.fsdecode(raw) in os.listdir(tmp_path)
+
+
+def test_a_descriptor_already_read_is_listed_whole(tmp_path: Path) -> None:
+    """The directory is read from its start, whatever was read through the descriptor."""
+    for i in range(50):
+        (tmp_path / f"f{i}").write_bytes(b"x" * i)
+    with _opened(tmp_path) as fd:
+        assert len(os.listdir(fd)) == 50
+        rows, others, total = manyfiles.plain_files(fd, "", ME)
+        assert len(rows) == 50 and others == [] and total == sum(range(50))
+        assert len(manyfiles.plain_files(fd, "", ME)[0]) == 50  # and again
+
+
+def test_what_is_not_a_directory_is_refused_as_the_system_says(tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"x")
+    fd = os.open(tmp_path / "file", os.O_RDONLY)
+    try:
+        with pytest.raises(NotADirectoryError):
+            manyfiles.plain_files(fd, "", ME)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as raised:
+        manyfiles.plain_files(12345, "", ME)  # (no such descriptor)
+    assert raised.value.errno == errno.EBADF
+
+
+_NAMES = st.text(
+    st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)), min_size=1, max_size=20
+).filter(lambda n: n not in (".", ".."))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.dictionaries(_NAMES, st.sampled_from(["file", "dir", "link", "noread"]), max_size=30))
+def test_any_directory_is_listed_as_python_finds_it(
+    tmp_path_factory: pytest.TempPathFactory, entries: dict[str, str]
+) -> None:
+    where = tmp_path_factory.mktemp("any")
+    for i, (name, kind) in enumerate(entries.items()):
+        path = where / name
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "link":
+            path.symlink_to(".")
+        else:
+            path.write_bytes(b"x" * i)
+            if kind == "noread":
+                path.chmod(0o200)
+    assert _listed(where, "a/b/") == _as_python_finds(where, "a/b/")
+
+
+def test_one_file_is_linked_under_every_name_in_order(tmp_path: Path) -> None:
+    source, dest = tmp_path / "src", tmp_path / "dest"
+    source.mkdir()
+    (dest / "sub").mkdir(parents=True)
+    (source / "empty").write_bytes(b"")
+    names = [f"f{i}" for i in range(300)] + ["sub/inner", os.fsdecode(b"caf\xe9")]
+    with _opened(source) as src_fd, _opened(dest) as dst_fd:
+        manyfiles.links(src_fd, "empty", dst_fd, names)
+    inode = (source / "empty").stat().st_ino
+    assert sorted(os.listdir(dest)) == sorted([*names[:300], "sub", names[-1]])
+    assert all((dest / name).stat().st_ino == inode for name in names)
+    assert (source / "empty").stat().st_nlink == 1 + len(names)
+
+
+def test_a_link_that_fails_is_named_and_those_before_it_are_made(tmp_path: Path) -> None:
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "b").write_bytes(b"already there")
+    with _opened(tmp_path) as src_fd, _opened(tmp_path / "dest") as dst_fd:
+        with pytest.raises(FileExistsError) as raised:
+            manyfiles.links(src_fd, "empty", dst_fd, ["a", "b", "c"])
+        assert raised.value.filename == "b"
+        with pytest.raises(FileNotFoundError) as missing:
+            manyfiles.links(src_fd, "empty", dst_fd, ["no/such/dir"])
+        assert missing.value.filename == "no/such/dir"
+    assert sorted(os.listdir(tmp_path / "dest")) == ["a", "b"]
+    assert (tmp_path / "dest" / "b").read_bytes() == b"already there"
