@@ -71,8 +71,10 @@ static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
     int own = dup(fd); /* closedir closes it; fd stays the caller's */
     DIR *dir = own < 0 ? NULL : fdopendir(own);
     if (dir == NULL) {
+        int failure = errno;
         if (own >= 0)
             close(own);
+        errno = failure;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     rewinddir(dir); /* (a dup shares the offset of fd, which may have been read) */
@@ -119,11 +121,13 @@ static PyObject *links(PyObject *Py_UNUSED(module), PyObject *args)
             return NULL;
         }
         int failed = linkat(src_fd, PyBytes_AS_STRING(src), dst_fd, PyBytes_AS_STRING(encoded), 0);
-        Py_DECREF(encoded);
         if (failed) {
+            PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, name);
+            Py_DECREF(encoded);
             Py_DECREF(src);
-            return PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, name);
+            return NULL;
         }
+        Py_DECREF(encoded);
     }
     Py_DECREF(src);
     Py_RETURN_NONE;
