@@ -67,13 +67,35 @@ def aside_in(work: Path, args: argparse.Namespace) -> Path | None:
 
 
 def remove(path: Path, aside: Path | None = None) -> None:
-    """Remove ``path``, or move it into the directory ``aside``, if given."""
+    """Remove ``path``, or move it into the directory ``aside``, if given, its pages
+    dropped from memory (``_forget``)."""
     if aside is not None:
-        path.rename(aside / str(len(os.listdir(aside))))
+        moved = aside / str(len(os.listdir(aside)))
+        path.rename(moved)
+        _forget(moved)
     elif path.is_dir():
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+def _forget(path: Path) -> None:
+    """Drop the cached pages of the files under ``path``, once written out (``sync``).
+    Kept in memory, the runs moved aside fill it: copy mode's runs and ``cp -a``'s write
+    11 GB on disk, and the next runs' writes then wait while the kernel reclaims pages
+    (``cp -a`` of hard mode's reduced MSes, 420 MB: 1.1 s after them, 0.2 s before).
+    A removed tree gives its pages back; this makes one moved aside do so too.  A file
+    with other links is left alone: it is the data's own, linked (``cp -al``, hard mode),
+    whose pages the next runs read."""
+    subprocess.run(["sync"], check=True)
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                if os.fstat(fd).st_nlink == 1:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
 
 
 @contextlib.contextmanager
