@@ -123,6 +123,50 @@ def test_any_directory_is_listed_as_python_finds_it(
     assert _listed(where, "a/b/") == _as_python_finds(where, "a/b/")
 
 
+def _tar_entries_as_python_finds(
+    path: Path, base: str
+) -> tuple[list[tuple[str, int, int, int]], list[str]]:
+    """What ``tar_entries`` must return (sorted), as tarsplit's walk made it name by name."""
+    rows, others = [], []
+    for name in os.listdir(path):
+        st_ = os.lstat(path / name)
+        if stat.S_ISREG(st_.st_mode):
+            rows.append((base + name, st_.st_size, st_.st_mode & 0o7777, int(st_.st_mtime)))
+        else:
+            others.append(name)
+    return sorted(rows), sorted(others)
+
+
+def test_a_tar_entry_is_what_tarsplit_s_walk_made_of_each_regular_file(tmp_path: Path) -> None:
+    """Any regular file (another's, unreadable, executable), its permission bits and its
+    time's whole seconds, rounded as int(st_mtime) rounds them, before 1970 too; each mode
+    one object; everything else left to the caller."""
+    times = {"now": None, "old": -86_400 * 365 * 10 - 0.25, "frac": 1_600_000_000.75}
+    for name, when in times.items():
+        (tmp_path / name).write_bytes(name.encode())
+        if when is not None:
+            os.utime(tmp_path / name, ns=(int(when * 1e9), int(when * 1e9)))
+    (tmp_path / "run.sh").write_bytes(b"#!/bin/sh\n")
+    (tmp_path / "run.sh").chmod(0o4755)
+    (tmp_path / "theirs").write_bytes(b"x")
+    os.chown(tmp_path / "theirs", ME + 1000, -1)
+    (tmp_path / "unreadable").write_bytes(b"x")
+    (tmp_path / "unreadable").chmod(0)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link").symlink_to("now")
+    os.mkfifo(tmp_path / "pipe")
+    modes: dict[int, int] = {}
+    with _opened(tmp_path) as fd:
+        rows, others, total = manyfiles.tar_entries(fd, "P/x/", modes)
+    assert (sorted(rows), sorted(others)) == _tar_entries_as_python_finds(tmp_path, "P/x/")
+    assert sorted(others) == ["link", "pipe", "sub"] and len(rows) == 6
+    assert total == sum(size for _rel, size, _mode, _mtime in rows)
+    by_name = {rel: (mode, mtime) for rel, _size, mode, mtime in rows}
+    assert by_name["P/x/old"][1] == int(times["old"]) == -315_360_000  # (toward zero)
+    assert by_name["P/x/run.sh"][0] == 0o4755 and by_name["P/x/unreadable"][0] == 0
+    assert all(mode is modes[mode] for mode, _mtime in by_name.values())
+
+
 def test_one_file_is_linked_under_every_name_in_order(tmp_path: Path) -> None:
     source, dest = tmp_path / "src", tmp_path / "dest"
     source.mkdir()

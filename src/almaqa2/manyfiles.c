@@ -1,5 +1,6 @@
 /* almaqa2.manyfiles: the system calls of a directory's many files, made in one call from
- * Python: its plain files listed with their sizes, and one file linked under many names.
+ * Python: its plain files listed with their sizes (or its files with what a tar header
+ * says of them), and one file linked under many names.
  *
  * Why in C: a calibration table or plots directory is hundreds of small files, and a
  * reduction holds tens of thousands of them.  Packaging looks at each (its size, and that
@@ -7,8 +8,9 @@
  * a link to an empty file.  Called from Python once a file, os.stat makes a stat_result
  * of 19 fields (its times as floats among them) and os.link converts two paths: the walk
  * of an SB of 48,000 files took 0.18-0.2 s where find(1) prints every size in 0.1 s, and
- * fake mode took 1.6 times as long as cp -al.  Here only the names and their rows are
- * Python objects; the rules stay in Python (package/scan.py, package/materialize.py).
+ * fake mode took 1.6 times as long as cp -al.  qa2 tarsplit looks at every file of the
+ * package the same way.  Here only the names and their rows are Python objects; the rules
+ * stay in Python (package/scan.py, package/materialize.py, transfer/tarsplit.py).
  *
  * A plain file is a regular file owned by the given user with the owner's read bit set:
  * the kernel lets its owner read it whatever its other bits say.  Every other name (a
@@ -24,28 +26,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Whether the entry d of the directory open as fd is a plain file; its size in *size. */
-static int is_plain(int fd, const struct dirent *d, uid_t uid, long long *size)
+/* What a listing keeps of a directory's files: which (keeps), and the row of each one
+ * kept, made of its path and its stat (row: a new reference, NULL with an exception). */
+typedef struct {
+    int (*keeps)(const struct stat *st, unsigned long uid);
+    PyObject *(*row)(PyObject *rel, const struct stat *st, PyObject *modes);
+    unsigned long uid;
+    PyObject *modes;
+} Kept;
+
+/* The file's stat if the entry d of the directory open as fd is a file to keep. */
+static int kept_file(int fd, const struct dirent *d, const Kept *kept, struct stat *st)
 {
-    struct stat st;
     if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN)
         return 0; /* a directory, link or other, as the directory says: the caller's */
-    if (fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    if (fstatat(fd, d->d_name, st, AT_SYMLINK_NOFOLLOW) != 0)
         return 0; /* the caller looks again, and says why */
-    if (!S_ISREG(st.st_mode) || st.st_uid != uid || !(st.st_mode & S_IRUSR))
-        return 0;
-    *size = (long long)st.st_size;
-    return 1;
+    return kept->keeps(st, kept->uid);
 }
 
-/* Append (base + name, size, None) to rows if plain, else name to others. */
+/* Append the row of the file name (its stat st) to rows if kept, else name to others. */
 static int add(PyObject *rows, PyObject *others, PyObject *base, const char *name,
-               int plain, long long size)
+               const struct stat *st, const Kept *kept)
 {
     PyObject *decoded = PyUnicode_DecodeFSDefault(name), *row = NULL;
     if (decoded == NULL)
         return -1;
-    if (!plain) {
+    if (st == NULL) {
         int failed = PyList_Append(others, decoded);
         Py_DECREF(decoded);
         return failed;
@@ -53,7 +60,7 @@ static int add(PyObject *rows, PyObject *others, PyObject *base, const char *nam
     PyObject *rel = PyUnicode_Concat(base, decoded);
     Py_DECREF(decoded);
     if (rel != NULL)
-        row = Py_BuildValue("(NLO)", rel, size, Py_None);
+        row = kept->row(rel, st, kept->modes); /* (takes rel) */
     if (row == NULL)
         return -1;
     int failed = PyList_Append(rows, row);
@@ -61,13 +68,9 @@ static int add(PyObject *rows, PyObject *others, PyObject *base, const char *nam
     return failed;
 }
 
-static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
+/* (rows, others, bytes of the files kept) of the directory open as fd. */
+static PyObject *listed(int fd, PyObject *base, const Kept *kept)
 {
-    int fd;
-    PyObject *base;
-    unsigned long uid;
-    if (!PyArg_ParseTuple(args, "iUk:plain_files", &fd, &base, &uid))
-        return NULL;
     int own = dup(fd); /* closedir closes it; fd stays the caller's */
     DIR *dir = own < 0 ? NULL : fdopendir(own);
     if (dir == NULL) {
@@ -93,10 +96,10 @@ static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
         }
         if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
             continue;
-        long long size = 0;
-        int plain = is_plain(fd, d, (uid_t)uid, &size);
-        total += plain ? size : 0;
-        failed = add(rows, others, base, d->d_name, plain, size) != 0;
+        struct stat st;
+        int keep = kept_file(fd, d, kept, &st);
+        total += keep ? (long long)st.st_size : 0;
+        failed = add(rows, others, base, d->d_name, keep ? &st : NULL, kept) != 0;
     }
     closedir(dir);
     if (failed) {
@@ -105,6 +108,61 @@ static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
         return NULL;
     }
     return Py_BuildValue("(NNL)", rows, others, total);
+}
+
+/* A plain file: regular, owned by uid, the owner's read bit set. */
+static int plain(const struct stat *st, unsigned long uid)
+{
+    return S_ISREG(st->st_mode) && st->st_uid == (uid_t)uid && (st->st_mode & S_IRUSR);
+}
+
+static PyObject *sized(PyObject *rel, const struct stat *st, PyObject *Py_UNUSED(modes))
+{
+    return Py_BuildValue("(NLO)", rel, (long long)st->st_size, Py_None);
+}
+
+static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd;
+    PyObject *base;
+    Kept kept = {plain, sized, 0, NULL};
+    if (!PyArg_ParseTuple(args, "iUk:plain_files", &fd, &base, &kept.uid))
+        return NULL;
+    return listed(fd, base, &kept);
+}
+
+static int regular(const struct stat *st, unsigned long Py_UNUSED(uid))
+{
+    return S_ISREG(st->st_mode);
+}
+
+/* (rel, size, mode, mtime) as tarsplit's walk makes it: the permission bits, one int
+ * object per mode (the dict modes), and the seconds of the time as int(st_mtime) has
+ * them (rounded toward zero: a time before 1970 with a fraction is one more). */
+static PyObject *for_tar(PyObject *rel, const struct stat *st, PyObject *modes)
+{
+    long long seconds = (long long)st->st_mtim.tv_sec;
+    if (seconds < 0 && st->st_mtim.tv_nsec > 0)
+        seconds += 1;
+    PyObject *mode = PyLong_FromLong((long)(st->st_mode & 07777)), *one = NULL;
+    if (mode != NULL)
+        one = Py_XNewRef(PyDict_SetDefault(modes, mode, mode));
+    Py_XDECREF(mode);
+    if (one == NULL) {
+        Py_DECREF(rel);
+        return NULL;
+    }
+    return Py_BuildValue("(NLNL)", rel, (long long)st->st_size, one, seconds);
+}
+
+static PyObject *tar_entries(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd;
+    PyObject *base;
+    Kept kept = {regular, for_tar, 0, NULL};
+    if (!PyArg_ParseTuple(args, "iUO!:tar_entries", &fd, &base, &PyDict_Type, &kept.modes))
+        return NULL;
+    return listed(fd, base, &kept);
 }
 
 static PyObject *links(PyObject *Py_UNUSED(module), PyObject *args)
@@ -138,6 +196,11 @@ static PyMethodDef functions[] = {
      "plain_files(fd, base, uid) -> (rows, others, bytes): the plain files of the directory"
      " open as fd, each (base + name, size, None), in no order; its other names, in no order;"
      " and the plain files' bytes."},
+    {"tar_entries", (PyCFunction)tar_entries, METH_VARARGS,
+     "tar_entries(fd, base, modes) -> (rows, others, bytes): the regular files of the"
+     " directory open as fd, each (base + name, size, permission bits, whole seconds of its"
+     " mtime), each mode one object of the dict modes, in no order; its other names, in no"
+     " order; and the files' bytes."},
     {"links", (PyCFunction)links, METH_VARARGS,
      "links(src_fd, src, dst_fd, names): link the file src (in the directory open as src_fd)"
      " as each of names (in the one open as dst_fd), in order; OSError names the one that"

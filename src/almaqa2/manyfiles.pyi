@@ -5,6 +5,14 @@ def plain_files(
     directory open as ``fd``, each ``(base + name, size, None)``, in no order; its other
     names, in no order, for the caller to look at; and the plain files' bytes."""
 
+def tar_entries(
+    fd: int, base: str, modes: dict[int, int], /
+) -> tuple[list[tuple[str, int, int, int]], list[str], int]:
+    """The regular files of the directory open as ``fd``, each ``(base + name, size,
+    permission bits, int(st_mtime))`` with each mode one object of ``modes`` (a package
+    holds a million files and a few modes), in no order; its other names, in no order;
+    and the files' bytes."""
+
 def links(src_fd: int, src: str, dst_fd: int, names: list[str], /) -> None:
     """Link the file ``src`` (in the directory open as ``src_fd``) as each of ``names`` (in
     the one open as ``dst_fd``), in order; the OSError of a link that fails names it, the

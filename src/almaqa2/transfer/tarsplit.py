@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from almaqa2 import destination, forked, manifest
+from almaqa2 import destination, forked, manifest, manyfiles
 from almaqa2.atomic import write_atomically
 from almaqa2.copying import copy_bytes, write_all
 from almaqa2.errors import OUTPUT_REFUSED, DestinationError, InputError, existing_dir, no_room
@@ -133,7 +133,8 @@ def entries_of(packpath: Path) -> list[Entry]:
     then resolves one name per file, not the whole path.  A link is refused like any
     other file that is not a regular file: a package holds no links.  The large
     directories (tables of thousands of files) are walked last, about half of them by a
-    forked helper: a ``stat`` per file and the Python around it are most of the time."""
+    forked helper: a ``stat`` per file is most of the time, the files' made in one call
+    per directory (``manyfiles.tar_entries``), the other names' here."""
     project = packpath.name
     large: list[tuple[str, str, int]] = []  # (path, rel, bytes of its entries)
     with manifest.opened_directory(str(packpath)) as top:
@@ -186,11 +187,15 @@ def _walk(
     modes: dict[int, int] = {}  # one int object per mode, not one per file
 
     def visit(fd: int, path: str, rel: str) -> None:
-        names = sorted(os.listdir(fd))
-        if not names:
+        try:
+            files, names, _size = manyfiles.tar_entries(fd, f"{rel}/", modes)
+        except OSError as exc:
+            raise _unreadable(path, exc) from exc
+        found.extend(map(tuple.__new__, itertools.repeat(Entry), files))
+        if not files and not names:
             st = os.fstat(fd)
             found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
-        for name in names:
+        for name in sorted(names):  # (not regular files: directories, or refused)
             try:  # (the system names the last part of the path only; a deeper one is named)
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
