@@ -167,6 +167,26 @@ def test_a_tar_entry_is_what_tarsplit_s_walk_made_of_each_regular_file(tmp_path:
     assert all(mode is modes[mode] for mode, _mtime in by_name.values())
 
 
+def test_names_are_told_apart_as_scandir_tells_directories(tmp_path: Path) -> None:
+    """Directories apart (a link to one is not one); files, links, pipes and the rest
+    together; a name that is not UTF-8 as os.listdir gives it."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "to-sub").symlink_to("sub")
+    (tmp_path / "file").write_bytes(b"x")
+    (tmp_path / "dangling").symlink_to("nowhere")
+    os.mkfifo(tmp_path / "pipe")
+    os.mkdir(os.path.join(os.fsencode(tmp_path), b"d\xe9j\xe0"))
+    with _opened(tmp_path) as fd:
+        os.listdir(fd)  # (read through once: listed from its start all the same)
+        files, directories = manyfiles.names(fd)
+    with os.scandir(tmp_path) as listing:
+        entries = list(listing)
+    assert sorted(directories) == sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
+    assert sorted(files) == sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
+    assert sorted(directories) == sorted(["sub", os.fsdecode(b"d\xe9j\xe0")])
+    assert sorted(files) == ["dangling", "file", "pipe", "to-sub"]
+
+
 def test_one_file_is_linked_under_every_name_in_order(tmp_path: Path) -> None:
     source, dest = tmp_path / "src", tmp_path / "dest"
     source.mkdir()

@@ -1,6 +1,7 @@
 /* almaqa2.manyfiles: the system calls of a directory's many files, made in one call from
  * Python: its plain files listed with their sizes (or its files with what a tar header
- * says of them), and one file linked under many names.
+ * says of them), its names told apart as files and directories, and one file linked
+ * under many names.
  *
  * Why in C: a calibration table or plots directory is hundreds of small files, and a
  * reduction holds tens of thousands of them.  Packaging looks at each (its size, and that
@@ -9,8 +10,10 @@
  * of 19 fields (its times as floats among them) and os.link converts two paths: the walk
  * of an SB of 48,000 files took 0.18-0.2 s where find(1) prints every size in 0.1 s, and
  * fake mode took 1.6 times as long as cp -al.  qa2 tarsplit looks at every file of the
- * package the same way.  Here only the names and their rows are Python objects; the rules
- * stay in Python (package/scan.py, package/materialize.py, transfer/tarsplit.py).
+ * package the same way, and qa2 verify lists every directory of the package in two
+ * processes.  Here only the names and their rows are Python objects; the rules stay in
+ * Python (package/scan.py, package/materialize.py, transfer/tarsplit.py,
+ * transfer/package_hashes.py).
  *
  * A plain file is a regular file owned by the given user with the owner's read bit set:
  * the kernel lets its owner read it whatever its other bits say.  Every other name (a
@@ -68,8 +71,8 @@ static int add(PyObject *rows, PyObject *others, PyObject *base, const char *nam
     return failed;
 }
 
-/* (rows, others, bytes of the files kept) of the directory open as fd. */
-static PyObject *listed(int fd, PyObject *base, const Kept *kept)
+/* The directory open as fd, to read from its start (NULL with an OSError). */
+static DIR *opened(int fd)
 {
     int own = dup(fd); /* closedir closes it; fd stays the caller's */
     DIR *dir = own < 0 ? NULL : fdopendir(own);
@@ -78,24 +81,42 @@ static PyObject *listed(int fd, PyObject *base, const Kept *kept)
         if (own >= 0)
             close(own);
         errno = failure;
-        return PyErr_SetFromErrno(PyExc_OSError);
+        PyErr_SetFromErrno(PyExc_OSError);
+        return NULL;
     }
     rewinddir(dir); /* (a dup shares the offset of fd, which may have been read) */
-    PyObject *rows = PyList_New(0), *others = PyList_New(0);
-    long long total = 0;
-    int failed = rows == NULL || others == NULL;
+    return dir;
+}
+
+/* The next entry of dir but "." and ".."; NULL at the end, or with *failed set and an
+ * OSError if the directory cannot be read. */
+static struct dirent *next_entry(DIR *dir, int *failed)
+{
     struct dirent *d;
-    while (!failed) {
+    do {
         errno = 0;
         if ((d = readdir(dir)) == NULL) {
             if (errno != 0) {
                 PyErr_SetFromErrno(PyExc_OSError);
-                failed = 1;
+                *failed = 1;
             }
-            break;
+            return NULL;
         }
-        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
-            continue;
+    } while (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0);
+    return d;
+}
+
+/* (rows, others, bytes of the files kept) of the directory open as fd. */
+static PyObject *listed(int fd, PyObject *base, const Kept *kept)
+{
+    DIR *dir = opened(fd);
+    if (dir == NULL)
+        return NULL;
+    PyObject *rows = PyList_New(0), *others = PyList_New(0);
+    long long total = 0;
+    int failed = rows == NULL || others == NULL;
+    struct dirent *d;
+    while (!failed && (d = next_entry(dir, &failed)) != NULL) {
         struct stat st;
         int keep = kept_file(fd, d, kept, &st);
         total += keep ? (long long)st.st_size : 0;
@@ -165,6 +186,42 @@ static PyObject *tar_entries(PyObject *Py_UNUSED(module), PyObject *args)
     return listed(fd, base, &kept);
 }
 
+/* Whether the entry d of the directory open as fd is a directory, not following a link:
+ * as the directory says, or, where it does not say, as fstatat finds (no: if it cannot). */
+static int is_directory(int fd, const struct dirent *d)
+{
+    struct stat st;
+    if (d->d_type != DT_UNKNOWN)
+        return d->d_type == DT_DIR;
+    return fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+static PyObject *names(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd;
+    if (!PyArg_ParseTuple(args, "i:names", &fd))
+        return NULL;
+    DIR *dir = opened(fd);
+    if (dir == NULL)
+        return NULL;
+    PyObject *files = PyList_New(0), *directories = PyList_New(0);
+    int failed = files == NULL || directories == NULL;
+    struct dirent *d;
+    while (!failed && (d = next_entry(dir, &failed)) != NULL) {
+        PyObject *name = PyUnicode_DecodeFSDefault(d->d_name);
+        failed = name == NULL ||
+                 PyList_Append(is_directory(fd, d) ? directories : files, name) != 0;
+        Py_XDECREF(name);
+    }
+    closedir(dir);
+    if (failed) {
+        Py_XDECREF(files);
+        Py_XDECREF(directories);
+        return NULL;
+    }
+    return Py_BuildValue("(NN)", files, directories);
+}
+
 static PyObject *links(PyObject *Py_UNUSED(module), PyObject *args)
 {
     int src_fd, dst_fd;
@@ -201,6 +258,9 @@ static PyMethodDef functions[] = {
      " directory open as fd, each (base + name, size, permission bits, whole seconds of its"
      " mtime), each mode one object of the dict modes, in no order; its other names, in no"
      " order; and the files' bytes."},
+    {"names", (PyCFunction)names, METH_VARARGS,
+     "names(fd) -> (files, directories): the names in the directory open as fd, in no"
+     " order: those of directories (not through a link), and all others."},
     {"links", (PyCFunction)links, METH_VARARGS,
      "links(src_fd, src, dst_fd, names): link the file src (in the directory open as src_fd)"
      " as each of names (in the one open as dst_fd), in order; OSError names the one that"

@@ -13,6 +13,10 @@ def tar_entries(
     holds a million files and a few modes), in no order; its other names, in no order;
     and the files' bytes."""
 
+def names(fd: int, /) -> tuple[list[str], list[str]]:
+    """The names in the directory open as ``fd``, in no order: all but those of directories
+    (not through a link), and those."""
+
 def links(src_fd: int, src: str, dst_fd: int, names: list[str], /) -> None:
     """Link the file ``src`` (in the directory open as ``src_fd``) as each of ``names`` (in
     the one open as ``dst_fd``), in order; the OSError of a link that fails names it, the
