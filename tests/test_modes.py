@@ -101,7 +101,7 @@ def _refusing(name: str, in_directory: str = "") -> Callable[[int, str, int, lis
 
     def links(src_fd: int, src: str, dst_fd: int, names: list[str]) -> None:
         directory = os.readlink(f"/proc/self/fd/{dst_fd}")
-        if name in names and directory.endswith(f"/{in_directory}" if in_directory else ""):
+        if name in names and (not in_directory or directory.endswith(f"/{in_directory}")):
             real(src_fd, src, dst_fd, names[: names.index(name)])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), name)
         real(src_fd, src, dst_fd, names)

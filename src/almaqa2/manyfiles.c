@@ -15,10 +15,11 @@
  * Python (package/scan.py, package/materialize.py, transfer/tarsplit.py,
  * transfer/package_hashes.py).
  *
- * A plain file is a regular file owned by the given user with the owner's read bit set:
- * the kernel lets its owner read it whatever its other bits say.  Every other name (a
- * directory, a link, another's file, a device, a name that vanished or cannot be looked
- * at) is returned for the caller to look at, and to say what is wrong with it.
+ * The scan keeps the plain files of a directory: regular files owned by the given user
+ * with the owner's read bit set (the kernel lets its owner read one whatever its other
+ * bits say); tarsplit keeps every regular file.  Every other name (a directory, a link,
+ * another's file, a device, a name that vanished or cannot be looked at) is returned for
+ * the caller to look at, and to say what is wrong with it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>

@@ -392,7 +392,7 @@ class _Empty:
 
     def __init__(self, directory: str) -> None:
         self._dir = directory
-        self._dir_fd = manifest.open_directory(directory)
+        self._dir_fd = -1  # (opened with the first empty file)
         self._links = self._MAX_LINKS
         self._name = ""
         self._linker = _Linker()
@@ -426,6 +426,8 @@ class _Empty:
 
     def _fresh_when_full(self) -> None:
         if self._links >= self._MAX_LINKS:
+            if self._dir_fd < 0:
+                self._dir_fd = manifest.open_directory(self._dir)
             self._remove()
             fd, path = tempfile.mkstemp(prefix=".almaqa2-empty-", dir=self._dir)
             os.close(fd)
@@ -439,7 +441,9 @@ class _Empty:
         self._linker.close()
         if not failed:
             self._remove()
-        os.close(self._dir_fd)
+        if self._dir_fd >= 0:
+            os.close(self._dir_fd)
+            self._dir_fd = -1
 
     def _remove(self) -> None:
         if self._name:
