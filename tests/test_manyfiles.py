@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from almaqa2 import manyfiles
+from almaqa2.transfer import package_hashes
 
 ME = os.geteuid()
 
@@ -185,6 +186,61 @@ def test_names_are_told_apart_as_scandir_tells_directories(tmp_path: Path) -> No
     assert sorted(files) == sorted(e.name for e in entries if not e.is_dir(follow_symlinks=False))
     assert sorted(directories) == sorted(["sub", os.fsdecode(b"d\xe9j\xe0")])
     assert sorted(files) == ["dangling", "file", "pipe", "to-sub"]
+
+
+def _read_as_verify_read(fd: int, names: list[str], limit: int) -> list[bytes | int | str]:
+    """What ``read_small`` must return: verify's former loop, name by name."""
+    found: list[bytes | int | str] = []
+    for name in names:
+        try:
+            file = os.open(name, package_hashes._OPEN, dir_fd=fd)
+            try:
+                data = os.read(file, limit + 1)
+                found.append(os.fstat(file).st_size if len(data) > limit else data)
+            finally:
+                os.close(file)
+        except OSError as exc:
+            found.append(f"unreadable ({exc.strerror})")
+    return found
+
+
+def test_small_files_are_read_whole_and_the_rest_said_as_verify_said_them(
+    tmp_path: Path,
+) -> None:
+    """Whole up to the limit, the size past it; a directory, a name gone, a dangling link
+    and a FIFO without a writer (opened without waiting) as the system says them."""
+    limit = 1000
+    for name, size in {
+        "empty": 0,
+        "small": 10,
+        "full": limit,
+        "over": limit + 1,
+        "big": 5000,
+    }.items():
+        (tmp_path / name).write_bytes(os.urandom(size))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "dangling").symlink_to("nowhere")
+    os.mkfifo(tmp_path / "pipe")
+    with open(os.path.join(os.fsencode(tmp_path), b"caf\xe9"), "wb") as f:
+        f.write(b"latin")
+    names = ["empty", "small", "full", "over", "big", "sub", "gone", "dangling", "pipe"]
+    names.append(os.fsdecode(b"caf\xe9"))
+    with _opened(tmp_path) as fd:
+        found = manyfiles.read_small(fd, names, limit, package_hashes._OPEN)
+        assert found == _read_as_verify_read(fd, names, limit)
+    assert found[:5] == [
+        b"",
+        (tmp_path / "small").read_bytes(),
+        (tmp_path / "full").read_bytes(),
+        limit + 1,
+        5000,
+    ]
+    assert found[5:8] == [
+        f"unreadable ({os.strerror(errno.EISDIR)})",
+        f"unreadable ({os.strerror(errno.ENOENT)})",
+        f"unreadable ({os.strerror(errno.ENOENT)})",
+    ]
+    assert found[8:] == [b"", b"latin"]
 
 
 def test_one_file_is_linked_under_every_name_in_order(tmp_path: Path) -> None:

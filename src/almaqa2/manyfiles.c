@@ -223,6 +223,59 @@ static PyObject *names(PyObject *Py_UNUSED(module), PyObject *args)
     return Py_BuildValue("(NN)", files, directories);
 }
 
+/* What one read of the file name (in the directory open as fd) finds, as verify hashes
+ * it: its bytes if it holds at most limit, else its size; why not, if it cannot be read.
+ * buffer holds limit + 1 bytes.  (A system call cut short by a signal is made again, as
+ * Python's own are.) */
+static PyObject *read_one(int fd, const char *name, int flags, char *buffer, Py_ssize_t limit)
+{
+    int file;
+    do
+        file = openat(fd, name, flags);
+    while (file < 0 && errno == EINTR);
+    ssize_t got = -1;
+    struct stat st;
+    if (file >= 0) {
+        do
+            got = read(file, buffer, (size_t)limit + 1);
+        while (got < 0 && errno == EINTR);
+        if (got > limit && fstat(file, &st) != 0)
+            got = -1;
+        int failure = errno;
+        close(file);
+        errno = failure;
+    }
+    if (got < 0)
+        return PyUnicode_FromFormat("unreadable (%s)", strerror(errno));
+    if (got > limit)
+        return PyLong_FromLongLong((long long)st.st_size);
+    return PyBytes_FromStringAndSize(buffer, got);
+}
+
+static PyObject *read_small(PyObject *Py_UNUSED(module), PyObject *args)
+{
+    int fd, flags;
+    PyObject *names;
+    Py_ssize_t limit;
+    if (!PyArg_ParseTuple(args, "iO!ni:read_small", &fd, &PyList_Type, &names, &limit, &flags))
+        return NULL;
+    char *buffer = PyMem_Malloc((size_t)limit + 1);
+    PyObject *found = buffer == NULL ? NULL : PyList_New(PyList_GET_SIZE(names));
+    for (Py_ssize_t i = 0; found != NULL && i < PyList_GET_SIZE(names); i++) {
+        PyObject *encoded = NULL, *one = NULL;
+        if (PyUnicode_FSConverter(PyList_GET_ITEM(names, i), &encoded)) {
+            one = read_one(fd, PyBytes_AS_STRING(encoded), flags, buffer, limit);
+            Py_DECREF(encoded);
+        }
+        if (one == NULL)
+            Py_CLEAR(found);
+        else
+            PyList_SET_ITEM(found, i, one);
+    }
+    PyMem_Free(buffer);
+    return buffer == NULL ? PyErr_NoMemory() : found;
+}
+
 static PyObject *links(PyObject *Py_UNUSED(module), PyObject *args)
 {
     int src_fd, dst_fd;
@@ -262,6 +315,10 @@ static PyMethodDef functions[] = {
     {"names", (PyCFunction)names, METH_VARARGS,
      "names(fd) -> (files, directories): the names in the directory open as fd, in no"
      " order: those of directories (not through a link), and all others."},
+    {"read_small", (PyCFunction)read_small, METH_VARARGS,
+     "read_small(fd, names, limit, flags) -> list: what one read of each of names (in the"
+     " directory open as fd, opened with flags) finds: its bytes if it holds at most limit,"
+     " else its size (an int), or why it cannot be read ('unreadable (<reason>)')."},
     {"links", (PyCFunction)links, METH_VARARGS,
      "links(src_fd, src, dst_fd, names): link the file src (in the directory open as src_fd)"
      " as each of names (in the one open as dst_fd), in order; OSError names the one that"

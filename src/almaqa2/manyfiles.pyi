@@ -17,6 +17,11 @@ def names(fd: int, /) -> tuple[list[str], list[str]]:
     """The names in the directory open as ``fd``, in no order: all but those of directories
     (not through a link), and those."""
 
+def read_small(fd: int, names: list[str], limit: int, flags: int, /) -> list[bytes | int | str]:
+    """What one read of each of ``names`` (in the directory open as ``fd``, opened with
+    ``flags``) finds: its bytes if it holds at most ``limit``, else its size, or why it
+    cannot be read (``"unreadable (<the system's reason>)"``)."""
+
 def links(src_fd: int, src: str, dst_fd: int, names: list[str], /) -> None:
     """Link the file ``src`` (in the directory open as ``src_fd``) as each of ``names`` (in
     the one open as ``dst_fd``), in order; the OSError of a link that fails names it, the
