@@ -30,41 +30,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* What a listing keeps of a directory's files: which (keeps), and the row of each one
- * kept, made of its path and its stat (row: a new reference, NULL with an exception). */
+/* What a listing keeps of a directory's entries: which (keeps, given the entry: its stat
+ * filled in when it is kept and was looked at), and the row of each one kept, made of its
+ * path and that stat (row: takes the path; a new reference, NULL with an exception). */
 typedef struct {
-    int (*keeps)(const struct stat *st, unsigned long uid);
+    int (*keeps)(int fd, const struct dirent *d, struct stat *st, unsigned long uid);
     PyObject *(*row)(PyObject *rel, const struct stat *st, PyObject *modes);
     unsigned long uid;
     PyObject *modes;
 } Kept;
 
-/* The file's stat if the entry d of the directory open as fd is a file to keep. */
-static int kept_file(int fd, const struct dirent *d, const Kept *kept, struct stat *st)
-{
-    if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN)
-        return 0; /* a directory, link or other, as the directory says: the caller's */
-    if (fstatat(fd, d->d_name, st, AT_SYMLINK_NOFOLLOW) != 0)
-        return 0; /* the caller looks again, and says why */
-    return kept->keeps(st, kept->uid);
-}
-
-/* Append the row of the file name (its stat st) to rows if kept, else name to others. */
+/* Append the row of the entry name (its stat st) to rows if kept, else name to others;
+ * the row's path is base + name (name alone where base is NULL). */
 static int add(PyObject *rows, PyObject *others, PyObject *base, const char *name,
                const struct stat *st, const Kept *kept)
 {
-    PyObject *decoded = PyUnicode_DecodeFSDefault(name), *row = NULL;
-    if (decoded == NULL)
+    PyObject *rel = PyUnicode_DecodeFSDefault(name), *row = NULL;
+    if (rel == NULL)
         return -1;
     if (st == NULL) {
-        int failed = PyList_Append(others, decoded);
-        Py_DECREF(decoded);
+        int failed = PyList_Append(others, rel);
+        Py_DECREF(rel);
         return failed;
     }
-    PyObject *rel = PyUnicode_Concat(base, decoded);
-    Py_DECREF(decoded);
+    if (base != NULL)
+        Py_SETREF(rel, PyUnicode_Concat(base, rel));
     if (rel != NULL)
-        row = kept->row(rel, st, kept->modes); /* (takes rel) */
+        row = kept->row(rel, st, kept->modes);
     if (row == NULL)
         return -1;
     int failed = PyList_Append(rows, row);
@@ -107,20 +99,19 @@ static struct dirent *next_entry(DIR *dir, int *failed)
     return d;
 }
 
-/* (rows, others, bytes of the files kept) of the directory open as fd. */
+/* (rows, others) of the directory open as fd: the rows of the entries kept, the names of
+ * the others. */
 static PyObject *listed(int fd, PyObject *base, const Kept *kept)
 {
     DIR *dir = opened(fd);
     if (dir == NULL)
         return NULL;
     PyObject *rows = PyList_New(0), *others = PyList_New(0);
-    long long total = 0;
     int failed = rows == NULL || others == NULL;
     struct dirent *d;
     while (!failed && (d = next_entry(dir, &failed)) != NULL) {
         struct stat st;
-        int keep = kept_file(fd, d, kept, &st);
-        total += keep ? (long long)st.st_size : 0;
+        int keep = kept->keeps(fd, d, &st, kept->uid);
         failed = add(rows, others, base, d->d_name, keep ? &st : NULL, kept) != 0;
     }
     closedir(dir);
@@ -129,13 +120,23 @@ static PyObject *listed(int fd, PyObject *base, const Kept *kept)
         Py_XDECREF(others);
         return NULL;
     }
-    return Py_BuildValue("(NNL)", rows, others, total);
+    return Py_BuildValue("(NN)", rows, others);
+}
+
+/* Whether the entry d is a regular file, its stat in *st: as the directory says, then as
+ * fstatat finds (not following a link; no, if it cannot: the caller looks again, and
+ * says why). */
+static int regular(int fd, const struct dirent *d, struct stat *st, unsigned long Py_UNUSED(uid))
+{
+    if (d->d_type != DT_REG && d->d_type != DT_UNKNOWN)
+        return 0; /* a directory, link or other, as the directory says */
+    return fstatat(fd, d->d_name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st->st_mode);
 }
 
 /* A plain file: regular, owned by uid, the owner's read bit set. */
-static int plain(const struct stat *st, unsigned long uid)
+static int plain(int fd, const struct dirent *d, struct stat *st, unsigned long uid)
 {
-    return S_ISREG(st->st_mode) && st->st_uid == (uid_t)uid && (st->st_mode & S_IRUSR);
+    return regular(fd, d, st, uid) && st->st_uid == (uid_t)uid && (st->st_mode & S_IRUSR);
 }
 
 static PyObject *sized(PyObject *rel, const struct stat *st, PyObject *Py_UNUSED(modes))
@@ -151,11 +152,6 @@ static PyObject *plain_files(PyObject *Py_UNUSED(module), PyObject *args)
     if (!PyArg_ParseTuple(args, "iUk:plain_files", &fd, &base, &kept.uid))
         return NULL;
     return listed(fd, base, &kept);
-}
-
-static int regular(const struct stat *st, unsigned long Py_UNUSED(uid))
-{
-    return S_ISREG(st->st_mode);
 }
 
 /* (rel, size, mode, mtime) as tarsplit's walk makes it: the permission bits, one int
@@ -187,40 +183,27 @@ static PyObject *tar_entries(PyObject *Py_UNUSED(module), PyObject *args)
     return listed(fd, base, &kept);
 }
 
-/* Whether the entry d of the directory open as fd is a directory, not following a link:
- * as the directory says, or, where it does not say, as fstatat finds (no: if it cannot). */
-static int is_directory(int fd, const struct dirent *d)
+/* Whether the entry d is a directory, not through a link: as the directory says, or,
+ * where it does not say, as fstatat finds (no: if it cannot). */
+static int directory(int fd, const struct dirent *d, struct stat *st, unsigned long Py_UNUSED(uid))
 {
-    struct stat st;
     if (d->d_type != DT_UNKNOWN)
         return d->d_type == DT_DIR;
-    return fstatat(fd, d->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+    return fstatat(fd, d->d_name, st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st->st_mode);
+}
+
+static PyObject *named(PyObject *name, const struct stat *Py_UNUSED(st), PyObject *Py_UNUSED(modes))
+{
+    return name;
 }
 
 static PyObject *names(PyObject *Py_UNUSED(module), PyObject *args)
 {
     int fd;
+    Kept kept = {directory, named, 0, NULL};
     if (!PyArg_ParseTuple(args, "i:names", &fd))
         return NULL;
-    DIR *dir = opened(fd);
-    if (dir == NULL)
-        return NULL;
-    PyObject *files = PyList_New(0), *directories = PyList_New(0);
-    int failed = files == NULL || directories == NULL;
-    struct dirent *d;
-    while (!failed && (d = next_entry(dir, &failed)) != NULL) {
-        PyObject *name = PyUnicode_DecodeFSDefault(d->d_name);
-        failed = name == NULL ||
-                 PyList_Append(is_directory(fd, d) ? directories : files, name) != 0;
-        Py_XDECREF(name);
-    }
-    closedir(dir);
-    if (failed) {
-        Py_XDECREF(files);
-        Py_XDECREF(directories);
-        return NULL;
-    }
-    return Py_BuildValue("(NN)", files, directories);
+    return listed(fd, NULL, &kept);
 }
 
 /* What one read of the file name (in the directory open as fd) finds, as verify hashes
@@ -304,17 +287,15 @@ static PyObject *links(PyObject *Py_UNUSED(module), PyObject *args)
 
 static PyMethodDef functions[] = {
     {"plain_files", (PyCFunction)plain_files, METH_VARARGS,
-     "plain_files(fd, base, uid) -> (rows, others, bytes): the plain files of the directory"
-     " open as fd, each (base + name, size, None), in no order; its other names, in no order;"
-     " and the plain files' bytes."},
+     "plain_files(fd, base, uid) -> (rows, others): the plain files of the directory open"
+     " as fd, each (base + name, size, None), and its other names, each in no order."},
     {"tar_entries", (PyCFunction)tar_entries, METH_VARARGS,
-     "tar_entries(fd, base, modes) -> (rows, others, bytes): the regular files of the"
-     " directory open as fd, each (base + name, size, permission bits, whole seconds of its"
-     " mtime), each mode one object of the dict modes, in no order; its other names, in no"
-     " order; and the files' bytes."},
+     "tar_entries(fd, base, modes) -> (rows, others): the regular files of the directory"
+     " open as fd, each (base + name, size, permission bits, whole seconds of its mtime),"
+     " each mode one object of the dict modes, and its other names, each in no order."},
     {"names", (PyCFunction)names, METH_VARARGS,
-     "names(fd) -> (files, directories): the names in the directory open as fd, in no"
-     " order: those of directories (not through a link), and all others."},
+     "names(fd) -> (directories, others): the names in the directory open as fd, those of"
+     " directories (not through a link) and all others, each in no order."},
     {"read_small", (PyCFunction)read_small, METH_VARARGS,
      "read_small(fd, names, limit, flags) -> list: what one read of each of names (in the"
      " directory open as fd, opened with flags) finds: its bytes if it holds at most limit,"

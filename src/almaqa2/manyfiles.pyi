@@ -1,21 +1,18 @@
-def plain_files(
-    fd: int, base: str, uid: int, /
-) -> tuple[list[tuple[str, int, None]], list[str], int]:
+def plain_files(fd: int, base: str, uid: int, /) -> tuple[list[tuple[str, int, None]], list[str]]:
     """The plain files (regular, owned by ``uid``, the owner's read bit set) of the
-    directory open as ``fd``, each ``(base + name, size, None)``, in no order; its other
-    names, in no order, for the caller to look at; and the plain files' bytes."""
+    directory open as ``fd``, each ``(base + name, size, None)``, and its other names, for
+    the caller to look at; each in no order."""
 
 def tar_entries(
     fd: int, base: str, modes: dict[int, int], /
-) -> tuple[list[tuple[str, int, int, int]], list[str], int]:
+) -> tuple[list[tuple[str, int, int, int]], list[str]]:
     """The regular files of the directory open as ``fd``, each ``(base + name, size,
     permission bits, int(st_mtime))`` with each mode one object of ``modes`` (a package
-    holds a million files and a few modes), in no order; its other names, in no order;
-    and the files' bytes."""
+    holds a million files and a few modes), and its other names; each in no order."""
 
 def names(fd: int, /) -> tuple[list[str], list[str]]:
-    """The names in the directory open as ``fd``, in no order: all but those of directories
-    (not through a link), and those."""
+    """The names in the directory open as ``fd``: those of directories (not through a
+    link), and all others; each in no order."""
 
 def read_small(fd: int, names: list[str], limit: int, flags: int, /) -> list[bytes | int | str]:
     """What one read of each of ``names`` (in the directory open as ``fd``, opened with

@@ -395,21 +395,16 @@ class _Empty:
         self._dir_fd = -1  # (opened with the first empty file)
         self._links = self._MAX_LINKS
         self._name = ""
-        self._linker = _Linker()
 
     def link(self, dst: str) -> None:
-        try:
-            self._fresh_when_full()
-            self._linker.link(f"{self._dir}/{self._name}", dst)
-        except OSError as exc:  # the empty file is the packager's own: name the placeholder
-            exc.filename, exc.filename2 = dst, None
-            raise
-        self._links += 1
+        directory, _, name = dst.rpartition("/")
+        self.link_all(directory, [name])
 
     def link_all(self, directory: str, names: list[str]) -> None:
         """Link it as each of ``names`` (relative to ``directory``, whose directories are
-        made), a few hundred at a time (``manyfiles.links``: one Python call per file was
-        most of fake mode's time past the kernel's)."""
+        made), a table's files in one call (``manyfiles.links``: one Python call per file
+        was most of fake mode's time past the kernel's).  An error names the placeholder
+        in the package, never the packager's own empty file."""
         fd = manifest.open_directory(directory)
         try:
             while names:
@@ -438,7 +433,6 @@ class _Empty:
         """Done linking; the empty file removed, unless the payload is being abandoned: it
         goes with the staging directory, after the error is said (removed first, it would
         free the inode whose lack a full file system's error is about)."""
-        self._linker.close()
         if not failed:
             self._remove()
         if self._dir_fd >= 0:

@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import functools
 import logging
+import operator
 import os
 import re
 import stat
@@ -144,11 +145,11 @@ def members(top: str) -> tuple[tuple[Member, ...], int]:
     def walk(fd: int, path: str, base: str, seen: frozenset[tuple[int, int]]) -> None:
         nonlocal total
         try:
-            plain, others, size = manyfiles.plain_files(fd, base, me)
+            plain, others = manyfiles.plain_files(fd, base, me)
         except OSError as exc:
             raise _unreadable(path, "this directory", exc) from exc
         found.extend(map(_member, plain))
-        total += size
+        total += sum(map(operator.itemgetter(1), plain))
         for name in sorted(others):
             rel = base + name
             try:

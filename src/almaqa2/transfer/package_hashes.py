@@ -68,7 +68,7 @@ def _listed(fd: int) -> tuple[list[str], list[str]]:
     sorted: listed apart as the directory says which is which (``manyfiles.names``: no
     ``DirEntry`` made per name, which both walking processes paid for, at 5,000 files a
     table)."""
-    files, directories = manyfiles.names(fd)
+    directories, files = manyfiles.names(fd)
     files.sort()
     directories.sort()
     return files, directories

@@ -14,7 +14,7 @@ import os
 import stat
 import tarfile
 from array import array
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -174,7 +174,12 @@ def _entries(columns: tuple[str, bytes]) -> list[Entry]:
     rels, packed = columns
     numbers = array("q", packed)
     paths = rels.split("\0") if rels else []
-    rows = zip(paths, numbers[0::3], numbers[1::3], numbers[2::3], strict=True)
+    return _as_entries(zip(paths, numbers[0::3], numbers[1::3], numbers[2::3], strict=True))
+
+
+def _as_entries(rows: Iterable[tuple[str, int, int, int]]) -> list[Entry]:
+    """``Entry`` of each row (rel, size, mode, mtime), made as a plain tuple is: a package
+    may hold a million."""
     return list(map(tuple.__new__, itertools.repeat(Entry), rows))
 
 
@@ -188,10 +193,10 @@ def _walk(
 
     def visit(fd: int, path: str, rel: str) -> None:
         try:
-            files, names, _size = manyfiles.tar_entries(fd, f"{rel}/", modes)
+            files, names = manyfiles.tar_entries(fd, f"{rel}/", modes)
         except OSError as exc:
             raise _unreadable(path, exc) from exc
-        found.extend(map(tuple.__new__, itertools.repeat(Entry), files))
+        found.extend(_as_entries(files))
         if not files and not names:
             st = os.fstat(fd)
             found.append(Entry(rel, -1, st.st_mode & 0o7777, int(st.st_mtime)))
